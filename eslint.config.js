@@ -1,0 +1,34 @@
+import tseslint from 'typescript-eslint';
+
+/** Import boundaries from DESIGN.md: worker → shared ← gpu-backend; only one module imports onnxruntime-node. */
+const noBackend = { group: ['**/gpu-backend/**', 'onnxruntime-node'], message: 'worker/ must not import gpu-backend/ (use shared/).' };
+const noWorker = { group: ['**/worker/**', 'hono/cloudflare-workers', 'cloudflare:*'], message: 'gpu-backend/ must not import worker/ (use shared/).' };
+const noRuntime = {
+  group: ['node:*', 'onnxruntime-node', '**/worker/**', '**/gpu-backend/**'],
+  message: 'shared/ holds plain TypeScript usable by both halves: no Node APIs, no runtime-specific imports.',
+};
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', '.wrangler/**', '.realign/**', 'bench/results/**', 'worker-configuration.d.ts', 'test-artifacts/**', '.gpu/**'] },
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      'no-constant-condition': ['error', { checkLoops: false }],
+    },
+  },
+  { files: ['worker/**'], rules: { 'no-restricted-imports': ['error', { patterns: [noBackend] }] } },
+  { files: ['gpu-backend/**'], rules: { 'no-restricted-imports': ['error', { patterns: [noWorker] }] } },
+  {
+    files: ['gpu-backend/**'],
+    ignores: ['gpu-backend/src/ort/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [noWorker, { group: ['onnxruntime-node'], message: 'Only gpu-backend/src/ort/ imports onnxruntime-node.' }] },
+      ],
+    },
+  },
+  { files: ['shared/**'], rules: { 'no-restricted-imports': ['error', { patterns: [noRuntime] }] } },
+);
