@@ -1,0 +1,69 @@
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Architecture } from './config.ts';
+import { parseModelConfig } from './config.ts';
+import { float32ToBytes, type DType } from './dtype.ts';
+import { expectedTensors } from './names.ts';
+import type { ModelPreset } from './presets.ts';
+import { randomNormal } from './random.ts';
+import { writeWeights } from './writer.ts';
+
+/** A Hugging Face `config.json` for a preset shape (transformers 4 layout, which every loader reads). */
+export function hfConfig(arch: Architecture, p: ModelPreset, dtype: DType, tok: { bos: number | null; eos: number[] }): Record<string, unknown> {
+  const common = {
+    architectures: [arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    model_type: arch,
+    hidden_act: 'silu',
+    hidden_size: p.hiddenSize,
+    intermediate_size: p.intermediateSize,
+    num_hidden_layers: p.numLayers,
+    num_attention_heads: p.numHeads,
+    num_key_value_heads: p.numKvHeads,
+    head_dim: p.headDim,
+    max_position_embeddings: p.maxPositions,
+    rms_norm_eps: p.rmsNormEps,
+    rope_theta: p.ropeTheta,
+    rope_scaling: p.llama3Rope
+      ? {
+          rope_type: 'llama3',
+          factor: p.llama3Rope.factor,
+          low_freq_factor: p.llama3Rope.lowFreqFactor,
+          high_freq_factor: p.llama3Rope.highFreqFactor,
+          original_max_position_embeddings: p.llama3Rope.originalMaxPositions,
+        }
+      : null,
+    tie_word_embeddings: p.tieWordEmbeddings,
+    vocab_size: p.vocabSize,
+    bos_token_id: tok.bos,
+    eos_token_id: tok.eos.length === 1 ? tok.eos[0] : tok.eos,
+    torch_dtype: { F32: 'float32', F16: 'float16', BF16: 'bfloat16' }[dtype],
+    initializer_range: 0.02,
+    use_cache: true,
+    transformers_version: '4.45.0',
+  };
+  return arch === 'qwen2'
+    ? { ...common, use_sliding_window: false, sliding_window: null, max_window_layers: p.numLayers, attention_dropout: 0 }
+    : { ...common, attention_bias: false, mlp_bias: false, attention_dropout: 0, pretraining_tp: 1 };
+}
+
+/**
+ * Writes config.json and seeded random weights into `dir` (no tokenizer files). Norm weights are 1 ± 0.1, other
+ * weights and biases N(0, σ²) with σ = min(0.08, 1/√hidden), so that tiny models have lively distributions and
+ * large ones do not overflow in float16.
+ */
+export function writeRandomCheckpoint(dir: string, config: Record<string, unknown>, seed: number, dtype: DType, onProgress?: (done: number, total: number) => void): void {
+  writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  const cfg = parseModelConfig(config, join(dir, 'config.json'));
+  const std = Math.min(0.08, 1 / Math.sqrt(cfg.hiddenSize));
+  const tensors = expectedTensors(cfg).map((t) => ({
+    name: t.name,
+    dtype,
+    shape: t.shape,
+    bytes: () => {
+      const count = t.shape.reduce((a, b) => a * b, 1);
+      const isNorm = t.name.endsWith('norm.weight');
+      return float32ToBytes(randomNormal(seed, t.name, count, isNorm ? 1 : 0, isNorm ? 0.1 : std), dtype);
+    },
+  }));
+  writeWeights(dir, tensors, undefined, onProgress);
+}

@@ -1,0 +1,103 @@
+/**
+ * Drives one built graph: turns a step plan (which cached rows take part, their new tokens, which output rows
+ * blend which branch rows with which λ) into feeds, runs the session, and keeps the KV caches' bookkeeping.
+ */
+import type { GraphManifest } from '../graph/model-graph.ts';
+import type { HostTensor, ModelSession } from '../ort/session.ts';
+import { KvGroupCache } from './kv-cache.ts';
+
+/** One output row: logits = λ·z(aligned) + (1 − λ)·z(reference), indices into the step's branch rows. */
+export interface OutputRow {
+  lambda: number;
+  aligned: number;
+  reference: number;
+}
+
+/**
+ * A step over branch rows. For layout `rows` the branch rows are slots [start, start+count) of group 0 (and
+ * `adapterRows` lists, for adapter slots [start, start+count) of group 1, their branch-row index). For layout
+ * `split` they are group 0's slots followed by group 1's.
+ */
+export interface StepPlan {
+  ranges: { start: number; count: number }[];
+  /** new tokens per branch row (rows may differ in length in a prefill) */
+  tokens: number[][];
+  /** total tokens of each branch row after this step */
+  totals: number[];
+  /** prefill (rows start empty) or decode (one new token per row) */
+  prefill: boolean;
+  /** positions (indices into this step's tokens) to project, the same count P for every row */
+  positions: number[][];
+  adapterRows?: number[];
+  outputs: OutputRow[];
+}
+
+/** Result of a step. */
+export interface StepResult {
+  /** [B, P, V] */
+  logits: Float32Array;
+  positions: number;
+  vocabSize: number;
+}
+
+/** A session with its KV caches. */
+export class GraphRunner {
+  readonly caches: KvGroupCache[];
+  forwardPasses = 0;
+
+  constructor(
+    readonly session: ModelSession,
+    readonly manifest: GraphManifest,
+  ) {
+    this.caches = manifest.kvGroups.map((g) => new KvGroupCache(g, manifest.floatType === 'float16'));
+  }
+
+  /** Runs one step and records the new lengths in the caches. */
+  async step(plan: StepPlan): Promise<StepResult> {
+    const R = plan.tokens.length;
+    const S = plan.prefill ? Math.max(...plan.tokens.map((t) => t.length)) : 1;
+    if (!plan.prefill && plan.tokens.some((t) => t.length !== 1)) throw new Error('a decode step takes exactly one token per row');
+    const P = plan.positions[0]?.length ?? 0;
+    const maxTotal = Math.max(...plan.totals);
+    const ids = new BigInt64Array(R * S);
+    plan.tokens.forEach((t, r) => t.forEach((id, s) => (ids[r * S + s] = BigInt(id))));
+    const feeds: Record<string, HostTensor> = {
+      input_ids: { type: 'int64', data: ids, dims: [R, S] },
+      seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
+      // GroupQueryAttention treats a step as a prompt exactly when S equals this value
+      total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
+      positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
+      lambda: { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [plan.outputs.length] },
+      aligned_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [plan.outputs.length] },
+      reference_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [plan.outputs.length] },
+    };
+    if (this.manifest.mode === 'inra') {
+      const rows = plan.adapterRows ?? [];
+      feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
+    }
+    const inPlace: Record<string, HostTensor> = {};
+    const needTokens = Math.max(maxTotal, S);
+    this.caches.forEach((cache, g) => {
+      cache.ensureTokens(needTokens);
+      const { start, count } = plan.ranges[g];
+      const v = cache.views(start, count);
+      Object.assign(feeds, v.feeds);
+      Object.assign(inPlace, v.inPlace);
+    });
+    const out = await this.session.run(feeds, ['logits'], inPlace);
+    this.forwardPasses++;
+    this.recordLengths(plan);
+    return { logits: out.logits.data as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+  }
+
+  private recordLengths(plan: StepPlan): void {
+    const [g0, g1] = plan.ranges;
+    if (this.manifest.rowLayout === 'rows') {
+      for (let i = 0; i < g0.count; i++) this.caches[0].setLength(g0.start + i, plan.totals[i]);
+      if (g1) plan.adapterRows?.forEach((r, k) => this.caches[1].setLength(g1.start + k, plan.totals[r]));
+    } else {
+      for (let i = 0; i < g0.count; i++) this.caches[0].setLength(g0.start + i, plan.totals[i]);
+      for (let i = 0; i < g1.count; i++) this.caches[1].setLength(g1.start + i, plan.totals[g0.count + i]);
+    }
+  }
+}

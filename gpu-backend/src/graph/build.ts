@@ -1,0 +1,75 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Checkpoint } from '../checkpoint/checkpoint.ts';
+import { buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
+import { writeOnnxModel } from './onnx-writer.ts';
+
+/** Bump when the graph layout changes, so cached graphs are rebuilt. */
+export const GRAPH_FORMAT_VERSION = 1;
+
+/** A graph on disk, ready for a session. */
+export interface GraphFiles {
+  dir: string;
+  modelPath: string;
+  manifest: GraphManifest;
+  /** whether it was built now (false: found in the cache) */
+  built: boolean;
+  buildMs: number;
+}
+
+/** Identifies a spec's inputs: configs, weight files' sizes and times, and the builder version. */
+export function graphCacheKey(spec: GraphSpec): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext }));
+  for (const ckpt of [spec.model, spec.aligned, spec.reference]) {
+    if (!ckpt) {
+      h.update('-');
+      continue;
+    }
+    h.update(JSON.stringify(ckpt.config));
+    for (const file of new Set([...ckpt.store.entries.values()].map((e) => e.file))) {
+      const st = statSync(file);
+      h.update(`${file}:${st.size}:${st.mtimeMs}`);
+    }
+  }
+  return h.digest('hex').slice(0, 20);
+}
+
+/**
+ * Returns the graph for `spec`, building it into `cacheRoot/<key>/` when it is not there yet. The build writes
+ * into a temporary folder that is renamed when complete, so an interrupted build leaves no half graph behind.
+ */
+export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (done: number, total: number) => void): GraphFiles {
+  const dir = join(cacheRoot, `${spec.mode}-${spec.floatType}-${graphCacheKey(spec)}`);
+  const manifestPath = join(dir, 'manifest.json');
+  if (existsSync(manifestPath)) {
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as GraphManifest;
+    return { dir, modelPath: join(dir, 'model.onnx'), manifest, built: false, buildMs: 0 };
+  }
+  const start = performance.now();
+  const tmp = `${dir}.partial-${process.pid}`;
+  rmSync(tmp, { recursive: true, force: true });
+  mkdirSync(tmp, { recursive: true });
+  try {
+    const { graph, manifest } = buildModelGraph(spec);
+    writeOnnxModel(graph, tmp, 'model', onProgress);
+    writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+  } catch (err) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw err;
+  }
+  return { dir, modelPath: join(dir, 'model.onnx'), manifest: JSON.parse(readFileSync(manifestPath, 'utf8')), built: true, buildMs: performance.now() - start };
+}
+
+/** Default cache folder for built graphs. */
+export function defaultGraphCache(): string {
+  return process.env.REALIGN_GRAPH_CACHE ?? join(process.cwd(), '.realign', 'graphs');
+}
+
+/** The checkpoints a spec reads (for messages). */
+export function specCheckpoints(spec: GraphSpec): Checkpoint[] {
+  return [spec.model, spec.aligned, spec.reference].filter((c): c is Checkpoint => !!c);
+}
