@@ -65,7 +65,8 @@ export class TensorStore {
   readonly entries: Map<string, TensorEntry>;
 
   private constructor(
-    readonly dir: string,
+    /** the file that lists the tensors: model.safetensors, the shard index, or a single file */
+    readonly source: string,
     entries: TensorEntry[],
   ) {
     this.entries = new Map(entries.map((e) => [e.name, e]));
@@ -94,12 +95,12 @@ export class TensorStore {
         if (!existsSync(path)) throw new CheckpointError(`${index}: shard ${f} is listed but missing`, path);
         all.push(...readSafetensorsHeader(path));
       }
-      return new TensorStore(dir, all);
+      return new TensorStore(index, all);
     }
     if (!existsSync(single)) {
       throw new CheckpointError(`${dir}: no model.safetensors or model.safetensors.index.json`, single);
     }
-    return new TensorStore(dir, readSafetensorsHeader(single));
+    return new TensorStore(single, readSafetensorsHeader(single));
   }
 
   has(name: string): boolean {
@@ -109,7 +110,7 @@ export class TensorStore {
   /** The entry for `name`; the error names the tensor and the folder. */
   entry(name: string, expectShape?: readonly number[]): TensorEntry {
     const e = this.entries.get(name);
-    if (!e) throw new CheckpointError(`${this.dir}: missing tensor "${name}"`, this.dir, name);
+    if (!e) throw new CheckpointError(`${this.source}: missing tensor "${name}"`, this.source, name);
     if (expectShape && (e.shape.length !== expectShape.length || e.shape.some((d, i) => d !== expectShape[i]))) {
       throw new CheckpointError(
         `${e.file}: tensor "${name}" has shape [${e.shape}], expected [${expectShape}]`,
