@@ -1,0 +1,51 @@
+/**
+ * `POST /v1/logits` request: one forward pass over an input, blended at several λ values (the TrRa teacher
+ * signal). The input is exactly one of `prompt`, `messages` or `input_ids`.
+ */
+import { z } from 'zod';
+import { checkMessages, type ChatMessage } from './chat-request.ts';
+import { arrayField, booleanField, customField, lambdaField, numberField, presetField, stringField, tokenIdField } from './fields.ts';
+
+/** Most λ values in one logits request. */
+export const MAX_LAMBDAS = 32;
+/** Largest `top_logprobs` of a logits request. */
+export const MAX_LOGITS_TOP = 100;
+
+/** zod schema of the raw logits request. */
+export const logitsRequestSchema = z.object({
+  model: stringField(1, 256),
+  prompt: stringField(1, Number.MAX_SAFE_INTEGER).optional(),
+  messages: customField(checkMessages).optional(),
+  input_ids: arrayField(tokenIdField(), 1, 1_000_000, 'token ids').optional(),
+  lambdas: arrayField(lambdaField(), 1, MAX_LAMBDAS, 'λ values').optional(),
+  preset: presetField().optional(),
+  positions: z.enum(['last', 'all'], { error: () => 'must be "last" or "all"' }).optional(),
+  top_logprobs: numberField({ min: 1, max: MAX_LOGITS_TOP, integer: true }).optional(),
+  include_branches: booleanField().optional(),
+  add_generation_prompt: booleanField().optional(),
+  user: stringField(1, 256).optional(),
+});
+
+/** A validated logits request with defaults filled in. */
+export interface LogitsRequest {
+  model: string;
+  /** Exactly one of `prompt`, `messages`, `input_ids` is set. */
+  prompt?: string;
+  messages?: ChatMessage[];
+  input_ids?: number[];
+  /** λ values to blend at, from one forward pass; unset = the λ the edge's policy resolves (the backend: the model's default). */
+  lambdas?: number[];
+  preset?: string;
+  /** Report the next-token distribution at the last position only (default) or at every position. */
+  positions: 'last' | 'all';
+  /** Alternatives per position and λ (default 20). */
+  top_logprobs: number;
+  /** Also report the aligned and the reference branch's own distributions (default false). */
+  include_branches: boolean;
+  /** With `messages`: append the assistant prefix of the chat template (default true). */
+  add_generation_prompt: boolean;
+  user?: string;
+}
+
+/** Default of {@link LogitsRequest.top_logprobs}. */
+export const DEFAULT_LOGITS_TOP = 20;
