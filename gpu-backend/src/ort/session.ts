@@ -39,7 +39,7 @@ export class ModelSession {
     const session = await ort.InferenceSession.create(modelPath, {
       executionProviders: opts.device === 'cuda' ? [{ name: 'cuda', deviceId: 0 }, 'cpu'] : ['cpu'],
       graphOptimizationLevel: 'all',
-      intraOpNumThreads: opts.threads,
+      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
       enableCpuMemArena: true,
       enableMemPattern: true,
       logSeverityLevel: 3,

@@ -1,0 +1,19 @@
+import { topKIndices } from '../sampling/select.ts';
+
+/** log Σ exp over a logit row (stable; non-finite entries other than −∞ are the caller's problem). */
+export function logSumExp(row: ArrayLike<number>): number {
+  let max = -Infinity;
+  for (let i = 0; i < row.length; i++) if (row[i] > max) max = row[i];
+  if (max === -Infinity) return -Infinity;
+  let sum = 0;
+  for (let i = 0; i < row.length; i++) sum += Math.exp(row[i] - max);
+  return max + Math.log(sum);
+}
+
+/** The k most likely tokens of a logit row with their log-probabilities (log-softmax over the whole row). */
+export function topLogprobs(row: Float32Array, k: number): { token: number; logprob: number }[] {
+  const lse = logSumExp(row);
+  const idx = new Int32Array(Math.min(k, row.length));
+  const n = topKIndices(row, idx.length, idx);
+  return Array.from(idx.subarray(0, n), (token) => ({ token, logprob: row[token] - lse }));
+}

@@ -1,0 +1,117 @@
+/**
+ * Opens a model for serving: checkpoints → graph (built or found in the cache) → session on the chosen device →
+ * a GraphRunner, plus the tokenizer.
+ */
+import { openCheckpoint, eosTokenIds, type Checkpoint } from '../checkpoint/checkpoint.ts';
+import { CheckpointError } from '../checkpoint/errors.ts';
+import { defaultGraphCache, ensureGraph } from '../graph/build.ts';
+import type { GraphMode, GraphSpec } from '../graph/model-graph.ts';
+import { ModelSession, probeCuda, type Device } from '../ort/session.ts';
+import { TextTokenizer } from '../text/tokenizer.ts';
+import { GraphRunner } from './graph-runner.ts';
+
+/** Which checkpoints to serve and how. */
+export interface ModelSource {
+  mode: Exclude<GraphMode, 'naive-inra'>;
+  /** single and inra */
+  model?: string;
+  /** fusion */
+  aligned?: string;
+  reference?: string;
+  /** for checkpoints of the original InRa release, which carry no marker: how many bottom layers are adapters */
+  inraAdapterLayers?: number;
+}
+
+/** Where and how to run it. */
+export interface LoadOptions {
+  device: Device | 'auto';
+  /** longest sequence (prompt + completion) served; defaults to the model's maximum, capped at 8192 */
+  maxContext?: number;
+  graphCache?: string;
+  threads?: number;
+  /** the naive InRa layout (benchmarks only) */
+  naive?: boolean;
+  log?: (msg: string, fields?: Record<string, unknown>) => void;
+}
+
+/** A model ready to run. */
+export interface LoadedModel {
+  source: ModelSource;
+  runner: GraphRunner;
+  tokenizer: TextTokenizer;
+  eosTokenIds: number[];
+  device: Device;
+  deviceReason: string;
+  maxContext: number;
+  vocabSize: number;
+  /** ms spent building the graph (0 when it came from the cache) */
+  buildMs: number;
+}
+
+/** Resolves `auto` to a device, saying why. */
+export async function chooseDevice(requested: Device | 'auto'): Promise<{ device: Device; reason: string }> {
+  if (requested === 'cpu') return { device: 'cpu', reason: 'requested --device cpu' };
+  const probe = probeCuda();
+  if (requested === 'cuda') {
+    if (!probe.available) throw new Error(`--device cuda: ${probe.reason}`);
+    return { device: 'cuda', reason: 'requested --device cuda' };
+  }
+  return probe.available ? { device: 'cuda', reason: probe.reason } : { device: 'cpu', reason: `falling back to CPU: ${probe.reason}` };
+}
+
+/** Opens the checkpoints named by a source (validating them). */
+export function openSource(source: ModelSource): { model?: Checkpoint; aligned?: Checkpoint; reference?: Checkpoint } {
+  const need = (dir: string | undefined, what: string): string => {
+    if (!dir) throw new CheckpointError(`mode ${source.mode} needs a ${what} checkpoint folder`);
+    return dir;
+  };
+  if (source.mode === 'fusion') {
+    return { aligned: openCheckpoint(need(source.aligned, 'aligned')), reference: openCheckpoint(need(source.reference, 'reference')) };
+  }
+  const opts = source.mode === 'inra' ? { inraAdapterLayers: source.inraAdapterLayers ?? 1 } : {};
+  return { model: openCheckpoint(need(source.model, 'model'), opts) };
+}
+
+/** Loads a model: builds (or reuses) its graph and opens a session. */
+export async function loadModel(source: ModelSource, opts: LoadOptions): Promise<LoadedModel> {
+  const ckpts = openSource(source);
+  const main = (ckpts.model ?? ckpts.reference)!;
+  const { device, reason } = await chooseDevice(opts.device);
+  const maxContext = Math.min(opts.maxContext ?? 8192, main.config.maxPositions);
+  const spec: GraphSpec = {
+    mode: opts.naive && source.mode === 'inra' ? 'naive-inra' : source.mode,
+    floatType: device === 'cuda' ? 'float16' : 'float32',
+    maxContext,
+    ...ckpts,
+  };
+  const files = ensureGraph(spec, opts.graphCache ?? defaultGraphCache());
+  opts.log?.('graph ready', { dir: files.dir, built: files.built, buildMs: Math.round(files.buildMs) });
+  let session: ModelSession;
+  try {
+    session = await ModelSession.open(files.modelPath, { device, threads: opts.threads });
+  } catch (err) {
+    if (opts.device !== 'auto' || device === 'cpu') throw err;
+    // the provider libraries exist but do not load (driver, CUDA version): serve on CPU and say why
+    opts.log?.('CUDA session failed, using CPU', { error: (err as Error).message });
+    return loadModel(source, { ...opts, device: 'cpu' });
+  }
+  opts.log?.('device', { device, reason });
+  const tokenizer = loadTokenizer(main);
+  const eos = eosTokenIds(main);
+  return {
+    source,
+    runner: new GraphRunner(session, files.manifest),
+    tokenizer,
+    eosTokenIds: eos.length > 0 ? eos : [...tokenizer.eosTokenIds],
+    device,
+    deviceReason: reason,
+    maxContext,
+    vocabSize: files.manifest.vocabSize,
+    buildMs: files.buildMs,
+  };
+}
+
+function loadTokenizer(ckpt: Checkpoint): TextTokenizer {
+  if (!ckpt.tokenizerFile) throw new CheckpointError(`${ckpt.dir}: no tokenizer.json; realign needs the tokenizer to serve text`, ckpt.dir, 'tokenizer.json');
+  return TextTokenizer.load(ckpt.tokenizerFile, ckpt.tokenizerConfigFile);
+}
