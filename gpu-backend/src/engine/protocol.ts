@@ -1,0 +1,143 @@
+/** Messages between the engine facade (main thread) and the engine worker thread. */
+import type { SamplingParams } from '../sampling/params.ts';
+import type { ModelSource } from './model-loader.ts';
+
+/** A generation request as the engine takes it: tokens in, validated parameters. */
+export interface GenerateJob {
+  id: number;
+  promptIds: number[];
+  lambda: number;
+  params: SamplingParams;
+  maxTokens: number;
+  stop: string[];
+  stopTokenIds: number[];
+  /** EOS does not end the sequence */
+  ignoreEos: boolean;
+  skipSpecialTokens: boolean;
+  /** separates the random streams of the n choices of one request */
+  stream: number;
+}
+
+/** A blended-logits request: one forward pass, several λ. */
+export interface LogitsJob {
+  id: number;
+  inputIds: number[];
+  lambdas: number[];
+  positions: 'last' | 'all';
+  topLogprobs: number;
+  /** also return each branch's own log-probabilities */
+  includeBranches: boolean;
+}
+
+/** One position's top tokens. */
+export interface TopEntry {
+  token: number;
+  logprob: number;
+}
+
+/** Result of a logits job: per λ (then per branch), per position, the top tokens. */
+export interface LogitsResult {
+  positions: number[];
+  blends: { lambda: number; top: TopEntry[][] }[];
+  branches?: { aligned: TopEntry[][]; reference: TopEntry[][] };
+  forwardPasses: number;
+}
+
+/** A generated token with what was asked about it. */
+export interface TokenOut {
+  id: number;
+  logprob?: number;
+  top?: TopEntry[];
+}
+
+/** Why a sequence ended. */
+export type FinishReason = 'stop' | 'length' | 'cancelled' | 'error';
+
+/** Tokens counted per branch (a branch not computed counts zero). */
+export interface BranchUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
+/** One step's news for one sequence. */
+export interface GenerateEvent {
+  id: number;
+  text: string;
+  tokens: TokenOut[];
+  finish?: FinishReason;
+  error?: { message: string; code: string };
+  usage?: { prompt_tokens: number; completion_tokens: number; aligned: BranchUsage; reference: BranchUsage };
+}
+
+/** What the engine reports about itself. */
+export interface EngineStats {
+  /** sequences decoding */
+  running: number;
+  /** requests waiting for admission */
+  queued: number;
+  /** KV rows in the caches, all groups (an InRa aligned branch holds two: adapter and layers) */
+  rows: number;
+  /** tokens held in the KV caches (all groups) */
+  kvTokensUsed: number;
+  /** admission budget in branch-row tokens */
+  kvTokensBudget: number;
+  /** tokens reserved by admitted sequences (prompt + max_tokens per branch row) */
+  kvTokensReserved: number;
+  kvBytesAllocated: number;
+  forwardPasses: number;
+  prefillSteps: number;
+  decodeSteps: number;
+  lastBatchSize: number;
+  promptTokens: { aligned: number; reference: number };
+  completionTokens: { aligned: number; reference: number };
+}
+
+/** Limits of one engine. */
+export interface EngineLimits {
+  /** sequences decoding at once */
+  maxBatch: number;
+  /** KV budget (tokens × branch rows reserved by running sequences) */
+  maxKvTokens: number;
+  /** requests waiting beyond which new ones are refused */
+  maxQueue: number;
+  /** padded prompt tokens in one prefill run */
+  maxPrefillTokens: number;
+}
+
+/** Engine start-up options (sent to the worker). */
+export interface EngineInit {
+  source: ModelSource;
+  device: 'auto' | 'cpu' | 'cuda';
+  maxContext?: number;
+  graphCache?: string;
+  threads?: number;
+  limits: EngineLimits;
+}
+
+/** Main → worker. */
+export type ToWorker =
+  | { type: 'generate'; job: GenerateJob }
+  | { type: 'logits'; job: LogitsJob }
+  | { type: 'cancel'; id: number }
+  | { type: 'stats'; id: number }
+  | { type: 'shutdown' };
+
+/** What the worker says once its model is loaded. */
+export interface EngineInfo {
+  device: 'cpu' | 'cuda';
+  deviceReason: string;
+  mode: ModelSource['mode'];
+  vocabSize: number;
+  maxContext: number;
+  eosTokenIds: number[];
+  buildMs: number;
+}
+
+/** Worker → main. */
+export type FromWorker =
+  | { type: 'ready'; info: EngineInfo }
+  | { type: 'events'; events: GenerateEvent[]; stats: EngineStats; stepMs: number[] }
+  | { type: 'logits-result'; id: number; result: LogitsResult }
+  | { type: 'rejected'; id: number; error: { message: string; code: string } }
+  | { type: 'stats'; id: number; stats: EngineStats }
+  | { type: 'fatal'; message: string };

@@ -1,0 +1,290 @@
+/**
+ * Continuous batching inside the engine thread. Each turn of the loop:
+ *   1. drops finished and cancelled sequences (their cache rows are freed at once),
+ *   2. admits queued work while the batch and the KV budget allow (overload waits in the queue),
+ *   3. prefills the admitted prompts in batches, sampling each one's first token,
+ *   4. runs one decode step for every running sequence, each row with its own λ and sampling parameters.
+ * Logits jobs are one prefill each, read out for every λ of the job, and leave no rows behind.
+ */
+import type { LoadedModel } from './model-loader.ts';
+import { topLogprobs } from './logprobs.ts';
+import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult, TopEntry } from './protocol.ts';
+import { RowAllocator, branchesFor, type SequencePlan } from './rows.ts';
+import { Sequence } from './sequence.ts';
+
+type Queued = { kind: 'generate'; seq: Sequence } | { kind: 'logits'; job: LogitsJob; reserved: number };
+
+/** Where the scheduler sends what happens. */
+export interface SchedulerSink {
+  events(events: GenerateEvent[], stepMs: number[]): void;
+  logits(id: number, result: LogitsResult): void;
+  rejected(id: number, error: { message: string; code: string }): void;
+}
+
+/** The engine's batching loop over one loaded model. */
+export class Scheduler {
+  private readonly rows: RowAllocator;
+  private readonly queue: Queued[] = [];
+  private readonly running = new Map<number, Sequence>();
+  private reserved = 0;
+  private wake: (() => void) | null = null;
+  private stopping = false;
+  private prefillSteps = 0;
+  private decodeSteps = 0;
+  private lastBatch = 0;
+  private readonly promptTokens = { aligned: 0, reference: 0 };
+  private readonly completionTokens = { aligned: 0, reference: 0 };
+
+  constructor(
+    private readonly model: LoadedModel,
+    private readonly limits: EngineLimits,
+    private readonly sink: SchedulerSink,
+  ) {
+    this.rows = new RowAllocator(model.runner);
+  }
+
+  /** Queues a generation; refused at once when the queue is full or the request can never fit. */
+  submitGenerate(job: GenerateJob): void {
+    const seq = new Sequence(job, branchesFor(this.model.runner.manifest.mode, [job.lambda]), this.model.tokenizer, this.model.eosTokenIds, this.model.maxContext);
+    if (!this.accept(job.id, seq.reservedTokens, job.promptIds.length)) return;
+    this.queue.push({ kind: 'generate', seq });
+    this.nudge();
+  }
+
+  /** Queues a logits job. */
+  submitLogits(job: LogitsJob): void {
+    const needs = branchesFor(this.model.runner.manifest.mode, job.lambdas, job.includeBranches);
+    const reserved = job.inputIds.length * ((needs.aligned ? 1 : 0) + (needs.reference ? 1 : 0));
+    if (!this.accept(job.id, reserved, job.inputIds.length)) return;
+    this.queue.push({ kind: 'logits', job, reserved });
+    this.nudge();
+  }
+
+  /** Marks a request cancelled; its rows leave the batch before the next step. */
+  cancel(id: number): void {
+    const seq = this.running.get(id);
+    if (seq) {
+      seq.cancelled = true;
+      return;
+    }
+    const i = this.queue.findIndex((q) => (q.kind === 'generate' ? q.seq.job.id : q.job.id) === id);
+    if (i >= 0) {
+      const [q] = this.queue.splice(i, 1);
+      if (q.kind === 'generate') this.sink.events([q.seq.end('cancelled')], []);
+      else this.sink.rejected(id, { message: 'cancelled before it ran', code: 'cancelled' });
+    }
+  }
+
+  /** Stops the loop after the current step. */
+  stop(): void {
+    this.stopping = true;
+    this.nudge();
+  }
+
+  /** A snapshot of the engine's state. */
+  stats(): EngineStats {
+    const caches = this.model.runner.caches;
+    return {
+      running: this.running.size,
+      queued: this.queue.length,
+      rows: caches.reduce((s, c) => s + c.size, 0),
+      kvTokensUsed: caches.reduce((s, c) => s + c.usedTokens, 0),
+      kvTokensBudget: this.limits.maxKvTokens,
+      kvTokensReserved: this.reserved,
+      kvBytesAllocated: caches.reduce((s, c) => s + c.allocatedBytes, 0),
+      forwardPasses: this.model.runner.forwardPasses,
+      prefillSteps: this.prefillSteps,
+      decodeSteps: this.decodeSteps,
+      lastBatchSize: this.lastBatch,
+      promptTokens: { ...this.promptTokens },
+      completionTokens: { ...this.completionTokens },
+    };
+  }
+
+  /** Runs until stop(). */
+  async loop(): Promise<void> {
+    while (!this.stopping) {
+      const events: GenerateEvent[] = [];
+      const stepMs: number[] = [];
+      this.sweep(events);
+      const admitted = this.admit();
+      if (admitted.length === 0 && this.running.size === 0) {
+        if (events.length > 0) this.sink.events(events, stepMs);
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = null;
+        continue;
+      }
+      try {
+        await this.prefill(admitted, events, stepMs);
+        await this.decode(events, stepMs);
+      } catch (err) {
+        // a failed run fails the sequences in it, not the engine
+        const error = { message: `engine step failed: ${(err as Error).message}`, code: 'engine_error' };
+        for (const seq of this.running.values()) if (!seq.finish) events.push(seq.end('error', error));
+      }
+      // finished rows leave now, so the stats sent with these events already show them gone
+      this.sweep(events);
+      if (events.length > 0 || stepMs.length > 0) this.sink.events(events, stepMs);
+      // let cancel and submit messages in between steps
+      await new Promise((r) => setImmediate(r));
+    }
+    this.sink.events([...this.running.values()].filter((s) => !s.finish).map((s) => s.end('cancelled')), []);
+  }
+
+  private accept(id: number, reserved: number, promptLength: number): boolean {
+    if (promptLength === 0) {
+      this.sink.rejected(id, { message: 'the prompt is empty: give at least one token', code: 'empty_prompt' });
+      return false;
+    }
+    if (promptLength >= this.model.maxContext) {
+      this.sink.rejected(id, { message: `the prompt has ${promptLength} tokens; this model serves at most ${this.model.maxContext - 1} prompt tokens`, code: 'context_length_exceeded' });
+      return false;
+    }
+    if (reserved > this.limits.maxKvTokens) {
+      this.sink.rejected(id, { message: `the request needs ${reserved} KV tokens but the engine's budget is ${this.limits.maxKvTokens}; lower max_tokens`, code: 'request_too_large' });
+      return false;
+    }
+    if (this.queue.length >= this.limits.maxQueue) {
+      this.sink.rejected(id, { message: `the engine queue is full (${this.limits.maxQueue} waiting); retry later`, code: 'queue_full' });
+      return false;
+    }
+    return true;
+  }
+
+  private nudge(): void {
+    this.wake?.();
+  }
+
+  /** Frees finished and cancelled sequences (a cancelled one gets its final event here). */
+  private sweep(events: GenerateEvent[]): void {
+    for (const [id, seq] of this.running) {
+      if (seq.cancelled && !seq.finish) events.push(seq.end('cancelled'));
+      if (!seq.finish) continue;
+      if (seq.handle) this.rows.remove(seq.handle);
+      seq.handle = null;
+      this.reserved -= seq.reservedTokens;
+      this.running.delete(id);
+    }
+  }
+
+  /** Takes queued work in order while the batch and the KV budget have room. */
+  private admit(): Queued[] {
+    const out: Queued[] = [];
+    while (this.queue.length > 0) {
+      const q = this.queue[0];
+      const need = q.kind === 'generate' ? q.seq.reservedTokens : q.reserved;
+      const batchFull = q.kind === 'generate' && this.running.size + out.filter((o) => o.kind === 'generate').length >= this.limits.maxBatch;
+      if (batchFull || this.reserved + need > this.limits.maxKvTokens) break;
+      this.queue.shift();
+      this.reserved += need;
+      out.push(q);
+    }
+    return out;
+  }
+
+  private async prefill(admitted: Queued[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    const gens = admitted.filter((q): q is Extract<Queued, { kind: 'generate' }> => q.kind === 'generate').map((q) => q.seq);
+    for (const q of admitted) if (q.kind === 'logits') await this.runLogits(q.job, q.reserved, stepMs);
+    // prefill in groups whose padded size stays within the limit
+    let group: Sequence[] = [];
+    let longest = 0;
+    const flush = async () => {
+      if (group.length > 0) await this.prefillGroup(group, events, stepMs);
+      group = [];
+      longest = 0;
+    };
+    for (const seq of gens) {
+      const len = seq.job.promptIds.length;
+      if (group.length > 0 && Math.max(longest, len) * (group.length + 1) * 2 > this.limits.maxPrefillTokens) await flush();
+      group.push(seq);
+      longest = Math.max(longest, len);
+    }
+    await flush();
+  }
+
+  private async prefillGroup(group: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    for (const seq of group) {
+      seq.handle = this.rows.add(seq.needs);
+      this.running.set(seq.job.id, seq);
+      this.count(this.promptTokens, seq, seq.job.promptIds.length);
+    }
+    const plan = this.rows.prefillPlan(group.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })));
+    const logits = await this.timed(plan, stepMs);
+    this.prefillSteps++;
+    const V = this.model.vocabSize;
+    group.forEach((seq, i) => this.emit(seq, seq.step(logits.subarray(i * V, (i + 1) * V)), events));
+  }
+
+  private async decode(events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    this.sweep(events);
+    const live = [...this.running.values()];
+    if (live.length === 0) return;
+    const next = new Map(live.map((s) => [s.handle!.id, { token: s.nextToken, lambdas: [s.job.lambda] }]));
+    const plan = this.rows.decodePlan(next);
+    const logits = await this.timed(plan, stepMs);
+    this.decodeSteps++;
+    this.lastBatch = live.length;
+    const byHandle = new Map(live.map((s) => [s.handle!.id, s]));
+    const V = this.model.vocabSize;
+    plan.handles.forEach((h, i) => {
+      const seq = byHandle.get(h.id)!;
+      this.emit(seq, seq.step(logits.subarray(i * V, (i + 1) * V)), events);
+    });
+  }
+
+  private emit(seq: Sequence, ev: GenerateEvent, events: GenerateEvent[]): void {
+    if (ev.tokens.length > 0) this.count(this.completionTokens, seq, ev.tokens.length);
+    if (ev.finish) {
+      const prompt = seq.job.promptIds.length;
+      const completion = seq.generated;
+      const branch = (on: boolean) => ({ prompt_tokens: on ? prompt : 0, completion_tokens: on ? completion : 0 });
+      ev.usage = { prompt_tokens: prompt, completion_tokens: completion, aligned: branch(seq.needs.aligned), reference: branch(seq.needs.reference) };
+    }
+    events.push(ev);
+  }
+
+  private count(into: { aligned: number; reference: number }, seq: Sequence, n: number): void {
+    if (seq.needs.aligned) into.aligned += n;
+    if (seq.needs.reference) into.reference += n;
+  }
+
+  private async timed(plan: SequencePlan, stepMs: number[]): Promise<Float32Array> {
+    const t0 = performance.now();
+    const res = await this.model.runner.step(plan);
+    this.rows.commit(plan);
+    stepMs.push(performance.now() - t0);
+    return res.logits;
+  }
+
+  /** One forward pass for a logits job, read out for every λ (and each branch on its own when asked). */
+  private async runLogits(job: LogitsJob, reserved: number, stepMs: number[]): Promise<void> {
+    const mode = this.model.runner.manifest.mode;
+    const needs = branchesFor(mode, job.lambdas, job.includeBranches);
+    const handle = this.rows.add(needs);
+    const branchLambdas = job.includeBranches && mode !== 'single' ? [1, 0] : [];
+    const lambdas = [...job.lambdas, ...branchLambdas];
+    try {
+      const plan = this.rows.prefillPlan([{ handle, tokens: job.inputIds, lambdas }], job.positions === 'all');
+      const logits = await this.timed(plan, stepMs);
+      this.prefillSteps++;
+      const V = this.model.vocabSize;
+      const P = plan.positions[0].length;
+      const read = (k: number): TopEntry[][] =>
+        Array.from({ length: P }, (_, p) => topLogprobs(logits.subarray((k * P + p) * V, (k * P + p + 1) * V), job.topLogprobs));
+      const positions = job.positions === 'all' ? Array.from({ length: job.inputIds.length }, (_, i) => i) : [job.inputIds.length - 1];
+      const trim = (t: TopEntry[][]) => t.slice(0, positions.length);
+      const result: LogitsResult = {
+        positions,
+        blends: job.lambdas.map((lambda, k) => ({ lambda, top: trim(read(k)) })),
+        forwardPasses: 1,
+      };
+      if (branchLambdas.length > 0) result.branches = { aligned: trim(read(job.lambdas.length)), reference: trim(read(job.lambdas.length + 1)) };
+      this.sink.logits(job.id, result);
+    } catch (err) {
+      this.sink.rejected(job.id, { message: (err as Error).message, code: 'engine_error' });
+    } finally {
+      this.rows.remove(handle);
+      this.reserved -= reserved;
+    }
+  }
+}

@@ -1,0 +1,52 @@
+/** Entry of the engine's worker thread: loads the model, runs the scheduler, talks to the main thread. */
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadModel } from './model-loader.ts';
+import type { EngineInit, FromWorker, ToWorker } from './protocol.ts';
+import { Scheduler } from './scheduler.ts';
+
+const port = parentPort;
+if (!port) throw new Error('worker-main.ts runs as a worker thread');
+const post = (m: FromWorker) => port.postMessage(m);
+
+async function start(init: EngineInit): Promise<void> {
+  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads });
+  const scheduler = new Scheduler(model, init.limits, {
+    events: (events, stepMs) => post({ type: 'events', events, stats: scheduler.stats(), stepMs }),
+    logits: (id, result) => post({ type: 'logits-result', id, result }),
+    rejected: (id, error) => post({ type: 'rejected', id, error }),
+  });
+  port!.on('message', (m: ToWorker) => {
+    switch (m.type) {
+      case 'generate':
+        return scheduler.submitGenerate(m.job);
+      case 'logits':
+        return scheduler.submitLogits(m.job);
+      case 'cancel':
+        return scheduler.cancel(m.id);
+      case 'stats':
+        return post({ type: 'stats', id: m.id, stats: scheduler.stats() });
+      case 'shutdown':
+        return scheduler.stop();
+    }
+  });
+  post({
+    type: 'ready',
+    info: {
+      device: model.device,
+      deviceReason: model.deviceReason,
+      mode: model.source.mode,
+      vocabSize: model.vocabSize,
+      maxContext: model.maxContext,
+      eosTokenIds: model.eosTokenIds,
+      buildMs: model.buildMs,
+    },
+  });
+  await scheduler.loop();
+  await model.runner.session.release();
+  port!.close();
+}
+
+start(workerData as EngineInit).catch((err: Error) => {
+  post({ type: 'fatal', message: err.message });
+  port.close();
+});
