@@ -1,5 +1,6 @@
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
+import { STUB_HMAC_SECRET, type StubBackendInfo } from './worker/test/stub-backend/node/global-setup.ts';
 
 export default defineConfig({
   test: {
@@ -14,10 +15,29 @@ export default defineConfig({
         },
       },
       {
-        plugins: [cloudflareTest({ wrangler: { configPath: './wrangler.toml' } })],
+        plugins: [
+          cloudflareTest(async ({ inject }) => {
+            const stub: StubBackendInfo = inject('stubBackend');
+            return {
+              wrangler: { configPath: './wrangler.toml' },
+              miniflare: {
+                // Test values of the secrets (wrangler dev reads them from .dev.vars) and a default backend: the stub.
+                bindings: {
+                  BACKEND_HMAC_SECRET: STUB_HMAC_SECRET,
+                  ADMIN_TOKEN: 'test-admin-token',
+                  BACKENDS: JSON.stringify([{ url: `${stub.url}/ok/default`, weight: 1 }]),
+                  TEST_MIGRATIONS: await readD1Migrations('./worker/migrations'),
+                },
+              },
+            };
+          }),
+        ],
         test: {
           name: 'workers',
           include: ['worker/**/*.test.ts'],
+          globalSetup: ['./worker/test/stub-backend/node/global-setup.ts'],
+          setupFiles: ['./worker/test/setup/apply-migrations.ts'],
+          testTimeout: 20_000,
         },
       },
     ],

@@ -1,8 +1,31 @@
-import { Hono } from 'hono';
-
 /** The edge worker: the public API of realign. Routes are wired here; logic lives in modules. */
-const app = new Hono();
+import { Hono } from 'hono';
+import type { AppEnv } from './app-env.ts';
+import { apiKeyAuth } from './auth/api-key-auth.ts';
+import { onError, onNotFound } from './http/error-response.ts';
+import { requestId } from './http/request-id.ts';
+import { adminApp } from './routes/admin/admin-app.ts';
+import { generateHandler } from './routes/generate.ts';
+import { healthzHandler, readyzHandler } from './routes/health.ts';
+import { listModelsHandler } from './routes/models.ts';
 
-app.get('/healthz', (c) => c.json({ ok: true }));
+export { RateLimiter } from './ratelimit/rate-limiter.ts';
+
+const app = new Hono<AppEnv>();
+
+app.use('*', requestId());
+app.onError(onError);
+app.notFound(onNotFound);
+
+app.get('/healthz', healthzHandler);
+app.get('/readyz', readyzHandler);
+
+app.use('/v1/*', apiKeyAuth());
+app.get('/v1/models', listModelsHandler);
+app.post('/v1/chat/completions', generateHandler('chat'));
+app.post('/v1/completions', generateHandler('completions'));
+app.post('/v1/logits', generateHandler('logits'));
+
+app.route('/admin', adminApp);
 
 export default app;

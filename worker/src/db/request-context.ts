@@ -1,0 +1,32 @@
+/**
+ * Everything a generation request needs from D1, in one round trip: whether the tenant may use the model (and
+ * its default λ), the policy rows, the presets and the user's preferences for `*` and for this model.
+ */
+import type { PolicyRow } from './policies.ts';
+import type { PreferenceRow } from './preferences.ts';
+import type { PresetRow } from './presets.ts';
+
+/** The rows behind one request's λ policy. */
+export interface RequestContextRows {
+  /** null when the model is not in the catalogue or not granted to the tenant. */
+  model: { id: string; default_lambda: number } | null;
+  policies: PolicyRow[];
+  presets: PresetRow[];
+  preferences: PreferenceRow[];
+}
+
+/** Loads the rows for (tenant, model, user) with one D1 batch. */
+export async function loadRequestContext(db: D1Database, tenantId: string, modelId: string, userId: string | null): Promise<RequestContextRows> {
+  const [model, policies, presets, preferences] = await db.batch([
+    db.prepare('SELECT m.id, m.default_lambda FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?').bind(tenantId, modelId),
+    db.prepare(`SELECT * FROM lambda_policies WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
+    db.prepare(`SELECT * FROM presets WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
+    db.prepare(`SELECT * FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id IN ('*', ?)`).bind(tenantId, userId ?? '', modelId),
+  ]);
+  return {
+    model: ((model!.results as { id: string; default_lambda: number }[])[0] ?? null),
+    policies: policies!.results as PolicyRow[],
+    presets: presets!.results as PresetRow[],
+    preferences: userId === null ? [] : (preferences!.results as PreferenceRow[]),
+  };
+}

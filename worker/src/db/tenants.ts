@@ -1,0 +1,50 @@
+/** D1 access to tenants. */
+
+/** A tenant row. */
+export interface TenantRow {
+  id: string;
+  name: string;
+  requests_per_minute: number;
+  tokens_per_minute: number;
+  cache_ttl_seconds: number;
+  created_at: number;
+}
+
+/** Fields an admin may change. */
+export type TenantUpdate = Partial<Pick<TenantRow, 'name' | 'requests_per_minute' | 'tokens_per_minute' | 'cache_ttl_seconds'>>;
+
+/** Creates a tenant; returns false when the id exists. */
+export async function insertTenant(db: D1Database, row: TenantRow): Promise<boolean> {
+  const r = await db
+    .prepare(`INSERT INTO tenants (id, name, requests_per_minute, tokens_per_minute, cache_ttl_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
+    .bind(row.id, row.name, row.requests_per_minute, row.tokens_per_minute, row.cache_ttl_seconds, row.created_at)
+    .run();
+  return r.meta.changes === 1;
+}
+
+/** One tenant or null. */
+export function getTenant(db: D1Database, id: string): Promise<TenantRow | null> {
+  return db.prepare('SELECT * FROM tenants WHERE id = ?').bind(id).first<TenantRow>();
+}
+
+/** All tenants by id. */
+export async function listTenants(db: D1Database): Promise<TenantRow[]> {
+  return (await db.prepare('SELECT * FROM tenants ORDER BY id').all<TenantRow>()).results;
+}
+
+/** Applies `update`; returns the new row or null when the tenant does not exist. */
+export function updateTenant(db: D1Database, id: string, update: TenantUpdate): Promise<TenantRow | null> {
+  const keys = Object.keys(update) as (keyof TenantUpdate)[];
+  if (keys.length === 0) return getTenant(db, id);
+  const set = keys.map((k) => `${k} = ?`).join(', ');
+  return db
+    .prepare(`UPDATE tenants SET ${set} WHERE id = ? RETURNING *`)
+    .bind(...keys.map((k) => update[k]), id)
+    .first<TenantRow>();
+}
+
+/** Deletes a tenant and (by cascade) its keys, grants, policies, presets and preferences; usage rows stay. */
+export async function deleteTenant(db: D1Database, id: string): Promise<boolean> {
+  const r = await db.prepare('DELETE FROM tenants WHERE id = ?').bind(id).run();
+  return r.meta.changes === 1;
+}

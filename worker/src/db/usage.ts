@@ -1,0 +1,95 @@
+/** D1 access to usage: one row per answered request, and the aggregated report of the admin API. */
+
+/** One request's usage. Token counts per branch come from the backend's `usage.realign`. */
+export interface UsageRecord {
+  request_id: string;
+  tenant_id: string;
+  key_id: string;
+  model_id: string;
+  endpoint: string;
+  status: number;
+  stream: boolean;
+  cached: boolean;
+  lambda: number | null;
+  preset: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  aligned_prompt_tokens: number;
+  aligned_completion_tokens: number;
+  reference_prompt_tokens: number;
+  reference_completion_tokens: number;
+  created_at: number;
+}
+
+/** Appends a usage row. */
+export async function insertUsage(db: D1Database, r: UsageRecord): Promise<void> {
+  await db
+    .prepare(
+      `INSERT INTO usage (request_id, tenant_id, key_id, model_id, endpoint, status, stream, cached, lambda, preset, prompt_tokens, completion_tokens,
+         aligned_prompt_tokens, aligned_completion_tokens, reference_prompt_tokens, reference_completion_tokens, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      r.request_id, r.tenant_id, r.key_id, r.model_id, r.endpoint, r.status, r.stream ? 1 : 0, r.cached ? 1 : 0, r.lambda, r.preset,
+      r.prompt_tokens, r.completion_tokens, r.aligned_prompt_tokens, r.aligned_completion_tokens, r.reference_prompt_tokens, r.reference_completion_tokens,
+      r.created_at,
+    )
+    .run();
+}
+
+/** How the report groups rows. */
+export type UsageGroup = 'tenant' | 'key' | 'model' | 'day';
+
+/** Filters and grouping of a report; times in Unix ms, `until` exclusive. */
+export interface UsageQuery {
+  tenantId?: string;
+  keyId?: string;
+  since?: number;
+  until?: number;
+  groupBy: UsageGroup;
+}
+
+/** One line of the report. */
+export interface UsageReportLine {
+  group: string;
+  requests: number;
+  cached_requests: number;
+  failed_requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  aligned_prompt_tokens: number;
+  aligned_completion_tokens: number;
+  reference_prompt_tokens: number;
+  reference_completion_tokens: number;
+}
+
+const GROUP_EXPR: Record<UsageGroup, string> = {
+  tenant: 'tenant_id',
+  key: 'key_id',
+  model: 'model_id',
+  day: "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')",
+};
+
+/** Sums usage per group. */
+export async function usageReport(db: D1Database, q: UsageQuery): Promise<UsageReportLine[]> {
+  const where: string[] = [];
+  const args: (string | number)[] = [];
+  const filters: [string, string | number | undefined][] = [
+    ['tenant_id = ?', q.tenantId],
+    ['key_id = ?', q.keyId],
+    ['created_at >= ?', q.since],
+    ['created_at < ?', q.until],
+  ];
+  for (const [clause, value] of filters) {
+    if (value === undefined) continue;
+    where.push(clause);
+    args.push(value);
+  }
+  const g = GROUP_EXPR[q.groupBy];
+  const sql = `SELECT ${g} AS "group", COUNT(*) AS requests, SUM(cached) AS cached_requests, SUM(status >= 400) AS failed_requests,
+      SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
+      SUM(aligned_prompt_tokens) AS aligned_prompt_tokens, SUM(aligned_completion_tokens) AS aligned_completion_tokens,
+      SUM(reference_prompt_tokens) AS reference_prompt_tokens, SUM(reference_completion_tokens) AS reference_completion_tokens
+    FROM usage ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY ${g} ORDER BY ${g}`;
+  return (await db.prepare(sql).bind(...args).all<UsageReportLine>()).results;
+}

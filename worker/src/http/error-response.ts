@@ -1,0 +1,27 @@
+/**
+ * The one place where failures become responses: an {@link ApiError} is sent as its OpenAI body with its status
+ * (and `Retry-After`); anything else is logged and answered with a generic 500 that leaks nothing.
+ */
+import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { ApiError, notFound, toApiError } from '../../../shared/src/errors.ts';
+import type { AppEnv } from '../app-env.ts';
+import { HEADERS } from './header-names.ts';
+
+/** Answers `error` as JSON; headers already set on `c` (request id, rate limits, λ) are kept. */
+export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
+  if (error.retryAfterSeconds !== undefined) c.header(HEADERS.retryAfter, String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+  return c.json(error.toBody(), error.status as ContentfulStatusCode);
+}
+
+/** `app.onError`: maps thrown values to responses. */
+export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  if (!(err instanceof ApiError)) {
+    console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', requestId: c.get('requestId'), error: err instanceof Error ? err.stack : String(err) }));
+  }
+  return errorResponse(c, toApiError(err));
+};
+
+/** `app.notFound`: an OpenAI-style 404 naming the route. */
+export const onNotFound: NotFoundHandler<AppEnv> = (c) =>
+  errorResponse(c, notFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}; see /v1/chat/completions, /v1/completions, /v1/logits, /v1/models`, 'unknown_route'));

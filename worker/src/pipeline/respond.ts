@@ -1,0 +1,135 @@
+/**
+ * The second half of a generation request: answer from the cache when allowed and present, else forward to a
+ * backend and pass its answer through — JSON read whole (it is small and must be checked), SSE relayed event by
+ * event. Usage and cache writes go to `waitUntil` so they never delay the client.
+ */
+import type { Context } from 'hono';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { apiErrorFromResponse, badGateway, isErrorBody } from '../../../shared/src/errors.ts';
+import { ENDPOINTS } from '../../../shared/src/parse-request.ts';
+import { readUsage, type ChatCompletion, type TextCompletion, type Usage } from '../../../shared/src/responses.ts';
+import { SSE_CONTENT_TYPE } from '../../../shared/src/sse.ts';
+import type { AppEnv } from '../app-env.ts';
+import { cacheKey } from '../cache/cache-key.ts';
+import { decideCaching } from '../cache/cache-policy.ts';
+import { getCached, putCached, type CachedResponse } from '../cache/response-cache.ts';
+import { replayAsSse } from '../cache/sse-replay.ts';
+import { StreamAssembler } from '../cache/stream-assembler.ts';
+import { errorResponse } from '../http/error-response.ts';
+import { HEADERS } from '../http/header-names.ts';
+import { forward } from '../routing/forward.ts';
+import { healthBook } from '../routing/health-book.ts';
+import { readAllText } from '../stream/read-with-timeout.ts';
+import { relaySse } from '../stream/sse-relay.ts';
+import { recordUsage } from '../usage/usage-recorder.ts';
+import type { Prepared } from './prepare.ts';
+
+const SSE_HEADERS = { 'content-type': SSE_CONTENT_TYPE, 'cache-control': 'no-cache' };
+
+function isCompletion(value: unknown): value is ChatCompletion | TextCompletion {
+  if (typeof value !== 'object' || value === null) return false;
+  const v = value as { object?: unknown; choices?: unknown };
+  return (v.object === 'chat.completion' || v.object === 'text_completion') && Array.isArray(v.choices);
+}
+
+function cachedAnswer(c: Context<AppEnv>, p: Prepared, entry: CachedResponse): Response {
+  c.header(HEADERS.cache, 'HIT');
+  c.executionCtx.waitUntil(recordUsage(c.env, p.usage, 200, readUsage(entry.body), true));
+  if (p.stream) return c.body(replayAsSse(entry.body, p.includeUsage), 200, SSE_HEADERS);
+  return c.json(entry.body, 200);
+}
+
+/** Answers a prepared request (cache, then backend). */
+export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response> {
+  const decision = decideCaching(p.kind, p, c.req.header('cache-control'), p.usage.auth.cacheTtlSeconds);
+  const key = decision.mode === 'lookup' ? await cacheKey(p.usage.auth.tenantId, p.kind, p.resolved) : null;
+  if (key !== null) {
+    const entry = await getCached(c.env.CACHE, key);
+    if (entry !== null) return cachedAnswer(c, p, entry);
+  }
+  c.header(HEADERS.cache, key === null ? 'BYPASS' : 'MISS');
+
+  // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
+  const body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
+  let forwarded;
+  try {
+    forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook);
+  } catch (e) {
+    const status = e instanceof Error && 'status' in e ? (e.status as number) : 500;
+    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, status, null, false));
+    throw e;
+  }
+  const { response: upstream, backend, attempts } = forwarded;
+  c.header(HEADERS.attempts, String(attempts));
+  const store = (completion: ChatCompletion | TextCompletion) =>
+    key === null ? Promise.resolve() : putCached(c.env.CACHE, key, { kind: p.kind as 'chat' | 'completions', body: completion, storedAt: Date.now() }, p.usage.auth.cacheTtlSeconds);
+
+  const isSse = (upstream.headers.get('content-type') ?? '').includes('text/event-stream');
+  if (upstream.status === 200 && p.stream && isSse && upstream.body !== null) {
+    const assembler = key === null ? null : new StreamAssembler();
+    let usage: Usage | null = null;
+    let finish!: () => void;
+    const ended = new Promise<void>((resolve) => (finish = resolve));
+    let status = 200;
+    let complete = false;
+    c.executionCtx.waitUntil(
+      ended.then(async () => {
+        const completion = complete ? assembler?.result() : null;
+        await Promise.all([recordUsage(c.env, p.usage, status, usage, false), completion ? store(completion) : Promise.resolve()]);
+      }),
+    );
+    const stream = relaySse(upstream.body, {
+      idleTimeoutMs: p.config.streamIdleTimeoutMs,
+      keepUsageChunk: p.includeUsage,
+      onEvent: (event) => {
+        usage = readUsage(event) ?? usage;
+        assembler?.add(event);
+      },
+      onEnd: (outcome) => {
+        complete = outcome.kind === 'done';
+        if (outcome.kind === 'broken') {
+          status = 502;
+          healthBook.markFailure(backend.url, `stream: ${outcome.reason}`, Date.now(), p.config.healthCooldownMs);
+        } else if (outcome.kind === 'backend_error') status = 500;
+        else if (outcome.kind === 'cancelled') status = 499;
+        finish();
+      },
+    });
+    return c.body(stream, 200, SSE_HEADERS);
+  }
+
+  let text: string;
+  try {
+    text = await readAllText(upstream.body, p.config.streamIdleTimeoutMs);
+  } catch {
+    healthBook.markFailure(backend.url, 'body read failed', Date.now(), p.config.healthCooldownMs);
+    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, 502, null, false));
+    return errorResponse(c, badGateway('the backend stopped sending its answer; retry the request', 'backend_error'));
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (upstream.status !== 200) {
+    const error = apiErrorFromResponse(upstream.status, json);
+    const retryAfter = upstream.headers.get(HEADERS.retryAfter);
+    if (retryAfter !== null && /^\d{1,6}$/.test(retryAfter)) c.header(HEADERS.retryAfter, retryAfter);
+    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, error.status, null, false));
+    return errorResponse(c, error);
+  }
+  const expectedLogits = p.kind === 'logits' && typeof json === 'object' && json !== null && (json as { object?: unknown }).object === 'logits';
+  if (isErrorBody(json) || !(expectedLogits || (p.kind !== 'logits' && isCompletion(json)))) {
+    healthBook.markFailure(backend.url, 'invalid answer', Date.now(), p.config.healthCooldownMs);
+    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, 502, null, false));
+    return errorResponse(c, badGateway(`the backend sent an answer that is not a ${p.kind} response; retry the request`, 'bad_backend_response'));
+  }
+  const usage = readUsage(json);
+  c.executionCtx.waitUntil(Promise.all([recordUsage(c.env, p.usage, 200, usage, false), isCompletion(json) && usage ? store(json) : Promise.resolve()]));
+  if (p.stream) {
+    // The client asked for a stream but the backend answered JSON: replay it as SSE rather than change the protocol.
+    return isCompletion(json) ? c.body(replayAsSse(json, p.includeUsage), 200, SSE_HEADERS) : c.json(json as object, 200);
+  }
+  return c.body(text, upstream.status as ContentfulStatusCode, { 'content-type': 'application/json' });
+}

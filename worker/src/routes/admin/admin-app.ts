@@ -1,0 +1,22 @@
+/** The admin API, mounted at /admin behind the admin token. */
+import { Hono } from 'hono';
+import type { AppEnv } from '../../app-env.ts';
+import { adminAuth } from '../../auth/admin-auth.ts';
+import { keyRoutes } from './keys.ts';
+import { catalogueRoutes, grantRoutes } from './models.ts';
+import { policyRoutes, presetRoutes } from './policies.ts';
+import { preferenceRoutes } from './preferences.ts';
+import { tenantRoutes } from './tenants.ts';
+import { usageRoutes } from './usage.ts';
+
+/** All admin routes. */
+export const adminApp = new Hono<AppEnv>()
+  .use('*', adminAuth())
+  .route('/models', catalogueRoutes)
+  .route('/usage', usageRoutes)
+  .route('/tenants/:tenant/keys', keyRoutes)
+  .route('/tenants/:tenant/models', grantRoutes)
+  .route('/tenants/:tenant/policies', policyRoutes)
+  .route('/tenants/:tenant/presets', presetRoutes)
+  .route('/tenants/:tenant/users', preferenceRoutes)
+  .route('/tenants', tenantRoutes);

@@ -1,0 +1,126 @@
+/** Validation of admin request bodies and queries: zod schemas, and a reader that turns the first issue into a 400. */
+import type { Context } from 'hono';
+import { z } from 'zod';
+import { invalidRequest, notFound } from '../../../../shared/src/errors.ts';
+import { lambdaField, numberField, presetField, PRESET_NAME, stringField } from '../../../../shared/src/fields.ts';
+import { formatIssue } from '../../../../shared/src/parse-request.ts';
+import { samplingDefaultsSchema } from '../../../../shared/src/sampling-defaults.ts';
+import type { AppEnv } from '../../app-env.ts';
+import { getTenant, type TenantRow } from '../../db/tenants.ts';
+import { readJson } from '../../http/read-json.ts';
+
+/** Admin bodies are small; this keeps a mistaken upload from being read whole. */
+const ADMIN_BODY_LIMIT = 64 * 1024;
+
+/** Ids of tenants, models and users in paths and bodies. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+
+const id = () => stringField(1, 128).regex(ID_PATTERN, { error: () => 'must be 1–128 letters, digits, ".", "_", ":", "/" or "-", starting with a letter or digit' });
+const perMinute = () => numberField({ min: 1, integer: true });
+const ttl = () => numberField({ min: 0, integer: true }).refine((v) => v === 0 || v >= 60, { error: () => 'must be 0 (off) or at least 60 seconds' });
+
+/** POST /admin/tenants */
+export const createTenantSchema = z.strictObject({
+  id: id().optional(),
+  name: stringField(1, 200),
+  requests_per_minute: perMinute().optional(),
+  tokens_per_minute: perMinute().optional(),
+  cache_ttl_seconds: ttl().optional(),
+});
+
+/** PATCH /admin/tenants/:tenant */
+export const updateTenantSchema = z.strictObject({
+  name: stringField(1, 200).optional(),
+  requests_per_minute: perMinute().optional(),
+  tokens_per_minute: perMinute().optional(),
+  cache_ttl_seconds: ttl().optional(),
+});
+
+/** POST /admin/tenants/:tenant/keys */
+export const createKeySchema = z.strictObject({
+  name: stringField(0, 200).optional(),
+  requests_per_minute: perMinute().optional(),
+  tokens_per_minute: perMinute().optional(),
+});
+
+/** PUT /admin/models/:model */
+export const modelSchema = z.strictObject({
+  default_lambda: lambdaField().optional(),
+  description: stringField(0, 1000).optional(),
+});
+
+/** PUT /admin/tenants/:tenant/policies/:model */
+export const policySchema = z
+  .strictObject({
+    min_lambda: lambdaField().nullable().optional(),
+    max_lambda: lambdaField().nullable().optional(),
+    allow_explicit: z.boolean({ error: () => 'must be true or false' }).nullable().optional(),
+    out_of_range: z.enum(['clamp', 'reject'], { error: () => 'must be "clamp" or "reject"' }).nullable().optional(),
+    default_preset: presetField().nullable().optional(),
+  })
+  .refine((p) => p.min_lambda == null || p.max_lambda == null || p.min_lambda <= p.max_lambda, {
+    error: () => '`min_lambda` must not be greater than `max_lambda`',
+    path: ['min_lambda'],
+  });
+
+/** PUT /admin/tenants/:tenant/presets/:name */
+export const presetSchema = z.strictObject({
+  lambda: lambdaField(),
+  sampling: samplingDefaultsSchema.optional(),
+  model: z.union([z.literal('*'), id()]).optional(),
+});
+
+/** PUT /admin/tenants/:tenant/users/:user/preferences */
+export const preferenceSchema = z
+  .strictObject({
+    lambda: lambdaField().nullable().optional(),
+    preset: presetField().nullable().optional(),
+    model: z.union([z.literal('*'), id()]).optional(),
+  })
+  .refine((p) => p.lambda != null || p.preset != null, { error: () => 'send `lambda` or `preset` (or both)', path: ['lambda'] });
+
+/** GET /admin/usage */
+export const usageQuerySchema = z.strictObject({
+  tenant: id().optional(),
+  key: id().optional(),
+  since: z.coerce.number({ error: () => 'must be Unix milliseconds' }).int().nonnegative().optional(),
+  until: z.coerce.number({ error: () => 'must be Unix milliseconds' }).int().nonnegative().optional(),
+  group_by: z.enum(['tenant', 'key', 'model', 'day'], { error: () => 'must be "tenant", "key", "model" or "day"' }).optional(),
+});
+
+/** Validates `value` with `schema`, or throws a 400 naming the field. */
+export function validate<T extends z.ZodType>(schema: T, value: unknown): z.output<T> {
+  const r = schema.safeParse(value, { reportInput: true });
+  if (r.success) return r.data;
+  const issue = r.error.issues[0]!;
+  if (issue.code === 'unrecognized_keys') throw invalidRequest(`unknown field(s) ${issue.keys.map((k) => `\`${k}\``).join(', ')}`, issue.keys[0] ?? null);
+  const { param, message } = formatIssue(issue);
+  throw invalidRequest(message, param === '' ? null : param);
+}
+
+/** The request body validated by `schema`. */
+export async function body<T extends z.ZodType>(c: Context<AppEnv>, schema: T): Promise<z.output<T>> {
+  return validate(schema, await readJson(c.req.raw, ADMIN_BODY_LIMIT));
+}
+
+/** A path parameter that must look like an id (or `*` where allowed). */
+export function pathId(c: Context<AppEnv>, name: string, allowStar = false): string {
+  const value = c.req.param(name) ?? '';
+  if ((allowStar && value === '*') || ID_PATTERN.test(value)) return value;
+  throw invalidRequest(`path parameter \`${name}\` is not a valid id`, name);
+}
+
+/** A preset name from the path. */
+export function pathPresetName(c: Context<AppEnv>): string {
+  const value = c.req.param('name') ?? '';
+  if (PRESET_NAME.test(value)) return value;
+  throw invalidRequest('path parameter `name` must be 1–64 letters, digits, "_", "-" or "."', 'name');
+}
+
+/** The tenant named in the path, or a 404. */
+export async function requireTenant(c: Context<AppEnv>): Promise<TenantRow> {
+  const tenantId = pathId(c, 'tenant');
+  const tenant = await getTenant(c.env.DB, tenantId);
+  if (tenant === null) throw notFound(`tenant \`${tenantId}\` does not exist`, 'tenant_not_found', 'tenant');
+  return tenant;
+}

@@ -1,0 +1,99 @@
+/**
+ * Sends a resolved request to a backend: signed, with a deadline for the response headers, and retried on
+ * another backend only while nothing has reached the client — on a refused connection or a 5xx. Once a backend
+ * answered below 500, that answer is the one the client gets (a stream that breaks later is not retried).
+ */
+import { ApiError, apiErrorFromResponse, badGateway, gatewayTimeout, serviceUnavailable } from '../../../shared/src/errors.ts';
+import { signRequest } from '../../../shared/src/signing.ts';
+import type { BackendConfig, EdgeConfig } from '../config.ts';
+import { HEADERS } from '../http/header-names.ts';
+import type { HealthBook } from './health-book.ts';
+import { planAttempts } from './plan-attempts.ts';
+
+/** A backend's answer (status < 500) and how many backends were tried to get it. */
+export interface Forwarded {
+  response: Response;
+  backend: BackendConfig;
+  attempts: number;
+}
+
+/** What one attempt ended with when it did not produce an answer to pass on. */
+type Failure = { kind: 'connect'; reason: string } | { kind: 'status'; status: number; body: unknown } | { kind: 'timeout' };
+
+/** Longest a `/readyz` probe may take in the request path. */
+const PROBE_TIMEOUT_MS = 2_000;
+
+async function readErrorBody(res: Response): Promise<unknown> {
+  const text = await res.text().catch(() => '');
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text.slice(0, 200);
+  }
+}
+
+async function attempt(backend: BackendConfig, path: string, body: string, requestId: string, config: EdgeConfig): Promise<Response | Failure> {
+  const url = new URL(`${backend.url}${path}`);
+  const signature = await signRequest(config.hmacSecret, { method: 'POST', path: url.pathname + url.search, body });
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), config.backendTimeoutMs);
+  try {
+    return await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', [HEADERS.requestId]: requestId, ...signature },
+      body,
+      signal: controller.signal,
+    });
+  } catch (e) {
+    if (controller.signal.aborted) return { kind: 'timeout' };
+    return { kind: 'connect', reason: e instanceof Error ? e.message : String(e) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function finalError(last: Failure | null, tried: number, config: EdgeConfig): ApiError {
+  if (last?.kind === 'timeout') return gatewayTimeout(`the backend did not answer within ${config.backendTimeoutMs} ms; retry later`);
+  if (last?.kind === 'status') {
+    if (last.status === 503) {
+      const e = apiErrorFromResponse(503, last.body);
+      return e.status === 503 ? serviceUnavailable(e.message, e.retryAfterSeconds ?? 1, e.code ?? 'backend_unavailable') : e;
+    }
+    return badGateway(`the backend failed (status ${last.status}) on ${tried} attempt(s); retry later`, 'backend_error');
+  }
+  return serviceUnavailable(`no backend could be reached (${tried} attempt(s)); retry later`, 1);
+}
+
+/**
+ * Forwards `body` (JSON text) to `path` on the best backend, retrying before the first byte. Throws an
+ * {@link ApiError} (502/503/504) when no backend produced an answer.
+ */
+export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook): Promise<Forwarded> {
+  const order = await planAttempts(config.backends, {
+    book,
+    now: Date.now(),
+    cooldownMs: config.healthCooldownMs,
+    probeTimeoutMs: Math.min(PROBE_TIMEOUT_MS, config.backendTimeoutMs),
+    hmacSecret: config.hmacSecret,
+  });
+  let last: Failure | null = null;
+  let tried = 0;
+  for (const backend of order.slice(0, config.maxAttempts)) {
+    tried++;
+    const r = await attempt(backend, path, body, requestId, config);
+    if (r instanceof Response) {
+      if (r.status < 500) {
+        book.markSuccess(backend.url);
+        return { response: r, backend, attempts: tried };
+      }
+      last = { kind: 'status', status: r.status, body: await readErrorBody(r) };
+      book.markFailure(backend.url, `status ${r.status}`, Date.now(), config.healthCooldownMs);
+      continue;
+    }
+    last = r;
+    book.markFailure(backend.url, r.kind === 'connect' ? `connect: ${r.reason}` : 'timeout', Date.now(), config.healthCooldownMs);
+    // A stalled backend may still be generating: retrying elsewhere would double the GPU work and the wait.
+    if (r.kind === 'timeout') break;
+  }
+  throw finalError(last, tried, config);
+}

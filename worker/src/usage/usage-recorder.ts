@@ -1,0 +1,57 @@
+/**
+ * Usage rows for one request, written after the response without delaying it (`ctx.waitUntil`). The token
+ * charge of the rate limiter is corrected at the same time (real count − estimate).
+ */
+import type { Usage } from '../../../shared/src/responses.ts';
+import type { AuthContext } from '../auth/auth-context.ts';
+import { insertUsage, type UsageRecord } from '../db/usage.ts';
+import { settleTokens } from '../ratelimit/admit.ts';
+
+/** What is known about a request before its answer. */
+export interface UsageContext {
+  requestId: string;
+  auth: AuthContext;
+  model: string;
+  endpoint: string;
+  stream: boolean;
+  lambda: number | null;
+  preset: string | null;
+  /** Tokens charged to the rate limiter at admission. */
+  estimatedTokens: number;
+}
+
+/** The row for a request that ended with `status` and `usage` (null when the backend reported none). */
+export function usageRow(ctx: UsageContext, status: number, usage: Usage | null, cached: boolean): UsageRecord {
+  const b = usage?.realign?.branches;
+  return {
+    request_id: ctx.requestId,
+    tenant_id: ctx.auth.tenantId,
+    key_id: ctx.auth.keyId,
+    model_id: ctx.model,
+    endpoint: ctx.endpoint,
+    status,
+    stream: ctx.stream,
+    cached,
+    lambda: ctx.lambda,
+    preset: ctx.preset,
+    prompt_tokens: usage?.prompt_tokens ?? 0,
+    completion_tokens: usage?.completion_tokens ?? 0,
+    aligned_prompt_tokens: b?.aligned.prompt_tokens ?? 0,
+    aligned_completion_tokens: b?.aligned.completion_tokens ?? 0,
+    reference_prompt_tokens: b?.reference.prompt_tokens ?? 0,
+    reference_completion_tokens: b?.reference.completion_tokens ?? 0,
+    created_at: Date.now(),
+  };
+}
+
+/**
+ * Writes the row and settles the token bucket. Failures are logged, never thrown: usage must not break a
+ * response that was already sent. A cached answer costs no backend tokens, so its estimate is refunded.
+ */
+export async function recordUsage(env: Env, ctx: UsageContext, status: number, usage: Usage | null, cached: boolean): Promise<void> {
+  const real = cached || status >= 400 ? 0 : (usage?.total_tokens ?? ctx.estimatedTokens);
+  const results = await Promise.allSettled([insertUsage(env.DB, usageRow(ctx, status, usage, cached)), settleTokens(env, ctx.auth, real - ctx.estimatedTokens)]);
+  for (const r of results) {
+    if (r.status === 'rejected') console.error(JSON.stringify({ level: 'error', msg: 'usage recording failed', requestId: ctx.requestId, error: String(r.reason) }));
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * A STUB of the GPU backend for the worker's tests — not the real one. The worker's tests must show routing,
+ * failover, streaming and caching behaviours that need a backend to misbehave on cue (refuse, 500, stall, die
+ * mid-stream, hold a stream until released), which a real model server cannot be made to do deterministically.
+ * The real backend (gpu-backend/) is exercised through the worker in the end-to-end tests.
+ *
+ * It is a real HTTP server on 127.0.0.1 (started by global-setup.ts in Node), so the worker talks to it over a
+ * real socket from inside workerd. A backend base URL is `${url}/<behaviour>/<tag>`: the behaviour picks how it
+ * answers, the tag keeps each test's counters apart. Every request must carry a valid edge signature (checked
+ * with the shared verifier, nonces accepted once), otherwise 401 — so the tests also prove the worker signs.
+ *
+ * Control routes (unsigned, for tests): GET /__stats/<tag> → {requests: [{behaviour, path, body}]},
+ * POST /__release/<tag> → lets a `gated` stream continue.
+ */
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { verifySignature } from '../../../../shared/src/signing.ts';
+import { SSE_DONE, sseEvent } from '../../../../shared/src/sse.ts';
+
+/** Behaviours a stub backend URL can select. */
+export type StubBehaviour = 'ok' | 'fail500' | 'unavailable' | 'gated' | 'die' | 'stall' | 'garbage' | 'slow';
+
+interface Recorded {
+  behaviour: string;
+  method: string;
+  path: string;
+  body: unknown;
+}
+
+interface TagState {
+  requests: Recorded[];
+  release: Promise<void>;
+  releaseNow: () => void;
+  serial: number;
+}
+
+const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function newTag(): TagState {
+  let releaseNow!: () => void;
+  const release = new Promise<void>((r) => (releaseNow = r));
+  return { requests: [], release, releaseNow, serial: 0 };
+}
+
+function readBody(req: IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const parts: Buffer[] = [];
+    req.on('data', (c: Buffer) => parts.push(c));
+    req.on('end', () => resolve(Buffer.concat(parts).toString('utf8')));
+    req.on('error', reject);
+  });
+}
+
+function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  res.writeHead(status, { 'content-type': 'application/json', ...headers });
+  res.end(JSON.stringify(body));
+}
+
+function usageFor(lambda: number, prompt = 5, completion = 3) {
+  const aligned = lambda === 0 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
+  const reference = lambda === 1 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, realign: { lambda, branches: { aligned, reference } } };
+}
+
+/** The words a stub completion consists of; the serial makes two uncached answers differ. */
+function words(body: Record<string, unknown>, serial: number): string[] {
+  return ['answer', ` #${serial}`, ` λ=${String(body.lambda)}`, ` temp=${String(body.temperature ?? 'unset')}`, ` max=${String(body.max_tokens ?? 'unset')}`];
+}
+
+function completionObject(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number) {
+  const lambda = body.lambda as number;
+  const text = words(body, serial).join('');
+  const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, usage: usageFor(lambda) };
+  return kind === 'chat'
+    ? { ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: 'stop' }] }
+    : { ...base, object: 'text_completion', choices: [{ index: 0, text, logprobs: null, finish_reason: 'stop' }] };
+}
+
+function chunkEvents(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number): string[] {
+  const lambda = body.lambda as number;
+  const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  const extra = includeUsage ? { usage: null } : {};
+  const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, ...extra };
+  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+  const piece = (text: string, first: boolean) =>
+    kind === 'chat'
+      ? { ...base, object, choices: [{ index: 0, delta: first ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason: null }] }
+      : { ...base, object, choices: [{ index: 0, text, logprobs: null, finish_reason: null }] };
+  const events = words(body, serial).map((w, i) => sseEvent(piece(w, i === 0)));
+  const last = kind === 'chat' ? { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' } : { index: 0, text: '', logprobs: null, finish_reason: 'stop' };
+  events.push(sseEvent({ ...base, object, choices: [last] }));
+  if (includeUsage) events.push(sseEvent({ ...base, object, choices: [], usage: usageFor(lambda) }));
+  events.push(SSE_DONE);
+  return events;
+}
+
+function logitsObject(body: Record<string, unknown>, serial: number) {
+  const lambdas = body.lambdas as number[];
+  return {
+    id: `logits-stub-${serial}`,
+    object: 'logits',
+    created: 1_800_000_000,
+    model: String(body.model),
+    lambdas,
+    input_ids: [1, 2, 3],
+    positions: 'last',
+    results: lambdas.map((lambda) => ({ lambda, positions: [{ position: 2, top_logprobs: [{ token_id: 7, token: 'x', logprob: -0.1 * (1 + lambda) }] }] })),
+    usage: { prompt_tokens: 3, completion_tokens: 0, total_tokens: 3, realign: { lambda: lambdas, branches: { aligned: { prompt_tokens: 3, completion_tokens: 0 }, reference: { prompt_tokens: 3, completion_tokens: 0 } } } },
+  };
+}
+
+/** A running stub backend. */
+export interface StubBackend {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** Starts the stub on a free loopback port; requests must be signed with `hmacSecret`. */
+export async function startStubBackend(hmacSecret: string): Promise<StubBackend> {
+  const tags = new Map<string, TagState>();
+  const seenNonces = new Set<string>();
+  const tag = (name: string) => {
+    let t = tags.get(name);
+    if (t === undefined) tags.set(name, (t = newTag()));
+    return t;
+  };
+  const open = new Set<ServerResponse>();
+
+  async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://stub');
+    const [first, second, ...rest] = url.pathname.split('/').filter(Boolean);
+    if (first === '__stats' && second) return json(res, 200, { requests: tag(second).requests });
+    if (first === '__release' && second) {
+      tag(second).releaseNow();
+      return json(res, 200, { released: true });
+    }
+    if (!first || !second) return json(res, 404, { error: { message: 'stub: use /<behaviour>/<tag>/...', type: 'not_found_error', param: null, code: null } });
+    const behaviour = first as StubBehaviour;
+    const state = tag(second);
+    const text = await readBody(req);
+    const verdict = await verifySignature(hmacSecret, req.headers, { method: req.method ?? 'GET', path: url.pathname + url.search, body: text });
+    if (!verdict.ok || seenNonces.has(verdict.nonce)) {
+      return json(res, 401, { error: { message: `stub: ${verdict.ok ? 'replayed nonce' : verdict.reason}`, type: 'authentication_error', param: null, code: 'bad_signature' } });
+    }
+    seenNonces.add(verdict.nonce);
+    const path = '/' + rest.join('/');
+    let body: Record<string, unknown> = {};
+    try {
+      body = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    } catch {
+      body = {};
+    }
+    state.requests.push({ behaviour, method: req.method ?? 'GET', path, body });
+    const serial = ++state.serial;
+
+    if (behaviour === 'fail500') return json(res, 500, { error: { message: 'stub: internal failure', type: 'server_error', param: null, code: 'internal_error' } });
+    if (behaviour === 'unavailable') return json(res, 503, { error: { message: 'stub: model still loading', type: 'backend_error', param: null, code: 'loading' } }, { 'retry-after': '7' });
+    if (path === '/readyz') return json(res, 200, { ready: true });
+    if (behaviour === 'stall') return; // never answers; closed when the server closes
+    if (behaviour === 'garbage') {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      return void res.end('<html>not json</html>');
+    }
+    const kind = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'completions' : path === '/v1/logits' ? 'logits' : null;
+    if (kind === null) return json(res, 404, { error: { message: `stub: no route ${path}`, type: 'not_found_error', param: null, code: null } });
+    if (kind === 'logits') return json(res, 200, logitsObject(body, serial));
+    if (body.stream !== true) return json(res, 200, completionObject(kind, body, serial));
+
+    const events = chunkEvents(kind, body, serial);
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+    res.flushHeaders();
+    if (behaviour === 'die') {
+      res.write(events[0]);
+      res.write(events[1]);
+      await wait(50);
+      return void res.socket?.destroy();
+    }
+    for (const [i, event] of events.entries()) {
+      res.write(event);
+      if (behaviour === 'gated' && i === 0) await state.release;
+      if (behaviour === 'slow') await wait(30);
+    }
+    res.end();
+  }
+
+  const server: Server = createServer((req, res) => {
+    open.add(res);
+    res.on('close', () => open.delete(res));
+    handle(req, res).catch((e: unknown) => {
+      if (!res.headersSent) json(res, 500, { error: { message: `stub crashed: ${String(e)}`, type: 'server_error', param: null, code: null } });
+      else res.destroy();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: async () => {
+      for (const t of tags.values()) t.releaseNow();
+      for (const res of open) res.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A loopback URL where nothing listens (a port that was bound and released), so connections are refused. */
+export async function refusedUrl(): Promise<string> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
