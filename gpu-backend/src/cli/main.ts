@@ -11,6 +11,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   expand: () => import('./commands/expand.ts'),
   logits: () => import('./commands/logits.ts'),
   'build-graph': () => import('./commands/build-graph.ts'),
+  generate: () => import('./commands/generate.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {
