@@ -1,0 +1,153 @@
+import type { SamplingParams } from './params.ts';
+import { Rng, randomSeed } from './rng.ts';
+import { drawFull, drawMinP, drawNucleus, drawTopK, softmaxSum } from './draw.ts';
+import { topKIndices } from './select.ts';
+
+/** One token with its log-probability under the blended distribution after temperature. */
+export interface TokenLogprob {
+  token: number;
+  logprob: number;
+}
+
+/** What one sampling step chose. */
+export interface SampleResult {
+  token: number;
+  /** log-probability of `token`; present when `logprobs` was asked for */
+  logprob?: number;
+  /** the `top_logprobs` most likely tokens, best first (ties to the lower id); present when asked for */
+  top?: TokenLogprob[];
+}
+
+/** No token of a row has a finite logit after logit_bias and penalties: the engine fails that request. */
+export class NonFiniteLogitsError extends Error {
+  readonly code = 'non_finite_logits';
+  constructor(
+    readonly vocabSize: number,
+    readonly nanCount: number,
+    readonly positiveInfinityCount: number,
+  ) {
+    super(
+      `every logit of this sequence is NaN or ±∞ after logit_bias and penalties (vocabulary of ${vocabSize}: ` +
+        `${nanCount} NaN, ${positiveInfinityCount} +∞, the rest −∞), so no token can be sampled; ` +
+        'check the model weights and λ (a large |λ| can overflow float16 logits)',
+    );
+    this.name = 'NonFiniteLogitsError';
+  }
+}
+
+// The processed row lives in scratch shared by all samplers of this thread (next() is synchronous).
+let zBuf = new Float32Array(0);
+
+/**
+ * Samples the tokens of one sequence from blended logits: logit_bias, then repetition / presence /
+ * frequency penalties, then log-probabilities, then top_k → top_p → min_p truncation and a draw from the
+ * sequence's own random stream (argmax when temperature is 0). Create one per sequence; `next()` records the
+ * chosen token for the penalties of later steps.
+ */
+export class SequenceSampler {
+  /** the seed of this sequence's stream (drawn at random when the params have none) */
+  readonly seed: number;
+  private readonly rng: Rng;
+  private readonly seen: Set<number>;
+  private readonly counts = new Map<number, number>();
+  private readonly biasIds: number[] = [];
+  private readonly biasValues: number[] = [];
+
+  /** `stream` separates sequences that share a seed, e.g. the n choices of one request. */
+  constructor(
+    readonly params: SamplingParams,
+    promptTokenIds: ArrayLike<number>,
+    { stream = 0 }: { stream?: number } = {},
+  ) {
+    this.seed = params.seed ?? randomSeed();
+    this.rng = new Rng(this.seed, stream);
+    this.seen = new Set(Array.from(promptTokenIds));
+    for (const [key, bias] of Object.entries(params.logit_bias)) {
+      const id = Number(key);
+      if (Number.isInteger(id) && id >= 0 && bias !== 0) {
+        this.biasIds.push(id);
+        this.biasValues.push(bias);
+      }
+    }
+  }
+
+  /** Chooses the next token from one row of blended logits `[V]` (not modified) and records it. */
+  next(logits: Float32Array): SampleResult {
+    const vocab = logits.length;
+    const z = this.process(logits);
+    let best = -1;
+    let max = -Infinity;
+    for (let i = 0; i < vocab; i++) {
+      if (z[i] > max) {
+        max = z[i];
+        best = i;
+      }
+    }
+    if (best < 0) throw nonFiniteError(logits);
+
+    const p = this.params;
+    // Logprobs describe softmax(z / T). Greedy (T = 0) has no finite temperature to divide by, so its
+    // logprobs use T = 1: the blended distribution as the model gives it, the one greedy takes the argmax of.
+    const invT = p.temperature > 0 ? 1 / p.temperature : 1;
+    let sum = -1;
+    let token = best;
+    if (p.temperature > 0) {
+      const u = this.rng.nextFloat();
+      const topK = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
+      if (topK > 0) token = drawTopK(z, vocab, max, invT, topK, p.top_p, p.min_p, u);
+      else if (p.top_p < 1) [token, sum] = drawNucleus(z, vocab, max, invT, p.top_p, p.min_p, u);
+      else if (p.min_p > 0) token = drawMinP(z, vocab, max, invT, p.min_p, u);
+      else [token, sum] = drawFull(z, vocab, max, invT, u);
+    }
+
+    const result: SampleResult = { token };
+    if (p.logprobs) {
+      const logZ = Math.log(sum >= 0 ? sum : softmaxSum(z, vocab, max, invT));
+      result.logprob = (z[token] - max) * invT - logZ;
+      if (p.top_logprobs > 0) {
+        const top = new Int32Array(p.top_logprobs);
+        const n = topKIndices(z.subarray(0, vocab), p.top_logprobs, top);
+        result.top = Array.from(top.subarray(0, n), (id) => ({ token: id, logprob: (z[id] - max) * invT - logZ }));
+      }
+    }
+    this.seen.add(token);
+    this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+    return result;
+  }
+
+  /** Copies the row into scratch with NaN and ±∞ masked to −∞, then applies logit_bias and penalties. */
+  private process(logits: Float32Array): Float32Array {
+    const vocab = logits.length;
+    if (zBuf.length < vocab) zBuf = new Float32Array(vocab);
+    const z = zBuf;
+    z.set(logits);
+    for (let i = 0; i < vocab; i++) if (z[i] - z[i] !== 0) z[i] = -Infinity;
+    for (let j = 0; j < this.biasIds.length; j++) {
+      if (this.biasIds[j] < vocab) z[this.biasIds[j]] += this.biasValues[j];
+    }
+    const rp = this.params.repetition_penalty;
+    if (rp !== 1) {
+      for (const id of this.seen) {
+        if (id < vocab) z[id] = z[id] > 0 ? z[id] / rp : z[id] * rp;
+      }
+    }
+    const presence = this.params.presence_penalty;
+    const frequency = this.params.frequency_penalty;
+    if (presence !== 0 || frequency !== 0) {
+      for (const [id, count] of this.counts) {
+        if (id < vocab) z[id] -= presence + frequency * count;
+      }
+    }
+    return z;
+  }
+}
+
+function nonFiniteError(logits: Float32Array): NonFiniteLogitsError {
+  let nan = 0;
+  let posInf = 0;
+  for (let i = 0; i < logits.length; i++) {
+    if (Number.isNaN(logits[i])) nan++;
+    else if (logits[i] === Infinity) posInf++;
+  }
+  return new NonFiniteLogitsError(logits.length, nan, posInf);
+}
