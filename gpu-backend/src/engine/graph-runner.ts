@@ -44,6 +44,8 @@ export interface StepResult {
 export class GraphRunner {
   readonly caches: KvGroupCache[];
   forwardPasses = 0;
+  /** a decode-loop graph of the same spec, sharing these caches (see loop()) */
+  private loopSession: ModelSession | null = null;
 
   constructor(
     readonly session: ModelSession,
@@ -88,6 +90,56 @@ export class GraphRunner {
     this.forwardPasses++;
     this.recordLengths(plan);
     return { logits: out.logits.data as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+  }
+
+  /** Adds the decode-loop graph of the same spec (its KV inputs match this graph's, so the caches are shared). */
+  attachLoop(session: ModelSession, manifest: GraphManifest): void {
+    if (!manifest.decodeLoop || JSON.stringify(manifest.kvGroups) !== JSON.stringify(this.manifest.kvGroups)) {
+      throw new Error('attachLoop needs the decode-loop graph of the same spec');
+    }
+    this.loopSession = session;
+  }
+
+  /**
+   * Runs `steps` greedy decode steps in one run of a decode-loop graph, starting from a decode plan (one token per
+   * row). Returns the tokens [steps][B]; the caches then hold every token but the last ones returned.
+   */
+  async loop(plan: StepPlan, steps: number): Promise<number[][]> {
+    if (!this.loopSession) throw new Error('loop() needs a decode-loop graph: attachLoop() first');
+    const R = plan.tokens.length;
+    const B = plan.outputs.length;
+    const maxTotal = Math.max(...plan.totals) + steps - 1;
+    const rowOutput = new BigInt64Array(R);
+    plan.outputs.forEach((o, b) => {
+      rowOutput[o.aligned] = BigInt(b);
+      rowOutput[o.reference] = BigInt(b);
+    });
+    const feeds: Record<string, HostTensor> = {
+      input_ids: { type: 'int64', data: BigInt64Array.from(plan.tokens.map((t) => BigInt(t[0]))), dims: [R, 1] },
+      seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
+      total_sequence_length: { type: 'int32', data: Int32Array.of(Math.max(...plan.totals)), dims: [] },
+      lambda: { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] },
+      aligned_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] },
+      reference_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [B] },
+      steps: { type: 'int64', data: BigInt64Array.of(BigInt(steps)), dims: [] },
+      row_output: { type: 'int64', data: rowOutput, dims: [R] },
+    };
+    if (this.manifest.mode === 'inra') {
+      const rows = plan.adapterRows ?? [];
+      feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
+    }
+    const inPlace: Record<string, HostTensor> = {};
+    this.caches.forEach((cache, g) => {
+      cache.ensureTokens(maxTotal);
+      const v = cache.views(plan.ranges[g].start, plan.ranges[g].count);
+      Object.assign(feeds, v.feeds);
+      Object.assign(inPlace, v.inPlace);
+    });
+    const out = await this.loopSession.run(feeds, ['tokens'], inPlace);
+    this.forwardPasses += steps;
+    this.recordLengths({ ...plan, totals: plan.totals.map((t) => t + steps - 1) });
+    const tokens = out.tokens.data as BigInt64Array;
+    return Array.from({ length: steps }, (_, m) => Array.from(tokens.subarray(m * B, (m + 1) * B), Number));
   }
 
   private recordLengths(plan: StepPlan): void {

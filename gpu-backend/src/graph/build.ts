@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
-import { buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
+import { buildDecodeLoopGraph, buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
+
+/** Which graph of a spec: the step graph, or the greedy decode-loop graph. */
+export type GraphVariant = 'step' | 'decode-loop';
 import { writeOnnxModel } from './onnx-writer.ts';
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
@@ -19,9 +22,9 @@ export interface GraphFiles {
 }
 
 /** Identifies a spec's inputs: configs, weight files' sizes and times, and the builder version. */
-export function graphCacheKey(spec: GraphSpec): string {
+export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext }));
+  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext }));
   for (const ckpt of [spec.model, spec.aligned, spec.reference]) {
     if (!ckpt) {
       h.update('-');
@@ -40,8 +43,9 @@ export function graphCacheKey(spec: GraphSpec): string {
  * Returns the graph for `spec`, building it into `cacheRoot/<key>/` when it is not there yet. The build writes
  * into a temporary folder that is renamed when complete, so an interrupted build leaves no half graph behind.
  */
-export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (done: number, total: number) => void): GraphFiles {
-  const dir = join(cacheRoot, `${spec.mode}-${spec.floatType}-${graphCacheKey(spec)}`);
+export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (done: number, total: number) => void, variant: GraphVariant = 'step'): GraphFiles {
+  const suffix = variant === 'step' ? '' : `-${variant}`;
+  const dir = join(cacheRoot, `${spec.mode}${suffix}-${spec.floatType}-${graphCacheKey(spec, variant)}`);
   const manifestPath = join(dir, 'manifest.json');
   if (existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as GraphManifest;
@@ -52,7 +56,7 @@ export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (do
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    const { graph, manifest } = buildModelGraph(spec);
+    const { graph, manifest } = variant === 'step' ? buildModelGraph(spec) : buildDecodeLoopGraph(spec);
     writeOnnxModel(graph, tmp, 'model', onProgress);
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(dir, { recursive: true, force: true });

@@ -1,9 +1,11 @@
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
-import { float32ToHalfBits } from '../checkpoint/dtype.ts';
+import { bytesToFloat32, float32ToHalfBits } from '../checkpoint/dtype.ts';
 import type { Graph } from './ir.ts';
 
 /** Float type of a graph's weights and activations: float32 on CPU, float16 on CUDA. */
 export type FloatType = 'float32' | 'float16';
+
+type Values = Float32Array | Uint16Array;
 
 /**
  * Adds a checkpoint's weights to a graph as external initializers, transformed on the fly (transposed for MatMul,
@@ -24,7 +26,7 @@ export class WeightSource {
   /** A tensor as stored ([out, in] for linear layers). */
   raw(name: string): string {
     const shape = this.ckpt.store.entry(name).shape;
-    return this.add(`${name}`, shape, () => this.ckpt.store.readFloat32(name));
+    return this.add(name, shape, () => this.read(name));
   }
 
   /**
@@ -34,20 +36,15 @@ export class WeightSource {
   linear(names: string[]): string {
     const entries = names.map((n) => this.ckpt.store.entry(n));
     const nIn = entries[0].shape[1];
-    const outs = entries.map((e) => e.shape[0]);
-    const total = outs.reduce((a, b) => a + b, 0);
+    const total = entries.reduce((s, e) => s + e.shape[0], 0);
     return this.add(`${names.join('+')}:T`, [nIn, total], () => {
-      const packed = new Float32Array(nIn * total); // [in, Σout]
+      const packed = this.alloc(nIn * total); // [in, Σout]
       let col = 0;
-      names.forEach((n, k) => {
-        const w = this.ckpt.store.readFloat32(n); // [out_k, in]
-        const nOut = outs[k];
-        for (let o = 0; o < nOut; o++) {
-          const row = o * nIn;
-          for (let i = 0; i < nIn; i++) packed[i * total + col + o] = w[row + i];
-        }
+      for (const [k, n] of names.entries()) {
+        const nOut = entries[k].shape[0];
+        transposeInto(this.read(n), nOut, nIn, packed, total, col);
         col += nOut;
-      });
+      }
       return packed;
     });
   }
@@ -57,31 +54,62 @@ export class WeightSource {
     const lens = names.map((n) => this.ckpt.store.entry(n).shape[0]);
     const total = lens.reduce((a, b) => a + b, 0);
     return this.add(names.join('+'), [total], () => {
-      const out = new Float32Array(total);
+      const out = this.alloc(total);
       let at = 0;
       names.forEach((n, k) => {
-        out.set(this.ckpt.store.readFloat32(n), at);
+        out.set(this.read(n), at);
         at += lens[k];
       });
       return out;
     });
   }
 
-  /** A tensor computed here (zeros for identity adapters, rotary tables) added as a weight. */
+  /** A tensor computed here (rotary tables) added as a weight. */
   computed(key: string, dims: number[], make: () => Float32Array): string {
-    return this.add(key, dims, make);
+    return this.add(key, dims, () => (this.floatType === 'float32' ? make() : float32ToHalfBits(make())));
   }
 
-  private add(key: string, dims: number[], make: () => Float32Array): string {
+  /** A stored tensor in the graph's float type; float16 checkpoints pass to float16 graphs without conversion. */
+  private read(name: string): Values {
+    const { entry, bytes } = this.ckpt.store.readBytes(name);
+    if (entry.dtype === 'I64') throw new Error(`${entry.file}: tensor "${name}" is I64, expected a float weight`);
+    if (this.floatType === 'float16' && entry.dtype === 'F16') {
+      const aligned = bytes.byteOffset % 2 === 0 ? bytes : bytes.slice();
+      return new Uint16Array(aligned.buffer, aligned.byteOffset, aligned.byteLength / 2);
+    }
+    const f32 = bytesToFloat32(bytes, entry.dtype);
+    return this.floatType === 'float32' ? f32 : float32ToHalfBits(f32);
+  }
+
+  private alloc(n: number): Values {
+    return this.floatType === 'float32' ? new Float32Array(n) : new Uint16Array(n);
+  }
+
+  private add(key: string, dims: number[], make: () => Values): string {
     const found = this.added.get(key);
     if (found) return found;
     const name = `${this.prefix}${key}`;
-    const ft = this.floatType;
-    this.graph.initializer(name, ft, dims, () => {
-      const values = make();
-      return ft === 'float32' ? new Uint8Array(values.buffer, values.byteOffset, values.byteLength) : new Uint8Array(float32ToHalfBits(values).buffer);
+    this.graph.initializer(name, this.floatType, dims, () => {
+      const v = make();
+      return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
     });
     this.added.set(key, name);
     return name;
+  }
+}
+
+/** dst[i, col + o] = src[o, i] for src [rows, cols] into dst with row stride `stride`, in cache-sized tiles. */
+function transposeInto(src: Values, rows: number, cols: number, dst: Values, stride: number, col: number): void {
+  const B = 64;
+  for (let o0 = 0; o0 < rows; o0 += B) {
+    const o1 = Math.min(rows, o0 + B);
+    for (let i0 = 0; i0 < cols; i0 += B) {
+      const i1 = Math.min(cols, i0 + B);
+      for (let o = o0; o < o1; o++) {
+        const srow = o * cols;
+        const dcol = col + o;
+        for (let i = i0; i < i1; i++) dst[i * stride + dcol] = src[srow + i];
+      }
+    }
   }
 }

@@ -1,6 +1,7 @@
 /** Builds graphs for tests and runs whole sequences through them with the real session and caches. */
 import { openCheckpoint, type Checkpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { ensureGraph } from '../../../gpu-backend/src/graph/build.ts';
+import type { GraphSpec } from '../../../gpu-backend/src/graph/model-graph.ts';
 import type { GraphMode } from '../../../gpu-backend/src/graph/model-graph.ts';
 import { GraphRunner } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { RowAllocator, branchesFor, type RowHandle } from '../../../gpu-backend/src/engine/rows.ts';
@@ -15,11 +16,17 @@ export interface TestGraph {
 }
 
 /** Builds and opens a float32 CPU graph. */
-export async function openGraph(mode: GraphMode, ckpts: { model?: string; aligned?: string; reference?: string; inra?: number }, maxContext = 128): Promise<TestGraph> {
+export async function openGraph(mode: GraphMode, ckpts: { model?: string; aligned?: string; reference?: string; inra?: number }, maxContext = 128, withLoop = false): Promise<TestGraph> {
   const open = (d?: string): Checkpoint | undefined => (d ? openCheckpoint(d, ckpts.inra ? { inraAdapterLayers: ckpts.inra } : {}) : undefined);
-  const files = ensureGraph({ mode, floatType: 'float32', maxContext, model: open(ckpts.model), aligned: open(ckpts.aligned), reference: open(ckpts.reference) }, tempDir('realign-graph-'));
+  const spec: GraphSpec = { mode, floatType: 'float32', maxContext, model: open(ckpts.model), aligned: open(ckpts.aligned), reference: open(ckpts.reference) };
+  const cache = tempDir('realign-graph-');
+  const files = ensureGraph(spec, cache);
   const session = await ModelSession.open(files.modelPath, { device: 'cpu', threads: 1 });
   const runner = new GraphRunner(session, files.manifest);
+  if (withLoop) {
+    const loop = ensureGraph(spec, cache, undefined, 'decode-loop');
+    runner.attachLoop(await ModelSession.open(loop.modelPath, { device: 'cpu', threads: 1 }), loop.manifest);
+  }
   return { runner, rows: new RowAllocator(runner), vocab: files.manifest.vocabSize };
 }
 

@@ -1,0 +1,142 @@
+/**
+ * The I/O contract of realign's graphs. Dimension legend (named dims in the ONNX files):
+ *   R  branch rows in this step (one per sequence and branch it needs)   S  new tokens per row
+ *   T  KV cache capacity        P  positions projected per row          B  output rows (sequence × λ)
+ *   A  rows through the InRa adapter    M  decode steps inside one run (decode-loop graphs)
+ *   K  KV heads   E  head_dim   V  vocab
+ *
+ * A branch row is one token stream through one branch; an output row blends two branch rows with its own λ:
+ *   logits[b] = λ[b]·z(aligned_row[b]) + (1 − λ[b])·z(reference_row[b]).
+ * A sequence at λ = 0 or 1 has one branch row, and both indices point to it.
+ */
+import type { Checkpoint } from '../checkpoint/checkpoint.ts';
+import type { ModelConfig } from '../checkpoint/config.ts';
+import type { Dim, ElemType } from './ir.ts';
+import type { FloatType } from './weights.ts';
+
+/** How the graph is laid out. */
+export type GraphMode = 'single' | 'inra' | 'fusion' | 'naive-inra';
+
+/** What to build. */
+export interface GraphSpec {
+  mode: GraphMode;
+  floatType: FloatType;
+  /** largest total sequence length the graph serves (rotary table size) */
+  maxContext: number;
+  /** single, inra, naive-inra: the checkpoint (for inra its config says which layers are adapters) */
+  model?: Checkpoint;
+  /** fusion: the two checkpoints (same vocabulary) */
+  aligned?: Checkpoint;
+  reference?: Checkpoint;
+}
+
+/** One family of KV caches that share a row order (packed rows, one buffer per layer and K/V). */
+export interface KvGroupInfo {
+  name: string;
+  layers: number;
+  numKvHeads: number;
+  headDim: number;
+  pastKey: string[];
+  pastValue: string[];
+  presentKey: string[];
+  presentValue: string[];
+}
+
+/**
+ * How the step's branch-row axis R is made of KV groups:
+ * - `rows`: R is the rows of group 0; in `inra`, `adapter_rows` lists which of them also pass the adapter (group 1).
+ * - `split`: R is group 0's rows followed by group 1's rows (fusion, naive-inra: aligned then reference).
+ */
+export type RowLayout = 'rows' | 'split';
+
+/** A graph input or output as listed in the manifest. */
+export interface IoEntry {
+  name: string;
+  type: ElemType;
+  dims: Dim[];
+  doc: string;
+}
+
+/** Everything the runtime needs to drive a built graph, saved next to it as JSON. */
+export interface GraphManifest {
+  mode: GraphMode;
+  floatType: FloatType;
+  maxContext: number;
+  vocabSize: number;
+  rowLayout: RowLayout;
+  kvGroups: KvGroupInfo[];
+  inputs: IoEntry[];
+  outputs: IoEntry[];
+  /** decode-loop graphs: several greedy decode steps per run */
+  decodeLoop?: boolean;
+}
+
+/** The graph's inputs and outputs, in one table (KV caches are added per group by `kvGroupsFor`). */
+export const IO = {
+  input_ids: { type: 'int64', dims: ['R', 'S'], doc: 'new tokens of each branch row (right-padded when rows differ in length)' },
+  seqlens_k: { type: 'int32', dims: ['R'], doc: 'per branch row: its total length after this step, minus one' },
+  total_sequence_length: { type: 'int32', dims: [], doc: 'the largest total length after this step (in a prefill: S)' },
+  positions: { type: 'int64', dims: ['R', 'P'], doc: 'indices into S of the positions to project to the vocabulary' },
+  lambda: { type: 'float32', dims: ['B'], doc: 'λ of each output row' },
+  aligned_row: { type: 'int64', dims: ['B'], doc: 'branch row giving the aligned term of each output row' },
+  reference_row: { type: 'int64', dims: ['B'], doc: 'branch row giving the reference term of each output row' },
+  adapter_rows: { type: 'int64', dims: ['A'], doc: 'inra only: the branch rows that pass the adapter, in adapter-cache order' },
+  steps: { type: 'int64', dims: [], doc: 'decode-loop only: greedy decode steps to run (M)' },
+  row_output: { type: 'int64', dims: ['R'], doc: 'decode-loop only: the output row whose argmax feeds each branch row' },
+  logits: { type: 'float32', dims: ['B', 'P', 'V'], doc: 'blended logits of each output row at each projected position' },
+  tokens: { type: 'int64', dims: ['M', 'B'], doc: 'decode-loop only: the greedy token of each output row at each step' },
+} as const satisfies Record<string, { type: ElemType; dims: Dim[]; doc: string }>;
+
+/** The KV groups of a spec, with their configs and row dimension names. */
+export function kvGroupsFor(spec: GraphSpec): { info: KvGroupInfo; cfg: ModelConfig; rowDim: string }[] {
+  const make = (name: string, cfg: ModelConfig, layers: number, rowDim: string) => {
+    const prefix = name === 'layers' ? '' : `${name}.`;
+    const names = (what: string) => Array.from({ length: layers }, (_, l) => `${prefix}${what}.${l}`);
+    return {
+      info: { name, layers, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, pastKey: names('past_key'), pastValue: names('past_value'), presentKey: names('present_key'), presentValue: names('present_value') },
+      cfg,
+      rowDim,
+    };
+  };
+  if (spec.mode === 'single' || spec.mode === 'inra') {
+    const cfg = need(spec.model, 'model').config;
+    const adapters = spec.mode === 'inra' ? cfg.adapterLayers : 0;
+    if (spec.mode === 'inra' && adapters === 0) throw new Error(`${spec.model!.dir}: inra mode needs a checkpoint with adapter layers (expand it, or open it with --inra)`);
+    const groups = [make('layers', cfg, cfg.numLayers - adapters, 'R')];
+    if (adapters > 0) groups.push(make('adapter', cfg, adapters, 'A'));
+    return groups;
+  }
+  const [a, r] = branchCheckpoints(spec);
+  return [make('aligned', a.ckpt.config, a.ckpt.config.numLayers - a.first, 'R_aligned'), make('reference', r.ckpt.config, r.ckpt.config.numLayers - r.first, 'R_reference')];
+}
+
+/** fusion and naive-inra: the two branches' checkpoints and the first layer each runs. */
+export function branchCheckpoints(spec: GraphSpec): [{ name: 'aligned'; ckpt: Checkpoint; first: number }, { name: 'reference'; ckpt: Checkpoint; first: number }] {
+  if (spec.mode === 'fusion') {
+    const a = need(spec.aligned, 'aligned');
+    const r = need(spec.reference, 'reference');
+    if (a.config.vocabSize !== r.config.vocabSize) {
+      throw new Error(`fusion needs one vocabulary: ${a.dir} has ${a.config.vocabSize} tokens, ${r.dir} has ${r.config.vocabSize}`);
+    }
+    return [
+      { name: 'aligned', ckpt: a, first: 0 },
+      { name: 'reference', ckpt: r, first: 0 },
+    ];
+  }
+  const m = need(spec.model, 'model');
+  if (m.config.adapterLayers === 0) throw new Error(`${m.dir}: naive-inra needs a checkpoint with adapter layers`);
+  return [
+    { name: 'aligned', ckpt: m, first: 0 },
+    { name: 'reference', ckpt: m, first: m.config.adapterLayers },
+  ];
+}
+
+/** The vocabulary size of a spec's output. */
+export function specVocab(spec: GraphSpec): number {
+  return (spec.model ?? spec.reference ?? spec.aligned)!.config.vocabSize;
+}
+
+function need<T>(v: T | undefined, what: string): T {
+  if (!v) throw new Error(`graph spec is missing its ${what} checkpoint`);
+  return v;
+}
