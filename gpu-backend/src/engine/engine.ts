@@ -87,7 +87,8 @@ export class Engine {
       },
     });
     this.send({ type: 'generate', job: { ...job, id } });
-    const self = this;
+    const forget = () => this.generations.delete(id);
+    const cancel = () => this.send({ type: 'cancel', id });
     const events: AsyncIterable<GenerateEvent> = {
       async *[Symbol.asyncIterator]() {
         try {
@@ -100,8 +101,8 @@ export class Engine {
             yield ev;
           }
         } finally {
-          self.generations.delete(id);
-          if (!done) self.send({ type: 'cancel', id });
+          forget();
+          if (!done) cancel();
         }
       },
     };
