@@ -47,6 +47,8 @@ interface TokenizerConfigJson {
 
 const UTF8 = new TextEncoder();
 const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** As the ByteLevel decoder decodes: invalid bytes become U+FFFD, a leading BOM is kept. */
+const LENIENT_UTF8 = new TextDecoder('utf-8', { fatal: false, ignoreBOM: true });
 const BYTE_FALLBACK = /^<0x([0-9A-Fa-f]{2})>$/;
 
 function tokenContent(field: TokenField): string | null {
@@ -93,6 +95,9 @@ export class TextTokenizer {
   readonly bosTokenId: number | null;
   private readonly inner: Tokenizer;
   private readonly byteLevel: boolean;
+  /** the decoder is exactly ByteLevel, so `decodeByteLevel` reproduces it */
+  private readonly byteLevelOnly: boolean;
+  private readonly bytesCache = new Map<number, readonly number[]>();
   private readonly byteFallback: boolean;
   private readonly addedContent = new Map<number, string>();
   private readonly specialIds = new Set<number>();
@@ -106,6 +111,7 @@ export class TextTokenizer {
       throw new TokenizerError(`${source}: unsupported or malformed tokenizer (${(err as Error).message})`, source);
     }
     this.byteLevel = usesByteLevel(json.decoder);
+    this.byteLevelOnly = json.decoder?.type === 'ByteLevel';
     this.byteFallback = json.model.byte_fallback === true;
     let maxId = -1;
     for (const id of this.inner.get_vocab(true).values()) maxId = Math.max(maxId, id);
@@ -166,7 +172,37 @@ export class TextTokenizer {
       if (id >= 0 && id < this.vocabSize && this.inner.id_to_token(id) !== undefined) known.push(id);
     }
     if (known.length === 0) return '';
+    if (this.byteLevelOnly) return this.decodeByteLevel(known, skipSpecialTokens);
     return this.inner.decode(known, { skip_special_tokens: skipSpecialTokens, clean_up_tokenization_spaces: false });
+  }
+
+  /**
+   * What the library's ByteLevel decoder does, without its per-token searches of the added-token list (this
+   * runs for every streamed token): bytes of consecutive ordinary tokens decode together, an added token
+   * ends such a run and stands for its own text, a skipped special token vanishes without ending the run.
+   */
+  private decodeByteLevel(ids: readonly number[], skipSpecialTokens: boolean): string {
+    let text = '';
+    const run: number[] = [];
+    for (const id of ids) {
+      if (skipSpecialTokens && this.specialIds.has(id)) continue;
+      const added = this.addedContent.get(id);
+      if (added === undefined) {
+        for (const b of this.cachedBytes(id)) run.push(b);
+        continue;
+      }
+      if (run.length > 0) text += LENIENT_UTF8.decode(new Uint8Array(run));
+      run.length = 0;
+      text += added;
+    }
+    if (run.length > 0) text += LENIENT_UTF8.decode(new Uint8Array(run));
+    return text;
+  }
+
+  private cachedBytes(id: number): readonly number[] {
+    let bytes = this.bytesCache.get(id);
+    if (bytes === undefined) this.bytesCache.set(id, (bytes = this.tokenBytes(id)));
+    return bytes;
   }
 
   /** Renders the chat template; `extra` adds template variables (e.g. `enable_thinking`, `tools`). */

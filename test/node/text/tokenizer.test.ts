@@ -1,6 +1,7 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { copyBundledTokenizer, MIN_TINY_VOCAB_SIZE, writeTinyTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
@@ -164,6 +165,28 @@ describe('bundled Llama 3.1 tokenizer', () => {
     const ids = llama.encodeChat(messages);
     expect(ids.filter((id) => id === 128000)).toHaveLength(1);
     expect(ids[0]).toBe(128000);
+  });
+});
+
+describe('decoding matches @huggingface/tokenizers (its ByteLevel decoder, without clean-up)', () => {
+  it.each(['tiny', 'qwen', 'llama3'] as const)('for random ids of the %s tokenizer, incl. special, added and partial-byte tokens (property)', (kind) => {
+    const dir = tempDir();
+    if (kind === 'tiny') writeTinyTokenizer(dir, { vocabSize: 512 });
+    else copyBundledTokenizer(kind, dir);
+    const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+    const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+    const library = new Tokenizer(json, config);
+    const ours = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
+    const added = (json.added_tokens as { id: number }[]).map((t) => t.id);
+    const interesting = [...added, ...ours.encode(SAMPLE_TEXTS.emoji + SAMPLE_TEXTS.cjk, { addSpecialTokens: false })];
+    const id = fc.oneof(fc.integer({ min: 0, max: ours.vocabSize - 1 }), fc.constantFrom(...interesting));
+    fc.assert(
+      fc.property(fc.array(id, { minLength: 1, maxLength: 30 }), fc.boolean(), (ids, skip) => {
+        const want = library.decode(ids, { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
+        expect(ours.decode(ids, { skipSpecialTokens: skip })).toBe(want);
+      }),
+      { numRuns: 300, seed: 11 },
+    );
   });
 });
 
