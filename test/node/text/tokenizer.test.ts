@@ -20,9 +20,18 @@ function loadTiny(vocabSize: number): TextTokenizer {
   return TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
 }
 
-function loadBundled(kind: 'qwen' | 'llama3'): { tok: TextTokenizer; vocabSize: number } {
-  const info = copyBundledTokenizer(kind, tempDir());
-  return { tok: TextTokenizer.load(info.tokenizerJsonPath, info.tokenizerConfigPath), vocabSize: info.vocabSize };
+const bundled = new Map<string, { tok: TextTokenizer; vocabSize: number; dir: string }>();
+
+/** Each bundled tokenizer is copied and loaded once per file (a load takes about a second). */
+function loadBundled(kind: 'qwen' | 'llama3'): { tok: TextTokenizer; vocabSize: number; dir: string } {
+  let entry = bundled.get(kind);
+  if (entry === undefined) {
+    const dir = tempDir();
+    const info = copyBundledTokenizer(kind, dir);
+    entry = { tok: TextTokenizer.load(info.tokenizerJsonPath, info.tokenizerConfigPath), vocabSize: info.vocabSize, dir };
+    bundled.set(kind, entry);
+  }
+  return entry;
 }
 
 describe('tiny byte-level BPE tokenizer', () => {
@@ -170,13 +179,16 @@ describe('bundled Llama 3.1 tokenizer', () => {
 
 describe('decoding matches @huggingface/tokenizers (its ByteLevel decoder, without clean-up)', () => {
   it.each(['tiny', 'qwen', 'llama3'] as const)('for random ids of the %s tokenizer, incl. special, added and partial-byte tokens (property)', (kind) => {
-    const dir = tempDir();
-    if (kind === 'tiny') writeTinyTokenizer(dir, { vocabSize: 512 });
-    else copyBundledTokenizer(kind, dir);
+    let dir: string;
+    let ours: TextTokenizer;
+    if (kind === 'tiny') {
+      dir = tempDir();
+      writeTinyTokenizer(dir, { vocabSize: 512 });
+      ours = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
+    } else ({ dir, tok: ours } = loadBundled(kind));
     const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
     const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
     const library = new Tokenizer(json, config);
-    const ours = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
     const added = (json.added_tokens as { id: number }[]).map((t) => t.id);
     const interesting = [...added, ...ours.encode(SAMPLE_TEXTS.emoji + SAMPLE_TEXTS.cjk, { addSpecialTokens: false })];
     const id = fc.oneof(fc.integer({ min: 0, max: ours.vocabSize - 1 }), fc.constantFrom(...interesting));
