@@ -38,6 +38,9 @@ export default defineConfig({
           globalSetup: ['./worker/test/stub-backend/node/global-setup.ts'],
           setupFiles: ['./worker/test/setup/apply-migrations.ts'],
           testTimeout: 20_000,
+          // One isolate for all files: each file gets its own tenants and stub tags, and this saves ~2 s of module
+          // loading per file.
+          isolate: false,
         },
       },
     ],

@@ -3,7 +3,7 @@ import type { Context } from 'hono';
 import { z } from 'zod';
 import { invalidRequest, notFound } from '../../../../shared/src/errors.ts';
 import { lambdaField, numberField, presetField, PRESET_NAME, stringField } from '../../../../shared/src/fields.ts';
-import { formatIssue } from '../../../../shared/src/parse-request.ts';
+import { formatIssue, paramName } from '../../../../shared/src/parse-request.ts';
 import { samplingDefaultsSchema } from '../../../../shared/src/sampling-defaults.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { getTenant, type TenantRow } from '../../db/tenants.ts';
@@ -93,7 +93,10 @@ export function validate<T extends z.ZodType>(schema: T, value: unknown): z.outp
   const r = schema.safeParse(value, { reportInput: true });
   if (r.success) return r.data;
   const issue = r.error.issues[0]!;
-  if (issue.code === 'unrecognized_keys') throw invalidRequest(`unknown field(s) ${issue.keys.map((k) => `\`${k}\``).join(', ')}`, issue.keys[0] ?? null);
+  if (issue.code === 'unrecognized_keys') {
+    const names = issue.keys.map((k) => paramName([...issue.path, k]));
+    throw invalidRequest(`unknown field(s) ${names.map((n) => `\`${n}\``).join(', ')}; remove them`, names[0] ?? null);
+  }
   const { param, message } = formatIssue(issue);
   throw invalidRequest(message, param === '' ? null : param);
 }

@@ -1,0 +1,131 @@
+import { describe, expect, it } from 'vitest';
+import { makeTenant } from './helpers/fixtures.ts';
+import { callWith } from './helpers/http.ts';
+import { readSse, streamedText } from './helpers/sse.ts';
+import { stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
+import { usageRowOf } from './helpers/usage.ts';
+
+type Chat = { id: string; choices: { message: { content: string } }[]; usage: { total_tokens: number } };
+
+/** A test's own backend (a tagged stub) so that its request count is exact. */
+function setup(tag: string) {
+  const vars = { BACKENDS: JSON.stringify([{ url: stubBackend('ok', tag) }]) };
+  return (key: string, body: unknown, headers: Record<string, string> = {}) =>
+    callWith(vars, body && (body as { prompt?: unknown }).prompt !== undefined ? '/v1/completions' : '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json', ...headers },
+      body: JSON.stringify(body),
+    });
+}
+
+describe('response cache', () => {
+  it('answers a repeated deterministic request from the cache (MISS, then HIT) without calling the backend', async () => {
+    const tag = uniqueTag('cache-hit');
+    const send = setup(tag);
+    const t = await makeTenant();
+    const body = { model: t.model, messages: [{ role: 'user', content: 'same' }], temperature: 0 };
+    const first = await send(t.key, body);
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-realign-cache')).toBe('MISS');
+    const firstJson = (await first.json()) as Chat;
+    let hit: Response | null = null;
+    // The store is written after the response (waitUntil); allow it a moment, bounded.
+    for (let i = 0; i < 50 && hit?.headers.get('x-realign-cache') !== 'HIT'; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      hit = await send(t.key, body);
+    }
+    expect(hit!.headers.get('x-realign-cache')).toBe('HIT');
+    expect(hit!.headers.get('x-realign-lambda')).toBe('1');
+    expect(await hit!.json()).toEqual(firstJson);
+    const backendCalls = (await stubRequests(tag)).length;
+    expect(backendCalls).toBeGreaterThanOrEqual(1);
+    const again = await send(t.key, body);
+    expect(again.headers.get('x-realign-cache')).toBe('HIT');
+    expect((await stubRequests(tag)).length).toBe(backendCalls);
+    const row = await usageRowOf(again.headers.get('x-request-id')!);
+    // The stub reports 5 prompt and 3 completion tokens; a HIT records them with cached = 1.
+    expect(row).toMatchObject({ cached: 1, status: 200, prompt_tokens: 5, completion_tokens: 3 });
+  });
+
+  it('keys on the resolved λ: a different λ is a different entry', async () => {
+    const send = setup(uniqueTag('cache-lambda'));
+    const t = await makeTenant();
+    const body = { model: t.model, messages: [{ role: 'user', content: 'λ' }], seed: 7, lambda: 0.5 };
+    expect((await send(t.key, body)).headers.get('x-realign-cache')).toBe('MISS');
+    const other = await send(t.key, { ...body, lambda: 0.25 });
+    expect(other.headers.get('x-realign-cache')).toBe('MISS');
+    expect(((await other.json()) as Chat).choices[0]!.message.content).toContain('λ=0.25');
+  });
+
+  it('bypasses the cache for Cache-Control: no-cache, and does not store that answer', async () => {
+    const tag = uniqueTag('cache-bypass');
+    const send = setup(tag);
+    const t = await makeTenant();
+    const body = { model: t.model, messages: [{ role: 'user', content: 'fresh' }], temperature: 0 };
+    const a = await send(t.key, body, { 'cache-control': 'no-cache' });
+    const b = await send(t.key, body, { 'cache-control': 'no-cache' });
+    expect(a.headers.get('x-realign-cache')).toBe('BYPASS');
+    expect(b.headers.get('x-realign-cache')).toBe('BYPASS');
+    expect(((await a.json()) as Chat).choices[0]!.message.content).not.toBe(((await b.json()) as Chat).choices[0]!.message.content);
+    expect((await stubRequests(tag)).length).toBe(2);
+  });
+
+  it('never caches sampling requests (temperature > 0 or unset, no seed)', async () => {
+    const tag = uniqueTag('cache-sampling');
+    const send = setup(tag);
+    const t = await makeTenant();
+    for (const extra of [{ temperature: 0.7 }, {}, { temperature: 0.7 }, {}]) {
+      const res = await send(t.key, { model: t.model, messages: [{ role: 'user', content: 'dice' }], ...extra });
+      expect(res.headers.get('x-realign-cache')).toBe('BYPASS');
+    }
+    expect((await stubRequests(tag)).length).toBe(4);
+  });
+
+  it('does not cache for a tenant whose TTL is 0', async () => {
+    const send = setup(uniqueTag('cache-off'));
+    const t = await makeTenant({ cacheTtlSeconds: 0 });
+    const res = await send(t.key, { model: t.model, messages: [{ role: 'user', content: 'x' }], temperature: 0 });
+    expect(res.headers.get('x-realign-cache')).toBe('BYPASS');
+  });
+
+  it('replays a cached answer to a streamed request as a valid SSE stream', async () => {
+    const tag = uniqueTag('cache-replay');
+    const send = setup(tag);
+    const t = await makeTenant();
+    const body = { model: t.model, messages: [{ role: 'user', content: 'stream me' }], temperature: 0 };
+    const stored = (await (await send(t.key, body)).json()) as Chat;
+    let res: Response | null = null;
+    for (let i = 0; i < 50 && res?.headers.get('x-realign-cache') !== 'HIT'; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      res = await send(t.key, { ...body, stream: true, stream_options: { include_usage: true } });
+      if (res.headers.get('x-realign-cache') !== 'HIT') await res.body?.cancel();
+    }
+    expect(res!.headers.get('x-realign-cache')).toBe('HIT');
+    expect(res!.headers.get('content-type')).toContain('text/event-stream');
+    const data = await readSse(res!);
+    expect(data.at(-1)).toBe('[DONE]');
+    const events = data.slice(0, -1).map((d) => JSON.parse(d) as { object: string; id: string; choices: unknown[]; usage?: unknown });
+    expect(new Set(events.map((e) => e.object))).toEqual(new Set(['chat.completion.chunk']));
+    expect(new Set(events.map((e) => e.id)).size).toBe(1);
+    expect(streamedText(data)).toBe(stored.choices[0]!.message.content);
+    expect(events.at(-1)).toMatchObject({ choices: [], usage: stored.usage });
+  });
+
+  it('fills the cache from a streamed MISS; a later JSON request is a HIT with the same text', async () => {
+    const tag = uniqueTag('cache-stream-fill');
+    const send = setup(tag);
+    const t = await makeTenant();
+    const body = { model: t.model, prompt: 'complete me', temperature: 0 };
+    const streamed = await send(t.key, { ...body, stream: true });
+    expect(streamed.headers.get('x-realign-cache')).toBe('MISS');
+    const text = streamedText(await readSse(streamed));
+    let res: Response | null = null;
+    for (let i = 0; i < 50 && res?.headers.get('x-realign-cache') !== 'HIT'; i++) {
+      if (i > 0) await new Promise((r) => setTimeout(r, 20));
+      res = await send(t.key, body);
+    }
+    expect(res!.headers.get('x-realign-cache')).toBe('HIT');
+    expect(((await res!.json()) as { choices: { text: string }[] }).choices[0]!.text).toBe(text);
+    expect((await stubRequests(tag)).length).toBe(1);
+  });
+});
