@@ -12,6 +12,7 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   logits: () => import('./commands/logits.ts'),
   'build-graph': () => import('./commands/build-graph.ts'),
   generate: () => import('./commands/generate.ts'),
+  serve: () => import('./commands/serve.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {

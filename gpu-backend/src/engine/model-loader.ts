@@ -102,7 +102,8 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     source,
     runner: new GraphRunner(session, files.manifest),
     tokenizer,
-    eosTokenIds: eos.length > 0 ? eos : [...tokenizer.eosTokenIds],
+    // generation_config often lists more stop ids than the tokenizer's eos_token (Qwen: <|endoftext|> too)
+    eosTokenIds: [...new Set([...eos, ...tokenizer.eosTokenIds])],
     device,
     deviceReason: reason,
     maxContext,

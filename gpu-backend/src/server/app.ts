@@ -1,0 +1,109 @@
+/**
+ * The backend's HTTP app: routes wired to their handlers, request ids and logs around every request, and one
+ * place that turns any error into OpenAI's error JSON.
+ */
+import { Hono } from 'hono';
+import type { Logger } from 'pino';
+import { ApiError, errorBody, notFound, serverError, serviceUnavailable } from '../../../shared/src/errors.ts';
+import { authenticate, type AuthOptions } from './auth.ts';
+import { readBody } from './body.ts';
+import type { ServerConfig } from './config.ts';
+import type { BackendEnv } from './http-types.ts';
+import type { BackendMetrics } from './metrics.ts';
+import type { ModelRegistry } from './registry.ts';
+import { generationRoute } from './routes/generate.ts';
+import { logitsRoute } from './routes/logits.ts';
+
+/** What the app is built from. */
+export interface AppDeps {
+  config: ServerConfig;
+  registry: ModelRegistry;
+  metrics: BackendMetrics;
+  auth: AuthOptions;
+  logger: Logger;
+  /** false once shutdown began: new requests get 503 */
+  accepting: () => boolean;
+}
+
+/** Builds the Hono app. */
+export function createApp(deps: AppDeps): Hono<BackendEnv> {
+  const app = new Hono<BackendEnv>();
+  const { metrics, registry } = deps;
+
+  app.use('*', async function requestContext(c, next) {
+    const given = c.req.header('x-request-id');
+    const requestId = given && /^[A-Za-z0-9._:-]{1,128}$/.test(given) ? given : crypto.randomUUID();
+    c.set('requestId', requestId);
+    const log = deps.logger.child({ requestId });
+    c.set('log', log);
+    const started = performance.now();
+    await next();
+    c.res.headers.set('x-request-id', requestId);
+    const route = c.req.routePath;
+    metrics.requests.inc({ route, status: String(c.res.status) });
+    log.info({ method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Math.round(performance.now() - started), auth: c.get('auth') }, 'request');
+  });
+
+  app.onError((err, c) => {
+    const e = err instanceof ApiError ? err : serverError();
+    if (!(err instanceof ApiError)) c.get('log')?.error({ err: err.message, stack: err.stack }, 'unhandled error');
+    const headers: Record<string, string> = {};
+    if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
+    return c.json(errorBody(e.message, e.type, e.param, e.code), e.status as 400, headers);
+  });
+
+  app.notFound((c) => {
+    const e = notFound(`no route ${c.req.method} ${new URL(c.req.url).pathname}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`, 'unknown_route');
+    return c.json(errorBody(e.message, e.type, e.param, e.code), 404);
+  });
+
+  app.get('/healthz', (c) => c.json({ ok: true }));
+  app.get('/readyz', (c) => {
+    const ready = registry.ready && deps.accepting();
+    return c.json({ ready, accepting: deps.accepting(), models: registry.status() }, ready ? 200 : 503);
+  });
+
+  const guard = [
+    async function accepting(_c: unknown, next: () => Promise<void>) {
+      if (!deps.accepting()) throw serviceUnavailable('the server is shutting down; retry on another backend', 1, 'shutting_down');
+      await next();
+    },
+    readBody(deps.config.limits.max_body_bytes),
+    authenticate(deps.auth),
+  ] as const;
+
+  app.get('/metrics', ...guard, (c) => {
+    for (const m of registry.models()) {
+      const s = m.engine.stats;
+      if (!s) continue;
+      const l = { model: m.config.id };
+      metrics.batchSize.set(l, s.lastBatchSize);
+      metrics.queueDepth.set(l, s.queued);
+      metrics.running.set(l, s.running);
+      metrics.kvUsed.set(l, s.kvTokensUsed);
+      metrics.kvBudget.set(l, s.kvTokensBudget);
+      metrics.kvBytes.set(l, s.kvBytesAllocated);
+      metrics.forwardPasses.set(l, s.forwardPasses);
+    }
+    return c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' });
+  });
+
+  app.get('/v1/models', ...guard, (c) =>
+    c.json({
+      object: 'list',
+      data: registry.models().map((m) => ({
+        id: m.config.id,
+        object: 'model',
+        created: m.created,
+        owned_by: 'realign',
+        realign: { mode: m.config.mode, default_lambda: m.config.default_lambda, lambda_range: m.config.lambda_range, max_context: m.engine.info.maxContext, device: m.engine.info.device },
+      })),
+    }),
+  );
+
+  const genDeps = { registry, config: deps.config, metrics };
+  app.post('/v1/chat/completions', ...guard, generationRoute('chat', genDeps));
+  app.post('/v1/completions', ...guard, generationRoute('completions', genDeps));
+  app.post('/v1/logits', ...guard, logitsRoute(genDeps));
+  return app;
+}

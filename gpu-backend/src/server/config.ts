@@ -1,0 +1,119 @@
+/**
+ * `models.json`: what `realign serve` loads and the limits it enforces. Paths are relative to the file's folder.
+ *
+ *   { "models": [{ "id": "demo", "mode": "inra", "model": "./demo", "default_lambda": 0.5, "lambda_range": [-1, 2] }],
+ *     "limits": { "max_tokens": 2048 }, "auth": { "allow_unauthenticated": false } }
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import type { EngineLimits } from '../engine/protocol.ts';
+import type { ModelSource } from '../engine/model-loader.ts';
+
+const modelSchema = z
+  .object({
+    id: z.string().regex(/^[A-Za-z0-9._:/-]{1,128}$/, 'model ids are 1–128 characters of letters, digits and ._:/-'),
+    mode: z.enum(['single', 'inra', 'fusion']),
+    model: z.string().optional(),
+    aligned: z.string().optional(),
+    reference: z.string().optional(),
+    inra_adapter_layers: z.number().int().positive().optional(),
+    default_lambda: z.number().finite().default(1),
+    lambda_range: z.tuple([z.number().finite(), z.number().finite()]).default([-1, 2]),
+    max_context: z.number().int().positive().optional(),
+    device: z.enum(['auto', 'cpu', 'cuda']).default('auto'),
+    threads: z.number().int().positive().optional(),
+    max_batch: z.number().int().positive().default(32),
+    max_queue: z.number().int().nonnegative().default(256),
+    kv_budget_tokens: z.number().int().positive().default(1 << 18),
+    max_prefill_tokens: z.number().int().positive().default(1 << 14),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    if (m.mode === 'fusion' && (!m.aligned || !m.reference)) ctx.addIssue({ code: 'custom', message: 'fusion models need "aligned" and "reference" paths' });
+    if (m.mode !== 'fusion' && !m.model) ctx.addIssue({ code: 'custom', message: `${m.mode} models need a "model" path` });
+    if (m.lambda_range[0] > m.lambda_range[1]) ctx.addIssue({ code: 'custom', message: 'lambda_range must be [min, max] with min ≤ max' });
+    if (m.default_lambda < m.lambda_range[0] || m.default_lambda > m.lambda_range[1]) ctx.addIssue({ code: 'custom', message: 'default_lambda must lie in lambda_range' });
+  });
+
+const configSchema = z
+  .object({
+    models: z.array(modelSchema).min(1),
+    limits: z
+      .object({
+        max_body_bytes: z.number().int().positive().default(1 << 20),
+        max_tokens: z.number().int().positive().default(4096),
+        default_max_tokens: z.number().int().positive().default(256),
+        max_n: z.number().int().positive().default(8),
+        max_stop: z.number().int().positive().default(8),
+        max_prompt_tokens: z.number().int().positive().default(32768),
+      })
+      .strict()
+      .default({ max_body_bytes: 1 << 20, max_tokens: 4096, default_max_tokens: 256, max_n: 8, max_stop: 8, max_prompt_tokens: 32768 }),
+    auth: z
+      .object({
+        /** environment variable holding the shared HMAC secret of the edge */
+        hmac_secret_env: z.string().default('REALIGN_HMAC_SECRET'),
+        /** environment variable holding comma-separated bearer tokens for direct use */
+        bearer_tokens_env: z.string().default('REALIGN_API_TOKENS'),
+        /** serve without any credential (local development only) */
+        allow_unauthenticated: z.boolean().default(false),
+        max_skew_seconds: z.number().positive().default(60),
+      })
+      .strict()
+      .default({ hmac_secret_env: 'REALIGN_HMAC_SECRET', bearer_tokens_env: 'REALIGN_API_TOKENS', allow_unauthenticated: false, max_skew_seconds: 60 }),
+    graph_cache: z.string().optional(),
+    /** log prompt and completion text (off by default: logs carry ids and counts only) */
+    log_prompts: z.boolean().default(false),
+    /** how long SIGTERM waits for in-flight requests before cancelling them */
+    shutdown_grace_ms: z.number().int().nonnegative().default(30_000),
+  })
+  .strict();
+
+/** One served model, with paths resolved. */
+export type ModelConfig = z.infer<typeof modelSchema>;
+/** The whole server configuration. */
+export type ServerConfig = z.infer<typeof configSchema>;
+
+/** Validates a parsed config; `baseDir` resolves relative paths. Errors name the field. */
+export function parseServerConfig(raw: unknown, baseDir: string): ServerConfig {
+  const r = configSchema.safeParse(raw);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new Error(`models config: ${issue.path.join('.') || '(root)'}: ${issue.message}`);
+  }
+  const ids = new Set<string>();
+  for (const m of r.data.models) {
+    if (ids.has(m.id)) throw new Error(`models config: model id "${m.id}" appears twice`);
+    ids.add(m.id);
+    for (const key of ['model', 'aligned', 'reference'] as const) {
+      const p = m[key];
+      if (p !== undefined && !isAbsolute(p)) m[key] = resolve(baseDir, p);
+    }
+  }
+  if (r.data.graph_cache && !isAbsolute(r.data.graph_cache)) r.data.graph_cache = resolve(baseDir, r.data.graph_cache);
+  return r.data;
+}
+
+/** Reads and validates a models.json file. */
+export function readServerConfig(file: string): ServerConfig {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new Error(`${file}: cannot read models config (${(err as Error).message})`);
+  }
+  return parseServerConfig(raw, dirname(resolve(file)));
+}
+
+/** The engine source of a model config. */
+export function modelSource(m: ModelConfig): ModelSource {
+  return m.mode === 'fusion'
+    ? { mode: 'fusion', aligned: m.aligned, reference: m.reference }
+    : { mode: m.mode, model: m.model, inraAdapterLayers: m.inra_adapter_layers };
+}
+
+/** The engine limits of a model config. */
+export function engineLimits(m: ModelConfig): EngineLimits {
+  return { maxBatch: m.max_batch, maxKvTokens: m.kv_budget_tokens, maxQueue: m.max_queue, maxPrefillTokens: m.max_prefill_tokens };
+}

@@ -1,0 +1,90 @@
+/** The served models: one engine each, loaded in the background; readiness is all of them loaded. */
+import { notFound, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
+import { openSource } from '../engine/model-loader.ts';
+import { Engine } from '../engine/engine.ts';
+import { TextTokenizer } from '../text/tokenizer.ts';
+import { engineLimits, modelSource, type ModelConfig, type ServerConfig } from './config.ts';
+
+/** A model ready to serve. */
+export interface ServedModel {
+  config: ModelConfig;
+  engine: Engine;
+  tokenizer: TextTokenizer;
+  created: number;
+}
+
+type Slot = { state: 'loading' } | { state: 'ready'; model: ServedModel } | { state: 'failed'; error: string };
+
+/** Loads every configured model and hands them out by id. */
+export class ModelRegistry {
+  private readonly slots = new Map<string, Slot>();
+  /** resolves when every model has loaded or failed */
+  readonly loaded: Promise<void>;
+
+  constructor(
+    private readonly config: ServerConfig,
+    log: (msg: string, fields: Record<string, unknown>) => void,
+  ) {
+    for (const m of config.models) this.slots.set(m.id, { state: 'loading' });
+    this.loaded = Promise.all(
+      config.models.map(async (m) => {
+        const started = Date.now();
+        try {
+          const model = await this.load(m);
+          this.slots.set(m.id, { state: 'ready', model });
+          log('model loaded', { model: m.id, mode: m.mode, device: model.engine.info.device, deviceReason: model.engine.info.deviceReason, ms: Date.now() - started });
+        } catch (err) {
+          this.slots.set(m.id, { state: 'failed', error: (err as Error).message });
+          log('model failed to load', { model: m.id, error: (err as Error).message });
+        }
+      }),
+    ).then(() => undefined);
+  }
+
+  /** Whether every model is loaded. */
+  get ready(): boolean {
+    return [...this.slots.values()].every((s) => s.state === 'ready');
+  }
+
+  /** Per model: loading, ready or failed (with the reason). */
+  status(): Record<string, string> {
+    return Object.fromEntries([...this.slots].map(([id, s]) => [id, s.state === 'failed' ? `failed: ${s.error}` : s.state]));
+  }
+
+  /** The ready models. */
+  models(): ServedModel[] {
+    return [...this.slots.values()].flatMap((s) => (s.state === 'ready' ? [s.model] : []));
+  }
+
+  /** A model by id, or the error to answer with (404 unknown, 503 still loading or failed). */
+  get(id: string): ServedModel | ApiError {
+    const slot = this.slots.get(id);
+    if (!slot) return notFound(`model "${id}" does not exist; available: ${[...this.slots.keys()].join(', ')}`, 'model_not_found', 'model');
+    if (slot.state === 'loading') return serviceUnavailable(`model "${id}" is still loading; retry shortly`, 5, 'model_loading');
+    if (slot.state === 'failed') return serviceUnavailable(`model "${id}" failed to load: ${slot.error}`, undefined, 'model_unavailable');
+    return slot.model;
+  }
+
+  /** Stops every engine (running sequences end as cancelled). */
+  async shutdown(): Promise<void> {
+    await this.loaded;
+    await Promise.all(this.models().map((m) => m.engine.shutdown()));
+  }
+
+  private async load(m: ModelConfig): Promise<ServedModel> {
+    const source = modelSource(m);
+    const ckpts = openSource(source);
+    const main = (ckpts.model ?? ckpts.reference)!;
+    if (!main.tokenizerFile) throw new Error(`${main.dir}: no tokenizer.json; the server needs the tokenizer`);
+    const tokenizer = TextTokenizer.load(main.tokenizerFile, main.tokenizerConfigFile);
+    const engine = await Engine.start({
+      source,
+      device: m.device,
+      maxContext: m.max_context,
+      graphCache: this.config.graph_cache,
+      threads: m.threads,
+      limits: engineLimits(m),
+    });
+    return { config: m, engine, tokenizer, created: Math.floor(Date.now() / 1000) };
+  }
+}

@@ -1,0 +1,243 @@
+/**
+ * POST /v1/chat/completions and /v1/completions: one engine generation per choice, answered as one JSON object or
+ * streamed as server-sent events. The status is chosen only after every choice was admitted (its first event
+ * arrived), so a full queue is a 429 and never a broken stream; a client that goes away cancels its choices.
+ */
+import type { Context } from 'hono';
+import { ApiError, rateLimited, serverError, serviceUnavailable, invalidRequest, errorBody } from '../../../../shared/src/errors.ts';
+import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
+import type { ChatCompletion, ChatCompletionChunk, CompletionLogprobs, TextCompletion } from '../../../../shared/src/responses.ts';
+import { SSE_CONTENT_TYPE, SSE_DONE, sseErrorEvent, sseEvent } from '../../../../shared/src/sse.ts';
+import { EngineRejection, type Generation } from '../../engine/engine.ts';
+import type { GenerateEvent } from '../../engine/protocol.ts';
+import type { ServerConfig } from '../config.ts';
+import { appendCompletionLogprobs, chatLogprobs, completionId, completionLogprobs, usageOf, wireFinish } from '../format.ts';
+import type { BackendEnv } from '../http-types.ts';
+import { prepareGeneration } from '../jobs.ts';
+import type { BackendMetrics } from '../metrics.ts';
+import type { ModelRegistry, ServedModel } from '../registry.ts';
+
+/** What the generation routes need. */
+export interface GenerateDeps {
+  registry: ModelRegistry;
+  config: ServerConfig;
+  metrics: BackendMetrics;
+}
+
+type Kind = 'chat' | 'completions';
+
+/** Maps an engine refusal to the HTTP error a client should see. */
+export function rejectionError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof EngineRejection) {
+    if (err.code === 'queue_full') return rateLimited(err.message, 1, 'queue_full');
+    if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt') return invalidRequest(err.message, 'max_tokens', err.code);
+    return serviceUnavailable(err.message, 1, err.code);
+  }
+  return serviceUnavailable(`the engine is unavailable: ${(err as Error).message}`, 5, 'engine_unavailable');
+}
+
+/** One choice's event stream with its first event already read (so admission is known). */
+interface Started {
+  index: number;
+  it: AsyncIterator<GenerateEvent>;
+  first: GenerateEvent;
+  gen: Generation;
+}
+
+/** Starts every job and waits for each one's first event; on any refusal cancels the rest and throws. */
+async function startAll(model: ServedModel, jobs: Parameters<ServedModel['engine']['generate']>[0][], signal: AbortSignal): Promise<Started[]> {
+  const gens = jobs.map((j) => model.engine.generate(j));
+  const its = gens.map((g) => g.events[Symbol.asyncIterator]());
+  const cancelAll = () => gens.forEach((g) => g.cancel());
+  signal.addEventListener('abort', cancelAll, { once: true });
+  const firsts = await Promise.allSettled(its.map((it) => it.next()));
+  const failed = firsts.find((f) => f.status === 'rejected');
+  if (failed) {
+    cancelAll();
+    await Promise.allSettled(its.map((it) => it.return?.()));
+    throw rejectionError((failed as PromiseRejectedResult).reason);
+  }
+  return its.map((it, index) => ({ index, it, gen: gens[index], first: (firsts[index] as PromiseFulfilledResult<IteratorResult<GenerateEvent>>).value.value as GenerateEvent }));
+}
+
+/** Every event of every choice, in arrival order. */
+async function* merged(started: Started[]): AsyncGenerator<{ index: number; ev: GenerateEvent }> {
+  const queue: { index: number; ev?: GenerateEvent; error?: unknown; end?: boolean }[] = [];
+  let wake: (() => void) | null = null;
+  const push = (x: (typeof queue)[number]) => {
+    queue.push(x);
+    wake?.();
+  };
+  for (const s of started) {
+    void (async () => {
+      push({ index: s.index, ev: s.first });
+      if (s.first.finish) return push({ index: s.index, end: true });
+      try {
+        for (;;) {
+          const r = await s.it.next();
+          if (r.done) break;
+          push({ index: s.index, ev: r.value });
+          if (r.value.finish) break;
+        }
+      } catch (error) {
+        push({ index: s.index, error });
+      }
+      push({ index: s.index, end: true });
+    })();
+  }
+  let open = started.length;
+  while (open > 0) {
+    while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+    wake = null;
+    const x = queue.shift()!;
+    if (x.end) open--;
+    else if (x.error) throw x.error;
+    else yield { index: x.index, ev: x.ev! };
+  }
+}
+
+/** The error a failed choice gives the whole request. */
+function failureOf(ev: GenerateEvent): ApiError {
+  if (ev.finish === 'error') return serverError(ev.error?.message ?? 'generation failed', ev.error?.code ?? 'generation_failed');
+  return serviceUnavailable('the engine stopped this request (the server is shutting down); retry', 1, 'cancelled');
+}
+
+/** The route handler for `kind`. */
+export function generationRoute(kind: Kind, deps: GenerateDeps) {
+  return async function generationHandler(c: Context<BackendEnv>): Promise<Response> {
+    const req = parseRequest(kind, parseJsonText(c.get('body')));
+    if (req instanceof ApiError) throw req;
+    const model = deps.registry.get(req.model);
+    if (model instanceof ApiError) throw model;
+    const prep = prepareGeneration(model, req, kind, deps.config.limits);
+    c.header('x-realign-lambda', String(prep.lambda));
+    const started = await startAll(model, prep.jobs, c.req.raw.signal);
+    const id = completionId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
+    const created = Math.floor(Date.now() / 1000);
+    const promptsOnce = prep.prompts.reduce((s, p) => s + p.ids.length, 0);
+    const log = c.get('log');
+    const record = (finals: GenerateEvent[]) => {
+      const usage = usageOf(finals, promptsOnce, prep.lambda);
+      for (const b of ['aligned', 'reference'] as const) {
+        deps.metrics.promptTokens.inc({ model: model.config.id, branch: b }, usage.realign!.branches[b].prompt_tokens);
+        deps.metrics.completionTokens.inc({ model: model.config.id, branch: b }, usage.realign!.branches[b].completion_tokens);
+      }
+      log.info({ model: model.config.id, lambda: prep.lambda, choices: started.length, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, stream: req.stream }, 'generation done');
+      return usage;
+    };
+    const tok = model.tokenizer;
+    if (!req.stream) {
+      const texts = started.map(() => '');
+      const finals: GenerateEvent[] = [];
+      const chatLp = started.map(() => [] as ReturnType<typeof chatLogprobs>);
+      const compLp = started.map((): CompletionLogprobs => ({ tokens: [], token_logprobs: [], top_logprobs: prep.topLogprobs > 0 ? [] : null, text_offset: [] }));
+      for await (const { index, ev } of merged(started)) {
+        if (prep.logprobs) {
+          if (kind === 'chat') chatLp[index].push(...chatLogprobs(tok, ev.tokens));
+          else appendCompletionLogprobs(compLp[index], completionLogprobs(tok, ev.tokens, texts[index].length, prep.topLogprobs > 0));
+        }
+        texts[index] += ev.text;
+        if (ev.finish) {
+          if (ev.finish === 'error' || ev.finish === 'cancelled') throw failureOf(ev);
+          finals[index] = ev;
+        }
+      }
+      const usage = record(finals);
+      if (kind === 'chat') {
+        const body: ChatCompletion = {
+          id,
+          object: 'chat.completion',
+          created,
+          model: model.config.id,
+          lambda: prep.lambda,
+          choices: started.map((s) => ({
+            index: s.index,
+            message: { role: 'assistant', content: texts[s.index] },
+            logprobs: prep.logprobs ? { content: chatLp[s.index] } : null,
+            finish_reason: wireFinish(finals[s.index]),
+          })),
+          usage,
+        };
+        return c.json(body);
+      }
+      const body: TextCompletion = {
+        id,
+        object: 'text_completion',
+        created,
+        model: model.config.id,
+        lambda: prep.lambda,
+        choices: started.map((s) => ({ index: s.index, text: texts[s.index], logprobs: prep.logprobs ? compLp[s.index] : null, finish_reason: wireFinish(finals[s.index]) })),
+        usage,
+      };
+      return c.json(body);
+    }
+
+    const includeUsage = req.stream_options?.include_usage === true;
+    const encoder = new TextEncoder();
+    const offsets = started.map(() => 0);
+    const base = { id, created, model: model.config.id, lambda: prep.lambda };
+    const chatChunk = (choices: ChatCompletionChunk['choices']): ChatCompletionChunk => ({ ...base, object: 'chat.completion.chunk', choices, ...(includeUsage ? { usage: null } : {}) });
+    const textChunk = (choices: TextCompletion['choices']): TextCompletion => ({ ...base, object: 'text_completion', choices, ...(includeUsage ? { usage: null } : {}) });
+    let cancelled = false;
+    const cancel = () => {
+      cancelled = true;
+      started.forEach((s) => s.gen.cancel());
+    };
+    const body = new ReadableStream<Uint8Array>({
+      async start(controller) {
+        const send = (s: string) => {
+          if (!cancelled) controller.enqueue(encoder.encode(s));
+        };
+        const finals: GenerateEvent[] = [];
+        try {
+          if (kind === 'chat') for (const s of started) send(sseEvent(chatChunk([{ index: s.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }])));
+          for await (const { index, ev } of merged(started)) {
+            if (cancelled) break;
+            if (ev.finish === 'error' || ev.finish === 'cancelled') {
+              const e = failureOf(ev);
+              send(sseErrorEvent(errorBody(e.message, e.type, null, e.code)));
+              cancel();
+              break;
+            }
+            const hasTokens = ev.text !== '' || (prep.logprobs && ev.tokens.length > 0);
+            if (hasTokens) {
+              if (kind === 'chat') {
+                send(sseEvent(chatChunk([{ index, delta: { content: ev.text }, logprobs: prep.logprobs ? { content: chatLogprobs(tok, ev.tokens) } : null, finish_reason: null }])));
+              } else {
+                const lp = prep.logprobs ? completionLogprobs(tok, ev.tokens, offsets[index], prep.topLogprobs > 0) : null;
+                send(sseEvent(textChunk([{ index, text: ev.text, logprobs: lp, finish_reason: null }])));
+              }
+              offsets[index] += ev.text.length;
+            }
+            if (ev.finish) {
+              finals[index] = ev;
+              if (kind === 'chat') send(sseEvent(chatChunk([{ index, delta: {}, logprobs: null, finish_reason: wireFinish(ev) }])));
+              else send(sseEvent(textChunk([{ index, text: '', logprobs: null, finish_reason: wireFinish(ev) }])));
+            }
+          }
+          if (!cancelled) {
+            const usage = record(finals);
+            if (includeUsage) send(sseEvent(kind === 'chat' ? { ...chatChunk([]), usage } : { ...textChunk([]), usage }));
+            send(SSE_DONE);
+          }
+        } catch (err) {
+          const e = rejectionError(err);
+          send(sseErrorEvent(errorBody(e.message, e.type, null, e.code)));
+        } finally {
+          if (cancelled) log.info({ model: model.config.id }, 'client went away; generation cancelled');
+          try {
+            controller.close();
+          } catch {
+            // already closed by a cancelled reader
+          }
+        }
+      },
+      cancel,
+    });
+    c.req.raw.signal.addEventListener('abort', cancel, { once: true });
+    return new Response(body, {
+      headers: { 'content-type': SSE_CONTENT_TYPE, 'cache-control': 'no-cache', 'x-realign-lambda': String(prep.lambda), 'x-request-id': c.get('requestId') },
+    });
+  };
+}

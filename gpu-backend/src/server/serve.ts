@@ -1,0 +1,114 @@
+/**
+ * Runs the backend: loads models in the background, serves HTTP with @hono/node-server, and on SIGTERM stops
+ * accepting, lets in-flight requests finish within the grace period, then cancels what is left and exits.
+ */
+import { serve, type ServerType } from '@hono/node-server';
+import pino, { type Logger } from 'pino';
+import { createApp } from './app.ts';
+import type { ServerConfig } from './config.ts';
+import { BackendMetrics } from './metrics.ts';
+import { ModelRegistry } from './registry.ts';
+
+/** A running backend. */
+export interface RunningBackend {
+  url: string;
+  port: number;
+  registry: ModelRegistry;
+  metrics: BackendMetrics;
+  /** stops accepting, waits up to the grace period for in-flight requests, then cancels them */
+  stop(): Promise<void>;
+}
+
+/** Options of `startBackend`. */
+export interface StartOptions {
+  port?: number;
+  host?: string;
+  logger?: Logger;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Starts the server (resolves once it listens; models keep loading in the background). */
+export async function startBackend(config: ServerConfig, opts: StartOptions = {}): Promise<RunningBackend> {
+  const env = opts.env ?? process.env;
+  const logger = opts.logger ?? pino({ base: { service: 'realign-backend' } });
+  const log = (msg: string, fields: Record<string, unknown>) => logger.info(fields, msg);
+  const metrics = new BackendMetrics();
+  const registry = new ModelRegistry(config, log);
+  let accepting = true;
+  let inFlight = 0;
+  const hmacSecret = env[config.auth.hmac_secret_env] || null;
+  const bearerTokens = (env[config.auth.bearer_tokens_env] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  if (!hmacSecret && bearerTokens.length === 0 && !config.auth.allow_unauthenticated) {
+    throw new Error(`no credentials configured: set ${config.auth.hmac_secret_env} (edge HMAC secret) or ${config.auth.bearer_tokens_env} (bearer tokens), or "auth": {"allow_unauthenticated": true} for local use`);
+  }
+  const app = createApp({
+    config,
+    registry,
+    metrics,
+    logger,
+    accepting: () => accepting,
+    auth: { hmacSecret, bearerTokens, allowUnauthenticated: config.auth.allow_unauthenticated, maxSkewSeconds: config.auth.max_skew_seconds },
+  });
+  const counted = async (req: Request) => {
+    inFlight++;
+    try {
+      const res = await app.fetch(req);
+      if (!res.body) {
+        inFlight--;
+        return res;
+      }
+      // a streamed body counts as in flight until it is fully sent or cancelled
+      const reader = res.body.getReader();
+      let settled = false;
+      const settle = () => {
+        if (!settled) inFlight--;
+        settled = true;
+      };
+      const body = new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          try {
+            const { done, value } = await reader.read();
+            if (done) {
+              settle();
+              controller.close();
+            } else controller.enqueue(value);
+          } catch (err) {
+            settle();
+            controller.error(err);
+          }
+        },
+        cancel(reason) {
+          settle();
+          return reader.cancel(reason);
+        },
+      });
+      return new Response(body, res);
+    } catch (err) {
+      inFlight--;
+      throw err;
+    }
+  };
+  let server!: ServerType;
+  const port = await new Promise<number>((resolve) => {
+    server = serve({ fetch: counted, port: opts.port ?? 8000, hostname: opts.host ?? '127.0.0.1' }, (info) => resolve(info.port));
+  });
+  const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
+  logger.info({ url, models: config.models.map((m) => m.id) }, 'listening');
+  return {
+    url,
+    port,
+    registry,
+    metrics,
+    async stop() {
+      accepting = false;
+      logger.info({ inFlight, graceMs: config.shutdown_grace_ms }, 'shutting down: no new requests');
+      server.close();
+      const deadline = Date.now() + config.shutdown_grace_ms;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      if (inFlight > 0) logger.warn({ inFlight }, 'grace period over: cancelling in-flight requests');
+      await registry.shutdown();
+      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      logger.info({}, 'stopped');
+    },
+  };
+}
