@@ -18,6 +18,8 @@ export const logitsRequestSchema = z.object({
   messages: customField(checkMessages).optional(),
   input_ids: arrayField(tokenIdField(), 1, 1_000_000, 'token ids').optional(),
   lambdas: arrayField(lambdaField(), 1, MAX_LAMBDAS, 'λ values').optional(),
+  lambda: lambdaField().optional(),
+  control: lambdaField().optional(),
   preset: presetField().optional(),
   positions: z.enum(['last', 'all'], { error: () => 'must be "last" or "all"' }).optional(),
   top_logprobs: numberField({ min: 1, max: MAX_LOGITS_TOP, integer: true }).optional(),
@@ -33,7 +35,10 @@ export interface LogitsRequest {
   prompt?: string;
   messages?: ChatMessage[];
   input_ids?: number[];
-  /** λ values to blend at, from one forward pass; unset = the λ the edge's policy resolves (the backend: the model's default). */
+  /**
+   * λ values to blend at, from one forward pass; unset = the λ the edge's policy resolves (the backend: the
+   * model's default). A single `lambda` (or `control`) on the wire is read as `lambdas: [lambda]`.
+   */
   lambdas?: number[];
   preset?: string;
   /** Report the next-token distribution at the last position only (default) or at every position. */

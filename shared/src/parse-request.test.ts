@@ -67,6 +67,7 @@ describe('parseRequest: bad input names the field and what to change', () => {
     ['logits λ not finite', 'logits', { model: 'm', prompt: 'a', lambdas: [0, 'x'] }, 'lambdas[1]', 'finite number'],
     ['logits empty lambdas', 'logits', { model: 'm', prompt: 'a', lambdas: [] }, 'lambdas', 'at least one'],
     ['logits bad positions', 'logits', { model: 'm', prompt: 'a', positions: 'first' }, 'positions', 'must be "last" or "all"'],
+    ['logits lambda and lambdas', 'logits', { model: 'm', prompt: 'a', lambda: 0.5, lambdas: [1] }, 'lambda', 'not both'],
     ['logits top_logprobs 0', 'logits', { model: 'm', prompt: 'a', top_logprobs: 0 }, 'top_logprobs', 'in [1, 100]'],
   ];
   it.each(cases)('%s', (_name, kind, body, param, fragment) => expectError(kind, body, param, fragment));
@@ -123,6 +124,11 @@ describe('parseRequest: normalization', () => {
       include_branches: false,
       add_generation_prompt: true,
     });
+  });
+
+  it('reads a single logits `lambda` (or `control`) as `lambdas`', () => {
+    expect(parseRequest('logits', { model: 'm', prompt: 'a', control: 0.25 })).toMatchObject({ lambdas: [0.25] });
+    expect(parseRequest('logits', { model: 'm', prompt: 'a', lambda: 0.25 })).not.toHaveProperty('lambda');
   });
 
   it('reports malformed JSON as a 400 with code invalid_json', () => {

@@ -135,7 +135,15 @@ function parseCompletions(body: Record<string, unknown>): CompletionRequest | Ap
 function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
   const r = logitsRequestSchema.safeParse(body, { reportInput: true });
   if (!r.success) return firstIssue(r.error);
-  const d = r.data;
+  const { lambda, control, ...d } = r.data;
+  const single = lambda ?? control;
+  if (lambda !== undefined && control !== undefined && lambda !== control) {
+    return invalidRequest(`\`control\` is an alias of \`lambda\`; send one of them (got lambda=${lambda}, control=${control})`, 'control');
+  }
+  if (single !== undefined) {
+    if (d.lambdas !== undefined) return invalidRequest('send either `lambdas` or a single `lambda`, not both', 'lambda');
+    d.lambdas = [single];
+  }
   const inputs = (['prompt', 'messages', 'input_ids'] as const).filter((k) => d[k] !== undefined);
   if (inputs.length !== 1) {
     const got = inputs.length === 0 ? 'none' : inputs.map((k) => `\`${k}\``).join(' and ');

@@ -15,7 +15,10 @@ export interface BackendConfig {
 export interface EdgeConfig {
   backends: BackendConfig[];
   maxBodyBytes: number;
+  /** Deadline for the response headers of a streamed request. */
   backendTimeoutMs: number;
+  /** Deadline for the whole answer of a non-streamed request (headers come at its end). */
+  backendResponseTimeoutMs: number;
   streamIdleTimeoutMs: number;
   healthCooldownMs: number;
   maxAttempts: number;
@@ -62,6 +65,7 @@ export function readConfig(env: Env): EdgeConfig {
     backends: parseBackends(env.BACKENDS ?? ''),
     maxBodyBytes: positiveInt(env, 'MAX_BODY_BYTES', 1 << 20),
     backendTimeoutMs: positiveInt(env, 'BACKEND_TIMEOUT_MS', 30_000),
+    backendResponseTimeoutMs: positiveInt(env, 'BACKEND_RESPONSE_TIMEOUT_MS', 600_000),
     streamIdleTimeoutMs: positiveInt(env, 'STREAM_IDLE_TIMEOUT_MS', 60_000),
     healthCooldownMs: positiveInt(env, 'HEALTH_COOLDOWN_MS', 10_000),
     maxAttempts: positiveInt(env, 'MAX_ATTEMPTS', 3),

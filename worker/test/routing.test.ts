@@ -111,6 +111,9 @@ describe('routing and failover', () => {
     const res = await sender(t, [{ url: stubBackend('gated', tag), weight: 1 }])({ stream: true });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/event-stream');
+    for (const h of ['x-request-id', 'x-realign-lambda', 'x-realign-preset', 'x-realign-cache', 'x-ratelimit-remaining-requests', 'x-ratelimit-remaining-tokens']) {
+      expect(res.headers.get(h), h).not.toBeNull();
+    }
     const reader = res.body!.getReader();
     const first = await nextChunk(reader, 5_000);
     expect(first).toContain('"content":"answer"');
@@ -145,13 +148,16 @@ describe('routing and failover', () => {
     expect(last.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3 });
   });
 
-  it('times out a backend that sends no headers (504) without retrying elsewhere', async () => {
+  it.each([
+    ['a streamed request', { stream: true }, { BACKEND_TIMEOUT_MS: '300' }],
+    ['a JSON request', {}, { BACKEND_RESPONSE_TIMEOUT_MS: '300' }],
+  ])('times out %s whose backend sends no headers (504), without retrying elsewhere', async (_name, body, vars) => {
     const t = await makeTenant();
     const tag = uniqueTag('stall');
     const okTag = uniqueTag('stall-ok');
-    const res = await sender(t, [{ url: stubBackend('stall', tag), weight: FIRST }, { url: stubBackend('ok', okTag), weight: 1 }], { BACKEND_TIMEOUT_MS: '300' })({});
+    const res = await sender(t, [{ url: stubBackend('stall', tag), weight: FIRST }, { url: stubBackend('ok', okTag), weight: 1 }], vars)(body);
     expect(res.status).toBe(504);
-    expect(await res.json()).toMatchObject({ error: { code: 'backend_timeout' } });
+    expect(await res.json()).toMatchObject({ error: { code: 'backend_timeout', message: 'the backend did not answer within 300 ms; retry later' } });
     expect((await stubRequests(okTag)).length).toBe(0);
   });
 

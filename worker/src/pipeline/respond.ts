@@ -53,7 +53,8 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   const body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
   let forwarded;
   try {
-    forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook);
+    const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
+    forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs);
   } catch (e) {
     const status = e instanceof Error && 'status' in e ? (e.status as number) : 500;
     c.executionCtx.waitUntil(recordUsage(c.env, p.usage, status, null, false));

@@ -32,11 +32,11 @@ async function readErrorBody(res: Response): Promise<unknown> {
   }
 }
 
-async function attempt(backend: BackendConfig, path: string, body: string, requestId: string, config: EdgeConfig): Promise<Response | Failure> {
+async function attempt(backend: BackendConfig, path: string, body: string, requestId: string, config: EdgeConfig, timeoutMs: number): Promise<Response | Failure> {
   const url = new URL(`${backend.url}${path}`);
   const signature = await signRequest(config.hmacSecret, { method: 'POST', path: url.pathname + url.search, body });
   const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), config.backendTimeoutMs);
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
   try {
     return await fetch(url, {
       method: 'POST',
@@ -52,8 +52,8 @@ async function attempt(backend: BackendConfig, path: string, body: string, reque
   }
 }
 
-function finalError(last: Failure | null, tried: number, config: EdgeConfig): ApiError {
-  if (last?.kind === 'timeout') return gatewayTimeout(`the backend did not answer within ${config.backendTimeoutMs} ms; retry later`);
+function finalError(last: Failure | null, tried: number, timeoutMs: number): ApiError {
+  if (last?.kind === 'timeout') return gatewayTimeout(`the backend did not answer within ${timeoutMs} ms; retry later`);
   if (last?.kind === 'status') {
     if (last.status === 503) {
       const e = apiErrorFromResponse(503, last.body);
@@ -65,10 +65,10 @@ function finalError(last: Failure | null, tried: number, config: EdgeConfig): Ap
 }
 
 /**
- * Forwards `body` (JSON text) to `path` on the best backend, retrying before the first byte. Throws an
- * {@link ApiError} (502/503/504) when no backend produced an answer.
+ * Forwards `body` (JSON text) to `path` on the best backend, retrying before the first byte. `timeoutMs` bounds
+ * the wait for the response headers. Throws an {@link ApiError} (502/503/504) when no backend produced an answer.
  */
-export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook): Promise<Forwarded> {
+export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook, timeoutMs: number): Promise<Forwarded> {
   const order = await planAttempts(config.backends, {
     book,
     now: Date.now(),
@@ -80,7 +80,7 @@ export async function forward(path: string, body: string, requestId: string, con
   let tried = 0;
   for (const backend of order.slice(0, config.maxAttempts)) {
     tried++;
-    const r = await attempt(backend, path, body, requestId, config);
+    const r = await attempt(backend, path, body, requestId, config, timeoutMs);
     if (r instanceof Response) {
       if (r.status < 500) {
         book.markSuccess(backend.url);
@@ -95,5 +95,5 @@ export async function forward(path: string, body: string, requestId: string, con
     // A stalled backend may still be generating: retrying elsewhere would double the GPU work and the wait.
     if (r.kind === 'timeout') break;
   }
-  throw finalError(last, tried, config);
+  throw finalError(last, tried, timeoutMs);
 }
