@@ -1,9 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { makeTenant } from './helpers/fixtures.ts';
+import { eventually } from './helpers/eventually.ts';
 import { callWith } from './helpers/http.ts';
 import { readSse, streamedText } from './helpers/sse.ts';
 import { stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
 import { usageRowOf } from './helpers/usage.ts';
+
+/** Repeats a request until it is served from the cache (entries are stored after the response). */
+function untilHit(send: () => Promise<Response>): Promise<Response> {
+  return eventually('a cache HIT', async () => {
+    const res = await send();
+    if (res.headers.get('x-realign-cache') === 'HIT') return res;
+    await res.body?.cancel();
+    return null;
+  });
+}
 
 type Chat = { id: string; choices: { message: { content: string } }[]; usage: { total_tokens: number } };
 
@@ -28,15 +39,10 @@ describe('response cache', () => {
     expect(first.status).toBe(200);
     expect(first.headers.get('x-realign-cache')).toBe('MISS');
     const firstJson = (await first.json()) as Chat;
-    let hit: Response | null = null;
-    // The store is written after the response (waitUntil); allow it a moment, bounded.
-    for (let i = 0; i < 50 && hit?.headers.get('x-realign-cache') !== 'HIT'; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 20));
-      hit = await send(t.key, body);
-    }
-    expect(hit!.headers.get('x-realign-cache')).toBe('HIT');
-    expect(hit!.headers.get('x-realign-lambda')).toBe('1');
-    expect(await hit!.json()).toEqual(firstJson);
+    // The entry is stored after the response (waitUntil).
+    const hit = await untilHit(() => send(t.key, body));
+    expect(hit.headers.get('x-realign-lambda')).toBe('1');
+    expect(await hit.json()).toEqual(firstJson);
     const backendCalls = (await stubRequests(tag)).length;
     expect(backendCalls).toBeGreaterThanOrEqual(1);
     const again = await send(t.key, body);
@@ -94,15 +100,9 @@ describe('response cache', () => {
     const t = await makeTenant();
     const body = { model: t.model, messages: [{ role: 'user', content: 'stream me' }], temperature: 0 };
     const stored = (await (await send(t.key, body)).json()) as Chat;
-    let res: Response | null = null;
-    for (let i = 0; i < 50 && res?.headers.get('x-realign-cache') !== 'HIT'; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 20));
-      res = await send(t.key, { ...body, stream: true, stream_options: { include_usage: true } });
-      if (res.headers.get('x-realign-cache') !== 'HIT') await res.body?.cancel();
-    }
-    expect(res!.headers.get('x-realign-cache')).toBe('HIT');
-    expect(res!.headers.get('content-type')).toContain('text/event-stream');
-    const data = await readSse(res!);
+    const res = await untilHit(() => send(t.key, { ...body, stream: true, stream_options: { include_usage: true } }));
+    expect(res.headers.get('content-type')).toContain('text/event-stream');
+    const data = await readSse(res);
     expect(data.at(-1)).toBe('[DONE]');
     const events = data.slice(0, -1).map((d) => JSON.parse(d) as { object: string; id: string; choices: unknown[]; usage?: unknown });
     expect(new Set(events.map((e) => e.object))).toEqual(new Set(['chat.completion.chunk']));
@@ -119,13 +119,8 @@ describe('response cache', () => {
     const streamed = await send(t.key, { ...body, stream: true });
     expect(streamed.headers.get('x-realign-cache')).toBe('MISS');
     const text = streamedText(await readSse(streamed));
-    let res: Response | null = null;
-    for (let i = 0; i < 50 && res?.headers.get('x-realign-cache') !== 'HIT'; i++) {
-      if (i > 0) await new Promise((r) => setTimeout(r, 20));
-      res = await send(t.key, body);
-    }
-    expect(res!.headers.get('x-realign-cache')).toBe('HIT');
-    expect(((await res!.json()) as { choices: { text: string }[] }).choices[0]!.text).toBe(text);
+    const res = await untilHit(() => send(t.key, body));
+    expect(((await res.json()) as { choices: { text: string }[] }).choices[0]!.text).toBe(text);
     expect((await stubRequests(tag)).length).toBe(1);
   });
 });

@@ -1,5 +1,6 @@
 /** Waiting for usage rows, which the worker writes after the response (waitUntil). */
 import { env } from 'cloudflare:workers';
+import { eventually } from './eventually.ts';
 
 /** A usage row as stored. */
 export interface UsageRow {
@@ -21,13 +22,7 @@ export interface UsageRow {
   reference_completion_tokens: number;
 }
 
-/** The usage row of `requestId`, polling for up to `timeoutMs` (it is written after the response). */
-export async function usageRowOf(requestId: string, timeoutMs = 3000): Promise<UsageRow> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const row = await env.DB.prepare('SELECT * FROM usage WHERE request_id = ?').bind(requestId).first<UsageRow>();
-    if (row !== null) return row;
-    if (Date.now() > deadline) throw new Error(`no usage row for ${requestId} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** The usage row of `requestId` (it is written after the response, so this polls). */
+export function usageRowOf(requestId: string): Promise<UsageRow> {
+  return eventually(`usage row of ${requestId}`, () => env.DB.prepare('SELECT * FROM usage WHERE request_id = ?').bind(requestId).first<UsageRow>());
 }
