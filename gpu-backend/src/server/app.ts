@@ -49,11 +49,19 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     if (!(err instanceof ApiError)) c.get('log')?.error({ err: err.message, stack: err.stack }, 'unhandled error');
     const headers: Record<string, string> = {};
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
+    // the rest of an oversized body is never read: a client must not reuse this connection
+    if (e.status === 413) headers.connection = 'close';
     return c.json(errorBody(e.message, e.type, e.param, e.code), e.status as 400, headers);
   });
 
   app.notFound((c) => {
-    const e = notFound(`no route ${c.req.method} ${new URL(c.req.url).pathname}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`, 'unknown_route');
+    const path = new URL(c.req.url).pathname;
+    const allowed = [...new Set(app.routes.filter((r) => r.path === path && r.method !== 'ALL').map((r) => r.method))];
+    if (allowed.length > 0) {
+      const e = new ApiError(405, `${c.req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, { type: 'invalid_request_error', code: 'method_not_allowed' });
+      return c.json(errorBody(e.message, e.type, e.param, e.code), 405, { allow: allowed.join(', ') });
+    }
+    const e = notFound(`no route ${c.req.method} ${path}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`, 'unknown_route');
     return c.json(errorBody(e.message, e.type, e.param, e.code), 404);
   });
 

@@ -60,9 +60,15 @@ export function tokenizePrompts(model: ServedModel, req: ChatCompletionRequest |
   return (prompt as (string | number[])[]).map((p, i) => (typeof p === 'string' ? { ids: tok.encode(p) } : fromIds(p, `prompt[${i}]`)));
 }
 
-/** Builds the engine jobs of a generation request, enforcing the limits. */
-export function prepareGeneration(model: ServedModel, req: (ChatCompletionRequest | CompletionRequest) & GenerationParams, kind: 'chat' | 'completions', limits: ServerConfig['limits']): PreparedGeneration {
-  const lambda = checkLambda(model, req.lambda);
+/** Builds the engine jobs of a generation request, enforcing the limits; `lambdaParam` is the λ field the client sent. */
+export function prepareGeneration(
+  model: ServedModel,
+  req: (ChatCompletionRequest | CompletionRequest) & GenerationParams,
+  kind: 'chat' | 'completions',
+  limits: ServerConfig['limits'],
+  lambdaParam: 'lambda' | 'control' = 'lambda',
+): PreparedGeneration {
+  const lambda = checkLambda(model, req.lambda, lambdaParam);
   const prompts = tokenizePrompts(model, req, kind);
   const context = model.engine.info.maxContext;
   const param = kind === 'chat' ? 'messages' : 'prompt';

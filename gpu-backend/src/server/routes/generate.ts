@@ -106,11 +106,14 @@ function failureOf(ev: GenerateEvent): ApiError {
 /** The route handler for `kind`. */
 export function generationRoute(kind: Kind, deps: GenerateDeps) {
   return async function generationHandler(c: Context<BackendEnv>): Promise<Response> {
-    const req = parseRequest(kind, parseJsonText(c.get('body')));
+    const json = parseJsonText(c.get('body'));
+    const req = parseRequest(kind, json);
     if (req instanceof ApiError) throw req;
     const model = deps.registry.get(req.model);
     if (model instanceof ApiError) throw model;
-    const prep = prepareGeneration(model, req, kind, deps.config.limits);
+    // parseRequest folds the alias `control` into `lambda`; errors name the field the client actually sent
+    const sentControl = (json as { lambda?: unknown; control?: unknown }).lambda == null && (json as { control?: unknown }).control != null;
+    const prep = prepareGeneration(model, req, kind, deps.config.limits, sentControl ? 'control' : 'lambda');
     c.header('x-realign-lambda', String(prep.lambda));
     const started = await startAll(model, prep.jobs, c.req.raw.signal);
     const id = completionId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
