@@ -1,9 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { eventData, SseSplitter } from '../../shared/src/sse.ts';
+import { eventually } from './helpers/eventually.ts';
 import { makeTenant, type TestTenant } from './helpers/fixtures.ts';
 import { callWith } from './helpers/http.ts';
 import { readSse, streamedText } from './helpers/sse.ts';
-import { refusedBackendUrl, releaseStub, stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
+import { refusedBackendUrl, releaseStub, stubAborted, stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
 import { usageRowOf } from './helpers/usage.ts';
 
 /** Weight that makes a backend the first choice except with probability ~1e-9. */
@@ -130,6 +131,18 @@ describe('routing and failover', () => {
     expect(reads).toBeGreaterThanOrEqual(2);
     expect(data.at(-1)).toBe('[DONE]');
     expect(streamedText(data)).toBe('answer #1 λ=1 temp=unset max=unset');
+  });
+
+  it('closes the backend stream when the client goes away, and records the request as 499', async () => {
+    const t = await makeTenant();
+    const tag = uniqueTag('hangup');
+    const res = await sender(t, [{ url: stubBackend('gated', tag), weight: 1 }])({ stream: true });
+    const reader = res.body!.getReader();
+    expect(await nextChunk(reader, 5_000)).toContain('answer');
+    await reader.cancel();
+    await eventually('the backend connection closed', async () => ((await stubAborted(tag)) === 1 ? true : null));
+    expect((await usageRowOf(res.headers.get('x-request-id')!)).status).toBe(499);
+    await releaseStub(tag);
   });
 
   it('strips the usage chunk the worker asked for when the client did not, and records usage from it', async () => {

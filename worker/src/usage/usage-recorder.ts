@@ -46,10 +46,13 @@ export function usageRow(ctx: UsageContext, status: number, usage: Usage | null,
 
 /**
  * Writes the row and settles the token bucket. Failures are logged, never thrown: usage must not break a
- * response that was already sent. A cached answer costs no backend tokens, so its estimate is refunded.
+ * response that was already sent. A cached answer costs no backend tokens, so its estimate is refunded;
+ * status 499 means the client went away mid-stream.
  */
 export async function recordUsage(env: Env, ctx: UsageContext, status: number, usage: Usage | null, cached: boolean): Promise<void> {
-  const real = cached || status >= 400 ? 0 : (usage?.total_tokens ?? ctx.estimatedTokens);
+  // A client that hung up (499) keeps its estimate charged: the backend worked until then, and hanging up must
+  // not become a way around the token limit. Failures the client did not cause are refunded.
+  const real = cached ? 0 : (usage?.total_tokens ?? (status === 499 || status < 400 ? ctx.estimatedTokens : 0));
   const results = await Promise.allSettled([insertUsage(env.DB, usageRow(ctx, status, usage, cached)), settleTokens(env, ctx.auth, real - ctx.estimatedTokens)]);
   for (const r of results) {
     if (r.status === 'rejected') console.error(JSON.stringify({ level: 'error', msg: 'usage recording failed', requestId: ctx.requestId, error: String(r.reason) }));

@@ -30,6 +30,12 @@ export async function stubRequests(tag: string): Promise<StubRequest[]> {
   return ((await res.json()) as { requests: StubRequest[] }).requests;
 }
 
+/** How many of the stub's streams under `tag` were closed by the worker before they finished. */
+export async function stubAborted(tag: string): Promise<number> {
+  const res = await fetch(`${stubUrl()}/__stats/${tag}`);
+  return ((await res.json()) as { aborted: number }).aborted;
+}
+
 /** Lets a `gated` stream under `tag` send the rest of its events. */
 export async function releaseStub(tag: string): Promise<void> {
   await fetch(`${stubUrl()}/__release/${tag}`, { method: 'POST' });

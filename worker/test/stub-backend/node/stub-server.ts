@@ -9,7 +9,7 @@
  * answers, the tag keeps each test's counters apart. Every request must carry a valid edge signature (checked
  * with the shared verifier, nonces accepted once), otherwise 401 — so the tests also prove the worker signs.
  *
- * Control routes (unsigned, for tests): GET /__stats/<tag> → {requests: [{behaviour, path, body}]},
+ * Control routes (unsigned, for tests): GET /__stats/<tag> → {requests: [{behaviour, path, body}], aborted},
  * POST /__release/<tag> → lets a `gated` stream continue.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
@@ -29,6 +29,8 @@ interface Recorded {
 
 interface TagState {
   requests: Recorded[];
+  /** Responses whose connection the worker closed before the stub finished them. */
+  aborted: number;
   release: Promise<void>;
   releaseNow: () => void;
   serial: number;
@@ -39,7 +41,7 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function newTag(): TagState {
   let releaseNow!: () => void;
   const release = new Promise<void>((r) => (releaseNow = r));
-  return { requests: [], release, releaseNow, serial: 0 };
+  return { requests: [], aborted: 0, release, releaseNow, serial: 0 };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -129,7 +131,7 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://stub');
     const [first, second, ...rest] = url.pathname.split('/').filter(Boolean);
-    if (first === '__stats' && second) return json(res, 200, { requests: tag(second).requests });
+    if (first === '__stats' && second) return json(res, 200, { requests: tag(second).requests, aborted: tag(second).aborted });
     if (first === '__release' && second) {
       tag(second).releaseNow();
       return json(res, 200, { released: true });
@@ -167,6 +169,9 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     if (body.stream !== true) return json(res, 200, completionObject(kind, body, serial));
 
     const events = chunkEvents(kind, body, serial);
+    res.on('close', () => {
+      if (!res.writableFinished) state.aborted++;
+    });
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
     if (behaviour === 'die') {
