@@ -5,7 +5,7 @@
  */
 
 /** Element types used in realign graphs. */
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool';
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'float64';
 
 /** A dimension: a fixed size or a symbolic name (e.g. 'batch'). */
 export type Dim = number | string;
@@ -60,7 +60,7 @@ export interface OpOptions {
 
 export const MS_DOMAIN = 'com.microsoft';
 
-const TYPE_BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1 };
+const TYPE_BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1, float64: 8 };
 
 /** Size in bytes of a tensor of this type and shape. */
 export function tensorBytes(type: ElemType, dims: readonly number[]): number {
@@ -99,7 +99,7 @@ export class Graph {
   }
 
   /** A small constant, made once per distinct value and reused. */
-  constant(type: 'int64' | 'int32' | 'float32' | 'float16', values: number[] | Uint16Array, dims: number[] = [values.length]): string {
+  constant(type: 'int64' | 'int32' | 'float32' | 'float16' | 'float64', values: number[] | Uint16Array, dims: number[] = [values.length]): string {
     const key = `${type}:${dims.join('x')}:${Array.from(values).join(',')}`;
     const found = this.constants.get(key);
     if (found) return found;
@@ -108,6 +108,7 @@ export class Graph {
     if (type === 'int64') bytes = new Uint8Array(BigInt64Array.from(Array.from(values), (v) => BigInt(v)).buffer);
     else if (type === 'int32') bytes = new Uint8Array(Int32Array.from(values).buffer);
     else if (type === 'float32') bytes = new Uint8Array(Float32Array.from(values).buffer);
+    else if (type === 'float64') bytes = new Uint8Array(Float64Array.from(values).buffer);
     else bytes = new Uint8Array(Uint16Array.from(values).buffer);
     this.initializer(name, type, dims, bytes, false);
     this.constants.set(key, name);

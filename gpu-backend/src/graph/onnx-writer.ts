@@ -18,6 +18,7 @@ const ELEM: Record<ElemType, O.TensorProto.DataType> = {
   int64: onnx.TensorProto.DataType.INT64,
   int32: onnx.TensorProto.DataType.INT32,
   bool: onnx.TensorProto.DataType.BOOL,
+  float64: onnx.TensorProto.DataType.DOUBLE,
 };
 
 /** Where an external-data model was written, and how big it is. */

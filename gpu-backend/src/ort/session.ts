@@ -10,13 +10,13 @@ import * as ort from 'onnxruntime-node';
 /** Where a graph runs. */
 export type Device = 'cpu' | 'cuda';
 
-/** Element types crossing the session boundary (float16 travels as raw bits in a Uint16Array). */
-export type TensorType = 'float32' | 'float16' | 'int64' | 'int32';
+/** Element types crossing the session boundary (float16 travels as raw bits in a Uint16Array; float64 is for training checks). */
+export type TensorType = 'float32' | 'float16' | 'int64' | 'int32' | 'float64';
 
 /** A tensor as the rest of the backend sees it. */
 export interface HostTensor {
   type: TensorType;
-  data: Float32Array | Uint16Array | BigInt64Array | Int32Array;
+  data: Float32Array | Uint16Array | BigInt64Array | Int32Array | Float64Array;
   dims: number[];
 }
 
