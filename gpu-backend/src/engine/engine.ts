@@ -88,7 +88,11 @@ export class Engine {
     });
     this.send({ type: 'generate', job: { ...job, id } });
     const forget = () => this.generations.delete(id);
-    const cancel = () => this.send({ type: 'cancel', id });
+    // cancelling is fire-and-forget: once the worker is gone there is nothing left to stop (and callers such as
+    // abort listeners must not throw)
+    const cancel = () => {
+      if (!this.fatal) this.send({ type: 'cancel', id });
+    };
     const events: AsyncIterable<GenerateEvent> = {
       async *[Symbol.asyncIterator]() {
         try {
@@ -106,7 +110,7 @@ export class Engine {
         }
       },
     };
-    return { events, cancel: () => this.send({ type: 'cancel', id }) };
+    return { events, cancel };
   }
 
   /** Runs a logits job. */

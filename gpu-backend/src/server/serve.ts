@@ -107,6 +107,9 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
       if (inFlight > 0) logger.warn({ inFlight }, 'grace period over: cancelling in-flight requests');
       await registry.shutdown();
+      // the answers the cancellation produced (error events, 503s for queued requests) go out before the sockets close
+      const flushDeadline = Date.now() + 1000;
+      while (inFlight > 0 && Date.now() < flushDeadline) await new Promise((r) => setTimeout(r, 10));
       (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
       logger.info({}, 'stopped');
     },

@@ -1,5 +1,5 @@
 /** A real backend on loopback for tests: tiny models, a random port, bearer and HMAC credentials. */
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { parseServerConfig, type ServerConfig } from '../../../gpu-backend/src/server/config.ts';
 import { startBackend, type RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
 import { tempDir } from './models.ts';
@@ -7,12 +7,15 @@ import { tempDir } from './models.ts';
 export const TEST_TOKEN = 'test-token-0123456789';
 export const TEST_SECRET = 'test-hmac-secret-0123456789';
 
-/** Starts a backend serving `models` (raw models.json entries) and waits until they are loaded. */
-export async function startTestBackend(models: Record<string, unknown>[], extra: Record<string, unknown> = {}): Promise<RunningBackend & { config: ServerConfig }> {
+/**
+ * Starts a backend serving `models` (raw models.json entries) and waits until they are loaded. `extra` adds
+ * top-level config fields; `logger` replaces the silent default (REALIGN_TEST_LOGS=1 shows logs).
+ */
+export async function startTestBackend(models: Record<string, unknown>[], extra: Record<string, unknown> = {}, logger?: Logger): Promise<RunningBackend & { config: ServerConfig }> {
   const config = parseServerConfig({ models: models.map((m) => ({ device: 'cpu', threads: 1, ...m })), graph_cache: tempDir('realign-graphs-'), shutdown_grace_ms: 5000, ...extra }, '/');
   const backend = await startBackend(config, {
     port: 0,
-    logger: pino({ level: process.env.REALIGN_TEST_LOGS ? 'info' : 'silent' }),
+    logger: logger ?? pino({ level: process.env.REALIGN_TEST_LOGS ? 'info' : 'silent' }),
     env: { REALIGN_HMAC_SECRET: TEST_SECRET, REALIGN_API_TOKENS: TEST_TOKEN },
   });
   await backend.registry.loaded;

@@ -1,0 +1,115 @@
+/**
+ * Graceful shutdown: once stop() begins, new requests are turned away (the listener closes, so a fresh connection
+ * is refused; a request that still reaches the app gets 503 shutting_down), in-flight streams finish within the
+ * grace period, and what outlives a short grace period is cut: an error event for a stream, a 503 for a request
+ * still queued, never a hang (every wait here is bounded).
+ */
+import { afterAll, describe, expect, it } from 'vitest';
+import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
+import { bigramModel } from '../helpers/bigram.ts';
+import { startTestBackend } from '../helpers/backend.ts';
+import { send, sseData } from '../helpers/http.ts';
+import { cleanupTempDirs } from '../helpers/models.ts';
+
+const TEXT = 'Halt世界🙂ж✓ŋ';
+const bigram = bigramModel(TEXT);
+
+afterAll(() => cleanupTempDirs());
+
+/** How a request during shutdown was turned away. */
+type TurnedAway = { refused: true } | { refused: false; status: number; body: unknown; retryAfter: string | null };
+
+/** Sends a request on a fresh connection; a refused connection is an answer too. */
+async function attempt(backend: RunningBackend, path: string, body?: unknown): Promise<TurnedAway> {
+  try {
+    const res = await send(backend.url, path, body);
+    return { refused: false, status: res.status, body: await res.json(), retryAfter: res.headers.get('retry-after') };
+  } catch (err) {
+    expect((err as { cause?: { code?: string } }).cause?.code).toBe('ECONNREFUSED');
+    return { refused: true };
+  }
+}
+
+/** A refused connection, or exactly the 503 the app answers while shutting down. */
+function expectTurnedAway(r: TurnedAway, expected: unknown): void {
+  if (r.refused) return;
+  expect(r.status).toBe(503);
+  expect(r.body).toMatchObject(expected as object);
+}
+
+/** Reads a stream to its end (or until `limitMs`): its text, its last data, any error event, whether it timed out. */
+async function drain(res: Response, limitMs: number): Promise<{ text: string; last: string | null; error: { code: string; type: string } | null; timedOut: boolean; broken: boolean }> {
+  const out = { text: '', last: null as string | null, error: null as { code: string; type: string } | null, timedOut: false, broken: false };
+  const read = (async () => {
+    try {
+      for await (const data of sseData(res)) {
+        out.last = data;
+        if (data === '[DONE]') continue;
+        const chunk = JSON.parse(data) as { choices?: { text: string }[]; error?: { code: string; type: string } };
+        if (chunk.error) out.error = chunk.error;
+        else out.text += chunk.choices?.[0]?.text ?? '';
+      }
+    } catch {
+      out.broken = true; // the connection was closed under the reader
+    }
+  })();
+  let timer!: NodeJS.Timeout;
+  const timeout = new Promise<void>((r) => (timer = setTimeout(() => ((out.timedOut = true), r()), limitMs)));
+  await Promise.race([read, timeout]);
+  clearTimeout(timer);
+  return out;
+}
+
+describe('graceful shutdown', () => {
+  it('with a long grace period: new requests are turned away, /readyz is not ready, the in-flight stream ends with [DONE]', async () => {
+    const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir }], { shutdown_grace_ms: 20_000 });
+    const rounds = 60; // ~700 tokens: long enough to be running while stop() begins
+    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: bigram.cycle.length * rounds, temperature: 0, stream: true });
+    expect(res.status).toBe(200);
+    const stopped = backend.stop().then(() => Date.now());
+
+    const ready = await attempt(backend, '/readyz');
+    expectTurnedAway(ready, { ready: false, accepting: false });
+    const fresh = await attempt(backend, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2 });
+    expectTurnedAway(fresh, { error: { code: 'shutting_down', type: 'backend_error' } });
+    if (!fresh.refused) expect(fresh.retryAfter).toBe('1');
+
+    const running = (await backend.registry.models()[0].engine.refreshStats()).running;
+    expect(running).toBe(1); // the stream was still generating while the new requests were turned away
+    const stream = await drain(res, 15_000);
+    const streamEnded = Date.now();
+    expect(stream).toMatchObject({ timedOut: false, broken: false, error: null, last: '[DONE]' });
+    expect(stream.text).toBe(TEXT.repeat(rounds));
+    expect(await stopped).toBeGreaterThanOrEqual(streamEnded - 50); // stop() waited for it
+  });
+
+  it('with a tiny grace period: the running stream ends with an error event, the queued request gets 503, nothing hangs', async () => {
+    const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, max_batch: 1 }], { shutdown_grace_ms: 50 });
+    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2000, temperature: 0, stream: true });
+    expect(res.status).toBe(200);
+    // a second request waits in the queue behind the first (max_batch 1)
+    const queued = send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 5 }).then(
+      async (r) => ({ status: r.status, body: (await r.json()) as unknown }),
+      (e: Error) => ({ status: 0, body: e.message }),
+    );
+    const engine = backend.registry.models()[0].engine;
+    for (let i = 0; i < 100 && (await engine.refreshStats()).queued === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    expect((await engine.refreshStats()).queued).toBe(1);
+
+    const t0 = Date.now();
+    const stopped = backend.stop();
+    const stream = await drain(res, 10_000);
+    expect(stream.timedOut).toBe(false);
+    expect(stream.last).not.toBe('[DONE]');
+    // cut with an error event that says why (the stop flushes it before closing the sockets)
+    expect(stream).toMatchObject({ broken: false, error: { type: 'backend_error', code: 'cancelled' } });
+    expect(stream.text.length).toBeLessThan(TEXT.length * (2000 / bigram.cycle.length));
+
+    const q = await Promise.race([queued, new Promise((r) => setTimeout(() => r('hang'), 10_000))]);
+    expect(q).not.toBe('hang');
+    const { status, body } = q as { status: number; body: unknown };
+    expect({ status, body }).toMatchObject({ status: 503, body: { error: { type: 'backend_error', code: 'engine_unavailable' } } });
+    await stopped;
+    expect(Date.now() - t0).toBeLessThan(10_000);
+  });
+});
