@@ -21,9 +21,11 @@ export class ModelRegistry {
   /** resolves when every model has loaded or failed */
   readonly loaded: Promise<void>;
 
+  /** `onReady` sees each model before it is handed out (e.g. to hook its engine's step timings into metrics). */
   constructor(
     private readonly config: ServerConfig,
     log: (msg: string, fields: Record<string, unknown>) => void,
+    onReady: (model: ServedModel) => void = () => {},
   ) {
     for (const m of config.models) this.slots.set(m.id, { state: 'loading' });
     this.loaded = Promise.all(
@@ -31,6 +33,7 @@ export class ModelRegistry {
         const started = Date.now();
         try {
           const model = await this.load(m);
+          onReady(model);
           this.slots.set(m.id, { state: 'ready', model });
           log('model loaded', { model: m.id, mode: m.mode, device: model.engine.info.device, deviceReason: model.engine.info.deviceReason, ms: Date.now() - started });
         } catch (err) {

@@ -33,7 +33,9 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
   const logger = opts.logger ?? pino({ base: { service: 'realign-backend' } });
   const log = (msg: string, fields: Record<string, unknown>) => logger.info(fields, msg);
   const metrics = new BackendMetrics();
-  const registry = new ModelRegistry(config, log);
+  const registry = new ModelRegistry(config, log, (m) => {
+    m.engine.onSteps = (ms) => ms.forEach((x) => metrics.stepSeconds.observe({ model: m.config.id }, x / 1000));
+  });
   let accepting = true;
   let inFlight = 0;
   const hmacSecret = env[config.auth.hmac_secret_env] || null;
