@@ -4,6 +4,7 @@
 #   .gpu/providers (libonnxruntime_providers_{shared,cuda}.so 1.29.0 for CUDA 13).
 # Weights are generated here by transformers. Results go to $OUT (at most a few small files).
 set -u
+HERE=$(cd "$(dirname "$0")" && pwd)
 R=${PLACE_ROOT:-/tmp/realign-root}
 OUT=${OUT:-/tmp/realign-out}
 mkdir -p "$OUT"
@@ -23,7 +24,7 @@ M=/tmp/realign-models
   REALIGN_GRAPH_CACHE=/tmp/g timeout 60 $NODE "$B/main.js" generate --model /tmp/tiny-inra --prompt "Hello" --lambda 0.5 --max-tokens 24 --device auto
 } > "$OUT/cuda-smoke.txt" 2>&1
 echo "smoke done: $(tail -1 "$OUT/cuda-smoke.txt")"
-cd "$(dirname "$0")"
+cd "$HERE"
 timeout 180 python3 torch_side.py make-models --out $M > "$OUT/make-models.log" 2>&1
 echo "make-models: $?"
 timeout 240 $NODE "$B/gpu-bench.js" --inra $M/inra --out /tmp/gpu-bench --device cuda --hf-logits $M/hf-logits.json > "$OUT/gpu-bench.log" 2>&1

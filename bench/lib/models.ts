@@ -3,11 +3,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { expandCheckpoint } from '../../gpu-backend/src/checkpoint/expand.ts';
 import { initModel } from '../../gpu-backend/src/checkpoint/init-model.ts';
-import { TensorStore } from '../../gpu-backend/src/checkpoint/safetensors.ts';
-import { float32ToBytes } from '../../gpu-backend/src/checkpoint/dtype.ts';
-import { randomNormal } from '../../gpu-backend/src/checkpoint/random.ts';
-import { writeFolderAtomically, writeWeights } from '../../gpu-backend/src/checkpoint/writer.ts';
-import { copyFileSync, readdirSync } from 'node:fs';
+import { perturbCheckpoint } from '../../gpu-backend/src/checkpoint/synthetic.ts';
 
 /** Root folder of benchmark checkpoints and graphs. */
 export const BENCH_ROOT = process.env.REALIGN_BENCH_DIR ?? join(process.cwd(), '.realign', 'bench');
@@ -28,25 +24,7 @@ export function benchModels(preset: string, log: (s: string) => void = () => {})
   if (!existsSync(inra)) {
     log(`perturb adapter of ${preset}`);
     // a trained adapter has the same cost as an identity one; perturbing it makes the blend non-trivial
-    writeFolderAtomically(inra, (dir) => {
-      for (const f of readdirSync(expanded)) if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(expanded, f), join(dir, f));
-      const store = TensorStore.open(expanded);
-      writeWeights(
-        dir,
-        [...store.entries.values()].map((e) => ({
-          name: e.name,
-          dtype: e.dtype,
-          shape: e.shape,
-          bytes: () => {
-            if (!e.name.startsWith('model.layers.0.')) return store.readBytes(e.name).bytes;
-            const v = store.readFloat32(e.name);
-            const noise = randomNormal(7, e.name, v.length, 0, 0.02);
-            for (let i = 0; i < v.length; i++) v[i] += noise[i];
-            return float32ToBytes(v, 'F32');
-          },
-        })),
-      );
-    });
+    perturbCheckpoint(expanded, inra, (n) => n.startsWith('model.layers.0.'), 7, 0.02);
   }
   return { base, inra };
 }

@@ -1,4 +1,4 @@
-import { writeFileSync } from 'node:fs';
+import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Architecture } from './config.ts';
 import { parseModelConfig } from './config.ts';
@@ -6,7 +6,8 @@ import { float32ToBytes, type DType } from './dtype.ts';
 import { expectedTensors } from './names.ts';
 import type { ModelPreset } from './presets.ts';
 import { randomNormal } from './random.ts';
-import { writeWeights } from './writer.ts';
+import { TensorStore } from './safetensors.ts';
+import { writeFolderAtomically, writeWeights } from './writer.ts';
 
 /** A Hugging Face `config.json` for a preset shape (transformers 4 layout, which every loader reads). */
 export function hfConfig(arch: Architecture, p: ModelPreset, dtype: DType, tok: { bos: number | null; eos: number[] }): Record<string, unknown> {
@@ -66,4 +67,28 @@ export function writeRandomCheckpoint(dir: string, config: Record<string, unknow
     },
   }));
   writeWeights(dir, tensors, undefined, onProgress);
+}
+
+/**
+ * Writes `out` = `src` with every tensor matching `select` perturbed by N(0, std²) (seeded): an expanded InRa
+ * checkpoint whose adapter then changes the output, as a trained one would.
+ */
+export function perturbCheckpoint(src: string, out: string, select: (name: string) => boolean, seed: number, std = 0.05): void {
+  writeFolderAtomically(out, (dir) => {
+    for (const f of readdirSync(src)) if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(src, f), join(dir, f));
+    const store = TensorStore.open(src);
+    const tensors = [...store.entries.values()].map((e) => ({
+      name: e.name,
+      dtype: e.dtype,
+      shape: e.shape,
+      bytes: () => {
+        if (!select(e.name) || e.dtype === 'I64') return store.readBytes(e.name).bytes;
+        const v = store.readFloat32(e.name);
+        const noise = randomNormal(seed, e.name, v.length, 0, std);
+        for (let i = 0; i < v.length; i++) v[i] += noise[i];
+        return float32ToBytes(v, e.dtype);
+      },
+    }));
+    writeWeights(dir, tensors);
+  });
 }

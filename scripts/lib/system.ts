@@ -1,0 +1,141 @@
+/**
+ * The whole local system: GPU backend(s) (`realign serve`) and the edge worker (`wrangler dev` with a local D1
+ * that is migrated and seeded), wired with a shared HMAC secret. Used by `npm start`, the end-to-end tests and the
+ * serving benchmark.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { freePort, run, start, waitReady, type Proc } from './procs.ts';
+
+const ROOT = resolve(import.meta.dirname, '../..');
+const WRANGLER = join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js');
+const REALIGN = join(ROOT, 'bin/realign.js');
+
+/** The seeded development tenant's public API key (local D1 only; see worker/seed/dev.sql). */
+export const DEMO_KEY = 'rk_dev_local_only_not_a_secret';
+
+/** One backend to start: its models.json entries. */
+export interface BackendSpec {
+  models: Record<string, unknown>[];
+  port?: number;
+}
+
+/** Options of the system. */
+export interface SystemOptions {
+  /** folder for configs, logs, graph cache and the local D1 */
+  stateDir: string;
+  backends: BackendSpec[];
+  edgePort?: number;
+  /** model ids to register in the edge's catalogue for the dev tenant, with their default λ */
+  models: { id: string; defaultLambda: number }[];
+  echo?: boolean;
+  hmacSecret?: string;
+  adminToken?: string;
+  /** extra `--var` values for the worker */
+  workerVars?: Record<string, string>;
+}
+
+/** A running system. */
+export interface RunningSystem {
+  edgeUrl: string;
+  backendUrls: string[];
+  backends: Proc[];
+  worker: Proc;
+  apiKey: string;
+  adminToken: string;
+  hmacSecret: string;
+  /** admin API call on the edge */
+  admin(method: string, path: string, body?: unknown): Promise<Response>;
+  stop(): Promise<void>;
+}
+
+/** Starts one `realign serve` process. */
+export async function startBackendProc(stateDir: string, spec: BackendSpec, hmacSecret: string, echo = false): Promise<{ url: string; proc: Proc }> {
+  const port = await freePort(spec.port ?? 0);
+  const config = join(stateDir, `models-${port}.json`);
+  writeFileSync(config, JSON.stringify({ models: spec.models, graph_cache: join(stateDir, 'graphs'), shutdown_grace_ms: 5000 }, null, 2));
+  const proc = start(`backend:${port}`, process.execPath, [REALIGN, 'serve', '--config', config, '--port', String(port)], {
+    env: { ...process.env, REALIGN_HMAC_SECRET: hmacSecret },
+    echo,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitReady(`${url}/readyz`, 600_000, proc);
+  return { url, proc };
+}
+
+/** Starts the whole system and waits until it answers. */
+export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
+  const hmacSecret = opts.hmacSecret ?? `dev-hmac-${Math.random().toString(36).slice(2)}`;
+  const adminToken = opts.adminToken ?? `dev-admin-${Math.random().toString(36).slice(2)}`;
+  mkdirSync(opts.stateDir, { recursive: true });
+  const started: Proc[] = [];
+  try {
+    const backends = [];
+    for (const spec of opts.backends) {
+      const b = await startBackendProc(opts.stateDir, spec, hmacSecret, opts.echo);
+      started.push(b.proc);
+      backends.push(b);
+    }
+    const persist = join(opts.stateDir, 'wrangler-state');
+    const wrangler = (args: string[]) => run(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+    await wrangler(['d1', 'migrations', 'apply', 'realign', '--local', '--persist-to', persist]);
+    await wrangler(['d1', 'execute', 'realign', '--local', '--persist-to', persist, '--file', join(ROOT, 'worker/seed/dev.sql')]);
+    const envFile = join(opts.stateDir, 'worker.env');
+    writeFileSync(envFile, `BACKEND_HMAC_SECRET=${hmacSecret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
+    const edgePort = await freePort(opts.edgePort ?? 0);
+    const vars = { BACKENDS: JSON.stringify(backends.map((b) => ({ url: b.url, weight: 1 }))), ...opts.workerVars };
+    const worker = start(
+      'wrangler dev',
+      process.execPath,
+      [
+        WRANGLER,
+        'dev',
+        '--ip',
+        '127.0.0.1',
+        '--port',
+        String(edgePort),
+        '--inspector-port',
+        String(await freePort()),
+        '--persist-to',
+        persist,
+        '--env-file',
+        envFile,
+        '--show-interactive-dev-session=false',
+        '--log-level',
+        'warn',
+        ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+      ],
+      { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, echo: opts.echo },
+    );
+    started.push(worker);
+    const edgeUrl = `http://127.0.0.1:${edgePort}`;
+    await waitReady(`${edgeUrl}/healthz`, 120_000, worker);
+    const admin = (method: string, path: string, body?: unknown) =>
+      fetch(`${edgeUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    for (const m of opts.models) {
+      for (const [path, body] of [
+        [`/admin/models/${encodeURIComponent(m.id)}`, { default_lambda: m.defaultLambda }],
+        [`/admin/tenants/dev/models/${encodeURIComponent(m.id)}`, {}],
+      ] as const) {
+        const r = await admin('PUT', path, body);
+        if (!r.ok) throw new Error(`registering model ${m.id}: PUT ${path} → ${r.status} ${await r.text()}`);
+      }
+    }
+    return {
+      edgeUrl,
+      backendUrls: backends.map((b) => b.url),
+      backends: backends.map((b) => b.proc),
+      worker,
+      apiKey: DEMO_KEY,
+      adminToken,
+      hmacSecret,
+      admin,
+      async stop() {
+        await Promise.all(started.map((p) => p.stop()));
+      },
+    };
+  } catch (err) {
+    await Promise.all(started.map((p) => p.stop()));
+    throw err;
+  }
+}
