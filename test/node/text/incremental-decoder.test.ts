@@ -100,3 +100,65 @@ describe('incremental decoding of arbitrary id sequences', () => {
     expect(decoder.flush()).toBe('\uFFFD');
   });
 });
+
+/** The tiny tokenizer with its decode calls counted (calls and the longest id list decoded). */
+function countingDecodes(tok: TextTokenizer): { tok: TextTokenizer; calls: () => number; longest: () => number } {
+  let calls = 0;
+  let longest = 0;
+  const counted = Object.create(tok) as TextTokenizer;
+  counted.decode = (ids, options) => {
+    calls++;
+    longest = Math.max(longest, ids.length);
+    return tok.decode(ids, options);
+  };
+  return { tok: counted, calls: () => calls, longest: () => longest };
+}
+
+describe('incremental decoding of long runs of invalid bytes', () => {
+  const tiny = tokenizers.tiny();
+  const UTF8 = new TextEncoder();
+  // each run is 3000 ids; the window must stay a few ids long and each push cost a bounded number of decodes
+  const RUNS: Record<string, number[]> = {
+    'lone continuation bytes': Array.from({ length: 3000 }, () => 0x80),
+    'bytes never valid in UTF-8': Array.from({ length: 3000 }, (_, i) => [0xff, 0xfe, 0xc0, 0xc1, 0xf5][i % 5]),
+    'lead bytes that never complete': Array.from({ length: 3000 }, (_, i) => [0xe2, 0xf0, 0x9f, 0xe4][i % 4]),
+    'truncated emoji between letters': Array.from({ length: 1000 }, () => [0xf0, 0x9f, 0x41]).flat(),
+    'invalid bytes with valid characters between': Array.from({ length: 500 }, () => [0x80, 0x80, ...UTF8.encode('é🎉'), 0xff]).flat(),
+  };
+
+  it.each(Object.keys(RUNS))('%s: chunks join to the full decode, and per-token work stays bounded', (name) => {
+    const ids = RUNS[name];
+    const counted = countingDecodes(tiny);
+    const decoder = new IncrementalDecoder(counted.tok, { skipSpecialTokens: false });
+    const chunks = ids.map((id) => decoder.push(id));
+    chunks.push(decoder.flush());
+    expect(chunks.join('')).toBe(tiny.decode(ids));
+    // without the release the longest window is the whole run (3000 ids) and the work grows with its square
+    expect(counted.longest()).toBeLessThanOrEqual(16);
+    expect(counted.calls()).toBeLessThanOrEqual(4 * ids.length);
+    // text keeps flowing: never more than a few pushes without output
+    let silent = 0;
+    for (const c of chunks) {
+      silent = c === '' ? silent + 1 : 0;
+      expect(silent).toBeLessThanOrEqual(5);
+    }
+  });
+
+  it('reassembles to the full decode for long sequences dominated by invalid and partial bytes (property)', () => {
+    const tricky = [0x80, 0x9f, 0xbf, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xc0, 0xed, 0xa0, 0xf4, 0x90, 0x41];
+    const id = fc.oneof(
+      { weight: 6, arbitrary: fc.constantFrom(...tricky) },
+      { weight: 1, arbitrary: fc.integer({ min: 0, max: tiny.vocabSize - 1 }) },
+    );
+    fc.assert(
+      fc.property(fc.array(id, { minLength: 20, maxLength: 200 }), fc.boolean(), (ids, skip) => {
+        const counted = countingDecodes(tiny);
+        const decoder = new IncrementalDecoder(counted.tok, { skipSpecialTokens: skip });
+        const chunks = ids.map((x) => decoder.push(x));
+        chunks.push(decoder.flush());
+        return chunks.join('') === tiny.decode(ids, { skipSpecialTokens: skip });
+      }),
+      { numRuns: 400, seed: 11 },
+    );
+  });
+});
