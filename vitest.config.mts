@@ -15,6 +15,17 @@ export default defineConfig({
         },
       },
       {
+        test: {
+          // the whole system over real HTTP: backend processes and wrangler dev; files run one at a time
+          name: 'e2e',
+          environment: 'node',
+          include: ['test/e2e/**/*.test.ts'],
+          testTimeout: 120_000,
+          hookTimeout: 300_000,
+          fileParallelism: false,
+        },
+      },
+      {
         plugins: [
           cloudflareTest(async ({ inject }) => {
             const stub: StubBackendInfo = inject('stubBackend');

@@ -83,4 +83,5 @@ await new Promise<void>((resolveStop) => {
   };
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
+  process.once('SIGHUP', stop);
 });
