@@ -12,11 +12,15 @@ import { rejectionError, type GenerateDeps } from './generate.ts';
 /** The route handler. */
 export function logitsRoute(deps: GenerateDeps) {
   return async function logitsHandler(c: Context<BackendEnv>): Promise<Response> {
-    const req = parseRequest('logits', parseJsonText(c.get('body')));
+    const json = parseJsonText(c.get('body'));
+    const req = parseRequest('logits', json);
     if (req instanceof ApiError) throw req;
     const model = deps.registry.get(req.model);
     if (model instanceof ApiError) throw model;
-    const lambdas = (req.lambdas ?? [model.config.default_lambda]).map((l, i) => checkLambda(model, l, req.lambdas ? `lambdas[${i}]` : 'lambdas'));
+    // parseRequest reads a single `lambda` (or its alias `control`) as `lambdas: [x]`; errors name the field sent
+    const sent = json as { lambdas?: unknown; lambda?: unknown; control?: unknown };
+    const single = sent.lambdas != null ? null : sent.lambda != null ? 'lambda' : sent.control != null ? 'control' : null;
+    const lambdas = (req.lambdas ?? [model.config.default_lambda]).map((l, i) => checkLambda(model, l, single ?? (req.lambdas ? `lambdas[${i}]` : 'lambdas')));
     const tok = model.tokenizer;
     const vocab = model.engine.info.vocabSize;
     let ids: number[];
