@@ -13,6 +13,8 @@ const COMMANDS: Record<string, () => Promise<Command>> = {
   'build-graph': () => import('./commands/build-graph.ts'),
   generate: () => import('./commands/generate.ts'),
   serve: () => import('./commands/serve.ts'),
+  'train-inra': () => import('./commands/train-inra.ts'),
+  'train-trra': () => import('./commands/train-trra.ts'),
 };
 
 async function main(argv: string[]): Promise<number> {
