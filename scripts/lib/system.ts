@@ -33,6 +33,8 @@ export interface SystemOptions {
   adminToken?: string;
   /** extra `--var` values for the worker */
   workerVars?: Record<string, string>;
+  /** a bearer token the backends also accept, for direct calls (benchmarks) */
+  backendToken?: string;
 }
 
 /** A running system. */
@@ -50,12 +52,12 @@ export interface RunningSystem {
 }
 
 /** Starts one `realign serve` process. */
-export async function startBackendProc(stateDir: string, spec: BackendSpec, hmacSecret: string, echo = false): Promise<{ url: string; proc: Proc }> {
+export async function startBackendProc(stateDir: string, spec: BackendSpec, hmacSecret: string, echo = false, bearerToken?: string): Promise<{ url: string; proc: Proc }> {
   const port = await freePort(spec.port ?? 0);
   const config = join(stateDir, `models-${port}.json`);
   writeFileSync(config, JSON.stringify({ models: spec.models, graph_cache: join(stateDir, 'graphs'), shutdown_grace_ms: 5000 }, null, 2));
   const proc = start(`backend:${port}`, process.execPath, [REALIGN, 'serve', '--config', config, '--port', String(port)], {
-    env: { ...process.env, REALIGN_HMAC_SECRET: hmacSecret },
+    env: { ...process.env, REALIGN_HMAC_SECRET: hmacSecret, ...(bearerToken ? { REALIGN_API_TOKENS: bearerToken } : {}) },
     echo,
   });
   const url = `http://127.0.0.1:${port}`;
@@ -72,7 +74,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   try {
     const backends = [];
     for (const spec of opts.backends) {
-      const b = await startBackendProc(opts.stateDir, spec, hmacSecret, opts.echo);
+      const b = await startBackendProc(opts.stateDir, spec, hmacSecret, opts.echo, opts.backendToken);
       started.push(b.proc);
       backends.push(b);
     }

@@ -1,0 +1,94 @@
+/**
+ * `npm run bench`: every CPU comparison of issue 7 in one run on this machine (side by side, interleaved,
+ * medians), plus the GPU figures from bench/results/gpu/ when a GPU run left them there. Writes
+ * bench/results/<date>.json, bench/results/summary.json, bench/results/report.md and SVG plots.
+ *
+ *   npm run bench [-- --quick] [-- --skip-05b]
+ */
+import { cpus, totalmem } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { startSystem } from '../scripts/lib/system.ts';
+import { graphBench, type GraphBenchResult } from './graph-bench.ts';
+import { BENCH_ROOT, benchModels } from './lib/models.ts';
+import { logitsBench, type LogitsBenchResult } from './logits-bench.ts';
+import { renderReport } from './report.ts';
+import { servingBench, type ServingResult } from './serving-bench.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const { values } = parseArgs({ options: { quick: { type: 'boolean' }, 'skip-05b': { type: 'boolean' }, out: { type: 'string' } } });
+const quick = values.quick === true;
+const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+const outDir = values.out ?? join(ROOT, 'bench', 'results');
+mkdirSync(outDir, { recursive: true });
+
+/** Everything one run measured. */
+export interface BenchRun {
+  date: string;
+  machine: { cpu: string; cores: number; memoryGiB: number; node: string; onnxruntime: string };
+  graph: GraphBenchResult[];
+  logits: LogitsBenchResult[];
+  serving: ServingResult | null;
+  gpu: { results: unknown; torch: unknown } | null;
+}
+
+const run: BenchRun = {
+  date: new Date().toISOString(),
+  machine: {
+    cpu: cpus()[0]?.model ?? 'unknown',
+    cores: cpus().length,
+    memoryGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    onnxruntime: JSON.parse(readFileSync(join(ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')).version,
+  },
+  graph: [],
+  logits: [],
+  serving: null,
+  gpu: null,
+};
+
+const rounds = quick ? 8 : 25;
+for (const preset of quick || values['skip-05b'] ? ['small'] : ['small', 'qwen2.5-0.5b']) {
+  run.graph.push(await graphBench(preset, [1, 4, 16], rounds, log));
+}
+
+// d and e need the real system: backend + worker, on the small InRa model
+const { inra } = benchModels('small', log);
+const token = `bench-${Math.random().toString(36).slice(2)}`;
+const sys = await startSystem({
+  stateDir: join(BENCH_ROOT, 'system'),
+  backends: [{ models: [{ id: 'small', mode: 'inra', model: inra, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', max_batch: 64, max_queue: 512 }] }],
+  models: [{ id: 'small', defaultLambda: 0.5 }],
+  backendToken: token,
+});
+try {
+  log('logits 8 vs 1');
+  run.logits.push(await logitsBench(sys.backendUrls[0], token, 'small', 'small', quick ? 10 : 30));
+  run.serving = await servingBench(
+    { url: sys.backendUrls[0], key: token },
+    { url: sys.edgeUrl, key: sys.apiKey },
+    'small',
+    { concurrency: [1, 8, 32], perLevel: (c) => (quick ? Math.max(4, c) : Math.max(12, 3 * c)), maxTokens: 32, rounds: quick ? 10 : 40 },
+    log,
+  );
+} finally {
+  await sys.stop();
+}
+
+const gpuDir = join(ROOT, 'bench', 'results', 'gpu');
+if (existsSync(join(gpuDir, 'gpu-results.json'))) {
+  run.gpu = {
+    results: JSON.parse(readFileSync(join(gpuDir, 'gpu-results.json'), 'utf8')),
+    torch: existsSync(join(gpuDir, 'torch-results.json')) ? JSON.parse(readFileSync(join(gpuDir, 'torch-results.json'), 'utf8')) : null,
+  };
+}
+
+const day = run.date.slice(0, 10);
+writeFileSync(join(outDir, `${day}.json`), JSON.stringify(run, null, 2) + '\n');
+const { summary, markdown, plots } = renderReport(run);
+writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
+writeFileSync(join(outDir, 'report.md'), markdown);
+for (const [name, svg] of Object.entries(plots)) writeFileSync(join(outDir, name), svg);
+log(`wrote ${outDir}/${day}.json, summary.json, report.md and ${Object.keys(plots).length} plots`);
+process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
