@@ -63,6 +63,7 @@ export function renderReport(run: BenchRun) {
     inra_overhead_b1: headline.inraOverhead[1],
     onebranch_vs_single_b1: oneBranch(headline, 1),
     logits_8_vs_1: run.logits[0]?.ratio ?? null,
+    engine_tokens_per_s: Object.fromEntries(run.engine.map((r) => [`b${r.batch}`, r.tokensPerSecond])),
     edge_overhead_ms_p50: run.serving?.edgeOverheadMsP50 ?? null,
     cache_hit_ms_p50: run.serving?.cacheHitMsP50 ?? null,
     headline_preset: headline.preset,
@@ -88,6 +89,12 @@ export function renderReport(run: BenchRun) {
   md.push('', '| preset | batch | fused vs naive | InRa overhead | λ=1 / single | λ=0 / single |', '| --- | --- | --- | --- | --- | --- |');
   for (const g of run.graph) for (const b of Object.keys(g.fusedVsNaive).map(Number)) md.push(`| ${g.preset} | ${b} | ${f(g.fusedVsNaive[b])}× | ${f(g.inraOverhead[b])}× | ${f(g.oneBranch[b].lambda1)}× | ${f(g.oneBranch[b].lambda0)}× |`);
   md.push('', '![decode throughput](decode-throughput.svg)', '');
+  if (run.engine.length) {
+    md.push('## Engine throughput (small preset, InRa at λ = 0.5, greedy, CPU)', '');
+    md.push('| batch | new tokens | seconds | tokens/s | decode steps |', '| --- | --- | --- | --- | --- |');
+    for (const r of run.engine) md.push(`| ${r.batch} | ${r.tokens} | ${f(r.seconds)} | ${f(r.tokensPerSecond, 1)} | ${r.decodeSteps} |`);
+    md.push('');
+  }
   if (run.logits.length) {
     md.push('## d. many λ, one pass', '');
     for (const l of run.logits) md.push(`/v1/logits through the backend (${l.preset}, 48-word prompt, positions "last"): 1 λ ${f(l.one.medianMs)} ms, 8 λ ${f(l.eight.medianMs)} ms (medians) → ${f(l.ratio)}×.`);

@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSystem } from '../scripts/lib/system.ts';
+import { engineBench, type EngineRow } from './engine-bench.ts';
 import { graphBench, type GraphBenchResult } from './graph-bench.ts';
 import { BENCH_ROOT, benchModels } from './lib/models.ts';
 import { logitsBench, type LogitsBenchResult } from './logits-bench.ts';
@@ -28,6 +29,7 @@ export interface BenchRun {
   date: string;
   machine: { cpu: string; cores: number; memoryGiB: number; node: string; onnxruntime: string };
   graph: GraphBenchResult[];
+  engine: EngineRow[];
   logits: LogitsBenchResult[];
   serving: ServingResult | null;
   gpu: { results: unknown; torch: unknown } | null;
@@ -43,6 +45,7 @@ const run: BenchRun = {
     onnxruntime: JSON.parse(readFileSync(join(ROOT, 'node_modules/onnxruntime-node/package.json'), 'utf8')).version,
   },
   graph: [],
+  engine: [],
   logits: [],
   serving: null,
   gpu: null,
@@ -55,6 +58,8 @@ for (const preset of quick || values['skip-05b'] ? ['small'] : ['small', 'qwen2.
 
 // d and e need the real system: backend + worker, on the small InRa model
 const { inra } = benchModels('small', log);
+log('engine throughput');
+run.engine = await engineBench('small', inra, [1, 8, 32], quick ? 24 : 64);
 const token = `bench-${Math.random().toString(36).slice(2)}`;
 const sys = await startSystem({
   stateDir: join(BENCH_ROOT, 'system'),
