@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
 import { bigramModel } from '../helpers/bigram.ts';
 import { startTestBackend } from '../helpers/backend.ts';
-import { send, sseData } from '../helpers/http.ts';
+import { eventually, send, sseData } from '../helpers/http.ts';
 import { cleanupTempDirs } from '../helpers/models.ts';
 
 const TEXT = 'Halt世界🙂ж✓ŋ';
@@ -93,8 +93,7 @@ describe('graceful shutdown', () => {
       (e: Error) => ({ status: 0, body: e.message }),
     );
     const engine = backend.registry.models()[0].engine;
-    for (let i = 0; i < 100 && (await engine.refreshStats()).queued === 0; i++) await new Promise((r) => setTimeout(r, 10));
-    expect((await engine.refreshStats()).queued).toBe(1);
+    expect(await eventually(async () => (await engine.refreshStats()).queued === 1, 5000)).toBe(true);
 
     const t0 = Date.now();
     const stopped = backend.stop();
