@@ -92,6 +92,11 @@ export class GraphRunner {
     return { logits: out.logits.data as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
   }
 
+  /** Whether a decode-loop graph is attached. */
+  get hasLoop(): boolean {
+    return this.loopSession !== null;
+  }
+
   /** Adds the decode-loop graph of the same spec (its KV inputs match this graph's, so the caches are shared). */
   attachLoop(session: ModelSession, manifest: GraphManifest): void {
     if (!manifest.decodeLoop || JSON.stringify(manifest.kvGroups) !== JSON.stringify(this.manifest.kvGroups)) {

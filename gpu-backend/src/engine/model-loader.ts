@@ -31,6 +31,8 @@ export interface LoadOptions {
   threads?: number;
   /** the naive InRa layout (benchmarks only) */
   naive?: boolean;
+  /** also load the greedy decode-loop graph of the same spec (a second session) */
+  decodeLoop?: boolean;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -96,11 +98,16 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     return loadModel(source, { ...opts, device: 'cpu' });
   }
   opts.log?.('device', { device, reason });
+  const runner = new GraphRunner(session, files.manifest);
+  if (opts.decodeLoop) {
+    const loop = ensureGraph(spec, opts.graphCache ?? defaultGraphCache(), undefined, 'decode-loop');
+    runner.attachLoop(await ModelSession.open(loop.modelPath, { device, threads: opts.threads }), loop.manifest);
+  }
   const tokenizer = loadTokenizer(main);
   const eos = eosTokenIds(main);
   return {
     source,
-    runner: new GraphRunner(session, files.manifest),
+    runner,
     tokenizer,
     // generation_config often lists more stop ids than the tokenizer's eos_token (Qwen: <|endoftext|> too)
     eosTokenIds: [...new Set([...eos, ...tokenizer.eosTokenIds])],

@@ -102,6 +102,12 @@ export interface EngineLimits {
   maxQueue: number;
   /** padded prompt tokens in one prefill run */
   maxPrefillTokens: number;
+  /**
+   * greedy decode steps per run when every running sequence is greedy (a decode-loop graph, loaded beside the
+   * step graph): on CUDA each run copies the KV caches to the device and back, so M steps per run divide that by M.
+   * 0 turns it off; unset means 16 on CUDA and 0 on the CPU (where the loop is slower).
+   */
+  decodeLoopSteps?: number;
 }
 
 /** Engine start-up options (sent to the worker). */

@@ -125,6 +125,11 @@ export class RowAllocator {
     plan.handles.forEach((h, i) => (h.length = plan.totalsBySeq[i]));
   }
 
+  /** After a decode-loop run of `steps` steps from a decode plan. */
+  commitSteps(plan: SequencePlan, steps: number): void {
+    plan.handles.forEach((h, i) => (h.length = plan.totalsBySeq[i] + steps - 1));
+  }
+
   private plan(
     seqs: { handle: RowHandle; tokens: number[]; total: number; lambdas: number[] }[],
     prefill: boolean,

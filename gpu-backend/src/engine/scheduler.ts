@@ -221,15 +221,38 @@ export class Scheduler {
     if (live.length === 0) return;
     const next = new Map(live.map((s) => [s.handle!.id, { token: s.nextToken, lambdas: [s.job.lambda] }]));
     const plan = this.rows.decodePlan(next);
-    const logits = await this.timed(plan, stepMs);
-    this.decodeSteps++;
-    this.lastBatch = live.length;
     const byHandle = new Map(live.map((s) => [s.handle!.id, s]));
     const V = this.model.vocabSize;
+    this.lastBatch = live.length;
+    const steps = this.loopSteps(live);
+    if (steps > 1) {
+      // every sequence is greedy: M steps in one run, the tokens then taken one step at a time
+      const t0 = performance.now();
+      const tokens = await this.model.runner.loop(plan, steps);
+      this.rows.commitSteps(plan, steps);
+      stepMs.push(performance.now() - t0);
+      this.decodeSteps += steps;
+      for (const row of tokens) {
+        plan.handles.forEach((h, i) => {
+          const seq = byHandle.get(h.id)!;
+          if (!seq.finish) this.emit(seq, seq.accept({ id: row[i] }), events);
+        });
+      }
+      return;
+    }
+    const logits = await this.timed(plan, stepMs);
+    this.decodeSteps++;
     plan.handles.forEach((h, i) => {
       const seq = byHandle.get(h.id)!;
       this.emit(seq, seq.step(logits.subarray(i * V, (i + 1) * V)), events);
     });
+  }
+
+  /** Decode steps for the next run: > 1 only with a decode-loop graph and every sequence greedy. */
+  private loopSteps(live: Sequence[]): number {
+    const limit = this.limits.decodeLoopSteps ?? 0;
+    if (limit < 2 || !this.model.runner.hasLoop || !live.every((s) => s.loopable)) return 1;
+    return Math.max(1, Math.min(limit, ...live.map((s) => s.remaining)));
   }
 
   private emit(seq: Sequence, ev: GenerateEvent, events: GenerateEvent[]): void {

@@ -54,6 +54,32 @@ export class Sequence {
       this.error = { message: err.message, code: err.code };
       return { id: this.job.id, text: this.flushText(), tokens: [], finish: 'error', error: this.error };
     }
+    return this.accept(token);
+  }
+
+  /**
+   * Whether a greedy token computed inside the graph (a decode-loop run) equals what `step` would choose: greedy,
+   * nothing that changes the logits per sequence, no log-probabilities to report.
+   */
+  get loopable(): boolean {
+    const p = this.job.params;
+    return (
+      p.temperature === 0 &&
+      !p.logprobs &&
+      p.repetition_penalty === 1 &&
+      p.presence_penalty === 0 &&
+      p.frequency_penalty === 0 &&
+      Object.keys(p.logit_bias).length === 0
+    );
+  }
+
+  /** Tokens this sequence may still generate. */
+  get remaining(): number {
+    return Math.min(this.job.maxTokens - this.generated, this.maxContext - this.job.promptIds.length - this.generated);
+  }
+
+  /** Takes a chosen token: stops, detokenization, budget. Returns the event to stream. */
+  accept(token: TokenOut): GenerateEvent {
     this.generated++;
     this.nextToken = token.id;
     if (this.stopIds.has(token.id)) {

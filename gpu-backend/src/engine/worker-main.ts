@@ -1,6 +1,6 @@
 /** Entry of the engine's worker thread: loads the model, runs the scheduler, talks to the main thread. */
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadModel } from './model-loader.ts';
+import { chooseDevice, loadModel } from './model-loader.ts';
 import type { EngineInit, FromWorker, ToWorker } from './protocol.ts';
 import { Scheduler } from './scheduler.ts';
 
@@ -9,8 +9,11 @@ if (!port) throw new Error('worker-main.ts runs as a worker thread');
 const post = (m: FromWorker) => port.postMessage(m);
 
 async function start(init: EngineInit): Promise<void> {
-  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads });
-  const scheduler = new Scheduler(model, init.limits, {
+  // decode-loop runs pay off where every run copies the KV caches between host and device: on CUDA
+  const { device } = await chooseDevice(init.device);
+  const limits = { ...init.limits, decodeLoopSteps: init.limits.decodeLoopSteps ?? (device === 'cuda' ? 16 : 0) };
+  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads, decodeLoop: limits.decodeLoopSteps > 1 });
+  const scheduler = new Scheduler(model, limits, {
     events: (events, stepMs) => post({ type: 'events', events, stats: scheduler.stats(), stepMs }),
     logits: (id, result) => post({ type: 'logits-result', id, result }),
     rejected: (id, error) => post({ type: 'rejected', id, error }),

@@ -27,6 +27,8 @@ const modelSchema = z
     max_queue: z.number().int().nonnegative().default(256),
     kv_budget_tokens: z.number().int().positive().default(1 << 18),
     max_prefill_tokens: z.number().int().positive().default(1 << 14),
+    /** greedy decode steps per run when every running sequence is greedy; unset: 16 on CUDA, 0 on CPU */
+    decode_loop_steps: z.number().int().nonnegative().optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -115,5 +117,5 @@ export function modelSource(m: ModelConfig): ModelSource {
 
 /** The engine limits of a model config. */
 export function engineLimits(m: ModelConfig): EngineLimits {
-  return { maxBatch: m.max_batch, maxKvTokens: m.kv_budget_tokens, maxQueue: m.max_queue, maxPrefillTokens: m.max_prefill_tokens };
+  return { maxBatch: m.max_batch, maxKvTokens: m.kv_budget_tokens, maxQueue: m.max_queue, maxPrefillTokens: m.max_prefill_tokens, decodeLoopSteps: m.decode_loop_steps };
 }

@@ -1,5 +1,4 @@
 /** Options shared by `realign train-inra` and `realign train-trra`, parsed into TrainSettings. */
-import { chooseDevice } from '../../engine/model-loader.ts';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../../train/options.ts';
 import { num, UsageError } from '../args.ts';
 
@@ -71,7 +70,8 @@ export async function trainSettings(v: Values, defaults: Partial<TrainSettings> 
     optimizer: { ...d.optimizer, weightDecay: nonNegative('weight-decay', d.optimizer.weightDecay), maxGradNorm: nonNegative('max-grad-norm', d.optimizer.maxGradNorm) },
     seed: int('seed', d.seed, 0),
     maxLength: int('max-length', d.maxLength, 2),
-    device: (await chooseDevice(device)).device,
+    // loaded here so that a usage error never waits for onnxruntime to load
+    device: (await (await import('../../engine/model-loader.ts')).chooseDevice(device)).device,
     threads: v.threads === undefined ? undefined : int('threads', 0, 1),
     saveEvery: int('save-every', d.saveEvery, 0),
     resume: v.resume === true,

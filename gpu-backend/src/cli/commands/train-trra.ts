@@ -1,5 +1,4 @@
 import { TrainProgress } from '../../train/progress.ts';
-import { trainTrra } from '../../train/trra.ts';
 import { num, parse, UsageError } from '../args.ts';
 import { TRAIN_OPTIONS, TRAIN_USAGE, trainSettings } from './train-options.ts';
 
@@ -31,6 +30,7 @@ export async function run(argv: string[]): Promise<void> {
     lora = { rank, alpha: num(values['lora-alpha'], 'lora-alpha', 2 * rank) };
   } else if (values['lora-alpha'] !== undefined) throw new UsageError('--lora-alpha needs --lora <rank>');
   const settings = await trainSettings(values, { lr: lora ? 1e-4 : 1e-5 });
+  const { trainTrra } = await import('../../train/trra.ts');
   const report = await trainTrra({ ...settings, reference: values.reference, aligned: values.aligned, lambda, kl, iterations, lora, progress: new TrainProgress('train-trra') });
   const last = report.losses.at(-1);
   process.stderr.write(`realign: ${report.steps} steps over ${iterations} iteration(s), ${report.seconds.toFixed(1)} s${last === undefined ? '' : `, final KL ${last.toFixed(4)}`}\n`);

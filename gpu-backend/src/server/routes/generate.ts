@@ -120,13 +120,16 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     const created = Math.floor(Date.now() / 1000);
     const promptsOnce = prep.prompts.reduce((s, p) => s + p.ids.length, 0);
     const log = c.get('log');
-    const record = (finals: GenerateEvent[]) => {
+    // prompt and completion text reach the logs only when the operator asked for it (log_prompts)
+    const textFields = (texts: string[]) =>
+      deps.config.log_prompts ? { prompt: kind === 'chat' ? (req as { messages: unknown }).messages : (req as { prompt: unknown }).prompt, completions: texts } : {};
+    const record = (finals: GenerateEvent[], texts: string[]) => {
       const usage = usageOf(finals, promptsOnce, prep.lambda);
       for (const b of ['aligned', 'reference'] as const) {
         deps.metrics.promptTokens.inc({ model: model.config.id, branch: b }, usage.realign!.branches[b].prompt_tokens);
         deps.metrics.completionTokens.inc({ model: model.config.id, branch: b }, usage.realign!.branches[b].completion_tokens);
       }
-      log.info({ model: model.config.id, lambda: prep.lambda, choices: started.length, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, stream: req.stream }, 'generation done');
+      log.info({ model: model.config.id, lambda: prep.lambda, choices: started.length, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, stream: req.stream, ...textFields(texts) }, 'generation done');
       return usage;
     };
     const tok = model.tokenizer;
@@ -146,7 +149,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
           finals[index] = ev;
         }
       }
-      const usage = record(finals);
+      const usage = record(finals, texts);
       if (kind === 'chat') {
         const body: ChatCompletion = {
           id,
@@ -179,6 +182,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     const includeUsage = req.stream_options?.include_usage === true;
     const encoder = new TextEncoder();
     const offsets = started.map(() => 0);
+    const streamedTexts = started.map(() => '');
     const base = { id, created, model: model.config.id, lambda: prep.lambda };
     const chatChunk = (choices: ChatCompletionChunk['choices']): ChatCompletionChunk => ({ ...base, object: 'chat.completion.chunk', choices, ...(includeUsage ? { usage: null } : {}) });
     const textChunk = (choices: TextCompletion['choices']): TextCompletion => ({ ...base, object: 'text_completion', choices, ...(includeUsage ? { usage: null } : {}) });
@@ -212,6 +216,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
                 send(sseEvent(textChunk([{ index, text: ev.text, logprobs: lp, finish_reason: null }])));
               }
               offsets[index] += ev.text.length;
+              if (deps.config.log_prompts) streamedTexts[index] += ev.text;
             }
             if (ev.finish) {
               finals[index] = ev;
@@ -220,7 +225,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
             }
           }
           if (!cancelled) {
-            const usage = record(finals);
+            const usage = record(finals, streamedTexts);
             if (includeUsage) send(sseEvent(kind === 'chat' ? { ...chatChunk([]), usage } : { ...textChunk([]), usage }));
             send(SSE_DONE);
           }
