@@ -2,12 +2,15 @@
 import { Hono } from 'hono';
 import type { AppEnv } from './app-env.ts';
 import { apiKeyAuth } from './auth/api-key-auth.ts';
+import { cors } from './http/cors.ts';
 import { onError, onNotFound } from './http/error-response.ts';
 import { requestId } from './http/request-id.ts';
 import { adminApp } from './routes/admin/admin-app.ts';
 import { generateHandler } from './routes/generate.ts';
 import { healthzHandler, readyzHandler } from './routes/health.ts';
 import { listModelsHandler } from './routes/models.ts';
+import { listPresetsHandler } from './routes/presets.ts';
+import { playgroundApp } from './playground/playground-app.ts';
 
 export { RateLimiter } from './ratelimit/rate-limiter.ts';
 
@@ -20,12 +23,16 @@ app.notFound(onNotFound);
 app.get('/healthz', healthzHandler);
 app.get('/readyz', readyzHandler);
 
+// CORS first: a browser's preflight carries no key
+app.use('/v1/*', cors());
 app.use('/v1/*', apiKeyAuth());
 app.get('/v1/models', listModelsHandler);
+app.get('/v1/presets', listPresetsHandler);
 app.post('/v1/chat/completions', generateHandler('chat'));
 app.post('/v1/completions', generateHandler('completions'));
 app.post('/v1/logits', generateHandler('logits'));
 
 app.route('/admin', adminApp);
+app.route('/playground', playgroundApp);
 
 export default app;

@@ -1,0 +1,197 @@
+/**
+ * The λ playground in a real browser: Debian's chromium (driven by playwright-core, never a downloaded browser)
+ * against the real system — a `realign serve` backend on a tiny InRa model behind `wrangler dev`. The page is
+ * used as a person would: type the key, run two generations side by side, move the slider; a screenshot is kept
+ * in test-artifacts/playground.png.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { LogitsResponse } from '../../shared/src/responses.ts';
+import { startSystem, type RunningSystem } from '../../scripts/lib/system.ts';
+import { tinyInra } from '../node/helpers/engine.ts';
+import { cleanupTempDirs, tempDir, testSeed } from '../node/helpers/models.ts';
+
+const CHROMIUM = process.env.REALIGN_CHROMIUM ?? '/usr/bin/chromium';
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+const SCREENSHOT = resolve(import.meta.dirname, '../../test-artifacts/playground.png');
+/** The chart writes probabilities with 6 decimals; the page's logits call and ours run the same forward pass. */
+const PROB_TOLERANCE = 2e-6;
+
+const seed = testSeed();
+let sys: RunningSystem;
+let context: BrowserContext;
+let page: Page;
+const pageProblems: string[] = [];
+
+async function launchChromium(): Promise<BrowserContext> {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium; .ci/run does this) or set REALIGN_CHROMIUM`);
+  }
+  try {
+    // a persistent context on a fresh folder: the profile is ours and thrown away, never the user's
+    return await chromium.launchPersistentContext(tempDir('realign-chromium-'), {
+      executablePath: CHROMIUM,
+      headless: true,
+      args: CHROMIUM_ARGS,
+      viewport: { width: 1280, height: 960 },
+    });
+  } catch (err) {
+    throw new Error(`chromium at ${CHROMIUM} could not be started by playwright-core: ${(err as Error).message}`);
+  }
+}
+
+beforeAll(async () => {
+  const model = tinyInra(seed);
+  const entry = { id: 'tiny', mode: 'inra', model, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
+  const system = startSystem({ stateDir: join(tempDir('realign-e2e-'), 'state'), backends: [{ models: [entry] }], models: [{ id: 'tiny', defaultLambda: 0.5 }] });
+  // both settle before either is used, so a failed launch never leaves the system running unowned
+  const [browser, started] = await Promise.allSettled([launchChromium(), system]);
+  if (started.status === 'fulfilled') sys = started.value;
+  if (browser.status === 'fulfilled') context = browser.value;
+  if (browser.status === 'rejected') throw browser.reason;
+  if (started.status === 'rejected') throw started.reason;
+  page = await context.newPage();
+  page.on('pageerror', (err) => pageProblems.push(`page error: ${err.message}`));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') pageProblems.push(`console error: ${msg.text()}`);
+  });
+}, 300_000);
+
+afterAll(async () => {
+  await context?.close();
+  await sys?.stop();
+  cleanupTempDirs();
+}, 60_000);
+
+/**
+ * Code run in the page, as text: the root tsconfig has no DOM library (it checks Node code), so browser globals
+ * stay out of the TypeScript here. It logs each append to a column's text with a timestamp.
+ */
+const RECORD_APPENDS = `
+  window.appends = [];
+  document.querySelectorAll('#columns .output').forEach((out, col) => {
+    new MutationObserver((records) => records.forEach(() => window.appends.push({ col, t: performance.now() }))).observe(out, { characterData: true, subtree: true });
+  });`;
+
+/** The bars of the chart at the slider's λ. */
+async function bars(): Promise<{ lambda: string; bars: { id: number; prob: number }[] }> {
+  const lambda = (await page.locator('#chart .bars').getAttribute('data-lambda'))!;
+  const rects = await page.locator('#chart rect.bar').evaluateAll((els) => els.map((r) => [r.getAttribute('data-token-id'), r.getAttribute('data-prob')]));
+  return { lambda, bars: rects.map(([id, prob]) => ({ id: Number(id), prob: Number(prob) })) };
+}
+
+/** The top tokens at one λ, asked of the worker directly (the same prompt the page sends). */
+async function topAt(lambda: number, prompt: string): Promise<{ id: number; prob: number }[]> {
+  const res = await fetch(`${sys.edgeUrl}/v1/logits`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${sys.apiKey}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: prompt }], lambdas: [lambda], top_logprobs: 6 }),
+  });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as LogitsResponse;
+  return body.results[0]!.positions.at(-1)!.top_logprobs.map((t) => ({ id: t.token_id, prob: Math.exp(t.logprob) }));
+}
+
+function expectSameTop(drawn: { id: number; prob: number }[], asked: { id: number; prob: number }[]): void {
+  expect(drawn.map((b) => b.id)).toEqual(asked.map((t) => t.id));
+  drawn.forEach((b, i) => expect(Math.abs(b.prob - asked[i]!.prob), `token ${b.id}`).toBeLessThanOrEqual(PROB_TOLERANCE));
+}
+
+describe(`the playground in chromium (seed ${seed})`, () => {
+  it('connects with a typed key and shows the seeded presets and the chart at the default λ', async () => {
+    const res = await page.goto(`${sys.edgeUrl}/playground`);
+    expect(res!.status()).toBe(200);
+    await page.fill('#api-key', sys.apiKey);
+    await page.click('#connect');
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+    expect(await page.locator('#presets button').allTextContents()).toEqual(['fast · λ 1', 'balanced · λ 0.5', 'deep · λ −0.5']);
+    expect(await page.inputValue('#lambda')).toBe('0.5');
+    await page.waitForSelector('#chart rect.bar', { timeout: 20_000 });
+    const chart = await bars();
+    expect(chart.lambda).toBe('0.5');
+    expectSameTop(chart.bars, await topAt(0.5, await page.inputValue('#prompt')));
+    expect(await page.evaluate<string | null>(`localStorage.getItem('realign.playground.apiKey')`)).toBe(sys.apiKey);
+  });
+
+  it('streams two generations side by side, each showing the λ it asked for and the x-realign-lambda it got', async () => {
+    await page.selectOption('#column-count', '2');
+    const columns = page.locator('#columns .column');
+    expect(await columns.count()).toBe(2);
+    await columns.nth(0).locator('.lambda-input').fill('1.75');
+    await columns.nth(1).locator('.mode').selectOption('preset:deep');
+    await page.fill('#max-tokens', '24');
+    // to see that both streams were open at the same time
+    await page.evaluate(RECORD_APPENDS);
+    await page.click('#generate');
+    // polled from here: waitForFunction would evaluate a string in the page, which its CSP (rightly) refuses
+    const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
+    await expect.poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 60_000, interval: 100 }).toBe(true);
+
+    const seen = await columns.evaluateAll((els) =>
+      els.map((el) => ({
+        state: el.getAttribute('data-state'),
+        got: el.getAttribute('data-lambda-got'),
+        asked: el.querySelector('.asked')!.textContent,
+        gotText: el.querySelector('.got')!.textContent,
+        text: el.querySelector('.output')!.textContent,
+        footer: el.querySelector('.footer')!.textContent,
+      })),
+    );
+    expect(seen.map((s) => s.state), JSON.stringify(seen)).toEqual(['done', 'done']);
+    expect(seen.map((s) => s.got)).toEqual(['1.75', '-0.5']);
+    expect(seen[0]!.asked).toBe('λ = 1.75 (explicit)');
+    expect(seen[1]!.asked).toBe('preset deep → λ −0.5');
+    expect(seen[0]!.gotText).toContain('λ = 1.75 (x-realign-lambda) · explicit');
+    expect(seen[1]!.gotText).toContain('λ = −0.5 (x-realign-lambda) · preset · deep');
+    for (const s of seen) {
+      expect(s.text!.length).toBeGreaterThan(0);
+      expect(s.footer).toMatch(/^24 tokens · [\d.]+ s · finish: length$/);
+    }
+
+    const appends = await page.evaluate<{ col: number; t: number }[]>('window.appends');
+    const span = (col: number) => {
+      const ts = appends.filter((a) => a.col === col).map((a) => a.t);
+      return { n: ts.length, first: Math.min(...ts), last: Math.max(...ts) };
+    };
+    const [a, b] = [span(0), span(1)];
+    // streamed: text arrived in several pieces per column, and the two streams overlapped in time
+    expect(a.n).toBeGreaterThan(3);
+    expect(b.n).toBeGreaterThan(3);
+    expect(a.first < b.last && b.first < a.last, JSON.stringify({ a, b })).toBe(true);
+  });
+
+  it('redraws the chart from the same logits call as the slider moves', async () => {
+    const before = await bars();
+    const requests = await page.getAttribute('#chart', 'data-requests');
+    await page.focus('#lambda');
+    await page.keyboard.press('Home');
+    expect(await page.textContent('#lambda-value')).toBe('−1');
+    const atMin = await bars();
+    expect(atMin.lambda).toBe('-1');
+    expect(atMin.bars.map((b) => b.prob)).not.toEqual(before.bars.map((b) => b.prob));
+    expectSameTop(atMin.bars, await topAt(-1, await page.inputValue('#prompt')));
+
+    // two steps of 0.125 up from -1, by keyboard as a person would
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    expect((await bars()).lambda).toBe('-0.75');
+    await page.click('#presets button[data-preset="fast"]');
+    expect((await bars()).lambda).toBe('1');
+    expect(await page.getAttribute('#chart', 'data-requests')).toBe(requests);
+
+    mkdirSync(resolve(SCREENSHOT, '..'), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(pageProblems).toEqual([]);
+  });
+});
