@@ -18,6 +18,8 @@ export const DEMO_KEY = 'rk_dev_local_only_not_a_secret';
 export interface BackendSpec {
   models: Record<string, unknown>[];
   port?: number;
+  /** routing weight in the worker's BACKENDS (default 1) */
+  weight?: number;
 }
 
 /** Options of the system. */
@@ -61,7 +63,12 @@ export async function startBackendProc(stateDir: string, spec: BackendSpec, hmac
     echo,
   });
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(`${url}/readyz`, 600_000, proc);
+  try {
+    await waitReady(`${url}/readyz`, 600_000, proc);
+  } catch (err) {
+    await proc.stop();
+    throw err;
+  }
   return { url, proc };
 }
 
@@ -72,20 +79,27 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   mkdirSync(opts.stateDir, { recursive: true });
   const started: Proc[] = [];
   try {
-    const backends = [];
-    for (const spec of opts.backends) {
-      const b = await startBackendProc(opts.stateDir, spec, hmacSecret, opts.echo, opts.backendToken);
-      started.push(b.proc);
-      backends.push(b);
-    }
+    // the backends load their models while wrangler migrates and seeds the local D1
     const persist = join(opts.stateDir, 'wrangler-state');
     const wrangler = (args: string[]) => run(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
-    await wrangler(['d1', 'migrations', 'apply', 'realign', '--local', '--persist-to', persist]);
-    await wrangler(['d1', 'execute', 'realign', '--local', '--persist-to', persist, '--file', join(ROOT, 'worker/seed/dev.sql')]);
+    const d1 = (async () => {
+      await wrangler(['d1', 'migrations', 'apply', 'realign', '--local', '--persist-to', persist]);
+      await wrangler(['d1', 'execute', 'realign', '--local', '--persist-to', persist, '--file', join(ROOT, 'worker/seed/dev.sql')]);
+    })();
+    const launching = opts.backends.map((spec) =>
+      startBackendProc(opts.stateDir, spec, hmacSecret, opts.echo, opts.backendToken).then((b) => {
+        started.push(b.proc);
+        return b;
+      }),
+    );
+    const settled = await Promise.allSettled([d1, ...launching]);
+    const failed = settled.find((x) => x.status === 'rejected');
+    if (failed) throw (failed as PromiseRejectedResult).reason;
+    const backends = settled.slice(1).map((x) => (x as PromiseFulfilledResult<{ url: string; proc: Proc }>).value);
     const envFile = join(opts.stateDir, 'worker.env');
     writeFileSync(envFile, `BACKEND_HMAC_SECRET=${hmacSecret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
     const edgePort = await freePort(opts.edgePort ?? 0);
-    const vars = { BACKENDS: JSON.stringify(backends.map((b) => ({ url: b.url, weight: 1 }))), ...opts.workerVars };
+    const vars = { BACKENDS: JSON.stringify(backends.map((b, i) => ({ url: b.url, weight: opts.backends[i].weight ?? 1 }))), ...opts.workerVars };
     const worker = start(
       'wrangler dev',
       process.execPath,

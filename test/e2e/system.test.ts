@@ -16,7 +16,7 @@ let client: OpenAI;
 beforeAll(async () => {
   const model = tinyInra(seed);
   const entry = { id: 'tiny', mode: 'inra', model, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
-  sys = await startSystem({ stateDir: join(tempDir('realign-e2e-'), 'state'), backends: [{ models: [entry] }, { models: [entry] }], models: [{ id: 'tiny', defaultLambda: 0.5 }] });
+  sys = await startSystem({ stateDir: join(tempDir('realign-e2e-'), 'state'), backends: [{ models: [entry], weight: 1000 }, { models: [entry], weight: 1 }], models: [{ id: 'tiny', defaultLambda: 0.5 }] });
   client = new OpenAI({ baseURL: `${sys.edgeUrl}/v1`, apiKey: sys.apiKey, maxRetries: 0 });
 }, 300_000);
 afterAll(async () => {
@@ -44,9 +44,11 @@ describe(`the whole system (seed ${seed})`, () => {
       if (c.usage) usage = c.usage;
       finish = c.choices[0]?.finish_reason ?? finish;
     }
-    expect(chunks).toBeGreaterThan(3);
-    expect(finish).toBe('length');
-    expect(usage!.completion_tokens).toBe(12);
+    expect(chunks).toBeGreaterThan(2);
+    // a random tiny model may draw its end-of-sequence token early
+    expect(['stop', 'length']).toContain(finish);
+    expect(usage!.completion_tokens).toBeGreaterThan(0);
+    expect(usage!.completion_tokens).toBeLessThanOrEqual(12);
   });
 
   it('a repeated deterministic request is a cache HIT with the same body', async () => {
@@ -80,17 +82,21 @@ describe(`the whole system (seed ${seed})`, () => {
   });
 
   it('fails over when one of two backends is killed mid-run', async () => {
+    // backend 0 has weight 1000 against 1: it takes (nearly) all traffic until it dies
     const ask = (i: number) => client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: `failover ${i}` }], max_tokens: 4, temperature: 1 }).withResponse();
-    for (let i = 0; i < 4; i++) await ask(i);
-    await sys.backends[0].stop('SIGKILL');
-    // sequentially, so that each request picks a backend by weight afresh: the chance that none of 12 picks the
-    // dead one first (and retries) is 2^-12
-    const attempts: number[] = [];
-    for (let i = 0; i < 12; i++) {
-      const r = await ask(100 + i);
-      expect(r.data.choices[0].message.content).toBeDefined();
-      attempts.push(Number(r.response.headers.get('x-realign-attempts')));
-    }
-    expect(Math.max(...attempts)).toBeGreaterThanOrEqual(2);
+    for (let i = 0; i < 3; i++) expect((await ask(i)).response.headers.get('x-realign-attempts')).toBe('1');
+    // a long stream is running on backend 0 when it is killed: that client gets an error, not a hang
+    const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'a long one' }], max_tokens: 2000, stream: true });
+    const reading = (async () => {
+      let n = 0;
+      for await (const _ of stream) if (++n === 3) await sys.backends[0].stop('SIGKILL');
+      return n;
+    })();
+    await expect(reading).rejects.toThrow();
+    const after = [];
+    for (let i = 0; i < 6; i++) after.push(await ask(100 + i));
+    expect(after.every((r) => r.data.choices[0].message.content !== undefined)).toBe(true);
+    // the broken stream marked backend 0 down: later requests go straight to backend 1, with no retry
+    expect(after.map((r) => r.response.headers.get('x-realign-attempts'))).toEqual(Array(6).fill('1'));
   });
 });
