@@ -7,6 +7,7 @@
  * Logits jobs are one prefill each, read out for every λ of the job, and leave no rows behind.
  */
 import type { LoadedModel } from './model-loader.ts';
+import { NonFiniteLogitsError } from '../sampling/sampler.ts';
 import { topLogprobs } from './logprobs.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult, TopEntry } from './protocol.ts';
 import { RowAllocator, branchesFor, type SequencePlan } from './rows.ts';
@@ -235,7 +236,8 @@ export class Scheduler {
       for (const row of tokens) {
         plan.handles.forEach((h, i) => {
           const seq = byHandle.get(h.id)!;
-          if (!seq.finish) this.emit(seq, seq.accept({ id: row[i] }), events);
+          // −1: the graph found no finite logit in this row (see finiteArgMax in graph/model-graph.ts)
+          if (!seq.finish) this.emit(seq, row[i] < 0 ? seq.noFiniteLogit(V) : seq.accept({ id: row[i] }), events);
         });
       }
       return;
@@ -304,7 +306,7 @@ export class Scheduler {
       if (branchLambdas.length > 0) result.branches = { aligned: trim(read(job.lambdas.length)), reference: trim(read(job.lambdas.length + 1)) };
       this.sink.logits(job.id, result);
     } catch (err) {
-      this.sink.rejected(job.id, { message: (err as Error).message, code: 'engine_error' });
+      this.sink.rejected(job.id, { message: (err as Error).message, code: err instanceof NonFiniteLogitsError ? err.code : 'engine_error' });
     } finally {
       this.rows.remove(handle);
       this.reserved -= reserved;

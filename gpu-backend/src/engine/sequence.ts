@@ -99,6 +99,16 @@ export class Sequence {
     return { id: this.job.id, text: m.text, tokens: [token] };
   }
 
+  /** The event for a step with no finite logit, as a decode-loop graph reports it (token −1); like `step`'s error. */
+  noFiniteLogit(vocabSize: number): GenerateEvent {
+    this.finish = 'error';
+    this.error = {
+      message: `every logit of this sequence is NaN or ±∞ (vocabulary of ${vocabSize}), so no token can be sampled; check the model weights and λ (a large |λ| can overflow float16 logits)`,
+      code: 'non_finite_logits',
+    };
+    return { id: this.job.id, text: this.flushText(), tokens: [], finish: 'error', error: this.error };
+  }
+
   /** The event for a sequence stopped from outside (cancelled, or failed with `error`). */
   end(reason: FinishReason, error?: { message: string; code: string }): GenerateEvent {
     this.finish = reason;

@@ -138,7 +138,7 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
   };
   let logits = emitForward(body, g, spec, io); // [B, 1, V]
   if (spec.floatType === 'float16') logits = body.op1('Cast', [logits], { to: { i: 1 } }, '/loop/logits/Cast');
-  const best = body.op1('ArgMax', [logits], { axis: { i: -1 }, keepdims: { i: 0 } }, '/loop/ArgMax'); // [B, 1]
+  const best = finiteArgMax(body, logits); // [B, 1]
   const nextIds = body.op1('Gather', [best, names.row_output], { axis: { i: 0 } }, '/loop/next_ids/Gather'); // [R, 1]
   const one32 = body.constant('int32', [1], []);
   body.output(body.op1('Identity', ['/loop/cond'], {}, '/loop/cond/Identity'), '/loop/cond_out', 'bool', []);
@@ -159,6 +159,23 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
   const outputs: IoEntry[] = [{ name: 'tokens', type: 'int64', dims: [...IO.tokens.dims], doc: IO.tokens.doc }];
   outputs.push(...declarePresents(g, spec, groups, (gi, l, kind) => `/decode-loop/${kind === 'key' ? groups[gi].info.presentKey[l] : groups[gi].info.presentValue[l]}`));
   return { graph: g, manifest: { ...manifest(spec, groups, inputs, outputs), decodeLoop: true } };
+}
+
+/**
+ * Greedy choice over float32 logits [B, 1, V] that, like the host's sampler, never picks a NaN or ±∞ logit; a row
+ * with no finite logit gets token −1, which the scheduler reports as a non_finite_logits error.
+ *
+ *   logits ─► IsNaN ─┐
+ *         ─► IsInf ─┴► Or ─► Where(·, −∞, logits) ─┬─► ArgMax ──────────────┐
+ *                                                  └─► ReduceMax ─► IsInf ─┴► Where(·, −1, argmax) ─► [B, 1]
+ */
+function finiteArgMax(body: Graph, logits: string): string {
+  const bad = body.op1('Or', [body.op1('IsNaN', [logits], {}, '/loop/finite/IsNaN'), body.op1('IsInf', [logits], {}, '/loop/finite/IsInf')], {}, '/loop/finite/Or');
+  const masked = body.op1('Where', [bad, body.constant('float32', [-Infinity], []), logits], {}, '/loop/finite/Where'); // [B, 1, V]
+  const arg = body.op1('ArgMax', [masked], { axis: { i: -1 }, keepdims: { i: 0 } }, '/loop/ArgMax'); // [B, 1]
+  const top = body.op1('ReduceMax', [masked, body.constant('int64', [-1])], { keepdims: { i: 0 } }, '/loop/finite/ReduceMax'); // [B, 1]
+  const none = body.op1('IsInf', [top], {}, '/loop/finite/none'); // [B, 1]
+  return body.op1('Where', [none, body.constant('int64', [-1], []), arg], {}, '/loop/finite/best'); // [B, 1]
 }
 
 function manifest(spec: GraphSpec, groups: ReturnType<typeof kvGroupsFor>, inputs: IoEntry[], outputs: IoEntry[]): GraphManifest {

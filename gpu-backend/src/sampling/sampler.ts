@@ -88,10 +88,13 @@ export class SequenceSampler {
     const p = this.params;
     // Logprobs describe softmax(z / T). Greedy (T = 0) has no finite temperature to divide by, so its
     // logprobs use T = 1: the blended distribution as the model gives it, the one greedy takes the argmax of.
-    const invT = p.temperature > 0 ? 1 / p.temperature : 1;
+    // A temperature so small that 1 / T overflows (below ~5.6e-309) is greedy too: its distribution is one-hot on
+    // the argmax, and dividing by it would weigh the best token 0·∞ = NaN.
+    const sampled = p.temperature > 0 && Number.isFinite(1 / p.temperature);
+    const invT = sampled ? 1 / p.temperature : 1;
     let sum = -1;
     let token = best;
-    if (p.temperature > 0) {
+    if (sampled) {
       const u = this.rng.nextFloat();
       const topK = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
       if (topK > 0) token = drawTopK(z, vocab, max, invT, topK, p.top_p, p.min_p, u);

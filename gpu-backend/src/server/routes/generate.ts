@@ -31,6 +31,8 @@ export function rejectionError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof EngineRejection) {
     if (err.code === 'queue_full') return rateLimited(err.message, 1, 'queue_full');
+    // broken weights (NaN/∞ logits) fail the same way on every retry: a server error, not "unavailable, retry"
+    if (err.code === 'non_finite_logits') return serverError(err.message, err.code);
     if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt') return invalidRequest(err.message, 'max_tokens', err.code);
     return serviceUnavailable(err.message, 1, err.code);
   }
