@@ -2,9 +2,12 @@
  * Runs the backend: loads models in the background, serves HTTP with @hono/node-server, and on SIGTERM stops
  * accepting, lets in-flight requests finish within the grace period, then cancels what is left and exits.
  */
-import { serve, type ServerType } from '@hono/node-server';
+import { getRequestListener } from '@hono/node-server';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { createApp } from './app.ts';
+import { answerClientError, unreadableRequest } from './client-error.ts';
 import type { ServerConfig } from './config.ts';
 import { BackendMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
@@ -90,10 +93,9 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
       throw err;
     }
   };
-  let server!: ServerType;
-  const port = await new Promise<number>((resolve) => {
-    server = serve({ fetch: counted, port: opts.port ?? 8000, hostname: opts.host ?? '127.0.0.1' }, (info) => resolve(info.port));
-  });
+  const server = createServer(getRequestListener(counted, { errorHandler: unreadableRequest }));
+  server.on('clientError', answerClientError);
+  const port = await new Promise<number>((resolve) => server.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
   logger.info({ url, models: config.models.map((m) => m.id) }, 'listening');
   return {
@@ -112,7 +114,7 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
       // the answers the cancellation produced (error events, 503s for queued requests) go out before the sockets close
       const flushDeadline = Date.now() + 1000;
       while (inFlight > 0 && Date.now() < flushDeadline) await new Promise((r) => setTimeout(r, 10));
-      (server as unknown as { closeAllConnections?: () => void }).closeAllConnections?.();
+      server.closeAllConnections();
       logger.info({}, 'stopped');
     },
   };
