@@ -3,7 +3,7 @@
  * another backend only while nothing has reached the client — on a refused connection or a 5xx. Once a backend
  * answered below 500, that answer is the one the client gets (a stream that breaks later is not retried).
  */
-import { ApiError, apiErrorFromResponse, badGateway, gatewayTimeout, serviceUnavailable } from '../../../shared/src/errors.ts';
+import { ApiError, apiErrorFromResponse, badGateway, gatewayTimeout, isErrorBody, serviceUnavailable } from '../../../shared/src/errors.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
 import type { BackendConfig, EdgeConfig } from '../config.ts';
 import { HEADERS } from '../http/header-names.ts';
@@ -59,7 +59,9 @@ function finalError(last: Failure | null, tried: number, timeoutMs: number): Api
       const e = apiErrorFromResponse(503, last.body);
       return e.status === 503 ? serviceUnavailable(e.message, e.retryAfterSeconds ?? 1, e.code ?? 'backend_unavailable') : e;
     }
-    return badGateway(`the backend failed (status ${last.status}) on ${tried} attempt(s); retry later`, 'backend_error');
+    // the backend's own explanation (its error messages are written for clients) tells e.g. broken weights from a crash
+    const why = isErrorBody(last.body) ? `: ${last.body.error.message.slice(0, 500)}` : '; retry later';
+    return badGateway(`the backend failed (status ${last.status}) on ${tried} attempt(s)${why}`, 'backend_error');
   }
   return serviceUnavailable(`no backend could be reached (${tried} attempt(s)); retry later`, 1);
 }
