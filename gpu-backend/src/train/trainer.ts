@@ -147,7 +147,7 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           feeds[stateNames(p.name).m] = tensor(p, state.m.get(p.name)!);
           feeds[stateNames(p.name).v] = tensor(p, state.v.get(p.name)!);
         }
-        const fetch = [TRAIN_IO.loss, TRAIN_IO.gradNorm, ...params.flatMap((p) => Object.values(stateNames(p.name)).slice(2))];
+        const fetch = [TRAIN_IO.loss, TRAIN_IO.gradNorm, ...params.flatMap((p) => [stateNames(p.name).newParam, stateNames(p.name).newM, stateNames(p.name).newV])];
         const out = await stepSession.run(feeds, fetch);
         loss += scalar(out[TRAIN_IO.loss]);
         gradNorm = scalar(out[TRAIN_IO.gradNorm]);

@@ -58,7 +58,8 @@ export async function trainTrra(o: TrainTrraOptions): Promise<TrainReport> {
       continue;
     }
     const aligned = openCheckpoint(alignedDir);
-    o.progress?.note(`iteration ${it}/${o.iterations}: teacher = softmax(${o.lambda}·z(${alignedDir}) + ${1 - o.lambda}·z(${o.reference}))`);
+    const rest = 1 - o.lambda;
+    o.progress?.note(`iteration ${it}/${o.iterations}: teacher = softmax(${o.lambda}·z(${alignedDir}) ${rest < 0 ? '−' : '+'} ${Math.abs(rest)}·z(${o.reference}))`);
     const teacher = await FusionTeacher.open(reference, aligned, o.lambda, { device: o.device, threads: o.threads, maxContext: o.maxLength, graphCache: o.graphCache ?? join(workDir, 'teacher-graphs') });
     let result;
     try {

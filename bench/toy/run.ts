@@ -1,0 +1,158 @@
+/**
+ * The toy reproduction (`npm run toy`): realign trains a tiny reference model that always thinks long, an InRa
+ * adapter on short answers, and TrRa students past λ = 1, then measures answer length and accuracy through the
+ * serving runtime. Writes bench/toy/results.json, the SVG plots and the README tables, and copies the InRa
+ * checkpoint to models/toy-inra/. Stages whose output exists in the work folder are reused (REALIGN_TOY_FRESH=1
+ * starts over).
+ */
+import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { openCheckpoint } from '../../gpu-backend/src/checkpoint/checkpoint.ts';
+import { expandCheckpoint } from '../../gpu-backend/src/checkpoint/expand.ts';
+import { TextTokenizer } from '../../gpu-backend/src/text/tokenizer.ts';
+import { parseRecord, tokenizeExample } from '../../gpu-backend/src/train/data.ts';
+import { trainInra } from '../../gpu-backend/src/train/inra.ts';
+import { DEFAULT_SETTINGS, type TrainSettings } from '../../gpu-backend/src/train/options.ts';
+import { writeTrainedCheckpoint } from '../../gpu-backend/src/train/output.ts';
+import { TrainProgress } from '../../gpu-backend/src/train/progress.ts';
+import { train } from '../../gpu-backend/src/train/trainer.ts';
+import { trainTrra } from '../../gpu-backend/src/train/trra.ts';
+import { completions, evaluate, EVAL_SAMPLING, type EvalPoint } from './evaluate.ts';
+import { writeToyInit, TOY_SHAPE } from './model.ts';
+import { renderReport } from './report.ts';
+import { problems, promptOf, records } from './task.ts';
+
+const HERE = import.meta.dirname;
+const WORK = process.env.REALIGN_TOY_WORK ?? '/tmp/realign-toy';
+const SEED = 20250615;
+const LAMBDAS = [-0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25];
+const TRRA_LAMBDAS = [1.5, 2];
+
+/** Training recipe of each stage. */
+const RECIPE = {
+  reference: { steps: 800, batchSize: 32, lr: 2e-3, warmupSteps: 50, examples: 30_000 },
+  adapter: { steps: 300, batchSize: 32, lr: 1e-3, warmupSteps: 20, examples: 8_000 },
+  trra: { steps: 150, batchSize: 16, lr: 3e-4, warmupSteps: 10, examples: 2_400 },
+  testProblems: 200,
+};
+
+/** Seconds per stage, kept in the work folder so that a run reusing finished stages still reports them. */
+const timingsFile = join(WORK, 'timings.json');
+let timings: Record<string, number> = {};
+async function stage<T>(name: string, f: () => Promise<T>): Promise<T> {
+  const t0 = performance.now();
+  process.stderr.write(`toy: ${name}\n`);
+  const out = await f();
+  timings[name] = Math.round((performance.now() - t0) / 100) / 10;
+  writeFileSync(timingsFile, JSON.stringify(timings));
+  return out;
+}
+
+function settings(r: { steps: number; batchSize: number; lr: number; warmupSteps: number }): TrainSettings {
+  return {
+    ...DEFAULT_SETTINGS,
+    steps: r.steps,
+    batchSize: r.batchSize,
+    lr: r.lr,
+    warmupSteps: r.warmupSteps,
+    minLrRatio: 0.05,
+    optimizer: { beta1: 0.9, beta2: 0.98, eps: 1e-8, weightDecay: 0.01, maxGradNorm: 1 },
+    seed: SEED,
+    maxLength: 192,
+    device: 'cpu',
+    threads: 2,
+    saveEvery: 0,
+  };
+}
+
+function writeJsonl(file: string, rows: { prompt: string; response: string }[]): string {
+  writeFileSync(file, rows.map((r) => JSON.stringify(r)).join('\n') + '\n');
+  return file;
+}
+
+async function main(): Promise<void> {
+  if (process.env.REALIGN_TOY_FRESH === '1') rmSync(WORK, { recursive: true, force: true });
+  mkdirSync(WORK, { recursive: true });
+  if (existsSync(timingsFile)) timings = JSON.parse(readFileSync(timingsFile, 'utf8')) as Record<string, number>;
+  const dir = (name: string) => join(WORK, name);
+  const test = problems(SEED + 1, RECIPE.testProblems);
+  const heldOut = new Set(test.map(promptOf));
+  const graphs = dir('graphs');
+
+  // 1. the reference model: SFT of every weight on long answers (2–6 checks)
+  if (!existsSync(dir('reference'))) {
+    await stage('reference', async () => {
+      if (!existsSync(dir('init'))) writeToyInit(dir('init'), SEED);
+      const init = openCheckpoint(dir('init'));
+      const tok = TextTokenizer.load(init.tokenizerFile!, init.tokenizerConfigFile);
+      const eos = tok.eosTokenIds[0];
+      const rows = records(problems(SEED + 2, RECIPE.reference.examples, heldOut), SEED + 2, 2, 6);
+      const examples = rows.map((r, i) => tokenizeExample(tok, parseRecord(r, `reference#${i}`), eos, 192, `reference#${i}`));
+      const s = settings(RECIPE.reference);
+      const result = await train({ ...s, ckpt: init, trainable: { kind: 'full' }, loss: 'sft', examples, padId: eos, workDir: dir('reference.train'), resume: false, progress: new TrainProgress('reference', undefined, false, 50) });
+      writeTrainedCheckpoint(init, dir('reference'), result.params, { extraFiles: { 'realign_train.json': JSON.stringify({ kind: 'sft', steps: result.steps, losses: result.losses }, null, 2) } });
+    });
+  }
+
+  // 2. InRa: expand, then train the adapter on short answers (0–1 checks) with the train-inra code path
+  if (!existsSync(dir('inra'))) {
+    await stage('inra', async () => {
+      rmSync(dir('expanded'), { recursive: true, force: true });
+      expandCheckpoint(dir('reference'), dir('expanded'), 1);
+      const data = writeJsonl(dir('short.jsonl'), records(problems(SEED + 3, RECIPE.adapter.examples, heldOut), SEED + 3, 0, 1));
+      await trainInra({ ...settings(RECIPE.adapter), model: dir('expanded'), data, out: dir('inra'), progress: new TrainProgress('train-inra', undefined, false, 25) });
+    });
+  }
+
+  // 3. the λ sweep of the InRa model, through the Engine
+  const inraSweep: EvalPoint[] = await stage('inra sweep', () => evaluate({ mode: 'inra', model: dir('inra') }, dir('inra'), test, LAMBDAS, SEED, graphs));
+
+  // 4. TrRa past λ = 1: reference → student, teacher = fusion(aligned = the InRa model, reference)
+  const trraData = writeJsonl(dir('mixed.jsonl'), records(problems(SEED + 4, RECIPE.trra.examples, heldOut), SEED + 4, 0, 6));
+  const trraRows = [];
+  const ref = inraSweep.find((p) => p.lambda === 0)!;
+  const aligned = inraSweep.find((p) => p.lambda === 1)!;
+  trraRows.push({ model: 'reference', lambda: 0, mean_tokens: ref.mean_tokens, accuracy: ref.accuracy });
+  trraRows.push({ model: 'aligned (InRa adapter)', lambda: 1, mean_tokens: aligned.mean_tokens, accuracy: aligned.accuracy });
+  for (const lambda of TRRA_LAMBDAS) {
+    const out = dir(`trra-${lambda}`);
+    if (!existsSync(out)) {
+      await stage(`trra λ=${lambda}`, () =>
+        trainTrra({ ...settings(RECIPE.trra), reference: dir('reference'), aligned: dir('inra'), lambda, data: trraData, out, lora: null, kl: 'reverse', iterations: 1, graphCache: graphs, progress: new TrainProgress(`train-trra λ=${lambda}`, undefined, false, 25) }),
+      );
+    }
+    const [p] = await stage(`trra λ=${lambda} eval`, () => evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs));
+    trraRows.push({ model: `TrRa student (λ = ${lambda})`, lambda, mean_tokens: p.mean_tokens, accuracy: p.accuracy });
+  }
+
+  // 5. results, plots, README tables, and the embedded default model
+  const examplePrompt = promptOf(test[0]);
+  const examples = { prompt: examplePrompt, completions: await stage('examples', () => completions({ mode: 'inra', model: dir('inra') }, dir('inra'), examplePrompt, [-0.5, 0, 0.5, 1, 1.25], graphs)) };
+  const results = {
+    inra_sweep: inraSweep,
+    trra: trraRows,
+    examples,
+    setup: {
+      task: '3-digit addition with a digit-by-digit trace and redundant checks (bench/toy/task.ts)',
+      model: { ...TOY_SHAPE, parameters: countParams(dir('reference')) },
+      recipe: RECIPE,
+      evaluation: { problems: RECIPE.testProblems, held_out: true, temperature: EVAL_SAMPLING.temperature, max_tokens: EVAL_SAMPLING.maxTokens, runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU' },
+      seed: SEED,
+      seconds: timings,
+    },
+  };
+  writeFileSync(join(HERE, 'results.json'), JSON.stringify(results, null, 2) + '\n');
+  renderReport(HERE, results);
+  const target = join(HERE, '../../models/toy-inra');
+  rmSync(target, { recursive: true, force: true });
+  cpSync(dir('inra'), target, { recursive: true });
+  process.stderr.write(`toy: done in ${Object.values(timings).reduce((a, b) => a + b, 0).toFixed(0)} s of stages\n`);
+}
+
+function countParams(model: string): number {
+  let n = 0;
+  for (const e of openCheckpoint(model).store.entries.values()) n += e.shape.reduce((a, b) => a * b, 1);
+  return n;
+}
+
+await main();
