@@ -16,12 +16,18 @@ export interface EngineRow {
 }
 
 /** Runs B = each of `batches` sequences of `maxTokens` new tokens at once, after a warm-up. */
-export async function engineBench(preset: string, inraDir: string, batches: number[], maxTokens: number): Promise<EngineRow[]> {
+export async function engineBench(
+  preset: string,
+  inraDir: string,
+  batches: number[],
+  maxTokens: number,
+  opts: { device?: 'cpu' | 'cuda'; decodeLoopSteps?: number; graphCache?: string; promptTokens?: number } = {},
+): Promise<EngineRow[]> {
   const engine = await Engine.start({
     source: { mode: 'inra', model: inraDir },
-    device: 'cpu',
-    graphCache: join(BENCH_ROOT, 'graphs'),
-    limits: { maxBatch: 64, maxKvTokens: 1 << 22, maxQueue: 256, maxPrefillTokens: 1 << 16 },
+    device: opts.device ?? 'cpu',
+    graphCache: opts.graphCache ?? join(BENCH_ROOT, 'graphs'),
+    limits: { maxBatch: 64, maxKvTokens: 1 << 22, maxQueue: 256, maxPrefillTokens: 1 << 16, decodeLoopSteps: opts.decodeLoopSteps ?? 0 },
   });
   const rows: EngineRow[] = [];
   const once = async (B: number, n: number) => {
@@ -31,7 +37,7 @@ export async function engineBench(preset: string, inraDir: string, batches: numb
       Array.from({ length: B }, async (_, i) => {
         let k = 0;
         const gen = engine.generate({
-          promptIds: Array.from({ length: 16 }, (_, j) => (j * 37 + i * 11) % 1000),
+          promptIds: Array.from({ length: opts.promptTokens ?? 16 }, (_, j) => (j * 37 + i * 11) % 1000),
           lambda: 0.5,
           params: samplingParams({ temperature: 0 }),
           maxTokens: n,

@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu/bundle .gpu/providers .gpu/parts
 mkdir -p .gpu/bundle/node_modules/onnxruntime-node/bin/napi-v6/linux .gpu/providers
-npx esbuild bench/gpu/gpu-bench.ts gpu-backend/src/cli/main.ts gpu-backend/src/engine/worker-main.ts --bundle --platform=node \
+npx esbuild bench/gpu/gpu-bench.ts bench/gpu/engine-gpu.ts gpu-backend/src/cli/main.ts gpu-backend/src/engine/worker-main.ts --bundle --platform=node \
   --format=esm --target=node20 --outdir=.gpu/bundle --entry-names='[name]' --external:onnxruntime-node \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > .gpu/bundle/package.json
