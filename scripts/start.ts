@@ -57,7 +57,7 @@ const sys = await startSystem({
 });
 const info = { edgeUrl: sys.edgeUrl, backendUrl: sys.backendUrls[0], apiKey: sys.apiKey, model: id };
 writeFileSync(join(ROOT, '.realign', 'dev.json'), JSON.stringify(info, null, 2) + '\n');
-const curl = `curl -s ${sys.edgeUrl}/v1/chat/completions -H 'authorization: Bearer ${sys.apiKey}' -H 'content-type: application/json' -d '{"model":"${id}","messages":[{"role":"user","content":"What is 12+7?"}],"preset":"fast"}' -i`;
+const curl = `curl -s ${sys.edgeUrl}/v1/chat/completions -H 'authorization: Bearer ${sys.apiKey}' -H 'content-type: application/json' -d '{"model":"${id}","messages":[{"role":"user","content":"708+465"}],"preset":"fast"}' -i`;
 process.stdout.write(
   [
     '',

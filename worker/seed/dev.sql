@@ -12,4 +12,4 @@ INSERT OR IGNORE INTO lambda_policies (tenant_id, model_id, min_lambda, max_lamb
 INSERT OR IGNORE INTO presets (tenant_id, model_id, name, lambda, sampling, updated_at) VALUES
   ('dev', '*', 'fast', 1, '{}', 0),
   ('dev', '*', 'balanced', 0.5, '{}', 0),
-  ('dev', '*', 'deep', -0.5, '{"max_tokens": 2048}', 0);
+  ('dev', '*', 'deep', -0.5, '{"max_tokens": 200}', 0);

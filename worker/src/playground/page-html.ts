@@ -35,7 +35,7 @@ export const PLAYGROUND_HTML = `<!doctype html>
       <label for="prompt" class="grow">Prompt</label>
       <label>as <select id="format"><option value="chat" selected>chat message</option><option value="text">raw text</option></select></label>
     </div>
-    <textarea id="prompt" rows="3" spellcheck="false">Tell me about the sea.</textarea>
+    <textarea id="prompt" rows="3" spellcheck="false">708+465</textarea>
     <div class="row">
       <label>max tokens <input id="max-tokens" type="number" min="1" max="4096" value="48"></label>
       <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.8"></label>
