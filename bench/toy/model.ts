@@ -8,7 +8,7 @@ import { TextTokenizer } from '../../gpu-backend/src/text/tokenizer.ts';
 import { writeToyTokenizer } from './tokenizer.ts';
 
 /** A Qwen2-style decoder small enough to train on two CPU cores in minutes. */
-export const TOY_SHAPE: Omit<ModelPreset, 'vocabSize'> = {
+export const TOY_SHAPE: Omit<ModelPreset, 'vocabSize' | 'tokenizer'> = {
   ...PRESETS.tiny,
   hiddenSize: 128,
   numLayers: 4,
@@ -26,7 +26,8 @@ export function writeToyInit(out: string, seed: number): void {
     const vocab = writeToyTokenizer(dir);
     const tok = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
     const eos = [...tok.eosTokenIds];
-    const config = hfConfig('qwen2', { ...TOY_SHAPE, vocabSize: vocab }, 'F32', { bos: null, eos });
+    // hfConfig takes a whole preset; it does not read the tokenizer field, the vocabulary is the toy tokenizer's
+    const config = hfConfig('qwen2', { ...TOY_SHAPE, tokenizer: 'tiny', vocabSize: vocab }, 'F32', { bos: null, eos });
     writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ eos_token_id: eos[0] }, null, 2));
     writeRandomCheckpoint(dir, config, seed, 'F32');
   });

@@ -18,7 +18,7 @@ import { TrainProgress } from '../../gpu-backend/src/train/progress.ts';
 import { train } from '../../gpu-backend/src/train/trainer.ts';
 import { trainTrra } from '../../gpu-backend/src/train/trra.ts';
 import { completions, evaluate, EVAL_SAMPLING, type EvalPoint } from './evaluate.ts';
-import { writeToyInit, TOY_SHAPE } from './model.ts';
+import { writeToyInit } from './model.ts';
 import { renderReport } from './report.ts';
 import { problems, promptOf, records } from './task.ts';
 
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     examples,
     setup: {
       task: '3-digit addition with a digit-by-digit trace and redundant checks (bench/toy/task.ts)',
-      model: { ...TOY_SHAPE, parameters: countParams(dir('reference')) },
+      model: modelFacts(dir('reference')),
       recipe: RECIPE,
       evaluation: { problems: RECIPE.testProblems, held_out: true, temperature: EVAL_SAMPLING.temperature, max_tokens: EVAL_SAMPLING.maxTokens, runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU' },
       seed: SEED,
@@ -149,10 +149,24 @@ async function main(): Promise<void> {
   process.stderr.write(`toy: done in ${Object.values(timings).reduce((a, b) => a + b, 0).toFixed(0)} s of stages\n`);
 }
 
-function countParams(model: string): number {
-  let n = 0;
-  for (const e of openCheckpoint(model).store.entries.values()) n += e.shape.reduce((a, b) => a * b, 1);
-  return n;
+/** The reference model's shape as recorded in results.json. */
+function modelFacts(model: string): Record<string, number | boolean | string> {
+  const ckpt = openCheckpoint(model);
+  const c = ckpt.config;
+  let parameters = 0;
+  for (const e of ckpt.store.entries.values()) parameters += e.shape.reduce((a, b) => a * b, 1);
+  return {
+    architecture: c.architecture,
+    hidden_size: c.hiddenSize,
+    layers: c.numLayers,
+    heads: c.numHeads,
+    kv_heads: c.numKvHeads,
+    head_dim: c.headDim,
+    intermediate_size: c.intermediateSize,
+    vocab_size: c.vocabSize,
+    tied_embeddings: c.tieWordEmbeddings,
+    parameters,
+  };
 }
 
 await main();
