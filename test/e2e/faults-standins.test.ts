@@ -114,7 +114,13 @@ describe('a backend that answers garbage (stand-in)', () => {
     expect(read.rest).toBe('');
   });
 
-  it('the edge is still healthy after all of it', async () => {
+  it('the edge is still healthy after all of it, and serves the playground with its security headers', async () => {
     expect((await fetch(`${sys.edgeUrl}/healthz`)).status).toBe(200);
+    const page = await fetch(`${sys.edgeUrl}/playground`);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    expect(page.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.headers.get('x-content-type-options')).toBe('nosniff');
+    await page.text();
   });
 });

@@ -1,7 +1,7 @@
 /**
  * Fuzzing the edge worker inside workerd: thousands of random and mutated requests (bodies, headers, query strings,
- * methods, paths, credentials) against every public route — `/v1/*`, health, and the admin API — with the stub
- * backend answering whatever passes validation. Every response must be a non-5xx with OpenAI's error JSON (or a
+ * methods, paths, credentials) against every public route — `/v1/*`, health, the playground and the admin API —
+ * with the stub backend answering whatever passes validation. Every response must be a non-5xx with OpenAI's error JSON (or a
  * well-formed success), carry a request id, and arrive: nothing lost, nothing hung. The run prints its counts.
  * `REALIGN_FUZZ_SCALE` (a binding set from the environment in vitest.config.mts; `npm run soak` raises it) scales
  * the number of cases; `REALIGN_FUZZ_SEED` replays a run.
@@ -73,8 +73,11 @@ describe('fuzzing the worker', () => {
       { method: 'POST', path: '/v1/completions', body: validBody('completions', valid) },
       { method: 'POST', path: '/v1/logits', body: validBody('logits', valid) },
       { method: 'GET', path: '/v1/models', body: null },
+      { method: 'GET', path: '/v1/presets', body: null },
       { method: 'GET', path: '/healthz', body: null },
       { method: 'GET', path: '/readyz', body: null },
+      { method: 'GET', path: '/playground', body: null },
+      { method: 'GET', path: '/playground/app.js', body: null },
     ];
     const cases = fc.sample(fuzzCase({ routes }), { numRuns: Math.round(2000 * SCALE), seed: SEED });
     const tally = newTally();

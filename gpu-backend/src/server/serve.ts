@@ -12,6 +12,9 @@ import type { ServerConfig } from './config.ts';
 import { BackendMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
 
+/** How long an idle keep-alive connection stays open (longer than the edge lets its pooled connections idle). */
+const KEEP_ALIVE_MS = 75_000;
+
 /** A running backend. */
 export interface RunningBackend {
   url: string;
@@ -95,6 +98,10 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
   };
   const server = createServer(getRequestListener(counted, { errorHandler: unreadableRequest }));
   server.on('clientError', answerClientError);
+  // The edge keeps connections to backends open and reuses them. Node closes an idle one after 5 s by default, and a
+  // request sent on a connection just as it closes fails ("Broken pipe" / "Network connection lost"), after which
+  // the edge marks a healthy backend down. Keep idle connections well past any gap between requests instead.
+  server.keepAliveTimeout = KEEP_ALIVE_MS;
   const port = await new Promise<number>((resolve) => server.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
   logger.info({ url, models: config.models.map((m) => m.id) }, 'listening');
