@@ -9,7 +9,7 @@ export type GraphVariant = 'step' | 'decode-loop';
 import { writeOnnxModel } from './onnx-writer.ts';
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 2;
+export const GRAPH_FORMAT_VERSION = 3;
 
 /** A graph on disk, ready for a session. */
 export interface GraphFiles {

@@ -163,19 +163,20 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
 
 /**
  * Greedy choice over float32 logits [B, 1, V] that, like the host's sampler, never picks a NaN or ±∞ logit; a row
- * with no finite logit gets token −1, which the scheduler reports as a non_finite_logits error.
+ * with no finite logit gets token −1, which the scheduler reports as a non_finite_logits error. The chosen logit is
+ * read back and tested rather than a row maximum taken (CUDA's ReduceMax of an all −∞ row did not come out −∞).
  *
  *   logits ─► IsNaN ─┐
- *         ─► IsInf ─┴► Or ─► Where(·, −∞, logits) ─┬─► ArgMax ──────────────┐
- *                                                  └─► ReduceMax ─► IsInf ─┴► Where(·, −1, argmax) ─► [B, 1]
+ *         ─► IsInf ─┴► Or ─► Where(·, −∞, logits) ─► ArgMax ─► GatherElements ─► IsInf ─► Where(·, −1, argmax) ─► [B, 1]
  */
 function finiteArgMax(body: Graph, logits: string): string {
-  const bad = body.op1('Or', [body.op1('IsNaN', [logits], {}, '/loop/finite/IsNaN'), body.op1('IsInf', [logits], {}, '/loop/finite/IsInf')], {}, '/loop/finite/Or');
+  const bad = body.op1('Or', [body.op1('IsNaN', [logits], {}, '/loop/finite/IsNaN'), body.op1('IsInf', [logits], {}, '/loop/finite/IsInf')], {}, '/loop/finite/Or'); // [B, 1, V]
   const masked = body.op1('Where', [bad, body.constant('float32', [-Infinity], []), logits], {}, '/loop/finite/Where'); // [B, 1, V]
-  const arg = body.op1('ArgMax', [masked], { axis: { i: -1 }, keepdims: { i: 0 } }, '/loop/ArgMax'); // [B, 1]
-  const top = body.op1('ReduceMax', [masked, body.constant('int64', [-1])], { keepdims: { i: 0 } }, '/loop/finite/ReduceMax'); // [B, 1]
-  const none = body.op1('IsInf', [top], {}, '/loop/finite/none'); // [B, 1]
-  return body.op1('Where', [none, body.constant('int64', [-1], []), arg], {}, '/loop/finite/best'); // [B, 1]
+  const arg = body.op1('ArgMax', [masked], { axis: { i: -1 }, keepdims: { i: 1 } }, '/loop/ArgMax'); // [B, 1, 1]
+  const chosen = body.op1('GatherElements', [masked, arg], { axis: { i: -1 } }, '/loop/finite/GatherElements'); // [B, 1, 1]
+  const none = body.op1('IsInf', [chosen], {}, '/loop/finite/none'); // [B, 1, 1]
+  const best = body.op1('Where', [none, body.constant('int64', [-1], []), arg], {}, '/loop/finite/best'); // [B, 1, 1]
+  return body.op1('Squeeze', [best, body.constant('int64', [-1])], {}, '/loop/finite/Squeeze'); // [B, 1]
 }
 
 function manifest(spec: GraphSpec, groups: ReturnType<typeof kvGroupsFor>, inputs: IoEntry[], outputs: IoEntry[]): GraphManifest {
