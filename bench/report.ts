@@ -117,6 +117,15 @@ export function renderReport(run: BenchRun) {
       md.push(`| ${d.batch} | ${f(d.fusedStepMs, 1)} | ${(d.kvCopyShareOfStep * 100).toFixed(0)}% (${(d.kvBytes / 2 ** 20).toFixed(0)} MiB each way) | ${f(d.loopStepMs, 1)} (M = ${d.loopSteps}) | ${f(d.naiveStepMs, 1)} | ${t ? f(t.step_ms, 1) : 'n/a'} | ${t ? f(t.step_ms / Math.min(d.fusedStepMs, d.loopStepMs), 1) : 'n/a'}× | ${f(d.prefillTokensPerSecond, 0)} (PyTorch ${t ? f(t.prefill_tokens_per_s, 0) : 'n/a'}) |`);
     }
     if (gpu.longPrefill) md.push('', `A single 1000-token prompt prefills at ${f(gpu.longPrefill.tokensPerSecond, 0)} tokens/s (both branches).`);
+    const eng = run.gpu?.engine as Record<string, { batch: number; tokensPerSecond: number }[]> | undefined;
+    if (eng?.loop0 && eng.loop16) {
+      md.push('', 'Through the engine (worker thread, continuous batching; greedy, λ = 0.5, 128-token prompts, 64 new tokens each, prefill included), single-step runs against decode-loop runs of up to 16 steps:', '');
+      md.push('| batch | single-step runs tokens/s | decode-loop runs tokens/s | gain |', '| --- | --- | --- | --- |');
+      for (const r of eng.loop0) {
+        const l = eng.loop16.find((x) => x.batch === r.batch);
+        if (l) md.push(`| ${r.batch} | ${f(r.tokensPerSecond, 1)} | ${f(l.tokensPerSecond, 1)} | ${f(l.tokensPerSecond / r.tokensPerSecond)}× |`);
+      }
+    }
     md.push('', '![gpu](gpu.svg)', '');
   }
   const plots: Record<string, string> = {};

@@ -32,7 +32,7 @@ export interface BenchRun {
   engine: EngineRow[];
   logits: LogitsBenchResult[];
   serving: ServingResult | null;
-  gpu: { results: unknown; torch: unknown } | null;
+  gpu: { results: unknown; torch: unknown; engine?: unknown } | null;
 }
 
 const run: BenchRun = {
@@ -86,6 +86,7 @@ if (existsSync(join(gpuDir, 'gpu-results.json'))) {
   run.gpu = {
     results: JSON.parse(readFileSync(join(gpuDir, 'gpu-results.json'), 'utf8')),
     torch: existsSync(join(gpuDir, 'torch-results.json')) ? JSON.parse(readFileSync(join(gpuDir, 'torch-results.json'), 'utf8')) : null,
+    engine: existsSync(join(gpuDir, 'engine-gpu.json')) ? JSON.parse(readFileSync(join(gpuDir, 'engine-gpu.json'), 'utf8')) : undefined,
   };
 }
 
