@@ -33,6 +33,7 @@ app.post('/v1/completions', generateHandler('completions'));
 app.post('/v1/logits', generateHandler('logits'));
 
 app.route('/admin', adminApp);
+app.get('/playground/', (c) => c.redirect('/playground', 301));
 app.route('/playground', playgroundApp);
 
 export default app;

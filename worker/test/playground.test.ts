@@ -52,6 +52,12 @@ describe('the playground page', () => {
     expect(js).toContain('appendData');
   });
 
+  it('/playground/ (with a slash) redirects to the page', async () => {
+    const res = await call('/playground/', { redirect: 'manual' });
+    expect(res.status).toBe(301);
+    expect(new URL(res.headers.get('location')!, 'http://edge.test').pathname).toBe('/playground');
+  });
+
   it('holds no API key: the page asks the user for one', async () => {
     const html = await (await call('/playground')).text();
     expect(html).not.toMatch(/rk_[A-Za-z0-9_]{6,}/);
