@@ -84,7 +84,7 @@ describe('admin routes without the admin token', () => {
     expect((await admin<{ data: { id: string }[] }>('GET', '/models')).data.map((m) => m.id)).not.toContain(probe);
     expect((await admin<{ data: unknown[] }>('GET', `/tenants/${t.tenantId}/keys`)).data).toHaveLength(1);
     expect((await postJson('/v1/chat/completions', t.key, { model: t.model, messages: [{ role: 'user', content: 'still granted?' }] })).status).toBe(200);
-  });
+  }, 60_000);
 
   it('with no ADMIN_TOKEN configured the admin API is closed, not open', async () => {
     for (const headers of [{}, { authorization: 'Bearer anything' }, { authorization: 'Bearer undefined' }] as Record<string, string>[]) {

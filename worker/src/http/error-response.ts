@@ -14,8 +14,19 @@ export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
   return c.json(error.toBody(), error.status as ContentfulStatusCode);
 }
 
+/**
+ * A D1 write that lost a race: the tenant (or model) it refers to was deleted between the request's own check
+ * and its write. That is the caller's conflict to retry, not a server fault.
+ */
+function isForeignKeyFailure(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('FOREIGN KEY constraint failed');
+}
+
 /** `app.onError`: maps thrown values to responses. */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
+  if (isForeignKeyFailure(err)) {
+    return errorResponse(c, new ApiError(409, 'the tenant or model this request refers to was deleted while it ran; check it exists and retry', { type: 'invalid_request_error', code: 'conflict' }));
+  }
   if (!(err instanceof ApiError)) {
     console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', requestId: c.get('requestId'), error: err instanceof Error ? err.stack : String(err) }));
   }
