@@ -154,10 +154,16 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     expect(seen[1]!.asked).toBe('preset deep → λ −0.5');
     expect(seen[0]!.gotText).toContain('λ = 1.75 (x-realign-lambda) · explicit');
     expect(seen[1]!.gotText).toContain('λ = −0.5 (x-realign-lambda) · preset · deep');
-    for (const s of seen) {
+    // the tiny model has random weights: it may draw its end-of-sequence token before max_tokens (24)
+    const tokens = seen.map((s) => {
       expect(s.text!.length).toBeGreaterThan(0);
-      expect(s.footer).toMatch(/^24 tokens · [\d.]+ s · finish: length$/);
-    }
+      const m = /^(\d+) tokens · [\d.]+ s · finish: (length|stop)$/.exec(s.footer ?? '');
+      expect(m, s.footer ?? '').not.toBeNull();
+      const n = Number(m![1]);
+      expect(n).toBeLessThanOrEqual(24);
+      if (m![2] === 'length') expect(n).toBe(24);
+      return n;
+    });
 
     const appends = await page.evaluate<{ col: number; t: number }[]>('window.appends');
     const span = (col: number) => {
@@ -165,10 +171,11 @@ describe(`the playground in chromium (seed ${seed})`, () => {
       return { n: ts.length, first: Math.min(...ts), last: Math.max(...ts) };
     };
     const [a, b] = [span(0), span(1)];
-    // streamed: text arrived in several pieces per column, and the two streams overlapped in time
-    expect(a.n).toBeGreaterThan(3);
-    expect(b.n).toBeGreaterThan(3);
-    expect(a.first < b.last && b.first < a.last, JSON.stringify({ a, b })).toBe(true);
+    // streamed: text arrived in several pieces per column, and the two streams overlapped in time (a column that
+    // stopped at its first tokens cannot show either)
+    expect(a.n).toBeGreaterThan(Math.min(3, tokens[0]! - 2));
+    expect(b.n).toBeGreaterThan(Math.min(3, tokens[1]! - 2));
+    if (Math.min(...tokens) >= 8) expect(a.first < b.last && b.first < a.last, JSON.stringify({ a, b })).toBe(true);
   });
 
   it('redraws the chart from the same logits call as the slider moves', async () => {
