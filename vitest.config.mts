@@ -52,6 +52,8 @@ export default defineConfig({
           globalSetup: ['./worker/test/stub-backend/node/global-setup.ts'],
           setupFiles: ['./worker/test/setup/apply-migrations.ts'],
           testTimeout: 20_000,
+          // setups create tenants through the admin API one request at a time; under a loaded CI machine that takes a while
+          hookTimeout: 60_000,
           // One isolate for all files: each file gets its own tenants and stub tags, and this saves ~2 s of module
           // loading per file.
           isolate: false,

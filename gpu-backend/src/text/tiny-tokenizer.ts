@@ -32,11 +32,23 @@ export function writeTinyTokenizer(dir: string, { vocabSize }: { vocabSize: numb
   if (!Number.isInteger(vocabSize) || vocabSize < MIN_TINY_VOCAB_SIZE) {
     throw new RangeError(`tiny tokenizer vocabSize must be an integer ≥ ${MIN_TINY_VOCAB_SIZE}, got ${vocabSize}`);
   }
+  return writeByteLevelTokenizer(dir, learnByteLevelMerges(TINY_CORPUS, vocabSize - 256 - TINY_SPECIAL_TOKENS.length), 32768);
+}
+
+/**
+ * Writes a byte-level BPE tokenizer with the given merges (in the GPT-2 byte alphabet; a merge whose result is
+ * already a token is skipped): ids 0–255 are the bytes, then the merges, then the ChatML special tokens.
+ */
+export function writeByteLevelTokenizer(dir: string, merges: readonly [string, string][], modelMaxLength: number): TinyTokenizerInfo {
   const vocab: Record<string, number> = {};
   for (let byte = 0; byte < 256; byte++) vocab[byteToChar(byte)] = byte;
-  const merges = learnByteLevelMerges(TINY_CORPUS, vocabSize - 256 - TINY_SPECIAL_TOKENS.length);
   let nextId = 256;
-  for (const [left, right] of merges) vocab[left + right] = nextId++;
+  const used: [string, string][] = [];
+  for (const [left, right] of merges) {
+    if (vocab[left + right] !== undefined) continue;
+    vocab[left + right] = nextId++;
+    used.push([left, right]);
+  }
   const addedTokens = TINY_SPECIAL_TOKENS.map((content) => ({
     id: nextId++,
     content,
@@ -66,7 +78,7 @@ export function writeTinyTokenizer(dir: string, { vocabSize }: { vocabSize: numb
       byte_fallback: false,
       ignore_merges: false,
       vocab,
-      merges: merges.map(([left, right]) => `${left} ${right}`),
+      merges: used.map(([left, right]) => `${left} ${right}`),
     },
   };
   const tokenizerConfig = {
@@ -80,7 +92,7 @@ export function writeTinyTokenizer(dir: string, { vocabSize }: { vocabSize: numb
     added_tokens_decoder: Object.fromEntries(addedTokens.map(({ id, ...rest }) => [String(id), rest])),
     chat_template: CHATML_TEMPLATE,
     clean_up_tokenization_spaces: false,
-    model_max_length: 32768,
+    model_max_length: modelMaxLength,
     tokenizer_class: 'PreTrainedTokenizerFast',
   };
   mkdirSync(dir, { recursive: true });

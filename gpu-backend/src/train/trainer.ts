@@ -7,13 +7,14 @@ import { createHash } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
-import { ModelSession, type Device, type HostTensor } from '../ort/session.ts';
+import { ModelSession, type HostTensor } from '../ort/session.ts';
 import { BatchOrder, makeBatch, type Batch } from './batches.ts';
 import type { TrainExample } from './data.ts';
 import { gradNames, TRAIN_IO, writeTrainGraph, type TrainGraphSpec } from './graphs.ts';
 import type { LossKind } from './model/losses.ts';
-import { OPTIMIZER_INPUTS, stateNames, type AdamWOptions } from './model/optimizer.ts';
+import { OPTIMIZER_INPUTS, stateNames } from './model/optimizer.ts';
 import { initialParams, type ParamInfo, type TrainableSpec } from './params.ts';
+import type { TrainSettings } from './options.ts';
 import type { TrainProgress } from './progress.ts';
 import { learningRate } from './schedule.ts';
 import { loadLatestState, saveState, type TrainState } from './state.ts';
@@ -23,34 +24,17 @@ export interface Teacher {
   logprobs(batch: Batch): Promise<Float32Array>;
 }
 
-/** Everything a run needs. */
-export interface TrainOptions {
+/** Everything a run needs: the run settings (epochs optional here) with the model, the loss and the data. */
+export interface TrainOptions extends Omit<TrainSettings, 'epochs' | 'workDir' | 'keepWorkDir'> {
   ckpt: Checkpoint;
   trainable: TrainableSpec;
   loss: LossKind;
   examples: readonly TrainExample[];
   padId: number;
-  batchSize: number;
-  gradAccum: number;
-  /** optimizer steps; when absent, `epochs` passes over the data */
-  steps?: number;
+  /** passes over the data when `steps` is absent */
   epochs?: number;
-  lr: number;
-  warmupSteps: number;
-  /** cosine floor as a fraction of lr */
-  minLrRatio: number;
-  optimizer: AdamWOptions;
-  seed: number;
-  /** the longest example (rotary table size) */
-  maxLength: number;
-  device: Device;
-  threads?: number;
   /** graphs and training states go here */
   workDir: string;
-  /** save a state every this many steps (0: never) */
-  saveEvery: number;
-  /** continue from the latest state in workDir */
-  resume: boolean;
   teacher?: Teacher;
   progress?: TrainProgress;
   /** more options that must match for a resume (e.g. the teacher's λ) */
