@@ -7,6 +7,9 @@ import { readSse, streamedText } from './helpers/sse.ts';
 import { refusedBackendUrl, releaseStub, stubAborted, stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
 import { usageRowOf } from './helpers/usage.ts';
 
+// The 'uncaught exception ... Network connection lost' lines these tests print come from workerd itself: it logs
+// them for any fetch() to a refused port, even one awaited inside try/catch (checked with a bare GET).
+
 /** Weight that makes a backend the first choice except with probability ~1e-9. */
 const FIRST = 1e9;
 
