@@ -69,23 +69,8 @@ export class GraphRunner {
       // GroupQueryAttention treats a step as a prompt exactly when S equals this value
       total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
       positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
-      lambda: { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [plan.outputs.length] },
-      aligned_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [plan.outputs.length] },
-      reference_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [plan.outputs.length] },
     };
-    if (this.manifest.mode === 'inra') {
-      const rows = plan.adapterRows ?? [];
-      feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
-    }
-    const inPlace: Record<string, HostTensor> = {};
-    const needTokens = Math.max(maxTotal, S);
-    this.caches.forEach((cache, g) => {
-      cache.ensureTokens(needTokens);
-      const { start, count } = plan.ranges[g];
-      const v = cache.views(start, count);
-      Object.assign(feeds, v.feeds);
-      Object.assign(inPlace, v.inPlace);
-    });
+    const inPlace = this.bindRows(plan, Math.max(maxTotal, S), feeds);
     const out = await this.session.run(feeds, ['logits'], inPlace);
     this.forwardPasses++;
     this.recordLengths(plan);
@@ -123,23 +108,10 @@ export class GraphRunner {
       input_ids: { type: 'int64', data: BigInt64Array.from(plan.tokens.map((t) => BigInt(t[0]))), dims: [R, 1] },
       seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
       total_sequence_length: { type: 'int32', data: Int32Array.of(Math.max(...plan.totals)), dims: [] },
-      lambda: { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] },
-      aligned_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] },
-      reference_row: { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [B] },
       steps: { type: 'int64', data: BigInt64Array.of(BigInt(steps)), dims: [] },
       row_output: { type: 'int64', data: rowOutput, dims: [R] },
     };
-    if (this.manifest.mode === 'inra') {
-      const rows = plan.adapterRows ?? [];
-      feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
-    }
-    const inPlace: Record<string, HostTensor> = {};
-    this.caches.forEach((cache, g) => {
-      cache.ensureTokens(maxTotal);
-      const v = cache.views(plan.ranges[g].start, plan.ranges[g].count);
-      Object.assign(feeds, v.feeds);
-      Object.assign(inPlace, v.inPlace);
-    });
+    const inPlace = this.bindRows(plan, maxTotal, feeds);
     const out = await this.loopSession.run(feeds, ['tokens'], inPlace);
     this.forwardPasses += steps;
     this.recordLengths({ ...plan, totals: plan.totals.map((t) => t + steps - 1) });
@@ -147,13 +119,36 @@ export class GraphRunner {
     return Array.from({ length: steps }, (_, m) => Array.from(tokens.subarray(m * B, (m + 1) * B), Number));
   }
 
+  /**
+   * Adds the feeds step() and loop() share to `feeds`: each output row's λ and branch rows, InRa's adapter rows,
+   * and the past KV of the plan's slot ranges (every cache grown to hold `tokens`). Returns the in-place present
+   * outputs over the same memory.
+   */
+  private bindRows(plan: StepPlan, tokens: number, feeds: Record<string, HostTensor>): Record<string, HostTensor> {
+    const B = plan.outputs.length;
+    feeds.lambda = { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] };
+    feeds.aligned_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] };
+    feeds.reference_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [B] };
+    if (this.manifest.mode === 'inra') {
+      const rows = plan.adapterRows ?? [];
+      feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
+    }
+    const inPlace: Record<string, HostTensor> = {};
+    this.caches.forEach((cache, g) => {
+      cache.ensureTokens(tokens);
+      const v = cache.views(plan.ranges[g].start, plan.ranges[g].count);
+      Object.assign(feeds, v.feeds);
+      Object.assign(inPlace, v.inPlace);
+    });
+    return inPlace;
+  }
+
   private recordLengths(plan: StepPlan): void {
     const [g0, g1] = plan.ranges;
+    for (let i = 0; i < g0.count; i++) this.caches[0].setLength(g0.start + i, plan.totals[i]);
     if (this.manifest.rowLayout === 'rows') {
-      for (let i = 0; i < g0.count; i++) this.caches[0].setLength(g0.start + i, plan.totals[i]);
       if (g1) plan.adapterRows?.forEach((r, k) => this.caches[1].setLength(g1.start + k, plan.totals[r]));
     } else {
-      for (let i = 0; i < g0.count; i++) this.caches[0].setLength(g0.start + i, plan.totals[i]);
       for (let i = 0; i < g1.count; i++) this.caches[1].setLength(g1.start + i, plan.totals[g0.count + i]);
     }
   }

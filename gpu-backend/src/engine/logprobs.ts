@@ -20,18 +20,8 @@ export function logSumExp(row: ArrayLike<number>): number {
  */
 export function topLogprobs(row: Float32Array, k: number): { token: number; logprob: number }[] {
   const lse = logSumExp(row);
-  if (lse === -Infinity) throw nonFinite(row);
+  if (lse === -Infinity) throw NonFiniteLogitsError.forRow(row);
   const idx = new Int32Array(Math.min(k, row.length));
   const n = topKIndices(row, idx.length, idx);
   return Array.from(idx.subarray(0, n), (token) => ({ token, logprob: row[token] - lse }));
-}
-
-function nonFinite(row: Float32Array): NonFiniteLogitsError {
-  let nan = 0;
-  let posInf = 0;
-  for (let i = 0; i < row.length; i++) {
-    if (Number.isNaN(row[i])) nan++;
-    else if (row[i] === Infinity) posInf++;
-  }
-  return new NonFiniteLogitsError(row.length, nan, posInf);
 }

@@ -49,11 +49,6 @@ export class RowAllocator {
     return this.runner.manifest;
   }
 
-  /** Sequences holding slots. */
-  get count(): number {
-    return this.handles.size;
-  }
-
   /** Reserves slots (at the end of each group) for a new sequence. */
   add(needs: BranchNeeds): RowHandle {
     const h: RowHandle = { id: this.nextId++, needs, aligned: null, reference: null, length: 0 };

@@ -171,13 +171,15 @@ export class Scheduler {
   /** Takes queued work in order while the batch and the KV budget have room. */
   private admit(): Queued[] {
     const out: Queued[] = [];
+    let generations = 0;
     while (this.queue.length > 0) {
       const q = this.queue[0];
       const need = q.kind === 'generate' ? q.seq.reservedTokens : q.reserved;
-      const batchFull = q.kind === 'generate' && this.running.size + out.filter((o) => o.kind === 'generate').length >= this.limits.maxBatch;
+      const batchFull = q.kind === 'generate' && this.running.size + generations >= this.limits.maxBatch;
       if (batchFull || this.reserved + need > this.limits.maxKvTokens) break;
       this.queue.shift();
       this.reserved += need;
+      if (q.kind === 'generate') generations++;
       out.push(q);
     }
     return out;
@@ -297,13 +299,12 @@ export class Scheduler {
       const read = (k: number): TopEntry[][] =>
         Array.from({ length: P }, (_, p) => topLogprobs(logits.subarray((k * P + p) * V, (k * P + p + 1) * V), job.topLogprobs));
       const positions = job.positions === 'all' ? Array.from({ length: job.inputIds.length }, (_, i) => i) : [job.inputIds.length - 1];
-      const trim = (t: TopEntry[][]) => t.slice(0, positions.length);
       const result: LogitsResult = {
         positions,
-        blends: job.lambdas.map((lambda, k) => ({ lambda, top: trim(read(k)) })),
+        blends: job.lambdas.map((lambda, k) => ({ lambda, top: read(k) })),
         forwardPasses: 1,
       };
-      if (branchLambdas.length > 0) result.branches = { aligned: trim(read(job.lambdas.length)), reference: trim(read(job.lambdas.length + 1)) };
+      if (branchLambdas.length > 0) result.branches = { aligned: read(job.lambdas.length), reference: read(job.lambdas.length + 1) };
       this.sink.logits(job.id, result);
     } catch (err) {
       this.sink.rejected(job.id, { message: (err as Error).message, code: err instanceof NonFiniteLogitsError ? err.code : 'engine_error' });

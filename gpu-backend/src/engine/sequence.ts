@@ -50,9 +50,7 @@ export class Sequence {
       token = { id: r.token, logprob: r.logprob, top: r.top };
     } catch (err) {
       if (!(err instanceof NonFiniteLogitsError)) throw err;
-      this.finish = 'error';
-      this.error = { message: err.message, code: err.code };
-      return { id: this.job.id, text: this.flushText(), tokens: [], finish: 'error', error: this.error };
+      return this.fail({ message: err.message, code: err.code });
     }
     return this.accept(token);
   }
@@ -101,12 +99,10 @@ export class Sequence {
 
   /** The event for a step with no finite logit, as a decode-loop graph reports it (token −1); like `step`'s error. */
   noFiniteLogit(vocabSize: number): GenerateEvent {
-    this.finish = 'error';
-    this.error = {
+    return this.fail({
       message: `every logit of this sequence is NaN or ±∞ (vocabulary of ${vocabSize}), so no token can be sampled; check the model weights and λ (a large |λ| can overflow float16 logits)`,
       code: 'non_finite_logits',
-    };
-    return { id: this.job.id, text: this.flushText(), tokens: [], finish: 'error', error: this.error };
+    });
   }
 
   /** The event for a sequence stopped from outside (cancelled, or failed with `error`). */
@@ -114,6 +110,13 @@ export class Sequence {
     this.finish = reason;
     this.error = error ?? null;
     return { id: this.job.id, text: '', tokens: [], finish: reason, ...(error ? { error } : {}) };
+  }
+
+  /** Ends the sequence with `error` from inside a step; the event carries the text still held back. */
+  private fail(error: { message: string; code: string }): GenerateEvent {
+    this.finish = 'error';
+    this.error = error;
+    return { id: this.job.id, text: this.flushText(), tokens: [], finish: 'error', error };
   }
 
   /** Text still held by the detokenizer and the stop matcher, when the sequence ends without a stop string. */

@@ -89,13 +89,7 @@ export function drawTopK(z: Float32Array, vocab: number, max: number, invT: numb
   }
   let total = 0;
   for (let j = 0; j < kept; j++) total += w[j];
-  const target = u * total;
-  let acc = 0;
-  for (let j = 0; j < kept; j++) {
-    acc += w[j];
-    if (acc > target) return idx[j];
-  }
-  return idx[kept - 1];
+  return drawListed(kept, total, u);
 }
 
 /**
@@ -220,6 +214,13 @@ export function drawMinP(z: Float32Array, vocab: number, max: number, invT: numb
       }
     }
   }
+  return drawListed(n, total, u);
+}
+
+/** A draw among the first `n` tokens listed in the scratch (ids in `idxBuf`, weights summing to `total` in `wBuf`). */
+function drawListed(n: number, total: number, u: number): number {
+  const idx = idxBuf;
+  const w = wBuf;
   const target = u * total;
   let acc = 0;
   for (let j = 0; j < n; j++) {

@@ -33,6 +33,17 @@ export class NonFiniteLogitsError extends Error {
     );
     this.name = 'NonFiniteLogitsError';
   }
+
+  /** The error for a row of raw logits `[V]` that has no finite entry, with its NaN and +∞ counted. */
+  static forRow(row: Float32Array): NonFiniteLogitsError {
+    let nan = 0;
+    let posInf = 0;
+    for (let i = 0; i < row.length; i++) {
+      if (Number.isNaN(row[i])) nan++;
+      else if (row[i] === Infinity) posInf++;
+    }
+    return new NonFiniteLogitsError(row.length, nan, posInf);
+  }
 }
 
 // The processed row lives in scratch shared by all samplers of this thread (next() is synchronous).
@@ -83,7 +94,7 @@ export class SequenceSampler {
         best = i;
       }
     }
-    if (best < 0) throw nonFiniteError(logits);
+    if (best < 0) throw NonFiniteLogitsError.forRow(logits);
 
     const p = this.params;
     // Logprobs describe softmax(z / T). Greedy (T = 0) has no finite temperature to divide by, so its
@@ -143,14 +154,4 @@ export class SequenceSampler {
     }
     return z;
   }
-}
-
-function nonFiniteError(logits: Float32Array): NonFiniteLogitsError {
-  let nan = 0;
-  let posInf = 0;
-  for (let i = 0; i < logits.length; i++) {
-    if (Number.isNaN(logits[i])) nan++;
-    else if (logits[i] === Infinity) posInf++;
-  }
-  return new NonFiniteLogitsError(logits.length, nan, posInf);
 }

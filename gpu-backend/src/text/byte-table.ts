@@ -22,11 +22,6 @@ export function byteToChar(byte: number): string {
   return TABLES.toChar[byte];
 }
 
-/** The byte a byte-level character stands for, or undefined for a character outside the table. */
-export function charToByte(ch: string): number | undefined {
-  return TABLES.toByte.get(ch);
-}
-
 /** Encodes bytes as a byte-level BPE string (one table character per byte). */
 export function bytesToByteLevel(bytes: Iterable<number>): string {
   let s = '';
