@@ -4,7 +4,7 @@
  */
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
-import { ApiError, errorBody, notFound, serverError, serviceUnavailable } from '../../../shared/src/errors.ts';
+import { ApiError, notFound, serviceUnavailable, toApiError } from '../../../shared/src/errors.ts';
 import { authenticate, type AuthOptions } from './auth.ts';
 import { readBody } from './body.ts';
 import type { ServerConfig } from './config.ts';
@@ -45,13 +45,13 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
   });
 
   app.onError((err, c) => {
-    const e = err instanceof ApiError ? err : serverError();
+    const e = toApiError(err);
     if (!(err instanceof ApiError)) c.get('log')?.error({ err: err.message, stack: err.stack }, 'unhandled error');
     const headers: Record<string, string> = {};
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
     // the rest of an oversized body is never read: a client must not reuse this connection
     if (e.status === 413) headers.connection = 'close';
-    return c.json(errorBody(e.message, e.type, e.param, e.code), e.status as 400, headers);
+    return c.json(e.toBody(), e.status as 400, headers);
   });
 
   app.notFound((c) => {
@@ -59,10 +59,10 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     const allowed = [...new Set(app.routes.filter((r) => r.path === path && r.method !== 'ALL').map((r) => r.method))];
     if (allowed.length > 0) {
       const e = new ApiError(405, `${c.req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, { type: 'invalid_request_error', code: 'method_not_allowed' });
-      return c.json(errorBody(e.message, e.type, e.param, e.code), 405, { allow: allowed.join(', ') });
+      return c.json(e.toBody(), 405, { allow: allowed.join(', ') });
     }
     const e = notFound(`no route ${c.req.method} ${path}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`, 'unknown_route');
-    return c.json(errorBody(e.message, e.type, e.param, e.code), 404);
+    return c.json(e.toBody(), 404);
   });
 
   app.get('/healthz', (c) => c.json({ ok: true }));

@@ -8,11 +8,11 @@ import { randomUUID } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { errorBody, invalidRequest, serverError } from '../../../shared/src/errors.ts';
 
-/** Status, reason phrase and message for a parser error code. */
-function describe(code: string | undefined): [number, string, string] {
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large', 'request headers (or the URL) are too large; send a shorter URL and fewer or smaller headers'];
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout', 'the request was not received in time; send the whole request promptly'];
-  return [400, 'Bad Request', `malformed HTTP request (${code ?? 'parse error'}); check the request line, headers and body framing`];
+/** Status, reason phrase, error code and message for a parser error code. */
+function describe(code: string | undefined): [number, string, string, string] {
+  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large', 'headers_too_large', 'request headers (or the URL) are too large; send a shorter URL and fewer or smaller headers'];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout', 'request_timeout', 'the request was not received in time; send the whole request promptly'];
+  return [400, 'Bad Request', 'malformed_http', `malformed HTTP request (${code ?? 'parse error'}); check the request line, headers and body framing`];
 }
 
 /** A `clientError` listener for the HTTP server: answers, then closes (the framing cannot be trusted any more). */
@@ -23,8 +23,8 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
     socket.destroy();
     return;
   }
-  const [status, reason, message] = describe(err.code);
-  const body = JSON.stringify(errorBody(message, 'invalid_request_error', null, status === 400 ? 'malformed_http' : status === 431 ? 'headers_too_large' : 'request_timeout'));
+  const [status, reason, code, message] = describe(err.code);
+  const body = JSON.stringify(errorBody(message, 'invalid_request_error', null, code));
   const head = [`HTTP/1.1 ${status} ${reason}`, 'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, `x-request-id: ${randomUUID()}`, 'connection: close'];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }

@@ -51,7 +51,8 @@ const configSchema = z
         max_prompt_tokens: z.number().int().positive().default(32768),
       })
       .strict()
-      .default({ max_body_bytes: 1 << 20, max_tokens: 4096, default_max_tokens: 256, max_n: 8, max_stop: 8, max_prompt_tokens: 32768 }),
+      // absent: parsed as {}, so every field takes its default above
+      .prefault({}),
     auth: z
       .object({
         /** environment variable holding the shared HMAC secret of the edge */
@@ -63,7 +64,7 @@ const configSchema = z
         max_skew_seconds: z.number().positive().default(60),
       })
       .strict()
-      .default({ hmac_secret_env: 'REALIGN_HMAC_SECRET', bearer_tokens_env: 'REALIGN_API_TOKENS', allow_unauthenticated: false, max_skew_seconds: 60 }),
+      .prefault({}),
     graph_cache: z.string().optional(),
     /** log prompt and completion text (off by default: logs carry ids and counts only) */
     log_prompts: z.boolean().default(false),

@@ -4,7 +4,7 @@
  */
 import type { ChatCompletionRequest } from '../../../shared/src/chat-request.ts';
 import type { CompletionRequest } from '../../../shared/src/completion-request.ts';
-import { ApiError, invalidRequest } from '../../../shared/src/errors.ts';
+import { invalidRequest } from '../../../shared/src/errors.ts';
 import type { GenerationParams } from '../../../shared/src/generation-fields.ts';
 import type { GenerateJob } from '../engine/protocol.ts';
 import { samplingParams } from '../sampling/params.ts';
@@ -99,6 +99,20 @@ export function prepareGeneration(
   const chat = kind === 'chat' ? (req as ChatCompletionRequest) : null;
   const logprobs = chat ? chat.logprobs === true : (req as CompletionRequest).logprobs !== undefined;
   const topLogprobs = chat ? (chat.top_logprobs ?? 0) : ((req as CompletionRequest).logprobs ?? 0);
+  // one parameter set for every choice (each job is copied when it is posted to the engine's worker)
+  const params = samplingParams({
+    temperature: req.temperature,
+    top_p: req.top_p,
+    top_k: req.top_k,
+    min_p: req.min_p,
+    repetition_penalty: req.repetition_penalty,
+    presence_penalty: req.presence_penalty,
+    frequency_penalty: req.frequency_penalty,
+    logit_bias: req.logit_bias,
+    seed: req.seed ?? null,
+    logprobs,
+    top_logprobs: topLogprobs,
+  });
   const jobs: Omit<GenerateJob, 'id'>[] = [];
   prompts.forEach((p) => {
     const maxTokens = Math.min(req.max_tokens ?? limits.default_max_tokens, context - p.ids.length);
@@ -106,19 +120,7 @@ export function prepareGeneration(
       jobs.push({
         promptIds: p.ids,
         lambda,
-        params: samplingParams({
-          temperature: req.temperature,
-          top_p: req.top_p,
-          top_k: req.top_k,
-          min_p: req.min_p,
-          repetition_penalty: req.repetition_penalty,
-          presence_penalty: req.presence_penalty,
-          frequency_penalty: req.frequency_penalty,
-          logit_bias: req.logit_bias,
-          seed: req.seed ?? null,
-          logprobs,
-          top_logprobs: topLogprobs,
-        }),
+        params,
         maxTokens,
         stop,
         stopTokenIds: req.stop_token_ids ?? [],
@@ -129,9 +131,4 @@ export function prepareGeneration(
     }
   });
   return { lambda, prompts, n, jobs, topLogprobs, logprobs };
-}
-
-/** True when `e` is an ApiError (thrown by the checks above). */
-export function isApiError(e: unknown): e is ApiError {
-  return e instanceof ApiError;
 }

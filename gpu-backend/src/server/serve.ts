@@ -57,46 +57,13 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
     accepting: () => accepting,
     auth: { hmacSecret, bearerTokens, allowUnauthenticated: config.auth.allow_unauthenticated, maxSkewSeconds: config.auth.max_skew_seconds },
   });
-  const counted = async (req: Request) => {
+  const listener = getRequestListener((req: Request) => app.fetch(req), { errorHandler: unreadableRequest });
+  const server = createServer((req, res) => {
+    // in flight until the response is fully sent (a stream to its last byte) or its connection closes
     inFlight++;
-    try {
-      const res = await app.fetch(req);
-      if (!res.body) {
-        inFlight--;
-        return res;
-      }
-      // a streamed body counts as in flight until it is fully sent or cancelled
-      const reader = res.body.getReader();
-      let settled = false;
-      const settle = () => {
-        if (!settled) inFlight--;
-        settled = true;
-      };
-      const body = new ReadableStream<Uint8Array>({
-        async pull(controller) {
-          try {
-            const { done, value } = await reader.read();
-            if (done) {
-              settle();
-              controller.close();
-            } else controller.enqueue(value);
-          } catch (err) {
-            settle();
-            controller.error(err);
-          }
-        },
-        cancel(reason) {
-          settle();
-          return reader.cancel(reason);
-        },
-      });
-      return new Response(body, res);
-    } catch (err) {
-      inFlight--;
-      throw err;
-    }
-  };
-  const server = createServer(getRequestListener(counted, { errorHandler: unreadableRequest }));
+    res.once('close', () => inFlight--);
+    return listener(req, res);
+  });
   server.on('clientError', answerClientError);
   // The edge keeps connections to backends open and reuses them. Node closes an idle one after 5 s by default, and a
   // request sent on a connection just as it closes fails ("Broken pipe" / "Network connection lost"), after which
