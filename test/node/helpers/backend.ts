@@ -1,7 +1,9 @@
 /** A real backend on loopback for tests: tiny models, a random port, bearer and HMAC credentials. */
 import pino, { type Logger } from 'pino';
+import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import { parseServerConfig, type ServerConfig } from '../../../gpu-backend/src/server/config.ts';
 import { startBackend, type RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
+import { bigramModel } from './bigram.ts';
 import { tempDir } from './models.ts';
 
 export const TEST_TOKEN = 'test-token-0123456789';
@@ -21,4 +23,14 @@ export async function startTestBackend(models: Record<string, unknown>[], extra:
   await backend.registry.loaded;
   if (!backend.registry.ready) throw new Error(`backend models failed: ${JSON.stringify(backend.registry.status())}`);
   return { ...backend, config };
+}
+
+/**
+ * Starts a backend serving the bigram checkpoint that spells `text` (bigram.ts) as the single model "bigram";
+ * `model` adds models.json fields. Returns the backend, the model's engine and the text's token cycle.
+ */
+export async function startBigramBackend(text: string, model: Record<string, unknown> = {}): Promise<{ backend: RunningBackend; engine: Engine; cycle: number[] }> {
+  const bigram = bigramModel(text);
+  const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, ...model }]);
+  return { backend, engine: backend.registry.models()[0].engine, cycle: bigram.cycle };
 }

@@ -67,6 +67,11 @@ async function engineIdle(): Promise<Record<string, unknown>[]> {
   );
 }
 
+/** No generation left behind (within 5 s): every row, queue place and KV reservation was given back. */
+async function expectEnginesIdle(): Promise<void> {
+  await expect.poll(engineIdle, { timeout: 5_000 }).toEqual(backend.registry.models().map((m) => ({ model: m.config.id, running: 0, queued: 0, rows: 0, reserved: 0, kvUsed: 0 })));
+}
+
 describe(`fuzzing the backend (seed ${SEED})`, () => {
   it('HTTP API: random and mutated requests never get a 5xx, always get the error JSON, none is lost, the engines end empty', { timeout: 600_000 }, async () => {
     const valid = { models: ['inra', 'inra', 'plain', 'nope'], maxTokens: 8, lambda: fc.double({ min: -1, max: 2, noNaN: true }) };
@@ -95,8 +100,7 @@ describe(`fuzzing the backend (seed ${SEED})`, () => {
     const ok = await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'inra', prompt: 'after the storm', max_tokens: 3 }) });
     expect(ok.status).toBe(200);
     expect(((await ok.json()) as { usage: { completion_tokens: number } }).usage.completion_tokens).toBe(3);
-    // no generation left behind: every row, queue place and KV reservation was given back
-    await expect.poll(engineIdle, { timeout: 5_000 }).toEqual(backend.registry.models().map((m) => ({ model: m.config.id, running: 0, queued: 0, rows: 0, reserved: 0, kvUsed: 0 })));
+    await expectEnginesIdle();
   });
 
   it('raw HTTP: broken framing gets a 4xx with the error JSON (or a closed connection), never a 5xx or a hang, and the server keeps serving', { timeout: 300_000 }, async () => {
@@ -124,6 +128,6 @@ describe(`fuzzing the backend (seed ${SEED})`, () => {
     expect(problems.slice(0, 5), `${problems.length} problems`).toEqual([]);
     const ok = await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers, body });
     expect(ok.status).toBe(200);
-    await expect.poll(engineIdle, { timeout: 5_000 }).toEqual(backend.registry.models().map((m) => ({ model: m.config.id, running: 0, queued: 0, rows: 0, reserved: 0, kvUsed: 0 })));
+    await expectEnginesIdle();
   });
 });

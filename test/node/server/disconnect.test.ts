@@ -7,8 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import type { EngineStats } from '../../../gpu-backend/src/engine/protocol.ts';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
-import { bigramModel } from '../helpers/bigram.ts';
-import { startTestBackend } from '../helpers/backend.ts';
+import { startBigramBackend } from '../helpers/backend.ts';
 import { eventually, send, sseData } from '../helpers/http.ts';
 import { cleanupTempDirs } from '../helpers/models.ts';
 
@@ -20,10 +19,7 @@ let engine: Engine;
 let cycle: number[];
 
 beforeAll(async () => {
-  const bigram = bigramModel(TEXT);
-  cycle = bigram.cycle;
-  backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir }]);
-  engine = backend.registry.models()[0].engine;
+  ({ backend, engine, cycle } = await startBigramBackend(TEXT));
 }, 120_000);
 afterAll(async () => {
   await backend?.stop();

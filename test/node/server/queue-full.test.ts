@@ -6,8 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
-import { bigramModel } from '../helpers/bigram.ts';
-import { startTestBackend } from '../helpers/backend.ts';
+import { startBigramBackend } from '../helpers/backend.ts';
 import { errorOf, eventually, send, sseData } from '../helpers/http.ts';
 import { cleanupTempDirs } from '../helpers/models.ts';
 
@@ -17,10 +16,7 @@ let engine: Engine;
 let cycle: number[];
 
 beforeAll(async () => {
-  const bigram = bigramModel(TEXT);
-  cycle = bigram.cycle;
-  backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, max_batch: 1, max_queue: 1 }]);
-  engine = backend.registry.models()[0].engine;
+  ({ backend, engine, cycle } = await startBigramBackend(TEXT, { max_batch: 1, max_queue: 1 }));
 }, 120_000);
 afterAll(async () => {
   await backend?.stop();
