@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readModelConfig, type ModelConfig } from './config.ts';
+import { readModelConfig, tokenIdList, type ModelConfig } from './config.ts';
 import { CheckpointError } from './errors.ts';
 import { expectedTensors } from './names.ts';
 import { TensorStore } from './safetensors.ts';
@@ -47,8 +47,5 @@ export function openCheckpoint(dir: string, opts: OpenOptions = {}): Checkpoint 
 
 /** EOS ids from generation_config.json, else from config.json. */
 export function eosTokenIds(ckpt: Checkpoint): number[] {
-  const g = ckpt.generationConfig.eos_token_id;
-  if (Array.isArray(g)) return g.filter((x): x is number => typeof x === 'number');
-  if (typeof g === 'number') return [g];
-  return ckpt.config.eosTokenIds;
+  return tokenIdList(ckpt.generationConfig.eos_token_id) ?? ckpt.config.eosTokenIds;
 }

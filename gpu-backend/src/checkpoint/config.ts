@@ -90,7 +90,6 @@ export function parseModelConfig(raw: Json, file = 'config.json'): ModelConfig {
   const rope = readRope(raw, file);
   const marker = raw[ADAPTER_MARKER] as { adapter_layers?: unknown } | undefined;
   const adapterLayers = marker && typeof marker.adapter_layers === 'number' ? marker.adapter_layers : 0;
-  const eos = raw.eos_token_id;
   const attentionBias = raw.attention_bias === true;
   return {
     architecture,
@@ -110,9 +109,15 @@ export function parseModelConfig(raw: Json, file = 'config.json'): ModelConfig {
     oBias: architecture === 'qwen2' ? false : attentionBias,
     mlpBias: architecture === 'llama' && raw.mlp_bias === true,
     bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : null,
-    eosTokenIds: Array.isArray(eos) ? eos.filter((e): e is number => typeof e === 'number') : typeof eos === 'number' ? [eos] : [],
+    eosTokenIds: tokenIdList(raw.eos_token_id) ?? [],
     adapterLayers,
   };
+}
+
+/** A token id field of a config file (one id or a list of ids) as a list; null when it holds neither. */
+export function tokenIdList(v: unknown): number[] | null {
+  if (Array.isArray(v)) return v.filter((e): e is number => typeof e === 'number');
+  return typeof v === 'number' ? [v] : null;
 }
 
 function readRope(raw: Json, file: string): { theta: number; scaling: RopeScaling } {

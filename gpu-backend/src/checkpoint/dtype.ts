@@ -6,6 +6,11 @@ export type StoredDType = DType | 'I64';
 
 export const DTYPE_BYTES: Record<StoredDType, number> = { F32: 4, F16: 2, BF16: 2, I64: 8 };
 
+/** Size in bytes of a tensor of this dtype and shape. */
+export function tensorByteLength(dtype: StoredDType, shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[dtype];
+}
+
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
@@ -53,12 +58,6 @@ export function floatToBf16(v: number): number {
   return ((x + 0x7fff + ((x >>> 16) & 1)) >>> 16) & 0xffff;
 }
 
-/** bfloat16 bits → float (exact). */
-export function bf16ToFloat(b: number): number {
-  u32[0] = b << 16;
-  return f32[0];
-}
-
 /** Decodes raw little-endian bytes of `dtype` into float32. */
 export function bytesToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
   const n = bytes.byteLength / DTYPE_BYTES[dtype];
@@ -78,9 +77,9 @@ export function bytesToFloat32(bytes: Uint8Array, dtype: DType): Float32Array {
 /** Encodes float32 values as little-endian bytes of `dtype`. */
 export function float32ToBytes(values: Float32Array, dtype: DType): Uint8Array {
   if (dtype === 'F32') return new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
+  if (dtype === 'F16') return new Uint8Array(float32ToHalfBits(values).buffer);
   const out = new Uint16Array(values.length);
-  const conv = dtype === 'F16' ? floatToHalf : floatToBf16;
-  for (let i = 0; i < values.length; i++) out[i] = conv(values[i]);
+  for (let i = 0; i < values.length; i++) out[i] = floatToBf16(values[i]);
   return new Uint8Array(out.buffer);
 }
 

@@ -29,7 +29,7 @@ export function initModel(out: string, opts: InitModelOptions): Record<string, u
   return writeFolderAtomically(out, (dir) => {
     const tok = writeTokenizer(dir, p);
     const config = hfConfig(arch, p, opts.dtype, tok);
-    writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: tok.bos, eos_token_id: tok.eos.length === 1 ? tok.eos[0] : tok.eos }, null, 2));
+    writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2));
     writeRandomCheckpoint(dir, config, opts.seed, opts.dtype, opts.onProgress);
     return config;
   });

@@ -1,6 +1,6 @@
 import { closeSync, existsSync, fstatSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { bytesToFloat32, DTYPE_BYTES, type StoredDType } from './dtype.ts';
+import { bytesToFloat32, tensorByteLength, type StoredDType } from './dtype.ts';
 import { CheckpointError } from './errors.ts';
 
 /** Where one tensor's bytes are: a file and a byte range. */
@@ -45,8 +45,7 @@ export function readSafetensorsHeader(file: string): TensorEntry[] {
       }
       const dtype = info.dtype as StoredDType;
       const [start, end] = info.data_offsets;
-      const count = info.shape.reduce((a, b) => a * b, 1);
-      if (end - start !== count * DTYPE_BYTES[dtype]) {
+      if (end - start !== tensorByteLength(dtype, info.shape)) {
         throw new CheckpointError(`${file}: tensor "${name}" byte range does not match shape [${info.shape}] ${dtype}`, file, name);
       }
       if (base + end > size) {
@@ -171,7 +170,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   let offset = 0;
   for (const t of tensors) {
-    const len = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+    const len = tensorByteLength(t.dtype, t.shape);
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + len] };
     offset += len;
   }
@@ -186,7 +185,7 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
     writeSync(fd, headerBuf);
     tensors.forEach((t, i) => {
       const data = t.bytes();
-      const expected = t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+      const expected = tensorByteLength(t.dtype, t.shape);
       if (data.byteLength !== expected) {
         throw new CheckpointError(`${basename(file)}: tensor "${t.name}" produced ${data.byteLength} bytes, expected ${expected}`, file, t.name);
       }

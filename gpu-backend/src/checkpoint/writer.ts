@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { DTYPE_BYTES } from './dtype.ts';
+import { tensorByteLength } from './dtype.ts';
 import { CheckpointError } from './errors.ts';
 import { writeSafetensors, type TensorToWrite } from './safetensors.ts';
 
@@ -12,7 +12,7 @@ export const DEFAULT_SHARD_BYTES = 4 * 1024 ** 3;
  * `shardBytes`. Tensors are produced one at a time (see TensorToWrite).
  */
 export function writeWeights(dir: string, tensors: TensorToWrite[], shardBytes = DEFAULT_SHARD_BYTES, onTensor?: (done: number, total: number) => void): void {
-  const size = (t: TensorToWrite) => t.shape.reduce((a, b) => a * b, 1) * DTYPE_BYTES[t.dtype];
+  const size = (t: TensorToWrite) => tensorByteLength(t.dtype, t.shape);
   const shards: TensorToWrite[][] = [[]];
   let current = 0;
   for (const t of tensors) {
@@ -41,12 +41,17 @@ export function writeWeights(dir: string, tensors: TensorToWrite[], shardBytes =
   writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
 }
 
+/** Throws when `out` exists: a checkpoint is never written over an existing folder. */
+export function assertNewFolder(out: string): void {
+  if (existsSync(out)) throw new CheckpointError(`${out}: output folder already exists; choose another path or remove it`, out);
+}
+
 /**
  * Runs `fill(tmpDir)` in a temporary folder beside `out` and renames it to `out` only when it succeeds, so a failed
  * or interrupted write never leaves a partial checkpoint behind.
  */
 export function writeFolderAtomically<T>(out: string, fill: (tmpDir: string) => T): T {
-  if (existsSync(out)) throw new CheckpointError(`${out}: output folder already exists; choose another path or remove it`, out);
+  assertNewFolder(out);
   mkdirSync(dirname(out), { recursive: true });
   const tmp = join(dirname(out), `.${basename(out)}.partial-${process.pid}-${Date.now()}`);
   mkdirSync(tmp);

@@ -1,12 +1,11 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import { buildDecodeLoopGraph, buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
+import { writeOnnxModel } from './onnx-writer.ts';
 
 /** Which graph of a spec: the step graph, or the greedy decode-loop graph. */
 export type GraphVariant = 'step' | 'decode-loop';
-import { writeOnnxModel } from './onnx-writer.ts';
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
 export const GRAPH_FORMAT_VERSION = 3;
@@ -71,9 +70,4 @@ export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (do
 /** Default cache folder for built graphs. */
 export function defaultGraphCache(): string {
   return process.env.REALIGN_GRAPH_CACHE ?? join(process.cwd(), '.realign', 'graphs');
-}
-
-/** The checkpoints a spec reads (for messages). */
-export function specCheckpoints(spec: GraphSpec): Checkpoint[] {
-  return [spec.model, spec.aligned, spec.reference].filter((c): c is Checkpoint => !!c);
 }

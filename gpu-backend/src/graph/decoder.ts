@@ -5,7 +5,7 @@
  */
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { ropeInverseFrequencies } from '../checkpoint/config.ts';
-import { layerTensorNames } from '../checkpoint/names.ts';
+import { EMBED, FINAL_NORM, LM_HEAD, layerTensorNames } from '../checkpoint/names.ts';
 import { MS_DOMAIN, type Graph } from './ir.ts';
 import type { WeightSource } from './weights.ts';
 
@@ -41,7 +41,7 @@ export class DecoderBuilder {
 
   /** Token embedding lookup: ids int64 [R, S] → [R, S, D]. */
   embed(ids: string, path: string): string {
-    return this.g.op1('Gather', [this.w.raw('model.embed_tokens.weight'), ids], { axis: { i: 0 } }, `${path}/embed_tokens/Gather`);
+    return this.g.op1('Gather', [this.w.raw(EMBED), ids], { axis: { i: 0 } }, `${path}/embed_tokens/Gather`);
   }
 
   /** Rotary tables cos/sin [maxPos, E/2] for GQA, scaled as the config says. */
@@ -123,12 +123,12 @@ export class DecoderBuilder {
 
   /** Final RMSNorm: [R, S, D] normed hidden states. */
   finalNorm(stream: Residual, path: string): string {
-    return this.norm(stream, this.w.raw('model.norm.weight'), `${path}/norm`).normed;
+    return this.norm(stream, this.w.raw(FINAL_NORM), `${path}/norm`).normed;
   }
 
   /** Vocabulary projection [.., D] → [.., V]; a tied model stores a transposed copy of its embedding for it. */
   lmHead(x: string, path: string): string {
-    const weight = this.cfg.tieWordEmbeddings ? 'model.embed_tokens.weight' : 'lm_head.weight';
+    const weight = this.cfg.tieWordEmbeddings ? EMBED : LM_HEAD;
     return this.g.op1('MatMul', [x, this.w.linear([weight])], {}, `${path}/lm_head/MatMul`);
   }
 }

@@ -57,35 +57,35 @@ export function writeOnnxModel(graph: Graph, dir: string, name: string, onWeight
   } finally {
     closeSync(fd);
   }
-  const model = onnx.ModelProto.create({
-    irVersion: IR_VERSION,
-    producerName: 'realign',
-    producerVersion: '0.1.0',
-    opsetImport: [
-      { domain: '', version: OPSET },
-      { domain: MS_DOMAIN, version: 1 },
-    ],
-    graph: toGraphProto(graph, (init) => {
+  const model = modelProto(
+    graph,
+    (init) => {
       const ext = external.get(init.name);
       return ext ? { location: basename(dataPath), ...ext } : null;
-    }),
-  });
+    },
+    '0.1.0',
+  );
   writeFileSync(modelPath, onnx.ModelProto.encode(model).finish());
   return { modelPath, dataPath, dataBytes: offset };
 }
 
 /** Serialises a graph in memory (every weight inline): for small test graphs. */
 export function encodeOnnxModel(graph: Graph): Uint8Array {
-  const model = onnx.ModelProto.create({
+  return onnx.ModelProto.encode(modelProto(graph, () => null)).finish();
+}
+
+/** The model around `graph`: IR version, opsets and producer (an absent `producerVersion` is not written). */
+function modelProto(graph: Graph, externalOf: (init: Initializer) => ExternalRef, producerVersion?: string): O.ModelProto {
+  return onnx.ModelProto.create({
     irVersion: IR_VERSION,
     producerName: 'realign',
+    producerVersion,
     opsetImport: [
       { domain: '', version: OPSET },
       { domain: MS_DOMAIN, version: 1 },
     ],
-    graph: toGraphProto(graph, () => null),
+    graph: toGraphProto(graph, externalOf),
   });
-  return onnx.ModelProto.encode(model).finish();
 }
 
 function collectInitializers(graph: Graph): Initializer[] {
