@@ -6,13 +6,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
-import { ModelSession, type Device, type HostTensor } from '../ort/session.ts';
+import { ModelSession, type Device } from '../ort/session.ts';
 import { makeBatch } from './batches.ts';
 import type { TrainExample } from './data.ts';
 import { TRAIN_IO, writeTrainGraph } from './graphs.ts';
 import type { LossKind } from './model/losses.ts';
 import { DEFAULT_ADAMW } from './model/optimizer.ts';
-import type { Teacher } from './trainer.ts';
+import { batchFeeds, type Teacher } from './trainer.ts';
 
 /** What to evaluate. */
 export interface EvalLossOptions {
@@ -39,13 +39,7 @@ export async function meanLoss(o: EvalLossOptions): Promise<number> {
     try {
       for (let at = 0; at < o.examples.length; at += o.batchSize) {
         const batch = makeBatch(o.examples.slice(at, at + o.batchSize), o.padId);
-        const dims = [batch.rows, batch.width];
-        const feeds: Record<string, HostTensor> = {
-          [TRAIN_IO.ids]: { type: 'int64', data: batch.ids, dims },
-          [TRAIN_IO.weights]: { type: 'float32', data: batch.mask, dims },
-        };
-        if (o.loss === 'sft') feeds[TRAIN_IO.targets] = { type: 'int64', data: batch.targets, dims };
-        else feeds[TRAIN_IO.teacher] = { type: 'float32', data: await o.teacher!.logprobs(batch), dims: [...dims, o.ckpt.config.vocabSize] };
+        const feeds = await batchFeeds(batch, batch.mask, o);
         for (const p of params) feeds[p.name] = { type: 'float32', data: weights.get(p.name)!, dims: p.shape };
         const out = await session.run(feeds, [TRAIN_IO.loss]);
         total += Number(out[TRAIN_IO.loss].data[0]);

@@ -3,9 +3,10 @@
  * SFT loss on response tokens; embeddings, the original layers, the final norm and lm_head stay frozen (as in the
  * paper). The output is the expanded checkpoint with trained adapter tensors: a normal InRa checkpoint.
  */
-import { existsSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { openCheckpoint } from '../checkpoint/checkpoint.ts';
 import { CheckpointError } from '../checkpoint/errors.ts';
+import { assertNewFolder } from '../checkpoint/writer.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { loadDataset } from './data.ts';
 import { recordedSettings, type TrainReport, type TrainSettings } from './options.ts';
@@ -25,7 +26,7 @@ export interface TrainInraOptions extends TrainSettings {
 
 /** Trains the adapter and writes the InRa checkpoint to `out`. */
 export async function trainInra(o: TrainInraOptions): Promise<TrainReport> {
-  if (existsSync(o.out)) throw new CheckpointError(`${o.out}: output folder already exists; choose another path or remove it`, o.out);
+  assertNewFolder(o.out);
   const ckpt = openCheckpoint(o.model);
   if (ckpt.config.adapterLayers === 0) {
     throw new CheckpointError(`${o.model} has no InRa adapter layer: run \`realign expand ${o.model} <dir>\` first and train that`, o.model);

@@ -1,6 +1,6 @@
 /** Hyper-parameters and run settings shared by `train-inra` and `train-trra`. */
 import type { Device } from '../ort/session.ts';
-import type { AdamWOptions } from './model/optimizer.ts';
+import { DEFAULT_ADAMW, type AdamWOptions } from './model/optimizer.ts';
 
 /** How to train (everything but the models and the loss). */
 export interface TrainSettings {
@@ -37,7 +37,7 @@ export const DEFAULT_SETTINGS: TrainSettings = {
   lr: 1e-4,
   warmupSteps: 10,
   minLrRatio: 0.1,
-  optimizer: { beta1: 0.9, beta2: 0.999, eps: 1e-8, weightDecay: 0, maxGradNorm: 1 },
+  optimizer: { ...DEFAULT_ADAMW },
   seed: 0,
   maxLength: 1024,
   device: 'cpu',

@@ -110,11 +110,13 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
       const batches = Array.from({ length: opts.gradAccum }, (_, j) => makeBatch(order.at(step * opts.gradAccum + j).map((i) => opts.examples[i]), opts.padId));
       const stepTokens = batches.reduce((s, b) => s + b.responseTokens, 0);
       const lr = learningRate(schedule, step);
+      // each response position weighs 1/N over the whole step, so accumulated micro-batches sum to a token mean
+      const scale = stepTokens > 0 ? 1 / stepTokens : 0;
       let grads: Map<string, Float32Array> | null = gradSession ? new Map(params.map((p) => [p.name, new Float32Array(state!.params.get(p.name)!.length)])) : null;
       let loss = 0;
       let gradNorm = 0;
       for (const [j, batch] of batches.entries()) {
-        const feeds = await batchFeeds(batch, stepTokens, opts);
+        const feeds = await batchFeeds(batch, batch.mask.map((m) => m * scale), opts);
         for (const p of params) feeds[p.name] = tensor(p, state.params.get(p.name)!);
         if (grads) for (const p of params) feeds[gradNames(p.name).input] = tensor(p, grads.get(p.name)!);
         if (j < batches.length - 1) {
@@ -159,13 +161,12 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   return { params: state.params, steps: state.step, losses: state.losses, tokens: state.tokens, seconds: (performance.now() - start) / 1000, resumedFrom };
 }
 
-async function batchFeeds(batch: Batch, stepTokens: number, opts: TrainOptions): Promise<Record<string, HostTensor>> {
+/** The data feeds of a batch: ids, the loss weight of each position, and the targets (sft) or the teacher's log-probabilities. */
+export async function batchFeeds(batch: Batch, weights: Float32Array, opts: Pick<TrainOptions, 'loss' | 'teacher' | 'ckpt'>): Promise<Record<string, HostTensor>> {
   const dims = [batch.rows, batch.width];
-  // each response position weighs 1/N over the whole step, so accumulated micro-batches sum to a token mean
-  const scale = stepTokens > 0 ? 1 / stepTokens : 0;
   const feeds: Record<string, HostTensor> = {
     [TRAIN_IO.ids]: { type: 'int64', data: batch.ids, dims },
-    [TRAIN_IO.weights]: { type: 'float32', data: batch.mask.map((m) => m * scale), dims },
+    [TRAIN_IO.weights]: { type: 'float32', data: weights, dims },
   };
   if (opts.loss === 'sft') feeds[TRAIN_IO.targets] = { type: 'int64', data: batch.targets, dims };
   else feeds[TRAIN_IO.teacher] = { type: 'float32', data: await opts.teacher!.logprobs(batch), dims: [...dims, opts.ckpt.config.vocabSize] };

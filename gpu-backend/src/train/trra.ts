@@ -8,7 +8,7 @@
 import { existsSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint, type Checkpoint } from '../checkpoint/checkpoint.ts';
-import { CheckpointError } from '../checkpoint/errors.ts';
+import { assertNewFolder } from '../checkpoint/writer.ts';
 import { loadDataset } from './data.ts';
 import { tokenizerOf } from './inra.ts';
 import { recordedSettings, type TrainReport, type TrainSettings } from './options.ts';
@@ -37,7 +37,7 @@ export interface TrainTrraOptions extends TrainSettings {
 
 /** Runs TrRa (and TrRa-iter) and writes the final student to `out`. */
 export async function trainTrra(o: TrainTrraOptions): Promise<TrainReport> {
-  if (existsSync(o.out)) throw new CheckpointError(`${o.out}: output folder already exists; choose another path or remove it`, o.out);
+  assertNewFolder(o.out);
   if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new RangeError(`--iterations must be a positive integer, got ${o.iterations}`);
   const reference = openCheckpoint(o.reference);
   const { tok, eos, pad } = tokenizerOf(reference.tokenizerFile, reference.tokenizerConfigFile, o.reference);

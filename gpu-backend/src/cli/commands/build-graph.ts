@@ -1,4 +1,3 @@
-import { readModelConfig } from '../../checkpoint/config.ts';
 import { ensureGraph } from '../../graph/build.ts';
 import { openSource } from '../../engine/model-loader.ts';
 import { MODEL_OPTIONS, modelSource, num, parse, UsageError } from '../args.ts';
@@ -13,7 +12,7 @@ export async function run(argv: string[]): Promise<void> {
   if (!values.out) throw new UsageError('--out <cache dir> is required');
   const float = values.float ?? 'f32';
   if (float !== 'f32' && float !== 'f16') throw new UsageError(`--float must be f32 or f16, got "${float}"`);
-  const source = modelSource(values, (dir) => readModelConfig(dir).adapterLayers > 0);
+  const source = modelSource(values);
   const ckpts = openSource(source);
   const main = (ckpts.model ?? ckpts.reference)!;
   const maxContext = num(values['max-context'], 'max-context', Math.min(8192, main.config.maxPositions));

@@ -1,9 +1,8 @@
-import { readModelConfig } from '../../checkpoint/config.ts';
 import { Engine } from '../../engine/engine.ts';
 import { samplingParams } from '../../sampling/params.ts';
 import { TextTokenizer } from '../../text/tokenizer.ts';
 import { openSource } from '../../engine/model-loader.ts';
-import { MODEL_OPTIONS, modelSource, num, parse, UsageError } from '../args.ts';
+import { deviceOption, MODEL_OPTIONS, modelSource, num, parse, positiveInt, UsageError } from '../args.ts';
 
 export const usage =
   'realign generate --model <dir> [--inra | --reference <dir> --aligned <dir>] --prompt <text> --lambda <l> [--max-tokens n] [--temperature t] [--top-p p] [--seed s] [--chat] [--device auto|cpu|cuda]';
@@ -23,15 +22,13 @@ export async function run(argv: string[]): Promise<void> {
   });
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
   const lambda = num(values.lambda, 'lambda', 1);
-  const maxTokens = num(values['max-tokens'], 'max-tokens', 128);
-  if (!Number.isInteger(maxTokens) || maxTokens < 1) throw new UsageError(`--max-tokens must be a positive integer, got ${values['max-tokens']}`);
+  const maxTokens = positiveInt(values['max-tokens'], 'max-tokens', 128);
   const temperature = num(values.temperature, 'temperature', 0);
   if (temperature < 0) throw new UsageError(`--temperature must be ≥ 0, got ${temperature}`);
   const topP = num(values['top-p'], 'top-p', 1);
   if (!(topP > 0 && topP <= 1)) throw new UsageError(`--top-p must be in (0, 1], got ${topP}`);
-  const device = (values.device ?? 'auto') as 'auto' | 'cpu' | 'cuda';
-  if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${values.device}"`);
-  const source = modelSource(values, (dir) => readModelConfig(dir).adapterLayers > 0);
+  const device = deviceOption(values.device);
+  const source = modelSource(values);
   const main = openSource(source);
   const ckpt = (main.model ?? main.reference)!;
   if (!ckpt.tokenizerFile) throw new UsageError(`${ckpt.dir} has no tokenizer.json`);

@@ -1,8 +1,7 @@
-import { readModelConfig } from '../../checkpoint/config.ts';
 import { loadModel } from '../../engine/model-loader.ts';
 import { branchesFor, RowAllocator } from '../../engine/rows.ts';
 import { topLogprobs } from '../../engine/logprobs.ts';
-import { MODEL_OPTIONS, modelSource, num, parse, UsageError } from '../args.ts';
+import { deviceOption, MODEL_OPTIONS, modelSource, num, parse, positiveInt, UsageError } from '../args.ts';
 
 export const usage =
   'realign logits --model <dir> [--inra] [--reference <dir> --aligned <dir>] --prompt <text> --lambda <l1,l2,...> [--top k] [--device auto|cpu|cuda] [--chat]';
@@ -19,11 +18,9 @@ export async function run(argv: string[]): Promise<void> {
   });
   if (values.prompt === undefined) throw new UsageError('--prompt is required');
   const lambdas = (values.lambda ?? '1').split(',').map((s) => num(s, 'lambda'));
-  const k = num(values.top, 'top', 5);
-  if (!Number.isInteger(k) || k < 1) throw new UsageError(`--top must be a positive integer, got ${values.top}`);
-  const device = (values.device ?? 'auto') as 'auto' | 'cpu' | 'cuda';
-  if (!['auto', 'cpu', 'cuda'].includes(device)) throw new UsageError(`--device must be auto, cpu or cuda, got "${values.device}"`);
-  const source = modelSource(values, (dir) => readModelConfig(dir).adapterLayers > 0);
+  const k = positiveInt(values.top, 'top', 5);
+  const device = deviceOption(values.device);
+  const source = modelSource(values);
   const model = await loadModel(source, { device, log: (m, f) => process.stderr.write(`${m} ${JSON.stringify(f ?? {})}\n`) });
   const tok = model.tokenizer;
   const ids = values.chat ? tok.encodeChat([{ role: 'user', content: values.prompt }]) : tok.encode(values.prompt);

@@ -1,6 +1,6 @@
 /** Options shared by `realign train-inra` and `realign train-trra`, parsed into TrainSettings. */
 import { DEFAULT_SETTINGS, type TrainSettings } from '../../train/options.ts';
-import { num, UsageError } from '../args.ts';
+import { deviceOption, num, UsageError } from '../args.ts';
 
 /** parseArgs options of the training settings. */
 export const TRAIN_OPTIONS = {
@@ -53,8 +53,7 @@ export async function trainSettings(v: Values, defaults: Partial<TrainSettings> 
     return n;
   };
   if (v.steps !== undefined && v.epochs !== undefined) throw new UsageError('give either --epochs or --steps, not both');
-  const device = v.device ?? 'auto';
-  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
+  const device = deviceOption(v.device);
   const minLr = nonNegative('min-lr-ratio', d.minLrRatio);
   if (minLr > 1) throw new UsageError(`--min-lr-ratio must be in [0, 1], got ${minLr}`);
   return {

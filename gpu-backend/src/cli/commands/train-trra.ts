@@ -1,5 +1,5 @@
 import { TrainProgress } from '../../train/progress.ts';
-import { num, parse, UsageError } from '../args.ts';
+import { num, parse, positiveInt, UsageError } from '../args.ts';
 import { TRAIN_OPTIONS, TRAIN_USAGE, trainSettings } from './train-options.ts';
 
 export const usage = `realign train-trra --reference <dir> --aligned <dir> --lambda <l> --data <jsonl> --out <dir> [--lora r] [--lora-alpha a] [--kl forward|reverse] [--iterations k] ${TRAIN_USAGE}`;
@@ -21,8 +21,7 @@ export async function run(argv: string[]): Promise<void> {
   const lambda = num(values.lambda, 'lambda');
   const kl = values.kl ?? 'reverse';
   if (kl !== 'forward' && kl !== 'reverse') throw new UsageError(`--kl must be forward or reverse, got "${values.kl}"`);
-  const iterations = num(values.iterations, 'iterations', 1);
-  if (!Number.isInteger(iterations) || iterations < 1) throw new UsageError(`--iterations must be a positive integer, got ${values.iterations}`);
+  const iterations = positiveInt(values.iterations, 'iterations', 1);
   let lora: { rank: number; alpha: number } | null = null;
   if (values.lora !== undefined) {
     const rank = num(values.lora, 'lora');

@@ -3,7 +3,7 @@
  * lookups), reductions, Concat/Split/Slice.
  */
 import type { Attr, GraphNode } from '../../graph/ir.ts';
-import type { GradContext } from './context.ts';
+import { FLOAT_CODE, type GradContext } from './context.ts';
 import type { GradRule } from './rule.ts';
 
 /**
@@ -121,7 +121,7 @@ const reduceMean: GradRule = (ctx, node, [dy], needs) => {
 };
 
 function dynamicCount(ctx: GradContext, node: GraphNode): string {
-  const to: Attr = { i: ctx.ft === 'float32' ? 1 : 11 };
+  const to: Attr = { i: FLOAT_CODE[ctx.ft] };
   const sizeX = ctx.op1('Cast', [ctx.op1('Size', [node.inputs[0]], {}, `${node.name}/size_x`)], { to }, `${node.name}/size_x/Cast`);
   const sizeY = ctx.op1('Cast', [ctx.op1('Size', [node.outputs[0]], {}, `${node.name}/size_y`)], { to }, `${node.name}/size_y/Cast`);
   return ctx.op1('Div', [sizeX, sizeY], {}, `${node.name}/count`);

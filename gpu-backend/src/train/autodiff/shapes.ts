@@ -22,16 +22,6 @@ export function constantInts(g: Graph, name: string): number[] | null {
   return null;
 }
 
-/** The float values of a small constant initializer, or null. */
-export function constantFloats(g: Graph, name: string): number[] | null {
-  const init = g.initializers.find((i) => i.name === name);
-  if (!init || typeof init.data === 'function') return null;
-  const b = init.data.slice();
-  if (init.type === 'float32') return Array.from(new Float32Array(b.buffer));
-  if (init.type === 'float64') return Array.from(new Float64Array(b.buffer));
-  return null;
-}
-
 /** Broadcasts two shapes numpy-style (right-aligned). */
 export function broadcastShapes(a: SShape, b: SShape): SShape {
   if (!a || !b) return null;
