@@ -21,11 +21,10 @@ export class StreamAssembler {
   private usage: Usage | null = null;
   private broken = false;
 
-  /** Feeds one parsed event. */
-  add(event: unknown): void {
+  /** Feeds one parsed event; `usage` is its `readUsage`, for a caller that has already read it. */
+  add(event: unknown, usage: Usage | null = readUsage(event)): void {
     if (this.broken || typeof event !== 'object' || event === null) return;
     const c = event as Chunk;
-    const usage = readUsage(event);
     if (usage) this.usage = usage;
     if (this.head === null) {
       if (typeof c.id !== 'string' || typeof c.object !== 'string' || typeof c.created !== 'number' || typeof c.model !== 'string' || typeof c.lambda !== 'number') {
@@ -68,28 +67,23 @@ export class StreamAssembler {
   result(): ChatCompletion | TextCompletion | null {
     const h = this.head;
     if (this.broken || h === null || this.usage === null || this.choices.size === 0) return null;
-    const indices = [...this.choices.keys()].sort((a, b) => a - b);
-    if ([...this.choices.values()].some((s) => s.finish === null)) return null;
+    const choices = [...this.choices].sort(([a], [b]) => a - b);
+    if (choices.some(([, s]) => s.finish === null)) return null;
     const base = { id: h.id, created: h.created, model: h.model, lambda: h.lambda, usage: this.usage };
     if (h.object === 'chat.completion.chunk') {
       return {
         ...base,
         object: 'chat.completion',
-        choices: indices.map((i) => {
-          const s = this.choices.get(i)!;
-          return { index: i, message: { role: 'assistant' as const, content: s.text }, logprobs: s.chatLogprobs ? { content: s.chatLogprobs } : null, finish_reason: s.finish! };
-        }),
+        choices: choices.map(([index, s]) => ({
+          index,
+          message: { role: 'assistant' as const, content: s.text },
+          logprobs: s.chatLogprobs ? { content: s.chatLogprobs } : null,
+          finish_reason: s.finish!,
+        })),
       };
     }
     if (h.object === 'text_completion') {
-      return {
-        ...base,
-        object: 'text_completion',
-        choices: indices.map((i) => {
-          const s = this.choices.get(i)!;
-          return { index: i, text: s.text, logprobs: s.textLogprobs, finish_reason: s.finish };
-        }),
-      };
+      return { ...base, object: 'text_completion', choices: choices.map(([index, s]) => ({ index, text: s.text, logprobs: s.textLogprobs, finish_reason: s.finish })) };
     }
     return null;
   }

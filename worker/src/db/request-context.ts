@@ -2,6 +2,7 @@
  * Everything a generation request needs from D1, in one round trip: whether the tenant may use the model (and
  * its default λ), the policy rows, the presets and the user's preferences for `*` and for this model.
  */
+import { notFound, type ApiError } from '../../../shared/src/errors.ts';
 import type { PolicyRow } from './policies.ts';
 import type { PreferenceRow } from './preferences.ts';
 import type { PresetRow } from './presets.ts';
@@ -29,4 +30,9 @@ export async function loadRequestContext(db: D1Database, tenantId: string, model
     presets: presets!.results as PresetRow[],
     preferences: userId === null ? [] : (preferences!.results as PreferenceRow[]),
   };
+}
+
+/** The 404 for a request context without a model: not in the catalogue and not granted are not told apart. */
+export function modelNotFound(modelId: string): ApiError {
+  return notFound(`the model \`${modelId}\` does not exist or you do not have access to it; GET /v1/models lists yours`, 'model_not_found', 'model');
 }

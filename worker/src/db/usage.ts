@@ -1,7 +1,17 @@
 /** D1 access to usage: one row per answered request, and the aggregated report of the admin API. */
 
-/** One request's usage. Token counts per branch come from the backend's `usage.realign`. */
-export interface UsageRecord {
+/** The token columns of a usage row (and sums of them in the report). Per-branch counts come from `usage.realign`. */
+export interface UsageTokens {
+  prompt_tokens: number;
+  completion_tokens: number;
+  aligned_prompt_tokens: number;
+  aligned_completion_tokens: number;
+  reference_prompt_tokens: number;
+  reference_completion_tokens: number;
+}
+
+/** One request's usage. */
+export interface UsageRecord extends UsageTokens {
   request_id: string;
   tenant_id: string;
   key_id: string;
@@ -12,12 +22,6 @@ export interface UsageRecord {
   cached: boolean;
   lambda: number | null;
   preset: string | null;
-  prompt_tokens: number;
-  completion_tokens: number;
-  aligned_prompt_tokens: number;
-  aligned_completion_tokens: number;
-  reference_prompt_tokens: number;
-  reference_completion_tokens: number;
   created_at: number;
 }
 
@@ -49,18 +53,12 @@ export interface UsageQuery {
   groupBy: UsageGroup;
 }
 
-/** One line of the report. */
-export interface UsageReportLine {
+/** One line of the report: request counts and token sums of one group. */
+export interface UsageReportLine extends UsageTokens {
   group: string;
   requests: number;
   cached_requests: number;
   failed_requests: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  aligned_prompt_tokens: number;
-  aligned_completion_tokens: number;
-  reference_prompt_tokens: number;
-  reference_completion_tokens: number;
 }
 
 const GROUP_EXPR: Record<UsageGroup, string> = {

@@ -4,13 +4,13 @@
  * and build the exact body the backend will get. Sets the rate-limit and λ headers on the way.
  */
 import type { Context } from 'hono';
-import { invalidRequest, notFound } from '../../../shared/src/errors.ts';
+import { invalidRequest } from '../../../shared/src/errors.ts';
 import { resolveLambda, resolveLambdaList, type LambdaSource } from '../../../shared/src/lambda-policy.ts';
 import { parseRequest, type RequestByKind, type RequestKind } from '../../../shared/src/parse-request.ts';
 import { applySamplingDefaults, type SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
 import type { AppEnv } from '../app-env.ts';
 import { readConfig, type EdgeConfig } from '../config.ts';
-import { loadRequestContext } from '../db/request-context.ts';
+import { loadRequestContext, modelNotFound } from '../db/request-context.ts';
 import { HEADERS } from '../http/header-names.ts';
 import { readJson } from '../http/read-json.ts';
 import { buildPolicy, buildPreference } from '../policy/build-policy.ts';
@@ -70,7 +70,7 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
 
   const userId = userIdOf(c, request.user);
   const rows = await loadRequestContext(c.env.DB, auth.tenantId, request.model, userId);
-  if (rows.model === null) throw notFound(`the model \`${request.model}\` does not exist or you do not have access to it; GET /v1/models lists yours`, 'model_not_found', 'model');
+  if (rows.model === null) throw modelNotFound(request.model);
   const policy = buildPolicy(rows);
   const userPreference = buildPreference(rows);
 

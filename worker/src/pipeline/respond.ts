@@ -5,7 +5,7 @@
  */
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { apiErrorFromResponse, badGateway, isErrorBody } from '../../../shared/src/errors.ts';
+import { ApiError, apiErrorFromResponse, badGateway, isErrorBody } from '../../../shared/src/errors.ts';
 import { ENDPOINTS } from '../../../shared/src/parse-request.ts';
 import { readUsage, type ChatCompletion, type TextCompletion, type Usage } from '../../../shared/src/responses.ts';
 import { SSE_CONTENT_TYPE } from '../../../shared/src/sse.ts';
@@ -48,6 +48,8 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     if (entry !== null) return cachedAnswer(c, p, entry);
   }
   c.header(HEADERS.cache, key === null ? 'BYPASS' : 'MISS');
+  /** Records usage for an answer not served from the cache, and settles its token charge (callers hand it to `waitUntil`). */
+  const record = (status: number, usage: Usage | null = null) => recordUsage(c.env, p.usage, status, usage, false);
 
   // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
   const body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
@@ -56,12 +58,12 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
     forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs);
   } catch (e) {
-    const status = e instanceof Error && 'status' in e ? (e.status as number) : 500;
-    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, status, null, false));
+    c.executionCtx.waitUntil(record(e instanceof ApiError ? e.status : 500));
     throw e;
   }
   const { response: upstream, backend, attempts } = forwarded;
   c.header(HEADERS.attempts, String(attempts));
+  const markDown = (reason: string) => healthBook.markFailure(backend.url, reason, Date.now(), p.config.healthCooldownMs);
   const store = (completion: ChatCompletion | TextCompletion) =>
     key === null ? Promise.resolve() : putCached(c.env.CACHE, key, { kind: p.kind as 'chat' | 'completions', body: completion, storedAt: Date.now() }, p.usage.auth.cacheTtlSeconds);
 
@@ -76,21 +78,22 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     c.executionCtx.waitUntil(
       ended.then(async () => {
         const completion = complete ? assembler?.result() : null;
-        await Promise.all([recordUsage(c.env, p.usage, status, usage, false), completion ? store(completion) : Promise.resolve()]);
+        await Promise.all([record(status, usage), completion ? store(completion) : Promise.resolve()]);
       }),
     );
     const stream = relaySse(upstream.body, {
       idleTimeoutMs: p.config.streamIdleTimeoutMs,
       keepUsageChunk: p.includeUsage,
       onEvent: (event) => {
-        usage = readUsage(event) ?? usage;
-        assembler?.add(event);
+        const reported = readUsage(event);
+        usage = reported ?? usage;
+        assembler?.add(event, reported);
       },
       onEnd: (outcome) => {
         complete = outcome.kind === 'done';
         if (outcome.kind === 'broken') {
           status = 502;
-          healthBook.markFailure(backend.url, `stream: ${outcome.reason}`, Date.now(), p.config.healthCooldownMs);
+          markDown(`stream: ${outcome.reason}`);
         } else if (outcome.kind === 'backend_error') status = 500;
         else if (outcome.kind === 'cancelled') status = 499;
         finish();
@@ -103,8 +106,8 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   try {
     text = await readAllText(upstream.body, p.config.streamIdleTimeoutMs);
   } catch {
-    healthBook.markFailure(backend.url, 'body read failed', Date.now(), p.config.healthCooldownMs);
-    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, 502, null, false));
+    markDown('body read failed');
+    c.executionCtx.waitUntil(record(502));
     return errorResponse(c, badGateway('the backend stopped sending its answer; retry the request', 'backend_error'));
   }
   let json: unknown;
@@ -117,17 +120,17 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     const error = apiErrorFromResponse(upstream.status, json);
     const retryAfter = upstream.headers.get(HEADERS.retryAfter);
     if (retryAfter !== null && /^\d{1,6}$/.test(retryAfter)) c.header(HEADERS.retryAfter, retryAfter);
-    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, error.status, null, false));
+    c.executionCtx.waitUntil(record(error.status));
     return errorResponse(c, error);
   }
   const expectedLogits = p.kind === 'logits' && typeof json === 'object' && json !== null && (json as { object?: unknown }).object === 'logits';
   if (isErrorBody(json) || !(expectedLogits || (p.kind !== 'logits' && isCompletion(json)))) {
-    healthBook.markFailure(backend.url, 'invalid answer', Date.now(), p.config.healthCooldownMs);
-    c.executionCtx.waitUntil(recordUsage(c.env, p.usage, 502, null, false));
+    markDown('invalid answer');
+    c.executionCtx.waitUntil(record(502));
     return errorResponse(c, badGateway(`the backend sent an answer that is not a ${p.kind} response; retry the request`, 'bad_backend_response'));
   }
   const usage = readUsage(json);
-  c.executionCtx.waitUntil(Promise.all([recordUsage(c.env, p.usage, 200, usage, false), isCompletion(json) && usage ? store(json) : Promise.resolve()]));
+  c.executionCtx.waitUntil(Promise.all([record(200, usage), isCompletion(json) && usage ? store(json) : Promise.resolve()]));
   if (p.stream) {
     // The client asked for a stream but the backend answered JSON: replay it as SSE rather than change the protocol.
     return isCompletion(json) ? c.body(replayAsSse(json, p.includeUsage), 200, SSE_HEADERS) : c.json(json as object, 200);

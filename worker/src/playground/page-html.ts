@@ -1,10 +1,8 @@
 /** The playground's HTML. Static: nothing from a request or a model is ever interpolated into it. */
 
-/** Path of the playground page. */
-export const PLAYGROUND_PATH = '/playground';
-/** Path of its script. */
+/** Path of the page's script. */
 export const PLAYGROUND_SCRIPT_PATH = '/playground/app.js';
-/** Path of its style sheet. */
+/** Path of the page's style sheet. */
 export const PLAYGROUND_STYLE_PATH = '/playground/app.css';
 
 /** The page. Columns are cloned by the script from the `<template>`. */

@@ -13,13 +13,16 @@ export const DEFAULT_COMPLETION_ESTIMATE = 256;
 
 const textTokens = (text: string) => Math.ceil(text.length / 4);
 
+/** Chat messages: their text plus a few tokens of template per message. */
+const messageTokens = (messages: { content: string }[]) => messages.reduce((s, m) => s + textTokens(m.content) + 4, 0);
+
 function promptTokens(kind: RequestKind, r: ChatCompletionRequest | CompletionRequest | LogitsRequest): { tokens: number; prompts: number } {
-  if (kind === 'chat') return { tokens: (r as ChatCompletionRequest).messages.reduce((s, m) => s + textTokens(m.content) + 4, 0), prompts: 1 };
+  if (kind === 'chat') return { tokens: messageTokens((r as ChatCompletionRequest).messages), prompts: 1 };
   if (kind === 'logits') {
     const l = r as LogitsRequest;
     if (l.input_ids) return { tokens: l.input_ids.length, prompts: 1 };
     if (l.prompt !== undefined) return { tokens: textTokens(l.prompt), prompts: 1 };
-    return { tokens: (l.messages ?? []).reduce((s, m) => s + textTokens(m.content) + 4, 0), prompts: 1 };
+    return { tokens: messageTokens(l.messages ?? []), prompts: 1 };
   }
   const p = (r as CompletionRequest).prompt;
   if (typeof p === 'string') return { tokens: textTokens(p), prompts: 1 };

@@ -6,7 +6,7 @@ import type { Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { readConfig } from '../config.ts';
 import { healthBook } from '../routing/health-book.ts';
-import { probeReady } from '../routing/probe.ts';
+import { probeAndRecord } from '../routing/probe.ts';
 
 /** Liveness. */
 export const healthzHandler: Handler<AppEnv> = (c) => c.json({ ok: true });
@@ -16,9 +16,7 @@ export const readyzHandler: Handler<AppEnv> = async function readyz(c) {
   const config = readConfig(c.env);
   const results = await Promise.all(
     config.backends.map(async (b, index) => {
-      const r = await probeReady(b.url, Math.min(2_000, config.backendTimeoutMs), config.hmacSecret);
-      if (r.ok) healthBook.markSuccess(b.url);
-      else healthBook.markFailure(b.url, `readyz: ${r.reason}`, Date.now(), config.healthCooldownMs);
+      const r = await probeAndRecord(healthBook, b.url, config);
       return { backend: index, ready: r.ok, ...(r.ok ? {} : { reason: r.reason }) };
     }),
   );

@@ -4,11 +4,11 @@
  * playground reads it to build its slider; any client may use it to show the choices it can send.
  */
 import type { Handler } from 'hono';
-import { invalidRequest, notFound } from '../../../shared/src/errors.ts';
+import { invalidRequest } from '../../../shared/src/errors.ts';
 import { clampLambda, resolveLambda } from '../../../shared/src/lambda-policy.ts';
 import type { SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
 import type { AppEnv } from '../app-env.ts';
-import { loadRequestContext } from '../db/request-context.ts';
+import { loadRequestContext, modelNotFound } from '../db/request-context.ts';
 import { buildPolicy } from '../policy/build-policy.ts';
 
 const MODEL_ID = /^.{1,256}$/su;
@@ -45,7 +45,7 @@ export const listPresetsHandler: Handler<AppEnv> = async function listPresets(c)
     throw invalidRequest('query parameter `model` is required (1–256 characters): GET /v1/presets?model=<id>; GET /v1/models lists yours', 'model', 'missing_model');
   }
   const rows = await loadRequestContext(c.env.DB, c.get('auth').tenantId, model, null);
-  if (rows.model === null) throw notFound(`the model \`${model}\` does not exist or you do not have access to it; GET /v1/models lists yours`, 'model_not_found', 'model');
+  if (rows.model === null) throw modelNotFound(model);
   const policy = buildPolicy(rows);
   // with nothing sent, resolution cannot fail (only a named preset or an explicit λ can be refused)
   const fallback = resolveLambda(policy, {});

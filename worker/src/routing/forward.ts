@@ -20,9 +20,6 @@ export interface Forwarded {
 /** What one attempt ended with when it did not produce an answer to pass on. */
 type Failure = { kind: 'connect'; reason: string } | { kind: 'status'; status: number; body: unknown } | { kind: 'timeout' };
 
-/** Longest a `/readyz` probe may take in the request path. */
-const PROBE_TIMEOUT_MS = 2_000;
-
 async function readErrorBody(res: Response): Promise<unknown> {
   const text = await res.text().catch(() => '');
   try {
@@ -71,13 +68,7 @@ function finalError(last: Failure | null, tried: number, timeoutMs: number): Api
  * the wait for the response headers. Throws an {@link ApiError} (502/503/504) when no backend produced an answer.
  */
 export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook, timeoutMs: number): Promise<Forwarded> {
-  const order = await planAttempts(config.backends, {
-    book,
-    now: Date.now(),
-    cooldownMs: config.healthCooldownMs,
-    probeTimeoutMs: Math.min(PROBE_TIMEOUT_MS, config.backendTimeoutMs),
-    hmacSecret: config.hmacSecret,
-  });
+  const order = await planAttempts(config, book);
   let last: Failure | null = null;
   let tried = 0;
   for (const backend of order.slice(0, config.maxAttempts)) {

@@ -38,12 +38,6 @@ export class HealthBook {
   markSuccess(url: string): void {
     this.entries.delete(url);
   }
-
-  /** A copy of the entry for `url`, if any (for /readyz and tests). */
-  entry(url: string): HealthEntry | undefined {
-    const e = this.entries.get(url);
-    return e ? { ...e } : undefined;
-  }
 }
 
 /** The isolate's health book. */

@@ -3,9 +3,9 @@
  * join after passing a `/readyz` probe). When none is healthy, all are tried anyway — a stale health record must
  * not turn into an outage.
  */
-import type { BackendConfig } from '../config.ts';
+import type { BackendConfig, EdgeConfig } from '../config.ts';
 import type { HealthBook } from './health-book.ts';
-import { probeReady } from './probe.ts';
+import { probeAndRecord } from './probe.ts';
 
 /** A weighted random permutation: each next backend is drawn with probability proportional to its weight. */
 export function weightedOrder(backends: BackendConfig[], random: () => number = Math.random): BackendConfig[] {
@@ -21,27 +21,12 @@ export function weightedOrder(backends: BackendConfig[], random: () => number = 
   return out;
 }
 
-/** Options of {@link planAttempts}. */
-export interface PlanOptions {
-  book: HealthBook;
-  now: number;
-  cooldownMs: number;
-  probeTimeoutMs: number;
-  hmacSecret: string;
-}
-
-/** The order in which to try backends for one request. */
-export async function planAttempts(backends: BackendConfig[], o: PlanOptions): Promise<BackendConfig[]> {
-  const up = backends.filter((b) => o.book.state(b.url, o.now) === 'up');
-  const probation = backends.filter((b) => o.book.state(b.url, o.now) === 'probation');
-  const recovered = await Promise.all(
-    probation.map(async (b) => {
-      const ready = await probeReady(b.url, o.probeTimeoutMs, o.hmacSecret);
-      if (ready.ok) o.book.markSuccess(b.url);
-      else o.book.markFailure(b.url, `readyz: ${ready.reason}`, Date.now(), o.cooldownMs);
-      return ready.ok ? b : null;
-    }),
-  );
+/** The order in which to try `config.backends` for one request. */
+export async function planAttempts(config: EdgeConfig, book: HealthBook): Promise<BackendConfig[]> {
+  const now = Date.now();
+  const up = config.backends.filter((b) => book.state(b.url, now) === 'up');
+  const probation = config.backends.filter((b) => book.state(b.url, now) === 'probation');
+  const recovered = await Promise.all(probation.map(async (b) => ((await probeAndRecord(book, b.url, config)).ok ? b : null)));
   const healthy = [...up, ...recovered.filter((b): b is BackendConfig => b !== null)];
-  return weightedOrder(healthy.length > 0 ? healthy : backends);
+  return weightedOrder(healthy.length > 0 ? healthy : config.backends);
 }

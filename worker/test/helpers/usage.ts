@@ -1,26 +1,10 @@
 /** Waiting for usage rows, which the worker writes after the response (waitUntil). */
 import { env } from 'cloudflare:workers';
+import type { UsageRecord } from '../../src/db/usage.ts';
 import { eventually } from './eventually.ts';
 
-/** A usage row as stored. */
-export interface UsageRow {
-  request_id: string;
-  tenant_id: string;
-  key_id: string;
-  model_id: string;
-  endpoint: string;
-  status: number;
-  stream: number;
-  cached: number;
-  lambda: number | null;
-  preset: string | null;
-  prompt_tokens: number;
-  completion_tokens: number;
-  aligned_prompt_tokens: number;
-  aligned_completion_tokens: number;
-  reference_prompt_tokens: number;
-  reference_completion_tokens: number;
-}
+/** A usage row as stored: D1 keeps the booleans `stream` and `cached` as 0 or 1. */
+export type UsageRow = Omit<UsageRecord, 'stream' | 'cached'> & { stream: number; cached: number };
 
 /** The usage row of `requestId` (it is written after the response, so this polls). */
 export function usageRowOf(requestId: string): Promise<UsageRow> {

@@ -1,5 +1,5 @@
 /** Validation of admin request bodies and queries: zod schemas, and a reader that turns the first issue into a 400. */
-import type { Context } from 'hono';
+import type { Context, Handler } from 'hono';
 import { z } from 'zod';
 import { invalidRequest, notFound } from '../../../../shared/src/errors.ts';
 import { lambdaField, numberField, presetField, PRESET_NAME, stringField } from '../../../../shared/src/fields.ts';
@@ -126,4 +126,12 @@ export async function requireTenant(c: Context<AppEnv>): Promise<TenantRow> {
   const tenant = await getTenant(c.env.DB, tenantId);
   if (tenant === null) throw notFound(`tenant \`${tenantId}\` does not exist`, 'tenant_not_found', 'tenant');
   return tenant;
+}
+
+/** A `GET` handler listing `load`'s rows for the tenant in the path as `{"object": "list", "data"}` (404 without it). */
+export function tenantList(load: (db: D1Database, tenantId: string) => Promise<unknown[]>): Handler<AppEnv> {
+  return async (c) => {
+    const tenant = await requireTenant(c);
+    return c.json({ object: 'list', data: await load(c.env.DB, tenant.id) });
+  };
 }

@@ -4,7 +4,7 @@ import { notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { generateApiKey, hashApiKey, newId } from '../../auth/secrets.ts';
 import { insertKey, listKeys, revokeKey } from '../../db/api-keys.ts';
-import { body, createKeySchema, pathId, requireTenant } from './admin-input.ts';
+import { body, createKeySchema, pathId, requireTenant, tenantList } from './admin-input.ts';
 
 /** Routes under /admin/tenants/:tenant/keys. */
 export const keyRoutes = new Hono<AppEnv>()
@@ -25,10 +25,7 @@ export const keyRoutes = new Hono<AppEnv>()
     c.header('cache-control', 'no-store');
     return c.json({ ...row, revoked_at: null, key, note: 'store this key now: it is not shown again' }, 201);
   })
-  .get('/', async (c) => {
-    const tenant = await requireTenant(c);
-    return c.json({ object: 'list', data: await listKeys(c.env.DB, tenant.id) });
-  })
+  .get('/', tenantList(listKeys))
   .delete('/:key', async (c) => {
     const tenant = await requireTenant(c);
     const keyId = pathId(c, 'key');

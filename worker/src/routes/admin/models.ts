@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { deleteModel, grantModel, listModels, listTenantModels, revokeModel, upsertModel } from '../../db/models.ts';
-import { body, modelSchema, pathId, requireTenant } from './admin-input.ts';
+import { body, modelSchema, pathId, requireTenant, tenantList } from './admin-input.ts';
 
 /** Routes under /admin/models. */
 export const catalogueRoutes = new Hono<AppEnv>()
@@ -26,10 +26,7 @@ export const catalogueRoutes = new Hono<AppEnv>()
 
 /** Routes under /admin/tenants/:tenant/models. */
 export const grantRoutes = new Hono<AppEnv>()
-  .get('/', async (c) => {
-    const tenant = await requireTenant(c);
-    return c.json({ object: 'list', data: await listTenantModels(c.env.DB, tenant.id) });
-  })
+  .get('/', tenantList(listTenantModels))
   .put('/:model', async (c) => {
     const tenant = await requireTenant(c);
     const model = pathId(c, 'model');

@@ -4,7 +4,7 @@ import { notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { deletePolicy, listPolicies, upsertPolicy } from '../../db/policies.ts';
 import { deletePreset, listPresets, upsertPreset, type PresetRow } from '../../db/presets.ts';
-import { body, pathId, pathPresetName, policySchema, presetSchema, requireTenant } from './admin-input.ts';
+import { body, pathId, pathPresetName, policySchema, presetSchema, requireTenant, tenantList } from './admin-input.ts';
 
 function presetOut(row: PresetRow) {
   return { ...row, sampling: JSON.parse(row.sampling) as unknown };
@@ -12,10 +12,7 @@ function presetOut(row: PresetRow) {
 
 /** Routes under /admin/tenants/:tenant/policies. */
 export const policyRoutes = new Hono<AppEnv>()
-  .get('/', async (c) => {
-    const tenant = await requireTenant(c);
-    return c.json({ object: 'list', data: await listPolicies(c.env.DB, tenant.id) });
-  })
+  .get('/', tenantList(listPolicies))
   .put('/:model', async (c) => {
     const tenant = await requireTenant(c);
     const input = await body(c, policySchema);
@@ -40,10 +37,7 @@ export const policyRoutes = new Hono<AppEnv>()
 
 /** Routes under /admin/tenants/:tenant/presets (`?model=` selects a model's own presets; default `*`). */
 export const presetRoutes = new Hono<AppEnv>()
-  .get('/', async (c) => {
-    const tenant = await requireTenant(c);
-    return c.json({ object: 'list', data: (await listPresets(c.env.DB, tenant.id)).map(presetOut) });
-  })
+  .get('/', tenantList(async (db, tenantId) => (await listPresets(db, tenantId)).map(presetOut)))
   .put('/:name', async (c) => {
     const tenant = await requireTenant(c);
     const input = await body(c, presetSchema);

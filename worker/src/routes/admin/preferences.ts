@@ -3,14 +3,11 @@ import { Hono } from 'hono';
 import { notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { deletePreference, listPreferences, upsertPreference } from '../../db/preferences.ts';
-import { body, pathId, preferenceSchema, requireTenant } from './admin-input.ts';
+import { body, pathId, preferenceSchema, requireTenant, tenantList } from './admin-input.ts';
 
 /** Routes under /admin/tenants/:tenant/users. */
 export const preferenceRoutes = new Hono<AppEnv>()
-  .get('/', async (c) => {
-    const tenant = await requireTenant(c);
-    return c.json({ object: 'list', data: await listPreferences(c.env.DB, tenant.id) });
-  })
+  .get('/', tenantList(listPreferences))
   .get('/:user/preferences', async (c) => {
     const tenant = await requireTenant(c);
     return c.json({ object: 'list', data: await listPreferences(c.env.DB, tenant.id, pathId(c, 'user')) });
