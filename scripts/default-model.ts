@@ -4,9 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { expandCheckpoint } from '../gpu-backend/src/checkpoint/expand.ts';
 import { initModel } from '../gpu-backend/src/checkpoint/init-model.ts';
-import { perturbCheckpoint } from '../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../gpu-backend/src/checkpoint/synthetic.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 
@@ -19,9 +18,7 @@ export function defaultModel(log: (s: string) => void = () => {}): { dir: string
   if (existsSync(dir)) return { dir, trained: false };
   log('creating the default model (tiny, random weights) in .realign/models/default-inra');
   const base = join(cache, 'default-base');
-  const expanded = join(cache, 'default-expanded');
   if (!existsSync(base)) initModel(base, { arch: 'qwen2', preset: 'tiny', seed: 20260, dtype: 'F32' });
-  if (!existsSync(expanded)) expandCheckpoint(base, expanded, 1);
-  perturbCheckpoint(expanded, dir, (n) => n.startsWith('model.layers.0.'), 20261, 0.08);
+  syntheticInra(base, dir, 20261, 0.08);
   return { dir, trained: false };
 }

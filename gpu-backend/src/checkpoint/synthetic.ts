@@ -1,8 +1,9 @@
-import { copyFileSync, readdirSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Architecture } from './config.ts';
 import { parseModelConfig } from './config.ts';
 import { float32ToBytes, type DType } from './dtype.ts';
+import { expandCheckpoint } from './expand.ts';
 import { expectedTensors } from './names.ts';
 import type { ModelPreset } from './presets.ts';
 import { randomNormal } from './random.ts';
@@ -91,4 +92,24 @@ export function perturbCheckpoint(src: string, out: string, select: (name: strin
     }));
     writeWeights(dir, tensors);
   });
+}
+
+/**
+ * Writes `out`: `base` expanded with `adapterLayers` InRa layers (identity), then those layers perturbed by
+ * N(0, std²) (seeded) — an InRa checkpoint whose adapter changes the output, as a trained one would.
+ */
+export function syntheticInra(base: string, out: string, seed: number, std: number, adapterLayers = 1): void {
+  mkdirSync(dirname(out), { recursive: true });
+  const work = mkdtempSync(join(dirname(out), '.expanding-'));
+  try {
+    const expanded = join(work, 'expanded');
+    expandCheckpoint(base, expanded, adapterLayers);
+    const inAdapter = (name: string) => {
+      const layer = /^model\.layers\.(\d+)\./.exec(name);
+      return layer !== null && Number(layer[1]) < adapterLayers;
+    };
+    perturbCheckpoint(expanded, out, inAdapter, seed, std);
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 }

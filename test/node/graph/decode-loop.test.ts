@@ -1,9 +1,8 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
 import { argmax, decode, openGraph, prefill, randomTokens, type TestGraph } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { perturbCheckpoint } from '../helpers/perturb.ts';
+import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 
 afterAll(cleanupTempDirs);
 const seed = testSeed();
@@ -38,10 +37,8 @@ describe(`decode-loop graphs: M greedy steps in one run (seed ${seed})`, () => {
       const base = tinyCheckpoint({ arch: 'qwen2', seed });
       let ckpts: { model?: string; aligned?: string; reference?: string };
       if (mode === 'inra') {
-        const e = join(tempDir(), 'e');
-        expandCheckpoint(base, e, 1);
         const t = join(tempDir(), 't');
-        perturbCheckpoint(e, t, (n) => n.startsWith('model.layers.0.'), seed, 0.08);
+        syntheticInra(base, t, seed, 0.08);
         ckpts = { model: t };
       } else {
         ckpts = { aligned: tinyCheckpoint({ arch: 'qwen2', seed: seed + 9 }), reference: base };

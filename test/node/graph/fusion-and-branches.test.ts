@@ -1,11 +1,10 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { argmax, decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { perturbCheckpoint } from '../helpers/perturb.ts';
+import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 
 afterAll(cleanupTempDirs);
 
@@ -80,10 +79,8 @@ describe(`one-branch rows (seed ${seed})`, () => {
       const base = tinyCheckpoint({ arch: 'qwen2', seed });
       let ckpts: { model?: string; aligned?: string; reference?: string };
       if (mode === 'inra') {
-        const expanded = join(tempDir(), 'e');
-        expandCheckpoint(base, expanded, 1);
         const trained = join(tempDir(), 't');
-        perturbCheckpoint(expanded, trained, (n) => n.startsWith('model.layers.0.'), seed, 0.05);
+        syntheticInra(base, trained, seed, 0.05);
         ckpts = { model: trained };
       } else {
         ckpts = { aligned: tinyCheckpoint({ arch: 'qwen2', seed: seed + 11 }), reference: base };
@@ -102,10 +99,8 @@ describe(`one-branch rows (seed ${seed})`, () => {
 describe(`naive InRa layout (the benchmark baseline, seed ${seed})`, () => {
   it('computes the same blends as the fused InRa graph (within 1e-5)', async () => {
     const base = tinyCheckpoint({ arch: 'llama', seed });
-    const expanded = join(tempDir(), 'e');
-    expandCheckpoint(base, expanded, 1);
     const trained = join(tempDir(), 't');
-    perturbCheckpoint(expanded, trained, (n) => n.startsWith('model.layers.0.'), seed, 0.05);
+    syntheticInra(base, trained, seed, 0.05);
     const fused = await openGraph('inra', { model: trained });
     const naive = await openGraph('naive-inra', { model: trained });
     const tokens = randomTokens(15, fused.vocab);

@@ -5,7 +5,7 @@ import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts'
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { argmax, decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { perturbCheckpoint } from '../helpers/perturb.ts';
+import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 
 afterAll(cleanupTempDirs);
 
@@ -33,10 +33,8 @@ describe.each(['qwen2', 'llama'] as const)('InRa graphs (%s)', (arch) => {
 
   it(`with a randomised adapter, one batch of rows with different λ and lengths gives λ·aligned + (1 − λ)·reference per row, through prefill and decode (seed ${seed})`, async () => {
     const base = tinyCheckpoint({ arch, seed, shape: { numLayers: 3 } });
-    const expanded = join(tempDir(), 'expanded');
-    expandCheckpoint(base, expanded, 2);
     const trained = join(tempDir(), 'trained');
-    perturbCheckpoint(expanded, trained, (n) => /^model\.layers\.[01]\./.test(n), seed + 1, 0.05);
+    syntheticInra(base, trained, seed + 1, 0.05, 2);
     const ref = new ReferenceModel(openCheckpoint(trained));
     const g = await openGraph('inra', { model: trained });
     const V = g.vocab;

@@ -1,13 +1,12 @@
 /** Engines on tiny checkpoints for tests, and helpers to drive them. */
 import { join } from 'node:path';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
 import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
 import { Engine, type Generation } from '../../../gpu-backend/src/engine/engine.ts';
 import type { ModelSource } from '../../../gpu-backend/src/engine/model-loader.ts';
 import type { EngineLimits, GenerateEvent, GenerateJob } from '../../../gpu-backend/src/engine/protocol.ts';
 import { samplingParams, type SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
 import { tempDir } from './models.ts';
-import { perturbCheckpoint } from './perturb.ts';
+import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 
 export const DEFAULT_LIMITS: EngineLimits = { maxBatch: 32, maxKvTokens: 1 << 20, maxQueue: 256, maxPrefillTokens: 1 << 14 };
 
@@ -20,10 +19,8 @@ export function tinyModel(seed: number, arch: 'qwen2' | 'llama' = 'qwen2'): stri
 
 /** A tiny InRa checkpoint whose adapter changes the output. */
 export function tinyInra(seed: number, arch: 'qwen2' | 'llama' = 'qwen2'): string {
-  const expanded = join(tempDir(), 'expanded');
-  expandCheckpoint(tinyModel(seed, arch), expanded, 1);
   const trained = join(tempDir(), 'inra');
-  perturbCheckpoint(expanded, trained, (n) => n.startsWith('model.layers.0.'), seed + 1, 0.08);
+  syntheticInra(tinyModel(seed, arch), trained, seed + 1, 0.08);
   return trained;
 }
 
