@@ -1,7 +1,5 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { parseModelConfig } from '../../../gpu-backend/src/checkpoint/config.ts';
@@ -9,11 +7,9 @@ import { PRESETS } from '../../../gpu-backend/src/checkpoint/presets.ts';
 import { hfConfig } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
+import { realign } from '../helpers/cli.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
 
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '../../../bin/realign.js');
-const realign = (args: string[], cwd: string) => run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, REALIGN_GRAPH_CACHE: join(cwd, 'graphs') } });
 
 afterAll(cleanupTempDirs);
 

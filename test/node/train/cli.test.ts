@@ -1,15 +1,10 @@
-import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
+import { realign } from '../helpers/cli.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
 import { tinyModelWithTokenizer, writeDataset } from './helpers.ts';
-
-const run = promisify(execFile);
-const BIN = join(import.meta.dirname, '../../../bin/realign.js');
-const realign = (args: string[], cwd: string) => run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, REALIGN_GRAPH_CACHE: join(cwd, 'graphs') } });
 
 afterAll(cleanupTempDirs);
 
