@@ -4,15 +4,7 @@
 #   .gpu/providers (libonnxruntime_providers_{shared,cuda}.so 1.29.0 for CUDA 13).
 # Weights are generated here by transformers. Results go to $OUT (at most a few small files).
 set -u
-HERE=$(cd "$(dirname "$0")" && pwd)
-R=${PLACE_ROOT:-/tmp/realign-root}
-OUT=${OUT:-/tmp/realign-out}
-mkdir -p "$OUT"
-export LD_LIBRARY_PATH=/usr/local/cuda-13.0/targets/x86_64-linux/lib:${LD_LIBRARY_PATH:-}
-NODE=$R/.gpu/node
-B=$R/.gpu/bundle
-cp "$R"/.gpu/providers/*.so "$B/node_modules/onnxruntime-node/bin/napi-v6/linux/x64/"
-M=/tmp/realign-models
+source "$(dirname "$0")/gpu-env.sh"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   echo "--- engine on CUDA through the CLI (tiny model, worker thread, float16 graph)"
