@@ -79,7 +79,7 @@ describe(`greedy generation equals step-by-step argmax of the reference forward 
 });
 
 describe('the Hugging Face greedy sequences at λ = 0.5', () => {
-  const ROOT = join(import.meta.dirname, '../../../../shared/fixtures/hf');
+  const ROOT = join(import.meta.dirname, '../../fixtures/hf');
   /** A copy of a fixture checkpoint with a byte-level tokenizer added (the engine serves text; the fixtures carry none). */
   const withTokenizer = (src: string): string => {
     const dir = join(tempDir(), 'ckpt');

@@ -7,10 +7,10 @@ import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forwar
 import { openGraph, prefill } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr } from '../helpers/models.ts';
 
-// The oracle here is Hugging Face transformers itself (see ../shared/fixtures/hf/README.md): logits it computed
+// The oracle here is Hugging Face transformers itself (see test/fixtures/hf/README.md): logits it computed
 // for tiny checkpoints. Tolerance: relative error 1e-4 (max-abs error over the largest reference logit).
 const TOL = 1e-4;
-const ROOT = join(import.meta.dirname, '../../../../shared/fixtures/hf');
+const ROOT = join(import.meta.dirname, '../../fixtures/hf');
 const fixtures = ['qwen2-tiny', 'qwen2-tiny-tied', 'llama-tiny-rope3'];
 
 afterAll(cleanupTempDirs);
