@@ -1,56 +1,58 @@
 /**
- * The size of a `/v1/logits` answer, and its bound, shared by both halves: the edge refuses (and charges by) the
- * size it can foresee before forwarding (the position count of a text input is its estimate there), the backend
- * refuses with the exact position count after tokenizing. Both default to {@link DEFAULT_MAX_LOGITS_ENTRIES}.
- *
- * An answer holds `top_logprobs` entries for every reported position and every distribution: one per λ value, plus
- * the aligned and the reference branch when `include_branches` is set. An entry is at most about 100 bytes of
- * JSON (`{"token_id": …, "token": "…", "logprob": …}`), so the default bound keeps an answer under about 26 MB.
+ * How big a `/v1/logits` answer gets, for both halves: the edge refuses (and charges by) what the backend would
+ * refuse, and the backend bounds what it computes and serializes. An answer holds one entry (token id, token text,
+ * logprob) per reported position × distribution × alternative, where the distributions are the λ blends plus, with
+ * `include_branches`, the aligned and the reference branch.
  */
 import { invalidRequest, type ApiError } from './errors.ts';
 
-/** Default most entries (positions × distributions × top_logprobs) of one logits answer. */
-export const DEFAULT_MAX_LOGITS_ENTRIES = 262_144;
+/** Default bound on the entries of one logits answer (about 5 MB of JSON at {@link LOGITS_ENTRY_WIRE_BYTES}). */
+export const DEFAULT_MAX_LOGITS_ENTRIES = 65_536;
 
-/** Bytes of JSON assumed per entry by {@link logitsAnswerBytesEstimate}. */
-export const LOGITS_ENTRY_BYTES = 100;
+/**
+ * A generous estimate of one entry's JSON bytes: `{"token_id":151643,"token":"…","logprob":-12.345678901234567},`
+ * is ~60 bytes plus the token's text (escaped); ordinary vocabularies keep tokens well under 40 bytes.
+ */
+export const LOGITS_ENTRY_WIRE_BYTES = 100;
 
-/** What decides the size of a logits answer. */
+/** What decides a logits answer's size. */
 export interface LogitsAnswerShape {
-  /** Positions reported: see {@link logitsPositionCount}. */
+  /** positions reported: 1 for `positions: "last"`, the input's token count for `"all"` */
   positions: number;
-  /** λ values requested (at least 1). */
+  /** λ values blended */
   lambdas: number;
+  /** alternatives per position and distribution (`top_logprobs`) */
   topLogprobs: number;
+  /** whether the two branches' own distributions are reported too (`include_branches` on a two-branch model) */
   includeBranches: boolean;
 }
 
-/** Positions a request reports: 1 for `positions: "last"`, every input token for `"all"`. */
-export function logitsPositionCount(mode: 'last' | 'all', inputTokens: number): number {
-  return mode === 'last' ? 1 : inputTokens;
+/** Positions a request reports: 1 for `"last"`, every input token for `"all"`. */
+export function logitsPositionCount(positions: 'last' | 'all', inputTokens: number): number {
+  return positions === 'all' ? inputTokens : 1;
 }
 
-/** Entries of the answer: positions × (λ values + 2 branches if included) × top_logprobs. */
+/** Entries of the answer: positions × (λ count + 2 with branches) × top_logprobs. */
 export function logitsAnswerEntries(s: LogitsAnswerShape): number {
   return s.positions * (s.lambdas + (s.includeBranches ? 2 : 0)) * s.topLogprobs;
 }
 
-/** An upper estimate of the answer's JSON size in bytes. */
+/** An upper estimate of the answer's bytes (entries × {@link LOGITS_ENTRY_WIRE_BYTES}), e.g. for charging by size. */
 export function logitsAnswerBytesEstimate(s: LogitsAnswerShape): number {
-  return logitsAnswerEntries(s) * LOGITS_ENTRY_BYTES;
+  return logitsAnswerEntries(s) * LOGITS_ENTRY_WIRE_BYTES;
 }
 
 /**
- * A 400 naming the fields when the answer would hold more than `maxEntries` entries, else null. `param` is
- * `positions` when more than one position is reported, else `top_logprobs`.
+ * The 400 for an answer over `maxEntries`, naming the fields that multiply into it, or null when it fits.
+ * `param` is the field most worth changing: `positions` when it is `"all"`, else `top_logprobs`.
  */
-export function checkLogitsAnswerSize(s: LogitsAnswerShape, maxEntries: number = DEFAULT_MAX_LOGITS_ENTRIES): ApiError | null {
+export function checkLogitsAnswerSize(s: LogitsAnswerShape, maxEntries: number): ApiError | null {
   const entries = logitsAnswerEntries(s);
   if (entries <= maxEntries) return null;
-  const dists = `${s.lambdas} λ value(s) (\`lambdas\`)${s.includeBranches ? ' + 2 branches (`include_branches`)' : ''}`;
+  const distributions = s.lambdas + (s.includeBranches ? 2 : 0);
+  const what = `${s.positions} position${s.positions === 1 ? '' : 's'} (\`positions\`) × ${distributions} distribution${distributions === 1 ? '' : 's'} (${s.lambdas} \`lambdas\`${s.includeBranches ? ' + 2 for `include_branches`' : ''}) × ${s.topLogprobs} \`top_logprobs\``;
   return invalidRequest(
-    `this answer would hold ${s.positions} position(s) (\`positions\`) × ${dists} × ${s.topLogprobs} (\`top_logprobs\`) = ${entries} entries; ` +
-      `at most ${maxEntries} are allowed: lower \`top_logprobs\`, send fewer \`lambdas\`, drop \`include_branches\`, or use \`positions: "last"\` or a shorter input`,
+    `this logits answer would hold ${entries} entries: ${what}; this server answers at most ${maxEntries}. Ask for positions "last", fewer lambdas, a smaller top_logprobs or no include_branches`,
     s.positions > 1 ? 'positions' : 'top_logprobs',
     'logits_answer_too_large',
   );
