@@ -107,17 +107,15 @@ function header(headers: Headers | Record<string, string | string[] | undefined>
 }
 
 /**
- * Verifies a signed request. `now` is in milliseconds. Checks, in order: the headers are present and well-formed,
- * the timestamp is within `maxSkewSeconds` of `now`, and the HMAC matches (compared in constant time by WebCrypto).
+ * Checks a signed request's headers without its body: present and well-formed, the timestamp within
+ * `maxSkewSeconds` of `now` (milliseconds). A receiver calls it before reading the body, so that a request that
+ * cannot be genuine is refused without reading what it sends; {@link verifySignature} repeats it.
  */
-export async function verifySignature(
-  secret: string,
+export function checkSignatureHeaders(
   headers: Headers | Record<string, string | string[] | undefined>,
-  parts: SignedParts,
   now: number = Date.now(),
   maxSkewSeconds: number = DEFAULT_MAX_SKEW_SECONDS,
-): Promise<VerifyResult> {
-  if (secret.length === 0) return { ok: false, code: 'bad_signature', reason: 'the server has no HMAC secret configured; signed requests cannot be verified' };
+): { ok: true; timestamp: number; nonce: string; mac: Uint8Array } | { ok: false; code: SignatureFailure; reason: string } {
   const ts = header(headers, SIGNATURE_HEADERS.timestamp);
   const nonce = header(headers, SIGNATURE_HEADERS.nonce);
   const sig = header(headers, SIGNATURE_HEADERS.signature);
@@ -132,6 +130,24 @@ export async function verifySignature(
   const timestamp = Number(ts);
   const skew = Math.abs(now / 1000 - timestamp);
   if (skew > maxSkewSeconds) return { ok: false, code: 'stale_timestamp', reason: `timestamp is ${Math.round(skew)} s away from the server's clock (at most ${maxSkewSeconds} s allowed)` };
+  return { ok: true, timestamp, nonce, mac };
+}
+
+/**
+ * Verifies a signed request. `now` is in milliseconds. Checks, in order: the headers are present and well-formed,
+ * the timestamp is within `maxSkewSeconds` of `now`, and the HMAC matches (compared in constant time by WebCrypto).
+ */
+export async function verifySignature(
+  secret: string,
+  headers: Headers | Record<string, string | string[] | undefined>,
+  parts: SignedParts,
+  now: number = Date.now(),
+  maxSkewSeconds: number = DEFAULT_MAX_SKEW_SECONDS,
+): Promise<VerifyResult> {
+  if (secret.length === 0) return { ok: false, code: 'bad_signature', reason: 'the server has no HMAC secret configured; signed requests cannot be verified' };
+  const checked = checkSignatureHeaders(headers, now, maxSkewSeconds);
+  if (!checked.ok) return checked;
+  const { timestamp, nonce, mac } = checked;
   const canonical = canonicalString(parts.method, parts.path, timestamp, nonce, await sha256Hex(parts.body));
   const good = await crypto.subtle.verify('HMAC', await hmacKey(secret, 'verify'), new Uint8Array(mac), encoder.encode(canonical));
   return good ? { ok: true, timestamp, nonce } : { ok: false, code: 'bad_signature', reason: 'signature does not match the request' };

@@ -26,6 +26,12 @@ export interface AppDeps {
 }
 
 /** Builds the Hono app. */
+/** Whether a request announces a body (which an early answer leaves unread). */
+function declaresBody(req: Request): boolean {
+  const length = req.headers.get('content-length');
+  return (length !== null && length !== '0') || req.headers.has('transfer-encoding');
+}
+
 export function createApp(deps: AppDeps): Hono<BackendEnv> {
   const app = new Hono<BackendEnv>();
   const { metrics, registry } = deps;
@@ -49,8 +55,9 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     if (!(err instanceof ApiError)) c.get('log')?.error({ err: err.message, stack: err.stack }, 'unhandled error');
     const headers: Record<string, string> = {};
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
-    // the rest of an oversized body is never read: a client must not reuse this connection
-    if (e.status === 413) headers.connection = 'close';
+    // the rest of the body is never read (too large, too slow, or refused before reading): a client must not reuse
+    // this connection
+    if (e.status === 413 || e.status === 408 || (c.get('body') === undefined && declaresBody(c.req.raw))) headers.connection = 'close';
     return c.json(e.toBody(), e.status as 400, headers);
   });
 
@@ -72,12 +79,15 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
   });
 
   const guard = [
+  // credentials are checked before the body is read, a signature over the body after it
+  const auth = authenticate(deps.auth);
     async function accepting(_c: unknown, next: () => Promise<void>) {
       if (!deps.accepting()) throw serviceUnavailable('the server is shutting down; retry on another backend', 1, 'shutting_down');
       await next();
     },
-    readBody(deps.config.limits.max_body_bytes),
-    authenticate(deps.auth),
+    auth.beforeBody,
+    readBody(deps.config.limits.max_body_bytes, deps.config.limits.body_timeout_ms),
+    auth.afterBody,
   ] as const;
 
   app.get('/metrics', ...guard, (c) => {

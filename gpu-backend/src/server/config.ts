@@ -7,6 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_MAX_LOGITS_ENTRIES } from '../../../shared/src/logits-bounds.ts';
 import type { EngineLimits } from '../engine/protocol.ts';
 import type { ModelSource } from '../engine/model-loader.ts';
 
@@ -49,6 +50,10 @@ const configSchema = z
         max_n: z.number().int().positive().default(8),
         max_stop: z.number().int().positive().default(8),
         max_prompt_tokens: z.number().int().positive().default(32768),
+        /** how long a request's body may take to arrive once its headers have (408 after) */
+        body_timeout_ms: z.number().int().positive().default(10_000),
+        /** most entries (positions × distributions × top_logprobs) of one /v1/logits answer (shared/src/logits-bounds.ts) */
+        max_logits_entries: z.number().int().positive().default(DEFAULT_MAX_LOGITS_ENTRIES),
       })
       .strict()
       // absent: parsed as {}, so every field takes its default above

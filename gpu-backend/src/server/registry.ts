@@ -62,7 +62,8 @@ export class ModelRegistry {
   /** A model by id, or the error to answer with (404 unknown, 503 still loading or failed). */
   get(id: string): ServedModel | ApiError {
     const slot = this.slots.get(id);
-    if (!slot) return notFound(`model "${id}" does not exist; available: ${[...this.slots.keys()].join(', ')}`, 'model_not_found', 'model');
+    // the backend's other models are not the caller's business: name only the one asked for
+    if (!slot) return notFound(`model "${id}" is not served by this backend; check the model id`, 'model_not_found', 'model');
     if (slot.state === 'loading') return serviceUnavailable(`model "${id}" is still loading; retry shortly`, 5, 'model_loading');
     if (slot.state === 'failed') return serviceUnavailable(`model "${id}" failed to load: ${slot.error}`, undefined, 'model_unavailable');
     return slot.model;

@@ -3,11 +3,11 @@
  * accepting, lets in-flight requests finish within the grace period, then cancels what is left and exits.
  */
 import { getRequestListener } from '@hono/node-server';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { createApp } from './app.ts';
-import { answerClientError, unreadableRequest } from './client-error.ts';
+import { answerClientError, answeredMalformed, continueUnlessTooLarge, refuseConnect, refuseExpectation, unreadableRequest } from './client-error.ts';
 import type { ServerConfig } from './config.ts';
 import { BackendMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
@@ -58,13 +58,19 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
     auth: { hmacSecret, bearerTokens, allowUnauthenticated: config.auth.allow_unauthenticated, maxSkewSeconds: config.auth.max_skew_seconds },
   });
   const listener = getRequestListener((req: Request) => app.fetch(req), { errorHandler: unreadableRequest });
-  const server = createServer((req, res) => {
+  const handle = (req: IncomingMessage, res: ServerResponse) => {
+    if (answeredMalformed(req, res)) return;
     // in flight until the response is fully sent (a stream to its last byte) or its connection closes
     inFlight++;
     res.once('close', () => inFlight--);
     return listener(req, res);
-  });
+  };
+  // Host is checked in `handle`, which answers with the error JSON rather than Node's bare status line
+  const server = createServer({ requireHostHeader: false }, handle);
   server.on('clientError', answerClientError);
+  server.on('connect', refuseConnect);
+  server.on('checkExpectation', refuseExpectation);
+  server.on('checkContinue', continueUnlessTooLarge(config.limits.max_body_bytes, handle));
   // The edge keeps connections to backends open and reuses them. Node closes an idle one after 5 s by default, and a
   // request sent on a connection just as it closes fails ("Broken pipe" / "Network connection lost"), after which
   // the edge marks a healthy backend down. Keep idle connections well past any gap between requests instead.

@@ -116,7 +116,7 @@ const CASES: Case[] = [
   { name: '`control` and `lambda` disagree', request: postCompletion({ lambda: 0.5, control: 1 }), status: 400, type: invalid, param: 'control', message: /`control` is an alias of `lambda`/ },
   { name: 'λ on a single-checkpoint model', request: post('/v1/completions', { model: 'plain', prompt: 'hi', lambda: 0.3 }), status: 400, type: invalid, param: 'lambda', code: 'lambda_not_supported', message: /single checkpoint and has no λ; remove `lambda`/ },
   // what to generate
-  { name: 'unknown model', request: postCompletion({ model: 'nope' }), status: 404, type: 'not_found_error', param: 'model', code: 'model_not_found', message: /model "nope" does not exist; available: inra, plain/ },
+  { name: 'unknown model', request: postCompletion({ model: 'nope' }), status: 404, type: 'not_found_error', param: 'model', code: 'model_not_found', message: /^model "nope" is not served by this backend; check the model id$/ },
   { name: 'empty messages', request: post('/v1/chat/completions', chat({ messages: [] })), status: 400, type: invalid, param: 'messages', message: /`messages` must contain at least one message/ },
   { name: 'empty prompt', request: postCompletion({ prompt: '' }), status: 400, type: invalid, param: 'prompt', message: /`prompt` must not be empty/ },
   { name: 'prompt token id outside the vocabulary', request: postCompletion({ prompt: [5, 99999] }), status: 400, type: invalid, param: 'prompt[1]', code: 'invalid_token_id', message: /`prompt\[1\]` is token id 99999/ },
