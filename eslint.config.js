@@ -9,7 +9,7 @@ const noRuntime = {
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.wrangler/**', '.realign/**', 'bench/results/**', 'worker-configuration.d.ts', 'test-artifacts/**', '.gpu*/**', 'scratch/**'] },
+  { ignores: ['node_modules/**', '.wrangler/**', '.realign/**', 'bench/results/**', 'worker-configuration.d.ts', 'test-artifacts/**', '.gpu*/**', 'scratch/**', 'worker/src/playground/generated/**'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -49,7 +49,7 @@ export default defineConfig({
         test: {
           name: 'workers',
           include: ['worker/**/*.test.ts'],
-          globalSetup: ['./worker/test/stub-backend/node/global-setup.ts'],
+          globalSetup: ['./scripts/build-playground.ts', './worker/test/stub-backend/node/global-setup.ts'],
           setupFiles: ['./worker/test/setup/apply-migrations.ts'],
           testTimeout: 20_000,
           // setups create tenants through the admin API one request at a time; under a loaded CI machine that takes a while

@@ -99,7 +99,12 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     const envFile = join(opts.stateDir, 'worker.env');
     writeFileSync(envFile, `BACKEND_HMAC_SECRET=${hmacSecret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
     const edgePort = await freePort(opts.edgePort ?? 0);
-    const vars = { BACKENDS: JSON.stringify(backends.map((b, i) => ({ url: b.url, weight: opts.backends[i].weight ?? 1 }))), ...opts.workerVars };
+    const vars = {
+      BACKENDS: JSON.stringify(backends.map((b, i) => ({ url: b.url, weight: opts.backends[i].weight ?? 1 }))),
+      // the local system always seeds the dev tenant; its key is public, so the playground may offer it
+      PLAYGROUND_DEV_KEY: DEMO_KEY,
+      ...opts.workerVars,
+    };
     const worker = start(
       'wrangler dev',
       process.execPath,

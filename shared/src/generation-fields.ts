@@ -4,7 +4,7 @@
  * (context length, the largest `max_tokens`, a model's hard λ range) belong to the backend's configuration.
  */
 import { z } from 'zod';
-import { arrayField, booleanField, customField, describeValue, lambdaField, numberField, presetField, stringField, tokenIdField, type CheckResult } from './fields.ts';
+import { arrayField, booleanField, customField, describeValue, lambdaField, numberField, presetField, stringField, tokenIdField, type CheckResult, type NumberRule } from './fields.ts';
 
 /** Most stop strings a request may carry. */
 export const MAX_STOP_STRINGS = 16;
@@ -14,6 +14,25 @@ export const MAX_STOP_LENGTH = 256;
 export const MAX_LOGIT_BIAS = 1024;
 /** Largest `n`. */
 export const MAX_N = 128;
+
+/**
+ * The accepted range of each numeric sampling field, for requests and for the sampling defaults of λ presets.
+ * OpenAI's ranges where OpenAI has the field (temperature [0, 2], top_p, presence/frequency penalties [-2, 2]).
+ * `repetition_penalty` (vLLM/HF: divides a seen token's positive logit, multiplies a negative one; vLLM accepts
+ * any value > 0) is bounded to [0.01, 100]: outside it no setting is useful (common ones are 1–1.5), and inside
+ * it a logit changes by at most a factor of 100, so logits of float16 range (|z| ≤ 65504) stay far inside float32.
+ * The sampler still saturates whatever overflows (gpu-backend/src/sampling/sampler.ts): these bounds are the
+ * contract, not the only guard.
+ */
+export const SAMPLING_RULES = {
+  temperature: { min: 0, max: 2 },
+  top_p: { min: 0, minExclusive: true, max: 1 },
+  top_k: { min: -1, integer: true },
+  min_p: { min: 0, max: 1 },
+  repetition_penalty: { min: 0.01, max: 100 },
+  presence_penalty: { min: -2, max: 2 },
+  frequency_penalty: { min: -2, max: 2 },
+} as const satisfies Record<string, NumberRule>;
 
 /** `stop`: a string or a list of non-empty strings, normalized to a list. */
 export function checkStop(value: unknown): CheckResult<string[]> {
@@ -48,8 +67,8 @@ export function checkLogitBias(value: unknown): CheckResult<Record<string, numbe
 export const generationShape = {
   model: stringField(1, 256),
   max_tokens: numberField({ min: 1, integer: true }).optional(),
-  temperature: numberField({ min: 0, max: 2 }).optional(),
-  top_p: numberField({ min: 0, minExclusive: true, max: 1 }).optional(),
+  temperature: numberField(SAMPLING_RULES.temperature).optional(),
+  top_p: numberField(SAMPLING_RULES.top_p).optional(),
   n: numberField({ min: 1, max: MAX_N, integer: true }).optional(),
   stop: customField(checkStop).optional(),
   stream: booleanField().optional(),
@@ -58,17 +77,17 @@ export const generationShape = {
     .optional(),
   seed: numberField({ integer: true }).optional(),
   logit_bias: customField(checkLogitBias).optional(),
-  presence_penalty: numberField({ min: -2, max: 2 }).optional(),
-  frequency_penalty: numberField({ min: -2, max: 2 }).optional(),
+  presence_penalty: numberField(SAMPLING_RULES.presence_penalty).optional(),
+  frequency_penalty: numberField(SAMPLING_RULES.frequency_penalty).optional(),
   user: stringField(1, 256).optional(),
   // realign
   lambda: lambdaField().optional(),
   control: lambdaField().optional(),
   preset: presetField().optional(),
   // vLLM extras
-  top_k: numberField({ min: -1, integer: true }).optional(),
-  min_p: numberField({ min: 0, max: 1 }).optional(),
-  repetition_penalty: numberField({ min: 0, minExclusive: true, max: 100 }).optional(),
+  top_k: numberField(SAMPLING_RULES.top_k).optional(),
+  min_p: numberField(SAMPLING_RULES.min_p).optional(),
+  repetition_penalty: numberField(SAMPLING_RULES.repetition_penalty).optional(),
   stop_token_ids: arrayField(tokenIdField(), 0, 1024, 'token ids').optional(),
   skip_special_tokens: booleanField().optional(),
 };

@@ -25,6 +25,7 @@ export const logitsRequestSchema = z.object({
   top_logprobs: numberField({ min: 1, max: MAX_LOGITS_TOP, integer: true }).optional(),
   include_branches: booleanField().optional(),
   add_generation_prompt: booleanField().optional(),
+  continue_final_message: booleanField().optional(),
   user: stringField(1, 256).optional(),
 });
 
@@ -47,8 +48,13 @@ export interface LogitsRequest {
   top_logprobs: number;
   /** Also report the aligned and the reference branch's own distributions (default false). */
   include_branches: boolean;
-  /** With `messages`: append the assistant prefix of the chat template (default true). */
+  /** With `messages`: append the assistant prefix of the chat template (default true, false when continuing). */
   add_generation_prompt: boolean;
+  /**
+   * With `messages` ending in an assistant message: the distribution after that message's text, as if the
+   * assistant were still writing it (the template's end-of-turn marker is left out). Default false.
+   */
+  continue_final_message: boolean;
   user?: string;
 }
 

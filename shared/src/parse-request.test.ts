@@ -51,7 +51,8 @@ describe('parseRequest: bad input names the field and what to change', () => {
     ['presence_penalty beyond 2', 'chat', chat({ presence_penalty: 2.5 }), 'presence_penalty', 'in [-2, 2]'],
     ['top_k below -1', 'chat', chat({ top_k: -2 }), 'top_k', 'integer ≥ -1'],
     ['min_p above 1', 'chat', chat({ min_p: 1.2 }), 'min_p', 'in [0, 1]'],
-    ['repetition_penalty 0', 'chat', chat({ repetition_penalty: 0 }), 'repetition_penalty', 'in (0, 100]'],
+    ['repetition_penalty 0', 'chat', chat({ repetition_penalty: 0 }), 'repetition_penalty', 'in [0.01, 100]'],
+    ['repetition_penalty 1e-300 (overflows a logit)', 'chat', chat({ repetition_penalty: 1e-300 }), 'repetition_penalty', '`repetition_penalty` must be a number in [0.01, 100], got 1e-300'],
     ['negative stop_token_ids', 'completions', comp({ stop_token_ids: [-1] }), 'stop_token_ids[0]', 'integer ≥ 0'],
     ['seed not an integer', 'chat', chat({ seed: 1.5 }), 'seed', 'must be an integer'],
     ['preset with spaces', 'chat', chat({ preset: 'very deep' }), 'preset', '1–64 letters'],
@@ -123,7 +124,30 @@ describe('parseRequest: normalization', () => {
       top_logprobs: 20,
       include_branches: false,
       add_generation_prompt: true,
+      continue_final_message: false,
     });
+  });
+
+  it('continues a final assistant message only when asked, and only one that exists', () => {
+    const messages = [
+      { role: 'user', content: '1+1' },
+      { role: 'assistant', content: '1+1=2 sum' },
+    ];
+    expect(parseRequest('logits', { model: 'm', messages, continue_final_message: true })).toMatchObject({
+      continue_final_message: true,
+      add_generation_prompt: false,
+    });
+    const refused: [Record<string, unknown>, string][] = [
+      [{ model: 'm', prompt: 'a', continue_final_message: true }, 'continue_final_message'],
+      [{ model: 'm', messages: messages.slice(0, 1), continue_final_message: true }, 'messages'],
+      [{ model: 'm', messages, continue_final_message: true, add_generation_prompt: true }, 'add_generation_prompt'],
+    ];
+    for (const [body, param] of refused) {
+      const r = parseRequest('logits', body);
+      expect(r, JSON.stringify(body)).toBeInstanceOf(ApiError);
+      expect((r as ApiError).status).toBe(400);
+      expect((r as ApiError).param).toBe(param);
+    }
   });
 
   it('reads a single logits `lambda` (or `control`) as `lambdas`', () => {

@@ -154,6 +154,19 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
     positions: d.positions ?? 'last',
     top_logprobs: d.top_logprobs ?? DEFAULT_LOGITS_TOP,
     include_branches: d.include_branches ?? false,
-    add_generation_prompt: d.add_generation_prompt ?? true,
+    add_generation_prompt: d.add_generation_prompt ?? !continuing,
+    continue_final_message: continuing,
   };
 }
+  const continuing = d.continue_final_message ?? false;
+  if (continuing) {
+    if (d.messages === undefined) {
+      return invalidRequest('`continue_final_message` continues the last of `messages`; send `messages`', 'continue_final_message');
+    }
+    if (d.messages.at(-1)!.role !== 'assistant') {
+      return invalidRequest('with `continue_final_message` the last message must be the assistant\'s answer to continue', 'messages');
+    }
+    if (d.add_generation_prompt === true) {
+      return invalidRequest('`continue_final_message` and `add_generation_prompt` cannot both be true', 'add_generation_prompt');
+    }
+  }

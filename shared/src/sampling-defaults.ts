@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { numberField } from './fields.ts';
+import { SAMPLING_RULES } from './generation-fields.ts';
 
 /** Sampling fields a preset may default. */
 export interface SamplingDefaults {
@@ -20,14 +21,14 @@ export interface SamplingDefaults {
 /** Validates preset sampling defaults (admin input); unknown keys are refused so a typo is not silently ignored. */
 export const samplingDefaultsSchema = z.strictObject(
   {
-    temperature: numberField({ min: 0, max: 2 }).optional(),
-    top_p: numberField({ min: 0, minExclusive: true, max: 1 }).optional(),
-    top_k: numberField({ min: -1, integer: true }).optional(),
-    min_p: numberField({ min: 0, max: 1 }).optional(),
+    temperature: numberField(SAMPLING_RULES.temperature).optional(),
+    top_p: numberField(SAMPLING_RULES.top_p).optional(),
+    top_k: numberField(SAMPLING_RULES.top_k).optional(),
+    min_p: numberField(SAMPLING_RULES.min_p).optional(),
     max_tokens: numberField({ min: 1, integer: true }).optional(),
-    repetition_penalty: numberField({ min: 0, minExclusive: true, max: 100 }).optional(),
-    presence_penalty: numberField({ min: -2, max: 2 }).optional(),
-    frequency_penalty: numberField({ min: -2, max: 2 }).optional(),
+    repetition_penalty: numberField(SAMPLING_RULES.repetition_penalty).optional(),
+    presence_penalty: numberField(SAMPLING_RULES.presence_penalty).optional(),
+    frequency_penalty: numberField(SAMPLING_RULES.frequency_penalty).optional(),
   },
   { error: (iss) => (iss.code === 'unrecognized_keys' ? `has unknown fields ${iss.keys.map((k) => `"${k}"`).join(', ')}` : 'must be an object of sampling fields') },
 );

@@ -25,6 +25,8 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 const SCREENSHOT = resolve(import.meta.dirname, '../../test-artifacts/playground.png');
+const NARROW_SCREENSHOT = resolve(import.meta.dirname, '../../test-artifacts/playground-420px.png');
+const TOY_MODEL = resolve(import.meta.dirname, '../../models/toy-inra');
 /** The chart writes probabilities with 6 decimals; the page's logits call and ours run the same forward pass. */
 const PROB_TOLERANCE = 2e-6;
 
@@ -54,7 +56,16 @@ async function launchChromium(): Promise<BrowserContext> {
 beforeAll(async () => {
   const model = tinyInra(seed);
   const entry = { id: 'tiny', mode: 'inra', model, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
-  const system = startSystem({ stateDir: join(tempDir('realign-e2e-'), 'state'), backends: [{ models: [entry] }], models: [{ id: 'tiny', defaultLambda: 0.5 }] });
+  // npm start's default model, to see that the page's defaults show what λ does
+  const toy = { id: 'toy', mode: 'inra', model: TOY_MODEL, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
+  const system = startSystem({
+    stateDir: join(tempDir('realign-e2e-'), 'state'),
+    backends: [{ models: [entry, toy] }],
+    models: [
+      { id: 'tiny', defaultLambda: 0.5 },
+      { id: 'toy', defaultLambda: 0.5 },
+    ],
+  });
   // both settle before either is used, so a failed launch never leaves the system running unowned
   const [browser, started] = await Promise.allSettled([launchChromium(), system]);
   if (started.status === 'fulfilled') sys = started.value;
@@ -91,12 +102,14 @@ async function bars(): Promise<{ lambda: string; bars: { id: number; prob: numbe
   return { lambda, bars: rects.map(([id, prob]) => ({ id: Number(id), prob: Number(prob) })) };
 }
 
-/** The top tokens at one λ, asked of the worker directly (the same prompt the page sends). */
+/** The top tokens at one λ, asked of the worker directly (the same prompt and answer so far the page sends). */
 async function topAt(lambda: number, prompt: string): Promise<{ id: number; prob: number }[]> {
+  const prefix = await page.inputValue('#chart-prefix');
+  const messages = [{ role: 'user', content: prompt }, ...(prefix === '' ? [] : [{ role: 'assistant', content: prefix }])];
   const res = await fetch(`${sys.edgeUrl}/v1/logits`, {
     method: 'POST',
     headers: { authorization: `Bearer ${sys.apiKey}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: prompt }], lambdas: [lambda], top_logprobs: 6 }),
+    body: JSON.stringify({ model: 'tiny', messages, continue_final_message: prefix !== '', lambdas: [lambda], top_logprobs: 6 }),
   });
   expect(res.status).toBe(200);
   const body = (await res.json()) as LogitsResponse;
@@ -199,6 +212,61 @@ describe(`the playground in chromium (seed ${seed})`, () => {
 
     mkdirSync(resolve(SCREENSHOT, '..'), { recursive: true });
     await page.screenshot({ path: SCREENSHOT, fullPage: true });
+    expect(pageProblems).toEqual([]);
+  });
+  it('opens connected with the dev key, and its defaults show λ changing the answer of the default model', async () => {
+    await page.evaluate('localStorage.clear()');
+    await page.goto(`${sys.edgeUrl}/playground`);
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+    expect(await page.inputValue('#api-key')).toBe(sys.apiKey);
+    await page.selectOption('#model', 'toy');
+    await page.waitForSelector('#chart rect.bar', { timeout: 20_000 });
+    // the chart at the decision point: the reference writes a check, the aligned model answers
+    await page.click('#presets button[data-preset="deep"]');
+    const deep = await bars();
+    await page.click('#presets button[data-preset="fast"]');
+    const fast = await bars();
+    expect(deep.bars[0]!.id, JSON.stringify({ deep, fast })).not.toBe(fast.bars[0]!.id);
+
+    const columns = page.locator('#columns .column');
+    expect(await columns.count()).toBe(3);
+    await page.click('#generate');
+    const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
+    await expect.poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 90_000, interval: 200 }).toBe(true);
+    const seen = await columns.evaluateAll((els) =>
+      els.map((el) => ({ asked: el.getAttribute('data-lambda-asked'), text: el.querySelector('.output')!.textContent!, footer: el.querySelector('.footer')!.textContent! })),
+    );
+    expect(seen.map((s) => s.asked)).toEqual(['0', '0.5', '1']);
+    const tokens = seen.map((s) => {
+      const m = /^(\d+) tokens · [\d.]+ s · finish: (length|stop)$/.exec(s.footer);
+      expect(m, s.footer).not.toBeNull();
+      // nothing cut off by the default max tokens
+      expect(m![2], s.text).toBe('stop');
+      expect(s.text).toMatch(/answer 1173$/);
+      return Number(m![1]);
+    });
+    const checks = seen.map((s) => (s.text.match(/check/g) ?? []).length);
+    // greedy (temperature 0 is the default): λ 0 checks most, λ 1 least, and the answers get shorter
+    expect(checks[0], JSON.stringify(seen)).toBeGreaterThan(checks[1]!);
+    expect(checks[1], JSON.stringify(seen)).toBeGreaterThan(checks[2]!);
+    expect(tokens[0]).toBeGreaterThan(tokens[1]!);
+    expect(tokens[1]).toBeGreaterThan(tokens[2]!);
+  });
+
+  it('keeps the chart readable on a 420 px wide screen', async () => {
+    await page.setViewportSize({ width: 420, height: 1100 });
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+    await page.waitForSelector('#chart rect.bar', { timeout: 20_000 });
+    expect(await page.getAttribute('#chart', 'data-layout')).toBe('narrow');
+    // labels are drawn at 11 px in SVG units; scaled to the page they must stay at least 10 px tall
+    const heights = await page.locator('#chart text').evaluateAll((els) => els.map((el) => el.getBoundingClientRect().height));
+    expect(heights.length).toBeGreaterThan(10);
+    expect(Math.min(...heights)).toBeGreaterThanOrEqual(10);
+    // nothing wider than the screen
+    expect(await page.evaluate('document.documentElement.scrollWidth')).toBeLessThanOrEqual(420);
+    mkdirSync(resolve(NARROW_SCREENSHOT, '..'), { recursive: true });
+    await page.screenshot({ path: NARROW_SCREENSHOT, fullPage: true });
     expect(pageProblems).toEqual([]);
   });
 });

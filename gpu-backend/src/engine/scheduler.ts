@@ -5,6 +5,13 @@
  *   3. prefills the admitted prompts in batches, sampling each one's first token,
  *   4. runs one decode step for every running sequence, each row with its own λ and sampling parameters.
  * Logits jobs are one prefill each, read out for every λ of the job, and leave no rows behind.
+ *
+ * Faults stay with the request they belong to. Whatever one sequence's own work throws — building it from its job,
+ * sampling, detokenizing, stop strings, logprobs — ends that sequence alone with an error event; the batch goes
+ * on. A decode token that is not a vocabulary id fails its row before the step, never the step. Only a failed
+ * model run touches other requests, and only those in that run: a failed prefill is retried one sequence at a
+ * time (so a request whose prompt breaks the run fails alone), a failed decode step ends the sequences it
+ * advanced. The engine itself keeps serving.
  */
 import type { LoadedModel } from './model-loader.ts';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
@@ -46,7 +53,14 @@ export class Scheduler {
 
   /** Queues a generation; refused at once when the queue is full or the request can never fit. */
   submitGenerate(job: GenerateJob): void {
-    const seq = new Sequence(job, branchesFor(this.model.runner.manifest.mode, [job.lambda]), this.model.tokenizer, this.model.eosTokenIds, this.model.maxContext);
+    let seq: Sequence;
+    try {
+      seq = new Sequence(job, branchesFor(this.model.runner.manifest.mode, [job.lambda]), this.model.tokenizer, this.model.eosTokenIds, this.model.maxContext);
+    } catch (err) {
+      // a job the sequence cannot be built from (e.g. a seed that is not a number) is refused alone
+      this.sink.rejected(job.id, { message: `the engine cannot run this request: ${(err as Error).message}`, code: 'invalid_job' });
+      return;
+    }
     if (!this.accept(job.id, seq.reservedTokens, job.promptIds.length)) return;
     this.queue.push({ kind: 'generate', seq });
     this.nudge();
@@ -115,14 +129,9 @@ export class Scheduler {
         this.wake = null;
         continue;
       }
-      try {
-        await this.prefill(admitted, events, stepMs);
-        await this.decode(events, stepMs);
-      } catch (err) {
-        // a failed run fails the sequences in it, not the engine
-        const error = { message: `engine step failed: ${(err as Error).message}`, code: 'engine_error' };
-        for (const seq of this.running.values()) if (!seq.finish) events.push(seq.end('error', error));
-      }
+      // prefill and decode contain their own failures (see the top of this file)
+      await this.prefill(admitted, events, stepMs);
+      await this.decode(events, stepMs);
       // finished rows leave now, so the stats sent with these events already show them gone
       this.sweep(events);
       if (events.length > 0 || stepMs.length > 0) this.sink.events(events, stepMs);
@@ -206,22 +215,89 @@ export class Scheduler {
   }
 
   private async prefillGroup(group: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    const placed: Sequence[] = [];
     for (const seq of group) {
-      seq.handle = this.rows.add(seq.needs);
+      // running from here on: sweep frees its reservation (and its rows, if any) whichever way it ends
       this.running.set(seq.job.id, seq);
+      try {
+        seq.handle = this.rows.add(seq.needs);
+      } catch (err) {
+        this.emit(seq, seq.end('error', { message: `no KV cache rows for this request: ${(err as Error).message}`, code: 'engine_error' }), events);
+        continue;
+      }
       this.count(this.promptTokens, seq, seq.job.promptIds.length);
+      placed.push(seq);
     }
-    const plan = this.rows.prefillPlan(group.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })));
+    if (placed.length === 0) return;
+    try {
+      await this.prefillRun(placed, events, stepMs);
+    } catch (err) {
+      if (placed.length === 1) {
+        this.failRun(placed, err, events);
+        return;
+      }
+      // which prompt broke the run is not known: each one alone (a sequence's slots are contiguous in every
+      // group, having been added together), so the others still start and only the one that fails alone fails
+      for (const seq of placed) {
+        try {
+          await this.prefillRun([seq], events, stepMs);
+        } catch (alone) {
+          this.failRun([seq], alone, events);
+        }
+      }
+    }
+  }
+
+  /** One prefill run over sequences just placed, sampling each one's first token. */
+  private async prefillRun(seqs: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    const plan = this.rows.prefillPlan(seqs.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })));
     const logits = await this.timed(plan, stepMs);
     this.prefillSteps++;
     const V = this.model.vocabSize;
-    group.forEach((seq, i) => this.emit(seq, seq.step(logits.subarray(i * V, (i + 1) * V)), events));
+    seqs.forEach((seq, i) => this.advance(seq, events, () => seq.step(logits.subarray(i * V, (i + 1) * V))));
+  }
+
+  /** Ends the sequences of a model run that threw (the engine goes on with the others and with new work). */
+  private failRun(seqs: Sequence[], err: unknown, events: GenerateEvent[]): void {
+    const error = { message: `engine step failed: ${err instanceof Error ? err.message : String(err)}`, code: 'engine_error' };
+    for (const seq of seqs) if (!seq.finish) this.emit(seq, seq.end('error', error), events);
+  }
+
+  /**
+   * Runs one sequence's own work for a step (sampling, stop rules, detokenizing) and emits its event; anything it
+   * throws ends this sequence alone with an error, the rest of the batch is not affected.
+   */
+  private advance(seq: Sequence, events: GenerateEvent[], work: () => GenerateEvent): void {
+    let ev: GenerateEvent;
+    try {
+      ev = work();
+    } catch (err) {
+      const message = `this request failed inside the engine and was ended; other requests were not affected: ${err instanceof Error ? err.message : String(err)}`;
+      ev = seq.end('error', { message, code: 'sequence_failed' });
+    }
+    this.emit(seq, ev, events);
   }
 
   private async decode(events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    const V = this.model.vocabSize;
+    // a row whose next input is not a vocabulary id would fail the run of the whole batch: it fails alone
+    for (const seq of this.running.values()) {
+      if (!seq.finish && !seq.cancelled && !seq.validNextToken(V)) {
+        this.emit(seq, seq.end('error', { message: `internal error: the next input token ${String(seq.nextToken)} is not an id of the vocabulary of ${V}; the request was ended`, code: 'sequence_failed' }), events);
+      }
+    }
     this.sweep(events);
     const live = [...this.running.values()];
     if (live.length === 0) return;
+    try {
+      await this.decodeRun(live, events, stepMs);
+    } catch (err) {
+      // the run itself failed: its rows cannot be told apart (they share one run), so they end; the engine goes on
+      this.failRun(live, err, events);
+    }
+  }
+
+  private async decodeRun(live: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
     const next = new Map(live.map((s) => [s.handle!.id, { token: s.nextToken, lambdas: [s.job.lambda] }]));
     const plan = this.rows.decodePlan(next);
     const byHandle = new Map(live.map((s) => [s.handle!.id, s]));
@@ -239,7 +315,7 @@ export class Scheduler {
         plan.handles.forEach((h, i) => {
           const seq = byHandle.get(h.id)!;
           // −1: the graph found no finite logit in this row (see finiteArgMax in graph/model-graph.ts)
-          if (!seq.finish) this.emit(seq, row[i] < 0 ? seq.noFiniteLogit(V) : seq.accept({ id: row[i] }), events);
+          if (!seq.finish) this.advance(seq, events, () => (row[i] < 0 ? seq.noFiniteLogit(V) : seq.accept({ id: row[i] })));
         });
       }
       return;
@@ -248,7 +324,7 @@ export class Scheduler {
     this.decodeSteps++;
     plan.handles.forEach((h, i) => {
       const seq = byHandle.get(h.id)!;
-      this.emit(seq, seq.step(logits.subarray(i * V, (i + 1) * V)), events);
+      this.advance(seq, events, () => seq.step(logits.subarray(i * V, (i + 1) * V)));
     });
   }
 
@@ -287,10 +363,11 @@ export class Scheduler {
   private async runLogits(job: LogitsJob, reserved: number, stepMs: number[]): Promise<void> {
     const mode = this.model.runner.manifest.mode;
     const needs = branchesFor(mode, job.lambdas, job.includeBranches);
-    const handle = this.rows.add(needs);
     const branchLambdas = job.includeBranches && mode !== 'single' ? [1, 0] : [];
     const lambdas = [...job.lambdas, ...branchLambdas];
+    let handle: ReturnType<RowAllocator['add']> | null = null;
     try {
+      handle = this.rows.add(needs);
       const plan = this.rows.prefillPlan([{ handle, tokens: job.inputIds, lambdas }], job.positions === 'all');
       const logits = await this.timed(plan, stepMs);
       this.prefillSteps++;
@@ -309,7 +386,7 @@ export class Scheduler {
     } catch (err) {
       this.sink.rejected(job.id, { message: (err as Error).message, code: err instanceof NonFiniteLogitsError ? err.code : 'engine_error' });
     } finally {
-      this.rows.remove(handle);
+      if (handle) this.rows.remove(handle);
       this.reserved -= reserved;
     }
   }

@@ -2,7 +2,7 @@
  * One generating sequence inside the engine: its sampler, detokenizer and stop rules. The scheduler feeds it one
  * row of blended logits per step; it decides the token, the text that may be streamed, and whether it is done.
  */
-import { NonFiniteLogitsError, SequenceSampler } from '../sampling/sampler.ts';
+import { NonFiniteLogitsError, SamplingError, SequenceSampler } from '../sampling/sampler.ts';
 import { IncrementalDecoder } from '../text/incremental-decoder.ts';
 import { StopStringMatcher } from '../text/stop-strings.ts';
 import type { TextTokenizer } from '../text/tokenizer.ts';
@@ -49,7 +49,7 @@ export class Sequence {
       const r = this.sampler.next(logits);
       token = { id: r.token, logprob: r.logprob, top: r.top };
     } catch (err) {
-      if (!(err instanceof NonFiniteLogitsError)) throw err;
+      if (!(err instanceof NonFiniteLogitsError || err instanceof SamplingError)) throw err;
       return this.fail({ message: err.message, code: err.code });
     }
     return this.accept(token);
@@ -103,6 +103,14 @@ export class Sequence {
       message: `every logit of this sequence is NaN or ±∞ (vocabulary of ${vocabSize}), so no token can be sampled; check the model weights and λ (a large |λ| can overflow float16 logits)`,
       code: 'non_finite_logits',
     });
+  }
+
+  /**
+   * Whether `nextToken` can be fed to the model: an id of the vocabulary (the scheduler checks this before each
+   * decode step, so a bad id fails its own row instead of the step of the whole batch).
+   */
+  validNextToken(vocabSize: number): boolean {
+    return Number.isInteger(this.nextToken) && this.nextToken >= 0 && this.nextToken < vocabSize;
   }
 
   /** The event for a sequence stopped from outside (cancelled, or failed with `error`). */

@@ -46,6 +46,35 @@ export class NonFiniteLogitsError extends Error {
   }
 }
 
+/**
+ * The draw produced no valid token although the row had a finite logit — a sampler bug, never expected. It is a
+ * per-row error like {@link NonFiniteLogitsError}: the scheduler ends this sequence alone, and no out-of-range id
+ * ever reaches the model's input.
+ */
+export class SamplingError extends Error {
+  readonly code = 'sampling_failed';
+  constructor(detail: string) {
+    super(`sampling failed for this sequence (${detail}); the request was ended, others were not affected`);
+    this.name = 'SamplingError';
+  }
+}
+
+/** The largest finite float32; processed logits saturate at ± this instead of overflowing to ±∞. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/**
+ * A processed logit stored to float32: results beyond the float32 range saturate at ±FLOAT32_MAX, +∞ included (so a
+ * penalty or a bias can make a token as likely as float32 allows, but never +∞, whose weight against the maximum
+ * would be ∞ − ∞ = NaN); −∞ stays −∞ (a ban, e.g. a bias of −∞, stays a ban); NaN (from parameters outside the
+ * validated ranges) becomes −∞: no token. With validated parameters the double arithmetic itself cannot overflow,
+ * so a finite logit stays finite.
+ */
+function saturate(x: number): number {
+  if (x > FLOAT32_MAX) return FLOAT32_MAX;
+  if (x < -FLOAT32_MAX && x !== -Infinity) return -FLOAT32_MAX;
+  return x === x ? x : -Infinity;
+}
+
 // The processed row lives in scratch shared by all samplers of this thread (next() is synchronous).
 let zBuf = new Float32Array(0);
 
@@ -113,6 +142,11 @@ export class SequenceSampler {
       else if (p.min_p > 0) token = drawMinP(z, vocab, max, invT, p.min_p, u);
       else [token, sum] = drawFull(z, vocab, max, invT, u);
     }
+    // Every draw keeps the best token (weight exp(0) = 1), so with a finite maximum it returns a finite-logit id;
+    // this check makes that a guarantee: a broken draw fails this row, it never hands the model an invalid id.
+    if (!Number.isInteger(token) || token < 0 || token >= vocab || !Number.isFinite(z[token])) {
+      throw new SamplingError(`the draw returned ${String(token)} for a vocabulary of ${vocab}`);
+    }
 
     const result: SampleResult = { token };
     if (p.logprobs) {
@@ -129,7 +163,12 @@ export class SequenceSampler {
     return result;
   }
 
-  /** Copies the row into scratch with NaN and ±∞ masked to −∞, then applies logit_bias and penalties. */
+  /**
+   * Copies the row into scratch with NaN and ±∞ masked to −∞, then applies logit_bias and penalties to the
+   * finite entries, each result saturated to the float32 range (see `saturate`). So the processed row holds only
+   * finite values and −∞, and its maximum is finite unless nothing is left (then NonFiniteLogitsError), which is
+   * what the draws need: weights exp((z − max)/T) ∈ [0, 1], the best one exactly 1.
+   */
   private process(logits: Float32Array): Float32Array {
     const vocab = logits.length;
     if (zBuf.length < vocab) zBuf = new Float32Array(vocab);
@@ -137,19 +176,20 @@ export class SequenceSampler {
     z.set(logits);
     for (let i = 0; i < vocab; i++) if (z[i] - z[i] !== 0) z[i] = -Infinity;
     for (let j = 0; j < this.biasIds.length; j++) {
-      if (this.biasIds[j] < vocab) z[this.biasIds[j]] += this.biasValues[j];
+      const id = this.biasIds[j];
+      if (id < vocab && z[id] !== -Infinity) z[id] = saturate(z[id] + this.biasValues[j]);
     }
     const rp = this.params.repetition_penalty;
     if (rp !== 1) {
       for (const id of this.seen) {
-        if (id < vocab) z[id] = z[id] > 0 ? z[id] / rp : z[id] * rp;
+        if (id < vocab && z[id] !== -Infinity) z[id] = saturate(z[id] > 0 ? z[id] / rp : z[id] * rp);
       }
     }
     const presence = this.params.presence_penalty;
     const frequency = this.params.frequency_penalty;
     if (presence !== 0 || frequency !== 0) {
       for (const [id, count] of this.counts) {
-        if (id < vocab) z[id] -= presence + frequency * count;
+        if (id < vocab && z[id] !== -Infinity) z[id] = saturate(z[id] - (presence + frequency * count));
       }
     }
     return z;

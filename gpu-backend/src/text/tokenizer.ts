@@ -11,6 +11,16 @@ export interface ChatMessage {
 }
 
 /** A tokenizer folder that cannot be loaded or used as asked: the message names the file or what is missing. */
+/** Options of {@link TextTokenizer.applyChatTemplate}. */
+export interface ChatTemplateOptions {
+  /** Append the template's assistant prefix (default true; ignored when continuing). */
+  addGenerationPrompt?: boolean;
+  /** End the text inside the last message, which the model continues (default false). */
+  continueFinalMessage?: boolean;
+  /** Extra template variables. */
+  extra?: Record<string, unknown>;
+}
+
 export class TokenizerError extends Error {
   constructor(
     message: string,
@@ -205,10 +215,25 @@ export class TextTokenizer {
     return bytes;
   }
 
-  /** Renders the chat template; `extra` adds template variables (e.g. `enable_thinking`, `tools`). */
-  applyChatTemplate(
+  /**
+   * Renders the chat template; `extra` adds template variables (e.g. `enable_thinking`, `tools`). With
+   * `continueFinalMessage` the text ends right after the last message's content: the assistant's answer so far,
+   * without the end-of-turn marker the template writes after it.
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): string {
+    const rendered = this.renderTemplate(messages, options);
+    if (!options.continueFinalMessage) return rendered;
+    const last = messages.at(-1)?.content ?? '';
+    const at = last === '' ? -1 : rendered.lastIndexOf(last);
+    if (at < 0) {
+      throw new TokenizerError('the chat template does not write the last message verbatim, so it cannot be continued; send `prompt` instead');
+    }
+    return rendered.slice(0, at + last.length);
+  }
+
+  private renderTemplate(
     messages: readonly ChatMessage[],
-    { addGenerationPrompt = true, extra = {} }: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {},
+    { addGenerationPrompt = true, continueFinalMessage = false, extra = {} }: ChatTemplateOptions,
   ): string {
     if (this.template === null) {
       throw new TokenizerError(
@@ -220,7 +245,7 @@ export class TextTokenizer {
         ...extra,
         ...this.templateTokens,
         messages: messages.map((m) => ({ ...m })),
-        add_generation_prompt: addGenerationPrompt,
+        add_generation_prompt: addGenerationPrompt && !continueFinalMessage,
       });
     } catch (err) {
       throw new TokenizerError(`the chat template rejected these messages: ${(err as Error).message}`);
@@ -228,7 +253,7 @@ export class TextTokenizer {
   }
 
   /** Token ids of the rendered chat; the template writes its own BOS, so the post-processor adds none. */
-  encodeChat(messages: readonly ChatMessage[], options: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {}): number[] {
+  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}): number[] {
     return this.encode(this.applyChatTemplate(messages, options), { addSpecialTokens: false });
   }
 

@@ -37,7 +37,10 @@ button.primary { background: var(--accent); border-color: var(--accent); color: 
 .presets button.active { border-color: var(--accent); color: var(--accent); }
 .chart { margin: 8px 0 0; }
 .chart figcaption { font-size: 12px; color: var(--muted); margin-bottom: 4px; }
+.chart .prefix { display: flex; margin-bottom: 4px; }
+.chart .prefix input { flex: 1; min-width: 0; font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 13px; }
 #chart { width: 100%; max-height: 260px; display: block; }
+#chart[data-layout=narrow] { max-height: none; }
 #chart .axis { stroke: #98a2b3; stroke-width: 1; }
 #chart .grid { stroke: var(--line); stroke-width: 1; }
 #chart .cursor { stroke: var(--accent); stroke-width: 1.5; stroke-dasharray: 4 3; }

@@ -5,6 +5,19 @@ export const PLAYGROUND_SCRIPT_PATH = '/playground/app.js';
 /** Path of the page's style sheet. */
 export const PLAYGROUND_STYLE_PATH = '/playground/app.css';
 
+/**
+ * Completion budget of the page: room for the default model's longest answers (λ = −0.5 writes ~120 tokens of its
+ * 256-token context), so no column of the first Generate is cut off.
+ */
+const DEFAULT_MAX_TOKENS = 200;
+
+/**
+ * Where the chart looks by default: the default model's answer to the default prompt up to the point where the
+ * reference model goes on to write checks and the aligned one answers — the token λ decides. The first answer
+ * token would be the same at every λ (a flat chart).
+ */
+const DEFAULT_CHART_PREFIX = '8+5=13 0+6+1=7 7+4=11 sum 1173.';
+
 /** The page. Columns are cloned by the script from the `<template>`. */
 export const PLAYGROUND_HTML = `<!doctype html>
 <html lang="en">
@@ -35,8 +48,8 @@ export const PLAYGROUND_HTML = `<!doctype html>
     </div>
     <textarea id="prompt" rows="3" spellcheck="false">708+465</textarea>
     <div class="row">
-      <label>max tokens <input id="max-tokens" type="number" min="1" max="4096" value="48"></label>
-      <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0.8"></label>
+      <label>max tokens <input id="max-tokens" type="number" min="1" max="4096" value="${DEFAULT_MAX_TOKENS}"></label>
+      <label>temperature <input id="temperature" type="number" min="0" max="2" step="0.1" value="0"></label>
       <label>columns <select id="column-count"><option value="2">2</option><option value="3" selected>3</option></select></label>
       <span class="grow"></span>
       <button id="stop" type="button" disabled>Stop</button>
@@ -55,7 +68,8 @@ export const PLAYGROUND_HTML = `<!doctype html>
       <span id="presets" class="presets"></span>
     </div>
     <figure class="chart">
-      <figcaption>Next-token probabilities of the blended model after the prompt: left, the top tokens across λ; right, at the slider's λ.</figcaption>
+      <figcaption>Next-token probabilities of the blended model after the prompt and the answer so far: left, the top tokens across λ; right, at the slider's λ.</figcaption>
+      <label class="prefix">answer so far <input id="chart-prefix" type="text" spellcheck="false" value="${DEFAULT_CHART_PREFIX}" aria-label="the start of the answer the chart continues"></label>
       <svg id="chart" viewBox="0 0 720 220" role="img" aria-label="next-token probabilities by λ"></svg>
       <div id="chart-note" class="note"></div>
     </figure>

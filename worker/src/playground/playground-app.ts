@@ -3,6 +3,7 @@
  * served with the security headers of security-headers.ts. The page holds no key of its own: the user types one.
  */
 import { Hono } from 'hono';
+import { notFound } from '../../../shared/src/errors.ts';
 import type { AppEnv } from '../app-env.ts';
 import { PLAYGROUND_CSS } from './page-css.ts';
 import { PLAYGROUND_HTML } from './page-html.ts';
@@ -16,5 +17,11 @@ function serve(body: string, contentType: string) {
 /** Routes under `/playground` (mounted by src/index.ts). */
 export const playgroundApp = new Hono<AppEnv>()
   .get('/', serve(PLAYGROUND_HTML, 'text/html; charset=utf-8'))
+  // the local development key, only where PLAYGROUND_DEV_KEY is set (`npm start`), so the page opens connected
+  .get('/dev-key', (c) => {
+    const key = c.env.PLAYGROUND_DEV_KEY;
+    if (!key) return c.json(notFound('no development key is offered here').toBody(), 404, PLAYGROUND_SECURITY_HEADERS);
+    return c.json({ key }, 200, { ...PLAYGROUND_SECURITY_HEADERS, 'cache-control': 'no-store' });
+  })
   .get('/app.js', serve(PLAYGROUND_JS, 'text/javascript; charset=utf-8'))
   .get('/app.css', serve(PLAYGROUND_CSS, 'text/css; charset=utf-8'));

@@ -1,12 +1,5 @@
 /**
- * The playground's script, assembled from its parts into one strict IIFE (so nothing leaks into `window`). It is
- * plain browser JavaScript kept as text: the worker has no bundling step for browser code, and the end-to-end
- * browser test (test/e2e/playground.test.ts) is what runs it.
+ * The playground's script: the TypeScript modules of ./client/, bundled by esbuild into one IIFE (nothing leaks
+ * into `window`) by scripts/build-playground.ts, which writes ./generated/app-js.ts.
  */
-import { API_JS } from './client/api.ts';
-import { CHART_JS } from './client/chart.ts';
-import { COLUMNS_JS } from './client/columns.ts';
-import { MAIN_JS } from './client/main.ts';
-
-/** The body of /playground/app.js. */
-export const PLAYGROUND_JS = `(() => {\n'use strict';\n${API_JS}\n${CHART_JS}\n${COLUMNS_JS}\n${MAIN_JS}\n})();\n`;
+export { PLAYGROUND_JS } from './generated/app-js.ts';

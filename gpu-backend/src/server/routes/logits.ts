@@ -4,6 +4,7 @@ import { ApiError, invalidRequest } from '../../../../shared/src/errors.ts';
 import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
 import type { LogitsResponse, PositionLogprobs } from '../../../../shared/src/responses.ts';
 import type { TopEntry } from '../../engine/protocol.ts';
+import { TokenizerError } from '../../text/tokenizer.ts';
 import { completionId } from '../format.ts';
 import type { BackendEnv } from '../http-types.ts';
 import { checkLambda } from '../jobs.ts';
@@ -30,7 +31,12 @@ export function logitsRoute(deps: GenerateDeps) {
       ids = req.input_ids;
     } else if (req.messages) {
       if (!tok.hasChatTemplate) throw invalidRequest(`model "${model.config.id}" has no chat template; send \`prompt\` or \`input_ids\``, 'messages', 'no_chat_template');
-      ids = tok.encodeChat(req.messages, { addGenerationPrompt: req.add_generation_prompt });
+      try {
+        ids = tok.encodeChat(req.messages, { addGenerationPrompt: req.add_generation_prompt, continueFinalMessage: req.continue_final_message });
+      } catch (err) {
+        if (err instanceof TokenizerError) throw invalidRequest(err.message, 'messages', 'invalid_messages');
+        throw err;
+      }
     } else {
       ids = tok.encode(req.prompt!);
     }

@@ -1,29 +1,45 @@
 /**
- * Browser code (as text, served in app.js): the generation columns. Each column asks for its own λ (explicit, or
- * a preset), streams /v1/chat/completions (or /v1/completions for raw text), and shows what it asked for next to
- * the x-realign-lambda it got. Model text is appended to a Text node, so it is never parsed as HTML.
+ * The generation columns. Each column asks for its own λ (explicit, or a preset), streams /v1/chat/completions
+ * (or /v1/completions for raw text), and shows what it asked for next to the x-realign-lambda it got. Model text
+ * is appended to a Text node, so it is never parsed as HTML.
  */
-export const COLUMNS_JS = String.raw`
-const DEFAULT_COLUMN_LAMBDAS = [0, 1, 1.5];
+import { api, errorMessage, readSse } from './api.ts';
+import { els, formatLambda, messageOf, state, type Column } from './state.ts';
 
-/** Builds a column from the template; spec = {mode: 'lambda' | 'preset:<name>', lambda}. */
-function makeColumn(spec) {
-  const el = document.getElementById('column-template').content.firstElementChild.cloneNode(true);
-  const col = {
-    el: el,
-    mode: el.querySelector('.mode'),
-    lambdaInput: el.querySelector('.lambda-input'),
-    asked: el.querySelector('.asked'),
-    got: el.querySelector('.got'),
-    output: el.querySelector('.output'),
-    footer: el.querySelector('.footer'),
+/**
+ * λ of the columns when the page opens: the reference, between, and the aligned model — for the default toy model
+ * these answer with about 5, 3 and 0–1 checks, so the first Generate shows what λ does.
+ */
+export const DEFAULT_COLUMN_LAMBDAS = [0, 0.5, 1];
+/** With two columns: the two ends. */
+const TWO_COLUMN_LAMBDAS = [0, 1];
+
+/** A request to send: its path and JSON body. */
+export interface ApiRequest {
+  path: string;
+  body: Record<string, unknown>;
+}
+
+/** Builds a column from the template; mode is 'lambda' or 'preset:<name>'. */
+function makeColumn(spec: { mode: string; lambda: number }): Column {
+  const template = document.getElementById('column-template') as HTMLTemplateElement;
+  const el = template.content.firstElementChild!.cloneNode(true) as HTMLElement;
+  const q = <T extends Element>(sel: string) => el.querySelector(sel) as T;
+  const col: Column = {
+    el,
+    mode: q<HTMLSelectElement>('.mode'),
+    lambdaInput: q<HTMLInputElement>('.lambda-input'),
+    asked: q<HTMLElement>('.asked'),
+    got: q<HTMLElement>('.got'),
+    output: q<HTMLElement>('.output'),
+    footer: q<HTMLElement>('.footer'),
     text: document.createTextNode(''),
   };
   col.output.appendChild(col.text);
   col.lambdaInput.value = String(spec.lambda);
   fillModeOptions(col, spec.mode);
   col.mode.addEventListener('change', () => syncColumnInputs(col));
-  el.querySelector('.from-slider').addEventListener('click', () => {
+  q<HTMLButtonElement>('.from-slider').addEventListener('click', () => {
     col.mode.value = 'lambda';
     col.lambdaInput.value = els.lambda.value;
     syncColumnInputs(col);
@@ -32,55 +48,80 @@ function makeColumn(spec) {
 }
 
 /** Lists "explicit λ" and the tenant's presets in the column's λ source menu, keeping the choice when possible. */
-function fillModeOptions(col, wanted) {
-  const options = [];
+export function fillModeOptions(col: Column, wanted: string): void {
+  const options: [string, string][] = [];
   if (state.presets === null || state.presets.allow_explicit_lambda) options.push(['lambda', 'explicit λ']);
-  for (const p of state.presets ? state.presets.data : []) options.push(['preset:' + p.name, 'preset ' + p.name + ' (λ ' + formatLambda(p.lambda) + ')']);
-  col.mode.replaceChildren(...options.map(([value, label]) => {
-    const o = document.createElement('option');
-    o.value = value;
-    o.textContent = label;
-    return o;
-  }));
+  for (const p of state.presets ? state.presets.data : []) {
+    options.push(['preset:' + p.name, 'preset ' + p.name + ' (λ ' + formatLambda(p.lambda) + ')']);
+  }
+  col.mode.replaceChildren(
+    ...options.map(([value, label]) => {
+      const o = document.createElement('option');
+      o.value = value;
+      o.textContent = label;
+      return o;
+    }),
+  );
   if (options.some(([value]) => value === wanted)) col.mode.value = wanted;
   syncColumnInputs(col);
 }
 
-function syncColumnInputs(col) {
+function syncColumnInputs(col: Column): void {
   const explicit = col.mode.value === 'lambda';
   col.lambdaInput.disabled = !explicit;
   col.el.dataset.mode = col.mode.value;
 }
 
 /** Shows 2 or 3 columns, keeping the settings of those that stay. */
-function setColumnCount(n) {
-  while (state.columns.length > n) state.columns.pop().el.remove();
+export function setColumnCount(n: number): void {
+  while (state.columns.length > n) state.columns.pop()!.el.remove();
+  const defaults = n === 2 ? TWO_COLUMN_LAMBDAS : DEFAULT_COLUMN_LAMBDAS;
   while (state.columns.length < n) {
-    const col = makeColumn({ mode: 'lambda', lambda: DEFAULT_COLUMN_LAMBDAS[state.columns.length] });
+    const col = makeColumn({ mode: 'lambda', lambda: defaults[state.columns.length] });
     state.columns.push(col);
     els.columns.appendChild(col.el);
   }
 }
 
 /** The λ part of a column's request body and how to describe it. */
-function columnChoice(col) {
+function columnChoice(col: Column): { body: { preset?: string; lambda?: number }; label: string } {
   if (col.mode.value.startsWith('preset:')) {
     const name = col.mode.value.slice('preset:'.length);
-    const preset = state.presets.data.find((p) => p.name === name);
+    const preset = state.presets!.data.find((p) => p.name === name)!;
     return { body: { preset: name }, label: 'preset ' + name + ' → λ ' + formatLambda(preset.lambda) };
   }
   const lambda = Number(col.lambdaInput.value);
-  return { body: { lambda: lambda }, label: 'λ = ' + formatLambda(lambda) + ' (explicit)' };
+  return { body: { lambda }, label: 'λ = ' + formatLambda(lambda) + ' (explicit)' };
 }
 
-function setColumnState(col, st, footer) {
+function setColumnState(col: Column, st: string, footer: string): void {
   col.el.dataset.state = st;
   col.footer.textContent = footer;
   col.footer.classList.toggle('error', st === 'error');
 }
 
+interface StreamChunk {
+  error?: { message?: string };
+  choices?: { delta?: { content?: string }; text?: string; finish_reason?: string | null }[];
+  usage?: { completion_tokens: number } | null;
+}
+
+/** The header line of a column: the λ the edge used, where it came from, and whether it was clamped. */
+function gotLabel(res: Response, got: string): string {
+  const preset = res.headers.get('x-realign-preset');
+  const source = res.headers.get('x-realign-lambda-source');
+  return (
+    'λ = ' +
+    formatLambda(Number(got)) +
+    ' (x-realign-lambda)' +
+    (source ? ' · ' + source : '') +
+    (preset && preset !== 'none' ? ' · ' + preset : '') +
+    (res.headers.get('x-realign-lambda-clamped') ? ' · clamped' : '')
+  );
+}
+
 /** Streams one generation into col; never throws (failures are shown in the column). */
-async function runColumn(col, request, signal) {
+export async function runColumn(col: Column, request: ApiRequest, signal: AbortSignal): Promise<void> {
   const choice = columnChoice(col);
   col.text.data = '';
   col.asked.textContent = choice.label;
@@ -90,21 +131,20 @@ async function runColumn(col, request, signal) {
   setColumnState(col, 'waiting', 'waiting for the first byte');
   const started = performance.now();
   try {
-    const res = await api(request.path, { method: 'POST', body: Object.assign({}, request.body, choice.body), signal: signal });
+    const res = await api(request.path, { method: 'POST', body: { ...request.body, ...choice.body }, signal });
     if (!res.ok) {
       col.got.textContent = '–';
       setColumnState(col, 'error', await errorMessage(res));
       return;
     }
     const got = res.headers.get('x-realign-lambda') || '?';
-    const preset = res.headers.get('x-realign-preset');
-    const source = res.headers.get('x-realign-lambda-source');
     col.el.dataset.lambdaGot = got;
-    col.got.textContent = 'λ = ' + formatLambda(Number(got)) + ' (x-realign-lambda)' + (source ? ' · ' + source : '') + (preset && preset !== 'none' ? ' · ' + preset : '') + (res.headers.get('x-realign-lambda-clamped') ? ' · clamped' : '');
+    col.got.textContent = gotLabel(res, got);
     setColumnState(col, 'streaming', 'streaming…');
     let tokens = 0;
-    let finish = null;
-    const completed = await readSse(res, (chunk) => {
+    let finish: string | null = null;
+    const completed = await readSse(res, (data) => {
+      const chunk = data as StreamChunk;
       if (chunk.error) throw new Error(chunk.error.message || 'the stream reported an error');
       const c = chunk.choices && chunk.choices[0];
       if (c) {
@@ -118,8 +158,7 @@ async function runColumn(col, request, signal) {
     if (!completed) setColumnState(col, 'error', 'the stream ended without [DONE] after ' + seconds + ' s');
     else setColumnState(col, 'done', tokens + ' tokens · ' + seconds + ' s · finish: ' + (finish || '?'));
   } catch (err) {
-    if (err && err.name === 'AbortError') setColumnState(col, 'stopped', 'stopped');
-    else setColumnState(col, 'error', err && err.message ? err.message : String(err));
+    if (err instanceof Error && err.name === 'AbortError') setColumnState(col, 'stopped', 'stopped');
+    else setColumnState(col, 'error', messageOf(err));
   }
 }
-`;
