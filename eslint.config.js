@@ -1,10 +1,10 @@
 import tseslint from 'typescript-eslint';
 
-/** Import boundaries from DESIGN.md: worker → shared ← gpu-backend; only one module imports onnxruntime-node. */
-const noBackend = { group: ['**/gpu-backend/**', 'onnxruntime-node'], message: 'worker/ must not import gpu-backend/ (use shared/).' };
+/** Import boundaries from DESIGN.md: worker → shared ← gpu-backend; only gpu-backend/src/ort imports onnxruntime-node and koffi. */
+const noBackend = { group: ['**/gpu-backend/**', 'onnxruntime-node', 'koffi'], message: 'worker/ must not import gpu-backend/ (use shared/).' };
 const noWorker = { group: ['**/worker/**', 'hono/cloudflare-workers', 'cloudflare:*'], message: 'gpu-backend/ must not import worker/ (use shared/).' };
 const noRuntime = {
-  group: ['node:*', 'onnxruntime-node', '**/worker/**', '**/gpu-backend/**'],
+  group: ['node:*', 'onnxruntime-node', 'koffi', '**/worker/**', '**/gpu-backend/**'],
   message: 'shared/ holds plain TypeScript usable by both halves: no Node APIs, no runtime-specific imports.',
 };
 
@@ -26,7 +26,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [noWorker, { group: ['onnxruntime-node'], message: 'Only gpu-backend/src/ort/ imports onnxruntime-node.' }] },
+        { patterns: [noWorker, { group: ['onnxruntime-node', 'koffi'], message: 'Only gpu-backend/src/ort/ imports onnxruntime-node or koffi (the ONNX Runtime binding).' }] },
       ],
     },
   },

@@ -1,22 +1,23 @@
 /**
- * The one module that imports onnxruntime-node. Everything else sees plain typed arrays.
+ * Sessions as the rest of the backend sees them, over realign's own binding of ONNX Runtime's C API (binding.ts).
+ * Everything outside ort/ sees plain typed arrays, or Values it got from here.
  * `run()` is a synchronous native call that blocks its thread: callers run it inside the engine's worker thread.
  */
 import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import * as ort from 'onnxruntime-node';
+import { join } from 'node:path';
+import { onnxruntimeLibDir } from './capi.ts';
+import { Allocator, IoBinding, MemoryInfo, OrtEnvironment, Session, Value, type SessionConfig, type TensorData, type TensorType } from './binding.ts';
+
+export { IoBinding, MemoryInfo, OrtEnvironment, OrtError, RunOptions, TransferCounter, Value, copyTensors, liveObjects, transfers } from './binding.ts';
+export type { TensorData, TensorType } from './binding.ts';
 
 /** Where a graph runs. */
 export type Device = 'cpu' | 'cuda';
 
-/** Element types crossing the session boundary (float16 travels as raw bits in a Uint16Array; float64 is for training checks). */
-export type TensorType = 'float32' | 'float16' | 'int64' | 'int32' | 'float64';
-
 /** A tensor as the rest of the backend sees it. */
 export interface HostTensor {
   type: TensorType;
-  data: Float32Array | Uint16Array | BigInt64Array | Int32Array | Float64Array;
+  data: TensorData;
   dims: number[];
 }
 
@@ -25,26 +26,42 @@ export interface SessionOptions {
   device: Device;
   /** intra-op threads on CPU (default: ORT's choice) */
   threads?: number;
+  /** spin-wait in the intra-op pool between runs (default off: several sessions alternate on few cores) */
+  allowSpinning?: boolean;
+  /** CUDA provider options (V2), e.g. { enable_cuda_graph: '1' } */
+  cuda?: Record<string, string>;
+}
+
+/** The session settings the server runs with (the benchmark's old-path runner uses the same). */
+export function sessionConfig(opts: SessionOptions): SessionConfig {
+  return {
+    device: opts.device,
+    intraOpThreads: opts.threads ?? 0,
+    graphOptimizationLevel: 99,
+    cpuMemArena: true,
+    memPattern: true,
+    allowSpinning: opts.allowSpinning ?? false,
+    cuda: opts.cuda,
+    logSeverityLevel: 3,
+  };
 }
 
 /** An open ONNX Runtime session. */
 export class ModelSession {
+  /** memory the session's EP computes in (host memory on CPU) */
+  readonly memory: MemoryInfo;
+  private allocatorValue: Allocator | null = null;
+
   private constructor(
-    private readonly session: ort.InferenceSession,
+    readonly session: Session,
     readonly device: Device,
-  ) {}
+  ) {
+    this.memory = device === 'cuda' ? MemoryInfo.cuda(0) : MemoryInfo.cpu();
+  }
 
   /** Loads a model file (its external data is found next to it). */
   static async open(modelPath: string, opts: SessionOptions): Promise<ModelSession> {
-    const session = await ort.InferenceSession.create(modelPath, {
-      executionProviders: opts.device === 'cuda' ? [{ name: 'cuda', deviceId: 0 }, 'cpu'] : ['cpu'],
-      graphOptimizationLevel: 'all',
-      ...(opts.threads ? { intraOpNumThreads: opts.threads } : {}),
-      enableCpuMemArena: true,
-      enableMemPattern: true,
-      logSeverityLevel: 3,
-    });
-    return new ModelSession(session, opts.device);
+    return new ModelSession(Session.open(modelPath, sessionConfig(opts)), opts.device);
   }
 
   get inputNames(): readonly string[] {
@@ -55,33 +72,54 @@ export class ModelSession {
     return this.session.outputNames;
   }
 
+  /** The allocator of the session's device memory (host memory on CPU). */
+  get allocator(): Allocator {
+    this.allocatorValue ??= Allocator.forSession(this.session, this.memory);
+    return this.allocatorValue;
+  }
+
+  /** A new IoBinding of this session. */
+  binding(): IoBinding {
+    return new IoBinding(this.session);
+  }
+
   /**
    * Runs the graph. `inPlace` maps output names to tensors whose memory ONNX Runtime writes into (for the KV cache,
    * the same memory as the matching past input, which GroupQueryAttention then updates in place). Only `fetch`
-   * outputs are returned.
+   * outputs are returned, copied to the host.
    */
   async run(feeds: Record<string, HostTensor>, fetch: string[], inPlace: Record<string, HostTensor> = {}): Promise<Record<string, HostTensor>> {
-    const ortFeeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
-    const fetches: Record<string, ort.Tensor | null> = {};
-    for (const name of fetch) fetches[name] = null;
-    for (const [name, t] of Object.entries(inPlace)) fetches[name] = toOrt(t);
-    const out = await this.session.run(ortFeeds, fetches as ort.InferenceSession.FetchesType);
-    const result: Record<string, HostTensor> = {};
-    for (const name of fetch) {
-      const t = out[name];
-      result[name] = { type: t.type as TensorType, data: t.data as HostTensor['data'], dims: [...t.dims] };
+    const created: Value[] = [];
+    try {
+      const inputNames = Object.keys(feeds);
+      const inputs = inputNames.map((n) => {
+        const v = Value.fromHost(feeds[n].type, feeds[n].data, feeds[n].dims);
+        created.push(v);
+        return v;
+      });
+      const placed = Object.keys(inPlace);
+      const outputNames = [...fetch, ...placed];
+      const outputs: (Value | null)[] = [...fetch.map(() => null), ...placed.map((n) => Value.fromHost(inPlace[n].type, inPlace[n].data, inPlace[n].dims))];
+      for (const v of outputs) if (v) created.push(v);
+      const results = this.session.run(inputNames, inputs, outputNames, outputs);
+      const out: Record<string, HostTensor> = {};
+      fetch.forEach((name, i) => {
+        const v = results[i];
+        created.push(v);
+        out[name] = { type: v.type, data: v.read(), dims: [...v.dims] };
+      });
+      return out;
+    } finally {
+      for (const v of created) v.dispose();
     }
-    return result;
   }
 
   async release(): Promise<void> {
-    await this.session.release();
+    this.allocatorValue?.dispose();
+    this.allocatorValue = null;
+    if (this.device === 'cuda') this.memory.dispose();
+    this.session.dispose();
   }
-}
-
-function toOrt(t: HostTensor): ort.Tensor {
-  return new ort.Tensor(t.type, t.data, t.dims);
 }
 
 /** Why the CUDA execution provider can or cannot be used here. */
@@ -91,18 +129,17 @@ export interface CudaProbe {
 }
 
 /**
- * Checks whether onnxruntime-node can use CUDA: its provider libraries must sit next to the binding
- * (onnxruntime-node 1.29.0 with the CUDA 13 build of libonnxruntime_providers_{shared,cuda}.so).
+ * Checks whether ONNX Runtime can use CUDA: its provider libraries must sit next to onnxruntime-node's
+ * libonnxruntime.so.1 (1.29.0 with the CUDA 13 build of libonnxruntime_providers_{shared,cuda}.so).
  */
 export function probeCuda(): CudaProbe {
-  const require = createRequire(import.meta.url);
   let binDir: string;
   try {
-    binDir = join(dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+    binDir = onnxruntimeLibDir();
   } catch {
     return { available: false, reason: 'onnxruntime-node is not installed' };
   }
   const missing = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter((f) => !existsSync(join(binDir, f)));
   if (missing.length > 0) return { available: false, reason: `CUDA provider libraries not found in ${binDir}: ${missing.join(', ')}` };
-  return { available: true, reason: `CUDA provider libraries found in ${binDir}` };
+  return { available: true, reason: `CUDA provider libraries found in ${binDir}; ONNX Runtime ${OrtEnvironment.version}` };
 }

@@ -1,0 +1,164 @@
+/**
+ * realign's ONNX Runtime binding over the C API (gpu-backend/src/ort/): the function table is the right one, ORT's
+ * errors arrive as Errors with ORT's message, values and IoBindings run the graph like a plain run, and nothing leaks.
+ */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
+import { ensureGraph } from '../../../gpu-backend/src/graph/build.ts';
+import { capi } from '../../../gpu-backend/src/ort/capi.ts';
+import { IoBinding, MemoryInfo, OrtEnvironment, OrtError, Session, Value, copyTensors, liveObjects, transfers } from '../../../gpu-backend/src/ort/binding.ts';
+import { ModelSession } from '../../../gpu-backend/src/ort/session.ts';
+import { cleanupTempDirs, tempDir, tinyCheckpoint } from '../helpers/models.ts';
+
+afterAll(cleanupTempDirs);
+
+/** A full garbage collection (the test process runs without --expose-gc). */
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+/** A tiny single-model step graph (float32, CPU). */
+function tinyGraph(): string {
+  const dir = tinyCheckpoint({ arch: 'qwen2', seed: 7 });
+  return ensureGraph({ mode: 'single', floatType: 'float32', maxContext: 64, model: openCheckpoint(dir) }, tempDir('realign-ort-')).modelPath;
+}
+
+/** Feeds of a one-row prefill of `n` tokens with an empty cache of capacity 64. */
+function feeds(session: Session, n: number): Record<string, Value> {
+  const f: Record<string, Value> = {
+    input_ids: Value.fromHost('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt((i * 7) % 50)), [1, n]),
+    seqlens_k: Value.fromHost('int32', Int32Array.of(n - 1), [1]),
+    total_sequence_length: Value.fromHost('int32', Int32Array.of(n), []),
+    positions: Value.fromHost('int64', BigInt64Array.of(BigInt(n - 1)), [1, 1]),
+    lambda: Value.fromHost('float32', Float32Array.of(1), [1]),
+    aligned_row: Value.fromHost('int64', BigInt64Array.of(0n), [1]),
+    reference_row: Value.fromHost('int64', BigInt64Array.of(0n), [1]),
+  };
+  for (const input of session.inputs) {
+    if (f[input.name]) continue;
+    const dims = [1, input.dims[1], 64, input.dims[3]];
+    f[input.name] = Value.fromHost('float32', new Float32Array(dims.reduce((a, b) => a * b)), dims);
+  }
+  return f;
+}
+
+describe('ONNX Runtime C API binding', () => {
+  it('loads onnxruntime-node 1.29.0 and its C API version 29; statuses round-trip code and message', () => {
+    expect(OrtEnvironment.version).toBe('1.29.0');
+    expect(OrtEnvironment.availableProviders()).toContain('CPUExecutionProvider');
+    // CreateStatus (slot 0) → GetErrorCode (1), GetErrorMessage (2) → ReleaseStatus (93), all through call()
+    const status = capi().fn.CreateStatus(2, 'made by the test');
+    expect(() => capi().check(status, 'TestCall')).toThrowError(/onnxruntime TestCall: made by the test \(ORT_INVALID_ARGUMENT\)/);
+    const m = MemoryInfo.cpu();
+    expect(m.name).toBe('Cpu');
+  });
+
+  it("turns ORT's failures into Errors carrying ORT's message", () => {
+    const missing = tempDir('realign-ort-') + '/nope.onnx';
+    let err: unknown;
+    try {
+      Session.open(missing, { device: 'cpu' });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(OrtError);
+    expect((err as OrtError).call).toBe('CreateSession');
+    expect((err as OrtError).message).toMatch(/nope\.onnx/);
+    const path = tinyGraph();
+    // wrong input rank, reported by the run
+    const s = Session.open(path, { device: 'cpu', intraOpThreads: 1 });
+    const f = feeds(s, 4);
+    f.seqlens_k = Value.fromHost('int32', Int32Array.of(3, 3), [2, 1]);
+    const names = Object.keys(f);
+    expect(() => s.run(names, names.map((n) => f[n]), ['logits'], [null])).toThrowError(/onnxruntime Run: .+/);
+    s.dispose();
+  });
+
+  it('the CUDA provider fails with a clear Error where its library is missing', () => {
+    if (OrtEnvironment.availableProviders().includes('CUDAExecutionProvider')) return; // a CUDA build: nothing to check here
+    expect(() => Session.open(tinyGraph(), { device: 'cuda', cuda: { enable_cuda_graph: '1' } })).toThrowError(/no CUDA execution provider/);
+  });
+
+  it('IoBinding with KV caches bound as past and present (the same value) gives the logits of a plain run', () => {
+    const s = Session.open(tinyGraph(), { device: 'cpu', intraOpThreads: 1 });
+    const plainFeeds = feeds(s, 5);
+    const names = Object.keys(plainFeeds);
+    const presents = s.outputNames.filter((n) => n !== 'logits');
+    const inPlace = presents.map((n) => plainFeeds[n.replace('present', 'past')]);
+    const [plainLogits] = s.run(names, names.map((n) => plainFeeds[n]), ['logits', ...presents], [null, ...inPlace]);
+    const expected = plainLogits.read() as Float32Array;
+    const expectedKv = (plainFeeds['past_key.0'].hostData() as Float32Array).slice();
+
+    const bound = feeds(s, 5);
+    const binding = new IoBinding(s);
+    for (const [n, v] of Object.entries(bound)) binding.bindInput(n, v);
+    binding.bindOutputToDevice('logits', MemoryInfo.cpu());
+    for (const n of presents) binding.bindOutput(n, bound[n.replace('present', 'past')]);
+    transfers.reset();
+    binding.run();
+    binding.synchronizeOutputs();
+    const outs = binding.outputs();
+    expect(outs.length).toBe(1 + presents.length);
+    const logits = outs[0]; // outputs come back in binding order
+    expect(Array.from(logits.read() as Float32Array)).toEqual(Array.from(expected));
+    expect(transfers.fromDevice).toBe(expected.byteLength);
+    // the present KV went into the bound past buffer, in place
+    expect(Array.from(bound['past_key.0'].hostData() as Float32Array)).toEqual(Array.from(expectedKv));
+    for (const v of outs) v.dispose();
+    binding.clearInputs();
+    binding.clearOutputs();
+    binding.dispose();
+    plainLogits.dispose();
+    for (const v of [...Object.values(plainFeeds), ...Object.values(bound)]) v.dispose();
+    s.dispose();
+  });
+
+  it('allocator-owned values, views into them and CopyTensors', async () => {
+    const m = await ModelSession.open(tinyGraph(), { device: 'cpu', threads: 1 });
+    const a = Value.allocate(m.allocator, 'float32', [4, 3]);
+    a.write(Float32Array.from({ length: 12 }, (_, i) => i));
+    const rows12 = Value.view(a, 3, [2, 3], m.memory); // rows 1 and 2
+    expect(Array.from(rows12.hostData() as Float32Array)).toEqual([3, 4, 5, 6, 7, 8]);
+    const dst = Value.allocate(m.allocator, 'float32', [2, 3]);
+    copyTensors([rows12], [dst]);
+    expect(Array.from(dst.read() as Float32Array)).toEqual([3, 4, 5, 6, 7, 8]);
+    expect(() => Value.view(a, 10, [1, 3], m.memory)).toThrowError(/outside/);
+    for (const v of [rows12, dst, a]) v.dispose();
+    await m.release();
+  });
+
+  it('2,000 runs keep RSS bounded and release every object (each run creates and frees its values)', async () => {
+    const m = await ModelSession.open(tinyGraph(), { device: 'cpu', threads: 1 });
+    const kvDims = [1, 2, 64, 16];
+    const kv = Object.fromEntries(m.inputNames.filter((n) => n.startsWith('past_')).map((n) => [n, new Float32Array(kvDims.reduce((a, b) => a * b))]));
+    const step = async () => {
+      const f = {
+        input_ids: { type: 'int64' as const, data: BigInt64Array.of(1n, 2n, 3n), dims: [1, 3] },
+        seqlens_k: { type: 'int32' as const, data: Int32Array.of(2), dims: [1] },
+        total_sequence_length: { type: 'int32' as const, data: Int32Array.of(3), dims: [] },
+        positions: { type: 'int64' as const, data: BigInt64Array.of(2n), dims: [1, 1] },
+        lambda: { type: 'float32' as const, data: Float32Array.of(1), dims: [1] },
+        aligned_row: { type: 'int64' as const, data: BigInt64Array.of(0n), dims: [1] },
+        reference_row: { type: 'int64' as const, data: BigInt64Array.of(0n), dims: [1] },
+        ...Object.fromEntries(Object.entries(kv).map(([n, d]) => [n, { type: 'float32' as const, data: d, dims: kvDims }])),
+      };
+      const inPlace = Object.fromEntries(Object.entries(kv).map(([n, d]) => [n.replace('past', 'present'), { type: 'float32' as const, data: d, dims: kvDims }]));
+      return m.run(f, ['logits'], inPlace);
+    };
+    const live = () => Object.values(liveObjects).reduce((a, b) => a + b, 0);
+    for (let i = 0; i < 500; i++) await step(); // warm up: arenas, JIT, allocator pools
+    gc();
+    const liveBefore = live();
+    const rssBefore = process.memoryUsage().rss;
+    for (let i = 0; i < 2000; i++) await step();
+    gc();
+    const growthMb = (process.memoryUsage().rss - rssBefore) / 2 ** 20;
+    // every Value a run creates is released by the run itself: none are left for the finalizer
+    expect(live()).toBe(liveBefore);
+    console.info(`ort binding: RSS growth over 2,000 runs after warm-up: ${growthMb.toFixed(2)} MB`);
+    // documented bound: under 20 MB of RSS growth over 2,000 runs after warm-up
+    expect(growthMb).toBeLessThan(20);
+    await m.release();
+  }, 120_000);
+});
