@@ -11,6 +11,18 @@ import { describeValue } from './fields.ts';
 import { normalizeGeneration, UNSUPPORTED_FIELDS } from './generation-fields.ts';
 import { DEFAULT_LOGITS_TOP, logitsRequestSchema, type LogitsRequest } from './logits-request.ts';
 
+/**
+ * Largest `max_tokens` (or `max_completion_tokens`) the wire accepts, in either half. A backend's own limit and a
+ * model's context are lower; this bound keeps what the edge charges for a request finite and sane before any
+ * backend has seen it.
+ */
+export const MAX_TOKENS_BOUND = 1 << 20;
+
+function checkMaxTokensBound(value: number | undefined, param: string): ApiError | null {
+  if (value === undefined || value <= MAX_TOKENS_BOUND) return null;
+  return invalidRequest(`\`${param}\` must be at most ${MAX_TOKENS_BOUND}, got ${value}`, param, 'max_tokens_too_large');
+}
+
 /** The three request kinds and the path each is served at. */
 export const ENDPOINTS = {
   chat: '/v1/chat/completions',
@@ -114,6 +126,8 @@ function parseChat(body: Record<string, unknown>): ChatCompletionRequest | ApiEr
       'max_completion_tokens',
     );
   }
+  const tooMany = checkMaxTokensBound(raw.max_tokens, 'max_tokens') ?? checkMaxTokensBound(max_completion_tokens, 'max_completion_tokens');
+  if (tooMany) return tooMany;
   if (raw.top_logprobs !== undefined && raw.top_logprobs > 0 && raw.logprobs !== true) {
     return invalidRequest('`top_logprobs` requires `logprobs: true`', 'top_logprobs');
   }
@@ -127,6 +141,8 @@ function parseChat(body: Record<string, unknown>): ChatCompletionRequest | ApiEr
 function parseCompletions(body: Record<string, unknown>): CompletionRequest | ApiError {
   const r = completionRequestSchema.safeParse(body, { reportInput: true });
   if (!r.success) return firstIssue(r.error);
+  const tooMany = checkMaxTokensBound(r.data.max_tokens, 'max_tokens');
+  if (tooMany) return tooMany;
   const g = normalizeGeneration(r.data);
   if (Array.isArray(g)) return invalidRequest(`\`${g[0]}\` ${g[1]}`, g[0]);
   return g;

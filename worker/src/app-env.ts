@@ -5,8 +5,10 @@ import type { AuthContext } from './auth/auth-context.ts';
 export interface AppEnv {
   Bindings: Env;
   Variables: {
-    /** Id of this request, echoed as `x-request-id` and forwarded to the backend. */
+    /** The edge's id of this request, sent as `x-request-id`, forwarded to the backend, the usage row's id. */
     requestId: string;
+    /** The id the client sent (x-client-request-id, else x-request-id) when plain; echoed, never trusted as an id. */
+    clientRequestId: string | null;
     /** The caller, set by the API-key middleware on `/v1/*`. */
     auth: AuthContext;
   };

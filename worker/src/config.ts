@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { serverError } from '../../shared/src/errors.ts';
+import { DEFAULT_MAX_LOGITS_ENTRIES } from '../../shared/src/logits-bounds.ts';
 
 /** One GPU backend: requests for `/v1/x` go to `${url}/v1/x`. */
 export interface BackendConfig {
@@ -22,6 +23,8 @@ export interface EdgeConfig {
   streamIdleTimeoutMs: number;
   healthCooldownMs: number;
   maxAttempts: number;
+  /** Most entries (positions × distributions × top_logprobs) of one /v1/logits answer (shared/src/logits-bounds.ts). */
+  maxLogitsEntries: number;
   hmacSecret: string;
 }
 
@@ -34,8 +37,11 @@ const backendsSchema = z
   )
   .min(1);
 
-function positiveInt(env: Env, name: keyof Env, fallback: number): number {
-  const raw = env[name] as unknown;
+/** Vars read here that wrangler.toml need not declare (the default applies). */
+type OptionalVars = { LOGITS_MAX_ENTRIES?: string };
+
+function positiveInt(env: Env, name: keyof Env | keyof OptionalVars, fallback: number): number {
+  const raw = (env as Env & OptionalVars)[name] as unknown;
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
   if (!Number.isSafeInteger(n) || n <= 0) throw serverError(`worker misconfigured: ${String(name)} must be a positive integer, got ${JSON.stringify(raw)}`, 'misconfigured');
@@ -69,6 +75,7 @@ export function readConfig(env: Env): EdgeConfig {
     streamIdleTimeoutMs: positiveInt(env, 'STREAM_IDLE_TIMEOUT_MS', 60_000),
     healthCooldownMs: positiveInt(env, 'HEALTH_COOLDOWN_MS', 10_000),
     maxAttempts: positiveInt(env, 'MAX_ATTEMPTS', 3),
+    maxLogitsEntries: positiveInt(env, 'LOGITS_MAX_ENTRIES', DEFAULT_MAX_LOGITS_ENTRIES),
     hmacSecret: env.BACKEND_HMAC_SECRET,
   };
 }

@@ -10,9 +10,15 @@ describe('health endpoints', () => {
     expect(res.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
   });
 
-  it('keeps a plain client request id and replaces an odd one', async () => {
-    expect((await call('/healthz', { headers: { 'x-request-id': 'client-42' } })).headers.get('x-request-id')).toBe('client-42');
-    expect((await call('/healthz', { headers: { 'x-request-id': 'bad id with spaces' } })).headers.get('x-request-id')).toMatch(/^req_/);
+  it('always sends its own request id, and echoes a plain client id as x-client-request-id', async () => {
+    // the edge's own id always; a plain client id is echoed beside it (issue 13 item 11)
+    const plain = await call('/healthz', { headers: { 'x-request-id': 'client-42' } });
+    expect(plain.headers.get('x-request-id')).toMatch(/^req_[0-9a-f]{32}$/);
+    expect(plain.headers.get('x-client-request-id')).toBe('client-42');
+    expect((await call('/healthz', { headers: { 'x-client-request-id': 'sdk-7' } })).headers.get('x-client-request-id')).toBe('sdk-7');
+    const odd = await call('/healthz', { headers: { 'x-request-id': 'bad id with spaces' } });
+    expect(odd.headers.get('x-request-id')).toMatch(/^req_/);
+    expect(odd.headers.get('x-client-request-id')).toBeNull();
   });
 
   it('/readyz is 200 when a backend is ready and 503 when none is', async () => {

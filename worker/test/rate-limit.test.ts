@@ -13,8 +13,8 @@ const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, m
  * Moves the tenant's buckets `ms` into the past, as if that much time had passed: a real minute-long wait
  * would make the suite slow, and the DO reads time from Date.now(), which tests cannot advance.
  */
-async function timeTravel(tenantId: string, ms: number): Promise<void> {
-  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenantId));
+async function timeTravel(generation: string, ms: number): Promise<void> {
+  const stub = env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(generation));
   await runInDurableObject(stub, (_instance, state) => {
     // Collect first: writing while the listing is open makes it visit the rewritten keys again.
     const buckets = [...state.storage.kv.list<BucketState>()];
@@ -46,11 +46,11 @@ describe('rate limits', () => {
     expect(limited.headers.get('x-ratelimit-remaining-tokens')).not.toBeNull();
     expect(limited.headers.get('x-request-id')).toBeTruthy();
 
-    await timeTravel(t.tenantId, 20_000);
+    await timeTravel(t.generation, 20_000);
     const one = await postJson('/v1/chat/completions', t.key, chat(t.model));
     expect(one.status, 'a third of a minute refills one of three requests').toBe(200);
     expect((await postJson('/v1/chat/completions', t.key, chat(t.model))).status).toBe(429);
-    await timeTravel(t.tenantId, 60_000);
+    await timeTravel(t.generation, 60_000);
     for (let i = 0; i < 3; i++) expect((await postJson('/v1/chat/completions', t.key, chat(t.model))).status).toBe(200);
   });
 

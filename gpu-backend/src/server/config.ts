@@ -1,5 +1,6 @@
 /**
- * `models.json`: what `realign serve` loads and the limits it enforces. Paths are relative to the file's folder.
+ * `models.json`: what `realign serve` loads and the limits it enforces. Paths are relative to the file's folder; a
+ * model path may also be a Hugging Face model id (`org/name`, with an optional `revision`), see loadServerConfig.
  *
  *   { "models": [{ "id": "demo", "mode": "inra", "model": "./demo", "default_lambda": 0.5, "lambda_range": [-1, 2] }],
  *     "limits": { "max_tokens": 2048 }, "auth": { "allow_unauthenticated": false } }
@@ -10,6 +11,7 @@ import { z } from 'zod';
 import { DEFAULT_MAX_LOGITS_ENTRIES } from '../../../shared/src/logits-bounds.ts';
 import type { EngineLimits } from '../engine/protocol.ts';
 import type { ModelSource } from '../engine/model-loader.ts';
+import { downloadReporter, isModelId, resolveModelSource, type ResolveOptions } from '../checkpoint/hub/index.ts';
 
 const modelSchema = z
   .object({
@@ -19,6 +21,8 @@ const modelSchema = z
     aligned: z.string().optional(),
     reference: z.string().optional(),
     inra_adapter_layers: z.number().int().positive().optional(),
+    /** Hugging Face revision (branch, tag or commit) of the model ids among model/aligned/reference; default main */
+    revision: z.string().min(1).optional(),
     default_lambda: z.number().finite().default(1),
     lambda_range: z.tuple([z.number().finite(), z.number().finite()]).default([-1, 2]),
     max_context: z.number().int().positive().optional(),
@@ -83,6 +87,8 @@ export type ModelConfig = z.infer<typeof modelSchema>;
 /** The whole server configuration. */
 export type ServerConfig = z.infer<typeof configSchema>;
 
+const MODEL_PATHS = ['model', 'aligned', 'reference'] as const;
+
 /** Validates a parsed config; `baseDir` resolves relative paths. Errors name the field. */
 export function parseServerConfig(raw: unknown, baseDir: string): ServerConfig {
   const r = configSchema.safeParse(raw);
@@ -94,9 +100,10 @@ export function parseServerConfig(raw: unknown, baseDir: string): ServerConfig {
   for (const m of r.data.models) {
     if (ids.has(m.id)) throw new Error(`models config: model id "${m.id}" appears twice`);
     ids.add(m.id);
-    for (const key of ['model', 'aligned', 'reference'] as const) {
+    for (const key of MODEL_PATHS) {
       const p = m[key];
-      if (p !== undefined && !isAbsolute(p)) m[key] = resolve(baseDir, p);
+      // model ids stay as they are, for loadServerConfig
+      if (p !== undefined && !isAbsolute(p) && !isModelId(p, baseDir)) m[key] = resolve(baseDir, p);
     }
   }
   if (r.data.graph_cache && !isAbsolute(r.data.graph_cache)) r.data.graph_cache = resolve(baseDir, r.data.graph_cache);
@@ -112,6 +119,27 @@ export function readServerConfig(file: string): ServerConfig {
     throw new Error(`${file}: cannot read models config (${(err as Error).message})`);
   }
   return parseServerConfig(raw, dirname(resolve(file)));
+}
+
+/**
+ * Reads a models.json (readServerConfig) and turns the Hugging Face model ids among its model paths into snapshot
+ * folders of the hub cache, downloading them when needed and allowed: once, before any engine starts.
+ */
+export async function loadServerConfig(file: string, hub: ResolveOptions = { onProgress: downloadReporter() }): Promise<ServerConfig> {
+  const config = readServerConfig(file);
+  const baseDir = dirname(resolve(file));
+  for (const [i, m] of config.models.entries()) {
+    const ids = MODEL_PATHS.filter((key) => m[key] !== undefined && !isAbsolute(m[key]));
+    if (m.revision !== undefined && ids.length === 0) throw new Error(`models config: models.${i}.revision: applies to Hugging Face model ids, but the model paths of "${m.id}" are folders`);
+    for (const key of ids) {
+      try {
+        m[key] = await resolveModelSource(m[key]!, { ...hub, baseDir, revision: m.revision });
+      } catch (err) {
+        throw new Error(`models config: models.${i}.${key}: ${(err as Error).message}`);
+      }
+    }
+  }
+  return config;
 }
 
 /** The engine source of a model config. */

@@ -11,6 +11,7 @@ import type { DownloadEvent } from '../../../gpu-backend/src/checkpoint/hub/down
 import { isModelId } from '../../../gpu-backend/src/checkpoint/hub/model-id.ts';
 import { resolveModelSource } from '../../../gpu-backend/src/checkpoint/hub/resolve-model.ts';
 import { hubCacheDir } from '../../../gpu-backend/src/checkpoint/hub/settings.ts';
+import { loadServerConfig, readServerConfig } from '../../../gpu-backend/src/server/config.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/models.ts';
 
 afterAll(cleanupTempDirs);
@@ -142,5 +143,46 @@ describe('model ids resolved from the Hugging Face cache', () => {
     }
     vi.stubEnv('HF_TOKEN', 'ghp_not_a_hub_token');
     await expect(resolveModelSource('org/name', opts)).rejects.toThrow('the Hugging Face token from HF_TOKEN does not start with "hf_"');
+  });
+});
+
+describe('model ids in models.json', () => {
+  /** Writes a models.json with `models` in a fresh folder; returns its path. */
+  function modelsJson(models: Record<string, unknown>[]): string {
+    const file = join(tempDir(), 'models.json');
+    writeFileSync(file, JSON.stringify({ models }));
+    return file;
+  }
+
+  it('model, reference and aligned accept ids (with revision), resolved once; folders stay relative to the file', async () => {
+    const cache = tempDir();
+    const ref = layOut(cache, 'org/ref', { [C1]: model('ref') }, { main: C1 });
+    const aligned = layOut(cache, 'org/aligned', { [C2]: model('aligned') }, { v2: C2 });
+    const single = layOut(cache, 'org/single', { [C1]: model('single') }, { main: C1 });
+    const file = modelsJson([
+      { id: 'fusion', mode: 'fusion', reference: 'org/ref', aligned: 'org/aligned', revision: 'v2' },
+      { id: 'plain', mode: 'single', model: 'org/single' },
+      { id: 'local', mode: 'single', model: 'checkpoints/here' },
+    ]);
+    // a folder of that name exists, so it is a folder (relative to models.json), not an id
+    mkdirSync(join(file, '..', 'checkpoints', 'here'), { recursive: true });
+    // the ref's v2 is its main commit: the revision applies to every id of the entry
+    writeFileSync(join(ref, 'refs', 'v2'), C1);
+    const config = await loadServerConfig(file, { cacheDir: cache, offline: true, onProgress });
+    expect(config.models.map((m) => [m.reference, m.aligned, m.model])).toEqual([
+      [join(ref, 'snapshots', C1), join(aligned, 'snapshots', C2), undefined],
+      [undefined, undefined, join(single, 'snapshots', C1)],
+      [undefined, undefined, join(file, '..', 'checkpoints', 'here')],
+    ]);
+    expect(reported).toEqual([]);
+    // readServerConfig alone leaves ids for loadServerConfig and resolves folders
+    expect(readServerConfig(file).models.map((m) => m.model)).toEqual([undefined, 'org/single', join(file, '..', 'checkpoints', 'here')]);
+  });
+
+  it('an id that cannot be resolved names the entry and field; a revision on folders is an error', async () => {
+    const file = modelsJson([{ id: 'x', mode: 'single', model: 'org/absent' }]);
+    await expect(loadServerConfig(file, { cacheDir: tempDir(), offline: true })).rejects.toThrow(/^models config: models\.0\.model: "org\/absent" at revision "main" is not in the Hugging Face cache/);
+    const folders = modelsJson([{ id: 'y', mode: 'single', model: './here', revision: 'main' }]);
+    await expect(loadServerConfig(folders, { offline: true })).rejects.toThrow('models config: models.0.revision: applies to Hugging Face model ids, but the model paths of "y" are folders');
   });
 });

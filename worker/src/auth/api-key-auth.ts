@@ -20,6 +20,8 @@ export function apiKeyAuth(): MiddlewareHandler<AppEnv> {
     c.set('auth', {
       keyId: row.id,
       tenantId: row.tenant_id,
+      tenantGeneration: row.tenant_generation,
+      boundUser: row.user_id,
       tenantRequestsPerMinute: row.tenant_rpm,
       tenantTokensPerMinute: row.tenant_tpm,
       keyRequestsPerMinute: row.requests_per_minute,

@@ -2,6 +2,10 @@
 export interface AuthContext {
   keyId: string;
   tenantId: string;
+  /** The tenant's generation (see TenantRow.generation): the name of its rate limiter and part of its cache keys. */
+  tenantGeneration: string;
+  /** The end user the key is bound to, or null when the key may act as any user of its tenant. */
+  boundUser: string | null;
   tenantRequestsPerMinute: number;
   tenantTokensPerMinute: number;
   /** Per-key limits; null = only the tenant's limits apply. */

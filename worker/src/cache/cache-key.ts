@@ -1,5 +1,6 @@
 /**
- * Cache keys: the tenant, the endpoint and a SHA-256 of the resolved request in canonical form (sorted keys).
+ * Cache keys: the tenant's generation (not its id: a tenant created again under a deleted one's id must not be
+ * served its answers), the endpoint and a SHA-256 of the resolved request in canonical form (sorted keys).
  * The resolved request already holds the model and the resolved λ; fields that do not change the output
  * (`stream`, `stream_options`, `user`) are left out, so a streamed request can be served from a stored
  * non-streamed answer and vice versa.
@@ -21,8 +22,8 @@ export function canonicalJson(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** The KV key for a resolved request of `tenantId`. */
-export async function cacheKey(tenantId: string, kind: RequestKind, resolved: object): Promise<string> {
+/** The KV key for a resolved request of the tenant generation `tenantGeneration`. */
+export async function cacheKey(tenantGeneration: string, kind: RequestKind, resolved: object): Promise<string> {
   const relevant = Object.fromEntries(Object.entries(resolved).filter(([k]) => !IGNORED.has(k)));
-  return `resp:v1:${tenantId}:${kind}:${await sha256Hex(canonicalJson(relevant))}`;
+  return `resp:v2:${tenantGeneration}:${kind}:${await sha256Hex(canonicalJson(relevant))}`;
 }

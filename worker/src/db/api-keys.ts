@@ -10,6 +10,9 @@ export interface KeyAuthRow {
   tenant_rpm: number;
   tenant_tpm: number;
   cache_ttl_seconds: number;
+  tenant_generation: string;
+  /** The one end user the key may act as; null = any. */
+  user_id: string | null;
 }
 
 /** A key as the admin API lists it. */
@@ -20,18 +23,20 @@ export interface KeyRow {
   prefix: string;
   requests_per_minute: number | null;
   tokens_per_minute: number | null;
+  /** The one end user the key may act as (`user` field, x-realign-user); null = any user of the tenant. */
+  user: string | null;
   created_at: number;
   revoked_at: number | null;
 }
 
-const KEY_COLUMNS = 'id, tenant_id, name, prefix, requests_per_minute, tokens_per_minute, created_at, revoked_at';
+const KEY_COLUMNS = 'id, tenant_id, name, prefix, requests_per_minute, tokens_per_minute, user_id AS user, created_at, revoked_at';
 
 /** The key with this hash and its tenant, or null. */
 export function findKeyByHash(db: D1Database, keyHash: string): Promise<KeyAuthRow | null> {
   return db
     .prepare(
-      `SELECT k.id, k.tenant_id, k.revoked_at, k.requests_per_minute, k.tokens_per_minute,
-              t.requests_per_minute AS tenant_rpm, t.tokens_per_minute AS tenant_tpm, t.cache_ttl_seconds
+      `SELECT k.id, k.tenant_id, k.revoked_at, k.requests_per_minute, k.tokens_per_minute, k.user_id,
+              t.requests_per_minute AS tenant_rpm, t.tokens_per_minute AS tenant_tpm, t.cache_ttl_seconds, t.generation AS tenant_generation
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
         WHERE k.key_hash = ?`,
     )
@@ -42,8 +47,8 @@ export function findKeyByHash(db: D1Database, keyHash: string): Promise<KeyAuthR
 /** Stores a new key (by hash). */
 export async function insertKey(db: D1Database, row: Omit<KeyRow, 'revoked_at'> & { key_hash: string }): Promise<void> {
   await db
-    .prepare(`INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, requests_per_minute, tokens_per_minute, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`)
-    .bind(row.id, row.tenant_id, row.name, row.key_hash, row.prefix, row.requests_per_minute, row.tokens_per_minute, row.created_at)
+    .prepare(`INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, requests_per_minute, tokens_per_minute, user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    .bind(row.id, row.tenant_id, row.name, row.key_hash, row.prefix, row.requests_per_minute, row.tokens_per_minute, row.user, row.created_at)
     .run();
 }
 

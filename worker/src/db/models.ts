@@ -25,24 +25,25 @@ export async function listModels(db: D1Database): Promise<ModelRow[]> {
   return (await db.prepare('SELECT * FROM models ORDER BY id').all<ModelRow>()).results;
 }
 
-/** Removes a model from the catalogue (and from every tenant). */
+/** Removes a model from the catalogue (and, by cascade, from every tenant); false when it was not there. */
 export async function deleteModel(db: D1Database, id: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM models WHERE id = ?').bind(id).run()).meta.changes === 1;
+  // `RETURNING`, not `meta.changes`: D1 counts the cascaded grants in the change count
+  return (await db.prepare('DELETE FROM models WHERE id = ? RETURNING id').bind(id).first()) !== null;
 }
 
 /** Lets a tenant use a model; false when the model is not in the catalogue. */
 export async function grantModel(db: D1Database, tenantId: string, modelId: string, now: number): Promise<boolean> {
   const r = await db
-    .prepare(`INSERT INTO tenant_models (tenant_id, model_id, created_at) SELECT ?, id, ? FROM models WHERE id = ? ON CONFLICT DO NOTHING`)
+    .prepare(`INSERT INTO tenant_models (tenant_id, model_id, created_at) SELECT ?, id, ? FROM models WHERE id = ? ON CONFLICT DO NOTHING RETURNING model_id`)
     .bind(tenantId, now, modelId)
-    .run();
-  if (r.meta.changes === 1) return true;
+    .first();
+  if (r !== null) return true;
   return (await db.prepare('SELECT 1 FROM models WHERE id = ?').bind(modelId).first()) !== null;
 }
 
 /** Takes a model away from a tenant. */
 export async function revokeModel(db: D1Database, tenantId: string, modelId: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM tenant_models WHERE tenant_id = ? AND model_id = ?').bind(tenantId, modelId).run()).meta.changes === 1;
+  return (await db.prepare('DELETE FROM tenant_models WHERE tenant_id = ? AND model_id = ? RETURNING model_id').bind(tenantId, modelId).first()) !== null;
 }
 
 /** The models a tenant may use, with their catalogue data. */

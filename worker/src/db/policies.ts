@@ -34,5 +34,5 @@ export async function listPolicies(db: D1Database, tenantId: string): Promise<Po
 
 /** Deletes one policy row. */
 export async function deletePolicy(db: D1Database, tenantId: string, modelId: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM lambda_policies WHERE tenant_id = ? AND model_id = ?').bind(tenantId, modelId).run()).meta.changes === 1;
+  return (await db.prepare('DELETE FROM lambda_policies WHERE tenant_id = ? AND model_id = ? RETURNING model_id').bind(tenantId, modelId).first()) !== null;
 }

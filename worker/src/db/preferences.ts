@@ -32,5 +32,5 @@ export async function listPreferences(db: D1Database, tenantId: string, userId?:
 
 /** Deletes one preference. */
 export async function deletePreference(db: D1Database, tenantId: string, userId: string, modelId: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id = ?').bind(tenantId, userId, modelId).run()).meta.changes === 1;
+  return (await db.prepare('DELETE FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id = ? RETURNING user_id').bind(tenantId, userId, modelId).first()) !== null;
 }

@@ -29,5 +29,5 @@ export async function listPresets(db: D1Database, tenantId: string): Promise<Pre
 
 /** Deletes one preset. */
 export async function deletePreset(db: D1Database, tenantId: string, modelId: string, name: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM presets WHERE tenant_id = ? AND model_id = ? AND name = ?').bind(tenantId, modelId, name).run()).meta.changes === 1;
+  return (await db.prepare('DELETE FROM presets WHERE tenant_id = ? AND model_id = ? AND name = ? RETURNING name').bind(tenantId, modelId, name).first()) !== null;
 }

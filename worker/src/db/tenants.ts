@@ -8,18 +8,34 @@ export interface TenantRow {
   tokens_per_minute: number;
   cache_ttl_seconds: number;
   created_at: number;
+  /**
+   * Random id of this creation of the tenant. Cache keys, the rate limiter and usage rows are keyed by it, so a
+   * tenant created again under a deleted one's id starts with nothing of it.
+   */
+  generation: string;
 }
 
 /** Fields an admin may change. */
 export type TenantUpdate = Partial<Pick<TenantRow, 'name' | 'requests_per_minute' | 'tokens_per_minute' | 'cache_ttl_seconds'>>;
 
-/** Creates a tenant; returns false when the id exists. */
+/** A fresh tenant generation (128 random bits, hex). */
+export function newGeneration(): string {
+  return [...crypto.getRandomValues(new Uint8Array(16))].map((b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+/**
+ * Creates a tenant; returns false when the id exists. Success is read from `RETURNING`, never from the change
+ * count, which D1 reports with triggered and cascaded rows included.
+ */
 export async function insertTenant(db: D1Database, row: TenantRow): Promise<boolean> {
   const r = await db
-    .prepare(`INSERT INTO tenants (id, name, requests_per_minute, tokens_per_minute, cache_ttl_seconds, created_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING`)
-    .bind(row.id, row.name, row.requests_per_minute, row.tokens_per_minute, row.cache_ttl_seconds, row.created_at)
-    .run();
-  return r.meta.changes === 1;
+    .prepare(
+      `INSERT INTO tenants (id, name, requests_per_minute, tokens_per_minute, cache_ttl_seconds, created_at, generation) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO NOTHING RETURNING id`,
+    )
+    .bind(row.id, row.name, row.requests_per_minute, row.tokens_per_minute, row.cache_ttl_seconds, row.created_at, row.generation)
+    .first();
+  return r !== null;
 }
 
 /** One tenant or null. */
@@ -43,8 +59,11 @@ export function updateTenant(db: D1Database, id: string, update: TenantUpdate): 
     .first<TenantRow>();
 }
 
-/** Deletes a tenant and (by cascade) its keys, grants, policies, presets and preferences; usage rows stay. */
-export async function deleteTenant(db: D1Database, id: string): Promise<boolean> {
-  const r = await db.prepare('DELETE FROM tenants WHERE id = ?').bind(id).run();
-  return r.meta.changes === 1;
+/**
+ * Deletes a tenant and (by cascade) its keys, grants, policies, presets and preferences; returns the deleted row
+ * (null when there was none). Usage rows stay, under the deleted generation. (`meta.changes` would count the
+ * cascaded rows too, so the answer comes from `RETURNING`.)
+ */
+export function deleteTenant(db: D1Database, id: string): Promise<TenantRow | null> {
+  return db.prepare('DELETE FROM tenants WHERE id = ? RETURNING *').bind(id).first<TenantRow>();
 }

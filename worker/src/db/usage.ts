@@ -12,8 +12,13 @@ export interface UsageTokens {
 
 /** One request's usage. */
 export interface UsageRecord extends UsageTokens {
+  /** The edge's own id of the request. */
   request_id: string;
+  /** The id the client sent, if any (not trusted: two requests may carry the same one). */
+  client_request_id: string | null;
   tenant_id: string;
+  /** The tenant generation the request belonged to (see TenantRow.generation). */
+  tenant_generation: string;
   key_id: string;
   model_id: string;
   endpoint: string;
@@ -29,12 +34,12 @@ export interface UsageRecord extends UsageTokens {
 export async function insertUsage(db: D1Database, r: UsageRecord): Promise<void> {
   await db
     .prepare(
-      `INSERT INTO usage (request_id, tenant_id, key_id, model_id, endpoint, status, stream, cached, lambda, preset, prompt_tokens, completion_tokens,
-         aligned_prompt_tokens, aligned_completion_tokens, reference_prompt_tokens, reference_completion_tokens, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      `INSERT INTO usage (request_id, client_request_id, tenant_id, tenant_generation, key_id, model_id, endpoint, status, stream, cached, lambda, preset,
+         prompt_tokens, completion_tokens, aligned_prompt_tokens, aligned_completion_tokens, reference_prompt_tokens, reference_completion_tokens, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .bind(
-      r.request_id, r.tenant_id, r.key_id, r.model_id, r.endpoint, r.status, r.stream ? 1 : 0, r.cached ? 1 : 0, r.lambda, r.preset,
+      r.request_id, r.client_request_id, r.tenant_id, r.tenant_generation, r.key_id, r.model_id, r.endpoint, r.status, r.stream ? 1 : 0, r.cached ? 1 : 0, r.lambda, r.preset,
       r.prompt_tokens, r.completion_tokens, r.aligned_prompt_tokens, r.aligned_completion_tokens, r.reference_prompt_tokens, r.reference_completion_tokens,
       r.created_at,
     )
@@ -47,6 +52,8 @@ export type UsageGroup = 'tenant' | 'key' | 'model' | 'day';
 /** Filters and grouping of a report; times in Unix ms, `until` exclusive. */
 export interface UsageQuery {
   tenantId?: string;
+  /** Only rows of this tenant generation (a tenant id can be deleted and created again). */
+  tenantGeneration?: string;
   keyId?: string;
   since?: number;
   until?: number;
@@ -74,6 +81,7 @@ export async function usageReport(db: D1Database, q: UsageQuery): Promise<UsageR
   const args: (string | number)[] = [];
   const filters: [string, string | number | undefined][] = [
     ['tenant_id = ?', q.tenantId],
+    ['tenant_generation = ?', q.tenantGeneration],
     ['key_id = ?', q.keyId],
     ['created_at >= ?', q.since],
     ['created_at < ?', q.until],

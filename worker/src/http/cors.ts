@@ -10,11 +10,12 @@ import { HEADERS } from './header-names.ts';
 import { withHeaders } from './request-id.ts';
 
 /** Request headers a browser may send to `/v1` (beyond the CORS-safelisted ones). */
-export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'cache-control', HEADERS.requestId, HEADERS.user];
+export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'cache-control', HEADERS.requestId, HEADERS.clientRequestId, HEADERS.user];
 
 /** Response headers a cross-origin script may read: λ, cache, rate limits, request id. */
 export const CORS_EXPOSED_HEADERS = [
   HEADERS.requestId,
+  HEADERS.clientRequestId,
   HEADERS.lambda,
   HEADERS.preset,
   HEADERS.lambdaSource,

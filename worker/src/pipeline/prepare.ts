@@ -1,10 +1,13 @@
 /**
  * The first half of a generation request, up to the point where it can be answered: validate the body with the
- * shared schema, admit it through the rate limiter, check the model grant, resolve λ under the tenant's policy,
- * and build the exact body the backend will get. Sets the rate-limit and λ headers on the way.
+ * shared schema (and a logits answer's size), check the user and the model grant, resolve λ under the tenant's
+ * policy, build the exact body the backend will get — and only then, with nothing left to refuse, admit it through
+ * the rate limiter with the cost of that body. A request refused on the way is never charged. Sets the rate-limit
+ * and λ headers on the way.
  */
 import type { Context } from 'hono';
-import { invalidRequest } from '../../../shared/src/errors.ts';
+import { invalidRequest, permissionDenied } from '../../../shared/src/errors.ts';
+import { checkLogitsAnswerSize } from '../../../shared/src/logits-bounds.ts';
 import { resolveLambda, resolveLambdaList, type LambdaSource } from '../../../shared/src/lambda-policy.ts';
 import { parseRequest, type RequestByKind, type RequestKind } from '../../../shared/src/parse-request.ts';
 import { applySamplingDefaults, type SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
@@ -14,8 +17,8 @@ import { loadRequestContext, modelNotFound } from '../db/request-context.ts';
 import { HEADERS } from '../http/header-names.ts';
 import { readJson } from '../http/read-json.ts';
 import { buildPolicy, buildPreference } from '../policy/build-policy.ts';
-import { acquire, rateLimitError } from '../ratelimit/admit.ts';
-import { estimateTokens } from '../ratelimit/estimate.ts';
+import { acquire, admissionError } from '../ratelimit/admit.ts';
+import { estimateTokens, logitsShape } from '../ratelimit/estimate.ts';
 import { rateLimitHeaders } from '../ratelimit/rate-limit-headers.ts';
 import type { UsageContext } from '../usage/usage-recorder.ts';
 
@@ -30,17 +33,29 @@ export interface Prepared {
   includeUsage: boolean;
   temperature: number | undefined;
   seed: number | undefined;
+  /** Whether the client sent `max_tokens` itself (else it came from a preset, or is unset). */
+  clientMaxTokens: boolean;
   usage: UsageContext;
 }
 
 const USER_ID = /^[\x21-\x7e]{1,256}$/;
 
+/**
+ * The end user a request acts as: the `user` field, else the x-realign-user header. A key bound to a user acts as
+ * that user only: naming another one is a 403, naming none means the bound one.
+ */
 function userIdOf(c: Context<AppEnv>, fromBody: string | undefined): string | null {
-  if (fromBody !== undefined) return fromBody;
   const header = c.req.header(HEADERS.user);
-  if (header === undefined) return null;
-  if (!USER_ID.test(header)) throw invalidRequest(`header ${HEADERS.user} must be 1–256 visible ASCII characters`, HEADERS.user);
-  return header;
+  if (header !== undefined && !USER_ID.test(header)) throw invalidRequest(`header ${HEADERS.user} must be 1–256 visible ASCII characters`, HEADERS.user);
+  const named = fromBody ?? header ?? null;
+  const bound = c.get('auth').boundUser;
+  if (bound === null || named === bound) return named;
+  if (named === null) return bound;
+  throw permissionDenied(
+    `this API key is bound to one user and may not act as \`${named.slice(0, 64)}\`; leave \`user\` (and ${HEADERS.user}) unset or send the key's own user`,
+    'user_not_allowed',
+    fromBody !== undefined ? 'user' : HEADERS.user,
+  );
 }
 
 function withoutRoutingFields(request: object, sampling: SamplingDefaults): Record<string, unknown> {
@@ -62,11 +77,12 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
   const parsed = parseRequest(kind, await readJson(c.req.raw, config.maxBodyBytes));
   if (parsed instanceof Error) throw parsed;
   const request = parsed as RequestByKind[K];
-
-  const estimatedTokens = estimateTokens(kind, request);
-  const admission = await acquire(c.env, auth, estimatedTokens);
-  for (const [k, v] of Object.entries(rateLimitHeaders(admission))) c.header(k, v);
-  if (!admission.allowed) throw rateLimitError(admission);
+  if (kind === 'logits') {
+    // the answer's size as far as the edge can tell (a text input's positions are estimated; the backend counts them)
+    const logits = request as RequestByKind['logits'];
+    const tooLarge = checkLogitsAnswerSize(logitsShape(logits, estimateTokens(kind, request).prompt), config.maxLogitsEntries);
+    if (tooLarge) throw tooLarge;
+  }
 
   const userId = userIdOf(c, request.user);
   const rows = await loadRequestContext(c.env.DB, auth.tenantId, request.model, userId);
@@ -95,6 +111,13 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
     preset = r.preset;
   }
 
+  // Admission last, with the cost of the body the backend will get (a preset's max_tokens included): nothing
+  // refused above was charged. A cost larger than a whole bucket is refused, never banked as debt.
+  const estimate = estimateTokens(kind, resolved as unknown as RequestByKind[K]);
+  const admission = await acquire(c.env, auth, estimate.total);
+  for (const [k, v] of Object.entries(rateLimitHeaders(admission))) c.header(k, v);
+  if (!admission.allowed) throw admissionError(admission, estimate.total, kind === 'logits' ? null : 'max_tokens');
+
   const stream = resolved.stream === true;
   return {
     kind,
@@ -104,15 +127,19 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
     includeUsage: stream && (resolved.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
     temperature: resolved.temperature as number | undefined,
     seed: resolved.seed as number | undefined,
+    clientMaxTokens: kind !== 'logits' && (request as RequestByKind['chat' | 'completions']).max_tokens !== undefined,
     usage: {
       requestId: c.get('requestId'),
+      clientRequestId: c.get('clientRequestId'),
       auth,
       model: request.model,
       endpoint: new URL(c.req.url).pathname,
       stream,
       lambda: lambdaForUsage,
       preset,
-      estimatedTokens,
+      estimatedTokens: estimate.total,
+      promptEstimate: estimate.prompt,
+      answerEntries: estimate.answerEntries,
     },
   };
 }

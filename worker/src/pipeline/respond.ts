@@ -15,6 +15,7 @@ import { decideCaching } from '../cache/cache-policy.ts';
 import { getCached, putCached, type CachedResponse } from '../cache/response-cache.ts';
 import { replayAsSse } from '../cache/sse-replay.ts';
 import { StreamAssembler } from '../cache/stream-assembler.ts';
+import { modelNotFound } from '../db/request-context.ts';
 import { errorResponse } from '../http/error-response.ts';
 import { HEADERS } from '../http/header-names.ts';
 import { forward } from '../routing/forward.ts';
@@ -25,6 +26,35 @@ import { recordUsage } from '../usage/usage-recorder.ts';
 import type { Prepared } from './prepare.ts';
 
 const SSE_HEADERS = { 'content-type': SSE_CONTENT_TYPE, 'cache-control': 'no-cache' };
+
+/** Parses the room the backend names in its `context_length_exceeded` refusal of `max_tokens` ("lower max_tokens to N"). */
+const CONTEXT_LEFT = /lower max_tokens to (\d+)/;
+
+function withoutMaxTokens(body: Record<string, unknown>): Record<string, unknown> {
+  const { max_tokens: _drop, ...rest } = body;
+  return rest;
+}
+
+/**
+ * For an answer refusing a preset's `max_tokens` as too long for the context: the `max_tokens` to ask again with
+ * (the room the backend names), or `unset` (the backend then caps its own default to the context) when it names
+ * none; null for any other answer, which is left unread. Issue 15 item 8: only a client's own value is an error.
+ */
+async function contextCap(res: Response): Promise<number | 'unset' | null> {
+  if (res.status !== 400 || !(res.headers.get('content-type') ?? '').includes('json')) return null;
+  const text = await res.clone().text().catch(() => '');
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isErrorBody(json) || json.error.code !== 'context_length_exceeded' || json.error.param !== 'max_tokens') return null;
+  await res.body?.cancel().catch(() => undefined);
+  const room = CONTEXT_LEFT.exec(json.error.message);
+  const n = room ? Number(room[1]) : NaN;
+  return Number.isSafeInteger(n) && n >= 1 ? n : 'unset';
+}
 
 function isCompletion(value: unknown): value is ChatCompletion | TextCompletion {
   if (typeof value !== 'object' || value === null) return false;
@@ -42,7 +72,7 @@ function cachedAnswer(c: Context<AppEnv>, p: Prepared, entry: CachedResponse): R
 /** Answers a prepared request (cache, then backend). */
 export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response> {
   const decision = decideCaching(p.kind, p, c.req.header('cache-control'), p.usage.auth.cacheTtlSeconds);
-  const key = decision.mode === 'lookup' ? await cacheKey(p.usage.auth.tenantId, p.kind, p.resolved) : null;
+  const key = decision.mode === 'lookup' ? await cacheKey(p.usage.auth.tenantGeneration, p.kind, p.resolved) : null;
   if (key !== null) {
     const entry = await getCached(c.env.CACHE, key);
     if (entry !== null) return cachedAnswer(c, p, entry);
@@ -52,14 +82,20 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   const record = (status: number, usage: Usage | null = null) => recordUsage(c.env, p.usage, status, usage, false);
 
   // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
-  const body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
+  let body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
   let forwarded;
-  try {
-    const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
-    forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs);
-  } catch (e) {
-    c.executionCtx.waitUntil(record(e instanceof ApiError ? e.status : 500));
-    throw e;
+  for (let round = 0; ; round++) {
+    try {
+      const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
+      forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs);
+    } catch (e) {
+      c.executionCtx.waitUntil(record(e instanceof ApiError ? e.status : 500));
+      throw e;
+    }
+    // A max_tokens the client did not send (a preset's) is capped to the context left, not an error: ask again once.
+    const capped = round === 0 && !p.clientMaxTokens && body.max_tokens !== undefined ? await contextCap(forwarded.response) : null;
+    if (capped === null) break;
+    body = capped === 'unset' ? withoutMaxTokens(body) : { ...body, max_tokens: capped };
   }
   const { response: upstream, backend, attempts } = forwarded;
   c.header(HEADERS.attempts, String(attempts));
@@ -117,7 +153,9 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     json = undefined;
   }
   if (upstream.status !== 200) {
-    const error = apiErrorFromResponse(upstream.status, json);
+    // The edge granted a model this backend does not serve: answer the edge's own 404 naming only that model —
+    // the backend's message lists the models it serves, which are not this tenant's to see.
+    const error = upstream.status === 404 && isErrorBody(json) && json.error.code === 'model_not_found' ? modelNotFound(p.usage.model) : apiErrorFromResponse(upstream.status, json);
     const retryAfter = upstream.headers.get(HEADERS.retryAfter);
     if (retryAfter !== null && /^\d{1,6}$/.test(retryAfter)) c.header(HEADERS.retryAfter, retryAfter);
     c.executionCtx.waitUntil(record(error.status));

@@ -3,8 +3,9 @@
  * overrides the tenant's `*` row field by field, which overrides the built-in defaults (range [0, 1], explicit λ
  * allowed, reject out of range, no default preset).
  */
-import { DEFAULT_LAMBDA_RANGE, type LambdaPolicy, type LambdaPreset, type UserPreference } from '../../../shared/src/lambda-policy.ts';
+import { DEFAULT_LAMBDA_RANGE, type LambdaPolicy, type LambdaPreset, type LambdaRange, type UserPreference } from '../../../shared/src/lambda-policy.ts';
 import { samplingDefaultsSchema, type SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
+import type { PolicyRow } from '../db/policies.ts';
 import type { RequestContextRows } from '../db/request-context.ts';
 
 function specificFirst<T extends { model_id: string }>(rows: T[]): T[] {
@@ -50,4 +51,28 @@ export function buildPolicy(rows: RequestContextRows): LambdaPolicy {
 export function buildPreference(rows: RequestContextRows): UserPreference | null {
   const pref = specificFirst(rows.preferences)[0];
   return pref ? { lambda: pref.lambda, preset: pref.preset } : null;
+}
+
+/** The λ range bounds of a policy row (the rest of a row does not shape the range). */
+export type RangeRow = Pick<PolicyRow, 'model_id' | 'min_lambda' | 'max_lambda'>;
+
+/** The effective λ range of `modelId` (`*`: a model without a row of its own) under a tenant's policy rows. */
+export function effectiveRange(rows: RangeRow[], modelId: string): LambdaRange {
+  const chain = specificFirst(rows.filter((r) => r.model_id === modelId || r.model_id === '*'));
+  return {
+    min: firstDefined(chain.map((r) => r.min_lambda)) ?? DEFAULT_LAMBDA_RANGE.min,
+    max: firstDefined(chain.map((r) => r.max_lambda)) ?? DEFAULT_LAMBDA_RANGE.max,
+  };
+}
+
+/**
+ * The first model (or `*`) whose effective range would be empty (min > max) under `rows`, or null. Every write of
+ * a policy row — tenant-wide or per model, put or delete, in any order — is checked with this before it is stored.
+ */
+export function findEmptyRange(rows: RangeRow[]): { model: string; range: LambdaRange } | null {
+  for (const model of ['*', ...rows.map((r) => r.model_id).filter((m) => m !== '*')]) {
+    const range = effectiveRange(rows, model);
+    if (range.min > range.max) return { model, range };
+  }
+  return null;
 }

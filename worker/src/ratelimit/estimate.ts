@@ -1,11 +1,14 @@
 /**
  * Token estimates for admission, before the backend has counted: about 4 characters per token for text, the
- * exact length for token ids, plus `max_tokens` (or a default) per choice. The estimate is corrected with the
- * real count when the response ends (RateLimiter.settle).
+ * exact length for token ids, plus `max_tokens` (or a default) per choice — of the resolved request, so a preset's
+ * `max_tokens` counts. A `/v1/logits` request also costs one token per entry of its answer (positions × λ values ×
+ * top_logprobs, see shared/src/logits-bounds.ts): its price follows the size of what it asks for. The estimate is
+ * corrected with the real count when the response ends (RateLimiter.settle, ratelimit/charge.ts).
  */
 import type { ChatCompletionRequest } from '../../../shared/src/chat-request.ts';
 import type { CompletionRequest } from '../../../shared/src/completion-request.ts';
 import type { LogitsRequest } from '../../../shared/src/logits-request.ts';
+import { logitsAnswerEntries, logitsPositionCount } from '../../../shared/src/logits-bounds.ts';
 import type { RequestByKind, RequestKind } from '../../../shared/src/parse-request.ts';
 
 /** Completion tokens assumed per choice when `max_tokens` is unset. */
@@ -31,10 +34,32 @@ function promptTokens(kind: RequestKind, r: ChatCompletionRequest | CompletionRe
   return { tokens: (p as number[][]).reduce((s, ids) => s + ids.length, 0), prompts: p.length };
 }
 
-/** Estimated total tokens of a request (prompt + completion). */
-export function estimateTokens<K extends RequestKind>(kind: K, request: RequestByKind[K]): number {
+/** What a request is estimated to cost, in tokens. */
+export interface TokenEstimate {
+  /** Charged at admission: prompt + completion (+ answer entries for logits). */
+  total: number;
+  /** The prompt part: what a request the backend refuses after reading it still costs. */
+  prompt: number;
+  /** Entries of a logits answer (0 for generations): charged on top of the backend's count. */
+  answerEntries: number;
+  /** Positions a logits answer reports (the input's estimated token count for `positions: "all"`). */
+  positions: number;
+}
+
+/** The logits answer's shape as the edge can foresee it (positions of a text input are estimated). */
+export function logitsShape(l: LogitsRequest, promptEstimate: number) {
+  return { positions: logitsPositionCount(l.positions, promptEstimate), lambdas: Math.max(1, l.lambdas?.length ?? 1), topLogprobs: l.top_logprobs, includeBranches: l.include_branches };
+}
+
+/** Estimated tokens of a resolved request (preset defaults applied). */
+export function estimateTokens<K extends RequestKind>(kind: K, request: RequestByKind[K]): TokenEstimate {
   const { tokens, prompts } = promptTokens(kind, request);
-  if (kind === 'logits') return Math.max(1, tokens);
+  const prompt = Math.max(1, tokens);
+  if (kind === 'logits') {
+    const shape = logitsShape(request as LogitsRequest, prompt);
+    const answerEntries = logitsAnswerEntries(shape);
+    return { total: prompt + answerEntries, prompt, answerEntries, positions: shape.positions };
+  }
   const g = request as ChatCompletionRequest | CompletionRequest;
-  return Math.max(1, tokens + (g.max_tokens ?? DEFAULT_COMPLETION_ESTIMATE) * (g.n ?? 1) * prompts);
+  return { total: prompt + (g.max_tokens ?? DEFAULT_COMPLETION_ESTIMATE) * (g.n ?? 1) * prompts, prompt, answerEntries: 0, positions: 0 };
 }

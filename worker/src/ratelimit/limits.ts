@@ -23,6 +23,8 @@ export interface AcquireResult {
   retryAfterMs: number;
   /** When not allowed: the dimension whose bucket needs the longest wait. */
   limitedBy: 'requests' | 'tokens' | null;
+  /** Set when the token cost is larger than a scope's whole bucket: refused without charging anything. */
+  oversized: { scope: string; tokensPerMinute: number } | null;
   requests: DimensionReport;
   tokens: DimensionReport;
 }

@@ -20,19 +20,21 @@ export class RateLimiter extends DurableObject<Env> {
   }
 
   /**
-   * Takes one request and `tokens` tokens from every scope's buckets if all have room (a cost above a bucket's
-   * capacity needs a full bucket). Returns what to report in headers either way.
+   * Takes one request and `tokens` tokens from every scope's buckets if all have room. A cost above a token
+   * bucket's capacity is refused outright (`oversized`) and charges nothing: it could never fit, and letting it
+   * through a full bucket would bank its excess as debt. Returns what to report in headers either way.
    */
   acquire(limits: ScopeLimits[], tokens: number): AcquireResult {
     const now = Date.now();
+    const over = limits.find((l) => tokens > l.tokensPerMinute);
     const buckets = limits.flatMap((l) => [
       { scope: l.scope, dim: 'req' as const, capacity: l.requestsPerMinute, cost: 1 },
       { scope: l.scope, dim: 'tok' as const, capacity: l.tokensPerMinute, cost: tokens },
     ]);
     const states = buckets.map((b) => this.load(b.scope, b.dim, b.capacity, now));
     const waits = buckets.map((b, i) => msUntil(states[i]!, b.capacity, b.cost));
-    const retryAfterMs = Math.max(0, ...waits);
-    const allowed = retryAfterMs === 0;
+    const retryAfterMs = over ? 0 : Math.max(0, ...waits);
+    const allowed = over === undefined && retryAfterMs === 0;
     const worst = buckets[waits.indexOf(retryAfterMs)]!;
     buckets.forEach((b, i) => {
       const s = states[i]!;
@@ -49,18 +51,27 @@ export class RateLimiter extends DurableObject<Env> {
       });
       return best ?? { limit: 0, remaining: 0, resetMs: 0 };
     };
-    const limitedBy = allowed ? null : worst.dim === 'req' ? 'requests' : 'tokens';
-    return { allowed, retryAfterMs, limitedBy, requests: report('req'), tokens: report('tok') };
+    const limitedBy = allowed ? null : over ? 'tokens' : worst.dim === 'req' ? 'requests' : 'tokens';
+    const oversized = over ? { scope: over.scope, tokensPerMinute: over.tokensPerMinute } : null;
+    return { allowed, retryAfterMs, limitedBy, oversized, requests: report('req'), tokens: report('tok') };
   }
 
-  /** Corrects the token buckets once the real count is known: `delta` > 0 charges more, < 0 refunds. */
+  /**
+   * Corrects the token buckets once the real count is known: `delta` > 0 charges more, < 0 refunds. The debt a
+   * correction can leave is bounded by one bucket (one minute of the limit), so no answer locks a scope out longer.
+   */
   settle(limits: ScopeLimits[], delta: number): void {
-    if (delta === 0) return;
+    if (delta === 0 || !Number.isFinite(delta)) return;
     const now = Date.now();
     for (const l of limits) {
       const s = this.load(l.scope, 'tok', l.tokensPerMinute, now);
-      s.level = Math.min(l.tokensPerMinute, s.level - delta);
+      s.level = Math.max(-l.tokensPerMinute, Math.min(l.tokensPerMinute, s.level - delta));
       this.save(l.scope, 'tok', s);
     }
+  }
+
+  /** Forgets every bucket (the tenant generation was deleted). */
+  async forget(): Promise<void> {
+    await this.ctx.storage.deleteAll();
   }
 }

@@ -6,18 +6,20 @@ import type { Usage } from '../../../shared/src/responses.ts';
 import type { AuthContext } from '../auth/auth-context.ts';
 import { insertUsage, type UsageRecord } from '../db/usage.ts';
 import { settleTokens } from '../ratelimit/admit.ts';
+import { chargedTokens, type ChargeBasis } from '../ratelimit/charge.ts';
 
-/** What is known about a request before its answer. */
-export interface UsageContext {
+/** What is known about a request before its answer (with the parts of its estimate, see ratelimit/charge.ts). */
+export interface UsageContext extends ChargeBasis {
+  /** The edge's own id of the request (the usage row's id). */
   requestId: string;
+  /** The id the client sent (x-client-request-id or x-request-id), kept beside it; null when none. */
+  clientRequestId: string | null;
   auth: AuthContext;
   model: string;
   endpoint: string;
   stream: boolean;
   lambda: number | null;
   preset: string | null;
-  /** Tokens charged to the rate limiter at admission. */
-  estimatedTokens: number;
 }
 
 /** The row for a request that ended with `status` and `usage` (null when the backend reported none). */
@@ -25,7 +27,9 @@ export function usageRow(ctx: UsageContext, status: number, usage: Usage | null,
   const b = usage?.realign?.branches;
   return {
     request_id: ctx.requestId,
+    client_request_id: ctx.clientRequestId,
     tenant_id: ctx.auth.tenantId,
+    tenant_generation: ctx.auth.tenantGeneration,
     key_id: ctx.auth.keyId,
     model_id: ctx.model,
     endpoint: ctx.endpoint,
@@ -50,9 +54,8 @@ export function usageRow(ctx: UsageContext, status: number, usage: Usage | null,
  * status 499 means the client went away mid-stream.
  */
 export async function recordUsage(env: Env, ctx: UsageContext, status: number, usage: Usage | null, cached: boolean): Promise<void> {
-  // A client that hung up (499) keeps its estimate charged: the backend worked until then, and hanging up must
-  // not become a way around the token limit. Failures the client did not cause are refunded.
-  const real = cached ? 0 : (usage?.total_tokens ?? (status === 499 || status < 400 ? ctx.estimatedTokens : 0));
+  // what each ending costs (a hang-up keeps its estimate, failures the client did not cause are refunded): charge.ts
+  const real = chargedTokens(ctx, status, usage, cached);
   const results = await Promise.allSettled([insertUsage(env.DB, usageRow(ctx, status, usage, cached)), settleTokens(env, ctx.auth, real - ctx.estimatedTokens)]);
   for (const r of results) {
     if (r.status === 'rejected') console.error(JSON.stringify({ level: 'error', msg: 'usage recording failed', requestId: ctx.requestId, error: String(r.reason) }));

@@ -5,6 +5,8 @@ import { uniqueTag } from './stub.ts';
 /** A tenant ready to call /v1. */
 export interface TestTenant {
   tenantId: string;
+  /** The tenant's generation: its rate limiter's name and part of its cache keys. */
+  generation: string;
   keyId: string;
   key: string;
   model: string;
@@ -25,7 +27,7 @@ export interface TenantOptions {
 export async function makeTenant(o: TenantOptions = {}): Promise<TestTenant> {
   const tenantId = uniqueTag('tenant');
   const model = o.model ?? uniqueTag('model');
-  await admin('POST', '/tenants', {
+  const created = await admin<{ generation: string }>('POST', '/tenants', {
     id: tenantId,
     name: tenantId,
     requests_per_minute: o.requestsPerMinute ?? 1000,
@@ -37,5 +39,5 @@ export async function makeTenant(o: TenantOptions = {}): Promise<TestTenant> {
   if (o.policy) await admin('PUT', `/tenants/${tenantId}/policies/*`, o.policy);
   for (const [name, p] of Object.entries(o.presets ?? {})) await admin('PUT', `/tenants/${tenantId}/presets/${name}`, p);
   const key = await admin<{ id: string; key: string }>('POST', `/tenants/${tenantId}/keys`, { name: 'test' });
-  return { tenantId, keyId: key.id, key: key.key, model };
+  return { tenantId, generation: created.generation, keyId: key.id, key: key.key, model };
 }

@@ -12,16 +12,44 @@ import { readJson } from '../../http/read-json.ts';
 /** Admin bodies are small; this keeps a mistaken upload from being read whole. */
 const ADMIN_BODY_LIMIT = 64 * 1024;
 
-/** Ids of tenants, models and users in paths and bodies. */
-export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+/**
+ * The alphabets of ids. None admits `..`, a space or a character with a meaning in a URL path or a key
+ * (`%`, `?`, `#`, `\\`), so an id names one thing wherever it is written. Tenants: lower case (they name keys,
+ * rows and limiters). Models: as backends name them, with at most one `/` (`org/name`, Hugging Face style; a path
+ * parameter then carries it as `%2F`). Users: what applications use as ids (also e-mail addresses).
+ */
+export const ID_PATTERNS = {
+  tenant: /^[a-z0-9][a-z0-9._-]{0,63}$/,
+  model: /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}(\/[A-Za-z0-9][A-Za-z0-9._-]{0,127})?$/,
+  user: /^[A-Za-z0-9][A-Za-z0-9._@+:-]{0,127}$/,
+  key: /^[A-Za-z0-9][A-Za-z0-9_]{0,63}$/,
+} as const;
 
-const id = () => stringField(1, 128).regex(ID_PATTERN, { error: () => 'must be 1–128 letters, digits, ".", "_", ":", "/" or "-", starting with a letter or digit' });
+/** Which ids a path parameter or field holds. */
+export type IdKind = keyof typeof ID_PATTERNS;
+
+const ID_RULES: Record<IdKind, string> = {
+  tenant: '1–64 lower-case letters, digits, ".", "_" or "-", starting with a letter or digit, without ".."',
+  model: 'letters, digits, ".", "_" or "-" (at most 128, starting with a letter or digit), optionally "org/name", without ".."',
+  user: '1–128 letters, digits, ".", "_", "@", "+", ":" or "-", starting with a letter or digit, without ".."',
+  key: 'a key id such as key_0123abcd',
+};
+
+/** True when `value` is a valid id of `kind`. */
+export function isId(kind: IdKind, value: string): boolean {
+  return ID_PATTERNS[kind].test(value) && !value.includes('..');
+}
+
+const id = (kind: IdKind) => stringField(1, 257).refine((v) => isId(kind, v), { error: () => `must be ${ID_RULES[kind]}` });
+
+/** Key names: a label for listings (letters, digits, spaces and a little punctuation). */
+const KEY_NAME = /^[A-Za-z0-9 ._-]{0,64}$/;
 const perMinute = () => numberField({ min: 1, integer: true });
 const ttl = () => numberField({ min: 0, integer: true }).refine((v) => v === 0 || v >= 60, { error: () => 'must be 0 (off) or at least 60 seconds' });
 
 /** POST /admin/tenants */
 export const createTenantSchema = z.strictObject({
-  id: id().optional(),
+  id: id('tenant').optional(),
   name: stringField(1, 200),
   requests_per_minute: perMinute().optional(),
   tokens_per_minute: perMinute().optional(),
@@ -38,9 +66,13 @@ export const updateTenantSchema = z.strictObject({
 
 /** POST /admin/tenants/:tenant/keys */
 export const createKeySchema = z.strictObject({
-  name: stringField(0, 200).optional(),
+  name: stringField(0, 64)
+    .regex(KEY_NAME, { error: () => 'must be at most 64 letters, digits, spaces, ".", "_" or "-"' })
+    .optional(),
   requests_per_minute: perMinute().optional(),
   tokens_per_minute: perMinute().optional(),
+  /** Binds the key to one end user: requests naming another user are refused, requests naming none act as this one. */
+  user: id('user').optional(),
 });
 
 /** PUT /admin/models/:model */
@@ -67,7 +99,7 @@ export const policySchema = z
 export const presetSchema = z.strictObject({
   lambda: lambdaField(),
   sampling: samplingDefaultsSchema.optional(),
-  model: z.union([z.literal('*'), id()]).optional(),
+  model: z.union([z.literal('*'), id('model')]).optional(),
 });
 
 /** PUT /admin/tenants/:tenant/users/:user/preferences */
@@ -75,14 +107,15 @@ export const preferenceSchema = z
   .strictObject({
     lambda: lambdaField().nullable().optional(),
     preset: presetField().nullable().optional(),
-    model: z.union([z.literal('*'), id()]).optional(),
+    model: z.union([z.literal('*'), id('model')]).optional(),
   })
   .refine((p) => p.lambda != null || p.preset != null, { error: () => 'send `lambda` or `preset` (or both)', path: ['lambda'] });
 
 /** GET /admin/usage */
 export const usageQuerySchema = z.strictObject({
-  tenant: id().optional(),
-  key: id().optional(),
+  tenant: id('tenant').optional(),
+  generation: z.string().regex(/^[0-9a-f]{32}$/, { error: () => 'must be a tenant generation (32 hex digits)' }).optional(),
+  key: id('key').optional(),
   since: z.coerce.number({ error: () => 'must be Unix milliseconds' }).int().nonnegative().optional(),
   until: z.coerce.number({ error: () => 'must be Unix milliseconds' }).int().nonnegative().optional(),
   group_by: z.enum(['tenant', 'key', 'model', 'day'], { error: () => 'must be "tenant", "key", "model" or "day"' }).optional(),
@@ -106,18 +139,25 @@ export async function body<T extends z.ZodType>(c: Context<AppEnv>, schema: T): 
   return validate(schema, await readJson(c.req.raw, ADMIN_BODY_LIMIT));
 }
 
-/** A path parameter that must look like an id (or `*` where allowed). */
-export function pathId(c: Context<AppEnv>, name: string, allowStar = false): string {
+/** A path parameter that must be an id of `kind` (or `*` where allowed); the parameter's name is its kind's. */
+export function pathId(c: Context<AppEnv>, name: IdKind, allowStar = false): string {
   const value = c.req.param(name) ?? '';
-  if ((allowStar && value === '*') || ID_PATTERN.test(value)) return value;
-  throw invalidRequest(`path parameter \`${name}\` is not a valid id`, name);
+  if ((allowStar && value === '*') || isId(name, value)) return value;
+  throw invalidRequest(`path parameter \`${name}\` must be ${ID_RULES[name]}`, name);
 }
 
-/** A preset name from the path. */
+/** A model id from the query (`?model=`, `*` by default), checked like a path id. */
+export function queryModel(c: Context<AppEnv>): string {
+  const value = c.req.query('model') ?? '*';
+  if (value === '*' || isId('model', value)) return value;
+  throw invalidRequest(`query parameter \`model\` must be "*" or ${ID_RULES.model}`, 'model');
+}
+
+/** A preset name from the path (no `..`, starting with a letter or digit). */
 export function pathPresetName(c: Context<AppEnv>): string {
   const value = c.req.param('name') ?? '';
-  if (PRESET_NAME.test(value)) return value;
-  throw invalidRequest('path parameter `name` must be 1–64 letters, digits, "_", "-" or "."', 'name');
+  if (PRESET_NAME.test(value) && /^[A-Za-z0-9]/.test(value) && !value.includes('..')) return value;
+  throw invalidRequest('path parameter `name` must be 1–64 letters, digits, "_", "-" or ".", starting with a letter or digit, without ".."', 'name');
 }
 
 /** The tenant named in the path, or a 404. */

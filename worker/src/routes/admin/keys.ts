@@ -19,6 +19,7 @@ export const keyRoutes = new Hono<AppEnv>()
       prefix,
       requests_per_minute: input.requests_per_minute ?? null,
       tokens_per_minute: input.tokens_per_minute ?? null,
+      user: input.user ?? null,
       created_at: Date.now(),
     };
     await insertKey(c.env.DB, { ...row, key_hash: await hashApiKey(key) });

@@ -3,7 +3,7 @@ import { Hono } from 'hono';
 import { notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { deletePreference, listPreferences, upsertPreference } from '../../db/preferences.ts';
-import { body, pathId, preferenceSchema, requireTenant, tenantList } from './admin-input.ts';
+import { body, pathId, preferenceSchema, queryModel, requireTenant, tenantList } from './admin-input.ts';
 
 /** Routes under /admin/tenants/:tenant/users. */
 export const preferenceRoutes = new Hono<AppEnv>()
@@ -28,7 +28,7 @@ export const preferenceRoutes = new Hono<AppEnv>()
   .delete('/:user/preferences', async (c) => {
     const tenant = await requireTenant(c);
     const user = pathId(c, 'user');
-    const model = c.req.query('model') ?? '*';
+    const model = queryModel(c);
     if (!(await deletePreference(c.env.DB, tenant.id, user, model))) throw notFound(`user \`${user}\` has no preference for \`${model}\``, 'preference_not_found', 'user');
     return c.json({ tenant_id: tenant.id, user_id: user, model_id: model, deleted: true });
   });

@@ -3,7 +3,8 @@ import { Hono } from 'hono';
 import { invalidRequest, notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
 import { newId } from '../../auth/secrets.ts';
-import { deleteTenant, insertTenant, listTenants, updateTenant } from '../../db/tenants.ts';
+import { deleteTenant, insertTenant, listTenants, newGeneration, updateTenant } from '../../db/tenants.ts';
+import { forgetLimiter } from '../../ratelimit/admit.ts';
 import { body, createTenantSchema, pathId, requireTenant, updateTenantSchema } from './admin-input.ts';
 
 /** Routes under /admin/tenants. */
@@ -17,6 +18,7 @@ export const tenantRoutes = new Hono<AppEnv>()
       tokens_per_minute: input.tokens_per_minute ?? 1_000_000,
       cache_ttl_seconds: input.cache_ttl_seconds ?? 3600,
       created_at: Date.now(),
+      generation: newGeneration(),
     };
     if (!(await insertTenant(c.env.DB, row))) throw invalidRequest(`tenant \`${row.id}\` already exists; PATCH it instead`, 'id', 'already_exists');
     return c.json(row, 201);
@@ -31,6 +33,9 @@ export const tenantRoutes = new Hono<AppEnv>()
   })
   .delete('/:tenant', async (c) => {
     const tenantId = pathId(c, 'tenant');
-    if (!(await deleteTenant(c.env.DB, tenantId))) throw notFound(`tenant \`${tenantId}\` does not exist`, 'tenant_not_found', 'tenant');
+    const deleted = await deleteTenant(c.env.DB, tenantId);
+    if (deleted === null) throw notFound(`tenant \`${tenantId}\` does not exist`, 'tenant_not_found', 'tenant');
+    // Its cache entries (keyed by generation) are unreachable now and expire with their TTL; its limiter is dropped.
+    c.executionCtx.waitUntil(forgetLimiter(c.env, deleted.generation).catch(() => undefined));
     return c.json({ id: tenantId, deleted: true });
   });

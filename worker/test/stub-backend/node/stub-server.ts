@@ -17,8 +17,22 @@ import type { AddressInfo } from 'node:net';
 import { verifySignature } from '../../../../shared/src/signing.ts';
 import { SSE_DONE, sseEvent } from '../../../../shared/src/sse.ts';
 
-/** Behaviours a stub backend URL can select. */
-export type StubBehaviour = 'ok' | 'fail500' | 'unavailable' | 'gated' | 'die' | 'stall' | 'garbage' | 'slow';
+/**
+ * Behaviours a stub backend URL can select. Three answer like the real backend's validation does after its
+ * work: `nomodel` (404 model_not_found listing other models it serves), `reject400` (400 context_length_exceeded
+ * on the prompt, as after tokenizing), `ctx256` (a 256-token context: the prompt counts ⌈characters / 4⌉ tokens,
+ * and a `max_tokens` that does not fit is refused with the real backend's message).
+ */
+export type StubBehaviour = 'ok' | 'fail500' | 'unavailable' | 'gated' | 'die' | 'stall' | 'garbage' | 'slow' | 'nomodel' | 'reject400' | 'ctx256';
+
+/** The context of the `ctx256` behaviour. */
+export const STUB_CONTEXT = 256;
+
+function stubPromptTokens(body: Record<string, unknown>): number {
+  const messages = body.messages as { content?: unknown }[] | undefined;
+  const text = messages ? messages.map((m) => String(m.content ?? '')).join(' ') : String(body.prompt ?? '');
+  return Math.max(1, Math.ceil(text.length / 4));
+}
 
 interface Recorded {
   behaviour: string;
@@ -159,6 +173,20 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     if (behaviour === 'unavailable') return json(res, 503, { error: { message: 'stub: model still loading', type: 'backend_error', param: null, code: 'loading' } }, { 'retry-after': '7' });
     if (path === '/readyz') return json(res, 200, { ready: true });
     if (behaviour === 'stall') return; // never answers; closed when the server closes
+    if (behaviour === 'nomodel') {
+      const message = `model "${String(body.model)}" is not served here; this backend serves: private-model-a, private-model-b`;
+      return json(res, 404, { error: { message, type: 'invalid_request_error', param: 'model', code: 'model_not_found' } });
+    }
+    if (behaviour === 'reject400') {
+      return json(res, 400, { error: { message: '`prompt` has 9999 tokens; this server accepts at most 4096', type: 'invalid_request_error', param: 'prompt', code: 'context_length_exceeded' } });
+    }
+    if (behaviour === 'ctx256' && typeof body.max_tokens === 'number') {
+      const longest = stubPromptTokens(body);
+      if (longest + body.max_tokens > STUB_CONTEXT) {
+        const message = `\`max_tokens\` is ${body.max_tokens} but the prompt already has ${longest} of the model's ${STUB_CONTEXT} tokens of context; lower max_tokens to ${STUB_CONTEXT - longest}`;
+        return json(res, 400, { error: { message, type: 'invalid_request_error', param: 'max_tokens', code: 'context_length_exceeded' } });
+      }
+    }
     if (behaviour === 'garbage') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end('<html>not json</html>');
