@@ -165,15 +165,6 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
     const got = inputs.length === 0 ? 'none' : inputs.map((k) => `\`${k}\``).join(' and ');
     return invalidRequest(`send exactly one of \`prompt\`, \`messages\` or \`input_ids\` (got ${got})`, inputs[1] ?? 'prompt', 'invalid_input');
   }
-  return {
-    ...d,
-    positions: d.positions ?? 'last',
-    top_logprobs: d.top_logprobs ?? DEFAULT_LOGITS_TOP,
-    include_branches: d.include_branches ?? false,
-    add_generation_prompt: d.add_generation_prompt ?? !continuing,
-    continue_final_message: continuing,
-  };
-}
   const continuing = d.continue_final_message ?? false;
   if (continuing) {
     if (d.messages === undefined) {
@@ -186,3 +177,12 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
       return invalidRequest('`continue_final_message` and `add_generation_prompt` cannot both be true', 'add_generation_prompt');
     }
   }
+  return {
+    ...d,
+    positions: d.positions ?? 'last',
+    top_logprobs: d.top_logprobs ?? DEFAULT_LOGITS_TOP,
+    include_branches: d.include_branches ?? false,
+    add_generation_prompt: d.add_generation_prompt ?? !continuing,
+    continue_final_message: continuing,
+  };
+}
