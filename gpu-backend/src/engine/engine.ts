@@ -153,8 +153,13 @@ export class Engine {
     switch (m.type) {
       case 'events':
         this.latest = m.stats;
-        this.onSteps?.(m.stepMs, m.stats);
         for (const ev of m.events) this.generations.get(ev.id)?.push(ev);
+        // an observer that throws (metrics) must not keep a step's events from their requests
+        try {
+          this.onSteps?.(m.stepMs, m.stats);
+        } catch {
+          // the metrics of this step are lost; the generations are not
+        }
         return;
       case 'logits-result':
         this.logitsJobs.get(m.id)?.resolve(m.result);

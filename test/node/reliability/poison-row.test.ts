@@ -100,3 +100,21 @@ describe(`one poison request in a batch (seed ${seed})`, () => {
     });
   }
 });
+
+describe('an engine observer that throws', () => {
+  it('does not keep the events of a step from their requests', { timeout: 20_000 }, async () => {
+    const V = engine.info.vocabSize;
+    const j = job(randomTokens(6, V), 1, 12);
+    const alone = await collect(engine.generate(j));
+    engine.onSteps = () => {
+      throw new Error('a metrics observer fault');
+    };
+    try {
+      const out = await collect(engine.generate(j));
+      expect(out.tokens).toEqual(alone.tokens);
+      expect(out.finish).toBe('length');
+    } finally {
+      engine.onSteps = null;
+    }
+  });
+});
