@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import type { DownloadEvent } from '../../../gpu-backend/src/checkpoint/hub/download.ts';
-import { downloadReporter } from '../../../gpu-backend/src/checkpoint/hub/progress.ts';
+import { downloadReporter, reporterMode } from '../../../gpu-backend/src/checkpoint/hub/progress.ts';
 import { resolveModelSource, type ResolveOptions } from '../../../gpu-backend/src/checkpoint/hub/resolve-model.ts';
 import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
 import { TensorStore } from '../../../gpu-backend/src/checkpoint/safetensors.ts';
@@ -245,8 +245,9 @@ describe('model ids downloaded from a stand-in hub', () => {
     rmSync(fresh, { recursive: true, force: true });
   });
 
-  it('reports progress as one line per file in logs and as a redrawn bar on a terminal', async () => {
+  it('reports progress as one line per file in logs and as a redrawn bar on a terminal (REALIGN_PROGRESS chooses)', async () => {
     const id = newId();
+    vi.stubEnv('REALIGN_PROGRESS', '');
     hub.commit(id, single);
     const lines: string[] = [];
     await resolveModelSource(id, options(tempDir(), { onProgress: downloadReporter({ write: (s) => lines.push(s), isTTY: false }) }));
@@ -262,5 +263,16 @@ describe('model ids downloaded from a stand-in hub', () => {
     const bar = tty.join('');
     expect(bar).toMatch(/\r {2}\[#{30}\] 100% {2}[\d.]+ kB \/ [\d.]+ kB/);
     expect(bar).toMatch(/realign: test-org\/tiny-\d+: [\d.]+ kB in [\d.]+ s\n$/);
+
+    vi.stubEnv('REALIGN_PROGRESS', 'off');
+    const id3 = newId();
+    hub.commit(id3, single);
+    const off: string[] = [];
+    await resolveModelSource(id3, options(tempDir(), { onProgress: downloadReporter({ write: (s) => off.push(s), isTTY: true }) }));
+    expect(off).toEqual([]);
+    vi.stubEnv('REALIGN_PROGRESS', 'lines');
+    expect(reporterMode({ write: () => 0, isTTY: true })).toBe('lines');
+    vi.stubEnv('REALIGN_PROGRESS', 'bar');
+    expect(reporterMode({ write: () => 0, isTTY: false })).toBe('bar');
   });
 });

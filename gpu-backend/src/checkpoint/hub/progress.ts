@@ -1,4 +1,7 @@
-/** Download progress on stderr: a redrawn bar on a terminal, one line per file otherwise (logs, CI, npm start). */
+/**
+ * Download progress on stderr: a redrawn bar on a terminal, one line per file otherwise (logs, CI, npm start).
+ * REALIGN_PROGRESS=bar|lines|off chooses, as for realign's other progress output.
+ */
 import type { DownloadEvent } from './download.ts';
 
 /** `1234567` → `1.2 MB`. */
@@ -14,11 +17,21 @@ interface Out {
   isTTY?: boolean;
 }
 
+/** How progress shows: REALIGN_PROGRESS when set (`bar`/`1`, `lines`, `off`/`0`), else a bar on a terminal. */
+export function reporterMode(out: Out, env: NodeJS.ProcessEnv = process.env): 'bar' | 'lines' | 'off' {
+  const v = env.REALIGN_PROGRESS;
+  if (v === 'bar' || v === '1') return 'bar';
+  if (v === 'lines' || v === 'off') return v;
+  if (v === '0') return 'off';
+  return out.isTTY === true ? 'bar' : 'lines';
+}
+
 /**
- * A progress callback for `resolveModelSource`. `bar` (default: `out` is a terminal, or REALIGN_PROGRESS=1) redraws
- * one line at most 10 times a second; without it each finished file gets a line.
+ * A progress callback for `resolveModelSource`: in `bar` mode one line redrawn at most 10 times a second, in `lines`
+ * mode a line per finished file; both say what is downloaded where, and when it is done.
  */
-export function downloadReporter(out: Out = process.stderr, bar = out.isTTY === true || process.env.REALIGN_PROGRESS === '1'): (e: DownloadEvent) => void {
+export function downloadReporter(out: Out = process.stderr, mode = reporterMode(out)): (e: DownloadEvent) => void {
+  const bar = mode === 'bar';
   let id = '';
   let started = Date.now();
   let lastDraw = 0;
@@ -28,6 +41,7 @@ export function downloadReporter(out: Out = process.stderr, bar = out.isTTY === 
     drawn = false;
   };
   return (e) => {
+    if (mode === 'off') return;
     switch (e.type) {
       case 'plan': {
         id = e.id;
