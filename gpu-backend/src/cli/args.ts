@@ -1,73 +1,88 @@
-import { parseArgs, type ParseArgsConfig } from 'node:util';
+/** Option parsers and the option groups the commands share, on commander. */
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readModelConfig } from '../checkpoint/config.ts';
 import type { ModelSource } from '../engine/model-loader.ts';
 import type { Device } from '../ort/session.ts';
+import { resolveModelArg } from './model-arg.ts';
+import { UsageError } from './usage-error.ts';
 
-/** A command-line mistake: printed with the command's usage, exit status 2. */
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
+export { UsageError };
 
-/** Parses argv for one command; unknown options are usage errors. */
-export function parse<O extends NonNullable<ParseArgsConfig['options']>>(argv: string[], options: O, positionals = 0) {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: positionals > 0, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  if (parsed.positionals.length !== positionals) throw new UsageError(`expected ${positionals} positional argument(s), got ${parsed.positionals.length}`);
-  return parsed;
-}
-
-/** A numeric option, checked. */
-export function num(value: string | undefined, name: string, fallback?: number): number {
-  if (value === undefined) {
-    if (fallback === undefined) throw new UsageError(`--${name} is required`);
-    return fallback;
-  }
+/** A finite number (negative ones too: `--lambda -0.5`). */
+export function finite(value: string): number {
   const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`--${name} must be a finite number, got "${value}"`);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new InvalidArgumentError(`expected a finite number, got "${value}"`);
   return n;
 }
 
-/** A positive integer option, checked. */
-export function positiveInt(value: string | undefined, name: string, fallback?: number): number {
-  const n = num(value, name, fallback);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer, got ${value}`);
+/** An integer ≥ 1. */
+export function positiveInt(value: string): number {
+  const n = finite(value);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`expected a positive integer, got "${value}"`);
   return n;
 }
 
-/** The --device option: auto (the default), cpu or cuda. */
-export function deviceOption(value: string | undefined): Device | 'auto' {
-  const device = value ?? 'auto';
-  if (device !== 'auto' && device !== 'cpu' && device !== 'cuda') throw new UsageError(`--device must be auto, cpu or cuda, got "${device}"`);
-  return device;
+/** An integer ≥ 0. */
+export function nonNegativeInt(value: string): number {
+  const n = finite(value);
+  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`expected an integer ≥ 0, got "${value}"`);
+  return n;
 }
 
-/** The options that choose a model, shared by logits, generate and build-graph. */
-export const MODEL_OPTIONS = {
-  model: { type: 'string' },
-  inra: { type: 'boolean' },
-  'adapter-layers': { type: 'string' },
-  reference: { type: 'string' },
-  aligned: { type: 'string' },
-} as const;
+/** A TCP port (0 picks a free one). */
+export function port(value: string): number {
+  const n = nonNegativeInt(value);
+  if (n > 65535) throw new InvalidArgumentError(`expected a port in 0–65535, got "${value}"`);
+  return n;
+}
+
+/** A comma-separated list of λ values (`0,0.5,-1`). */
+export function lambdaList(value: string): number[] {
+  return value.split(',').map((s) => finite(s));
+}
+
+/** The --device option: auto (CUDA when its provider loads, else CPU), cpu or cuda. */
+export function deviceOption(): Option {
+  return new Option('--device <device>', 'where to run: auto picks CUDA when its provider libraries load, else CPU').choices(['auto', 'cpu', 'cuda']).default('auto');
+}
+
+/** The values of the model options (commander's camelCase names). */
+export interface ModelValues {
+  model?: string;
+  inra?: boolean;
+  adapterLayers?: number;
+  reference?: string;
+  aligned?: string;
+}
+
+/** Adds the options that choose a model (logits, generate, build-graph). */
+export function addModelOptions(cmd: Command): Command {
+  return cmd
+    .option('--model <dir>', 'checkpoint folder (a plain model, or InRa when its config.json carries the realign_inra marker)')
+    .option('--inra', 'load --model as InRa even without the marker (checkpoints of the original release)')
+    .option('--adapter-layers <k>', 'with --inra: how many bottom layers are the adapter (default: 1)', positiveInt)
+    .option('--reference <dir>', 'fusion: the reference checkpoint (λ = 0)')
+    .option('--aligned <dir>', 'fusion: the aligned checkpoint (λ = 1); same vocabulary as --reference');
+}
 
 /**
  * Turns the model options into a source: fusion with --reference and --aligned, else one checkpoint (InRa with
  * --inra or when its config.json carries realign's adapter marker).
  */
-export function modelSource(v: { model?: string; inra?: boolean; 'adapter-layers'?: string; reference?: string; aligned?: string }): ModelSource {
+export async function modelSource(v: ModelValues): Promise<ModelSource> {
   if (v.reference || v.aligned) {
     if (!v.reference || !v.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (v.model) throw new UsageError('give either --model or --reference/--aligned, not both');
-    return { mode: 'fusion', reference: v.reference, aligned: v.aligned };
+    return { mode: 'fusion', reference: await resolveModelArg(v.reference, { option: '--reference' }), aligned: await resolveModelArg(v.aligned, { option: '--aligned' }) };
   }
   if (!v.model) throw new UsageError('--model <dir> is required (or --reference and --aligned for fusion)');
-  const inra = v.inra === true || readModelConfig(v.model).adapterLayers > 0;
-  return inra ? { mode: 'inra', model: v.model, inraAdapterLayers: v['adapter-layers'] ? num(v['adapter-layers'], 'adapter-layers') : undefined } : { mode: 'single', model: v.model };
+  const model = await resolveModelArg(v.model, { option: '--model' });
+  const inra = v.inra === true || readModelConfig(model).adapterLayers > 0;
+  if (v.adapterLayers !== undefined && !inra) throw new UsageError('--adapter-layers needs an InRa checkpoint (or --inra)');
+  return inra ? { mode: 'inra', model, inraAdapterLayers: v.adapterLayers } : { mode: 'single', model };
+}
+
+/** The device value as the engine takes it. */
+export function device(value: string): Device | 'auto' {
+  return value as Device | 'auto';
 }

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { graphCacheDir } from '../cache-dir.ts';
 import { buildDecodeLoopGraph, buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
 import { writeOnnxModel } from './onnx-writer.ts';
 
@@ -38,13 +39,23 @@ export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): 
   return h.digest('hex').slice(0, 20);
 }
 
+/** The cache folder of a spec's graph, and whether a complete graph is already there. */
+export function graphDir(spec: GraphSpec, cacheRoot: string, variant: GraphVariant = 'step'): string {
+  const suffix = variant === 'step' ? '' : `-${variant}`;
+  return join(cacheRoot, `${spec.mode}${suffix}-${spec.floatType}-${graphCacheKey(spec, variant)}`);
+}
+
+/** Whether the graph of a spec is in the cache. */
+export function graphCached(spec: GraphSpec, cacheRoot: string, variant: GraphVariant = 'step'): boolean {
+  return existsSync(join(graphDir(spec, cacheRoot, variant), 'manifest.json'));
+}
+
 /**
  * Returns the graph for `spec`, building it into `cacheRoot/<key>/` when it is not there yet. The build writes
  * into a temporary folder that is renamed when complete, so an interrupted build leaves no half graph behind.
  */
 export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (done: number, total: number) => void, variant: GraphVariant = 'step'): GraphFiles {
-  const suffix = variant === 'step' ? '' : `-${variant}`;
-  const dir = join(cacheRoot, `${spec.mode}${suffix}-${spec.floatType}-${graphCacheKey(spec, variant)}`);
+  const dir = graphDir(spec, cacheRoot, variant);
   const manifestPath = join(dir, 'manifest.json');
   if (existsSync(manifestPath)) {
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as GraphManifest;
@@ -67,7 +78,7 @@ export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (do
   return { dir, modelPath: join(dir, 'model.onnx'), manifest: JSON.parse(readFileSync(manifestPath, 'utf8')), built: true, buildMs: performance.now() - start };
 }
 
-/** Default cache folder for built graphs. */
+/** Default cache folder for built graphs (under the user's cache directory; see cache-dir.ts). */
 export function defaultGraphCache(): string {
-  return process.env.REALIGN_GRAPH_CACHE ?? join(process.cwd(), '.realign', 'graphs');
+  return graphCacheDir();
 }

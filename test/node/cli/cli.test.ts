@@ -54,8 +54,9 @@ describe('realign CLI', () => {
 
   it('usage errors exit with status 2 and say what to change', async () => {
     const work = tempDir();
-    await expect(realign(['init-model', join(work, 'x'), '--preset', 'huge', '--seed', '1'], work)).rejects.toMatchObject({ code: 1, stderr: expect.stringMatching(/unknown preset "huge"/) });
-    await expect(realign(['logits', '--model', work, '--lambda', 'NaN'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--prompt is required/) });
+    await expect(realign(['init-model', join(work, 'x'), '--preset', 'huge', '--seed', '1'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--preset.*Allowed choices/) });
+    await expect(realign(['logits', '--model', work, '--lambda', 'NaN'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--lambda.*finite number/) });
+    await expect(realign(['logits', '--model', work, '--lambda', '1'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--prompt <text>' not specified/) });
     await expect(realign(['frobnicate'], work)).rejects.toMatchObject({ code: 2 });
     expect(existsSync(join(work, 'x'))).toBe(false);
   }, 60_000);

@@ -1,13 +1,19 @@
-import { expandCheckpoint } from '../../checkpoint/expand.ts';
-import { num, parse } from '../args.ts';
+import type { Command } from 'commander';
+import { positiveInt } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
 
-export const usage = 'realign expand <base> <out> [--adapter-layers k]';
-
-/** InRa identity expansion of a checkpoint. */
-export async function run(argv: string[]): Promise<void> {
-  const { values, positionals } = parse(argv, { 'adapter-layers': { type: 'string' } }, 2);
-  const bar = new ProgressBar('expand');
-  expandCheckpoint(positionals[0], positionals[1], num(values['adapter-layers'], 'adapter-layers', 1), (d, t) => bar.update(d, t));
-  process.stdout.write(`${positionals[1]}\n`);
+/** `realign expand`: InRa identity expansion of a checkpoint. */
+export function register(program: Command): void {
+  program
+    .command('expand')
+    .description("InRa identity expansion: copy the bottom layer (o_proj and down_proj zeroed) below the model as the adapter, marked in config.json")
+    .argument('<base>', 'the checkpoint folder to expand')
+    .argument('<out>', 'folder to create (must not exist)')
+    .option('--adapter-layers <k>', 'adapter layers to insert', positiveInt, 1)
+    .action(async (base: string, out: string, o: { adapterLayers: number }) => {
+      const { expandCheckpoint } = await import('../../checkpoint/expand.ts');
+      const bar = new ProgressBar('expand');
+      expandCheckpoint(base, out, o.adapterLayers, (d, t) => bar.update(d, t));
+      process.stdout.write(`${out}\n`);
+    });
 }

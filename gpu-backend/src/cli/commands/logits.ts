@@ -1,30 +1,37 @@
-import { loadModel } from '../../engine/model-loader.ts';
-import { branchesFor, RowAllocator } from '../../engine/rows.ts';
-import { topLogprobs } from '../../engine/logprobs.ts';
-import { deviceOption, MODEL_OPTIONS, modelSource, num, parse, positiveInt, UsageError } from '../args.ts';
+import type { Command } from 'commander';
+import { addModelOptions, device, deviceOption, lambdaList, modelSource, positiveInt, UsageError, type ModelValues } from '../args.ts';
 
-export const usage =
-  'realign logits --model <dir> [--inra] [--reference <dir> --aligned <dir>] --prompt <text> --lambda <l1,l2,...> [--top k] [--device auto|cpu|cuda] [--chat]';
+interface LogitsValues extends ModelValues {
+  prompt: string;
+  lambda: number[];
+  top: number;
+  chat?: boolean;
+  device: string;
+}
 
-/** Prints, for each λ, the top-k next tokens after the prompt with their log-probabilities (JSON). */
-export async function run(argv: string[]): Promise<void> {
-  const { values } = parse(argv, {
-    ...MODEL_OPTIONS,
-    prompt: { type: 'string' },
-    lambda: { type: 'string' },
-    top: { type: 'string' },
-    device: { type: 'string' },
-    chat: { type: 'boolean' },
-  });
-  if (values.prompt === undefined) throw new UsageError('--prompt is required');
-  const lambdas = (values.lambda ?? '1').split(',').map((s) => num(s, 'lambda'));
-  const k = positiveInt(values.top, 'top', 5);
-  const device = deviceOption(values.device);
-  const source = modelSource(values);
-  const model = await loadModel(source, { device, log: (m, f) => process.stderr.write(`${m} ${JSON.stringify(f ?? {})}\n`) });
+/** `realign logits`: for each λ, the top-k next tokens after the prompt with their log-probabilities (JSON). */
+export function register(program: Command): void {
+  addModelOptions(program.command('logits').description('print, for each λ, the top-k next tokens after the prompt with their log-probabilities (JSON), from one forward pass'))
+    .requiredOption('--prompt <text>', 'the prompt')
+    .option('--lambda <list>', 'comma-separated λ values, e.g. -0.5,0,1,1.5', lambdaList, [1])
+    .option('--top <k>', 'tokens per λ', positiveInt, 5)
+    .option('--chat', "wrap the prompt in the tokenizer's chat template (default: raw text)")
+    .addOption(deviceOption())
+    .action(logits);
+}
+
+async function logits(o: LogitsValues): Promise<void> {
+  const source = await modelSource(o);
+  const { prepareGraphs } = await import('../graphs.ts');
+  const { loadModel } = await import('../../engine/model-loader.ts');
+  const { branchesFor, RowAllocator } = await import('../../engine/rows.ts');
+  const { topLogprobs } = await import('../../engine/logprobs.ts');
+  const prepared = await prepareGraphs(source, device(o.device), () => ['step']);
+  const model = await loadModel(source, { device: prepared.device, graphCache: prepared.graphCache });
   const tok = model.tokenizer;
-  const ids = values.chat ? tok.encodeChat([{ role: 'user', content: values.prompt }]) : tok.encode(values.prompt);
+  const ids = o.chat ? tok.encodeChat([{ role: 'user', content: o.prompt }]) : tok.encode(o.prompt);
   if (ids.length === 0) throw new UsageError('--prompt encodes to no tokens');
+  const lambdas = o.lambda;
   const rows = new RowAllocator(model.runner);
   const handle = rows.add(branchesFor(model.runner.manifest.mode, lambdas));
   const plan = rows.prefillPlan([{ handle, tokens: ids, lambdas }]);
@@ -32,7 +39,7 @@ export async function run(argv: string[]): Promise<void> {
   const V = res.vocabSize;
   const results = lambdas.map((lambda, i) => ({
     lambda,
-    top: topLogprobs(res.logits.subarray(i * V, (i + 1) * V), k).map((t) => ({ id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })),
+    top: topLogprobs(res.logits.subarray(i * V, (i + 1) * V), o.top).map((t) => ({ id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })),
   }));
   process.stdout.write(`${JSON.stringify({ mode: source.mode, device: model.device, prompt_tokens: ids.length, results })}\n`);
 }

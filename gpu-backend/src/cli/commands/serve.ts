@@ -1,22 +1,33 @@
-import { readServerConfig } from '../../server/config.ts';
-import { startBackend } from '../../server/serve.ts';
-import { num, parse, UsageError } from '../args.ts';
+import type { Command } from 'commander';
+import { port } from '../args.ts';
 
-export const usage = 'realign serve --config <models.json> [--port p] [--host h]';
-
-/** Serves the models of a config until SIGTERM or SIGINT. */
-export async function run(argv: string[]): Promise<void> {
-  const { values } = parse(argv, { config: { type: 'string' }, port: { type: 'string' }, host: { type: 'string' } });
-  if (!values.config) throw new UsageError('--config <models.json> is required');
-  const config = readServerConfig(values.config);
-  const backend = await startBackend(config, { port: num(values.port, 'port', 8000), host: values.host ?? '127.0.0.1' });
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGTERM', stop);
-      process.off('SIGINT', stop);
-      void backend.stop().then(resolve);
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+/** `realign serve`: serves the models of a config until SIGTERM or SIGINT. */
+export function register(program: Command): void {
+  program
+    .command('serve')
+    .description('serve the models of a models.json over HTTP (OpenAI-compatible API, /v1/logits, /healthz, /readyz, /metrics) until SIGTERM or SIGINT')
+    .requiredOption('--config <file>', 'models.json (see README.md, "Configuration")')
+    .option('--port <port>', 'TCP port (0 picks a free one)', port, 8000)
+    .option('--host <host>', 'address to listen on', '127.0.0.1')
+    .action(async (o: { config: string; port: number; host: string }) => {
+      const { readServerConfig } = await import('../../server/config.ts');
+      const { startBackend } = await import('../../server/serve.ts');
+      const { defaultGraphCache } = await import('../../graph/build.ts');
+      const config = readServerConfig(o.config);
+      // said once at start, so that a multi-gigabyte cache is never a surprise
+      config.graph_cache ??= defaultGraphCache();
+      const pino = (await import('pino')).default;
+      const logger = pino({ base: { service: 'realign-backend' } });
+      logger.info({ graphCache: config.graph_cache }, 'graph cache');
+      const backend = await startBackend(config, { port: o.port, host: o.host, logger });
+      await new Promise<void>((resolve) => {
+        const stop = () => {
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
+          void backend.stop().then(resolve);
+        };
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
+      });
+    });
 }

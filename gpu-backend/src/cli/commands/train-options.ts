@@ -1,80 +1,104 @@
 /** Options shared by `realign train-inra` and `realign train-trra`, parsed into TrainSettings. */
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import { DEFAULT_SETTINGS, type TrainSettings } from '../../train/options.ts';
-import { deviceOption, num, UsageError } from '../args.ts';
+import { deviceOption, finite, nonNegativeInt, positiveInt, UsageError } from '../args.ts';
 
-/** parseArgs options of the training settings. */
-export const TRAIN_OPTIONS = {
-  data: { type: 'string' },
-  out: { type: 'string' },
-  'batch-size': { type: 'string' },
-  'grad-accum': { type: 'string' },
-  epochs: { type: 'string' },
-  steps: { type: 'string' },
-  lr: { type: 'string' },
-  warmup: { type: 'string' },
-  'min-lr-ratio': { type: 'string' },
-  'weight-decay': { type: 'string' },
-  'max-grad-norm': { type: 'string' },
-  seed: { type: 'string' },
-  'max-length': { type: 'string' },
-  device: { type: 'string' },
-  threads: { type: 'string' },
-  'save-every': { type: 'string' },
-  resume: { type: 'boolean' },
-  'work-dir': { type: 'string' },
-  'keep-work-dir': { type: 'boolean' },
-} as const;
+/** The values of the shared options (commander's names). */
+export interface TrainValues {
+  data?: string;
+  out?: string;
+  batchSize: number;
+  gradAccum: number;
+  epochs?: number;
+  steps?: number;
+  lr?: number;
+  warmup: number;
+  minLrRatio: number;
+  weightDecay: number;
+  maxGradNorm: number;
+  seed: number;
+  maxLength: number;
+  device: string;
+  threads?: number;
+  saveEvery: number;
+  resume?: boolean;
+  workDir?: string;
+  keepWorkDir?: boolean;
+}
 
-/** The usage text of the shared options. */
-export const TRAIN_USAGE =
-  '[--batch-size n] [--grad-accum n] [--epochs n | --steps n] [--lr x] [--warmup n] [--min-lr-ratio r] [--weight-decay w] [--max-grad-norm g] ' +
-  '[--seed s] [--max-length n] [--device auto|cpu|cuda] [--threads n] [--save-every n] [--resume] [--work-dir dir] [--keep-work-dir]';
+/** Adds the shared training options; `lr` is the command's default learning rate (shown in --help). */
+export function addTrainOptions(cmd: Command, lr: string): Command {
+  const d = DEFAULT_SETTINGS;
+  const atLeast2 = (v: string) => {
+    const n = positiveInt(v);
+    if (n < 2) throw new InvalidArgumentError(`expected an integer ≥ 2, got "${v}"`);
+    return n;
+  };
+  return cmd
+    .option('--data <jsonl>', 'training pairs, one {"prompt": …, "response": …} per line')
+    .option('--out <dir>', 'folder to create for the trained checkpoint')
+    .option('--batch-size <n>', 'sequences per micro-batch', positiveInt, d.batchSize)
+    .option('--grad-accum <n>', 'micro-batches per optimizer step', positiveInt, d.gradAccum)
+    .option('--epochs <n>', `passes over the data (default: ${d.epochs})`, positiveInt)
+    .option('--steps <n>', 'optimizer steps (instead of --epochs)', nonNegativeInt)
+    .option('--lr <x>', `peak learning rate (default: ${lr})`, positive)
+    .option('--warmup <n>', 'linear warm-up steps', nonNegativeInt, d.warmupSteps)
+    .option('--min-lr-ratio <r>', 'final learning rate as a fraction of the peak (cosine decay), in [0, 1]', unit, d.minLrRatio)
+    .option('--weight-decay <w>', 'AdamW weight decay', nonNegative, d.optimizer.weightDecay)
+    .option('--max-grad-norm <g>', 'gradient clipping norm (0: off)', nonNegative, d.optimizer.maxGradNorm)
+    .option('--seed <s>', 'data order and initialisation seed', nonNegativeInt, d.seed)
+    .option('--max-length <n>', 'longest example in tokens (longer responses are cut)', atLeast2, d.maxLength)
+    .addOption(deviceOption())
+    .option('--threads <n>', 'CPU threads for onnxruntime (default: its choice)', positiveInt)
+    .option('--save-every <n>', 'save a resumable state every n steps (0: never)', nonNegativeInt, d.saveEvery)
+    .option('--resume', 'continue from the last saved state in the work folder')
+    .addOption(new Option('--work-dir <dir>', 'graphs and states (default: <out>.train)'))
+    .option('--keep-work-dir', 'keep the work folder after success');
+}
 
-type Values = { [K in keyof typeof TRAIN_OPTIONS]?: (typeof TRAIN_OPTIONS)[K]['type'] extends 'boolean' ? boolean : string };
+function positive(value: string): number {
+  const n = finite(value);
+  if (!(n > 0)) throw new InvalidArgumentError(`expected a number > 0, got "${value}"`);
+  return n;
+}
+
+function nonNegative(value: string): number {
+  const n = finite(value);
+  if (n < 0) throw new InvalidArgumentError(`expected a number ≥ 0, got "${value}"`);
+  return n;
+}
+
+function unit(value: string): number {
+  const n = nonNegative(value);
+  if (n > 1) throw new InvalidArgumentError(`expected a number in [0, 1], got "${value}"`);
+  return n;
+}
 
 /** Checked settings from parsed options; `defaults` overrides the project-wide defaults (e.g. the learning rate). */
-export async function trainSettings(v: Values, defaults: Partial<TrainSettings> = {}): Promise<TrainSettings & { data: string; out: string }> {
+export async function trainSettings(v: TrainValues, defaults: Partial<TrainSettings> = {}): Promise<TrainSettings & { data: string; out: string }> {
   const d = { ...DEFAULT_SETTINGS, ...defaults };
   if (!v.data) throw new UsageError('--data <jsonl> is required');
   if (!v.out) throw new UsageError('--out <dir> is required');
-  const int = (key: keyof Values, fallback: number, min: number) => {
-    const n = num(v[key] as string | undefined, key, fallback);
-    if (!Number.isInteger(n) || n < min) throw new UsageError(`--${key} must be an integer ≥ ${min}, got ${v[key]}`);
-    return n;
-  };
-  const positive = (key: keyof Values, fallback: number) => {
-    const n = num(v[key] as string | undefined, key, fallback);
-    if (!(n > 0)) throw new UsageError(`--${key} must be > 0, got ${v[key]}`);
-    return n;
-  };
-  const nonNegative = (key: keyof Values, fallback: number) => {
-    const n = num(v[key] as string | undefined, key, fallback);
-    if (n < 0) throw new UsageError(`--${key} must be ≥ 0, got ${v[key]}`);
-    return n;
-  };
   if (v.steps !== undefined && v.epochs !== undefined) throw new UsageError('give either --epochs or --steps, not both');
-  const device = deviceOption(v.device);
-  const minLr = nonNegative('min-lr-ratio', d.minLrRatio);
-  if (minLr > 1) throw new UsageError(`--min-lr-ratio must be in [0, 1], got ${minLr}`);
   return {
     data: v.data,
     out: v.out,
-    batchSize: int('batch-size', d.batchSize, 1),
-    gradAccum: int('grad-accum', d.gradAccum, 1),
-    epochs: int('epochs', d.epochs, 1),
-    steps: v.steps === undefined ? undefined : int('steps', 0, 0),
-    lr: positive('lr', d.lr),
-    warmupSteps: int('warmup', d.warmupSteps, 0),
-    minLrRatio: minLr,
-    optimizer: { ...d.optimizer, weightDecay: nonNegative('weight-decay', d.optimizer.weightDecay), maxGradNorm: nonNegative('max-grad-norm', d.optimizer.maxGradNorm) },
-    seed: int('seed', d.seed, 0),
-    maxLength: int('max-length', d.maxLength, 2),
+    batchSize: v.batchSize,
+    gradAccum: v.gradAccum,
+    epochs: v.epochs ?? d.epochs,
+    steps: v.steps,
+    lr: v.lr ?? d.lr,
+    warmupSteps: v.warmup,
+    minLrRatio: v.minLrRatio,
+    optimizer: { ...d.optimizer, weightDecay: v.weightDecay, maxGradNorm: v.maxGradNorm },
+    seed: v.seed,
+    maxLength: v.maxLength,
     // loaded here so that a usage error never waits for onnxruntime to load
-    device: (await (await import('../../engine/model-loader.ts')).chooseDevice(device)).device,
-    threads: v.threads === undefined ? undefined : int('threads', 0, 1),
-    saveEvery: int('save-every', d.saveEvery, 0),
+    device: (await (await import('../../engine/model-loader.ts')).chooseDevice(v.device as 'auto' | 'cpu' | 'cuda')).device,
+    threads: v.threads,
+    saveEvery: v.saveEvery,
     resume: v.resume === true,
-    workDir: v['work-dir'],
-    keepWorkDir: v['keep-work-dir'] === true,
+    workDir: v.workDir,
+    keepWorkDir: v.keepWorkDir === true,
   };
 }

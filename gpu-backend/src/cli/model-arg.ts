@@ -1,0 +1,23 @@
+/**
+ * The one place where a model argument (`--model`, `--reference`, `--aligned` of the CLI and of `npm start`) becomes
+ * a checkpoint folder. Today: a local folder, which must exist. (Hugging Face model ids resolve here too.)
+ */
+import { existsSync, statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { UsageError } from './usage-error.ts';
+
+/** Options of `resolveModelArg`. */
+export interface ResolveModelOptions {
+  /** the option the value came from, for messages (e.g. `--model`) */
+  option?: string;
+  /** progress and notes (e.g. a download) */
+  log?: (message: string) => void;
+}
+
+/** The absolute checkpoint folder that a model argument names; a UsageError when there is none. */
+export async function resolveModelArg(value: string, opts: ResolveModelOptions = {}): Promise<string> {
+  const dir = resolve(value);
+  if (!existsSync(dir)) throw new UsageError(`${opts.option ?? '--model'} ${value}: no such folder`);
+  if (!statSync(dir).isDirectory()) throw new UsageError(`${opts.option ?? '--model'} ${value}: not a folder (give the checkpoint's folder, with config.json)`);
+  return dir;
+}
