@@ -108,6 +108,8 @@ export class TextTokenizer {
   /** the decoder is exactly ByteLevel, so `decodeByteLevel` reproduces it */
   private readonly byteLevelOnly: boolean;
   private readonly bytesCache = new Map<number, readonly number[]>();
+  /** logprobs answers name thousands of tokens; each id's text is worked out once */
+  private readonly stringCache = new Map<number, string>();
   private readonly byteFallback: boolean;
   private readonly addedContent = new Map<number, string>();
   private readonly specialIds = new Set<number>();
@@ -292,11 +294,16 @@ export class TextTokenizer {
    * complete UTF-8 (part of a multi-byte character) — `bytes:` followed by `\xNN` escapes, as OpenAI does.
    */
   tokenString(id: number): string {
+    let text = this.stringCache.get(id);
+    if (text !== undefined) return text;
     const bytes = this.tokenBytes(id);
     try {
-      return STRICT_UTF8.decode(new Uint8Array(bytes));
+      text = STRICT_UTF8.decode(new Uint8Array(bytes));
     } catch {
-      return 'bytes:' + bytes.map((b) => '\\x' + b.toString(16).padStart(2, '0')).join('');
+      text = 'bytes:' + bytes.map((b) => '\\x' + b.toString(16).padStart(2, '0')).join('');
     }
+    // only ids the tokenizer knows are kept, so the cache is bounded by the vocabulary
+    if (id >= 0 && id < this.vocabSize) this.stringCache.set(id, text);
+    return text;
   }
 }

@@ -1,11 +1,13 @@
 /** POST /v1/logits: one forward pass, the blended next-token distributions at several λ (the TrRa teacher signal). */
 import type { Context } from 'hono';
 import { ApiError, invalidRequest } from '../../../../shared/src/errors.ts';
+import { checkLogitsAnswerSize, logitsPositionCount } from '../../../../shared/src/logits-bounds.ts';
 import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
 import type { LogitsResponse, PositionLogprobs } from '../../../../shared/src/responses.ts';
 import type { TopEntry } from '../../engine/protocol.ts';
 import { TokenizerError } from '../../text/tokenizer.ts';
 import { completionId } from '../format.ts';
+import { jsonArrayPieces, piecesStream } from '../json-stream.ts';
 import type { BackendEnv } from '../http-types.ts';
 import { checkLambda } from '../jobs.ts';
 import { rejectionError, type GenerateDeps } from './generate.ts';
@@ -46,18 +48,23 @@ export function logitsRoute(deps: GenerateDeps) {
       throw invalidRequest(`\`${param}\` has ${ids.length} tokens; model "${model.config.id}" accepts at most ${Math.min(deps.config.limits.max_prompt_tokens, model.engine.info.maxContext - 1)}`, param, 'context_length_exceeded');
     }
     const includeBranches = req.include_branches && model.config.mode !== 'single';
+    // the answer's size is known before the forward pass: refuse what would exceed the bound
+    const shape = { positions: logitsPositionCount(req.positions, ids.length), lambdas: lambdas.length, topLogprobs: Math.min(req.top_logprobs, vocab), includeBranches };
+    const tooLarge = checkLogitsAnswerSize(shape, deps.config.limits.max_logits_entries);
+    if (tooLarge) throw tooLarge;
     let result;
     try {
       result = await model.engine.logits({ inputIds: ids, lambdas, positions: req.positions, topLogprobs: req.top_logprobs, includeBranches });
     } catch (err) {
       throw rejectionError(err);
     }
-    const wire = (tops: TopEntry[][]): PositionLogprobs[] =>
-      tops.map((top, k) => ({ position: result.positions[k], top_logprobs: top.map((t) => ({ token_id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })) }));
+    const positions = result.positions;
+    const wire = (tops: TopEntry[][]) =>
+      jsonArrayPieces(tops.keys(), (k): PositionLogprobs => ({ position: positions[k], top_logprobs: tops[k].map((t) => ({ token_id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })) }));
     const branchTokens = (on: boolean) => ({ prompt_tokens: on ? ids.length : 0, completion_tokens: 0 });
     const needsAligned = includeBranches || lambdas.some((l) => l !== 0);
     const needsReference = model.config.mode !== 'single' && (includeBranches || lambdas.some((l) => l !== 1));
-    const body: LogitsResponse = {
+    const head: Omit<LogitsResponse, 'results' | 'branches' | 'usage'> = {
       id: completionId('logits'),
       object: 'logits',
       created: Math.floor(Date.now() / 1000),
@@ -65,16 +72,33 @@ export function logitsRoute(deps: GenerateDeps) {
       lambdas,
       input_ids: ids,
       positions: req.positions,
-      results: result.blends.map((b) => ({ lambda: b.lambda, positions: wire(b.top) })),
-      ...(result.branches ? { branches: { aligned: wire(result.branches.aligned), reference: wire(result.branches.reference) } } : {}),
-      usage: {
-        prompt_tokens: ids.length,
-        completion_tokens: 0,
-        total_tokens: ids.length,
-        realign: { lambda: lambdas, branches: { aligned: branchTokens(needsAligned), reference: branchTokens(needsReference) } },
-      },
     };
-    c.header('x-realign-lambda', lambdas.join(','));
-    return c.json(body);
+    const usage: LogitsResponse['usage'] = {
+      prompt_tokens: ids.length,
+      completion_tokens: 0,
+      total_tokens: ids.length,
+      realign: { lambda: lambdas, branches: { aligned: branchTokens(needsAligned), reference: branchTokens(needsReference) } },
+    };
+    const blends = result.blends;
+    const branches = result.branches;
+    // the LogitsResponse as JSON, one position at a time (an answer of max_logits_entries is megabytes)
+    function* pieces(): Generator<string> {
+      yield JSON.stringify(head).slice(0, -1) + ',"results":[';
+      for (const [i, b] of blends.entries()) {
+        yield `${i === 0 ? '' : ','}{"lambda":${JSON.stringify(b.lambda)},"positions":`;
+        yield* wire(b.top);
+        yield '}';
+      }
+      yield ']';
+      if (branches) {
+        yield ',"branches":{"aligned":';
+        yield* wire(branches.aligned);
+        yield ',"reference":';
+        yield* wire(branches.reference);
+        yield '}';
+      }
+      yield `,"usage":${JSON.stringify(usage)}}`;
+    }
+    return c.body(piecesStream(pieces()), 200, { 'content-type': 'application/json', 'x-realign-lambda': lambdas.join(',') });
   };
 }
