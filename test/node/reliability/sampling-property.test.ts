@@ -151,10 +151,8 @@ describe(`sampling parameters never hurt the batch (seed ${SEED})`, () => {
         }
         tally.randomRows++;
         tally[r.out.finish as 'length' | 'stop']++;
-        const extremes = ['temperature', 'top_p', 'min_p', 'repetition_penalty', 'presence_penalty', 'frequency_penalty'].filter((k) => {
-          const rule = (SAMPLING_RULES as Record<string, { min: number; max: number }>)[k];
-          return wire[k] === rule.min || wire[k] === rule.max;
-        });
+        const bounded = ['temperature', 'top_p', 'min_p', 'repetition_penalty', 'presence_penalty', 'frequency_penalty'] as const;
+        const extremes = bounded.filter((k) => wire[k] === SAMPLING_RULES[k].min || wire[k] === SAMPLING_RULES[k].max);
         if (extremes.length > 0) tally.extremes++;
       }
       tally.cases++;
