@@ -63,6 +63,12 @@ export function renderReport(run: BenchRun) {
     inra_overhead_b1: headline.inraOverhead[1],
     onebranch_vs_single_b1: oneBranch(headline, 1),
     logits_8_vs_1: run.logits[0]?.ratio ?? null,
+    ...(run.binding
+      ? {
+          binding_vs_old: Object.fromEntries(run.binding.batches.map((b) => [`b${b.batch}`, b.ratio])),
+          binding_bytes_per_step: { batch: run.binding.bytesBatch, ...run.binding.bindingBytesPerStep, old_path: run.binding.oldBytesPerStep },
+        }
+      : {}),
     engine_tokens_per_s: Object.fromEntries(run.engine.map((r) => [`b${r.batch}`, r.tokensPerSecond])),
     edge_overhead_ms_p50: run.serving?.edgeOverheadMsP50 ?? null,
     cache_hit_ms_p50: run.serving?.cacheHitMsP50 ?? null,
@@ -89,6 +95,14 @@ export function renderReport(run: BenchRun) {
   md.push('', '| preset | batch | fused vs naive | InRa overhead | λ=1 / single | λ=0 / single |', '| --- | --- | --- | --- | --- | --- |');
   for (const g of run.graph) for (const b of Object.keys(g.fusedVsNaive).map(Number)) md.push(`| ${g.preset} | ${b} | ${f(g.fusedVsNaive[b])}× | ${f(g.inraOverhead[b])}× | ${f(g.oneBranch[b].lambda1)}× | ${f(g.oneBranch[b].lambda0)}× |`);
   md.push('', '![decode throughput](decode-throughput.svg)', '');
+  if (run.binding) {
+    const b = run.binding;
+    md.push(`## ONNX Runtime binding: realign's C API binding vs onnxruntime-node's JS API (${b.preset} InRa, λ = ${b.lambda}, ${b.promptTokens}-token prompts, CPU)`, '');
+    md.push('| batch | binding ms/step | old path ms/step | binding / old (paired median) | target |', '| --- | --- | --- | --- | --- |');
+    for (const r of b.batches) md.push(`| ${r.batch} | ${f(r.binding.medianMs)} | ${f(r.old.medianMs)} | ${f(r.ratio, 3)} | ≤ 1.02 ${verdict(r.ratio <= 1.02)} |`);
+    const inOut = b.bindingBytesPerStep;
+    md.push('', `Host↔device bytes per decode step at batch ${b.bytesBatch}, counted by the binding: ${inOut.toDevice} B in (token ids, lengths, λ, row maps), ${inOut.fromDevice} B out (the logits for the host sampler); the KV caches stay bound. The old path moved ${(b.oldBytesPerStep / 2 ** 20).toFixed(1)} MiB per step (its KV caches both ways). The ≤ 64 KiB target needs sampling on the device (not done yet).`, '');
+  }
   if (run.engine.length) {
     md.push('## Engine throughput (small preset, InRa at λ = 0.5, greedy, CPU)', '');
     md.push('| batch | new tokens | seconds | tokens/s | decode steps |', '| --- | --- | --- | --- | --- |');

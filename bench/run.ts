@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSystem } from '../scripts/lib/system.ts';
+import { bindingBench, type BindingBenchResult } from './binding-bench.ts';
 import { engineBench, type EngineRow } from './engine-bench.ts';
 import { graphBench, type GraphBenchResult } from './graph-bench.ts';
 import { BENCH_ROOT, benchModels } from './lib/models.ts';
@@ -29,6 +30,8 @@ export interface BenchRun {
   date: string;
   machine: { cpu: string; cores: number; memoryGiB: number; node: string; onnxruntime: string };
   graph: GraphBenchResult[];
+  /** issue 14: realign's binding vs onnxruntime-node's JS API, decode steps side by side, and bytes per step */
+  binding?: BindingBenchResult;
   engine: EngineRow[];
   logits: LogitsBenchResult[];
   serving: ServingResult | null;
@@ -55,6 +58,8 @@ const rounds = quick ? 8 : 25;
 for (const preset of quick || values['skip-05b'] ? ['small'] : ['small', 'qwen2.5-0.5b']) {
   run.graph.push(await graphBench(preset, [1, 4, 16], rounds, log));
 }
+
+run.binding = await bindingBench('small', [1, 8], 32, rounds, log);
 
 // d and e need the real system: backend + worker, on the small InRa model
 const { inra } = benchModels('small', log);

@@ -163,9 +163,17 @@ for (const B of values.batches!.split(',').map(Number)) {
     plan.handles.forEach((h) => (h.length += M));
     loopPerStep.push(ms / M);
   }
-  // the KV bytes one step moves: every group's views for the live rows at the current capacity
+  // what one step of the old path (onnxruntime-node's JS API) moved each way: every group's KV for the live rows
+  // at the capacity; the binding keeps them on the device, and counts what a step does move (stepTransferBytes)
   const kvFeeds: Record<string, HostTensor> = {};
-  f.runner.caches.forEach((c) => Object.assign(kvFeeds, c.views(0, c.size).feeds));
+  f.runner.caches.forEach((c) => {
+    const dims = [c.size, c.info.numKvHeads, c.capacity, c.info.headDim];
+    const n = dims.reduce((a, b) => a * b, 1);
+    for (const name of [...c.info.pastKey, ...c.info.pastValue]) kvFeeds[name] = c.float16 ? { type: 'float16', data: new Uint16Array(n), dims } : { type: 'float32', data: new Float32Array(n), dims };
+  });
+  const beforeStep = { ...f.runner.transferBytes };
+  await stepOnce(f, fp.handles)();
+  const stepTransferBytes = f.runner.transferBytes.toDevice + f.runner.transferBytes.fromDevice - beforeStep.toDevice - beforeStep.fromDevice;
   const kvBytes = Object.values(kvFeeds).reduce((s, t) => s + t.data.byteLength, 0);
   const copyMs = await copyCost(kvFeeds);
   const row = {
@@ -178,6 +186,7 @@ for (const B of values.batches!.split(',').map(Number)) {
     loopStepMs: median(loopPerStep),
     loopSteps: M,
     kvBytes,
+    stepTransferBytes,
     kvCopyMs: copyMs,
     kvCopyShareOfStep: copyMs / median(fusedSteps.slice(2)),
   };

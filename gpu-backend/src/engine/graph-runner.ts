@@ -1,10 +1,13 @@
 /**
  * Drives one built graph: turns a step plan (which cached rows take part, their new tokens, which output rows
- * blend which branch rows with which λ) into feeds, runs the session, and keeps the KV caches' bookkeeping.
+ * blend which branch rows with which λ) into feeds, runs the session through an IoBinding, and keeps the KV caches'
+ * bookkeeping. The KV caches stay bound where the session computes (kv-cache.ts); per step only the small inputs
+ * (token ids, lengths, λ, row maps) go in and the logits (or the decode loop's tokens) come out, and the binding
+ * counts those bytes (`transferBytes`).
  */
 import type { GraphManifest } from '../graph/model-graph.ts';
-import type { HostTensor, ModelSession } from '../ort/session.ts';
-import { KvGroupCache } from './kv-cache.ts';
+import { MemoryInfo, transfers, Value, type HostTensor, type IoBinding, type ModelSession } from '../ort/session.ts';
+import { KvGroupCache, type KvCapacity } from './kv-cache.ts';
 
 /** One output row: logits = λ·z(aligned) + (1 − λ)·z(reference), indices into the step's branch rows. */
 export interface OutputRow {
@@ -40,18 +43,31 @@ export interface StepResult {
   vocabSize: number;
 }
 
+/** Host↔device bytes of the steps run so far (inputs written, outputs read back). */
+export interface TransferBytes {
+  toDevice: number;
+  fromDevice: number;
+  steps: number;
+}
+
 /** A session with its KV caches. */
 export class GraphRunner {
   readonly caches: KvGroupCache[];
   forwardPasses = 0;
+  /** host↔device bytes of this runner's runs */
+  readonly transferBytes: TransferBytes = { toDevice: 0, fromDevice: 0, steps: 0 };
   /** a decode-loop graph of the same spec, sharing these caches (see loop()) */
   private loopSession: ModelSession | null = null;
+  private readonly stepBinding: IoBinding;
+  private loopBinding: IoBinding | null = null;
 
   constructor(
     readonly session: ModelSession,
     readonly manifest: GraphManifest,
+    kvCapacity: KvCapacity = {},
   ) {
-    this.caches = manifest.kvGroups.map((g) => new KvGroupCache(g, manifest.floatType === 'float16'));
+    this.caches = manifest.kvGroups.map((g) => new KvGroupCache(g, manifest.floatType === 'float16', session, manifest.maxContext, kvCapacity.rows, kvCapacity.tokens));
+    this.stepBinding = session.binding();
   }
 
   /** Runs one step and records the new lengths in the caches. */
@@ -70,11 +86,11 @@ export class GraphRunner {
       total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
       positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
     };
-    const inPlace = this.bindRows(plan, Math.max(maxTotal, S), feeds);
-    const out = await this.session.run(feeds, ['logits'], inPlace);
+    this.bindRows(this.stepBinding, plan, Math.max(maxTotal, S), feeds);
+    const [logits] = this.run(this.stepBinding, feeds, ['logits']);
     this.forwardPasses++;
     this.recordLengths(plan);
-    return { logits: out.logits.data as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+    return { logits: logits as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
   }
 
   /** Whether a decode-loop graph is attached. */
@@ -88,6 +104,7 @@ export class GraphRunner {
       throw new Error('attachLoop needs the decode-loop graph of the same spec');
     }
     this.loopSession = session;
+    this.loopBinding = session.binding();
   }
 
   /**
@@ -95,7 +112,7 @@ export class GraphRunner {
    * row). Returns the tokens [steps][B]; the caches then hold every token but the last ones returned.
    */
   async loop(plan: StepPlan, steps: number): Promise<number[][]> {
-    if (!this.loopSession) throw new Error('loop() needs a decode-loop graph: attachLoop() first');
+    if (!this.loopSession || !this.loopBinding) throw new Error('loop() needs a decode-loop graph: attachLoop() first');
     const R = plan.tokens.length;
     const B = plan.outputs.length;
     const maxTotal = Math.max(...plan.totals) + steps - 1;
@@ -111,20 +128,28 @@ export class GraphRunner {
       steps: { type: 'int64', data: BigInt64Array.of(BigInt(steps)), dims: [] },
       row_output: { type: 'int64', data: rowOutput, dims: [R] },
     };
-    const inPlace = this.bindRows(plan, maxTotal, feeds);
-    const out = await this.loopSession.run(feeds, ['tokens'], inPlace);
+    this.bindRows(this.loopBinding, plan, maxTotal, feeds);
+    const [out] = this.run(this.loopBinding, feeds, ['tokens']);
     this.forwardPasses += steps;
     this.recordLengths({ ...plan, totals: plan.totals.map((t) => t + steps - 1) });
-    const tokens = out.tokens.data as BigInt64Array;
+    const tokens = out as BigInt64Array;
     return Array.from({ length: steps }, (_, m) => Array.from(tokens.subarray(m * B, (m + 1) * B), Number));
   }
 
+  /** Releases the bindings, the caches' buffers and the sessions. */
+  async release(): Promise<void> {
+    this.stepBinding.dispose();
+    this.loopBinding?.dispose();
+    for (const c of this.caches) c.release();
+    await this.loopSession?.release();
+    await this.session.release();
+  }
+
   /**
-   * Adds the feeds step() and loop() share to `feeds`: each output row's λ and branch rows, InRa's adapter rows,
-   * and the past KV of the plan's slot ranges (every cache grown to hold `tokens`). Returns the in-place present
-   * outputs over the same memory.
+   * Adds the feeds step() and loop() share to `feeds`: each output row's λ and branch rows, InRa's adapter rows;
+   * binds the past and present KV of the plan's slot ranges (checked to hold `tokens`) in `binding`.
    */
-  private bindRows(plan: StepPlan, tokens: number, feeds: Record<string, HostTensor>): Record<string, HostTensor> {
+  private bindRows(binding: IoBinding, plan: StepPlan, tokens: number, feeds: Record<string, HostTensor>): void {
     const B = plan.outputs.length;
     feeds.lambda = { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] };
     feeds.aligned_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] };
@@ -133,14 +158,38 @@ export class GraphRunner {
       const rows = plan.adapterRows ?? [];
       feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
     }
-    const inPlace: Record<string, HostTensor> = {};
     this.caches.forEach((cache, g) => {
       cache.ensureTokens(tokens);
-      const v = cache.views(plan.ranges[g].start, plan.ranges[g].count);
-      Object.assign(feeds, v.feeds);
-      Object.assign(inPlace, v.inPlace);
+      cache.bind(binding, plan.ranges[g].start, plan.ranges[g].count);
     });
-    return inPlace;
+  }
+
+  /**
+   * Binds the step's small inputs (host data, counted as host→device bytes), runs, and returns the `fetch` outputs
+   * copied to the host (counted as device→host bytes). The KV caches are bound already and stay where they are.
+   */
+  private run(binding: IoBinding, feeds: Record<string, HostTensor>, fetch: string[]): HostTensor['data'][] {
+    const before = { to: transfers.toDevice, from: transfers.fromDevice };
+    const inputs: Value[] = [];
+    const outputs: Value[] = [];
+    try {
+      for (const [name, t] of Object.entries(feeds)) {
+        const v = Value.fromHost(t.type, t.data, t.dims);
+        inputs.push(v);
+        binding.bindInput(name, v);
+        transfers.toDevice += v.byteLength;
+      }
+      // fetched outputs land in host memory; with the CUDA EP ORT copies them there at the end of the run
+      for (const name of fetch) binding.bindOutputToDevice(name, MemoryInfo.cpu());
+      binding.run();
+      outputs.push(...binding.outputs(fetch));
+      return outputs.map((v) => v.read());
+    } finally {
+      for (const v of [...inputs, ...outputs]) v.dispose();
+      this.transferBytes.toDevice += transfers.toDevice - before.to;
+      this.transferBytes.fromDevice += transfers.fromDevice - before.from;
+      this.transferBytes.steps++;
+    }
   }
 
   private recordLengths(plan: StepPlan): void {

@@ -1,31 +1,50 @@
 /**
- * KV caches of one group (see GraphManifest.kvGroups), stored as one buffer per layer and K/V with layout
- * [rows, K, T, E]. Rows are packed at the front (slot i is row i), so any run of consecutive slots is one
- * contiguous view that ONNX Runtime's GroupQueryAttention reads and updates in place. T (the capacity in tokens)
- * grows and shrinks in blocks with the longest row, so the buffers stay close to what is actually used.
+ * KV caches of one group (see GraphManifest.kvGroups), kept where the session computes (device memory on CUDA, host
+ * memory on the CPU; the same code): one buffer per layer and K/V, layout [rows, K, T, E], allocated once by the
+ * session's allocator with a fixed token capacity T (the graph's maxContext unless given) and a row capacity.
+ *
+ * Rows are packed at the front (slot i is row i), so any run of consecutive slots [start, start + count) is one
+ * contiguous view, which is bound as both the past and the present of GroupQueryAttention (share-buffer mode: the
+ * same memory, updated in place; its past sequence length is the capacity T and `seqlens_k` says how much of each
+ * row is used). Freeing a row moves the last row into the hole with a copy inside the buffer; growing the row
+ * capacity copies the used prefix into a larger buffer. Nothing of the cache ever crosses to the host.
  */
 import type { KvGroupInfo } from '../graph/model-graph.ts';
-import type { HostTensor } from '../ort/session.ts';
+import { copyTensors, type IoBinding, type ModelSession, Value } from '../ort/session.ts';
 
-type Buffer = Float32Array | Uint16Array;
-
-/** Token granularity of the capacity. */
+/** Token granularity of lengths (kept for callers that round to it). */
 export const KV_BLOCK_TOKENS = 64;
+
+/** Capacity of one group's buffers. */
+export interface KvCapacity {
+  /** rows allocated at first use (grown by doubling when more are needed) */
+  rows?: number;
+  /** tokens per row (fixed) */
+  tokens?: number;
+}
 
 /** One group's cache. */
 export class KvGroupCache {
   private rows = 0;
   private rowCapacity = 0;
-  private tokens = 0;
-  private keys: Buffer[] = [];
-  private values: Buffer[] = [];
+  readonly tokenCapacity: number;
+  private keys: Value[] = [];
+  private values: Value[] = [];
   /** tokens currently stored per slot */
   private lengths: number[] = [];
+  /** views of slot ranges, per "start:count", valid until the buffers change */
+  private views = new Map<string, { keys: Value[]; values: Value[] }>();
 
   constructor(
     readonly info: KvGroupInfo,
     readonly float16: boolean,
-  ) {}
+    private readonly session: ModelSession,
+    maxContext: number,
+    private readonly initialRows = 4,
+    tokens?: number,
+  ) {
+    this.tokenCapacity = tokens ?? maxContext;
+  }
 
   /** Rows in use. */
   get size(): number {
@@ -34,7 +53,7 @@ export class KvGroupCache {
 
   /** Token capacity T of every row. */
   get capacity(): number {
-    return this.tokens;
+    return this.tokenCapacity;
   }
 
   /** Tokens held across all rows (what is used, not what is allocated). */
@@ -49,26 +68,38 @@ export class KvGroupCache {
 
   /** Adds an empty row at the end and returns its slot. */
   addRow(): number {
-    if (this.rows === this.rowCapacity) this.relayout(Math.max(4, this.rowCapacity * 2), this.tokens);
+    if (this.rows === this.rowCapacity) this.grow(Math.max(this.initialRows, this.rowCapacity * 2));
     this.lengths[this.rows] = 0;
     return this.rows++;
   }
 
   /**
-   * Frees `slot` by moving the last row into it. Returns the slot that moved (its old index), or -1 when the freed
-   * slot was the last one. Callers re-point whatever referred to the moved slot.
+   * Frees `slot` by moving the last row into it (a copy inside each buffer). Returns the slot that moved (its old
+   * index), or -1 when the freed slot was the last one. Callers re-point whatever referred to the moved slot.
    */
   removeRow(slot: number): number {
     const last = this.rows - 1;
     if (slot < 0 || slot > last) throw new Error(`kv group ${this.info.name}: no row ${slot}`);
     if (slot !== last) {
       const rowSize = this.rowElements();
-      for (const b of [...this.keys, ...this.values]) b.copyWithin(slot * rowSize, last * rowSize, (last + 1) * rowSize);
+      const dims = this.rowDims(1);
+      const memory = this.session.memory;
+      const src: Value[] = [];
+      const dst: Value[] = [];
+      for (const b of [...this.keys, ...this.values]) {
+        src.push(Value.view(b, last * rowSize, dims, memory));
+        dst.push(Value.view(b, slot * rowSize, dims, memory));
+      }
+      try {
+        copyTensors(src, dst);
+      } finally {
+        for (const v of [...src, ...dst]) v.dispose();
+      }
       this.lengths[slot] = this.lengths[last];
     }
     this.rows--;
     this.lengths.length = this.rows;
-    this.maybeShrink();
+    if (this.rows === 0) this.release();
     return slot === last ? -1 : last;
   }
 
@@ -77,81 +108,90 @@ export class KvGroupCache {
     this.lengths[slot] = length;
   }
 
-  /** Makes every row able to hold `tokens` tokens. */
+  /** Checks that every row can hold `tokens` tokens (the capacity is fixed). */
   ensureTokens(tokens: number): void {
-    if (tokens <= this.tokens) return;
-    this.relayout(Math.max(this.rowCapacity, 4), roundUp(tokens));
+    if (tokens > this.tokenCapacity) throw new Error(`kv group ${this.info.name}: ${tokens} tokens exceed the cache capacity of ${this.tokenCapacity}`);
   }
 
   /**
-   * Past inputs and in-place present outputs for slots [start, start + count): the same memory, so that the
-   * graph appends the new tokens where they belong.
+   * Binds slots [start, start + count) as the past inputs and the present outputs of every layer (the same values).
+   * A range bound before is not rebound.
    */
-  views(start: number, count: number): { feeds: Record<string, HostTensor>; inPlace: Record<string, HostTensor> } {
-    const { numKvHeads: K, headDim: E } = this.info;
-    const rowSize = this.rowElements();
-    const dims = [count, K, this.tokens, E];
-    const type = this.float16 ? 'float16' : 'float32';
-    const feeds: Record<string, HostTensor> = {};
-    const inPlace: Record<string, HostTensor> = {};
+  bind(binding: IoBinding, start: number, count: number): void {
+    if (this.rowCapacity === 0) this.grow(this.initialRows);
+    const v = this.view(start, count);
     for (let l = 0; l < this.info.layers; l++) {
-      const k = this.keys[l].subarray(start * rowSize, (start + count) * rowSize);
-      const v = this.values[l].subarray(start * rowSize, (start + count) * rowSize);
-      feeds[this.info.pastKey[l]] = { type, data: k, dims };
-      feeds[this.info.pastValue[l]] = { type, data: v, dims };
-      inPlace[this.info.presentKey[l]] = { type, data: k, dims };
-      inPlace[this.info.presentValue[l]] = { type, data: v, dims };
+      binding.bindInput(this.info.pastKey[l], v.keys[l]);
+      binding.bindInput(this.info.pastValue[l], v.values[l]);
+      binding.bindOutput(this.info.presentKey[l], v.keys[l]);
+      binding.bindOutput(this.info.presentValue[l], v.values[l]);
     }
-    return { feeds, inPlace };
+  }
+
+  /** Host copies of slot `slot`'s keys and values per layer (for tests; counted as device→host bytes). */
+  readRow(slot: number): { keys: Float32Array[] | Uint16Array[]; values: Float32Array[] | Uint16Array[] } {
+    const v = this.view(slot, 1);
+    return { keys: v.keys.map((k) => k.read()) as Float32Array[], values: v.values.map((k) => k.read()) as Float32Array[] };
+  }
+
+  /** Frees the buffers (the cache can be used again: they are reallocated on the next row). */
+  release(): void {
+    this.dropViews();
+    for (const b of [...this.keys, ...this.values]) b.dispose();
+    this.keys = [];
+    this.values = [];
+    this.rowCapacity = 0;
+  }
+
+  private view(start: number, count: number): { keys: Value[]; values: Value[] } {
+    if (start < 0 || count < 0 || start + count > this.rowCapacity) throw new Error(`kv group ${this.info.name}: slots [${start}, ${start + count}) outside its ${this.rowCapacity} rows`);
+    const key = `${start}:${count}`;
+    let v = this.views.get(key);
+    if (!v) {
+      if (this.views.size > 64) this.dropViews();
+      const rowSize = this.rowElements();
+      const dims = this.rowDims(count);
+      const memory = this.session.memory;
+      v = { keys: this.keys.map((b) => Value.view(b, start * rowSize, dims, memory)), values: this.values.map((b) => Value.view(b, start * rowSize, dims, memory)) };
+      this.views.set(key, v);
+    }
+    return v;
+  }
+
+  private dropViews(): void {
+    for (const v of this.views.values()) for (const x of [...v.keys, ...v.values]) x.dispose();
+    this.views.clear();
   }
 
   private rowElements(): number {
-    return this.info.numKvHeads * this.tokens * this.info.headDim;
+    return this.info.numKvHeads * this.tokenCapacity * this.info.headDim;
   }
 
-  private maybeShrink(): void {
-    const longest = this.lengths.reduce((a, b) => Math.max(a, b), 0);
-    const wanted = roundUp(Math.max(longest, 1));
-    if (this.rows === 0) {
-      this.keys = [];
-      this.values = [];
-      this.rowCapacity = 0;
-      this.tokens = 0;
-    } else if (wanted * 2 <= this.tokens || (this.rowCapacity > 4 && this.rows * 4 <= this.rowCapacity)) {
-      this.relayout(Math.max(4, this.rows * 2), Math.min(this.tokens, wanted));
-    }
+  private rowDims(count: number): number[] {
+    return [count, this.info.numKvHeads, this.tokenCapacity, this.info.headDim];
   }
 
-  /** Reallocates every buffer with a new row capacity and token capacity, keeping each row's tokens. */
-  private relayout(rowCapacity: number, tokens: number): void {
-    const { numKvHeads: K, headDim: E } = this.info;
-    const make = (n: number): Buffer => (this.float16 ? new Uint16Array(n) : new Float32Array(n));
-    const copy = (old: Buffer | undefined): Buffer => {
-      const next = make(rowCapacity * K * tokens * E);
-      if (!old) return next;
-      const keep = Math.min(this.tokens, tokens) * E;
-      for (let r = 0; r < this.rows; r++) {
-        for (let h = 0; h < K; h++) {
-          const from = (r * K + h) * this.tokens * E;
-          const to = (r * K + h) * tokens * E;
-          next.set(old.subarray(from, from + keep), to);
-        }
+  /** Reallocates every buffer with a larger row capacity, copying the rows in use (a contiguous prefix). */
+  private grow(rowCapacity: number): void {
+    const type = this.float16 ? 'float16' : 'float32';
+    const allocator = this.session.allocator;
+    const dims = this.rowDims(rowCapacity);
+    const nk = Array.from({ length: this.info.layers }, () => Value.allocate(allocator, type, dims));
+    const nv = Array.from({ length: this.info.layers }, () => Value.allocate(allocator, type, dims));
+    if (this.rows > 0) {
+      const used = this.rowDims(this.rows);
+      const memory = this.session.memory;
+      const src = [...this.keys, ...this.values].map((b) => Value.view(b, 0, used, memory));
+      const dst = [...nk, ...nv].map((b) => Value.view(b, 0, used, memory));
+      try {
+        copyTensors(src, dst);
+      } finally {
+        for (const v of [...src, ...dst]) v.dispose();
       }
-      return next;
-    };
-    const nk: Buffer[] = [];
-    const nv: Buffer[] = [];
-    for (let l = 0; l < this.info.layers; l++) {
-      nk.push(copy(this.keys[l]));
-      nv.push(copy(this.values[l]));
     }
+    this.release();
     this.keys = nk;
     this.values = nv;
     this.rowCapacity = rowCapacity;
-    this.tokens = tokens;
   }
-}
-
-function roundUp(n: number): number {
-  return Math.ceil(n / KV_BLOCK_TOKENS) * KV_BLOCK_TOKENS;
 }

@@ -84,6 +84,8 @@ export interface EngineStats {
   /** tokens reserved by admitted sequences (prompt + max_tokens per branch row) */
   kvTokensReserved: number;
   kvBytesAllocated: number;
+  /** bytes the runs moved between host and device (inputs in, logits or tokens out; the KV caches stay on the device) */
+  hostDeviceBytes: { toDevice: number; fromDevice: number; steps: number };
   forwardPasses: number;
   prefillSteps: number;
   decodeSteps: number;

@@ -107,6 +107,7 @@ export class Scheduler {
       kvTokensBudget: this.limits.maxKvTokens,
       kvTokensReserved: this.reserved,
       kvBytesAllocated: caches.reduce((s, c) => s + c.allocatedBytes, 0),
+      hostDeviceBytes: { ...this.model.runner.transferBytes },
       forwardPasses: this.model.runner.forwardPasses,
       prefillSteps: this.prefillSteps,
       decodeSteps: this.decodeSteps,

@@ -45,7 +45,7 @@ async function start(init: EngineInit): Promise<void> {
     },
   });
   await scheduler.loop();
-  await model.runner.session.release();
+  await model.runner.release();
   port!.close();
 }
 

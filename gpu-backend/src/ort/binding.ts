@@ -51,7 +51,7 @@ function typeOfCode(code: number): TensorType {
 }
 
 /** Releases native objects that were not disposed explicitly. */
-const finalizer = new FinalizationRegistry<{ release: string; handle: Ptr }>((held) => {
+const finalizer = new FinalizationRegistry<{ release: string; handle: Ptr; dependsOn: unknown }>((held) => {
   try {
     capi().fn[held.release as 'ReleaseValue'](held.handle);
   } catch {
@@ -67,13 +67,18 @@ abstract class Native {
   private handleValue: Ptr | null;
   private readonly token = {};
 
+  /**
+   * `dependsOn`: what must outlive this object (its allocator, session or base tensor). The registry holds it until
+   * this object's release ran, so that objects collected together are still released in a safe order.
+   */
   protected constructor(
     handle: Ptr,
     private readonly release: string,
+    dependsOn: unknown = null,
   ) {
     if (!handle) throw new Error(`onnxruntime returned a null ${release.replace('Release', '')}`);
     this.handleValue = handle;
-    finalizer.register(this, { release, handle }, this.token);
+    finalizer.register(this, { release, handle, dependsOn }, this.token);
     liveObjects[release] = (liveObjects[release] ?? 0) + 1;
   }
 
@@ -203,7 +208,7 @@ export class Value extends Native {
     readonly device: 'cpu' | 'cuda',
     keep: unknown,
   ) {
-    super(handle, 'ReleaseValue');
+    super(handle, 'ReleaseValue', keep);
     this.keep = keep;
   }
 
@@ -313,7 +318,7 @@ export class Allocator extends Native {
     readonly memory: MemoryInfo,
     readonly session: Session | null,
   ) {
-    super(handle, 'ReleaseAllocator');
+    super(handle, 'ReleaseAllocator', session);
   }
 
   static forSession(session: Session, memory: MemoryInfo): Allocator {
@@ -508,7 +513,7 @@ export class IoBinding extends Native {
   constructor(readonly session: Session) {
     const o = out();
     call('CreateIoBinding', session.handle, o);
-    super(o[0], 'ReleaseIoBinding');
+    super(o[0], 'ReleaseIoBinding', session);
   }
 
   bindInput(name: string, value: Value): void {
@@ -523,9 +528,11 @@ export class IoBinding extends Native {
     this.boundOutputs.set(name, value);
   }
 
-  /** Lets ORT allocate the output on `memory`'s device at each run (read it with outputs()). */
+  /**
+   * Lets ORT allocate the output on `memory`'s device (read it with outputs()). Call it before every run: after a
+   * run the binding holds that run's output and would hand it to the next run as a pre-allocated output.
+   */
   bindOutputToDevice(name: string, memory: MemoryInfo): void {
-    if (this.boundOutputs.get(name) === memory) return;
     call('BindOutputToDevice', this.handle, name, memory.handle);
     this.boundOutputs.set(name, memory);
   }
@@ -539,16 +546,34 @@ export class IoBinding extends Native {
     call('RunWithBinding', this.session.handle, runOptions?.handle ?? null, this.handle);
   }
 
-  /** The output values after a run, in binding order (new references: the caller disposes them). */
-  outputs(): Value[] {
+  /** Names of the bound outputs, in binding order (ORT keeps the first binding's place when a name is rebound). */
+  outputNames(): string[] {
+    return [...this.boundOutputs.keys()];
+  }
+
+  /**
+   * The output values after a run, in binding order (new references: the caller disposes them). With `names`, only
+   * those outputs are wrapped (in that order); the references to the others are released at once.
+   */
+  outputs(names?: string[]): Value[] {
     const o = out();
     const count: [number] = [0];
     const allocator = Allocator.defaultHost();
     call('GetBoundOutputValues', this.handle, allocator, o, count);
     if (count[0] === 0) return [];
-    const values = readPointers(o[0], count[0]).map((p) => Value.adopt(p));
+    const handles = readPointers(o[0], count[0]);
     call('AllocatorFree', allocator, o[0]);
-    return values;
+    if (!names) return handles.map((p) => Value.adopt(p));
+    const order = this.outputNames();
+    const wanted = names.map((n) => order.indexOf(n));
+    if (wanted.some((i) => i < 0)) {
+      for (const p of handles) capi().fn.ReleaseValue(p);
+      throw new Error(`outputs(): not bound: ${names.filter((_, k) => wanted[k] < 0).join(', ')}`);
+    }
+    handles.forEach((p, i) => {
+      if (!wanted.includes(i)) capi().fn.ReleaseValue(p);
+    });
+    return wanted.map((i) => Value.adopt(handles[i]));
   }
 
   synchronizeInputs(): void {

@@ -25,13 +25,13 @@ export interface AppDeps {
   accepting: () => boolean;
 }
 
-/** Builds the Hono app. */
 /** Whether a request announces a body (which an early answer leaves unread). */
 function declaresBody(req: Request): boolean {
   const length = req.headers.get('content-length');
   return (length !== null && length !== '0') || req.headers.has('transfer-encoding');
 }
 
+/** Builds the Hono app. */
 export function createApp(deps: AppDeps): Hono<BackendEnv> {
   const app = new Hono<BackendEnv>();
   const { metrics, registry } = deps;
@@ -78,9 +78,9 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     return c.json({ ready, accepting: deps.accepting(), models: registry.status() }, ready ? 200 : 503);
   });
 
-  const guard = [
   // credentials are checked before the body is read, a signature over the body after it
   const auth = authenticate(deps.auth);
+  const guard = [
     async function accepting(_c: unknown, next: () => Promise<void>) {
       if (!deps.accepting()) throw serviceUnavailable('the server is shutting down; retry on another backend', 1, 'shutting_down');
       await next();
