@@ -156,8 +156,6 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const and = (a: string, b: string, name: string) => op('And', [a, b], `${name}/And`);
   const or = (a: string, b: string, name: string) => op('Or', [a, b], `${name}/Or`);
   const where = (c: string, a: string, b: string, name: string) => op('Where', [c, a, b], `${name}/Where`);
-  /** Where over booleans (ONNX Runtime's CPU Where has no bool kernel). */
-  const pick = (c: string, a: string, b: string, name: string) => or(and(c, a, `${name}/then`), and(not(c, name), b, `${name}/else`), name);
   /** Σ over axis 1 of a boolean [B, N] as float64 [B, 1] (exact below 2^53). */
   const count = (b: string, name: string) => op('ReduceSum', [cast(b, DOUBLE, name), axis1], `${name}/ReduceSum`, { keepdims: { i: 1 } });
   /** Column `j` of [B, N] as [B, 1]. */
@@ -177,13 +175,9 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const max32 = column(vals, 0, 'max'); // [B, 1]
   const none = op('Equal', [max32, f32(-Infinity)], 'none/Equal'); // [B, 1] no finite logit
   const maxD = cast(where(none, f32(0), max32, 'max/safe'), DOUBLE, 'max'); // [B, 1]
-  const shifted = op('Pad', [op('Slice', [vals, g.constant('int64', [0]), g.constant('int64', [C - 1]), axis1], 'runs/Slice'), g.constant('int64', [0, 1, 0, 0]), f32(NaN)], 'runs/Pad'); // [B, C]
-  const runStart = not(op('Equal', [vals, shifted], 'runs/Equal'), 'runs/start'); // [B, C]; NaN ≠ the first value
-  const run = cumsum(cast(runStart, DOUBLE, 'runs/start'), 'runs'); // [B, C] 1, 1, 2, … per distinct value
-  const tieKey = op('Add', [op('Mul', [run, f64(V)], 'ties/Mul'), cast(ids, DOUBLE, 'ties/ids')], 'ties/Add'); // [B, C] unique
-  const order = g.op('TopK', [tieKey, g.constant('int64', [C])], { axis: { i: -1 }, largest: { i: 0 }, sorted: { i: 1 } }, { name: `${p}/ties/TopK`, outputs: 2 })[1]; // [B, C]
-  const cIds = op('GatherElements', [ids, order], 'ranked/ids', { axis: { i: 1 } }); // [B, C] host rank order
-  const cVals = cast(op('GatherElements', [vals, order], 'ranked/values', { axis: { i: 1 } }), DOUBLE, 'ranked/values'); // [B, C]
+  const ranked = breakTies(g, vals, ids, V, C, p);
+  const cIds = ranked.ids; // [B, C] host rank order
+  const cVals = cast(ranked.values, DOUBLE, 'ranked/values'); // [B, C]
   const tau = column(vals, C - 1, 'tau'); // [B, 1] the C-th value
   const above = C === V ? f64(C) : count(op('Greater', [vals, tau], 'tau/Greater'), 'tau/above'); // [B, 1] F: ranks known exactly
 
@@ -259,13 +253,16 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const exactN = C === V ? null : op('LessOrEqual', [nN, above], 'top_p/exact');
 
   // ── id order over the whole vocabulary: no truncation (drawFull), min_p alone (drawMinP), binding min_p (drawAtLeast) ──
-  const useAtLeast = and(not(kOn, 'id/k'), and(pOn, binds, 'id/at_least'), 'id/at_least/k');
-  const useMinP = and(not(kOn, 'id/k2'), and(not(pOn, 'id/p'), mOn, 'id/min_p'), 'id/min_p/k');
+  // one mask x > a ∧ w ≥ b ∧ z ≥ c with per-row thresholds: drawFull (−60, 0, −∞), drawAtLeast (−60, min_p, −∞),
+  // drawMinP (−∞, min_p, max + ln(min_p)·T); the last keeps the host's z ≥ zFloor prefilter as it is computed there
+  const useAtLeast = and(not(kOn, 'id/k'), and(pOn, binds, 'id/at_least'), 'id/at_least/k'); // [B, 1]
+  const useMinP = and(not(kOn, 'id/k2'), and(not(pOn, 'id/p'), mOn, 'id/min_p'), 'id/min_p/k'); // [B, 1]
   const zFloor = op('Add', [maxD, op('Div', [op('Log', [minP], 'min_p/Log'), invT], 'min_p/Div')], 'min_p/floor'); // [B, 1]
-  const aboveFloor = and(op('GreaterOrEqual', [zD, zFloor], 'min_p/z'), op('GreaterOrEqual', [e, minP], 'min_p/w'), 'min_p/mask');
-  const atLeast = op('GreaterOrEqual', [w, minP], 'at_least/mask');
-  const mask = pick(useAtLeast, atLeast, pick(useMinP, aboveFloor, live, 'id/mask/min_p'), 'id/mask'); // [B, V]
-  const tokenId = idOrderDraw(g, where(mask, e, f64(0), 'id/w'), mask, u, index, V, `${p}/id`);
+  const xAbove = where(useMinP, f64(-Infinity), f64(NEGLIGIBLE), 'id/x');
+  const wAtLeast = where(or(useMinP, useAtLeast, 'id/w/on'), minP, f64(0), 'id/w');
+  const zAtLeast = where(useMinP, zFloor, f64(-Infinity), 'id/z');
+  const mask = and(and(op('Greater', [x, xAbove], 'id/x/Greater'), op('GreaterOrEqual', [e, wAtLeast], 'id/w/GreaterOrEqual'), 'id/xw'), op('GreaterOrEqual', [zD, zAtLeast], 'id/z/GreaterOrEqual'), 'id/mask'); // [B, V]
+  const tokenId = idOrderDraw(g, where(mask, e, f64(0), 'id/weights'), mask, u, index, V, `${p}/id`);
 
   // ── per-row choice ──
   const host = i64(HOST_DECIDES);
@@ -282,6 +279,27 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
     logprob: op('Squeeze', [logprob, axis1], 'logprob/Squeeze'), // [B]
     topIds: upToK(cIds, 'top_ids'), // [B, K]
     topLogprobs: op('Sub', [upToK(xc, 'top_logprobs'), logZ], 'top_logprobs/Sub'), // [B, K]
+  };
+}
+
+/**
+ * Candidates [B, C] sorted by value (descending) whose equal values may come in any id order — CUDA's radix TopK
+ * does not break ties by index — put in the host's rank order: value descending, ties to the lower id. The key
+ * run·V + id (run = 1, 2, … per distinct value, in order) is unique, so a second TopK over it cannot tie.
+ *
+ *   values ─► shift by one ─► ≠ ─► CumSum = run ─► run·V + id ─► TopK(smallest C) ─► GatherElements(values, ids)
+ */
+export function breakTies(g: Graph, values: string, ids: string, V: number, C: number, p: string): { values: string; ids: string } {
+  const op = (type: string, inputs: string[], name: string, attrs: Parameters<Graph['op1']>[2] = {}) => g.op1(type, inputs, attrs, `${p}/ties/${name}`);
+  const axis1 = g.constant('int64', [1]);
+  const previous = op('Pad', [op('Slice', [values, g.constant('int64', [0]), g.constant('int64', [C - 1]), axis1], 'Slice'), g.constant('int64', [0, 1, 0, 0]), g.constant('float32', [NaN], [])], 'Pad'); // [B, C]
+  const start = op('Not', [op('Equal', [values, previous], 'Equal')], 'Not'); // [B, C]; NaN ≠ the first value
+  const run = op('CumSum', [op('Cast', [start], 'start/Cast', { to: { i: DOUBLE } }), g.scalarI64(1)], 'CumSum'); // [B, C]
+  const key = op('Add', [op('Mul', [run, g.constant('float64', [V], [])], 'Mul'), op('Cast', [ids], 'ids/Cast', { to: { i: DOUBLE } })], 'Add'); // [B, C]
+  const order = g.op('TopK', [key, g.constant('int64', [C])], { axis: { i: -1 }, largest: { i: 0 }, sorted: { i: 1 } }, { name: `${p}/ties/TopK`, outputs: 2 })[1]; // [B, C]
+  return {
+    values: op('GatherElements', [values, order], 'values', { axis: { i: 1 } }),
+    ids: op('GatherElements', [ids, order], 'ids', { axis: { i: 1 } }),
   };
 }
 

@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { halfToFloat, float32ToHalfBits } from '../../../gpu-backend/src/checkpoint/dtype.ts';
-import { HOST_DECIDES, NO_FINITE_LOGIT, addDeviceSampling, type DeviceSamplingOptions } from '../../../gpu-backend/src/graph/device-sampling.ts';
+import { HOST_DECIDES, NO_FINITE_LOGIT, addDeviceSampling, breakTies, type DeviceSamplingOptions } from '../../../gpu-backend/src/graph/device-sampling.ts';
 import { Graph } from '../../../gpu-backend/src/graph/ir.ts';
 import { encodeOnnxModel } from '../../../gpu-backend/src/graph/onnx-writer.ts';
 import { ModelSession, type HostTensor } from '../../../gpu-backend/src/ort/session.ts';
@@ -273,6 +273,48 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
     const seeds = rows.map((_, b) => 90_000 + b);
     const device = await half.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
     expect(expectSameAsHost(device, rows, params, seeds)).toBe(0);
+  });
+});
+
+describe('device sampling: tie order of the candidates', () => {
+  it('puts equal values in lower-id order whatever order TopK returned them in (CUDA’s radix TopK keeps no index order)', async () => {
+    const V = 1000;
+    const C = 8;
+    const g = new Graph('break-ties');
+    const values = g.input('values', 'float32', ['B', C]);
+    const ids = g.input('ids', 'int64', ['B', C]);
+    const out = breakTies(g, values, ids, V, C, '/t');
+    g.output(out.values, 'ranked_values', 'float32', ['B', C]);
+    g.output(out.ids, 'ranked_ids', 'int64', ['B', C]);
+    const path = join(tempDir('realign-break-ties-'), 'ties.onnx');
+    writeFileSync(path, encodeOnnxModel(g));
+    const session = await ModelSession.open(path, { device: 'cpu', threads: 1 });
+    // value-sorted rows with ties in scrambled id order, as a TopK without index tie-breaking may give them
+    const vals = [
+      [5, 5, 5, 3, 3, 2, 2, 2],
+      [1, 1, 1, 1, 1, 1, 1, 1],
+      [9, 8, 7, 6, 5, 4, 3, 2],
+      [4, 4, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity],
+    ];
+    const idx = [
+      [907, 12, 300, 999, 0, 500, 7, 42],
+      [7, 6, 5, 4, 3, 2, 1, 0],
+      [3, 1, 4, 15, 9, 2, 6, 5],
+      [800, 8, 1, 2, 3, 0, 5, 4],
+    ];
+    const res = await session.run(
+      { values: { type: 'float32', data: Float32Array.from(vals.flat()), dims: [4, C] }, ids: { type: 'int64', data: BigInt64Array.from(idx.flat(), BigInt), dims: [4, C] } },
+      ['ranked_values', 'ranked_ids'],
+    );
+    const got = Array.from(res.ranked_ids.data as BigInt64Array, Number);
+    expect(got).toEqual([
+      [12, 300, 907, 0, 999, 7, 42, 500],
+      [0, 1, 2, 3, 4, 5, 6, 7],
+      [3, 1, 4, 15, 9, 2, 6, 5],
+      [8, 800, 0, 1, 2, 3, 4, 5],
+    ].flat());
+    expect(Array.from(res.ranked_values.data as Float32Array)).toEqual(vals.flat());
+    await session.release();
   });
 });
 
