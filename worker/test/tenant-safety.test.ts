@@ -201,6 +201,12 @@ describe('smaller edge items (issue 13 item 11)', () => {
     expect((await adminCall('PUT', `/tenants/${t.tenantId}/users/a..b/preferences`, { lambda: 0.5 })).status).toBe(400);
     expect((await adminCall('POST', `/tenants/${t.tenantId}/keys`, { name: '<script>' })).status).toBe(400);
     expect((await adminCall('PUT', `/tenants/${t.tenantId}/presets/a..b`, { lambda: 0.5 })).status).toBe(400);
+    // a tenant of the older alphabet (inserted before the restriction) can still be deleted, and gets a generation
+    const legacy = `Legacy:${uniqueTag('x')}`;
+    await env.DB.prepare('INSERT INTO tenants (id, name, created_at) VALUES (?, ?, 0)').bind(legacy, 'old').run();
+    expect(await env.DB.prepare('SELECT generation FROM tenants WHERE id = ?').bind(legacy).first('generation')).toMatch(/^[0-9a-f]{32}$/);
+    expect((await adminCall('GET', `/tenants/${legacy}`)).status).toBe(400);
+    expect((await adminCall('DELETE', `/tenants/${legacy}`)).status).toBe(200);
   });
 
   it('lets a tenant bind a key to one user: other users are refused, and an absent user is the bound one', async () => {

@@ -139,10 +139,17 @@ export async function body<T extends z.ZodType>(c: Context<AppEnv>, schema: T): 
   return validate(schema, await readJson(c.req.raw, ADMIN_BODY_LIMIT));
 }
 
-/** A path parameter that must be an id of `kind` (or `*` where allowed); the parameter's name is its kind's. */
-export function pathId(c: Context<AppEnv>, name: IdKind, allowStar = false): string {
+/** The id alphabet before migration 0002 (tenants created then may use it): deleting such a tenant stays possible. */
+export const LEGACY_TENANT_ID = /^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/;
+
+/**
+ * A path parameter that must be an id of `kind` (or `*` where allowed); the parameter's name is its kind's.
+ * `legacy` also admits a tenant id of the older alphabet (never with `..`), for deleting such a tenant.
+ */
+export function pathId(c: Context<AppEnv>, name: IdKind, allowStar = false, legacy = false): string {
   const value = c.req.param(name) ?? '';
   if ((allowStar && value === '*') || isId(name, value)) return value;
+  if (legacy && name === 'tenant' && LEGACY_TENANT_ID.test(value) && !value.includes('..')) return value;
   throw invalidRequest(`path parameter \`${name}\` must be ${ID_RULES[name]}`, name);
 }
 

@@ -32,7 +32,7 @@ export const tenantRoutes = new Hono<AppEnv>()
     return c.json(row);
   })
   .delete('/:tenant', async (c) => {
-    const tenantId = pathId(c, 'tenant');
+    const tenantId = pathId(c, 'tenant', false, true);
     const deleted = await deleteTenant(c.env.DB, tenantId);
     if (deleted === null) throw notFound(`tenant \`${tenantId}\` does not exist`, 'tenant_not_found', 'tenant');
     // Its cache entries (keyed by generation) are unreachable now and expire with their TTL; its limiter is dropped.
