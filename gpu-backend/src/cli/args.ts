@@ -3,6 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readModelConfig } from '../checkpoint/config.ts';
 import type { ModelSource } from '../engine/model-loader.ts';
 import type { Device } from '../ort/session.ts';
+import { isModelId } from '../checkpoint/hub/index.ts';
 import { resolveModelArg } from './model-arg.ts';
 import { UsageError } from './usage-error.ts';
 
@@ -53,16 +54,18 @@ export interface ModelValues {
   adapterLayers?: number;
   reference?: string;
   aligned?: string;
+  revision?: string;
 }
 
 /** Adds the options that choose a model (logits, generate, build-graph). */
 export function addModelOptions(cmd: Command): Command {
   return cmd
-    .option('--model <dir>', 'checkpoint folder (a plain model, or InRa when its config.json carries the realign_inra marker)')
+    .option('--model <dir>', 'checkpoint folder or Hugging Face model id (org/name): a plain model, or InRa when its config.json carries the realign_inra marker')
     .option('--inra', 'load --model as InRa even without the marker (checkpoints of the original release)')
     .option('--adapter-layers <k>', 'with --inra: how many bottom layers are the adapter (default: 1)', positiveInt)
     .option('--reference <dir>', 'fusion: the reference checkpoint (λ = 0)')
-    .option('--aligned <dir>', 'fusion: the aligned checkpoint (λ = 1); same vocabulary as --reference');
+    .option('--aligned <dir>', 'fusion: the aligned checkpoint (λ = 1); same vocabulary as --reference')
+    .option('--revision <rev>', 'branch, tag or commit of the Hugging Face model ids among the model options (default: main)');
 }
 
 /**
@@ -70,13 +73,16 @@ export function addModelOptions(cmd: Command): Command {
  * --inra or when its config.json carries realign's adapter marker).
  */
 export async function modelSource(v: ModelValues): Promise<ModelSource> {
+  const given = [v.model, v.reference, v.aligned].filter((x) => x !== undefined);
+  if (v.revision !== undefined && !given.some((x) => isModelId(x, process.cwd()))) throw new UsageError('--revision applies to Hugging Face model ids (org/name), but the model options name folders');
   if (v.reference || v.aligned) {
     if (!v.reference || !v.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (v.model) throw new UsageError('give either --model or --reference/--aligned, not both');
-    return { mode: 'fusion', reference: await resolveModelArg(v.reference, { option: '--reference' }), aligned: await resolveModelArg(v.aligned, { option: '--aligned' }) };
+    const reference = await resolveModelArg(v.reference, { option: '--reference', revision: v.revision });
+    return { mode: 'fusion', reference, aligned: await resolveModelArg(v.aligned, { option: '--aligned', revision: v.revision }) };
   }
   if (!v.model) throw new UsageError('--model <dir> is required (or --reference and --aligned for fusion)');
-  const model = await resolveModelArg(v.model, { option: '--model' });
+  const model = await resolveModelArg(v.model, { option: '--model', revision: v.revision });
   const inra = v.inra === true || readModelConfig(model).adapterLayers > 0;
   if (v.adapterLayers !== undefined && !inra) throw new UsageError('--adapter-layers needs an InRa checkpoint (or --inra)');
   return inra ? { mode: 'inra', model, inraAdapterLayers: v.adapterLayers } : { mode: 'single', model };
