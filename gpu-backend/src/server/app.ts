@@ -13,6 +13,7 @@ import type { BackendMetrics } from './metrics.ts';
 import type { ModelRegistry } from './registry.ts';
 import { generationRoute } from './routes/generate.ts';
 import { logitsRoute } from './routes/logits.ts';
+import { ledgerRoute, UsageLedger } from './usage-ledger.ts';
 
 /** What the app is built from. */
 export interface AppDeps {
@@ -119,9 +120,11 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     }),
   );
 
-  const genDeps = { registry, config: deps.config, metrics };
+  const ledger = new UsageLedger(metrics);
+  const genDeps = { registry, config: deps.config, metrics, ledger };
   app.post('/v1/chat/completions', ...guard, generationRoute('chat', genDeps));
   app.post('/v1/completions', ...guard, generationRoute('completions', genDeps));
   app.post('/v1/logits', ...guard, logitsRoute(genDeps));
+  app.get('/ledger/:dispatchId', ...guard, ledgerRoute(ledger));
   return app;
 }

@@ -16,12 +16,15 @@ import type { BackendEnv } from '../http-types.ts';
 import { prepareGeneration } from '../jobs.ts';
 import type { BackendMetrics } from '../metrics.ts';
 import type { ModelRegistry, ServedModel } from '../registry.ts';
+import { DISPATCH_HEADER, DISPATCH_ID, type LedgerTicket, type UsageLedger } from '../usage-ledger.ts';
 
 /** What the generation routes need. */
 export interface GenerateDeps {
   registry: ModelRegistry;
   config: ServerConfig;
   metrics: BackendMetrics;
+  /** every generation's token count, however it ends (and the token metrics) */
+  ledger: UsageLedger;
 }
 
 type Kind = 'chat' | 'completions';
@@ -63,8 +66,8 @@ async function startAll(model: ServedModel, jobs: Parameters<ServedModel['engine
   return its.map((it, index) => ({ index, it, gen: gens[index], first: (firsts[index] as PromiseFulfilledResult<IteratorResult<GenerateEvent>>).value.value as GenerateEvent }));
 }
 
-/** Every event of every choice, in arrival order. */
-async function* merged(started: Started[]): AsyncGenerator<{ index: number; ev: GenerateEvent }> {
+/** Every event of every choice, in arrival order; `ticket` sees each one even after the consumer stopped reading. */
+async function* merged(started: Started[], ticket: LedgerTicket): AsyncGenerator<{ index: number; ev: GenerateEvent }> {
   const queue: { index: number; ev?: GenerateEvent; error?: unknown; end?: boolean }[] = [];
   let wake: (() => void) | null = null;
   const push = (x: (typeof queue)[number]) => {
@@ -73,16 +76,19 @@ async function* merged(started: Started[]): AsyncGenerator<{ index: number; ev: 
   };
   for (const s of started) {
     void (async () => {
+      ticket.event(s.index, s.first);
       push({ index: s.index, ev: s.first });
       if (s.first.finish) return push({ index: s.index, end: true });
       try {
         for (;;) {
           const r = await s.it.next();
           if (r.done) break;
+          ticket.event(s.index, r.value);
           push({ index: s.index, ev: r.value });
           if (r.value.finish) break;
         }
       } catch (error) {
+        ticket.broken(s.index);
         push({ index: s.index, error });
       }
       push({ index: s.index, end: true });
@@ -122,15 +128,16 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     const created = Math.floor(Date.now() / 1000);
     const promptsOnce = prep.prompts.reduce((s, p) => s + p.ids.length, 0);
     const log = c.get('log');
+    // the edge's id for this request, to ask for its usage if the answer never reaches it (direct callers get their own)
+    const given = c.req.header(DISPATCH_HEADER);
+    const dispatchId = given !== undefined && DISPATCH_ID.test(given) ? given : `direct-${crypto.randomUUID()}`;
+    const ticket = deps.ledger.open(dispatchId, { id: model.config.id, mode: model.config.mode }, prep.lambda, prep.jobs.map((j) => j.promptIds.length), promptsOnce);
     // prompt and completion text reach the logs only when the operator asked for it (log_prompts)
     const textFields = (texts: string[]) =>
       deps.config.log_prompts ? { prompt: kind === 'chat' ? (req as { messages: unknown }).messages : (req as { prompt: unknown }).prompt, completions: texts } : {};
     const record = (finals: GenerateEvent[], texts: string[]) => {
+      // the token metrics are counted by the ledger, for every ending
       const usage = usageOf(finals, promptsOnce, prep.lambda);
-      for (const b of ['aligned', 'reference'] as const) {
-        deps.metrics.promptTokens.inc({ model: model.config.id, branch: b }, usage.realign!.branches[b].prompt_tokens);
-        deps.metrics.completionTokens.inc({ model: model.config.id, branch: b }, usage.realign!.branches[b].completion_tokens);
-      }
       log.info({ model: model.config.id, lambda: prep.lambda, choices: started.length, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, stream: req.stream, ...textFields(texts) }, 'generation done');
       return usage;
     };
@@ -140,7 +147,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
       const finals: GenerateEvent[] = [];
       const chatLp = started.map(() => [] as ReturnType<typeof chatLogprobs>);
       const compLp = started.map((): CompletionLogprobs => ({ tokens: [], token_logprobs: [], top_logprobs: prep.topLogprobs > 0 ? [] : null, text_offset: [] }));
-      for await (const { index, ev } of merged(started)) {
+      for await (const { index, ev } of merged(started, ticket)) {
         if (prep.logprobs) {
           if (kind === 'chat') chatLp[index].push(...chatLogprobs(tok, ev.tokens));
           else appendCompletionLogprobs(compLp[index], completionLogprobs(tok, ev.tokens, texts[index].length, prep.topLogprobs > 0));
@@ -201,7 +208,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
         const finals: GenerateEvent[] = [];
         try {
           if (kind === 'chat') for (const s of started) send(sseEvent(chatChunk([{ index: s.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }])));
-          for await (const { index, ev } of merged(started)) {
+          for await (const { index, ev } of merged(started, ticket)) {
             if (cancelled) break;
             if (ev.finish === 'error' || ev.finish === 'cancelled') {
               const e = failureOf(ev);
