@@ -2,6 +2,7 @@
 import { Hono } from 'hono';
 import type { AppEnv } from './app-env.ts';
 import { apiKeyAuth } from './auth/api-key-auth.ts';
+import { bodyGuard } from './http/body-guard.ts';
 import { cors } from './http/cors.ts';
 import { onError, onNotFound } from './http/error-response.ts';
 import { requestId } from './http/request-id.ts';
@@ -17,6 +18,7 @@ export { RateLimiter } from './ratelimit/rate-limiter.ts';
 const app = new Hono<AppEnv>();
 
 app.use('*', requestId());
+app.use('*', bodyGuard());
 app.onError(onError);
 app.notFound(onNotFound);
 

@@ -18,10 +18,11 @@ import { StreamAssembler } from '../cache/stream-assembler.ts';
 import { modelNotFound } from '../db/request-context.ts';
 import { errorResponse } from '../http/error-response.ts';
 import { HEADERS } from '../http/header-names.ts';
-import { forward } from '../routing/forward.ts';
+import { CLIENT_CLOSED, forward } from '../routing/forward.ts';
 import { healthBook } from '../routing/health-book.ts';
 import { readAllText } from '../stream/read-with-timeout.ts';
 import { relaySse } from '../stream/sse-relay.ts';
+import { DispatchUsage } from '../usage/dispatch-usage.ts';
 import { recordUsage } from '../usage/usage-recorder.ts';
 import type { Prepared } from './prepare.ts';
 
@@ -78,8 +79,11 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     if (entry !== null) return cachedAnswer(c, p, entry);
   }
   c.header(HEADERS.cache, key === null ? 'BYPASS' : 'MISS');
+  // the usage row exists from here on (in flight), and is completed with the backends' counts however this ends
+  const dispatch = new DispatchUsage(c.env, p.usage, p.config);
   /** Records usage for an answer not served from the cache, and settles its token charge (callers hand it to `waitUntil`). */
-  const record = (status: number, usage: Usage | null = null) => recordUsage(c.env, p.usage, status, usage, false);
+  const record = (status: number, usage: Usage | null = null) => dispatch.end(status, usage);
+  const forwardOptions = { dispatchId: dispatch.dispatchId, signal: c.req.raw.signal, tried: dispatch.tried };
 
   // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
   let body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
@@ -87,7 +91,7 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   for (let round = 0; ; round++) {
     try {
       const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
-      forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs);
+      forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs, forwardOptions);
     } catch (e) {
       c.executionCtx.waitUntil(record(e instanceof ApiError ? e.status : 500));
       throw e;
@@ -121,6 +125,7 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
       idleTimeoutMs: p.config.streamIdleTimeoutMs,
       keepUsageChunk: p.includeUsage,
       onEvent: (event) => {
+        dispatch.relay(event);
         const reported = readUsage(event);
         usage = reported ?? usage;
         assembler?.add(event, reported);
@@ -142,6 +147,11 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   try {
     text = await readAllText(upstream.body, p.config.streamIdleTimeoutMs);
   } catch {
+    if (c.req.raw.signal.aborted) {
+      // the client left while the answer was read: the backend request was aborted with it (routing/forward.ts)
+      c.executionCtx.waitUntil(record(CLIENT_CLOSED));
+      return errorResponse(c, new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', { type: 'invalid_request_error', code: 'client_closed_request' }));
+    }
     markDown('body read failed');
     c.executionCtx.waitUntil(record(502));
     return errorResponse(c, badGateway('the backend stopped sending its answer; retry the request', 'backend_error'));

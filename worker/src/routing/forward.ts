@@ -18,7 +18,23 @@ export interface Forwarded {
 }
 
 /** What one attempt ended with when it did not produce an answer to pass on. */
-type Failure = { kind: 'connect'; reason: string } | { kind: 'status'; status: number; body: unknown } | { kind: 'timeout' };
+type Failure = { kind: 'connect'; reason: string } | { kind: 'status'; status: number; body: unknown } | { kind: 'timeout' } | { kind: 'aborted' };
+
+/** Options of {@link forward}. */
+export interface ForwardOptions {
+  /** Sent as `x-realign-dispatch-id`: the id the backends keep this request's usage under. */
+  dispatchId?: string;
+  /** The client's request signal: when the client goes away, the backend request is aborted (its body too). */
+  signal?: AbortSignal;
+  /** Every backend a request is sent to is appended here (whether it answered or not). */
+  tried?: BackendConfig[];
+}
+
+/** The header of the dispatch id (gpu-backend/src/server/usage-ledger.ts). */
+export const DISPATCH_HEADER = 'x-realign-dispatch-id';
+
+/** The status of a request whose client went away before its answer (nginx's "client closed request"). */
+export const CLIENT_CLOSED = 499;
 
 async function readErrorBody(res: Response): Promise<unknown> {
   const text = await res.text().catch(() => '');
@@ -29,19 +45,25 @@ async function readErrorBody(res: Response): Promise<unknown> {
   }
 }
 
-async function attempt(backend: BackendConfig, path: string, body: string, requestId: string, config: EdgeConfig, timeoutMs: number): Promise<Response | Failure> {
+async function attempt(backend: BackendConfig, path: string, body: string, requestId: string, config: EdgeConfig, timeoutMs: number, opts: ForwardOptions): Promise<Response | Failure> {
   const url = new URL(`${backend.url}${path}`);
   const signature = await signRequest(config.hmacSecret, { method: 'POST', path: url.pathname + url.search, body });
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), timeoutMs);
+  // kept after the headers arrived: a client that leaves while the body is read still aborts the backend request
+  const clientGone = () => controller.abort();
+  if (opts.signal?.aborted) return { kind: 'aborted' };
+  opts.signal?.addEventListener('abort', clientGone, { once: true });
+  const dispatch: Record<string, string> = opts.dispatchId ? { [DISPATCH_HEADER]: opts.dispatchId } : {};
   try {
     return await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', [HEADERS.requestId]: requestId, ...signature },
+      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', [HEADERS.requestId]: requestId, ...dispatch, ...signature },
       body,
       signal: controller.signal,
     });
   } catch (e) {
+    if (opts.signal?.aborted) return { kind: 'aborted' };
     if (controller.signal.aborted) return { kind: 'timeout' };
     return { kind: 'connect', reason: e instanceof Error ? e.message : String(e) };
   } finally {
@@ -67,13 +89,14 @@ function finalError(last: Failure | null, tried: number, timeoutMs: number): Api
  * Forwards `body` (JSON text) to `path` on the best backend, retrying before the first byte. `timeoutMs` bounds
  * the wait for the response headers. Throws an {@link ApiError} (502/503/504) when no backend produced an answer.
  */
-export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook, timeoutMs: number): Promise<Forwarded> {
+export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook, timeoutMs: number, opts: ForwardOptions = {}): Promise<Forwarded> {
   const order = await planAttempts(config, book);
   let last: Failure | null = null;
   let tried = 0;
   for (const backend of order.slice(0, config.maxAttempts)) {
     tried++;
-    const r = await attempt(backend, path, body, requestId, config, timeoutMs);
+    opts.tried?.push(backend);
+    const r = await attempt(backend, path, body, requestId, config, timeoutMs, opts);
     if (r instanceof Response) {
       if (r.status < 500) {
         book.markSuccess(backend.url);
@@ -83,6 +106,7 @@ export async function forward(path: string, body: string, requestId: string, con
       book.markFailure(backend.url, `status ${r.status}`, Date.now(), config.healthCooldownMs);
       continue;
     }
+    if (r.kind === 'aborted') throw new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', { type: 'invalid_request_error', code: 'client_closed_request' });
     last = r;
     book.markFailure(backend.url, r.kind === 'connect' ? `connect: ${r.reason}` : 'timeout', Date.now(), config.healthCooldownMs);
     // A stalled backend may still be generating: retrying elsewhere would double the GPU work and the wait.

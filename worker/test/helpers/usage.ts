@@ -6,7 +6,7 @@ import { eventually } from './eventually.ts';
 /** A usage row as stored: D1 keeps the booleans `stream` and `cached` as 0 or 1. */
 export type UsageRow = Omit<UsageRecord, 'stream' | 'cached'> & { stream: number; cached: number };
 
-/** The usage row of `requestId` (it is written after the response, so this polls). */
+/** The completed usage row of `requestId` (completed after the response, so this polls; status 0 is in flight). */
 export function usageRowOf(requestId: string): Promise<UsageRow> {
-  return eventually(`usage row of ${requestId}`, () => env.DB.prepare('SELECT * FROM usage WHERE request_id = ?').bind(requestId).first<UsageRow>());
+  return eventually(`usage row of ${requestId}`, () => env.DB.prepare('SELECT * FROM usage WHERE request_id = ? AND status != 0').bind(requestId).first<UsageRow>());
 }
