@@ -1,4 +1,7 @@
-/** The served models: one engine each, loaded in the background; readiness is all of them loaded. */
+/**
+ * The served models: one engine each, loaded in the background. Ready means every model has settled — loaded or
+ * definitively failed (a load is not retried) — and at least one serves; a failed model answers 503 on its own.
+ */
 import { notFound, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
 import { openSource } from '../engine/model-loader.ts';
 import { Engine } from '../engine/engine.ts';
@@ -13,6 +16,12 @@ export interface ServedModel {
   created: number;
 }
 
+/** Where the registry reports loads (a pino logger fits). */
+export interface RegistryLog {
+  info(fields: Record<string, unknown>, msg: string): void;
+  error(fields: Record<string, unknown>, msg: string): void;
+}
+
 type Slot = { state: 'loading' } | { state: 'ready'; model: ServedModel } | { state: 'failed'; error: string };
 
 /** Loads every configured model and hands them out by id. */
@@ -24,7 +33,7 @@ export class ModelRegistry {
   /** `onReady` sees each model before it is handed out (e.g. to hook its engine's step timings into metrics). */
   constructor(
     private readonly config: ServerConfig,
-    log: (msg: string, fields: Record<string, unknown>) => void,
+    log: RegistryLog,
     onReady: (model: ServedModel) => void = () => {},
   ) {
     for (const m of config.models) this.slots.set(m.id, { state: 'loading' });
@@ -35,18 +44,19 @@ export class ModelRegistry {
           const model = await this.load(m);
           onReady(model);
           this.slots.set(m.id, { state: 'ready', model });
-          log('model loaded', { model: m.id, mode: m.mode, device: model.engine.info.device, deviceReason: model.engine.info.deviceReason, ms: Date.now() - started });
+          log.info({ model: m.id, mode: m.mode, device: model.engine.info.device, deviceReason: model.engine.info.deviceReason, ms: Date.now() - started }, 'model loaded');
         } catch (err) {
           this.slots.set(m.id, { state: 'failed', error: (err as Error).message });
-          log('model failed to load', { model: m.id, error: (err as Error).message });
+          log.error({ model: m.id, error: (err as Error).message }, 'model failed to load');
         }
       }),
     ).then(() => undefined);
   }
 
-  /** Whether every model is loaded. */
+  /** Whether every model has loaded or failed, and at least one serves. */
   get ready(): boolean {
-    return [...this.slots.values()].every((s) => s.state === 'ready');
+    const slots = [...this.slots.values()];
+    return slots.every((s) => s.state !== 'loading') && slots.some((s) => s.state === 'ready');
   }
 
   /** Per model: loading, ready or failed (with the reason). */

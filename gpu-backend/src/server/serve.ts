@@ -37,9 +37,8 @@ export interface StartOptions {
 export async function startBackend(config: ServerConfig, opts: StartOptions = {}): Promise<RunningBackend> {
   const env = opts.env ?? process.env;
   const logger = opts.logger ?? pino({ base: { service: 'realign-backend' } });
-  const log = (msg: string, fields: Record<string, unknown>) => logger.info(fields, msg);
   const metrics = new BackendMetrics();
-  const registry = new ModelRegistry(config, log, (m) => {
+  const registry = new ModelRegistry(config, logger, (m) => {
     m.engine.onSteps = (ms) => ms.forEach((x) => metrics.stepSeconds.observe({ model: m.config.id }, x / 1000));
   });
   let accepting = true;

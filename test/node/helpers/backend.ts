@@ -21,7 +21,7 @@ export async function startTestBackend(models: Record<string, unknown>[], extra:
     env: { REALIGN_HMAC_SECRET: TEST_SECRET, REALIGN_API_TOKENS: TEST_TOKEN },
   });
   await backend.registry.loaded;
-  if (!backend.registry.ready) throw new Error(`backend models failed: ${JSON.stringify(backend.registry.status())}`);
+  if (Object.values(backend.registry.status()).some((s) => s !== 'ready')) throw new Error(`backend models failed: ${JSON.stringify(backend.registry.status())}`);
   return { ...backend, config };
 }
 
