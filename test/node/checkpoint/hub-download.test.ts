@@ -69,6 +69,7 @@ afterEach(() => {
   hub.corrupt.clear();
   hub.stall.clear();
   hub.pageSize = 1000;
+  hub.apiStatus = undefined;
   vi.unstubAllEnvs();
 });
 
@@ -225,7 +226,7 @@ describe('model ids downloaded from a stand-in hub', () => {
     await expect(resolveModelSource(id, options(tempDir()))).rejects.toThrow(/has no model\.safetensors or model\.safetensors\.index\.json.*\(the repo has pytorch_model\.bin\)/);
   });
 
-  it('falls back to a complete cached copy when the hub cannot be reached, and says why when there is none', async () => {
+  it('falls back to a complete cached copy when the hub cannot be reached or fails, and says why when there is none', async () => {
     const id = newId();
     hub.commit(id, single);
     const cacheDir = tempDir();
@@ -238,6 +239,13 @@ describe('model ids downloaded from a stand-in hub', () => {
     const again = await resolveModelSource(id, options(cacheDir, { endpoint: deadUrl, onProgress: (e) => e.type === 'note' && notes.push(e.message) }));
     expect(again).toBe(dir);
     expect(notes.join('\n')).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); using the cached/);
+    // a hub that answers with an error cannot say where main points now either
+    hub.apiStatus = 503;
+    notes.length = 0;
+    expect(await resolveModelSource(id, options(cacheDir, { onProgress: (e) => e.type === 'note' && notes.push(e.message) }))).toBe(dir);
+    expect(notes.join('\n')).toMatch(/could not be asked \(test-org\/tiny-\d+: http:\/\/127\.0\.0\.1:\d+ answered 503: the hub is having trouble.*\); using the cached/);
+    await expect(resolveModelSource(id, options(tempDir()))).rejects.toThrow(/answered 503: the hub is having trouble/);
+    hub.apiStatus = undefined;
     const fresh = tempDir();
     await expect(resolveModelSource(id, options(fresh, { endpoint: deadUrl }))).rejects.toThrow(
       new RegExp(`cannot reach .*ECONNREFUSED.*the cache ${fresh}/models--test-org--tiny-\\d+ has no complete copy`),

@@ -59,6 +59,8 @@ export class StandInHub {
   readonly corrupt = new Set<string>();
   /** paths whose body stops after half its bytes and never ends */
   readonly stall = new Set<string>();
+  /** when set, every /api/ request is answered with this status (a hub in trouble) */
+  apiStatus: number | undefined;
   /** tree listing page size (the hub pages long listings) */
   pageSize = 1000;
   private readonly repos = new Map<string, Repo>();
@@ -108,6 +110,7 @@ export class StandInHub {
       if (!blob) return error(res, 404, 'EntryNotFound', 'no such object');
       return this.send(req, res, blob, { etag: parts[1] }, this.pathOfBlob(parts[1]));
     }
+    if (parts[0] === 'api' && this.apiStatus) return error(res, this.apiStatus, undefined, 'the hub is having trouble');
     if (parts[0] === 'api' && parts[1] === 'models') return this.api(req, res, url, parts.slice(2));
     if (parts[2] === 'resolve') return this.resolve(req, res, `${parts[0]}/${parts[1]}`, parts[3], parts.slice(4).join('/'));
     error(res, 404, undefined, `no route ${url.pathname}`);

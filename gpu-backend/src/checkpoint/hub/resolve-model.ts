@@ -42,7 +42,8 @@ async function explain(err: unknown, id: string, revision: string, s: HubSetting
 /**
  * The absolute folder a model option names: `value` itself (relative to `baseDir`) unless it is a model id, else the
  * id's snapshot in the hub cache, downloaded first when needed and allowed. A branch or tag is looked up on the hub
- * (the cached copy serves when the hub cannot be reached); a commit hash with a complete cached copy needs no network.
+ * (a complete cached copy serves when the hub cannot be reached or answers with an error); a commit hash with a
+ * complete cached copy needs no network.
  */
 export async function resolveModelSource(value: string, opts: ResolveOptions = {}): Promise<string> {
   const baseDir = opts.baseDir ?? process.cwd();
@@ -67,8 +68,10 @@ export async function resolveModelSource(value: string, opts: ResolveOptions = {
     try {
       commit = await remoteCommit(value, revision, s, opts);
     } catch (err) {
-      if (!(err instanceof HubUnreachableError) || !complete) throw err;
-      opts.onProgress?.({ type: 'note', message: `${err.message}; using the cached "${value}" at ${cached.commit}` });
+      // as huggingface_hub does: a complete cached copy serves when the hub cannot say where the branch points now
+      if (!complete) throw err;
+      const why = err instanceof HubUnreachableError ? err.message : `${s.endpoint} could not be asked (${(await explain(err, value, revision, s, repoDir, folder)).message})`;
+      opts.onProgress?.({ type: 'note', message: `${why}; using the cached "${value}" at ${cached.commit}` });
       return cached.dir;
     }
     const dir = snapshotDir(repoDir, commit);
