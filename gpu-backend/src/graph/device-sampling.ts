@@ -156,12 +156,17 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const and = (a: string, b: string, name: string) => op('And', [a, b], `${name}/And`);
   const or = (a: string, b: string, name: string) => op('Or', [a, b], `${name}/Or`);
   const where = (c: string, a: string, b: string, name: string) => op('Where', [c, a, b], `${name}/Where`);
+  // ONNX Runtime's CUDA Where has no float64 kernel (it would fall back to the CPU): float64 selections are written
+  // as exact arithmetic instead, `keep` for w·[c] (w finite) and `orMinusInf` for a + ln[c] (a finite or −∞).
+  const asD = (c: string, name: string) => cast(c, DOUBLE, name);
+  const keep = (c: string, w: string, name: string) => op('Mul', [w, asD(c, name)], `${name}/keep`);
+  const orMinusInf = (c: string, a: string, name: string) => op('Add', [a, op('Log', [asD(c, name)], `${name}/Log`)], `${name}/orMinusInf`);
   /** Σ over axis 1 of a boolean [B, N] as float64 [B, 1] (exact below 2^53). */
   const count = (b: string, name: string) => op('ReduceSum', [cast(b, DOUBLE, name), axis1], `${name}/ReduceSum`, { keepdims: { i: 1 } });
   /** Column `j` of [B, N] as [B, 1]. */
   const column = (x: string, j: number, name: string) => op('Gather', [x, g.constant('int64', [j])], `${name}/Gather`, { axis: { i: 1 } });
   const cumsum = (x: string, name: string, exclusive = false) => op('CumSum', [x, i64(1)], `${name}/CumSum`, exclusive ? { exclusive: { i: 1 } } : {});
-  const range = (n: number, type: 'float32' | 'float64', name: string) => op('Range', [g.constant(type, [0], []), g.constant(type, [n], []), g.constant(type, [1], [])], `${name}/Range`);
+  const range = (n: number, type: 'float32' | 'float64' | 'int64', name: string) => op('Range', [g.constant(type, [0], []), g.constant(type, [n], []), g.constant(type, [1], [])], `${name}/Range`);
   const rows = (x: string, name: string) => op('Unsqueeze', [x, axis1], `${name}/Unsqueeze`); // [B] → [B, 1]
 
   // ── processed logits: NaN and ±∞ masked to −∞ (sampler.ts process), then logit_bias ──
@@ -185,7 +190,9 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const temperature = rows(io.temperature, 'temperature'); // [B, 1]
   const inverse = op('Div', [f64(1), temperature], 'temperature/Div');
   const sampled = and(op('Greater', [temperature, f64(0)], 'temperature/Greater'), op('Equal', [op('Sub', [inverse, inverse], 'temperature/Sub'), f64(0)], 'temperature/Equal'), 'sampled'); // [B, 1]
-  const invT = where(sampled, inverse, f64(1), 'invT'); // [B, 1] greedy logprobs use T = 1
+  const sampledD = asD(sampled, 'sampled');
+  const tEff = op('Add', [op('Mul', [temperature, sampledD], 'invT/Mul'), op('Sub', [f64(1), sampledD], 'invT/Sub')], 'invT/T'); // T, or 1 when greedy
+  const invT = op('Div', [f64(1), tEff], 'invT'); // [B, 1] greedy logprobs use T = 1
   const topK = rows(io.topK, 'top_k'); // [B, 1] int64
   const topP = rows(io.topP, 'top_p');
   const minP = rows(io.minP, 'min_p');
@@ -199,7 +206,7 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const x = op('Mul', [op('Sub', [zD, maxD], 'x/Sub'), invT], 'x/Mul'); // [B, V] (z − max)/T, ≤ 0
   const e = op('Exp', [x], 'w/Exp'); // [B, V]
   const live = op('Greater', [x, f64(NEGLIGIBLE)], 'w/live'); // [B, V]
-  const w = where(live, e, f64(0), 'w'); // [B, V]
+  const w = keep(live, e, 'w'); // [B, V]
   const sum = op('ReduceSum', [w, axis1], 'sum/ReduceSum', { keepdims: { i: 1 } }); // [B, 1] softmaxSum
   const logZ = op('Log', [sum], 'logZ/Log'); // [B, 1]
   const index = range(V, 'float32', 'index'); // [V] exact below 2^24
@@ -212,7 +219,7 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const valid = not(op('Equal', [cVals, f64(-Infinity)], 'ranked/valid'), 'ranked/valid'); // [B, C]
   const xc = op('Mul', [op('Sub', [cVals, maxD], 'ranked/x/Sub'), invT], 'ranked/x/Mul'); // [B, C]
   const ec = op('Exp', [xc], 'ranked/w/Exp'); // [B, C] drawTopK's weights (no cut)
-  const wc = where(op('Greater', [xc, f64(NEGLIGIBLE)], 'ranked/w/live'), ec, f64(0), 'ranked/w'); // [B, C] drawNucleus's
+  const wc = keep(op('Greater', [xc, f64(NEGLIGIBLE)], 'ranked/w/live'), ec, 'ranked/w'); // [B, C] drawNucleus's
   const lastOf = (n: string, name: string) => cast(op('Max', [op('Sub', [n, f64(1)], `${name}/Sub`), f64(0)], `${name}/Max`), INT64, name); // [B, 1]
   /** Inverse CDF over weights [B, N] whose kept entries are a prefix of `n` entries: first j with Σ_{≤j} > u·Σ. */
   const draw = (weights: string, n: string, name: string) => {
@@ -224,30 +231,32 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
 
   // ── top_k (drawTopK): rank order, top_p over the k's mass, min_p on w, all prefixes ──
   const inK = and(valid, op('Less', [pos, cast(topK, DOUBLE, 'top_k')], 'top_k/in'), 'top_k/in'); // [B, C]
-  const wK = where(inK, ec, f64(0), 'top_k/w');
+  const wK = keep(inK, ec, 'top_k/w');
   const limitK = op('Mul', [topP, column(cumsum(wK, 'top_k/sum'), C - 1, 'top_k/sum')], 'top_k/limit');
   const nucleusK = or(first, or(not(pOn, 'top_k/p'), op('Less', [cumsum(wK, 'top_k/above', true), limitK], 'top_k/p/Less'), 'top_k/p'), 'top_k/p/first');
   const minK = or(first, or(not(mOn, 'top_k/m'), op('GreaterOrEqual', [ec, minP], 'top_k/m/GreaterOrEqual'), 'top_k/m'), 'top_k/m/first');
   const keptK = and(inK, and(nucleusK, minK, 'top_k/kept'), 'top_k/kept/in'); // [B, C]
   const nK = count(keptK, 'top_k/n');
-  const tokenK = op('GatherElements', [cIds, draw(where(keptK, ec, f64(0), 'top_k/draw/w'), nK, 'top_k/draw')], 'top_k/token', { axis: { i: 1 } }); // [B, 1]
+  const tokenK = op('GatherElements', [cIds, draw(keep(keptK, ec, 'top_k/draw/w'), nK, 'top_k/draw')], 'top_k/token', { axis: { i: 1 } }); // [B, 1]
   const kFits = or(op('LessOrEqual', [topK, i64(C)], 'top_k/fits'), not(pOn, 'top_k/fits/p'), 'top_k/fits');
   const exactK = C === V ? null : and(op('LessOrEqual', [nK, above], 'top_k/exact/LessOrEqual'), kFits, 'top_k/exact');
 
   // ── top_p without top_k (drawNucleus) ──
-  const wN = where(valid, wc, f64(0), 'top_p/w'); // [B, C]
+  const wN = keep(valid, wc, 'top_p/w'); // [B, C]
   const limitN = op('Mul', [topP, sum], 'top_p/limit');
   const keptN = and(op('Greater', [wN, f64(0)], 'top_p/positive'), or(first, op('Less', [cumsum(wN, 'top_p/above', true), limitN], 'top_p/Less'), 'top_p/first'), 'top_p/kept'); // [B, C]
   const nN = count(keptN, 'top_p/n');
   const lastN = lastOf(nN, 'top_p/last');
   const binds = and(mOn, op('Less', [op('GatherElements', [wN, lastN], 'top_p/last/w', { axis: { i: 1 } }), minP], 'top_p/binds/Less'), 'top_p/binds'); // [B, 1]
-  const bucket = op('Min', [op('Floor', [op('Mul', [op('Neg', [xc], 'top_p/bucket/Neg'), f64(BUCKET_SCALE)], 'top_p/bucket/Mul')], 'top_p/bucket/Floor'), f64(BUCKETS - 1)], 'top_p/bucket/Min'); // [B, C]
+  const bucketD = op('Min', [op('Floor', [op('Mul', [op('Neg', [xc], 'top_p/bucket/Neg'), f64(BUCKET_SCALE)], 'top_p/bucket/Mul')], 'top_p/bucket/Floor'), f64(BUCKETS - 1)], 'top_p/bucket/Min'); // [B, C]
+  const bucket = cast(op('Max', [bucketD, f64(0)], 'top_p/bucket/Max'), INT64, 'top_p/bucket'); // [B, C] (NaN only in rows with no finite logit)
   const boundary = op('GatherElements', [bucket, lastN], 'top_p/boundary', { axis: { i: 1 } }); // [B, 1]
-  const inner = op('Add', [op('Mul', [bucket, f64(V)], 'top_p/key/bucket'), cast(cIds, DOUBLE, 'top_p/key/ids')], 'top_p/key/inner'); // id order inside a bucket
-  const edge = op('Add', [op('Mul', [boundary, f64(V)], 'top_p/key/boundary'), pos], 'top_p/key/edge'); // rank order in the boundary bucket
-  const keyN = where(keptN, where(op('Less', [bucket, boundary], 'top_p/key/Less'), inner, edge, 'top_p/key/kept'), op('Add', [pos, f64(BUCKETS * V)], 'top_p/key/rest'), 'top_p/key'); // [B, C]
+  const posI = range(C, 'int64', 'position/int');
+  const inner = op('Add', [op('Mul', [bucket, i64(V)], 'top_p/key/bucket'), cIds], 'top_p/key/inner'); // id order inside a bucket
+  const edge = op('Add', [op('Mul', [boundary, i64(V)], 'top_p/key/boundary'), posI], 'top_p/key/edge'); // rank order in the boundary bucket
+  const keyN = where(keptN, where(op('Less', [bucket, boundary], 'top_p/key/Less'), inner, edge, 'top_p/key/kept'), op('Add', [posI, i64(BUCKETS * V)], 'top_p/key/rest'), 'top_p/key'); // [B, C] int64
   const orderN = g.op('TopK', [keyN, g.constant('int64', [C])], { axis: { i: -1 }, largest: { i: 0 }, sorted: { i: 1 } }, { name: `${p}/top_p/order/TopK`, outputs: 2 })[1];
-  const wDraw = op('GatherElements', [where(keptN, wN, f64(0), 'top_p/draw/w'), orderN], 'top_p/draw/w/GatherElements', { axis: { i: 1 } });
+  const wDraw = op('GatherElements', [keep(keptN, wN, 'top_p/draw/w'), orderN], 'top_p/draw/w/GatherElements', { axis: { i: 1 } });
   const idsDraw = op('GatherElements', [cIds, orderN], 'top_p/draw/ids', { axis: { i: 1 } });
   const tokenN = op('GatherElements', [idsDraw, draw(wDraw, nN, 'top_p/draw')], 'top_p/token', { axis: { i: 1 } }); // [B, 1]
   const exactN = C === V ? null : op('LessOrEqual', [nN, above], 'top_p/exact');
@@ -258,11 +267,12 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const useAtLeast = and(not(kOn, 'id/k'), and(pOn, binds, 'id/at_least'), 'id/at_least/k'); // [B, 1]
   const useMinP = and(not(kOn, 'id/k2'), and(not(pOn, 'id/p'), mOn, 'id/min_p'), 'id/min_p/k'); // [B, 1]
   const zFloor = op('Add', [maxD, op('Div', [op('Log', [minP], 'min_p/Log'), invT], 'min_p/Div')], 'min_p/floor'); // [B, 1]
-  const xAbove = where(useMinP, f64(-Infinity), f64(NEGLIGIBLE), 'id/x');
-  const wAtLeast = where(or(useMinP, useAtLeast, 'id/w/on'), minP, f64(0), 'id/w');
-  const zAtLeast = where(useMinP, zFloor, f64(-Infinity), 'id/z');
+  const xAbove = orMinusInf(not(useMinP, 'id/x'), f64(NEGLIGIBLE), 'id/x'); // −∞ for drawMinP, else −60
+  const wAtLeast = keep(or(useMinP, useAtLeast, 'id/w/on'), minP, 'id/w');
+  // zFloor is finite where it is used; elsewhere it may be −∞, so it is bounded before the select (no float32 lies below)
+  const zAtLeast = orMinusInf(useMinP, op('Mul', [op('Max', [zFloor, f64(-1e308)], 'id/z/Max'), asD(useMinP, 'id/z/on')], 'id/z/Mul'), 'id/z');
   const mask = and(and(op('Greater', [x, xAbove], 'id/x/Greater'), op('GreaterOrEqual', [e, wAtLeast], 'id/w/GreaterOrEqual'), 'id/xw'), op('GreaterOrEqual', [zD, zAtLeast], 'id/z/GreaterOrEqual'), 'id/mask'); // [B, V]
-  const tokenId = idOrderDraw(g, where(mask, e, f64(0), 'id/weights'), mask, u, index, V, `${p}/id`);
+  const tokenId = idOrderDraw(g, keep(mask, e, 'id/weights'), mask, u, index, V, `${p}/id`);
 
   // ── per-row choice ──
   const host = i64(HOST_DECIDES);
@@ -272,7 +282,8 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const token2 = where(none, i64(NO_FINITE_LOGIT), where(sampled, sampledToken, greedy, 'choice/greedy'), 'choice'); // [B, 1]
   const safe = op('Max', [token2, i64(0)], 'logprob/safe');
   const chosen = op('Sub', [op('GatherElements', [x, safe], 'logprob/x', { axis: { i: 1 } }), logZ], 'logprob/Sub');
-  const logprob = where(op('Less', [token2, i64(0)], 'logprob/none'), f64(NaN), chosen, 'logprob');
+  const noneLog = op('Log', [asD(op('GreaterOrEqual', [token2, i64(0)], 'logprob/some'), 'logprob/some')], 'logprob/Log'); // 0, or −∞ when token < 0
+  const logprob = op('Add', [chosen, op('Sub', [noneLog, noneLog], 'logprob/nan')], 'logprob'); // NaN when token < 0
   const upToK = (v: string, name: string) => op('Slice', [v, g.constant('int64', [0]), g.constant('int64', [K]), axis1], `${name}/Slice`);
   return {
     token: op('Squeeze', [token2, axis1], 'token/Squeeze'), // [B]
@@ -314,11 +325,13 @@ function logitBias(z: string, io: DeviceSamplingInputs, V: number, p: string, g:
   const padded = op('Pad', [z, g.constant('int64', [0, 0, 0, 1]), g.constant('float32', [-Infinity], [])], 'Pad'); // [B, V + 1]
   const old = op('Cast', [op('GatherElements', [padded, io.biasIds], 'GatherElements', { axis: { i: 1 } })], 'old/Cast', { to: { i: DOUBLE } }); // [B, Kb]
   const sum = op('Add', [old, io.biasValues], 'Add');
-  const clamped = op('Min', [op('Max', [sum, f64(-FLOAT32_MAX)], 'Max'), f64(FLOAT32_MAX)], 'Min');
-  const keepBan = op('Where', [op('Equal', [sum, f64(-Infinity)], 'ban'), f64(-Infinity), clamped], 'ban/Where');
-  const noNaN = op('Where', [op('Equal', [sum, sum], 'nan'), keepBan, f64(-Infinity)], 'nan/Where');
-  const value = op('Where', [op('Equal', [old, f64(-Infinity)], 'masked'), f64(-Infinity), noNaN], 'masked/Where');
-  const written = op('ScatterElements', [padded, io.biasIds, op('Cast', [value], 'new/Cast', { to: { i: FLOAT } })], 'ScatterElements', { axis: { i: 1 } });
+  // saturated in float64, stored to float32, then the special cases selected in float32 (CUDA's Where has no float64)
+  const clamped = op('Cast', [op('Min', [op('Max', [sum, f64(-FLOAT32_MAX)], 'Max'), f64(FLOAT32_MAX)], 'Min')], 'new/Cast', { to: { i: FLOAT } });
+  const minusInf = g.constant('float32', [-Infinity], []);
+  const keepBan = op('Where', [op('Equal', [sum, f64(-Infinity)], 'ban'), minusInf, clamped], 'ban/Where');
+  const noNaN = op('Where', [op('Equal', [sum, sum], 'nan'), keepBan, minusInf], 'nan/Where');
+  const value = op('Where', [op('Equal', [old, f64(-Infinity)], 'masked'), minusInf, noNaN], 'masked/Where');
+  const written = op('ScatterElements', [padded, io.biasIds, value], 'ScatterElements', { axis: { i: 1 } });
   return op('Slice', [written, g.constant('int64', [0]), g.constant('int64', [V]), g.constant('int64', [1])], 'Slice'); // [B, V]
 }
 
