@@ -5,7 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { freePort, run, start, waitReady, type Proc } from './procs.ts';
+import { freePort, lastLines, run, start, waitReady, type Proc } from './procs.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const WRANGLER = join(ROOT, 'node_modules/wrangler/wrangler-dist/cli.js');
@@ -22,6 +22,9 @@ export interface BackendSpec {
   weight?: number;
 }
 
+/** Progress of a start, one line each (what is being waited for, and how long it has taken). */
+export type StartLog = (message: string) => void;
+
 /** Options of the system. */
 export interface SystemOptions {
   /** folder for configs, logs, graph cache and the local D1 */
@@ -35,8 +38,14 @@ export interface SystemOptions {
   adminToken?: string;
   /** extra `--var` values for the worker */
   workerVars?: Record<string, string>;
-  /** a bearer token the backends also accept, for direct calls (benchmarks) */
+  /** a bearer token the backends also accept, for direct calls (benchmarks, /metrics) */
   backendToken?: string;
+  /** built graphs (default: `graphs/` in stateDir) */
+  graphCache?: string;
+  /** write each child's whole output to a file in this folder (backend-<port>.log, wrangler.log) */
+  logDir?: string;
+  /** stage lines while starting */
+  log?: StartLog;
 }
 
 /** A running system. */
@@ -48,27 +57,69 @@ export interface RunningSystem {
   apiKey: string;
   adminToken: string;
   hmacSecret: string;
+  /** the bearer token the backends accept for direct calls, when one was given */
+  backendToken?: string;
   /** admin API call on the edge */
   admin(method: string, path: string, body?: unknown): Promise<Response>;
   stop(): Promise<void>;
 }
 
-/** Starts one `realign serve` process. */
-export async function startBackendProc(stateDir: string, spec: BackendSpec, hmacSecret: string, echo = false, bearerToken?: string): Promise<{ url: string; proc: Proc }> {
+/** How `startBackendProc` runs the backend. */
+export interface BackendProcOptions {
+  echo?: boolean;
+  bearerToken?: string;
+  graphCache?: string;
+  logDir?: string;
+  log?: StartLog;
+  /** sees the process as soon as it is spawned (to stop it if the start is abandoned) */
+  spawned?: (proc: Proc) => void;
+}
+
+/** A failed model in a /readyz answer (`{"models": {"<id>": "failed: <reason>"}}`), as an error naming it. */
+export function failedModel(readyzBody: string): Error | null {
+  let models: unknown;
+  try {
+    models = (JSON.parse(readyzBody) as { models?: unknown }).models;
+  } catch {
+    return null;
+  }
+  if (!models || typeof models !== 'object') return null;
+  for (const [id, state] of Object.entries(models)) {
+    const text = typeof state === 'string' ? state : JSON.stringify(state);
+    if (/^"?failed\b|"state":"failed"/.test(text)) return new Error(`the backend could not load model "${id}": ${text.replace(/^failed:\s*/, '')}`);
+  }
+  return null;
+}
+
+/**
+ * Starts one `realign serve` process and waits until its models are loaded. A model that fails to load ends the
+ * wait at once (the backend says so in /readyz) instead of waiting out the timeout.
+ */
+export async function startBackendProc(stateDir: string, spec: BackendSpec, hmacSecret: string, opts: BackendProcOptions = {}): Promise<{ url: string; proc: Proc }> {
   const port = await freePort(spec.port ?? 0);
   const config = join(stateDir, `models-${port}.json`);
-  writeFileSync(config, JSON.stringify({ models: spec.models, graph_cache: join(stateDir, 'graphs'), shutdown_grace_ms: 5000 }, null, 2));
+  writeFileSync(config, JSON.stringify({ models: spec.models, graph_cache: opts.graphCache ?? join(stateDir, 'graphs'), shutdown_grace_ms: 5000 }, null, 2));
   const proc = start(`backend:${port}`, process.execPath, [REALIGN, 'serve', '--config', config, '--port', String(port)], {
-    env: { ...process.env, REALIGN_HMAC_SECRET: hmacSecret, ...(bearerToken ? { REALIGN_API_TOKENS: bearerToken } : {}) },
-    echo,
+    env: { ...process.env, REALIGN_HMAC_SECRET: hmacSecret, ...(opts.bearerToken ? { REALIGN_API_TOKENS: opts.bearerToken } : {}) },
+    echo: opts.echo,
+    logFile: opts.logDir ? join(opts.logDir, `backend-${port}.log`) : undefined,
   });
+  opts.spawned?.(proc);
   const url = `http://127.0.0.1:${port}`;
+  const started = Date.now();
+  const heartbeat = setInterval(() => opts.log?.(`backend: still loading the model (${Math.round((Date.now() - started) / 1000)} s; a first start builds its graph)`), 15_000);
   try {
-    await waitReady(`${url}/readyz`, 600_000, proc);
+    await waitReady(`${url}/readyz`, 600_000, proc, (body) => {
+      const failed = failedModel(body);
+      if (failed) throw new Error(`${failed.message}\n${proc.name}'s last log lines:\n${lastLines(proc, 20)}`);
+    });
   } catch (err) {
     await proc.stop();
     throw err;
+  } finally {
+    clearInterval(heartbeat);
   }
+  opts.log?.(`backend: ready on ${url} after ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return { url, proc };
 }
 
@@ -82,20 +133,15 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     // the backends load their models while wrangler migrates and seeds the local D1
     const persist = join(opts.stateDir, 'wrangler-state');
     const wrangler = (args: string[]) => run(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+    if (opts.logDir) mkdirSync(opts.logDir, { recursive: true });
     const d1 = (async () => {
       await wrangler(['d1', 'migrations', 'apply', 'realign', '--local', '--persist-to', persist]);
       await wrangler(['d1', 'execute', 'realign', '--local', '--persist-to', persist, '--file', join(ROOT, 'worker/seed/dev.sql')]);
+      opts.log?.('edge: local D1 migrated and seeded');
     })();
-    const launching = opts.backends.map((spec) =>
-      startBackendProc(opts.stateDir, spec, hmacSecret, opts.echo, opts.backendToken).then((b) => {
-        started.push(b.proc);
-        return b;
-      }),
-    );
-    const settled = await Promise.allSettled([d1, ...launching]);
-    const failed = settled.find((x) => x.status === 'rejected');
-    if (failed) throw (failed as PromiseRejectedResult).reason;
-    const backends = settled.slice(1).map((x) => (x as PromiseFulfilledResult<{ url: string; proc: Proc }>).value);
+    const backendOpts = { echo: opts.echo, bearerToken: opts.backendToken, graphCache: opts.graphCache, logDir: opts.logDir, log: opts.log, spawned: (p: Proc) => started.push(p) };
+    // the first failure ends the start (a model that cannot load should not wait for the others)
+    const [, ...backends] = await Promise.all([d1, ...opts.backends.map((spec) => startBackendProc(opts.stateDir, spec, hmacSecret, backendOpts))]);
     const envFile = join(opts.stateDir, 'worker.env');
     writeFileSync(envFile, `BACKEND_HMAC_SECRET=${hmacSecret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
     const edgePort = await freePort(opts.edgePort ?? 0);
@@ -126,11 +172,13 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
         'warn',
         ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
       ],
-      { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, echo: opts.echo },
+      { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, echo: opts.echo, logFile: opts.logDir ? join(opts.logDir, 'wrangler.log') : undefined },
     );
     started.push(worker);
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
+    opts.log?.('edge: starting wrangler dev');
     await waitReady(`${edgeUrl}/healthz`, 120_000, worker);
+    opts.log?.(`edge: ready on ${edgeUrl}`);
     const admin = (method: string, path: string, body?: unknown) =>
       fetch(`${edgeUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
     for (const m of opts.models) {
@@ -150,6 +198,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
       apiKey: DEMO_KEY,
       adminToken,
       hmacSecret,
+      backendToken: opts.backendToken,
       admin,
       async stop() {
         await Promise.all(started.map((p) => p.stop()));

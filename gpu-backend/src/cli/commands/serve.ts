@@ -21,13 +21,19 @@ export function register(program: Command): void {
       logger.info({ graphCache: config.graph_cache }, 'graph cache');
       const backend = await startBackend(config, { port: o.port, host: o.host, logger });
       await new Promise<void>((resolve) => {
-        const stop = () => {
-          process.off('SIGTERM', stop);
-          process.off('SIGINT', stop);
-          void backend.stop().then(resolve);
+        let first = 0;
+        const stop = (signal: NodeJS.Signals) => {
+          if (first === 0) {
+            first = Date.now();
+            void backend.stop().then(resolve);
+            return;
+          }
+          // the same signal sent to the process group and forwarded by bin/realign.js arrives twice: not a second request
+          if (Date.now() - first < 1000) return;
+          logger.warn({ signal }, 'second signal: exiting without waiting for in-flight requests');
+          process.exit(1);
         };
-        process.on('SIGTERM', stop);
-        process.on('SIGINT', stop);
+        for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.on(sig, stop);
       });
     });
 }
