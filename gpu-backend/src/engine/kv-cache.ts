@@ -81,19 +81,9 @@ export class KvGroupCache {
     const last = this.rows - 1;
     if (slot < 0 || slot > last) throw new Error(`kv group ${this.info.name}: no row ${slot}`);
     if (slot !== last) {
-      const rowSize = this.rowElements();
-      const dims = this.rowDims(1);
-      const memory = this.session.memory;
-      const src: Value[] = [];
-      const dst: Value[] = [];
-      for (const b of [...this.keys, ...this.values]) {
-        src.push(Value.view(b, last * rowSize, dims, memory));
-        dst.push(Value.view(b, slot * rowSize, dims, memory));
-      }
-      try {
-        copyTensors(src, dst);
-      } finally {
-        for (const v of [...src, ...dst]) v.dispose();
+      for (let l = 0; l < this.info.layers; l++) {
+        this.copyRows(this.keys[l], last, this.keys[l], slot, 1);
+        this.copyRows(this.values[l], last, this.values[l], slot, 1);
       }
       this.lengths[slot] = this.lengths[last];
     }
@@ -158,6 +148,39 @@ export class KvGroupCache {
     return v;
   }
 
+  /**
+   * Copies rows [from, from + count) of `src` to rows [to, to + count) of `dst` (same layout). On the host only each
+   * head's used tokens are copied, so untouched pages of the fixed-capacity buffers stay unallocated by the OS; on a
+   * device whole rows are copied with ONNX Runtime's CopyTensors.
+   */
+  private copyRows(src: Value, from: number, dst: Value, to: number, count: number): void {
+    const rowSize = this.rowElements();
+    if (src.device === 'cpu' && dst.device === 'cpu') {
+      const a = src.hostData() as Float32Array;
+      const b = dst.hostData() as Float32Array;
+      const { numKvHeads: K, headDim: E } = this.info;
+      const T = this.tokenCapacity;
+      for (let r = 0; r < count; r++) {
+        const used = Math.min(T, this.lengths[from + r] ?? 0) * E;
+        for (let h = 0; h < K; h++) {
+          const at = (from + r) * rowSize + h * T * E;
+          b.set(a.subarray(at, at + used), (to + r) * rowSize + h * T * E);
+        }
+      }
+      return;
+    }
+    const memory = this.session.memory;
+    const dims = this.rowDims(count);
+    const s = Value.view(src, from * rowSize, dims, memory);
+    const d = Value.view(dst, to * rowSize, dims, memory);
+    try {
+      copyTensors([s], [d]);
+    } finally {
+      s.dispose();
+      d.dispose();
+    }
+  }
+
   private dropViews(): void {
     for (const v of this.views.values()) for (const x of [...v.keys, ...v.values]) x.dispose();
     this.views.clear();
@@ -178,16 +201,9 @@ export class KvGroupCache {
     const dims = this.rowDims(rowCapacity);
     const nk = Array.from({ length: this.info.layers }, () => Value.allocate(allocator, type, dims));
     const nv = Array.from({ length: this.info.layers }, () => Value.allocate(allocator, type, dims));
-    if (this.rows > 0) {
-      const used = this.rowDims(this.rows);
-      const memory = this.session.memory;
-      const src = [...this.keys, ...this.values].map((b) => Value.view(b, 0, used, memory));
-      const dst = [...nk, ...nv].map((b) => Value.view(b, 0, used, memory));
-      try {
-        copyTensors(src, dst);
-      } finally {
-        for (const v of [...src, ...dst]) v.dispose();
-      }
+    for (let l = 0; l < this.info.layers && this.rows > 0; l++) {
+      this.copyRows(this.keys[l], 0, nk[l], 0, this.rows);
+      this.copyRows(this.values[l], 0, nv[l], 0, this.rows);
     }
     this.release();
     this.keys = nk;
