@@ -276,6 +276,47 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
   });
 });
 
+describe('device sampling: seeded streams over many steps', () => {
+  it('follows the host sampler step for step when the engine feeds each sampled row its next u (greedy rows draw none)', async () => {
+    const V = 48;
+    const graph = await SamplingGraph.open({ vocab: V, logitsType: 'float32', candidates: 16 });
+    const params: Params[] = [
+      { temperature: 0, top_k: 0, top_p: 1, min_p: 0 },
+      { temperature: 0.9, top_k: 0, top_p: 0.8, min_p: 0 },
+      { temperature: 1.1, top_k: 8, top_p: 1, min_p: 0.05 },
+      { temperature: 1, top_k: 0, top_p: 1, min_p: 0 },
+      { temperature: 0.7, top_k: 0, top_p: 1, min_p: 0.1 },
+    ];
+    const seeds = [101, 202, 303, 404, 505];
+    const hosts = params.map((p, b) => new SequenceSampler(samplingParams({ ...p, seed: seeds[b] }), []));
+    const streams = seeds.map((s) => new Rng(s));
+    const rand = lcg(77);
+    let deferred = 0;
+    for (let step = 0; step < 40; step++) {
+      const rows = params.map(() => normals(V, 2.5, rand));
+      const u = params.map((p, b) => (p.temperature > 0 && Number.isFinite(1 / p.temperature) ? streams[b].nextFloat() : 0));
+      const device = await graph.run(rows, params, u);
+      device.forEach((d, b) => {
+        const expected = hosts[b].next(rows[b]).token;
+        if (d.token === HOST_DECIDES) deferred++;
+        else expect(d.token, `step ${step}, row ${b}`).toBe(expected);
+      });
+    }
+    expect(deferred, 'steps left to the host').toBe(0);
+  });
+});
+
+describe('device sampling: graph shape', () => {
+  it('has no control flow and no value-dependent shapes: fixed shapes for a fixed B, nothing the host must read mid-step', () => {
+    const g = new Graph('shape-check');
+    addDeviceSampling(g, g.input('logits', 'float16', ['B', 151936]), { vocab: 151936, logitsType: 'float16', biasSlots: 8 });
+    const kinds = new Set(g.nodes.map((n) => n.opType));
+    for (const banned of ['If', 'Loop', 'Scan', 'NonZero', 'Shape', 'Size', 'ConstantOfShape', 'Expand', 'Compress', 'Unique']) expect(kinds.has(banned), banned).toBe(false);
+    expect(g.nodes.every((n) => n.domain === '')).toBe(true); // standard ONNX ops only
+    expect(g.inputs.map((i) => i.dims)).toEqual([['B', 151936], ['B'], ['B'], ['B'], ['B'], ['B'], ['B', 8], ['B', 8]]);
+  });
+});
+
 describe('device sampling: tie order of the candidates', () => {
   it('puts equal values in lower-id order whatever order TopK returned them in (CUDA’s radix TopK keeps no index order)', async () => {
     const V = 1000;
