@@ -40,23 +40,32 @@
  *   C = V makes every row exact (small vocabularies, tests).
  * A row with no finite logit (after logit_bias) gets −1, which the engine turns into NonFiniteLogitsError.
  *
- * ## Cost per decode step at B = 32, V = 151936 (C = 1024)
+ * ## Cost per decode step at B = 32, V = 151936 (C = 1024), not yet measured on a GPU
  *
- *   - ~20 elementwise/reduce passes over [B, V] (float32 and float64): ~4.9M elements each, ~110 MB of traffic in
- *     all: tens of µs on an H200 (4.8 TB/s), ~30–60 ms on two CPU cores (measured by the test's timing case);
- *   - one TopK(k = 1024) over [B, V] float32: on CUDA ORT's RadixTopK, one block per row, several passes over the
- *     row: this is the largest cost (ORT's own notes measure ~1.4 ms for k = 16 over 248k with that kernel; a
- *     smaller `candidates` does not change which kernel runs until k ≤ 32);
- *   - two TopK over [B, C] float64 and a few CumSum over [B, C] and over ~√V-sized blocks (ORT's CUDA CumSum is a
- *     naive O(n²) kernel, which is why the vocabulary-wide cumulative sum is split into blocks of ~√V);
- *   - about 150 nodes, no If/Loop, no shape that depends on values: fixed shapes for a fixed B (CUDA-graph ready).
- *   Host ↔ device per step: in u, temperature, top_p, min_p (float64) and top_k (int64): 5·B·8 = 1,280 bytes;
- *   out token (int64), logprob (float64), top ids (int64) and top logprobs (float64) [B, K]: 8·B + 8·B + 16·B·K =
- *   10,752 bytes at K = 20 (the top-K outputs need only be read for rows that asked for top_logprobs).
- *   logit_bias adds [B, biasSlots] ids and values (16·B·biasSlots bytes) when they change, not per step.
+ *   - 240 nodes (255 with logit_bias), standard ONNX ops only, no If/Loop, no value-dependent shape: fixed shapes
+ *     for a fixed B (batch-size buckets can be captured as CUDA graphs). No float64 Where: ORT's CUDA Where has no
+ *     float64 kernel and would run on the CPU, so float64 selections are exact arithmetic (w·[c], a + ln[c]).
+ *   - ~27 elementwise/reduce passes over [B, V] (bool, float32, float64; 4.86M elements each): ~1.3 GB of memory
+ *     traffic, ~0.3 ms at an H200's 4.8 TB/s;
+ *   - one TopK(k = C) over [B, V] float32: on CUDA ORT's RadixTopK, one block per row and several passes over it:
+ *     likely the largest single cost, ~1 ms (ORT's own comment measures 1.36 ms for k = 16 over 248k, 8 rows, with
+ *     that kernel); a smaller C does not change the kernel until k ≤ 32;
+ *   - two TopK over [B, C] (float64, int64) and CumSums over [B, C] and over blocks of ~√V: ORT's CUDA CumSum is a
+ *     naive O(n²) kernel (each output sums its whole prefix), hence the two-level sum over the vocabulary
+ *     (297 blocks of 512: ~0.2M additions per row instead of 11.5G);
+ *   - on CUDA, TopK reads its k input on the host in some ORT versions (a device-to-host copy): check under CUDA
+ *     graph capture (k is a constant initializer here).
+ *   On two loaded CPU cores (load average ~10) one run took 6–11 ms at B = 1 and 0.85–1.05 s at B = 32, about the
+ *   host sampler's time for the same rows: on the CPU the host sampler stays the better choice.
+ *
+ *   Host ↔ device per step: in u, temperature, top_p, min_p (float64) and top_k (int64): 5·B·8 = 1,280 bytes (float64,
+ *   not float32, because a float32 temperature or u is not the host's number); out token (int64) and logprob
+ *   (float64): 16·B = 512 bytes; top ids (int64) and top logprobs (float64) [B, K]: 16·B·K = 10,240 bytes at K = 20,
+ *   read only for rows that asked for top_logprobs. logit_bias adds [B, biasSlots] ids and values (16·B·biasSlots
+ *   bytes), which change only when a row is admitted: keep them in device buffers rather than sending them per step.
  *
  * Penalties (repetition, presence, frequency) need per-row token counts over the sequence so far; they are not done
- * here: such rows are sampled on the host (see the report of issue 14).
+ * here: such rows are sampled on the host.
  */
 import type { Graph } from './ir.ts';
 
