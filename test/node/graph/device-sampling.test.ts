@@ -276,6 +276,31 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
   });
 });
 
+describe('device sampling: at the real vocabulary size', () => {
+  it('matches the host on V = 151936 float16 logits (297 blocks of 512 in the id-order sum, C = 1024 candidates)', async () => {
+    const V = 151936;
+    const graph = await SamplingGraph.open({ vocab: V, logitsType: 'float16' });
+    const rand = lcg(31);
+    const params: Params[] = [
+      { temperature: 0, top_k: 0, top_p: 1, min_p: 0 },
+      { temperature: 1, top_k: 0, top_p: 1, min_p: 0 },
+      { temperature: 0.6, top_k: 0, top_p: 1, min_p: 0.02 },
+      { temperature: 0.8, top_k: 40, top_p: 0.95, min_p: 0 },
+      { temperature: 0.7, top_k: 0, top_p: 0.9, min_p: 0 },
+      { temperature: 1.2, top_k: 0, top_p: 0.5, min_p: 0.1 },
+    ];
+    // a peaked, LLM-like row: a few strong tokens over a float16-rounded (tie-rich) tail
+    const rows = params.map(() => {
+      const row = normals(V, 1.5, rand);
+      for (let j = 0; j < 30; j++) row[Math.floor(rand() * V)] += 8 + 4 * rand();
+      return Float32Array.from(row, (v) => halfToFloat(float32ToHalfBits(Float32Array.of(v))[0]));
+    });
+    const seeds = params.map((_, b) => 7000 + b);
+    const device = await graph.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+    expect(expectSameAsHost(device, rows, params, seeds)).toBe(0);
+  });
+});
+
 describe('device sampling: seeded streams over many steps', () => {
   it('follows the host sampler step for step when the engine feeds each sampled row its next u (greedy rows draw none)', async () => {
     const V = 48;
