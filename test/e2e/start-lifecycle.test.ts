@@ -3,11 +3,11 @@
  * a model that cannot load, SIGTERM, a child that dies. Every start runs through npm with its caches and state in
  * temporary folders and random ports.
  */
-import { copyFileSync, readdirSync, statSync } from 'node:fs';
+import { copyFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, tempDir } from '../node/helpers/models.ts';
-import { alive, devJson, eventually, listening, npmStart, waitRunning, type NpmStart } from './helpers/start-process.ts';
+import { alive, devJson, eventually, listening, npmStart, processesMentioning, waitRunning, type NpmStart } from './helpers/start-process.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const running: NpmStart[] = [];
@@ -54,15 +54,35 @@ describe('npm start', () => {
   it('a model that cannot load (no tokenizer.json) ends npm start within seconds with the backend message, leaving nothing listening', async () => {
     const model = tempDir('realign-notok-');
     for (const f of ['config.json', 'generation_config.json', 'model.safetensors']) copyFileSync(join(ROOT, 'models/toy-inra', f), join(model, f));
-    const s = await start(['--model', model], tempDir('realign-cache-'));
+    const s = await start(['--model', model, '--verbose'], tempDir('realign-cache-'));
     const ended = await Promise.race([s.exited, new Promise<null>((r) => setTimeout(() => r(null), 60_000))]);
     expect(ended, `npm start still running after 60 s:\n${s.stderr()}`).not.toBeNull();
     expect(ended!.code).toBe(1);
     expect(s.stderr()).toMatch(/could not load model "realign-demo".*tokenizer\.json/);
     expect(s.stderr()).toMatch(/last log lines/);
+    // --verbose: the backend's own log lines here too; without it they are in the log file named at the start
+    expect(s.stderr()).toMatch(/"msg":"model failed to load"/);
+    expect(s.stderr()).toContain(`logs in ${join(s.stateDir, 'logs')}`);
+    const backendLog = readdirSync(join(s.stateDir, 'logs')).find((f) => f.startsWith('backend-'))!;
+    expect(readFileSync(join(s.stateDir, 'logs', backendLog), 'utf8')).toMatch(/"msg":"model failed to load"/);
     expect(await listening(s.backendPort)).toBe(false);
     expect(await listening(s.edgePort)).toBe(false);
   }, 90_000);
+
+  it('SIGHUP in the middle of the start (backend up, edge starting) stops npm start and every child it had started', async () => {
+    const s = await start([], tempDir('realign-cache-'));
+    const deadline = Date.now() + 120_000;
+    while (!/backend: ready on/.test(s.stderr()) && Date.now() < deadline && s.child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    expect(s.stderr()).toMatch(/backend: ready on/);
+    expect(processesMentioning(s.stateDir).length, 'the backend runs').toBeGreaterThan(0);
+    // a closed terminal hangs up the job's whole process group (npm does not forward SIGHUP itself)
+    process.kill(-s.child.pid!, 'SIGHUP');
+    const ended = await Promise.race([s.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
+    expect(ended, `npm start ignored SIGHUP:\n${s.stderr()}`).not.toBeNull();
+    expect(await eventually(() => processesMentioning(s.stateDir).length === 0, 5000), `left running: ${processesMentioning(s.stateDir)}`).toBe(true);
+    expect(await listening(s.backendPort)).toBe(false);
+    expect(await listening(s.edgePort)).toBe(false);
+  }, 180_000);
 
   it('SIGTERM stops the backend and wrangler; the next start reuses the graphs; a child that dies ends npm start with its log', async () => {
     const cache = tempDir('realign-cache-');

@@ -4,7 +4,7 @@
  * dev.json read back.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join, resolve } from 'node:path';
 import { freePort } from '../../../scripts/lib/procs.ts';
@@ -32,6 +32,8 @@ export async function npmStart(args: string[], dirs: { cache: string; state: str
     cwd: ROOT,
     env: { ...process.env, REALIGN_CACHE: dirs.cache, REALIGN_GRAPH_CACHE: '', XDG_CACHE_HOME: join(dirs.cache, 'xdg') },
     stdio: ['ignore', 'pipe', 'pipe'],
+    // its own process group, as a shell job is: a terminal's hang-up (or Ctrl-C) signals the whole group
+    detached: true,
   });
   let out = '';
   let err = '';
@@ -96,4 +98,18 @@ export async function eventually(cond: () => boolean | Promise<boolean>, timeout
     await new Promise((r) => setTimeout(r, 200));
   }
   return cond();
+}
+
+/** Pids of the processes whose command line mentions `text` (e.g. a state folder only one start uses). */
+export function processesMentioning(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry));
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return pids;
 }
