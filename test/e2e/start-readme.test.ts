@@ -3,7 +3,7 @@
  * system ($EDGE, $BACKEND) runs as written under bash, with the variables of the banner's export line, and curl
  * failing on any HTTP error. The banner's admin token and metrics command work; Ctrl-C (SIGINT) stops everything.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -23,7 +23,8 @@ beforeAll(async () => {
   vars = bannerExports(sys);
   // curl as the README calls it, but failing on 4xx/5xx so that a command that "runs" but is refused fails here
   bin = tempDir('realign-bin-');
-  writeFileSync(join(bin, 'curl'), '#!/bin/sh\nexec /usr/bin/curl --fail-with-body --max-time 60 "$@"\n');
+  const curl = execFileSync('sh', ['-c', 'command -v curl'], { encoding: 'utf8' }).trim();
+  writeFileSync(join(bin, 'curl'), `#!/bin/sh\nexec ${curl} --fail-with-body --max-time 60 "$@"\n`);
   chmodSync(join(bin, 'curl'), 0o755);
 }, 300_000);
 afterAll(async () => {
