@@ -66,6 +66,22 @@ describe('charge after validation (issue 13 item 2)', () => {
   });
 });
 
+describe('charges capped by the model context (issue 13 item 2)', () => {
+  it('with the catalogue context known, refuses a max_tokens that cannot fit and caps the charge of a preset max_tokens', async () => {
+    const t = await makeTenant({ tokensPerMinute: 1000, presets: { deep: { lambda: 0.5, sampling: { max_tokens: 2048 } } } });
+    await admin('PUT', `/models/${t.model}`, { context_length: 256 });
+    expect((await admin<{ data: { id: string; context_length: number | null }[] }>('GET', `/tenants/${t.tenantId}/models`)).data[0]!.context_length).toBe(256);
+    const never = await postJson('/v1/chat/completions', t.key, chat(t.model, { max_tokens: 300 }));
+    expect(never.status).toBe(400);
+    expect(await errorOf(never)).toMatchObject({ param: 'max_tokens', code: 'context_length_exceeded' });
+    // 2048 tokens would exceed the 1000-token bucket; what the context allows (< 256) does not
+    const deep = await postJson('/v1/chat/completions', t.key, chat(t.model, { preset: 'deep' }));
+    expect(deep.status).toBe(200);
+    expect(remaining(deep, 'tokens')).toBeGreaterThanOrEqual(1000 - 256);
+    expect(never.headers.get('x-ratelimit-remaining-tokens'), 'the refusal came before the rate limiter').toBeNull();
+  });
+});
+
 describe('rejected work still costs its sender (issue 13 item 9, edge part)', () => {
   it('keeps the prompt estimate charged when the backend refuses the request after reading it', async () => {
     const tag = uniqueTag('reject400');

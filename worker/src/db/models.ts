@@ -5,6 +5,8 @@ export interface ModelRow {
   id: string;
   default_lambda: number;
   description: string;
+  /** Tokens of context the backends serve the model with (prompt + completion); null = unknown to the edge. */
+  context_length: number | null;
   created_at: number;
 }
 
@@ -12,11 +14,11 @@ export interface ModelRow {
 export async function upsertModel(db: D1Database, row: ModelRow): Promise<ModelRow> {
   return (await db
     .prepare(
-      `INSERT INTO models (id, default_lambda, description, created_at) VALUES (?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET default_lambda = excluded.default_lambda, description = excluded.description
+      `INSERT INTO models (id, default_lambda, description, context_length, created_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET default_lambda = excluded.default_lambda, description = excluded.description, context_length = excluded.context_length
        RETURNING *`,
     )
-    .bind(row.id, row.default_lambda, row.description, row.created_at)
+    .bind(row.id, row.default_lambda, row.description, row.context_length, row.created_at)
     .first<ModelRow>())!;
 }
 
@@ -50,7 +52,7 @@ export async function revokeModel(db: D1Database, tenantId: string, modelId: str
 export async function listTenantModels(db: D1Database, tenantId: string): Promise<(ModelRow & { granted_at: number })[]> {
   const r = await db
     .prepare(
-      `SELECT m.id, m.default_lambda, m.description, m.created_at, tm.created_at AS granted_at
+      `SELECT m.id, m.default_lambda, m.description, m.context_length, m.created_at, tm.created_at AS granted_at
          FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? ORDER BY m.id`,
     )
     .bind(tenantId)

@@ -10,7 +10,7 @@ import type { PresetRow } from './presets.ts';
 /** The rows behind one request's λ policy. */
 export interface RequestContextRows {
   /** null when the model is not in the catalogue or not granted to the tenant. */
-  model: { id: string; default_lambda: number } | null;
+  model: { id: string; default_lambda: number; context_length: number | null } | null;
   policies: PolicyRow[];
   presets: PresetRow[];
   preferences: PreferenceRow[];
@@ -19,13 +19,13 @@ export interface RequestContextRows {
 /** Loads the rows for (tenant, model, user) with one D1 batch. */
 export async function loadRequestContext(db: D1Database, tenantId: string, modelId: string, userId: string | null): Promise<RequestContextRows> {
   const [model, policies, presets, preferences] = await db.batch([
-    db.prepare('SELECT m.id, m.default_lambda FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?').bind(tenantId, modelId),
+    db.prepare('SELECT m.id, m.default_lambda, m.context_length FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?').bind(tenantId, modelId),
     db.prepare(`SELECT * FROM lambda_policies WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
     db.prepare(`SELECT * FROM presets WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
     db.prepare(`SELECT * FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id IN ('*', ?)`).bind(tenantId, userId ?? '', modelId),
   ]);
   return {
-    model: ((model!.results as { id: string; default_lambda: number }[])[0] ?? null),
+    model: ((model!.results as { id: string; default_lambda: number; context_length: number | null }[])[0] ?? null),
     policies: policies!.results as PolicyRow[],
     presets: presets!.results as PresetRow[],
     preferences: userId === null ? [] : (preferences!.results as PreferenceRow[]),

@@ -87,6 +87,12 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
   const userId = userIdOf(c, request.user);
   const rows = await loadRequestContext(c.env.DB, auth.tenantId, request.model, userId);
   if (rows.model === null) throw modelNotFound(request.model);
+  const context = rows.model.context_length;
+  const sentMaxTokens = kind === 'logits' ? undefined : (request as RequestByKind['chat' | 'completions']).max_tokens;
+  if (context !== null && sentMaxTokens !== undefined && sentMaxTokens >= context) {
+    // the prompt takes at least one token: this can never fit (the backend checks the exact prompt itself)
+    throw invalidRequest(`\`max_tokens\` is ${sentMaxTokens} but model \`${request.model}\` has a context of ${context} tokens; lower max_tokens below ${context}`, 'max_tokens', 'context_length_exceeded');
+  }
   const policy = buildPolicy(rows);
   const userPreference = buildPreference(rows);
 
@@ -113,7 +119,7 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
 
   // Admission last, with the cost of the body the backend will get (a preset's max_tokens included): nothing
   // refused above was charged. A cost larger than a whole bucket is refused, never banked as debt.
-  const estimate = estimateTokens(kind, resolved as unknown as RequestByKind[K]);
+  const estimate = estimateTokens(kind, resolved as unknown as RequestByKind[K], context);
   const admission = await acquire(c.env, auth, estimate.total);
   for (const [k, v] of Object.entries(rateLimitHeaders(admission))) c.header(k, v);
   if (!admission.allowed) throw admissionError(admission, estimate.total, kind === 'logits' ? null : 'max_tokens');

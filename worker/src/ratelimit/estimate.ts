@@ -51,15 +51,20 @@ export function logitsShape(l: LogitsRequest, promptEstimate: number) {
   return { positions: logitsPositionCount(l.positions, promptEstimate), lambdas: Math.max(1, l.lambdas?.length ?? 1), topLogprobs: l.top_logprobs, includeBranches: l.include_branches };
 }
 
-/** Estimated tokens of a resolved request (preset defaults applied). */
-export function estimateTokens<K extends RequestKind>(kind: K, request: RequestByKind[K]): TokenEstimate {
+/**
+ * Estimated tokens of a resolved request (preset defaults applied). With the model's `context` known, each prompt
+ * and each choice are capped by it: no request can be charged for more than its context could ever hold.
+ */
+export function estimateTokens<K extends RequestKind>(kind: K, request: RequestByKind[K], context: number | null = null): TokenEstimate {
   const { tokens, prompts } = promptTokens(kind, request);
-  const prompt = Math.max(1, tokens);
+  const prompt = Math.max(1, context === null ? tokens : Math.min(tokens, context * prompts));
   if (kind === 'logits') {
     const shape = logitsShape(request as LogitsRequest, prompt);
     const answerEntries = logitsAnswerEntries(shape);
     return { total: prompt + answerEntries, prompt, answerEntries, positions: shape.positions };
   }
   const g = request as ChatCompletionRequest | CompletionRequest;
-  return { total: prompt + (g.max_tokens ?? DEFAULT_COMPLETION_ESTIMATE) * (g.n ?? 1) * prompts, prompt, answerEntries: 0, positions: 0 };
+  const perChoice = g.max_tokens ?? DEFAULT_COMPLETION_ESTIMATE;
+  const capped = context === null ? perChoice : Math.max(1, Math.min(perChoice, context - Math.ceil(prompt / prompts)));
+  return { total: prompt + capped * (g.n ?? 1) * prompts, prompt, answerEntries: 0, positions: 0 };
 }

@@ -79,6 +79,8 @@ export const createKeySchema = z.strictObject({
 export const modelSchema = z.strictObject({
   default_lambda: lambdaField().optional(),
   description: stringField(0, 1000).optional(),
+  /** The model's context in tokens, as its backends serve it (their /v1/models says `max_context`). */
+  context_length: numberField({ min: 2, max: 1 << 24, integer: true }).nullable().optional(),
 });
 
 /** PUT /admin/tenants/:tenant/policies/:model */

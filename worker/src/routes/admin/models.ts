@@ -14,6 +14,7 @@ export const catalogueRoutes = new Hono<AppEnv>()
       id: pathId(c, 'model'),
       default_lambda: input.default_lambda ?? 1,
       description: input.description ?? '',
+      context_length: input.context_length ?? null,
       created_at: Date.now(),
     });
     return c.json(row);
