@@ -66,7 +66,7 @@ export class GraphRunner {
     readonly manifest: GraphManifest,
     kvCapacity: KvCapacity = {},
   ) {
-    this.caches = manifest.kvGroups.map((g) => new KvGroupCache(g, manifest.floatType === 'float16', session, manifest.maxContext, kvCapacity.rows, kvCapacity.tokens));
+    this.caches = manifest.kvGroups.map((g) => new KvGroupCache(g, manifest.floatType === 'float16', session, manifest.maxContext, kvCapacity));
     this.stepBinding = session.binding();
   }
 

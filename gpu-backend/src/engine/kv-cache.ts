@@ -7,10 +7,12 @@
  * contiguous view, which is bound as both the past and the present of GroupQueryAttention (share-buffer mode: the
  * same memory, updated in place; its past sequence length is the capacity T and `seqlens_k` says how much of each
  * row is used). Freeing a row moves the last row into the hole with a copy inside the buffer; growing the row
- * capacity copies the used prefix into a larger buffer. Nothing of the cache ever crosses to the host.
+ * capacity copies the used rows into a larger buffer (device to device: DeviceCopier). Nothing of the cache ever
+ * crosses to the host.
  */
 import type { KvGroupInfo } from '../graph/model-graph.ts';
-import { copyTensors, type IoBinding, type ModelSession, Value } from '../ort/session.ts';
+import { type IoBinding, type ModelSession, Value } from '../ort/session.ts';
+import { DeviceCopier } from './device-copy.ts';
 
 /** Token granularity of lengths (kept for callers that round to it). */
 export const KV_BLOCK_TOKENS = 64;
@@ -21,6 +23,8 @@ export interface KvCapacity {
   rows?: number;
   /** tokens per row (fixed) */
   tokens?: number;
+  /** copy rows as on a device even in host memory (whole rows through the device copier; for tests) */
+  deviceCopies?: boolean;
 }
 
 /** One group's cache. */
@@ -40,11 +44,17 @@ export class KvGroupCache {
     readonly float16: boolean,
     private readonly session: ModelSession,
     maxContext: number,
-    private readonly initialRows = 4,
-    tokens?: number,
+    capacity: KvCapacity = {},
+    private readonly copier = new DeviceCopier(session, float16, capacity.deviceCopies),
   ) {
-    this.tokenCapacity = tokens ?? maxContext;
+    this.tokenCapacity = capacity.tokens ?? maxContext;
+    this.initialRows = capacity.rows ?? 4;
+    this.hostCopies = session.memory.device === 'cpu' && !capacity.deviceCopies;
   }
+
+  private readonly initialRows: number;
+  /** copy each head's used tokens with typed arrays (host memory) rather than whole rows through the copier */
+  private readonly hostCopies: boolean;
 
   /** Rows in use. */
   get size(): number {
@@ -89,7 +99,7 @@ export class KvGroupCache {
     }
     this.rows--;
     this.lengths.length = this.rows;
-    if (this.rows === 0) this.release();
+    if (this.rows === 0) this.releaseBuffers();
     return slot === last ? -1 : last;
   }
 
@@ -124,8 +134,14 @@ export class KvGroupCache {
     return { keys: v.keys.map((k) => k.read()) as Float32Array[], values: v.values.map((k) => k.read()) as Float32Array[] };
   }
 
-  /** Frees the buffers (the cache can be used again: they are reallocated on the next row). */
+  /** Frees the buffers and the copier (at the end of the runner). */
   release(): void {
+    this.releaseBuffers();
+    this.copier.release();
+  }
+
+  /** Frees the buffers (the cache can be used again: they are reallocated on the next row). */
+  private releaseBuffers(): void {
     this.dropViews();
     for (const b of [...this.keys, ...this.values]) b.dispose();
     this.keys = [];
@@ -151,11 +167,11 @@ export class KvGroupCache {
   /**
    * Copies rows [from, from + count) of `src` to rows [to, to + count) of `dst` (same layout). On the host only each
    * head's used tokens are copied, so untouched pages of the fixed-capacity buffers stay unallocated by the OS; on a
-   * device whole rows are copied with ONNX Runtime's CopyTensors.
+   * device whole rows are copied device to device (DeviceCopier).
    */
   private copyRows(src: Value, from: number, dst: Value, to: number, count: number): void {
     const rowSize = this.rowElements();
-    if (src.device === 'cpu' && dst.device === 'cpu') {
+    if (this.hostCopies) {
       const a = src.hostData() as Float32Array;
       const b = dst.hostData() as Float32Array;
       const { numKvHeads: K, headDim: E } = this.info;
@@ -174,7 +190,7 @@ export class KvGroupCache {
     const s = Value.view(src, from * rowSize, dims, memory);
     const d = Value.view(dst, to * rowSize, dims, memory);
     try {
-      copyTensors([s], [d]);
+      this.copier.copy([s], [d]);
     } finally {
       s.dispose();
       d.dispose();
@@ -205,7 +221,7 @@ export class KvGroupCache {
       this.copyRows(this.keys[l], 0, nk[l], 0, this.rows);
       this.copyRows(this.values[l], 0, nv[l], 0, this.rows);
     }
-    this.release();
+    this.releaseBuffers();
     this.keys = nk;
     this.values = nv;
     this.rowCapacity = rowCapacity;

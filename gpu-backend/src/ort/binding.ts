@@ -394,6 +394,15 @@ export class Session extends Native {
 
   /** Opens a model file (its external data is found next to it). */
   static open(modelPath: string, config: SessionConfig): Session {
+    return Session.create(config, (env, options, o) => call('CreateSession', env, modelPath, options, o));
+  }
+
+  /** Opens a model held in memory (no external data). */
+  static fromBytes(model: Uint8Array, config: SessionConfig): Session {
+    return Session.create(config, (env, options, o) => call('CreateSessionFromArray', env, model, model.byteLength, options, o));
+  }
+
+  private static create(config: SessionConfig, create: (env: Ptr, options: Ptr, out: [Ptr]) => void): Session {
     const env = OrtEnvironment.get();
     const options = new SessionOptions();
     try {
@@ -408,7 +417,7 @@ export class Session extends Native {
       for (const [k, v] of Object.entries(entries)) call('AddSessionConfigEntry', h, k, v);
       if (config.device === 'cuda') appendCuda(options, config.cuda ?? {});
       const o = out();
-      call('CreateSession', env.handle, modelPath, h, o);
+      create(env.handle, h, o);
       return new Session(o[0], config);
     } finally {
       options.dispose();

@@ -48,6 +48,7 @@ const SLOTS = {
   GetErrorMessage: [2, 'const char * f(void *status)'],
   CreateEnv: [3, 'void * f(int level, const char *logid, _Out_ void **out)'],
   CreateSession: [7, 'void * f(void *env, const char *path, void *options, _Out_ void **out)'],
+  CreateSessionFromArray: [8, 'void * f(void *env, void *data, size_t bytes, void *options, _Out_ void **out)'],
   Run: [9, 'void * f(void *session, void *runOptions, const char **inputNames, void **inputs, size_t inputCount, const char **outputNames, size_t outputCount, _Inout_ void **outputs)'],
   CreateSessionOptions: [10, 'void * f(_Out_ void **out)'],
   SetSessionExecutionMode: [13, 'void * f(void *options, int mode)'],

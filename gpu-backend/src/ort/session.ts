@@ -51,17 +51,30 @@ export class ModelSession {
   /** memory the session's EP computes in (host memory on CPU) */
   readonly memory: MemoryInfo;
   private allocatorValue: Allocator | null = null;
+  private readonly inputSet: Set<string>;
 
   private constructor(
     readonly session: Session,
     readonly device: Device,
   ) {
     this.memory = device === 'cuda' ? MemoryInfo.cuda(0) : MemoryInfo.cpu();
+    this.inputSet = new Set(session.inputNames);
   }
 
   /** Loads a model file (its external data is found next to it). */
   static async open(modelPath: string, opts: SessionOptions): Promise<ModelSession> {
     return new ModelSession(Session.open(modelPath, sessionConfig(opts)), opts.device);
+  }
+
+  /** Opens a small model held in memory; `graphOptimizationLevel` 0 keeps it exactly as written. */
+  static fromBytes(model: Uint8Array, opts: SessionOptions & { graphOptimizationLevel?: 0 | 1 | 2 | 99 }): ModelSession {
+    const config = sessionConfig(opts);
+    return new ModelSession(Session.fromBytes(model, { ...config, graphOptimizationLevel: opts.graphOptimizationLevel ?? config.graphOptimizationLevel }), opts.device);
+  }
+
+  /** A session of another (small, in-memory) model on the same device with the same settings, unoptimised. */
+  fork(model: Uint8Array): ModelSession {
+    return ModelSession.fromBytes(model, { device: this.device, threads: 1, cuda: this.session.config.cuda, graphOptimizationLevel: 0 });
   }
 
   get inputNames(): readonly string[] {
@@ -91,7 +104,8 @@ export class ModelSession {
   async run(feeds: Record<string, HostTensor>, fetch: string[], inPlace: Record<string, HostTensor> = {}): Promise<Record<string, HostTensor>> {
     const created: Value[] = [];
     try {
-      const inputNames = Object.keys(feeds);
+      // as onnxruntime-node's run(), feeds the graph has no input for are ignored (the C API would refuse them)
+      const inputNames = Object.keys(feeds).filter((n) => this.inputSet.has(n));
       const inputs = inputNames.map((n) => {
         const v = Value.fromHost(feeds[n].type, feeds[n].data, feeds[n].dims);
         created.push(v);

@@ -6,6 +6,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { GraphRunner } from '../../../gpu-backend/src/engine/graph-runner.ts';
+import { RowAllocator } from '../../../gpu-backend/src/engine/rows.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
 
 afterAll(cleanupTempDirs);
@@ -32,10 +34,15 @@ describe('KV caches bound in place', () => {
     expect(kvBytes).toBeGreaterThan(toDevice + fromDevice); // what the old path moved twice per step
   });
 
-  it(`a row leaving the batch (the last row moved into its slot) leaves the others' logits unchanged (seed ${seed})`, async () => {
+  it.each([
+    ['host copies of the used tokens', false],
+    ['whole-row device-to-device copies (the Identity copy graph run through an IoBinding)', true],
+  ])(`a row leaving the batch (the last row moved into its slot) leaves the others' logits unchanged: %s (seed ${seed})`, async (_, deviceCopies) => {
     const dir = join(tempDir(), 'trained');
     syntheticInra(tinyCheckpoint({ arch: 'qwen2', seed }), dir, seed + 1, 0.05, 1);
-    const g = await openGraph('inra', { model: dir });
+    const opened = await openGraph('inra', { model: dir });
+    const runner = new GraphRunner(opened.runner.session, opened.runner.manifest, { deviceCopies });
+    const g = { runner, rows: new RowAllocator(runner), vocab: opened.vocab };
     const prompts = [randomTokens(12, g.vocab), randomTokens(9, g.vocab), randomTokens(15, g.vocab)];
     const all = await prefill(g, prompts.map((tokens) => ({ tokens, lambdas: [0.5] })));
     g.rows.remove(all.handles[0]); // slot 0 freed: the last sequence's rows move into it
