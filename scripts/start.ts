@@ -30,6 +30,7 @@ interface StartValues {
   inra?: boolean;
   reference?: string;
   aligned?: string;
+  revision?: string;
   modelId: string;
   port: number;
   backendPort: number;
@@ -81,10 +82,11 @@ function program(): Command {
     .version((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError('(add --help for usage: npm start -- --help)')
-    .option('--model <dir>', 'serve this checkpoint folder (default: the embedded toy InRa model, models/toy-inra)')
+    .option('--model <dir>', 'serve this checkpoint folder or Hugging Face model id, org/name (default: the embedded toy InRa model, models/toy-inra)')
     .option('--inra', 'load --model as InRa even without the realign_inra marker in its config.json')
     .option('--reference <dir>', 'fusion: the reference checkpoint (with --aligned)')
     .option('--aligned <dir>', 'fusion: the aligned checkpoint (with --reference)')
+    .option('--revision <rev>', 'branch, tag or commit of the Hugging Face model ids among the model options (default: main)')
     .option('--model-id <id>', 'the model name clients send', 'realign-demo')
     .option('--port <port>', "the edge's port (another free one when taken)", port, 8787)
     .option('--backend-port <port>', "the backend's port (another free one when taken)", port, 8000)
@@ -100,11 +102,12 @@ async function chooseModel(o: StartValues): Promise<{ entry: Record<string, unkn
   if (o.reference || o.aligned) {
     if (!o.reference || !o.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (o.model) throw new UsageError('give either --model or --reference/--aligned, not both');
-    const entry = { mode: 'fusion', reference: await resolveModelArg(o.reference, { option: '--reference', log }), aligned: await resolveModelArg(o.aligned, { option: '--aligned', log }) };
+    const reference = await resolveModelArg(o.reference, { option: '--reference', log, revision: o.revision });
+    const entry = { mode: 'fusion', reference, aligned: await resolveModelArg(o.aligned, { option: '--aligned', log, revision: o.revision }) };
     return { entry, note: `fusion of ${entry.reference} (reference) and ${entry.aligned} (aligned)` };
   }
   if (o.model) {
-    const dir = await resolveModelArg(o.model, { option: '--model', log });
+    const dir = await resolveModelArg(o.model, { option: '--model', log, revision: o.revision });
     const inra = o.inra === true || readModelConfig(dir).adapterLayers > 0;
     return { entry: { mode: inra ? 'inra' : 'single', model: dir }, note: `${inra ? 'InRa' : 'plain (λ = 1 only)'} checkpoint ${dir}` };
   }

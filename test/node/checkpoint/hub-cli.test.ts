@@ -2,13 +2,14 @@
  * `realign build-graph --model org/name` as a user runs it: the id is downloaded from a stand-in hub (HF_ENDPOINT)
  * into HF_HUB_CACHE with line progress on stderr, then used from the cache alone (HF_HUB_OFFLINE=1); `--revision`
  * picks a tag; a model the offline cache lacks ends the command with a message naming the id and the cache folder;
- * --revision with a folder is a usage error.
+ * --revision with a folder is a usage error; `realign serve` takes an id (and revision) from models.json.
  */
-import { execFile } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { execFile, spawn } from 'node:child_process';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resolveModelSource } from '../../../gpu-backend/src/checkpoint/hub/resolve-model.ts';
 import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
 import { filesOf, StandInHub } from './stand-in-hub.ts';
@@ -59,6 +60,39 @@ describe('realign with a Hugging Face model id', () => {
     expect(offline.code).toBe(0);
     expect(JSON.parse(offline.stdout).built).toBe(false);
     expect(hub.requests).toEqual([]);
+  });
+
+  it('realign serve loads a models.json whose model is an id with a revision, from the cache alone', async () => {
+    const dir = tempDir();
+    const config = join(dir, 'models.json');
+    const port = 20000 + Math.floor(Math.random() * 30000);
+    const models = [{ id: 'tiny', mode: 'single', model: 'test-org/cli-tiny', revision: 'v1', device: 'cpu', threads: 1 }];
+    writeFileSync(config, JSON.stringify({ models, graph_cache: join(dir, 'graphs'), auth: { allow_unauthenticated: true } }));
+    // the cache holds v1 (downloaded here, so that this test stands alone); serve must not ask the hub
+    await resolveModelSource('test-org/cli-tiny', { cacheDir: cache, endpoint: hub.url, revision: 'v1', offline: false, token: undefined });
+    hub.requests.length = 0;
+    const env = { ...process.env, HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1', HF_TOKEN: '', HF_TOKEN_PATH: join(dir, 'no-token') };
+    const proc = spawn(process.execPath, [BIN, 'serve', '--config', config, '--port', String(port)], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
+    try {
+      // wait until the model has loaded or failed (status() says "failed: <why>")
+      let state = 'loading';
+      for (let i = 0; i < 160 && proc.exitCode === null && state === 'loading'; i++) {
+        await new Promise((res) => setTimeout(res, 250));
+        const r = await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null);
+        if (r) state = ((await r.json()) as { models: Record<string, string> }).models.tiny;
+      }
+      expect(state, stderr).toBe('ready');
+      const models = (await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json()) as { data: { id: string }[] };
+      expect(models.data.map((m) => m.id)).toEqual(['tiny']);
+      expect(hub.requests).toEqual([]);
+    } finally {
+      if (proc.exitCode === null && proc.signalCode === null) {
+        proc.kill('SIGTERM');
+        await new Promise((res) => proc.once('exit', res));
+      }
+    }
   });
 
   it('ends with status 1 and a message naming the id and the cache folder when the offline cache lacks the model', async () => {

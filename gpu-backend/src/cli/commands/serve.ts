@@ -10,10 +10,11 @@ export function register(program: Command): void {
     .option('--port <port>', 'TCP port (0 picks a free one)', port, 8000)
     .option('--host <host>', 'address to listen on', '127.0.0.1')
     .action(async (o: { config: string; port: number; host: string }) => {
-      const { readServerConfig } = await import('../../server/config.ts');
+      const { loadServerConfig } = await import('../../server/config.ts');
       const { startBackend } = await import('../../server/serve.ts');
       const { defaultGraphCache } = await import('../../graph/build.ts');
-      const config = readServerConfig(o.config);
+      // Hugging Face model ids become cache folders here, downloaded if need be, before any engine starts
+      const config = await loadServerConfig(o.config);
       // said once at start, so that a multi-gigabyte cache is never a surprise
       config.graph_cache ??= defaultGraphCache();
       const pino = (await import('pino')).default;
