@@ -9,7 +9,7 @@ import { writeOnnxModel } from './onnx-writer.ts';
 export type GraphVariant = 'step' | 'decode-loop';
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
-export const GRAPH_FORMAT_VERSION = 3;
+export const GRAPH_FORMAT_VERSION = 4;
 
 /** A graph on disk, ready for a session. */
 export interface GraphFiles {

@@ -6,6 +6,7 @@
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { ropeInverseFrequencies } from '../checkpoint/config.ts';
 import { EMBED, FINAL_NORM, LM_HEAD, layerTensorNames } from '../checkpoint/names.ts';
+import { attentionHeadSize, attentionWeights } from './attention-heads.ts';
 import { MS_DOMAIN, type Graph } from './ir.ts';
 import type { WeightSource } from './weights.ts';
 
@@ -44,13 +45,13 @@ export class DecoderBuilder {
     return this.g.op1('Gather', [this.w.raw(EMBED), ids], { axis: { i: 0 } }, `${path}/embed_tokens/Gather`);
   }
 
-  /** Rotary tables cos/sin [maxPos, E/2] for GQA, scaled as the config says. */
+  /** Rotary tables cos/sin [maxPos, Ep/2] for GQA, scaled as the config says (padded heads: angle 0 at the pad dims). */
   rotaryTables(maxPositions: number): { cos: string; sin: string } {
     const inv = ropeInverseFrequencies(this.cfg);
-    const half = inv.length;
+    const half = attentionHeadSize(this.cfg) / 2;
     const table = (f: (x: number) => number) => () => {
       const out = new Float32Array(maxPositions * half);
-      for (let p = 0; p < maxPositions; p++) for (let i = 0; i < half; i++) out[p * half + i] = f(p * inv[i]);
+      for (let p = 0; p < maxPositions; p++) for (let i = 0; i < half; i++) out[p * half + i] = f(i < inv.length ? p * inv[i] : 0);
       return out;
     };
     return {
@@ -83,8 +84,13 @@ export class DecoderBuilder {
 
   /** x·W (+ b) with W given as HF names packed along the output axis. */
   linear(x: string, names: string[], biases: string[] | null, path: string): string {
-    const y = this.g.op1('MatMul', [x, this.w.linear(names)], {}, `${path}/MatMul`);
-    return biases ? this.g.op1('Add', [y, this.w.bias(biases)], {}, `${path}/BiasAdd`) : y;
+    return this.project(x, this.w.linear(names), biases ? this.w.bias(biases) : null, path);
+  }
+
+  /** x·W (+ b) with W and b given as initializers. */
+  project(x: string, weight: string, bias: string | null, path: string): string {
+    const y = this.g.op1('MatMul', [x, weight], {}, `${path}/MatMul`);
+    return bias ? this.g.op1('Add', [y, bias], {}, `${path}/BiasAdd`) : y;
   }
 
   /**
@@ -92,19 +98,21 @@ export class DecoderBuilder {
    *
    *   stream ─► norm ─► qkv_proj ─► GroupQueryAttention(rotary, KV cache) ─► o_proj ─► (pending)
    *          ─► norm ─► gate_up_proj ─► SiLU(gate)·up ─► down_proj ─► (pending)
+   * A head size GQA refuses is padded in the qkv_proj and o_proj weights (attention-heads.ts).
    */
   layer(index: number, path: string, stream: Residual, attn: AttentionInputs, kv: KvNames): Residual {
     const n = layerTensorNames(index);
     const { numHeads: H, numKvHeads: K } = this.cfg;
     const a = this.norm(stream, this.w.raw(n.inputNorm), `${path}/input_layernorm`);
-    const qkv = this.linear(a.normed, [n.q, n.k, n.v], this.cfg.qkvBias ? [n.qBias, n.kBias, n.vBias] : null, `${path}/attn/qkv_proj`); // [R, S, (H+2K)E]
+    const heads = attentionWeights(this.w, this.cfg, n);
+    const qkv = this.project(a.normed, heads.qkv, heads.qkvBias, `${path}/attn/qkv_proj`); // [R, S, (H+2K)E]
     const [ctx] = this.g.op(
       'GroupQueryAttention',
       [qkv, '', '', kv.pastKey, kv.pastValue, attn.seqlensK, attn.totalLength, attn.cos, attn.sin],
-      { num_heads: { i: H }, kv_num_heads: { i: K }, do_rotary: { i: 1 }, rotary_interleaved: { i: 0 } },
+      { num_heads: { i: H }, kv_num_heads: { i: K }, do_rotary: { i: 1 }, rotary_interleaved: { i: 0 }, ...heads.attributes },
       { name: `${path}/attn/GroupQueryAttention`, domain: MS_DOMAIN, outputs: [`${path}/attn/GroupQueryAttention/output_0`, kv.presentKey, kv.presentValue] },
     ); // [R, S, H*E]
-    const o = this.linear(ctx, [n.o], this.cfg.oBias ? [n.oBias] : null, `${path}/attn/o_proj`); // [R, S, D]
+    const o = this.project(ctx, heads.o, heads.oBias, `${path}/attn/o_proj`); // [R, S, D]
     const m = this.norm({ residual: a.residual, pending: o }, this.w.raw(n.postNorm), `${path}/post_attention_layernorm`);
     const gateUp = this.linear(m.normed, [n.gate, n.up], this.cfg.mlpBias ? [n.gateBias, n.upBias] : null, `${path}/mlp/gate_up_proj`); // [R, S, 2I]
     const I = this.cfg.intermediateSize;

@@ -2,6 +2,7 @@
  * The forward computation shared by every graph variant: token rows in, blended logits out, KV caches updated.
  * `g` receives the ops (a graph or a Loop body); `weights` is the top-level graph that holds the initializers.
  */
+import { attentionHeadSize } from './attention-heads.ts';
 import { DecoderBuilder, type AttentionInputs, type KvNames, type Residual } from './decoder.ts';
 import { Graph } from './ir.ts';
 import { branchCheckpoints, type GraphSpec } from './io.ts';
@@ -90,7 +91,7 @@ function adapterBlock(g: Graph, b: DecoderBuilder, rows: string, x: string, attn
   then.output(then.op1('ScatterND', [x, idx, out], {}, '/model/adapter/ScatterND'), '/model/adapter/x/then', b.w.floatType, ['R', 'S', b.cfg.hiddenSize]);
   const els = new Graph('adapter_else');
   els.output(els.op1('Identity', [x], {}, '/model/adapter/skip/x'), '/model/adapter/x/else', b.w.floatType, ['R', 'S', b.cfg.hiddenSize]);
-  const kvDims = ['A', b.cfg.numKvHeads, 'T', b.cfg.headDim];
+  const kvDims = ['A', b.cfg.numKvHeads, 'T', attentionHeadSize(b.cfg)];
   for (let l = 0; l < adapters; l++) {
     for (const [past, present] of [
       [kv[l].pastKey, kv[l].presentKey],
@@ -142,7 +143,7 @@ function branchLogits(g: Graph, outer: DecoderBuilder, name: string, firstLayer:
   const shape = els.op1('Concat', [els.constant('int64', [0]), els.op1('Unsqueeze', [p, els.constant('int64', [0])], {}, `${path}/empty/Unsqueeze`), els.constant('int64', [V])], { axis: { i: 0 } }, `${path}/empty/shape`);
   const zero = { t: { name: 'value', type: io.floatType, dims: [1], data: io.floatType === 'float32' ? new Uint8Array(4) : new Uint8Array(2), external: false } };
   els.output(els.op1('ConstantOfShape', [shape], { value: zero }, `${path}/empty/ConstantOfShape`), `${path}/logits/else`, io.floatType, [0, 'P', V]);
-  const kvDims = [`R_${name}`, cfg.numKvHeads, 'T', cfg.headDim];
+  const kvDims = [`R_${name}`, cfg.numKvHeads, 'T', attentionHeadSize(cfg)];
   for (const kv of io.kv) {
     for (const [past, present] of [
       [kv.pastKey, kv.presentKey],

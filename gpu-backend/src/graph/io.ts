@@ -11,6 +11,7 @@
  */
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
+import { attentionHeadSize } from './attention-heads.ts';
 import type { Dim, ElemType } from './ir.ts';
 import type { FloatType } from './weights.ts';
 
@@ -35,6 +36,7 @@ export interface KvGroupInfo {
   name: string;
   layers: number;
   numKvHeads: number;
+  /** head size as the cache stores it: the checkpoint's, or padded for GroupQueryAttention (attentionHeadSize) */
   headDim: number;
   pastKey: string[];
   pastValue: string[];
@@ -93,7 +95,7 @@ export function kvGroupsFor(spec: GraphSpec): { info: KvGroupInfo; cfg: ModelCon
     const prefix = name === 'layers' ? '' : `${name}.`;
     const names = (what: string) => Array.from({ length: layers }, (_, l) => `${prefix}${what}.${l}`);
     return {
-      info: { name, layers, numKvHeads: cfg.numKvHeads, headDim: cfg.headDim, pastKey: names('past_key'), pastValue: names('past_value'), presentKey: names('present_key'), presentValue: names('present_value') },
+      info: { name, layers, numKvHeads: cfg.numKvHeads, headDim: attentionHeadSize(cfg), pastKey: names('past_key'), pastValue: names('past_value'), presentKey: names('present_key'), presentValue: names('present_value') },
       cfg,
       rowDim,
     };

@@ -5,7 +5,8 @@ import type { Graph } from './ir.ts';
 /** Float type of a graph's weights and activations: float32 on CPU, float16 on CUDA. */
 export type FloatType = 'float32' | 'float16';
 
-type Values = Float32Array | Uint16Array;
+/** A tensor's values in the graph's float type (float16 as its bits). */
+export type Values = Float32Array | Uint16Array;
 
 /**
  * Adds a checkpoint's weights to a graph as external initializers, transformed on the fly (transposed for MatMul,
@@ -67,6 +68,18 @@ export class WeightSource {
   /** A tensor computed here (rotary tables) added as a weight. */
   computed(key: string, dims: number[], make: () => Float32Array): string {
     return this.add(key, dims, () => (this.floatType === 'float32' ? make() : float32ToHalfBits(make())));
+  }
+
+  /**
+   * A weight laid out from stored tensors by `make` (padded attention heads, see attention-heads.ts): it gets a
+   * reader of stored tensors in the graph's float type and the zeroed output of `dims` to fill, when the writer asks.
+   */
+  derived(key: string, dims: number[], make: (read: (name: string) => Values, out: Values) => void): string {
+    return this.add(key, dims, () => {
+      const out = this.alloc(dims.reduce((a, b) => a * b, 1));
+      make((name) => this.read(name), out);
+      return out;
+    });
   }
 
   /** A stored tensor in the graph's float type; float16 checkpoints pass to float16 graphs without conversion. */
