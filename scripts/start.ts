@@ -16,7 +16,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { graphCacheDir } from '../gpu-backend/src/cache-dir.ts';
 import { readModelConfig } from '../gpu-backend/src/checkpoint/config.ts';
 import { finite, port } from '../gpu-backend/src/cli/args.ts';
-import { resolveModelArg } from '../gpu-backend/src/cli/model-arg.ts';
+import { checkRevisionUse, resolveModelArg } from '../gpu-backend/src/cli/model-arg.ts';
 import { UsageError } from '../gpu-backend/src/cli/usage-error.ts';
 import { defaultModel } from './default-model.ts';
 import { killAllNow, lastLines, stopAll, type Proc } from './lib/procs.ts';
@@ -99,6 +99,7 @@ function program(): Command {
 
 /** The model entry of models.json for the options, and a line saying what it is. */
 async function chooseModel(o: StartValues): Promise<{ entry: Record<string, unknown>; note: string }> {
+  checkRevisionUse([o.model, o.reference, o.aligned], o.revision);
   if (o.reference || o.aligned) {
     if (!o.reference || !o.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (o.model) throw new UsageError('give either --model or --reference/--aligned, not both');

@@ -3,8 +3,7 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import { readModelConfig } from '../checkpoint/config.ts';
 import type { ModelSource } from '../engine/model-loader.ts';
 import type { Device } from '../ort/session.ts';
-import { isModelId } from '../checkpoint/hub/index.ts';
-import { resolveModelArg } from './model-arg.ts';
+import { checkRevisionUse, resolveModelArg } from './model-arg.ts';
 import { UsageError } from './usage-error.ts';
 
 export { UsageError };
@@ -73,8 +72,7 @@ export function addModelOptions(cmd: Command): Command {
  * --inra or when its config.json carries realign's adapter marker).
  */
 export async function modelSource(v: ModelValues): Promise<ModelSource> {
-  const given = [v.model, v.reference, v.aligned].filter((x) => x !== undefined);
-  if (v.revision !== undefined && !given.some((x) => isModelId(x, process.cwd()))) throw new UsageError('--revision applies to Hugging Face model ids (org/name), but the model options name folders');
+  checkRevisionUse([v.model, v.reference, v.aligned], v.revision);
   if (v.reference || v.aligned) {
     if (!v.reference || !v.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (v.model) throw new UsageError('give either --model or --reference/--aligned, not both');

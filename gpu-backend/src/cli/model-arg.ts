@@ -18,6 +18,13 @@ export interface ResolveModelOptions {
   revision?: string;
 }
 
+/** A usage error when `--revision` is given but none of the model arguments is a Hugging Face model id. */
+export function checkRevisionUse(values: (string | undefined)[], revision: string | undefined): void {
+  if (revision !== undefined && !values.some((v) => v !== undefined && isModelId(v, process.cwd()))) {
+    throw new UsageError('--revision applies to Hugging Face model ids (org/name), but the model options name folders');
+  }
+}
+
 /** The absolute checkpoint folder that a model argument names; a UsageError when there is none. */
 export async function resolveModelArg(value: string, opts: ResolveModelOptions = {}): Promise<string> {
   if (isModelId(value, process.cwd())) return resolveModelSource(value, { revision: opts.revision, onProgress: downloadReporter() });
