@@ -1,5 +1,5 @@
 /**
- * The engine as the server sees it: a worker thread running the model (onnxruntime-node's run() blocks its
+ * The engine as the server sees it: a worker thread running the model (ONNX Runtime's run blocks its
  * thread) and a small async API over messages. Generations stream events; logits jobs resolve once.
  */
 import { existsSync } from 'node:fs';

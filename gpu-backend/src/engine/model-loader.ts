@@ -33,6 +33,8 @@ export interface LoadOptions {
   naive?: boolean;
   /** also load the greedy decode-loop graph of the same spec (a second session) */
   decodeLoop?: boolean;
+  /** KV cache rows per group allocated up front (more are added by doubling the buffers); default 4 */
+  kvRows?: number;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -98,7 +100,7 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     return loadModel(source, { ...opts, device: 'cpu' });
   }
   opts.log?.('device', { device, reason });
-  const runner = new GraphRunner(session, files.manifest);
+  const runner = new GraphRunner(session, files.manifest, { rows: opts.kvRows });
   if (opts.decodeLoop) {
     const loop = ensureGraph(spec, opts.graphCache ?? defaultGraphCache(), undefined, 'decode-loop');
     runner.attachLoop(await ModelSession.open(loop.modelPath, { device, threads: opts.threads }), loop.manifest);

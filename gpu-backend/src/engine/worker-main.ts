@@ -9,10 +9,13 @@ if (!port) throw new Error('worker-main.ts runs as a worker thread');
 const post = (m: FromWorker) => port.postMessage(m);
 
 async function start(init: EngineInit): Promise<void> {
-  // decode-loop runs pay off where every run copies the KV caches between host and device: on CUDA
+  // decode-loop runs pay off where a run's launch and sync overhead is large: on CUDA
   const { device } = await chooseDevice(init.device);
   const limits = { ...init.limits, decodeLoopSteps: init.limits.decodeLoopSteps ?? (device === 'cuda' ? 16 : 0) };
-  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads, decodeLoop: limits.decodeLoopSteps > 1 });
+  // on CUDA the KV buffers are allocated once for a full batch (a sequence takes up to two rows of a group); on the
+  // CPU they start small and double (untouched host pages cost nothing, but the row capacity is still bounded)
+  const kvRows = device === 'cuda' ? 2 * limits.maxBatch : undefined;
+  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads, decodeLoop: limits.decodeLoopSteps > 1, kvRows });
   const scheduler = new Scheduler(model, limits, {
     events: (events, stepMs) => post({ type: 'events', events, stats: scheduler.stats(), stepMs }),
     logits: (id, result) => post({ type: 'logits-result', id, result }),

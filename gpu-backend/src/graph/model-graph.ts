@@ -2,8 +2,8 @@
  * The two graph variants realign builds for every mode (see io.ts for the I/O contract):
  *
  * - the step graph: one forward pass (a prefill or one decode step), blended logits out, KV caches updated;
- * - the decode-loop graph: M greedy decode steps inside one run. Each run copies the KV caches between host and
- *   device once on CUDA (onnxruntime-node has no device-resident tensors), so M steps per run divide that copy by M.
+ * - the decode-loop graph: M greedy decode steps inside one run (one host round trip per M tokens; with the KV caches
+ *   bound on the device through realign's binding, the per-run cost left to divide is the launch and sync overhead).
  *
  *      step graph                           decode-loop graph
  *   ids ─► forward ─► logits             ids ─► Loop(M) ┌──────────────────────────────────┐ ─► tokens [M, B]
