@@ -115,18 +115,17 @@ describe('tenant ids reused (issue 13 item 5)', () => {
     const model = uniqueTag('model');
     await admin('PUT', `/models/${model}`, {});
     const create = async () => {
-      await admin('POST', '/tenants', { id, name: id, requests_per_minute: 2, cache_ttl_seconds: 600 });
+      const { generation } = await admin<{ generation: string }>('POST', '/tenants', { id, name: id, requests_per_minute: 2, cache_ttl_seconds: 600 });
       await admin('PUT', `/tenants/${id}/models/${model}`);
-      return (await admin<{ key: string }>('POST', `/tenants/${id}/keys`, {})).key;
+      return { key: (await admin<{ key: string }>('POST', `/tenants/${id}/keys`, {})).key, generation };
     };
-    const first = await create();
+    const { key: first, generation } = await create();
     const body = chat(model, { temperature: 0, messages: [{ role: 'user', content: `same question ${id}` }] });
     const a = await postJson('/v1/chat/completions', first, body);
     const aJson = (await a.json()) as { id: string };
     expect(a.headers.get('x-realign-cache')).toBe('MISS');
-    // the cache entry is written with the usage row, after the answer
-    await usageRowOf(a.headers.get('x-request-id')!);
-    await new Promise((r) => setTimeout(r, 200));
+    // the cache entry is written after the answer, under the tenant's generation
+    await eventually('the cache entry', async () => ((await env.CACHE.list({ prefix: `resp:v2:${generation}:` })).keys.length > 0 ? true : null));
     const hit = await postJson('/v1/chat/completions', first, body);
     expect(hit.headers.get('x-realign-cache')).toBe('HIT');
     expect(((await hit.json()) as { id: string }).id).toBe(aJson.id);
@@ -137,7 +136,8 @@ describe('tenant ids reused (issue 13 item 5)', () => {
     });
 
     expect(await admin('DELETE', `/tenants/${id}`)).toEqual({ id, deleted: true });
-    const second = await create();
+    const { key: second, generation: next } = await create();
+    expect(next).not.toBe(generation);
     const report = await admin<{ data: unknown[] }>('GET', `/usage?tenant=${id}`);
     expect(report.data, 'no usage rows of the deleted tenant').toEqual([]);
     const b = await postJson('/v1/chat/completions', second, body);
