@@ -64,9 +64,10 @@
  *   read only for rows that asked for top_logprobs. logit_bias adds [B, biasSlots] ids and values (16·B·biasSlots
  *   bytes), which change only when a row is admitted: keep them in device buffers rather than sending them per step.
  *
- * Penalties (repetition, presence, frequency) need per-row token counts over the sequence so far; they are not done
- * here: such rows are sampled on the host.
+ * Penalties (repetition, presence, frequency), with `penalties: true`, are applied after logit_bias from dense
+ * per-row state kept on the device (device-penalties.ts); without it, rows with penalties are sampled on the host.
  */
+import { applyPenalties, nextPenaltyState, type DevicePenaltyInputs } from './device-penalties.ts';
 import type { Graph } from './ir.ts';
 
 /** Element type codes of the ONNX Cast op. */
@@ -96,6 +97,8 @@ export interface DeviceSamplingOptions {
   topLogprobs?: number;
   /** logit_bias slots per row; 0 (default) = no logit_bias inputs */
   biasSlots?: number;
+  /** repetition / presence / frequency penalties from device-resident state (default off) */
+  penalties?: boolean;
   /** node-name prefix; default '/sample' */
   prefix?: string;
 }
@@ -109,6 +112,7 @@ export interface DeviceSamplingInputs {
   uniform: string; // float64 [B]
   biasIds?: string; // int64 [B, Kb]
   biasValues?: string; // float64 [B, Kb]
+  penalties?: DevicePenaltyInputs;
 }
 
 /** The values the block produces. */
@@ -117,6 +121,9 @@ export interface DeviceSamplingOutputs {
   logprob: string; // float64 [B]
   topIds: string; // int64 [B, K]
   topLogprobs: string; // float64 [B, K]
+  /** with penalties: the state after this step's token */
+  seenNext?: string; // bool [B, V]
+  countsNext?: string; // float32 [B, V]
 }
 
 /** The graph inputs and outputs `addDeviceSampling` declares, in one table (Kb = biasSlots, K = top logprobs). */
@@ -128,6 +135,13 @@ export const SAMPLING_IO = {
   sample_uniform: { type: 'float64', dims: ['B'], doc: "u in [0, 1): the row's next number from its seeded stream (any value for greedy rows)" },
   sample_bias_ids: { type: 'int64', dims: ['B', 'Kb'], doc: 'logit_bias token ids of each row; unused slots (and ids outside [0, V)) hold V' },
   sample_bias_values: { type: 'float64', dims: ['B', 'Kb'], doc: 'logit_bias values matching sample_bias_ids (0 in unused slots)' },
+  sample_repetition_penalty: { type: 'float64', dims: ['B'], doc: 'repetition_penalty of each row; 1 = off' },
+  sample_presence_penalty: { type: 'float64', dims: ['B'], doc: 'presence_penalty of each row; 0 = off' },
+  sample_frequency_penalty: { type: 'float64', dims: ['B'], doc: 'frequency_penalty of each row; 0 = off' },
+  sample_seen: { type: 'bool', dims: ['B', 'V'], doc: 'per row: token in the prompt or generated so far (device-resident)' },
+  sample_counts: { type: 'float32', dims: ['B', 'V'], doc: 'per row: times each token was generated so far (device-resident)' },
+  sample_seen_next: { type: 'bool', dims: ['B', 'V'], doc: 'sample_seen after this step (unchanged for rows with token < 0)' },
+  sample_counts_next: { type: 'float32', dims: ['B', 'V'], doc: 'sample_counts after this step (unchanged for rows with token < 0)' },
   sample_token: { type: 'int64', dims: ['B'], doc: 'chosen token; −1: no finite logit (the row fails); −2: the host must sample this row' },
   sample_logprob: { type: 'float64', dims: ['B'], doc: 'log-probability of the chosen token under softmax(z / T) (T = 1 when greedy); NaN when token < 0' },
   sample_top_ids: { type: 'int64', dims: ['B', 'K'], doc: 'the K most likely tokens, best first, ties to the lower id' },
@@ -183,6 +197,10 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const finite = op('Equal', [op('Sub', [raw, raw], 'finite/Sub'), f32(0)], 'finite/Equal'); // [B, V]; x − x = 0 iff finite
   let z = where(finite, raw, f32(-Infinity), 'masked'); // [B, V] float32
   if ((opts.biasSlots ?? 0) > 0) z = logitBias(z, io, V, p, g);
+  if (opts.penalties) {
+    if (!io.penalties) throw new Error('device sampling: penalties need their inputs');
+    z = applyPenalties(g, z, io.penalties, p);
+  }
 
   // ── ranked candidates, ties re-sorted to the lower id ──
   const [vals, ids] = g.op('TopK', [z, g.constant('int64', [C])], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } }, { name: `${p}/candidates/TopK`, outputs: 2 }); // [B, C] float32, int64
@@ -294,8 +312,11 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const noneLog = op('Log', [asD(op('GreaterOrEqual', [token2, i64(0)], 'logprob/some'), 'logprob/some')], 'logprob/Log'); // 0, or −∞ when token < 0
   const logprob = op('Add', [chosen, op('Sub', [noneLog, noneLog], 'logprob/nan')], 'logprob'); // NaN when token < 0
   const upToK = (v: string, name: string) => op('Slice', [v, g.constant('int64', [0]), g.constant('int64', [K]), axis1], `${name}/Slice`);
+  const token = op('Squeeze', [token2, axis1], 'token/Squeeze'); // [B]
+  const state = opts.penalties && io.penalties ? nextPenaltyState(g, token, io.penalties, p) : null;
   return {
-    token: op('Squeeze', [token2, axis1], 'token/Squeeze'), // [B]
+    token,
+    ...(state ? { seenNext: state.seen, countsNext: state.counts } : {}),
     logprob: op('Squeeze', [logprob, axis1], 'logprob/Squeeze'), // [B]
     topIds: upToK(cIds, 'top_ids'), // [B, K]
     topLogprobs: op('Sub', [upToK(xc, 'top_logprobs'), logZ], 'top_logprobs/Sub'), // [B, K]
@@ -387,6 +408,17 @@ export function addDeviceSampling(g: Graph, logits: string, opts: DeviceSampling
     minP: input('sample_min_p', ['B']),
     uniform: input('sample_uniform', ['B']),
     ...(kb > 0 ? { biasIds: input('sample_bias_ids', ['B', kb]), biasValues: input('sample_bias_values', ['B', kb]) } : {}),
+    ...(opts.penalties
+      ? {
+          penalties: {
+            repetition: input('sample_repetition_penalty', ['B']),
+            presence: input('sample_presence_penalty', ['B']),
+            frequency: input('sample_frequency_penalty', ['B']),
+            seen: input('sample_seen', ['B', opts.vocab]),
+            counts: input('sample_counts', ['B', opts.vocab]),
+          },
+        }
+      : {}),
   };
   const out = emitDeviceSampling(g, logits, io, opts);
   const output = (value: string, name: keyof typeof SAMPLING_IO, dims: (string | number)[]) => g.output(value, name, SAMPLING_IO[name].type, dims, SAMPLING_IO[name].doc);
@@ -394,4 +426,8 @@ export function addDeviceSampling(g: Graph, logits: string, opts: DeviceSampling
   output(out.logprob, 'sample_logprob', ['B']);
   output(out.topIds, 'sample_top_ids', ['B', K]);
   output(out.topLogprobs, 'sample_top_logprobs', ['B', K]);
+  if (out.seenNext && out.countsNext) {
+    output(out.seenNext, 'sample_seen_next', ['B', opts.vocab]);
+    output(out.countsNext, 'sample_counts_next', ['B', opts.vocab]);
+  }
 }

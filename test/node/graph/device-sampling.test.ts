@@ -20,7 +20,14 @@ import { chiSquareTest } from '../sampling/chi-square.ts';
  * device gets that u and must choose the same token with the same logprobs.
  */
 
-type Params = Pick<SamplingParams, 'temperature' | 'top_k' | 'top_p' | 'min_p'> & { logit_bias?: Record<string, number> };
+type Params = Pick<SamplingParams, 'temperature' | 'top_k' | 'top_p' | 'min_p'> &
+  Partial<Pick<SamplingParams, 'repetition_penalty' | 'presence_penalty' | 'frequency_penalty'>> & { logit_bias?: Record<string, number> };
+
+/** Dense penalty state of the rows, as the engine would keep it on the device. */
+interface PenaltyState {
+  seen: Uint8Array; // [B, V]
+  counts: Float32Array; // [B, V]
+}
 
 const K = 20;
 /** Logprobs: float64 on both sides; the sums differ only in association (stated bound 1e-5, expected ~1e-13). */
@@ -42,7 +49,7 @@ class SamplingGraph {
   }
 
   /** One run over rows of logits, each with its parameters and u. */
-  async run(rows: Float32Array[], params: Params[], u: number[]) {
+  async run(rows: Float32Array[], params: Params[], u: number[], state?: PenaltyState) {
     const B = rows.length;
     const V = this.opts.vocab;
     const flat = new Float32Array(B * V);
@@ -68,7 +75,21 @@ class SamplingGraph {
       feeds.sample_bias_ids = { type: 'int64', data: ids, dims: [B, kb] };
       feeds.sample_bias_values = { type: 'float64', data: values, dims: [B, kb] };
     }
-    const out = await this.session.run(feeds, ['sample_token', 'sample_logprob', 'sample_top_ids', 'sample_top_logprobs']);
+    const fetch = ['sample_token', 'sample_logprob', 'sample_top_ids', 'sample_top_logprobs'];
+    if (this.opts.penalties) {
+      if (!state) throw new Error('this graph needs the penalty state');
+      feeds.sample_repetition_penalty = { type: 'float64', data: Float64Array.from(params, (p) => p.repetition_penalty ?? 1), dims: [B] };
+      feeds.sample_presence_penalty = { type: 'float64', data: Float64Array.from(params, (p) => p.presence_penalty ?? 0), dims: [B] };
+      feeds.sample_frequency_penalty = { type: 'float64', data: Float64Array.from(params, (p) => p.frequency_penalty ?? 0), dims: [B] };
+      feeds.sample_seen = { type: 'bool', data: state.seen, dims: [B, V] };
+      feeds.sample_counts = { type: 'float32', data: state.counts, dims: [B, V] };
+      fetch.push('sample_seen_next', 'sample_counts_next');
+    }
+    const out = await this.session.run(feeds, fetch);
+    if (state) {
+      state.seen.set(out.sample_seen_next.data as Uint8Array);
+      state.counts.set(out.sample_counts_next.data as Float32Array);
+    }
     const k = out.sample_top_ids.dims[1];
     const ids = out.sample_top_ids.data as BigInt64Array;
     const lps = out.sample_top_logprobs.data as Float64Array;
@@ -328,6 +349,53 @@ describe('device sampling: seeded streams over many steps', () => {
       });
     }
     expect(deferred, 'steps left to the host').toBe(0);
+  });
+});
+
+describe('device sampling: penalties from device-resident state', () => {
+  it('applies repetition, presence and frequency penalties (after logit_bias) as the host does, step after step', async () => {
+    const V = 40;
+    const graph = await SamplingGraph.open({ vocab: V, logitsType: 'float32', biasSlots: 2, penalties: true, candidates: 16 });
+    const params: Params[] = [
+      { temperature: 0, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1.8 }, // greedy would repeat without it
+      { temperature: 0.8, top_k: 0, top_p: 0.9, min_p: 0, presence_penalty: 1.5, frequency_penalty: 0.7 },
+      { temperature: 1, top_k: 10, top_p: 1, min_p: 0.05, repetition_penalty: 0.7, frequency_penalty: -0.4, logit_bias: { 3: 2, 4: -100 } },
+      { temperature: 1.3, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1.2, presence_penalty: -0.5 },
+      { temperature: 0.5, top_k: 0, top_p: 1, min_p: 0.2 }, // no penalties: untouched by the state
+    ];
+    const B = params.length;
+    const prompts = [[1, 2, 3], [5, 5, 6], [3, 7, 30], [], [9]];
+    const seeds = [11, 12, 13, 14, 15];
+    const hosts = params.map((p, b) => new SequenceSampler(samplingParams({ ...p, seed: seeds[b], logprobs: true }), prompts[b]));
+    const streams = seeds.map((s) => new Rng(s));
+    const state: PenaltyState = { seen: new Uint8Array(B * V), counts: new Float32Array(B * V) };
+    prompts.forEach((ids, b) => ids.forEach((id) => (state.seen[b * V + id] = 1)));
+    const rand = lcg(3);
+    const base = normals(V, 2, rand);
+    let deferred = 0;
+    for (let step = 0; step < 30; step++) {
+      // slowly changing logits with a dominant token, so that penalties decide what comes next
+      const rows = params.map(() => Float32Array.from(base, (v, i) => v + 0.3 * (rand() - 0.5) + (i === 0 ? 6 : 0)));
+      const u = params.map((p, b) => (p.temperature > 0 ? streams[b].nextFloat() : 0));
+      const device = await graph.run(rows, params, u, state);
+      device.forEach((d, b) => {
+        const expected = hosts[b].next(rows[b]);
+        if (d.token === HOST_DECIDES) {
+          // what the engine does for such a row: the host's token (same u), recorded in the device state by hand
+          deferred++;
+          state.seen[b * V + expected.token] = 1;
+          state.counts[b * V + expected.token]++;
+          return;
+        }
+        expect(d.token, `step ${step}, row ${b}`).toBe(expected.token);
+        expect(Math.abs(d.logprob - expected.logprob!), `step ${step}, row ${b}: logprob`).toBeLessThan(LOGPROB_TOL);
+      });
+    }
+    expect(deferred, 'rows left to the host').toBeLessThan(30);
+    // the state the graph carried is the host's: generated counts per token
+    const row0 = Array.from(state.counts.subarray(0, V));
+    expect(row0.reduce((a, c) => a + c, 0)).toBe(30);
+    expect(Math.max(...row0), 'repetition penalty spreads the greedy row over several tokens').toBeLessThan(30);
   });
 });
 
