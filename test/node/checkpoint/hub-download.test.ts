@@ -218,12 +218,19 @@ describe('model ids downloaded from a stand-in hub', () => {
     expect(readdirSync(blobs).filter((b) => b.includes('incomplete') || b === sha256(single.get('model.safetensors')!))).toEqual([]);
   });
 
-  it('names the id and the hub for a model that does not exist, and refuses a repo without safetensors weights', async () => {
+  it('names the id and the hub for a model that does not exist; refuses a repo without safetensors weights or with shard names that leave the folder', async () => {
     vi.stubEnv('HF_TOKEN', 'hf_any');
     await expect(resolveModelSource('test-org/absent', options(tempDir()))).rejects.toThrow(/no model "test-org\/absent" at revision "main" on http:\/\/127\.0\.0\.1:\d+ \(and there is no folder \/.*test-org\/absent\)/);
     const id = newId();
     hub.commit(id, new Map([...single].filter(([p]) => p !== 'model.safetensors')).set('pytorch_model.bin', Buffer.alloc(10)));
     await expect(resolveModelSource(id, options(tempDir()))).rejects.toThrow(/has no model\.safetensors or model\.safetensors\.index\.json.*\(the repo has pytorch_model\.bin\)/);
+    // a weight index whose shard names would leave the snapshot folder is refused before anything is written there
+    const evil = newId();
+    const index = JSON.stringify({ metadata: {}, weight_map: { 'model.embed_tokens.weight': '../../../outside.safetensors' } });
+    hub.commit(evil, new Map([...single].filter(([p]) => p !== 'model.safetensors')).set('model.safetensors.index.json', Buffer.from(index)));
+    const cacheDir = tempDir();
+    await expect(resolveModelSource(evil, options(cacheDir))).rejects.toThrow(/weight_map names a shard "\.\.\/\.\.\/\.\.\/outside\.safetensors" that is not a \.safetensors file name/);
+    expect(hub.requested(`/${evil}/resolve/`).map((r) => r.path.split('/').at(-1))).toEqual(['model.safetensors.index.json', 'model.safetensors.index.json']);
   });
 
   it('falls back to a complete cached copy when the hub cannot be reached or fails, and says why when there is none', async () => {
