@@ -1,9 +1,14 @@
 /**
  * The toy reproduction (`npm run toy`): realign trains a tiny reference model that always thinks long, an InRa
  * adapter on short answers, and TrRa students past λ = 1, then measures answer length and accuracy through the
- * serving runtime. Writes bench/toy/results.json, the SVG plots and the README tables, and copies the InRa
- * checkpoint to models/toy-inra/. Stages whose output exists in the work folder are reused (REALIGN_TOY_FRESH=1
- * starts over).
+ * serving runtime. Stages whose output exists in the work folder are reused (REALIGN_TOY_FRESH=1 starts over).
+ *
+ * Two variants of the task (`--variant`, or REALIGN_TOY_VARIANT):
+ * - `floor` (the default, the original run): reference on 2–6 checks, adapter on 0–1; writes results.json, the InRa
+ *   plots and tables, and copies the InRa checkpoint to models/toy-inra/.
+ * - `room`: reference on 3–8 checks, adapter on 1–4, so the aligned model is shorter than the reference but not at
+ *   the task's floor and λ > 1 has room to move; runs the TrRa grid and TrRa-iter and writes results-room.json,
+ *   trra-grid*.svg and the README's room tables.
  */
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -19,14 +24,42 @@ import { train } from '../../gpu-backend/src/train/trainer.ts';
 import { trainTrra } from '../../gpu-backend/src/train/trra.ts';
 import { completions, evaluate, EVAL_SAMPLING, type EvalPoint } from './evaluate.ts';
 import { writeToyInit } from './model.ts';
-import { renderReport } from './report.ts';
+import { renderReport, renderRoomReport } from './report.ts';
 import { problems, promptOf, records } from './task.ts';
 
 const HERE = import.meta.dirname;
-const WORK = process.env.REALIGN_TOY_WORK ?? '/tmp/realign-toy';
 const SEED = 20250615;
-const LAMBDAS = [-0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25];
-const TRRA_LAMBDAS = [1.5, 2];
+
+/** One variant of the task: the check counts each stage trains on, and what is swept. */
+interface Variant {
+  name: 'floor' | 'room';
+  /** checks per answer (inclusive range) of the reference's, the adapter's and the TrRa data */
+  referenceChecks: [number, number];
+  adapterChecks: [number, number];
+  trraChecks: [number, number];
+  /** λ of the InRa sweep through the engine */
+  lambdas: number[];
+  /** λ of the TrRa students */
+  trraLambdas: number[];
+  /** TrRa-iter: extra iterations on top of the student at this λ (0: none) */
+  iterLambda: number | null;
+  iterRounds: number;
+}
+
+const VARIANTS: Record<Variant['name'], Variant> = {
+  floor: { name: 'floor', referenceChecks: [2, 6], adapterChecks: [0, 1], trraChecks: [0, 6], lambdas: [-0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25], trraLambdas: [1.5, 2], iterLambda: null, iterRounds: 0 },
+  room: { name: 'room', referenceChecks: [3, 8], adapterChecks: [1, 4], trraChecks: [0, 8], lambdas: [0, 0.5, 1, 1.5, 2, 5, 10], trraLambdas: [0.5, 1.5, 2, 5, 10], iterLambda: 2, iterRounds: 2 },
+};
+
+function variantOf(argv: readonly string[]): Variant {
+  const i = argv.indexOf('--variant');
+  const name = i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith('--variant='))?.slice('--variant='.length) ?? process.env.REALIGN_TOY_VARIANT ?? 'floor');
+  if (name !== 'floor' && name !== 'room') throw new Error(`--variant must be floor or room, got ${name}`);
+  return VARIANTS[name];
+}
+
+const VARIANT = variantOf(process.argv.slice(2));
+const WORK = process.env.REALIGN_TOY_WORK ?? (VARIANT.name === 'floor' ? '/tmp/realign-toy' : '/tmp/realign-toy-room');
 
 /** Training recipe of each stage. */
 const RECIPE = {
@@ -78,15 +111,16 @@ async function main(): Promise<void> {
   const test = problems(SEED + 1, RECIPE.testProblems);
   const heldOut = new Set(test.map(promptOf));
   const graphs = dir('graphs');
+  const V = VARIANT;
 
-  // 1. the reference model: SFT of every weight on long answers (2–6 checks)
+  // 1. the reference model: SFT of every weight on long answers (2–6 checks; room: 3–8)
   if (!existsSync(dir('reference'))) {
     await stage('reference', async () => {
       if (!existsSync(dir('init'))) writeToyInit(dir('init'), SEED);
       const init = openCheckpoint(dir('init'));
       const tok = TextTokenizer.load(init.tokenizerFile!, init.tokenizerConfigFile);
       const eos = tok.eosTokenIds[0];
-      const rows = records(problems(SEED + 2, RECIPE.reference.examples, heldOut), SEED + 2, 2, 6);
+      const rows = records(problems(SEED + 2, RECIPE.reference.examples, heldOut), SEED + 2, ...V.referenceChecks);
       const examples = rows.map((r, i) => tokenizeExample(tok, parseRecord(r, `reference#${i}`), eos, 192, `reference#${i}`));
       const s = settings(RECIPE.reference);
       const result = await train({ ...s, ckpt: init, trainable: { kind: 'full' }, loss: 'sft', examples, padId: eos, workDir: dir('reference.train'), resume: false, progress: new TrainProgress('reference', undefined, false, 50) });
@@ -94,27 +128,27 @@ async function main(): Promise<void> {
     });
   }
 
-  // 2. InRa: expand, then train the adapter on short answers (0–1 checks) with the train-inra code path
+  // 2. InRa: expand, then train the adapter on short answers (0–1 checks; room: 1–4) with the train-inra code path
   if (!existsSync(dir('inra'))) {
     await stage('inra', async () => {
       rmSync(dir('expanded'), { recursive: true, force: true });
       expandCheckpoint(dir('reference'), dir('expanded'), 1);
-      const data = writeJsonl(dir('short.jsonl'), records(problems(SEED + 3, RECIPE.adapter.examples, heldOut), SEED + 3, 0, 1));
+      const data = writeJsonl(dir('short.jsonl'), records(problems(SEED + 3, RECIPE.adapter.examples, heldOut), SEED + 3, ...V.adapterChecks));
       await trainInra({ ...settings(RECIPE.adapter), model: dir('expanded'), data, out: dir('inra'), progress: new TrainProgress('train-inra', undefined, false, 25) });
     });
   }
 
   // 3. the λ sweep of the InRa model, through the Engine
-  const inraSweep: EvalPoint[] = await stage('inra sweep', () => evaluate({ mode: 'inra', model: dir('inra') }, dir('inra'), test, LAMBDAS, SEED, graphs));
+  const inraSweep: EvalPoint[] = await stage('inra sweep', () => evaluate({ mode: 'inra', model: dir('inra') }, dir('inra'), test, V.lambdas, SEED, graphs));
 
   // 4. TrRa past λ = 1: reference → student, teacher = fusion(aligned = the InRa model, reference)
-  const trraData = writeJsonl(dir('mixed.jsonl'), records(problems(SEED + 4, RECIPE.trra.examples, heldOut), SEED + 4, 0, 6));
+  const trraData = writeJsonl(dir('mixed.jsonl'), records(problems(SEED + 4, RECIPE.trra.examples, heldOut), SEED + 4, ...V.trraChecks));
   const trraRows = [];
   const ref = inraSweep.find((p) => p.lambda === 0)!;
   const aligned = inraSweep.find((p) => p.lambda === 1)!;
   trraRows.push({ model: 'reference', lambda: 0, mean_tokens: ref.mean_tokens, accuracy: ref.accuracy });
   trraRows.push({ model: 'aligned (InRa adapter)', lambda: 1, mean_tokens: aligned.mean_tokens, accuracy: aligned.accuracy });
-  for (const lambda of TRRA_LAMBDAS) {
+  for (const lambda of V.trraLambdas) {
     const out = dir(`trra-${lambda}`);
     if (!existsSync(out)) {
       await stage(`trra λ=${lambda}`, () =>
@@ -123,6 +157,54 @@ async function main(): Promise<void> {
     }
     const [p] = await stage(`trra λ=${lambda} eval`, () => evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs));
     trraRows.push({ model: `TrRa student (λ = ${lambda})`, lambda, mean_tokens: p.mean_tokens, accuracy: p.accuracy });
+  }
+
+  // 4b. TrRa-iter (room): the λ student becomes the aligned side of the next teacher, softmax(λ·z_student +
+  // (1 − λ)·z_reference), and the next student starts again from the reference (trainTrra's --iterations). The
+  // earlier students are copied into the work folder, where trainTrra reuses them instead of training them again.
+  const iterRows = [];
+  if (V.iterLambda !== null) {
+    const lambda = V.iterLambda;
+    const students = [dir(`trra-${lambda}`)];
+    for (let round = 1; round <= V.iterRounds; round++) {
+      const out = dir(`trra-${lambda}-iter${round}`);
+      if (!existsSync(out)) {
+        const workDir = `${out}.train`;
+        rmSync(workDir, { recursive: true, force: true });
+        students.forEach((s, k) => cpSync(s, join(workDir, `student-${k + 1}`), { recursive: true }));
+        await stage(`trra λ=${lambda} iter ${round}`, () =>
+          trainTrra({ ...settings(RECIPE.trra), reference: dir('reference'), aligned: dir('inra'), lambda, data: trraData, out, workDir, lora: null, kl: 'reverse', iterations: round + 1, graphCache: graphs, progress: new TrainProgress(`train-trra λ=${lambda} iter ${round}`, undefined, false, 25) }),
+        );
+      }
+      students.push(out);
+      const [p] = await stage(`trra λ=${lambda} iter ${round} eval`, () => evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs));
+      iterRows.push({ model: `TrRa-iter ${round} (λ = ${lambda})`, lambda, iteration: round, mean_tokens: p.mean_tokens, accuracy: p.accuracy });
+    }
+  }
+
+  if (V.name === 'room') {
+    const rows = [...trraRows, ...iterRows].map((r) => ({ ...r, reduction: 1 - r.mean_tokens / ref.mean_tokens, accuracy_change_points: 100 * (r.accuracy - ref.accuracy) }));
+    const grid = rows.filter((r) => r.model.startsWith('TrRa student'));
+    const firstDrop = grid.find((r) => r.accuracy_change_points < -2) ?? null;
+    const results = {
+      variant: V,
+      inra_sweep: inraSweep,
+      trra: rows,
+      accuracy_first_drops_past_2_points_at_lambda: firstDrop ? firstDrop.lambda : null,
+      setup: {
+        task: '3-digit addition with a digit-by-digit trace and redundant checks (bench/toy/task.ts); reference 3–8 checks, adapter 1–4',
+        model: modelFacts(dir('reference')),
+        recipe: RECIPE,
+        trra_iter: 'the λ = 2 student is the aligned side of the next teacher softmax(2·z_student − z_reference); each student starts from the reference',
+        evaluation: { problems: RECIPE.testProblems, held_out: true, temperature: EVAL_SAMPLING.temperature, max_tokens: EVAL_SAMPLING.maxTokens, runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU' },
+        seed: SEED,
+        seconds: timings,
+      },
+    };
+    writeFileSync(join(HERE, 'results-room.json'), JSON.stringify(results, null, 2) + '\n');
+    renderRoomReport(HERE, results);
+    process.stderr.write(`toy: done in ${Object.values(timings).reduce((a, b) => a + b, 0).toFixed(0)} s of stages\n`);
+    return;
   }
 
   // 5. results, plots, README tables, and the embedded default model
