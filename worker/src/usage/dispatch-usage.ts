@@ -93,8 +93,9 @@ export class DispatchUsage {
     const answered = this.tried.at(-1);
     // a whole answer on the first backend: its usage is the count
     if (reported !== null && this.tried.length <= 1) return { usage: reported, source: 'backend' };
-    // the answering backend's count is in its answer, or it refused the request (4xx) and generated nothing
-    const others = reported !== null || refused ? this.tried.slice(0, -1) : this.tried;
+    // the answering backend's count is in its answer, or it refused the request (4xx) and generated nothing; a
+    // backend asked twice (a preset's max_tokens sent again) keeps one ledger entry per dispatch id, the last one
+    const others = reported !== null || refused ? this.tried.filter((b) => b.url !== answered?.url) : this.tried;
     if (others.length === 0) return { usage: reported, source: 'backend' };
     const unique = [...new Map(others.map((b) => [b.url, b])).values()];
     const answers = await Promise.all(unique.map((b) => finalLedger(b, this.dispatchId, this.config.hmacSecret)));
