@@ -9,6 +9,7 @@ import type { GenerationParams } from '../../../shared/src/generation-fields.ts'
 import type { GenerateJob } from '../engine/protocol.ts';
 import { samplingParams } from '../sampling/params.ts';
 import type { ServerConfig } from './config.ts';
+import { encodeChatPrompt, encodePrompt, promptTokenLimit } from './prompt-tokens.ts';
 import type { ServedModel } from './registry.ts';
 
 /** One prompt of a request, tokenized. */
@@ -41,12 +42,15 @@ export function checkLambda(model: ServedModel, lambda: number | undefined, para
   return m.mode === 'single' ? 1 : value;
 }
 
-/** Tokens of a chat request (its template) or of each prompt of a completions request. */
-export function tokenizePrompts(model: ServedModel, req: ChatCompletionRequest | CompletionRequest, kind: 'chat' | 'completions'): PreparedPrompt[] {
+/**
+ * Tokens of a chat request (its template) or of each prompt of a completions request, on the model's tokenizer
+ * thread; a prompt whose size alone puts it over `limit` tokens is refused without being tokenized.
+ */
+export async function tokenizePrompts(model: ServedModel, req: ChatCompletionRequest | CompletionRequest, kind: 'chat' | 'completions', limit: number): Promise<PreparedPrompt[]> {
   const tok = model.tokenizer;
   if (kind === 'chat') {
     if (!tok.hasChatTemplate) throw invalidRequest(`model "${model.config.id}" has no chat template; use /v1/completions with a prompt`, 'messages', 'no_chat_template');
-    return [{ ids: tok.encodeChat((req as ChatCompletionRequest).messages) }];
+    return [{ ids: await encodeChatPrompt(model, (req as ChatCompletionRequest).messages, {}, limit) }];
   }
   const prompt = (req as CompletionRequest).prompt;
   const vocab = model.engine.info.vocabSize;
@@ -55,21 +59,40 @@ export function tokenizePrompts(model: ServedModel, req: ChatCompletionRequest |
     if (bad >= 0) throw invalidRequest(`\`${param}[${bad}]\` is token id ${ids[bad]}, but the vocabulary has ${vocab} tokens`, `${param}[${bad}]`, 'invalid_token_id');
     return { ids };
   };
-  if (typeof prompt === 'string') return [{ ids: tok.encode(prompt) }];
+  if (typeof prompt === 'string') return [{ ids: await encodePrompt(model, prompt, 'prompt', limit) }];
   if (prompt.length > 0 && typeof prompt[0] === 'number') return [fromIds(prompt as number[], 'prompt')];
-  return (prompt as (string | number[])[]).map((p, i) => (typeof p === 'string' ? { ids: tok.encode(p) } : fromIds(p, `prompt[${i}]`)));
+  const out: PreparedPrompt[] = [];
+  // one after another: a request's prompts queue behind each other, not ahead of other requests' prompts
+  for (const [i, p] of (prompt as (string | number[])[]).entries()) out.push(typeof p === 'string' ? { ids: await encodePrompt(model, p, `prompt[${i}]`, limit) } : fromIds(p, `prompt[${i}]`));
+  return out;
 }
 
 /** Builds the engine jobs of a generation request, enforcing the limits; `lambdaParam` is the λ field the client sent. */
-export function prepareGeneration(
+export async function prepareGeneration(
   model: ServedModel,
   req: (ChatCompletionRequest | CompletionRequest) & GenerationParams,
   kind: 'chat' | 'completions',
   limits: ServerConfig['limits'],
   lambdaParam: 'lambda' | 'control' = 'lambda',
-): PreparedGeneration {
+): Promise<PreparedGeneration> {
   const lambda = checkLambda(model, req.lambda, lambdaParam);
-  const prompts = tokenizePrompts(model, req, kind);
+  // the cheap bounds first: a request refused for them costs no tokenization
+  const n = req.n ?? 1;
+  if (n > limits.max_n) throw invalidRequest(`\`n\` must be at most ${limits.max_n}, got ${n}`, 'n', 'n_too_large');
+  if (req.max_tokens !== undefined && req.max_tokens > limits.max_tokens) throw invalidRequest(`\`max_tokens\` must be at most ${limits.max_tokens}, got ${req.max_tokens}`, 'max_tokens', 'max_tokens_too_large');
+  const stop = req.stop ?? [];
+  if (stop.length > limits.max_stop) throw invalidRequest(`\`stop\` may hold at most ${limits.max_stop} strings, got ${stop.length}`, 'stop', 'too_many_stops');
+  const vocab = model.engine.info.vocabSize;
+  for (const [key] of Object.entries(req.logit_bias ?? {})) {
+    if (Number(key) >= vocab) throw invalidRequest(`\`logit_bias\` names token id ${key}, but the vocabulary has ${vocab} tokens`, 'logit_bias', 'invalid_token_id');
+  }
+  for (const id of req.stop_token_ids ?? []) {
+    if (id >= vocab) throw invalidRequest(`\`stop_token_ids\` names token id ${id}, but the vocabulary has ${vocab} tokens`, 'stop_token_ids', 'invalid_token_id');
+  }
+  const sent = kind === 'chat' ? null : (req as CompletionRequest).prompt;
+  const promptCount = Array.isArray(sent) && sent.length > 0 && typeof sent[0] !== 'number' ? sent.length : 1;
+  if (promptCount * n > limits.max_n * 4) throw invalidRequest(`${promptCount} prompts × n=${n} is too many choices; send at most ${limits.max_n * 4}`, 'prompt', 'too_many_choices');
+  const prompts = await tokenizePrompts(model, req, kind, promptTokenLimit(model, limits));
   const context = model.engine.info.maxContext;
   const param = kind === 'chat' ? 'messages' : 'prompt';
   for (const p of prompts) {
@@ -79,22 +102,9 @@ export function prepareGeneration(
   }
   const longest = Math.max(...prompts.map((p) => p.ids.length));
   if (req.max_tokens !== undefined) {
-    if (req.max_tokens > limits.max_tokens) throw invalidRequest(`\`max_tokens\` must be at most ${limits.max_tokens}, got ${req.max_tokens}`, 'max_tokens', 'max_tokens_too_large');
     if (longest + req.max_tokens > context) {
       throw invalidRequest(`\`max_tokens\` is ${req.max_tokens} but the prompt already has ${longest} of the model's ${context} tokens of context; lower max_tokens to ${context - longest}`, 'max_tokens', 'context_length_exceeded');
     }
-  }
-  const n = req.n ?? 1;
-  if (n > limits.max_n) throw invalidRequest(`\`n\` must be at most ${limits.max_n}, got ${n}`, 'n', 'n_too_large');
-  if (prompts.length * n > limits.max_n * 4) throw invalidRequest(`${prompts.length} prompts × n=${n} is too many choices; send at most ${limits.max_n * 4}`, 'prompt', 'too_many_choices');
-  const stop = req.stop ?? [];
-  if (stop.length > limits.max_stop) throw invalidRequest(`\`stop\` may hold at most ${limits.max_stop} strings, got ${stop.length}`, 'stop', 'too_many_stops');
-  const vocab = model.engine.info.vocabSize;
-  for (const [key] of Object.entries(req.logit_bias ?? {})) {
-    if (Number(key) >= vocab) throw invalidRequest(`\`logit_bias\` names token id ${key}, but the vocabulary has ${vocab} tokens`, 'logit_bias', 'invalid_token_id');
-  }
-  for (const id of req.stop_token_ids ?? []) {
-    if (id >= vocab) throw invalidRequest(`\`stop_token_ids\` names token id ${id}, but the vocabulary has ${vocab} tokens`, 'stop_token_ids', 'invalid_token_id');
   }
   const chat = kind === 'chat' ? (req as ChatCompletionRequest) : null;
   const logprobs = chat ? chat.logprobs === true : (req as CompletionRequest).logprobs !== undefined;

@@ -5,6 +5,7 @@
 import { notFound, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
 import { openSource } from '../engine/model-loader.ts';
 import { Engine } from '../engine/engine.ts';
+import { TokenizerThread } from '../text/tokenizer-thread.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { engineLimits, modelSource, type ModelConfig, type ServerConfig } from './config.ts';
 
@@ -12,7 +13,10 @@ import { engineLimits, modelSource, type ModelConfig, type ServerConfig } from '
 export interface ServedModel {
   config: ModelConfig;
   engine: Engine;
+  /** decoding and token texts (cheap, on the event loop) */
   tokenizer: TextTokenizer;
+  /** encoding and chat templates (on the model's tokenizer thread) */
+  encoder: TokenizerThread;
   created: number;
 }
 
@@ -82,7 +86,10 @@ export class ModelRegistry {
   /** Stops every engine (running sequences end as cancelled). */
   async shutdown(): Promise<void> {
     await this.loaded;
-    await Promise.all(this.models().map((m) => m.engine.shutdown()));
+    await Promise.all(this.models().map(async (m) => {
+      await m.engine.shutdown();
+      await m.encoder.close();
+    }));
   }
 
   private async load(m: ModelConfig): Promise<ServedModel> {
@@ -91,14 +98,23 @@ export class ModelRegistry {
     const main = (ckpts.model ?? ckpts.reference)!;
     if (!main.tokenizerFile) throw new Error(`${main.dir}: no tokenizer.json; the server needs the tokenizer`);
     const tokenizer = TextTokenizer.load(main.tokenizerFile, main.tokenizerConfigFile);
-    const engine = await Engine.start({
-      source,
-      device: m.device,
-      maxContext: m.max_context,
-      graphCache: this.config.graph_cache,
-      threads: m.threads,
-      limits: engineLimits(m),
-    });
-    return { config: m, engine, tokenizer, created: Math.floor(Date.now() / 1000) };
+    // worked out once here rather than on the first request
+    void tokenizer.maxBytesPerToken;
+    const encoder = await TokenizerThread.start({ tokenizerFile: main.tokenizerFile, tokenizerConfigFile: main.tokenizerConfigFile });
+    let engine: Engine;
+    try {
+      engine = await Engine.start({
+        source,
+        device: m.device,
+        maxContext: m.max_context,
+        graphCache: this.config.graph_cache,
+        threads: m.threads,
+        limits: engineLimits(m),
+      });
+    } catch (err) {
+      await encoder.close();
+      throw err;
+    }
+    return { config: m, engine, tokenizer, encoder, created: Math.floor(Date.now() / 1000) };
   }
 }

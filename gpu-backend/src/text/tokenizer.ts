@@ -37,10 +37,20 @@ interface AddedTokenJson {
   special?: boolean;
 }
 
+/** A normalizer or pre-tokenizer entry of tokenizer.json (only what the prompt byte bound looks at). */
+interface StepJson {
+  type: string;
+  behavior?: string;
+  normalizers?: StepJson[];
+  pretokenizers?: StepJson[];
+}
+
 interface TokenizerJson {
   model: { type?: string; vocab: Record<string, number> | [string, number][]; byte_fallback?: boolean };
   added_tokens?: AddedTokenJson[];
   decoder?: { type: string; decoders?: { type: string }[] } | null;
+  normalizer?: StepJson | null;
+  pre_tokenizer?: StepJson | null;
 }
 
 type TokenField = string | { content: string } | null | undefined;
@@ -86,6 +96,35 @@ function pickChatTemplate(raw: TokenizerConfigJson['chat_template']): string | n
   return null;
 }
 
+/**
+ * How many times shorter (in UTF-8 bytes) a normalizer can make a text, or null when it may delete text outright.
+ * Unicode normalization and lowercasing shrink by at most 4 (NFKC folds a 4-byte mathematical letter into ASCII;
+ * NFC composes three 3-byte Hangul jamo into one syllable; the Kelvin sign lowercases to `k`).
+ */
+function normalizerShrink(n: StepJson | null | undefined): number | null {
+  if (!n) return 1;
+  if (n.type === 'Sequence') {
+    let f = 1;
+    for (const x of n.normalizers ?? []) {
+      const g = normalizerShrink(x);
+      if (g === null) return null;
+      f *= g;
+    }
+    return f;
+  }
+  if (['NFC', 'NFD', 'NFKC', 'NFKD', 'Lowercase'].includes(n.type)) return 4;
+  if (n.type === 'Prepend') return 1;
+  return null;
+}
+
+/** Whether a pre-tokenizer keeps every byte of its input (splits, never drops). */
+function keepsAllBytes(p: StepJson | null | undefined): boolean {
+  if (!p) return true;
+  if (p.type === 'Sequence') return (p.pretokenizers ?? []).every(keepsAllBytes);
+  if (p.type === 'Split') return p.behavior !== 'Removed';
+  return ['ByteLevel', 'Metaspace', 'Digits', 'Punctuation', 'UnicodeScripts'].includes(p.type);
+}
+
 function usesByteLevel(decoder: TokenizerJson['decoder']): boolean {
   if (!decoder) return false;
   if (decoder.type === 'ByteLevel') return true;
@@ -115,6 +154,9 @@ export class TextTokenizer {
   private readonly specialIds = new Set<number>();
   private readonly template: Template | null;
   private readonly templateTokens: Record<string, string>;
+  /** the normalizer's worst shrink factor, or null when the pipeline may drop text */
+  private readonly shrink: number | null;
+  private bytesPerTokenCache: number | null | undefined;
 
   private constructor(json: TokenizerJson, config: TokenizerConfigJson, source: string) {
     try {
@@ -125,6 +167,7 @@ export class TextTokenizer {
     this.byteLevel = usesByteLevel(json.decoder);
     this.byteLevelOnly = json.decoder?.type === 'ByteLevel';
     this.byteFallback = json.model.byte_fallback === true;
+    this.shrink = keepsAllBytes(json.pre_tokenizer) ? normalizerShrink(json.normalizer) : null;
     let maxId = -1;
     for (const id of this.inner.get_vocab(true).values()) maxId = Math.max(maxId, id);
     this.vocabSize = maxId + 1;
@@ -160,6 +203,21 @@ export class TextTokenizer {
     }
     const config = tokenizerConfigPath === null ? {} : (readJson(tokenizerConfigPath, 'tokenizer_config.json') as TokenizerConfigJson);
     return new TextTokenizer(json, config, tokenizerJsonPath);
+  }
+
+  /**
+   * The most UTF-8 bytes of input one token can stand for: the longest token's bytes times the normalizer's worst
+   * shrink. A text of N bytes then encodes to at least N / this many tokens, so a text longer than
+   * `maxTokens × this` bytes is over `maxTokens` without being tokenized. Null when no such bound holds (a
+   * normalizer or pre-tokenizer that may drop text). Worked out once, on first use.
+   */
+  get maxBytesPerToken(): number | null {
+    if (this.bytesPerTokenCache === undefined) {
+      let longest = 1;
+      for (let id = 0; id < this.vocabSize; id++) longest = Math.max(longest, this.tokenBytes(id).length);
+      this.bytesPerTokenCache = this.shrink === null ? null : longest * this.shrink;
+    }
+    return this.bytesPerTokenCache;
   }
 
   /** Whether `tokenizer_config.json` carried a chat template. */

@@ -121,7 +121,7 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     if (model instanceof ApiError) throw model;
     // parseRequest folds the alias `control` into `lambda`; errors name the field the client actually sent
     const sentControl = (json as { lambda?: unknown; control?: unknown }).lambda == null && (json as { control?: unknown }).control != null;
-    const prep = prepareGeneration(model, req, kind, deps.config.limits, sentControl ? 'control' : 'lambda');
+    const prep = await prepareGeneration(model, req, kind, deps.config.limits, sentControl ? 'control' : 'lambda');
     c.header('x-realign-lambda', String(prep.lambda));
     const started = await startAll(model, prep.jobs, c.req.raw.signal);
     const id = completionId(kind === 'chat' ? 'chatcmpl' : 'cmpl');

@@ -5,11 +5,11 @@ import { checkLogitsAnswerSize, logitsPositionCount } from '../../../../shared/s
 import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
 import type { LogitsResponse, PositionLogprobs } from '../../../../shared/src/responses.ts';
 import type { TopEntry } from '../../engine/protocol.ts';
-import { TokenizerError } from '../../text/tokenizer.ts';
 import { completionId } from '../format.ts';
 import { jsonArrayPieces, piecesStream } from '../json-stream.ts';
 import type { BackendEnv } from '../http-types.ts';
 import { checkLambda } from '../jobs.ts';
+import { encodeChatPrompt, encodePrompt, promptTokenLimit } from '../prompt-tokens.ts';
 import { rejectionError, type GenerateDeps } from './generate.ts';
 
 /** The route handler. */
@@ -33,14 +33,9 @@ export function logitsRoute(deps: GenerateDeps) {
       ids = req.input_ids;
     } else if (req.messages) {
       if (!tok.hasChatTemplate) throw invalidRequest(`model "${model.config.id}" has no chat template; send \`prompt\` or \`input_ids\``, 'messages', 'no_chat_template');
-      try {
-        ids = tok.encodeChat(req.messages, { addGenerationPrompt: req.add_generation_prompt, continueFinalMessage: req.continue_final_message });
-      } catch (err) {
-        if (err instanceof TokenizerError) throw invalidRequest(err.message, 'messages', 'invalid_messages');
-        throw err;
-      }
+      ids = await encodeChatPrompt(model, req.messages, { addGenerationPrompt: req.add_generation_prompt, continueFinalMessage: req.continue_final_message }, promptTokenLimit(model, deps.config.limits));
     } else {
-      ids = tok.encode(req.prompt!);
+      ids = await encodePrompt(model, req.prompt!, 'prompt', promptTokenLimit(model, deps.config.limits));
     }
     const param = req.input_ids ? 'input_ids' : req.messages ? 'messages' : 'prompt';
     if (ids.length === 0) throw invalidRequest(`\`${param}\` encodes to no tokens`, param, 'empty_prompt');
