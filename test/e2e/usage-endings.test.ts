@@ -96,7 +96,7 @@ async function readTextEvents(res: Response, n: number): Promise<number> {
 }
 
 /** Sends raw bytes to the edge and closes the socket after `holdMs` (no answer is awaited). */
-function rawHangUp(bytes: string, holdMs = 100): Promise<string> {
+function rawHangUp(bytes: string, holdMs = 500): Promise<string> {
   const { port } = new URL(edgeUrl);
   return new Promise((resolve) => {
     const socket = connect(Number(port), '127.0.0.1', () => {
@@ -146,7 +146,7 @@ afterAll(async () => {
 }, 60_000);
 
 describe(`usage on every ending, through the edge (seed ${seed})`, () => {
-  // The client hangs up 100 ms after its partial body, once the edge could answer. A client that hangs up while the
+  // The client hangs up 500 ms after its partial body, once the edge could answer. A client that hangs up while the
   // edge still waits for the rest of a body it declared makes wrangler's own dev proxy (ProxyWorker, in front of the
   // worker) fail its fetch and wrangler dev exit, whatever the worker does; see worker/README.md.
   it('truncated bodies and hang-ups do not take the edge down; an oversized declared body gets 413 before it is sent', async () => {
