@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # Prepares .gpu/ (ignored by git) for a CUDA server: the node binary, the benchmark and the CLI bundled to plain
-# JS (ESM) with onnxruntime-node 1.29.0 beside them, and the CUDA 13 provider libraries of onnxruntime 1.29.0
+# JS (ESM) with onnxruntime-node 1.29.0 and koffi beside them, and the CUDA 13 provider libraries of onnxruntime 1.29.0
 # (npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9, Plugins/Linux/x64/). Then splits it into parts.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu/bundle .gpu/providers .gpu/parts
 mkdir -p .gpu/bundle/node_modules/onnxruntime-node/bin/napi-v6/linux .gpu/providers
 npx esbuild bench/gpu/gpu-bench.ts bench/gpu/engine-gpu.ts gpu-backend/src/cli/main.ts gpu-backend/src/engine/worker-main.ts --bundle --platform=node \
-  --format=esm --target=node20 --outdir=.gpu/bundle --entry-names='[name]' --external:onnxruntime-node \
+  --format=esm --target=node20 --outdir=.gpu/bundle --entry-names='[name]' --external:onnxruntime-node --external:koffi \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > .gpu/bundle/package.json
 cp -r node_modules/onnxruntime-common .gpu/bundle/node_modules/
 cp -r node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist node_modules/onnxruntime-node/lib .gpu/bundle/node_modules/onnxruntime-node/
 cp -r node_modules/onnxruntime-node/bin/napi-v6/linux/x64 .gpu/bundle/node_modules/onnxruntime-node/bin/napi-v6/linux/
+# realign's ONNX Runtime binding loads libonnxruntime.so.1 above through koffi: its JS and the linux-x64 native module
+mkdir -p .gpu/bundle/node_modules/koffi/build/koffi
+cp node_modules/koffi/package.json node_modules/koffi/index.js node_modules/koffi/indirect.js .gpu/bundle/node_modules/koffi/
+cp -r node_modules/koffi/build/koffi/linux_x64 .gpu/bundle/node_modules/koffi/build/koffi/
 cp "$(command -v node)" .gpu/node
 pkg=${GPU_PROVIDER_PKG:-/work/gpu-pkg/package}
 if [ ! -d "$pkg" ]; then
