@@ -24,7 +24,8 @@ export interface GraphFiles {
 /** Identifies a spec's inputs: configs, weight files' sizes and times, and the builder version. */
 export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): string {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext }));
+  // `quant` is left out of the JSON when absent, so float graphs keep the keys they had before quantized ones existed
+  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext, quant: spec.quant }));
   for (const ckpt of [spec.model, spec.aligned, spec.reference]) {
     if (!ckpt) {
       h.update('-');
@@ -42,7 +43,8 @@ export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): 
 /** The cache folder of a spec's graph, and whether a complete graph is already there. */
 export function graphDir(spec: GraphSpec, cacheRoot: string, variant: GraphVariant = 'step'): string {
   const suffix = variant === 'step' ? '' : `-${variant}`;
-  return join(cacheRoot, `${spec.mode}${suffix}-${spec.floatType}-${graphCacheKey(spec, variant)}`);
+  const weights = spec.quant ? `${spec.floatType}-int${spec.quant.bits}` : spec.floatType;
+  return join(cacheRoot, `${spec.mode}${suffix}-${weights}-${graphCacheKey(spec, variant)}`);
 }
 
 /** Whether the graph of a spec is in the cache. */

@@ -42,6 +42,8 @@ export class DecoderBuilder {
 
   /** Token embedding lookup: ids int64 [R, S] → [R, S, D]. */
   embed(ids: string, path: string): string {
+    const quantized = this.w.quantized?.embed(this.g, ids, `${path}/embed_tokens/GatherBlockQuantized`);
+    if (quantized) return quantized;
     return this.g.op1('Gather', [this.w.raw(EMBED), ids], { axis: { i: 0 } }, `${path}/embed_tokens/Gather`);
   }
 
@@ -87,9 +89,9 @@ export class DecoderBuilder {
     return this.project(x, this.w.linear(names), biases ? this.w.bias(biases) : null, path);
   }
 
-  /** x·W (+ b) with W and b given as initializers. */
+  /** x·W (+ b) with W and b given as initializers (W a quantized matrix's handle: MatMulNBits, see matmul-nbits.ts). */
   project(x: string, weight: string, bias: string | null, path: string): string {
-    const y = this.g.op1('MatMul', [x, weight], {}, `${path}/MatMul`);
+    const y = this.w.quantized?.matMul(this.g, x, weight, `${path}/MatMulNBits`) ?? this.g.op1('MatMul', [x, weight], {}, `${path}/MatMul`);
     return bias ? this.g.op1('Add', [y, bias], {}, `${path}/BiasAdd`) : y;
   }
 
@@ -137,6 +139,6 @@ export class DecoderBuilder {
   /** Vocabulary projection [.., D] → [.., V]; a tied model stores a transposed copy of its embedding for it. */
   lmHead(x: string, path: string): string {
     const weight = this.cfg.tieWordEmbeddings ? EMBED : LM_HEAD;
-    return this.g.op1('MatMul', [x, this.w.linear([weight])], {}, `${path}/lm_head/MatMul`);
+    return this.project(x, this.w.linear([weight]), null, `${path}/lm_head`);
   }
 }

@@ -29,7 +29,7 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
     const ckpt = spec.model!;
     const cfg = ckpt.config;
     const adapters = spec.mode === 'inra' ? cfg.adapterLayers : 0;
-    const b = new DecoderBuilder(g, new WeightSource(weights, ckpt, ft, ''), cfg);
+    const b = new DecoderBuilder(g, new WeightSource(weights, ckpt, ft, '', spec.quant), cfg);
     const attn: AttentionInputs = { seqlensK: io.seqlensK, totalLength: io.totalLength, ...b.rotaryTables(spec.maxContext) };
     const [layersKv, adapterKv] = io.kv;
     let x = b.embed(io.ids, '/model'); // [R, S, D]
@@ -51,11 +51,11 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
     [cut, g.constant('int64', [Number.MAX_SAFE_INTEGER])],
   ];
   // fusion of distinct checkpoints gets separate weight names; naive-inra shares one set of weights
-  const shared = spec.mode === 'naive-inra' ? new WeightSource(weights, branches[0].ckpt, ft, '') : null;
+  const shared = spec.mode === 'naive-inra' ? new WeightSource(weights, branches[0].ckpt, ft, '', spec.quant) : null;
   const perBranch = branches.map((br, k) => {
     const [start, end] = ranges[k];
     const slice = (v: string, what: string) => g.op1('Slice', [v, start, end, g.constant('int64', [0])], {}, `/split/${br.name}/${what}/Slice`);
-    const w = shared ?? new WeightSource(weights, br.ckpt, ft, `${br.name}/`);
+    const w = shared ?? new WeightSource(weights, br.ckpt, ft, `${br.name}/`, spec.quant);
     return branchLogits(g, new DecoderBuilder(g, w, br.ckpt.config), br.name, br.first, {
       ids: slice(io.ids, 'input_ids'),
       seqlensK: slice(io.seqlensK, 'seqlens_k'),

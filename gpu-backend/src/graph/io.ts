@@ -13,6 +13,7 @@ import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { attentionHeadSize } from './attention-heads.ts';
 import type { Dim, ElemType } from './ir.ts';
+import type { QuantSpec } from './quantize.ts';
 import type { FloatType } from './weights.ts';
 
 /** How the graph is laid out. */
@@ -24,6 +25,8 @@ export interface GraphSpec {
   floatType: FloatType;
   /** largest total sequence length the graph serves (rotary table size) */
   maxContext: number;
+  /** int8/int4 weights (quantize.ts); absent: weights in `floatType` */
+  quant?: QuantSpec;
   /** single, inra, naive-inra: the checkpoint (for inra its config says which layers are adapters) */
   model?: Checkpoint;
   /** fusion: the two checkpoints (same vocabulary) */

@@ -5,7 +5,7 @@
  */
 
 /** Element types used in realign graphs. */
-export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'float64';
+export type ElemType = 'float32' | 'float16' | 'int64' | 'int32' | 'bool' | 'float64' | 'uint8';
 
 /** A dimension: a fixed size or a symbolic name (e.g. 'batch'). */
 export type Dim = number | string;
@@ -60,7 +60,7 @@ export interface OpOptions {
 
 export const MS_DOMAIN = 'com.microsoft';
 
-const TYPE_BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1, float64: 8 };
+const TYPE_BYTES: Record<ElemType, number> = { float32: 4, float16: 2, int64: 8, int32: 4, bool: 1, float64: 8, uint8: 1 };
 
 /** Size in bytes of a tensor of this type and shape. */
 export function tensorBytes(type: ElemType, dims: readonly number[]): number {

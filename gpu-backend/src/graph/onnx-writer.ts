@@ -19,6 +19,7 @@ const ELEM: Record<ElemType, O.TensorProto.DataType> = {
   int32: onnx.TensorProto.DataType.INT32,
   bool: onnx.TensorProto.DataType.BOOL,
   float64: onnx.TensorProto.DataType.DOUBLE,
+  uint8: onnx.TensorProto.DataType.UINT8,
 };
 
 /** Where an external-data model was written, and how big it is. */

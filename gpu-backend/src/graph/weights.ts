@@ -1,6 +1,8 @@
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import { bytesToFloat32, float32ToHalfBits } from '../checkpoint/dtype.ts';
 import type { Graph } from './ir.ts';
+import { QuantizedWeights } from './matmul-nbits.ts';
+import type { QuantSpec } from './quantize.ts';
 
 /** Float type of a graph's weights and activations: float32 on CPU, float16 on CUDA. */
 export type FloatType = 'float32' | 'float16';
@@ -15,6 +17,8 @@ export type Values = Float32Array | Uint16Array;
  */
 export class WeightSource {
   private readonly added = new Map<string, string>();
+  /** with a QuantSpec: the quantized matrices (MatMulNBits) and embedding table (GatherBlockQuantized) */
+  readonly quantized: QuantizedWeights | null;
 
   constructor(
     private readonly graph: Graph,
@@ -22,7 +26,10 @@ export class WeightSource {
     readonly floatType: FloatType,
     /** prefix for initializer names, so that two checkpoints can live in one graph */
     private readonly prefix: string,
-  ) {}
+    quant?: QuantSpec,
+  ) {
+    this.quantized = quant ? new QuantizedWeights(graph, ckpt, floatType, prefix, quant, (name) => this.readFloat32(name)) : null;
+  }
 
   /** A tensor as stored ([out, in] for linear layers). */
   raw(name: string): string {
@@ -35,6 +42,8 @@ export class WeightSource {
    * a MatMul right-hand side [in, Σ out_k].
    */
   linear(names: string[]): string {
+    const matrix = this.quantized?.linear(names);
+    if (matrix) return matrix;
     const entries = names.map((n) => this.ckpt.store.entry(n));
     const nIn = entries[0].shape[1];
     const total = entries.reduce((s, e) => s + e.shape[0], 0);
@@ -75,6 +84,8 @@ export class WeightSource {
    * reader of stored tensors in the graph's float type and the zeroed output of `dims` to fill, when the writer asks.
    */
   derived(key: string, dims: number[], make: (read: (name: string) => Values, out: Values) => void): string {
+    const matrix = dims.length === 2 ? this.quantized?.derived(key, dims, make) : undefined; // 2-D: a MatMul right-hand side
+    if (matrix) return matrix;
     return this.add(key, dims, () => {
       const out = this.alloc(dims.reduce((a, b) => a * b, 1));
       make((name) => this.read(name), out);
@@ -92,6 +103,13 @@ export class WeightSource {
     }
     const f32 = bytesToFloat32(bytes, entry.dtype);
     return this.floatType === 'float32' ? f32 : float32ToHalfBits(f32);
+  }
+
+  /** A stored tensor as float32 (what quantization reads, whatever the graph's float type). */
+  private readFloat32(name: string): Float32Array {
+    const { entry, bytes } = this.ckpt.store.readBytes(name);
+    if (entry.dtype === 'I64') throw new Error(`${entry.file}: tensor "${name}" is I64, expected a float weight`);
+    return bytesToFloat32(bytes, entry.dtype);
   }
 
   private alloc(n: number): Values {

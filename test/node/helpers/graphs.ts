@@ -3,6 +3,7 @@ import { openCheckpoint, type Checkpoint } from '../../../gpu-backend/src/checkp
 import { ensureGraph } from '../../../gpu-backend/src/graph/build.ts';
 import type { GraphSpec } from '../../../gpu-backend/src/graph/model-graph.ts';
 import type { GraphMode } from '../../../gpu-backend/src/graph/model-graph.ts';
+import type { QuantSpec } from '../../../gpu-backend/src/graph/quantize.ts';
 import { GraphRunner } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { RowAllocator, branchesFor, type RowHandle } from '../../../gpu-backend/src/engine/rows.ts';
 import { ModelSession } from '../../../gpu-backend/src/ort/session.ts';
@@ -15,10 +16,10 @@ export interface TestGraph {
   vocab: number;
 }
 
-/** Builds and opens a float32 CPU graph. */
-export async function openGraph(mode: GraphMode, ckpts: { model?: string; aligned?: string; reference?: string; inra?: number }, maxContext = 128, withLoop = false): Promise<TestGraph> {
+/** Builds and opens a float32 CPU graph (with `quant`: int8/int4 weights in it). */
+export async function openGraph(mode: GraphMode, ckpts: { model?: string; aligned?: string; reference?: string; inra?: number }, maxContext = 128, withLoop = false, quant?: QuantSpec): Promise<TestGraph> {
   const open = (d?: string): Checkpoint | undefined => (d ? openCheckpoint(d, ckpts.inra ? { inraAdapterLayers: ckpts.inra } : {}) : undefined);
-  const spec: GraphSpec = { mode, floatType: 'float32', maxContext, model: open(ckpts.model), aligned: open(ckpts.aligned), reference: open(ckpts.reference) };
+  const spec: GraphSpec = { mode, floatType: 'float32', maxContext, model: open(ckpts.model), aligned: open(ckpts.aligned), reference: open(ckpts.reference), quant };
   const cache = tempDir('realign-graph-');
   const files = ensureGraph(spec, cache);
   const session = await ModelSession.open(files.modelPath, { device: 'cpu', threads: 1 });
