@@ -17,7 +17,8 @@ export type RawMutation =
   | { kind: 'request-line'; line: string }
   | { kind: 'header'; line: string }
   | { kind: 'bare-lf' }
-  | { kind: 'pipelined' };
+  | { kind: 'pipelined' }
+  | { kind: 'no-host' };
 
 /** One raw mutation. */
 export function rawMutation(): fc.Arbitrary<RawMutation> {
@@ -30,10 +31,31 @@ export function rawMutation(): fc.Arbitrary<RawMutation> {
     fc.record({ kind: fc.constant('double-length' as const), second: fc.integer({ min: 0, max: 100 }) }),
     fc.record({ kind: fc.constant('chunked' as const), chunk: fc.constantFrom('5\r\nhello\r\n0\r\n\r\n', 'zz\r\nx\r\n0\r\n\r\n', 'ffffffffffffffff\r\n', '3\r\nabcdef\r\n0\r\n\r\n', '0\r\n', '1;ext=x\r\n{\r\n0\r\n\r\n') }),
     fc.record({ kind: fc.constant('request-line' as const), line: fc.constantFrom('POST /v1/completions HTTP/1.0', 'POST /v1/completions HTTP/2.0', 'POST  /v1/completions HTTP/1.1', 'P@ST /v1/completions HTTP/1.1', 'POST /v1/completions', 'POST http://evil/v1/completions HTTP/1.1', 'POST * HTTP/1.1', 'POST /v1/completions\u0000 HTTP/1.1', 'GET /%ff%fe HTTP/1.1', 'CONNECT 127.0.0.1:1 HTTP/1.1') }),
-    fc.record({ kind: fc.constant('header' as const), line: fc.constantFrom('X-Bad Header: 1', 'Content-Type: application/json\r\nContent-Type: text/plain', ': empty-name', 'X-Long: ' + 'a'.repeat(20_000), 'Transfer-Encoding: gzip', 'Transfer-Encoding: chunked, identity', 'Host: a\r\nHost: b', 'Expect: 100-continue', 'Content-Encoding: gzip', 'X-Null: \u0000', 'Folded: a\r\n continued') }),
+    fc.record({ kind: fc.constant('header' as const), line: fc.constantFrom('X-Bad Header: 1', 'Content-Type: application/json\r\nContent-Type: text/plain', ': empty-name', 'X-Long: ' + 'a'.repeat(20_000), 'Transfer-Encoding: gzip', 'Transfer-Encoding: chunked, identity', 'Host: a\r\nHost: b', 'Expect: 100-continue', 'Expect: 200-ok', 'Content-Encoding: gzip', 'X-Null: \u0000', 'Folded: a\r\n continued') }),
     fc.constant({ kind: 'bare-lf' as const }),
     fc.constant({ kind: 'pipelined' as const }),
+    fc.constant({ kind: 'no-host' as const }),
   );
+}
+
+/**
+ * Requests a server must answer (with the error JSON and a closed connection) while the client keeps its side open
+ * and never sends more: what Node would otherwise answer with a bare status line, drop, or wait on.
+ * `auth` is a valid credential header line.
+ */
+export function stalledRequests(auth: string, path = '/v1/completions'): { name: string; bytes: Buffer }[] {
+  const cases: [string, string][] = [
+    ['CONNECT', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n'],
+    ['no Host', `GET /v1/models HTTP/1.1\r\n${auth}\r\n\r\n`],
+    ['Expect: 200-ok', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`],
+    ['100-continue over the body limit', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n`],
+    ['chunk size 2^64-1, no data', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n`],
+    ['declared body never sent, no credentials', `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n`],
+    ['declared body never sent, wrong bearer', `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 1000\r\n\r\n`],
+    ['declared body never sent, malformed signature', `POST ${path} HTTP/1.1\r\nHost: x\r\nx-realign-timestamp: soon\r\nx-realign-nonce: abcdefgh12\r\nx-realign-signature: v1=zz\r\nContent-Length: 1000\r\n\r\n`],
+    ['declared body never sent, valid bearer', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Length: 1000\r\n\r\n{"model":`],
+  ];
+  return cases.map(([name, text]) => ({ name, bytes: Buffer.from(text, 'latin1') }));
 }
 
 /** The raw bytes of a request with `headers` and `body`, broken by `m`. */
@@ -63,6 +85,7 @@ export function rawRequest(method: string, path: string, headers: Record<string,
       break;
   }
   if (length !== null) head.unshift(`Content-Length: ${length}`);
+  if (m.kind === 'no-host') head.splice(head.indexOf('Host: 127.0.0.1'), 1);
   const eol = m.kind === 'bare-lf' ? '\n' : '\r\n';
   let bytes = Buffer.concat([Buffer.from(`${line}${eol}${head.join(eol)}${eol}${eol}`, 'latin1'), payload]);
   if (m.kind === 'pipelined') bytes = Buffer.concat([bytes, bytes]);

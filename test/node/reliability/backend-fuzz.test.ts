@@ -11,7 +11,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
-import { rawMutation, rawRequest, sendRaw } from '../../fuzz/raw-http.ts';
+import { LOGITS_ENTRY_WIRE_BYTES } from '../../../shared/src/logits-bounds.ts';
+import { rawMutation, rawRequest, sendRaw, stalledRequests } from '../../fuzz/raw-http.ts';
 import { fuzzCase, validBody, type AuthMode, type FuzzCase, type Route } from '../../fuzz/requests.ts';
 import { describeViolations, errorBodyProblems, judge, newTally, runPool, summary } from '../../fuzz/verdict.ts';
 import { startTestBackend, TEST_SECRET, TEST_TOKEN } from '../helpers/backend.ts';
@@ -21,7 +22,7 @@ import { cleanupTempDirs, testSeed } from '../helpers/models.ts';
 const SCALE = Math.max(0.1, Number(process.env.REALIGN_FUZZ_SCALE ?? '1') || 1);
 const SEED = process.env.REALIGN_FUZZ_SEED ? Number(process.env.REALIGN_FUZZ_SEED) : testSeed();
 const DEADLINE_MS = 15_000;
-const LIMITS = { max_body_bytes: 16 * 1024, max_tokens: 8, default_max_tokens: 4, max_n: 2, max_stop: 4, max_prompt_tokens: 48 };
+const LIMITS = { max_body_bytes: 16 * 1024, max_tokens: 8, default_max_tokens: 4, max_n: 2, max_stop: 4, max_prompt_tokens: 48, max_logits_entries: 2000, body_timeout_ms: 1000 };
 let backend: RunningBackend;
 
 beforeAll(async () => {
@@ -128,6 +129,87 @@ describe(`fuzzing the backend (seed ${SEED})`, () => {
     expect(problems.slice(0, 5), `${problems.length} problems`).toEqual([]);
     const ok = await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers, body });
     expect(ok.status).toBe(200);
+    await expectEnginesIdle();
+  });
+
+  it('malformed HTTP on an open connection: every case answered with the error JSON and closed, promptly', { timeout: 120_000 }, async () => {
+    const cases = stalledRequests(`Authorization: Bearer ${TEST_TOKEN}`);
+    const counts: Record<string, number> = {};
+    const problems: string[] = [];
+    // the client never half-closes: a server that waits for more would hold the connection to the deadline
+    const limitMs = LIMITS.body_timeout_ms + 2_000;
+    await runPool([...cases, ...cases, ...cases], 6, async (c) => {
+      const started = performance.now();
+      const outcome = await sendRaw(backend.port, c.bytes, 60_000, limitMs);
+      const ms = performance.now() - started;
+      const r = outcome.responses[0];
+      const key = `${c.name} → ${r ? r.status : 'no answer'}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+      if (!r) problems.push(`${c.name}: no answer in ${Math.round(ms)} ms`);
+      else if (r.status >= 500) problems.push(`${c.name}: ${r.status}`);
+      else problems.push(...errorBodyProblems(r.status, r.contentType, r.body).map((p) => `${c.name}: ${p}`));
+      if (!outcome.closed) problems.push(`${c.name}: connection still open after ${limitMs} ms`);
+    });
+    console.log(`[fuzz backend malformed HTTP] tried=${cases.length * 3} outcomes ${JSON.stringify(counts)}`);
+    expect(problems.slice(0, 5), `${problems.length} problems`).toEqual([]);
+    expect((await fetch(`${backend.url}/healthz`)).status).toBe(200);
+  });
+
+  it('size amplification: requests whose answer or work could blow up get a bounded answer in bounded time, and the server keeps answering', { timeout: 300_000 }, async () => {
+    // size: 'max' — fast-check's bias towards small arrays would rarely reach the sizes this class is about
+    const lambdas = fc.array(fc.double({ min: -1, max: 2, noNaN: true }), { minLength: 1, maxLength: 32, size: 'max' });
+    const ids = fc.array(fc.integer({ min: 3, max: 200 }), { minLength: 1, maxLength: 66, size: 'max' });
+    const top = fc.oneof(fc.integer({ min: 1, max: 100 }), fc.constant(100));
+    const longText = fc.integer({ min: 1, max: 20_000 }).map((n) => 'amplify '.repeat(Math.ceil(n / 8)).slice(0, n));
+    const model = fc.constantFrom('inra', 'plain');
+    const cases = fc.sample(
+      fc.oneof(
+        fc.record({ kind: fc.constant('logits'), body: fc.record({ model: fc.constant('inra'), input_ids: ids, positions: fc.constantFrom('all', 'last'), lambdas, top_logprobs: top, include_branches: fc.boolean() }) }),
+        fc.record({ kind: fc.constant('logits'), body: fc.record({ model, prompt: longText, positions: fc.constantFrom('all', 'last'), top_logprobs: fc.integer({ min: 1, max: 100 }) }) }),
+        fc.record({ kind: fc.constant('completions'), body: fc.record({ model, prompt: fc.oneof(fc.constant('go'), longText, fc.array(fc.constant('go'), { maxLength: 40 })), n: fc.integer({ min: 1, max: 64 }), max_tokens: fc.oneof(fc.integer({ min: 1, max: 8 }), fc.integer({ min: 9, max: 2 ** 31 })), logprobs: fc.integer({ min: 0, max: 20 }) }) }),
+        fc.record({ kind: fc.constant('chat'), body: fc.record({ model, messages: fc.array(fc.record({ role: fc.constant('user'), content: longText }), { minLength: 1, maxLength: 3 }), n: fc.integer({ min: 1, max: 4 }), max_tokens: fc.integer({ min: 1, max: 16 }), logprobs: fc.constant(true), top_logprobs: fc.integer({ min: 0, max: 20 }) }) }),
+        fc.record({ kind: fc.constant('completions'), body: fc.record({ model, prompt: fc.constant('go'), max_tokens: fc.constant(4), stop: fc.array(fc.string({ minLength: 1, maxLength: 400 }), { minLength: 1, maxLength: 200 }) }) }),
+        fc.record({ kind: fc.constant('completions'), body: fc.record({ model, prompt: fc.constant('go'), max_tokens: fc.constant(4), logit_bias: fc.dictionary(fc.integer({ min: 0, max: 5000 }).map(String), fc.integer({ min: -100, max: 100 }), { maxKeys: 2000 }) }) }),
+      ),
+      { numRuns: Math.round(300 * SCALE), seed: SEED + 3 },
+    );
+    const path = { logits: '/v1/logits', completions: '/v1/completions', chat: '/v1/chat/completions' } as const;
+    /** The largest answer a request may get under LIMITS (a generous envelope around the bounded parts). */
+    const envelope = (kind: keyof typeof path) =>
+      kind === 'logits' ? 8_192 + LIMITS.max_prompt_tokens * 8 + LIMITS.max_logits_entries * LOGITS_ENTRY_WIRE_BYTES : 8_192 + LIMITS.max_n * 4 * LIMITS.max_tokens * 21 * 200;
+    const byOutcome: Record<string, number> = {};
+    const problems: string[] = [];
+    let largest = 0;
+    let slowest = 0;
+    const limitMs = 10_000;
+    await runPool(cases, 4, async (c) => {
+      const started = performance.now();
+      const text = JSON.stringify(c.body);
+      let res: Response;
+      try {
+        res = await fetch(backend.url + path[c.kind as keyof typeof path], { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body: text, signal: AbortSignal.timeout(limitMs) });
+      } catch (err) {
+        problems.push(`${c.kind} ${text.slice(0, 120)}: ${(err as Error).message}`);
+        return;
+      }
+      const answer = await res.text();
+      const ms = performance.now() - started;
+      slowest = Math.max(slowest, ms);
+      largest = Math.max(largest, answer.length);
+      const code = res.status >= 400 ? ((JSON.parse(answer) as { error?: { code?: string } }).error?.code ?? 'null') : '';
+      const key = `${c.kind} ${res.status}${code ? ` ${code}` : ''}`;
+      byOutcome[key] = (byOutcome[key] ?? 0) + 1;
+      if (res.status >= 500) problems.push(`${key}: ${text.slice(0, 120)}`);
+      if (res.status >= 400) problems.push(...errorBodyProblems(res.status, res.headers.get('content-type') ?? '', answer).map((p) => `${key}: ${p}`));
+      if (answer.length > envelope(c.kind as keyof typeof path)) problems.push(`${key}: ${answer.length} bytes of answer (envelope ${envelope(c.kind as keyof typeof path)}) for ${text.slice(0, 120)}`);
+      if (ms > limitMs) problems.push(`${key}: ${Math.round(ms)} ms`);
+    });
+    const health = performance.now();
+    expect((await fetch(`${backend.url}/healthz`)).status).toBe(200);
+    const healthMs = performance.now() - health;
+    console.log(`[fuzz backend size amplification] seed=${SEED + 3} tried=${cases.length} outcomes ${JSON.stringify(byOutcome)} largest answer ${largest} B, slowest ${Math.round(slowest)} ms, /healthz after ${Math.round(healthMs)} ms`);
+    expect(problems.slice(0, 5), `${problems.length} problems`).toEqual([]);
+    expect(healthMs).toBeLessThan(2_000);
     await expectEnginesIdle();
   });
 });
