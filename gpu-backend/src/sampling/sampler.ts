@@ -111,8 +111,32 @@ export class SequenceSampler {
     }
   }
 
-  /** Chooses the next token from one row of blended logits `[V]` (not modified) and records it. */
-  next(logits: Float32Array): SampleResult {
+  /** Whether this sequence draws a random number per token (temperature > 0 with a finite 1 / T); greedy ones draw none. */
+  get sampled(): boolean {
+    const t = this.params.temperature;
+    return t > 0 && Number.isFinite(1 / t);
+  }
+
+  /**
+   * The uniform number the next sampled token is drawn with, taken from this sequence's stream (null, and nothing
+   * consumed, for greedy sequences). For sampling elsewhere (on the device) with the same stream: hand it to the
+   * device, and if the device defers, to `next(logits, u)`; `next(logits)` ≡ `next(logits, drawUniform())`.
+   */
+  drawUniform(): number | null {
+    return this.sampled ? this.rng.nextFloat() : null;
+  }
+
+  /** Records a token chosen elsewhere (on the device) for the penalties of later steps, as `next` does. */
+  record(token: number): void {
+    this.seen.add(token);
+    this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+  }
+
+  /**
+   * Chooses the next token from one row of blended logits `[V]` (not modified) and records it. With `uniform` (from
+   * `drawUniform()`), a sampled sequence draws with that number instead of taking the next one from its stream.
+   */
+  next(logits: Float32Array, uniform?: number | null): SampleResult {
     const vocab = logits.length;
     const z = this.process(logits);
     let best = -1;
@@ -130,12 +154,12 @@ export class SequenceSampler {
     // logprobs use T = 1: the blended distribution as the model gives it, the one greedy takes the argmax of.
     // A temperature so small that 1 / T overflows (below ~5.6e-309) is greedy too: its distribution is one-hot on
     // the argmax, and dividing by it would weigh the best token 0·∞ = NaN.
-    const sampled = p.temperature > 0 && Number.isFinite(1 / p.temperature);
+    const sampled = this.sampled;
     const invT = sampled ? 1 / p.temperature : 1;
     let sum = -1;
     let token = best;
     if (sampled) {
-      const u = this.rng.nextFloat();
+      const u = uniform ?? this.rng.nextFloat();
       const topK = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
       if (topK > 0) token = drawTopK(z, vocab, max, invT, topK, p.top_p, p.min_p, u);
       else if (p.top_p < 1) [token, sum] = drawNucleus(z, vocab, max, invT, p.top_p, p.min_p, u);
@@ -158,8 +182,7 @@ export class SequenceSampler {
         result.top = Array.from(top.subarray(0, n), (id) => ({ token: id, logprob: (z[id] - max) * invT - logZ }));
       }
     }
-    this.seen.add(token);
-    this.counts.set(token, (this.counts.get(token) ?? 0) + 1);
+    this.record(token);
     return result;
   }
 
