@@ -15,7 +15,7 @@ import { join, resolve } from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
 import { graphCacheDir } from '../gpu-backend/src/cache-dir.ts';
 import { readModelConfig } from '../gpu-backend/src/checkpoint/config.ts';
-import { finite, port } from '../gpu-backend/src/cli/args.ts';
+import { blockSize, finite, port } from '../gpu-backend/src/cli/args.ts';
 import { checkRevisionUse, resolveModelArg } from '../gpu-backend/src/cli/model-arg.ts';
 import { UsageError } from '../gpu-backend/src/cli/usage-error.ts';
 import { defaultModel } from './default-model.ts';
@@ -36,6 +36,8 @@ interface StartValues {
   backendPort: number;
   lambda?: number;
   device: string;
+  weights?: string;
+  blockSize?: number;
   stateDir: string;
   verbose?: boolean;
 }
@@ -92,6 +94,8 @@ function program(): Command {
     .option('--backend-port <port>', "the backend's port (another free one when taken)", port, 8000)
     .option('--lambda <λ>', 'the default λ (default: 0.5 for InRa and fusion, 1 for a plain model)', finite)
     .addOption(new Option('--device <device>', 'auto picks CUDA when its provider libraries load, else CPU').choices(['auto', 'cpu', 'cuda']).default('auto'))
+    .addOption(new Option('--weights <format>', 'weight format of the graph: int8/int4 quantize blockwise (default: float32 on CPU, float16 on CUDA)').choices(['float32', 'float16', 'int8', 'int4']))
+    .option('--block-size <n>', 'int8/int4: weights per quantization block, a power of two ≥ 16 (default: 32)', blockSize)
     .option('--state-dir <dir>', 'local D1, configs, logs, dev.json', join(ROOT, '.realign', 'dev'))
     .option('--verbose', "print the backend's and wrangler's logs here as well (they always go to files in <state dir>/logs)")
     .addHelpText('after', `\nGraphs are built once into ${graphCacheDir()} (REALIGN_CACHE or REALIGN_GRAPH_CACHE move it) and reused.`);
@@ -100,6 +104,7 @@ function program(): Command {
 /** The model entry of models.json for the options, and a line saying what it is. */
 async function chooseModel(o: StartValues): Promise<{ entry: Record<string, unknown>; note: string }> {
   checkRevisionUse([o.model, o.reference, o.aligned], o.revision);
+  if (o.blockSize !== undefined && o.weights !== 'int8' && o.weights !== 'int4') throw new UsageError('--block-size needs --weights int8 or int4');
   if (o.reference || o.aligned) {
     if (!o.reference || !o.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (o.model) throw new UsageError('give either --model or --reference/--aligned, not both');
@@ -176,7 +181,7 @@ async function main(argv: string[]): Promise<void> {
   log(`model ${o.modelId}: ${note}; graphs in ${graphCacheDir()} (built on the first start, reused after)`);
   const sys = await startSystem({
     stateDir,
-    backends: [{ port: o.backendPort, models: [{ id: o.modelId, ...entry, default_lambda: defaultLambda, lambda_range: [-1, 2], device: o.device }] }],
+    backends: [{ port: o.backendPort, models: [{ id: o.modelId, ...entry, default_lambda: defaultLambda, lambda_range: [-1, 2], device: o.device, weights: o.weights, block_size: o.blockSize }] }],
     edgePort: o.port,
     models: [{ id: o.modelId, defaultLambda }],
     graphCache: graphCacheDir(),

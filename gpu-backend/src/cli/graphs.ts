@@ -5,6 +5,7 @@
  */
 import { defaultGraphCache, ensureGraph, graphCached, type GraphVariant } from '../graph/build.ts';
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
+import { graphWeights, weightsLabel } from '../graph/quantize.ts';
 import { chooseDevice, openSource, type ModelSource } from '../engine/model-loader.ts';
 import type { Device } from '../ort/session.ts';
 import { note, ProgressBar } from './progress.ts';
@@ -30,10 +31,10 @@ export async function prepareGraphs(source: ModelSource, requested: Device | 'au
   const { device, reason } = await chooseDevice(requested);
   const graphCache = defaultGraphCache();
   const maxContext = Math.min(8192, main.config.maxPositions);
-  const floatType = device === 'cuda' ? 'float16' : 'float32';
+  const weights = graphWeights(source.weights, device);
   for (const variant of variants(device)) {
-    const spec = { mode: source.mode, floatType, maxContext, ...ckpts } as const;
-    const label = `graph ${source.mode}${variant === 'step' ? '' : ` ${variant}`} (${floatType}, context ${maxContext})`;
+    const spec = { mode: source.mode, ...weights, maxContext, ...ckpts } as const;
+    const label = `graph ${source.mode}${variant === 'step' ? '' : ` ${variant}`} (${weightsLabel(weights.floatType, weights.quant)}, context ${maxContext})`;
     if (graphCached(spec, graphCache, variant)) {
       note(`${label}: cached in ${graphCache}`);
       continue;

@@ -6,6 +6,7 @@ import { openCheckpoint, eosTokenIds, type Checkpoint } from '../checkpoint/chec
 import { CheckpointError } from '../checkpoint/errors.ts';
 import { defaultGraphCache, ensureGraph } from '../graph/build.ts';
 import type { GraphMode, GraphSpec } from '../graph/model-graph.ts';
+import { graphWeights, type WeightOptions } from '../graph/quantize.ts';
 import { ModelSession, probeCuda, type Device } from '../ort/session.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { GraphRunner } from './graph-runner.ts';
@@ -20,6 +21,8 @@ export interface ModelSource {
   reference?: string;
   /** for checkpoints of the original InRa release, which carry no marker: how many bottom layers are adapters */
   inraAdapterLayers?: number;
+  /** weight format of the graphs (default: the device's float type) */
+  weights?: WeightOptions;
 }
 
 /** Where and how to run it. */
@@ -84,7 +87,7 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
   const maxContext = Math.min(opts.maxContext ?? 8192, main.config.maxPositions);
   const spec: GraphSpec = {
     mode: opts.naive && source.mode === 'inra' ? 'naive-inra' : source.mode,
-    floatType: device === 'cuda' ? 'float16' : 'float32',
+    ...graphWeights(source.weights, device),
     maxContext,
     ...ckpts,
   };

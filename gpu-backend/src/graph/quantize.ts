@@ -136,3 +136,35 @@ export function dequantizeRows(q: QuantizedRows): Float32Array {
 export function roundTrip(w: ArrayLike<number>, N: number, K: number, bits: 4 | 8, blockSize: number): Float32Array {
   return dequantizeRows(quantizeRows(w, N, K, bits, blockSize));
 }
+
+/** A model's weight format as configured (models.json `weights`, `--weights`), before the device is known. */
+export interface WeightOptions {
+  format: WeightFormat;
+  /** int8/int4: weights per block (default 32) */
+  blockSize?: number;
+  /** int8/int4: parts kept in the graph's float type */
+  keepFloat?: ('lm_head' | 'embedding' | 'adapter')[];
+  /** int8/int4: MatMulNBits accuracy_level (default 0: activations stay float) */
+  accuracyLevel?: 0 | 4;
+}
+
+/**
+ * The float type and quantization of a graph for configured weights on a device. Without a format the device
+ * decides (float32 on the CPU, float16 on CUDA); int8/int4 keep the device's float type for activations and scales.
+ */
+export function graphWeights(weights: WeightOptions | undefined, device: 'cpu' | 'cuda'): { floatType: 'float32' | 'float16'; quant?: QuantSpec } {
+  const deviceFloat = device === 'cuda' ? 'float16' : 'float32';
+  if (!weights) return { floatType: deviceFloat };
+  if (weights.format === 'float32' || weights.format === 'float16') return { floatType: weights.format };
+  const keep = new Set(weights.keepFloat ?? []);
+  const quant: QuantSpec = { bits: formatBits(weights.format)!, blockSize: checkBlockSize(weights.blockSize ?? DEFAULT_BLOCK_SIZE), accuracyLevel: weights.accuracyLevel ?? 0 };
+  if (keep.has('lm_head')) quant.floatLmHead = true;
+  if (keep.has('embedding')) quant.floatEmbedding = true;
+  if (keep.has('adapter')) quant.floatAdapter = true;
+  return { floatType: deviceFloat, quant };
+}
+
+/** How a graph's weights read in logs and folder names: float32, float16, int8 (float32, block 32) … */
+export function weightsLabel(floatType: 'float32' | 'float16', quant?: QuantSpec): string {
+  return quant ? `int${quant.bits}, ${floatType} scales, block ${quant.blockSize}` : floatType;
+}

@@ -34,6 +34,12 @@ const modelSchema = z
     max_prefill_tokens: z.number().int().positive().default(1 << 14),
     /** greedy decode steps per run when every running sequence is greedy; unset: 16 on CUDA, 0 on CPU */
     decode_loop_steps: z.number().int().nonnegative().optional(),
+    /** weight format of the graphs (graph/quantize.ts); unset: float32 on CPU, float16 on CUDA */
+    weights: z.enum(['float32', 'float16', 'int8', 'int4']).optional(),
+    /** int8/int4: weights per quantization block (a power of two ≥ 16; default 32) */
+    block_size: z.number().int().min(16).refine((n) => (n & (n - 1)) === 0, 'block_size must be a power of two').optional(),
+    /** int8/int4: parts kept in float */
+    keep_float: z.array(z.enum(['lm_head', 'embedding', 'adapter'])).optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
@@ -41,6 +47,7 @@ const modelSchema = z
     if (m.mode !== 'fusion' && !m.model) ctx.addIssue({ code: 'custom', message: `${m.mode} models need a "model" path` });
     if (m.lambda_range[0] > m.lambda_range[1]) ctx.addIssue({ code: 'custom', message: 'lambda_range must be [min, max] with min ≤ max' });
     if (m.default_lambda < m.lambda_range[0] || m.default_lambda > m.lambda_range[1]) ctx.addIssue({ code: 'custom', message: 'default_lambda must lie in lambda_range' });
+    if ((m.block_size !== undefined || m.keep_float) && m.weights !== 'int8' && m.weights !== 'int4') ctx.addIssue({ code: 'custom', message: 'block_size and keep_float need "weights": "int8" or "int4"' });
   });
 
 const configSchema = z
@@ -144,9 +151,10 @@ export async function loadServerConfig(file: string, hub: ResolveOptions = { onP
 
 /** The engine source of a model config. */
 export function modelSource(m: ModelConfig): ModelSource {
+  const weights = m.weights ? { format: m.weights, blockSize: m.block_size, keepFloat: m.keep_float } : undefined;
   return m.mode === 'fusion'
-    ? { mode: 'fusion', aligned: m.aligned, reference: m.reference }
-    : { mode: m.mode, model: m.model, inraAdapterLayers: m.inra_adapter_layers };
+    ? { mode: 'fusion', aligned: m.aligned, reference: m.reference, weights }
+    : { mode: m.mode, model: m.model, inraAdapterLayers: m.inra_adapter_layers, weights };
 }
 
 /** The engine limits of a model config. */

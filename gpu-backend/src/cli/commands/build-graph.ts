@@ -19,7 +19,10 @@ export function register(program: Command): void {
       const maxContext = o.maxContext ?? Math.min(8192, main.config.maxPositions);
       const bar = new ProgressBar('build-graph');
       const mode = o.naive ? 'naive-inra' : source.mode;
-      const files = ensureGraph({ mode, floatType: o.float === 'f16' ? 'float16' : 'float32', maxContext, ...ckpts }, o.out, (d, t) => bar.update(d, t));
+      const { graphWeights } = await import('../../graph/quantize.ts');
+      // --float picks the float type (f16: as on CUDA); --weights float32/float16 sets it, int8/int4 quantize on top of it
+      const weights = graphWeights(source.weights, o.float === 'f16' ? 'cuda' : 'cpu');
+      const files = ensureGraph({ mode, ...weights, maxContext, ...ckpts }, o.out, (d, t) => bar.update(d, t));
       const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
       process.stdout.write(`${JSON.stringify({ dir: files.dir, built: files.built, buildMs: Math.round(files.buildMs), peakRssMb })}\n`);
     });
