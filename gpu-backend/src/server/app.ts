@@ -4,13 +4,14 @@
  */
 import { Hono } from 'hono';
 import type { Logger } from 'pino';
+import { allowedMethods, methodNotAllowed } from '../../../shared/src/allowed-methods.ts';
 import { ApiError, notFound, serviceUnavailable, toApiError } from '../../../shared/src/errors.ts';
 import { authenticate, type AuthOptions } from './auth.ts';
 import { readBody } from './body.ts';
 import type { ServerConfig } from './config.ts';
 import type { BackendEnv } from './http-types.ts';
 import type { BackendMetrics } from './metrics.ts';
-import type { ModelRegistry } from './registry.ts';
+import type { ModelRegistry, ServedModel } from './registry.ts';
 import { generationRoute } from './routes/generate.ts';
 import { logitsRoute } from './routes/logits.ts';
 import { ledgerRoute, UsageLedger } from './usage-ledger.ts';
@@ -64,11 +65,8 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname;
-    const allowed = [...new Set(app.routes.filter((r) => r.path === path && r.method !== 'ALL').map((r) => r.method))];
-    if (allowed.length > 0) {
-      const e = new ApiError(405, `${c.req.method} is not allowed on ${path}; use ${allowed.join(' or ')}`, { type: 'invalid_request_error', code: 'method_not_allowed' });
-      return c.json(e.toBody(), 405, { allow: allowed.join(', ') });
-    }
+    const allowed = allowedMethods(app.routes, path);
+    if (allowed.length > 0) return c.json(methodNotAllowed(c.req.method, path, allowed).toBody(), 405, { allow: allowed.join(', ') });
     const e = notFound(`no route ${c.req.method} ${path}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`, 'unknown_route');
     return c.json(e.toBody(), 404);
   });
@@ -91,7 +89,7 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     auth.afterBody,
   ] as const;
 
-  app.get('/metrics', ...guard, (c) => {
+  app.get('/metrics', ...guard, async (c) => {
     for (const m of registry.models()) {
       const s = m.engine.stats;
       if (!s) continue;
@@ -102,23 +100,26 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
       metrics.kvUsed.set(l, s.kvTokensUsed);
       metrics.kvBudget.set(l, s.kvTokensBudget);
       metrics.kvBytes.set(l, s.kvBytesAllocated);
-      metrics.forwardPasses.set(l, s.forwardPasses);
+      metrics.forwardPassesSoFar(m.config.id, s.forwardPasses);
     }
-    return c.text(metrics.render(), 200, { 'content-type': 'text/plain; version=0.0.4' });
+    return c.text(await metrics.render(), 200, { 'content-type': metrics.contentType });
   });
 
-  app.get('/v1/models', ...guard, (c) =>
-    c.json({
-      object: 'list',
-      data: registry.models().map((m) => ({
-        id: m.config.id,
-        object: 'model',
-        created: m.created,
-        owned_by: 'realign',
-        realign: { mode: m.config.mode, default_lambda: m.config.default_lambda, lambda_range: m.config.lambda_range, max_context: m.engine.info.maxContext, device: m.engine.info.device },
-      })),
-    }),
-  );
+  const modelObject = (m: ServedModel) => ({
+    id: m.config.id,
+    object: 'model',
+    created: m.created,
+    owned_by: 'realign',
+    realign: { mode: m.config.mode, default_lambda: m.config.default_lambda, lambda_range: m.config.lambda_range, max_context: m.engine.info.maxContext, device: m.engine.info.device },
+  });
+  app.get('/v1/models', ...guard, (c) => c.json({ object: 'list', data: registry.models().map(modelObject) }));
+  // OpenAI's `models.retrieve`: one model object (ids may hold `/`, as Hugging Face ids do); 404 for an unknown id,
+  // 503 while it loads or when it failed
+  app.get('/v1/models/:model{.+}', ...guard, (c) => {
+    const m = registry.get(c.req.param('model'));
+    if (m instanceof ApiError) throw m;
+    return c.json(modelObject(m));
+  });
 
   const ledger = new UsageLedger(metrics);
   const genDeps = { registry, config: deps.config, metrics, ledger };

@@ -86,9 +86,9 @@ export async function prepareGeneration(
   for (const [key] of Object.entries(req.logit_bias ?? {})) {
     if (Number(key) >= vocab) throw invalidRequest(`\`logit_bias\` names token id ${key}, but the vocabulary has ${vocab} tokens`, 'logit_bias', 'invalid_token_id');
   }
-  for (const id of req.stop_token_ids ?? []) {
-    if (id >= vocab) throw invalidRequest(`\`stop_token_ids\` names token id ${id}, but the vocabulary has ${vocab} tokens`, 'stop_token_ids', 'invalid_token_id');
-  }
+  // a stop id outside the vocabulary can never be generated: accepted and dropped (as vLLM does), so a client
+  // written for another model (e.g. Qwen's 151643) works unchanged
+  const stopTokenIds = (req.stop_token_ids ?? []).filter((id) => id < vocab);
   const sent = kind === 'chat' ? null : (req as CompletionRequest).prompt;
   const promptCount = Array.isArray(sent) && sent.length > 0 && typeof sent[0] !== 'number' ? sent.length : 1;
   if (promptCount * n > limits.max_n * 4) throw invalidRequest(`${promptCount} prompts × n=${n} is too many choices; send at most ${limits.max_n * 4}`, 'prompt', 'too_many_choices');
@@ -133,7 +133,7 @@ export async function prepareGeneration(
         params,
         maxTokens,
         stop,
-        stopTokenIds: req.stop_token_ids ?? [],
+        stopTokenIds,
         ignoreEos: false,
         skipSpecialTokens: req.skip_special_tokens ?? true,
         stream: i,

@@ -33,7 +33,7 @@ describe('usage ledger', () => {
     expect(ledger.get('dispatch-1')!.usage.completion_tokens).toBe(5);
   });
 
-  it('λ = 1 counts the aligned branch only; a broken choice fails the request; the metrics see every ending', () => {
+  it('λ = 1 counts the aligned branch only; a broken choice fails the request; the metrics see every ending', async () => {
     const metrics = new BackendMetrics();
     const ledger = new UsageLedger(metrics);
     const t = ledger.open('dispatch-2', { id: 'm', mode: 'inra' }, 1, [3], 3);
@@ -43,7 +43,7 @@ describe('usage ledger', () => {
     const r = ledger.get('dispatch-2')!;
     expect(r.state).toBe('failed');
     expect(r.usage.realign!.branches).toEqual({ aligned: { prompt_tokens: 3, completion_tokens: 2 }, reference: { prompt_tokens: 0, completion_tokens: 0 } });
-    expect(metrics.render()).toMatch(/realign_completion_tokens_total\{branch="aligned",model="m"\} 2/);
+    expect(await metrics.render()).toMatch(/realign_completion_tokens_total\{branch="aligned",model="m"\} 2/);
     const ok = ledger.open('dispatch-3', { id: 'm', mode: 'single' }, 1, [3], 3);
     ok.event(0, end('stop', 1));
     expect(ledger.get('dispatch-3')).toMatchObject({ state: 'completed', usage: { completion_tokens: 1 } });

@@ -154,8 +154,8 @@ export class UsageLedger {
     if (!this.metrics) return;
     const b = entry.record.usage.realign!.branches;
     for (const branch of ['aligned', 'reference'] as const) {
-      this.metrics.promptTokens.inc({ model: entry.record.model, branch }, b[branch].prompt_tokens);
-      this.metrics.completionTokens.inc({ model: entry.record.model, branch }, b[branch].completion_tokens);
+      this.metrics.promptTokens.inc({ branch, model: entry.record.model }, b[branch].prompt_tokens);
+      this.metrics.completionTokens.inc({ branch, model: entry.record.model }, b[branch].completion_tokens);
     }
   }
 

@@ -43,9 +43,17 @@ function samples(text: string, name: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split('\n')) {
     const m = /^([a-z_]+)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (m && m[1] === name) out.set(m[2] ?? '', Number(m[3]));
+    if (m && m[1] === name) out.set(canonicalLabels(m[2] ?? ''), Number(m[3]));
   }
   return out;
+}
+
+/** Labels in one order whatever order the exposition printed them in: by name, a histogram's `le` last. */
+function canonicalLabels(labels: string): string {
+  if (labels === '') return '';
+  const parts = labels.match(/[a-zA-Z_]\w*="(?:[^"\\]|\\.)*"/g) ?? [];
+  const name = (p: string) => p.slice(0, p.indexOf('='));
+  return parts.sort((a, b) => (name(a) === 'le' ? 1 : name(b) === 'le' ? -1 : name(a).localeCompare(name(b)))).join(',');
 }
 
 async function scrape(): Promise<string> {
