@@ -4,12 +4,12 @@ import type { AppEnv } from './app-env.ts';
 import { apiKeyAuth } from './auth/api-key-auth.ts';
 import { bodyGuard } from './http/body-guard.ts';
 import { cors } from './http/cors.ts';
-import { onError, onNotFound } from './http/error-response.ts';
+import { notFoundHandler, onError } from './http/error-response.ts';
 import { requestId } from './http/request-id.ts';
 import { adminApp } from './routes/admin/admin-app.ts';
 import { generateHandler } from './routes/generate.ts';
 import { healthzHandler, readyzHandler } from './routes/health.ts';
-import { listModelsHandler } from './routes/models.ts';
+import { listModelsHandler, retrieveModelHandler } from './routes/models.ts';
 import { listPresetsHandler } from './routes/presets.ts';
 import { playgroundApp } from './playground/playground-app.ts';
 
@@ -20,7 +20,8 @@ const app = new Hono<AppEnv>();
 app.use('*', requestId());
 app.use('*', bodyGuard());
 app.onError(onError);
-app.notFound(onNotFound);
+// app.routes is read when a request misses, so routes registered below count
+app.notFound(notFoundHandler(app.routes));
 
 app.get('/healthz', healthzHandler);
 app.get('/readyz', readyzHandler);
@@ -29,6 +30,8 @@ app.get('/readyz', readyzHandler);
 app.use('/v1/*', cors());
 app.use('/v1/*', apiKeyAuth());
 app.get('/v1/models', listModelsHandler);
+// model ids may hold `/` (Hugging Face ids)
+app.get('/v1/models/:model{.+}', retrieveModelHandler);
 app.get('/v1/presets', listPresetsHandler);
 app.post('/v1/chat/completions', generateHandler('chat'));
 app.post('/v1/completions', generateHandler('completions'));

@@ -52,10 +52,11 @@ describe('request validation at the edge', () => {
     expect(await res.json()).toMatchObject({ error: { param: 'x-realign-user' } });
   });
 
-  it('answers wrong methods on /v1 routes with a 404 in the error format', async () => {
+  it('answers wrong methods on /v1 routes with a 405 in the error format (api-details.test.ts has more)', async () => {
     const t = await makeTenant();
     const res = await call('/v1/chat/completions', { headers: { authorization: `Bearer ${t.key}` } });
-    expect(res.status).toBe(404);
-    expect(await res.json()).toMatchObject({ error: { code: 'unknown_route' } });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('POST');
+    expect(await res.json()).toMatchObject({ error: { code: 'method_not_allowed' } });
   });
 });

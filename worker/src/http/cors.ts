@@ -1,16 +1,16 @@
 /**
- * CORS for the public `/v1` API. Any origin may call it from a browser: the API authenticates with a bearer key
- * that the page itself must hold (no cookies, no ambient credentials), so allowing an origin grants it nothing it
- * could not do from a server. Credentials mode is never allowed, and `/admin` gets no CORS headers at all (a
- * browser page can never read an admin answer or pass a preflight for one).
+ * CORS for the public `/v1` API, on Hono's CORS middleware. Any origin may call it from a browser: the API
+ * authenticates with a bearer key that the page itself must hold (no cookies, no ambient credentials), so allowing
+ * an origin grants it nothing it could not do from a server. For the same reason a preflight may send whatever
+ * request headers the browser asks for (`Access-Control-Request-Headers` is echoed, with `Vary` on it): OpenAI's
+ * JS SDK sends its own `x-stainless-*` headers, and a fixed list refused them. Credentials mode is never allowed,
+ * and `/admin` gets no CORS headers at all (a browser page can never read an admin answer or pass a preflight for
+ * one).
  */
 import type { MiddlewareHandler } from 'hono';
+import { cors as honoCors } from 'hono/cors';
 import type { AppEnv } from '../app-env.ts';
 import { HEADERS } from './header-names.ts';
-import { withHeaders } from './request-id.ts';
-
-/** Request headers a browser may send to `/v1` (beyond the CORS-safelisted ones). */
-export const CORS_ALLOWED_HEADERS = ['authorization', 'content-type', 'cache-control', HEADERS.requestId, HEADERS.clientRequestId, HEADERS.user];
 
 /** Response headers a cross-origin script may read: λ, cache, rate limits, request id. */
 export const CORS_EXPOSED_HEADERS = [
@@ -37,19 +37,8 @@ const PREFLIGHT_MAX_AGE_S = 600;
 /**
  * Middleware: answers preflight `OPTIONS` with 204 before authentication runs (a browser sends no key with it), and
  * adds `Access-Control-Allow-Origin: *` and the exposed headers to every other answer, errors and streams included.
+ * With no `allowHeaders` list Hono echoes the preflight's requested headers.
  */
 export function cors(): MiddlewareHandler<AppEnv> {
-  return async function corsMiddleware(c, next) {
-    if (c.req.method === 'OPTIONS') {
-      return c.body(null, 204, {
-        'access-control-allow-origin': '*',
-        'access-control-allow-methods': 'GET, POST, OPTIONS',
-        'access-control-allow-headers': CORS_ALLOWED_HEADERS.join(', '),
-        'access-control-max-age': String(PREFLIGHT_MAX_AGE_S),
-      });
-    }
-    await next();
-    // c.res may be a Response with immutable headers (passed through from fetch), so headers go on a copy
-    c.res = withHeaders(c.res, { 'access-control-allow-origin': '*', 'access-control-expose-headers': CORS_EXPOSED_HEADERS.join(', ') });
-  };
+  return honoCors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], exposeHeaders: CORS_EXPOSED_HEADERS, maxAge: PREFLIGHT_MAX_AGE_S, credentials: false });
 }

@@ -1,9 +1,11 @@
 /**
  * The one place where failures become responses: an {@link ApiError} is sent as its OpenAI body with its status
- * (and `Retry-After`); anything else is logged and answered with a generic 500 that leaks nothing.
+ * (and `Retry-After`); anything else is logged and answered with a generic 500 that leaks nothing. A known path
+ * asked with another method is a 405 with `Allow`, an unknown one a 404.
  */
 import type { Context, ErrorHandler, NotFoundHandler } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import { allowedMethods, methodNotAllowed, type RouteEntry } from '../../../shared/src/allowed-methods.ts';
 import { ApiError, notFound, toApiError } from '../../../shared/src/errors.ts';
 import type { AppEnv } from '../app-env.ts';
 import { HEADERS } from './header-names.ts';
@@ -33,6 +35,18 @@ export const onError: ErrorHandler<AppEnv> = (err, c) => {
   return errorResponse(c, toApiError(err));
 };
 
-/** `app.notFound`: an OpenAI-style 404 naming the route. */
-export const onNotFound: NotFoundHandler<AppEnv> = (c) =>
-  errorResponse(c, notFound(`no route for ${c.req.method} ${new URL(c.req.url).pathname}; see /v1/chat/completions, /v1/completions, /v1/logits, /v1/models`, 'unknown_route'));
+/**
+ * `app.notFound` for an app with `routes` (Hono's `app.routes`): a 405 with `Allow` when other methods are routed on
+ * the path, else an OpenAI-style 404 naming the route.
+ */
+export function notFoundHandler(routes: readonly RouteEntry[]): NotFoundHandler<AppEnv> {
+  return (c) => {
+    const path = new URL(c.req.url).pathname;
+    const allowed = allowedMethods(routes, path);
+    if (allowed.length > 0) {
+      c.header('allow', allowed.join(', '));
+      return errorResponse(c, methodNotAllowed(c.req.method, path, allowed));
+    }
+    return errorResponse(c, notFound(`no route for ${c.req.method} ${path}; see /v1/chat/completions, /v1/completions, /v1/logits, /v1/models`, 'unknown_route'));
+  };
+}

@@ -1,8 +1,8 @@
 /**
  * Passes a backend's SSE stream to the client event by event, never holding more than one unfinished event.
- * On the way it shows each parsed event to an observer (usage, cache assembly), drops the usage-only chunk when
- * the client did not ask for it, and turns a broken, stalled or garbled upstream into one OpenAI error event
- * followed by the end of the stream. Reading is pulled by the client, so a slow client slows the backend read
+ * On the way it shows each parsed event to an observer (usage, cache assembly), drops the usage-only chunk (and
+ * the other chunks' `usage: null`) when the client did not ask for usage, and turns a broken, stalled or garbled
+ * upstream into one OpenAI error event followed by the end of the stream. Reading is pulled by the client, so a slow client slows the backend read
  * and a client that goes away cancels the backend request.
  */
 import { badGateway, isErrorBody, type ErrorBody } from '../../../shared/src/errors.ts';
@@ -19,7 +19,7 @@ export type RelayOutcome =
 /** Options of {@link relaySse}. */
 export interface RelayOptions {
   idleTimeoutMs: number;
-  /** Whether the client asked for `stream_options.include_usage` (else the usage-only chunk is dropped). */
+  /** Whether the client asked for `stream_options.include_usage` (else the usage-only chunk and `usage: null` go). */
   keepUsageChunk: boolean;
   /** Sees every JSON event in order (before any is dropped). */
   onEvent?: (event: unknown) => void;
@@ -31,6 +31,14 @@ function isUsageOnlyChunk(event: unknown): boolean {
   if (typeof event !== 'object' || event === null) return false;
   const e = event as { choices?: unknown; usage?: unknown };
   return Array.isArray(e.choices) && e.choices.length === 0 && typeof e.usage === 'object' && e.usage !== null;
+}
+
+/** A copy of a chunk without its `usage: null`, or null when it has no such field. */
+function withoutNullUsage(event: unknown): Record<string, unknown> | null {
+  if (typeof event !== 'object' || event === null || !('usage' in event) || event.usage !== null) return null;
+  const copy: Record<string, unknown> = { ...event };
+  delete copy.usage;
+  return copy;
 }
 
 /** The client-facing stream for a backend's SSE body. */
@@ -77,7 +85,16 @@ export function relaySse(upstream: ReadableStream<Uint8Array>, o: RelayOptions):
       }
       if (isErrorBody(event)) return { text, error: event, fromBackend: true };
       o.onEvent?.(event);
-      if (!o.keepUsageChunk && isUsageOnlyChunk(event)) continue;
+      if (!o.keepUsageChunk) {
+        if (isUsageOnlyChunk(event)) continue;
+        // the edge always asks the backend for usage: chunks of a client that did not ask lose the `usage: null` it
+        // adds, as OpenAI sends them without the field
+        const chunk = withoutNullUsage(event);
+        if (chunk !== null) {
+          text += `data: ${JSON.stringify(chunk)}\n\n`;
+          continue;
+        }
+      }
       text += raw + '\n\n';
     }
     return { text, error: null, fromBackend: false };
