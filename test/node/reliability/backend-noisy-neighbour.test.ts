@@ -73,10 +73,11 @@ describe('a noisy neighbour', () => {
       return { latency, noisy: await Promise.all(noisy) };
     });
     console.log(`[noisy neighbour] victim alone ${alone.toFixed(0)} ms, beside 16 × 1 MB prompts ${result.latency.toFixed(0)} ms; longest event-loop hold ${holdMs.toFixed(0)} ms`);
-    // tokenizing 1 MB on the event loop takes the better part of a second each: 16 of them hold the loop for seconds;
+    // tokenizing 1 MB on the event loop takes the better part of a second each: 16 of them held the loop 8.9 s and the
+    // stream took 22.6 s on this machine (loaded); the bounds leave room for a loaded machine, not for that.
     // what is left is reading and parsing the bodies, bounded by max_body_bytes
-    expect(holdMs).toBeLessThan(1_000);
-    expect(result.latency).toBeLessThan(alone * 4 + 3_000);
+    expect(holdMs).toBeLessThan(2_000);
+    expect(result.latency).toBeLessThan(alone * 4 + 6_000);
     for (const res of result.noisy) {
       expect(res.status).toBe(400);
       const err = await errorOf(res);
