@@ -5,7 +5,9 @@
  * (token ids, lengths, λ, row maps) go in and the logits (or the decode loop's tokens) come out, and the binding
  * counts those bytes (`transferBytes`).
  */
+import { Graph } from '../graph/ir.ts';
 import type { GraphManifest } from '../graph/model-graph.ts';
+import { encodeOnnxModel } from '../graph/onnx-writer.ts';
 import { MemoryInfo, transfers, Value, type HostTensor, type IoBinding, type ModelSession } from '../ort/session.ts';
 import { KvGroupCache, type KvCapacity } from './kv-cache.ts';
 
@@ -43,11 +45,50 @@ export interface StepResult {
   vocabSize: number;
 }
 
+/**
+ * The sampling block's per-output-row inputs (graphs built with `deviceSampling`; see graph/device-sampling.ts):
+ * u from each row's own stream (0 for greedy rows), temperature, top_p, min_p as float64 and top_k as int64.
+ */
+export interface SamplingFeed {
+  uniform: Float64Array;
+  temperature: Float64Array;
+  topP: Float64Array;
+  minP: Float64Array;
+  topK: BigInt64Array;
+  /** also read back the top logprobs [B, K] (only when a row asked for top_logprobs) */
+  top: boolean;
+}
+
+/** What the sampling block chose, per output row. */
+export interface DeviceSampled {
+  /** ≥ 0 the token; −1 no finite logit; −2 the host samples this row (`logitsRow`) */
+  token: BigInt64Array;
+  logprob: Float64Array;
+  /** [B, K], with `top` */
+  topIds?: BigInt64Array;
+  topLogprobs?: Float64Array;
+  /** K */
+  topCount: number;
+  /**
+   * Output row `b`'s blended logits at its last projected position, copied to the host (counted): for rows the
+   * host decides. Valid until the runner's next step.
+   */
+  logitsRow(b: number): Float32Array;
+}
+
 /** Host↔device bytes of the steps run so far (inputs written, outputs read back). */
 export interface TransferBytes {
   toDevice: number;
   fromDevice: number;
   steps: number;
+}
+
+const TOP_OUTPUTS = ['sample_top_ids', 'sample_top_logprobs'];
+
+/** Sampling inputs that make every row greedy (steps whose tokens the host decides, or none). */
+function greedyFeed(B: number): SamplingFeed {
+  const zeros = new Float64Array(B);
+  return { uniform: zeros, temperature: zeros, topP: new Float64Array(B).fill(1), minP: zeros, topK: new BigInt64Array(B), top: false };
 }
 
 /** A session with its KV caches. */
@@ -60,6 +101,10 @@ export class GraphRunner {
   private loopSession: ModelSession | null = null;
   private readonly stepBinding: IoBinding;
   private loopBinding: IoBinding | null = null;
+  /** the last sampled step's logits, left where the session computed them (device-sampling graphs) */
+  private deviceLogits: Value | null = null;
+  /** copies rows of device logits to the host (CUDA; a one-node graph of the same device) */
+  private rowReader: { session: ModelSession; binding: IoBinding } | null = null;
 
   constructor(
     readonly session: ModelSession,
@@ -70,8 +115,59 @@ export class GraphRunner {
     this.stepBinding = session.binding();
   }
 
-  /** Runs one step and records the new lengths in the caches. */
+  /** Whether the graph decides tokens itself (built with `deviceSampling`): then `stepSampled` can be used. */
+  get deviceSampling(): boolean {
+    return this.manifest.deviceSampling !== undefined;
+  }
+
+  /** Runs one step and records the new lengths in the caches; the logits come back to the host. */
   async step(plan: StepPlan): Promise<StepResult> {
+    const feeds = this.stepFeeds(plan);
+    const P = plan.positions[0]?.length ?? 0;
+    // a sampling graph takes its inputs on every run: greedy rows here, its outputs left on the device unread
+    const unread = this.deviceSampling ? this.addSamplingFeeds(feeds, greedyFeed(plan.outputs.length), false) : [];
+    const { data } = this.run(this.stepBinding, feeds, ['logits'], unread);
+    this.forwardPasses++;
+    this.recordLengths(plan);
+    return { logits: data[0] as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+  }
+
+  /**
+   * Runs one step of a device-sampling graph with each output row's sampling inputs: only the chosen tokens and
+   * their logprobs (and the top logprobs when asked) come back; the logits stay on the device, from where single
+   * rows can be copied (`logitsRow`) for the rows the host decides.
+   */
+  async stepSampled(plan: StepPlan, sampling: SamplingFeed): Promise<DeviceSampled> {
+    const info = this.manifest.deviceSampling;
+    if (!info) throw new Error('stepSampled() needs a graph built with deviceSampling');
+    const feeds = this.stepFeeds(plan);
+    const P = plan.positions[0]?.length ?? 0;
+    const V = this.manifest.vocabSize;
+    const B = plan.outputs.length;
+    const unread = this.addSamplingFeeds(feeds, sampling, true);
+    this.deviceLogits?.dispose();
+    this.deviceLogits = null;
+    const fetch = ['sample_token', 'sample_logprob', ...(sampling.top ? TOP_OUTPUTS : [])];
+    const { data, kept } = this.run(this.stepBinding, feeds, fetch, ['logits', ...unread], ['logits']);
+    this.forwardPasses++;
+    this.recordLengths(plan);
+    const logits = kept[0];
+    this.deviceLogits = logits;
+    return {
+      token: data[0] as BigInt64Array,
+      logprob: data[1] as Float64Array,
+      ...(sampling.top ? { topIds: data[2] as BigInt64Array, topLogprobs: data[3] as Float64Array } : {}),
+      topCount: info.topLogprobs,
+      logitsRow: (b: number) => {
+        if (this.deviceLogits !== logits) throw new Error('logitsRow(): the runner has run another step since');
+        if (b < 0 || b >= B) throw new Error(`logitsRow(${b}): ${B} output rows`);
+        return this.readRow(logits, (b * P + P - 1) * V, V);
+      },
+    };
+  }
+
+  /** The feeds every step takes (the graph's step inputs of IO). */
+  private stepFeeds(plan: StepPlan): Record<string, HostTensor> {
     const R = plan.tokens.length;
     const S = plan.prefill ? Math.max(...plan.tokens.map((t) => t.length)) : 1;
     if (!plan.prefill && plan.tokens.some((t) => t.length !== 1)) throw new Error('a decode step takes exactly one token per row');
@@ -87,10 +183,50 @@ export class GraphRunner {
       positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
     };
     this.bindRows(this.stepBinding, plan, Math.max(maxTotal, S), feeds);
-    const [logits] = this.run(this.stepBinding, feeds, ['logits']);
-    this.forwardPasses++;
-    this.recordLengths(plan);
-    return { logits: logits as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+    return feeds;
+  }
+
+  /**
+   * Adds the sampling block's inputs to `feeds`; returns the block's outputs not read back (`readTop`: the top
+   * logprobs may be read), which are still bound on the device every run (the binding would otherwise hand a stale
+   * output of another batch size to the next run).
+   */
+  private addSamplingFeeds(feeds: Record<string, HostTensor>, s: SamplingFeed, readTop: boolean): string[] {
+    const B = s.uniform.length;
+    feeds.sample_uniform = { type: 'float64', data: s.uniform, dims: [B] };
+    feeds.sample_temperature = { type: 'float64', data: s.temperature, dims: [B] };
+    feeds.sample_top_p = { type: 'float64', data: s.topP, dims: [B] };
+    feeds.sample_min_p = { type: 'float64', data: s.minP, dims: [B] };
+    feeds.sample_top_k = { type: 'int64', data: s.topK, dims: [B] };
+    return readTop ? (s.top ? [] : TOP_OUTPUTS) : ['sample_token', 'sample_logprob', ...TOP_OUTPUTS];
+  }
+
+  /** `count` elements of `value` from element `offset`, copied to the host (counted as device→host bytes). */
+  private readRow(value: Value, offset: number, count: number): Float32Array {
+    const memory = this.session.memory;
+    const view = Value.view(value, offset, [count], memory);
+    try {
+      if (view.device === 'cpu') return view.read() as Float32Array;
+      this.rowReader ??= (() => {
+        const g = new Graph('realign-row-read');
+        g.output(g.op1('Identity', [g.input('src', 'float32', ['N'], 'device row')], {}, '/read/Identity'), 'dst', 'float32', ['N'], 'the row on the host');
+        const session = this.session.fork(encodeOnnxModel(g));
+        return { session, binding: session.binding() };
+      })();
+      const r = this.rowReader;
+      r.binding.bindInput('src', view);
+      r.binding.bindOutputToDevice('dst', MemoryInfo.cpu());
+      r.binding.run();
+      const [out] = r.binding.outputs(['dst']);
+      try {
+        return out.read() as Float32Array;
+      } finally {
+        out.dispose();
+        r.binding.clearInputs();
+      }
+    } finally {
+      view.dispose();
+    }
   }
 
   /** Whether a decode-loop graph is attached. */
@@ -129,7 +265,7 @@ export class GraphRunner {
       row_output: { type: 'int64', data: rowOutput, dims: [R] },
     };
     this.bindRows(this.loopBinding, plan, maxTotal, feeds);
-    const [out] = this.run(this.loopBinding, feeds, ['tokens']);
+    const [out] = this.run(this.loopBinding, feeds, ['tokens']).data;
     this.forwardPasses += steps;
     this.recordLengths({ ...plan, totals: plan.totals.map((t) => t + steps - 1) });
     const tokens = out as BigInt64Array;
@@ -138,6 +274,12 @@ export class GraphRunner {
 
   /** Releases the bindings, the caches' buffers and the sessions. */
   async release(): Promise<void> {
+    this.deviceLogits?.dispose();
+    this.deviceLogits = null;
+    if (this.rowReader) {
+      this.rowReader.binding.dispose();
+      await this.rowReader.session.release();
+    }
     this.stepBinding.dispose();
     this.loopBinding?.dispose();
     for (const c of this.caches) c.release();
@@ -167,8 +309,10 @@ export class GraphRunner {
   /**
    * Binds the step's small inputs (host data, counted as host→device bytes), runs, and returns the `fetch` outputs
    * copied to the host (counted as device→host bytes). The KV caches are bound already and stay where they are.
+   * `device` outputs are left in the session's memory, uncounted; of those, `keep` are returned as values (the
+   * caller disposes them), the others released.
    */
-  private run(binding: IoBinding, feeds: Record<string, HostTensor>, fetch: string[]): HostTensor['data'][] {
+  private run(binding: IoBinding, feeds: Record<string, HostTensor>, fetch: string[], device: string[] = [], keep: string[] = []): { data: HostTensor['data'][]; kept: Value[] } {
     const before = { to: transfers.toDevice, from: transfers.fromDevice };
     const inputs: Value[] = [];
     const outputs: Value[] = [];
@@ -181,9 +325,11 @@ export class GraphRunner {
       }
       // fetched outputs land in host memory; with the CUDA EP ORT copies them there at the end of the run
       for (const name of fetch) binding.bindOutputToDevice(name, MemoryInfo.cpu());
+      for (const name of device) binding.bindOutputToDevice(name, this.session.memory);
       binding.run();
       outputs.push(...binding.outputs(fetch));
-      return outputs.map((v) => v.read());
+      const kept = keep.length > 0 ? binding.outputs(keep) : [];
+      return { data: outputs.map((v) => v.read()), kept };
     } finally {
       for (const v of [...inputs, ...outputs]) v.dispose();
       this.transferBytes.toDevice += transfers.toDevice - before.to;

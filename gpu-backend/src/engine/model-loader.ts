@@ -38,6 +38,8 @@ export interface LoadOptions {
   decodeLoop?: boolean;
   /** KV cache rows per group allocated up front (more are added by doubling the buffers); default 4 */
   kvRows?: number;
+  /** build the step graph with the sampling block (graph/device-sampling.ts) and let it decide tokens */
+  deviceSampling?: boolean;
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -91,7 +93,7 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     maxContext,
     ...ckpts,
   };
-  const files = ensureGraph(spec, opts.graphCache ?? defaultGraphCache());
+  const files = ensureGraph(opts.deviceSampling ? { ...spec, deviceSampling: true } : spec, opts.graphCache ?? defaultGraphCache());
   opts.log?.('graph ready', { dir: files.dir, built: files.built, buildMs: Math.round(files.buildMs) });
   let session: ModelSession;
   try {

@@ -110,6 +110,13 @@ export interface EngineLimits {
    * 0 turns it off; unset means 16 on CUDA and 0 on the CPU (where the loop is slower).
    */
   decodeLoopSteps?: number;
+  /**
+   * tokens decided inside the step graph after the blend (graph/device-sampling.ts), so that per decode step only the
+   * tokens and what the requests asked for cross between host and device; rows with logit_bias or penalties, and
+   * rows the graph leaves to the host, are sampled on the host from their logits. 'auto' (unset): on for CUDA, off
+   * on the CPU (where the host sampler is faster).
+   */
+  deviceSampling?: 'auto' | 'on' | 'off';
 }
 
 /** Engine start-up options (sent to the worker). */

@@ -13,6 +13,7 @@
  * time (so a request whose prompt breaks the run fails alone), a failed decode step ends the sequences it
  * advanced. The engine itself keeps serving.
  */
+import type { SamplingFeed } from './graph-runner.ts';
 import type { LoadedModel } from './model-loader.ts';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
 import { topLogprobs } from './logprobs.ts';
@@ -252,10 +253,44 @@ export class Scheduler {
   /** One prefill run over sequences just placed, sampling each one's first token. */
   private async prefillRun(seqs: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
     const plan = this.rows.prefillPlan(seqs.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })));
-    const logits = await this.timed(plan, stepMs);
+    await this.sampleRun(plan, seqs, events, stepMs);
     this.prefillSteps++;
-    const V = this.model.vocabSize;
-    seqs.forEach((seq, i) => this.advance(seq, events, () => seq.step(logits.subarray(i * V, (i + 1) * V))));
+  }
+
+  /**
+   * Runs a step whose output row i is `seqs[i]`'s next token and decides the tokens: inside the graph when it has
+   * the sampling block and every row can be decided there (only the tokens and logprobs come back), else on the
+   * host from the logits. Both give the same tokens for the same seeds (the same uniform number per draw).
+   */
+  private async sampleRun(plan: SequencePlan, seqs: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    const runner = this.model.runner;
+    const topCount = runner.manifest.deviceSampling?.topLogprobs ?? 0;
+    if (!runner.deviceSampling || !seqs.every((s) => s.deviceSampleable(topCount))) {
+      const logits = await this.timed(plan, stepMs);
+      const V = this.model.vocabSize;
+      seqs.forEach((seq, i) => this.advance(seq, events, () => seq.step(logits.subarray(i * V, (i + 1) * V))));
+      return;
+    }
+    const B = seqs.length;
+    const feed: SamplingFeed = { uniform: new Float64Array(B), temperature: new Float64Array(B), topP: new Float64Array(B), minP: new Float64Array(B), topK: new BigInt64Array(B), top: false };
+    seqs.forEach((seq, i) => {
+      const p = seq.job.params;
+      feed.uniform[i] = seq.uniform() ?? 0;
+      feed.temperature[i] = p.temperature;
+      feed.topP[i] = p.top_p;
+      feed.minP[i] = p.min_p;
+      feed.topK[i] = BigInt(p.top_k);
+      if (p.logprobs && p.top_logprobs > 0) feed.top = true;
+    });
+    const t0 = performance.now();
+    const res = await runner.stepSampled(plan, feed);
+    this.rows.commit(plan);
+    stepMs.push(performance.now() - t0);
+    const K = res.topCount;
+    seqs.forEach((seq, i) => {
+      const top = res.topIds && res.topLogprobs ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) } : null;
+      this.advance(seq, events, () => seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i)));
+    });
   }
 
   /** Ends the sequences of a model run that threw (the engine goes on with the others and with new work). */
@@ -321,12 +356,8 @@ export class Scheduler {
       }
       return;
     }
-    const logits = await this.timed(plan, stepMs);
+    await this.sampleRun(plan, plan.handles.map((h) => byHandle.get(h.id)!), events, stepMs);
     this.decodeSteps++;
-    plan.handles.forEach((h, i) => {
-      const seq = byHandle.get(h.id)!;
-      this.advance(seq, events, () => seq.step(logits.subarray(i * V, (i + 1) * V)));
-    });
   }
 
   /** Decode steps for the next run: > 1 only with a decode-loop graph and every sequence greedy. */

@@ -22,6 +22,8 @@ export class Sequence {
   finish: FinishReason | null = null;
   error: { message: string; code: string } | null = null;
   cancelled = false;
+  /** the number drawn for the next token by `uniform()`, not yet used (undefined: none drawn) */
+  private pendingUniform: number | null | undefined = undefined;
 
   constructor(
     readonly job: GenerateJob,
@@ -42,11 +44,51 @@ export class Sequence {
     return Math.min(this.job.promptIds.length + this.job.maxTokens, this.maxContext) * rows;
   }
 
+  /**
+   * Whether this sequence's tokens can be decided by a device-sampling graph (graph/device-sampling.ts): its
+   * logit_bias and penalties are applied on the host only, and it returns at most `topCount` top logprobs.
+   */
+  deviceSampleable(topCount: number): boolean {
+    const p = this.job.params;
+    return p.repetition_penalty === 1 && p.presence_penalty === 0 && p.frequency_penalty === 0 && Object.keys(p.logit_bias).length === 0 && p.top_logprobs <= topCount;
+  }
+
+  /**
+   * The uniform number this sequence's next token is drawn with (null when greedy), taken from its stream once and
+   * kept until a token is decided (a run that fails and is retried uses the same number, as the host would).
+   */
+  uniform(): number | null {
+    if (this.pendingUniform === undefined) this.pendingUniform = this.sampler.drawUniform();
+    return this.pendingUniform;
+  }
+
+  /**
+   * Takes the token a device-sampling graph chose for this sequence (`token` ≥ 0; its logprob and the top logprobs,
+   * best first, K of them), drawn with `uniform()`. A row the graph leaves to the host (−2: its truncation reaches
+   * past the graph's candidates) or with no finite logit (−1) is sampled here from its logits with the same number,
+   * so it gets the host's token or the host's error.
+   */
+  fromDevice(token: number, logprob: number, top: { ids: BigInt64Array; logprobs: Float64Array } | null, logitsRow: () => Float32Array): GenerateEvent {
+    if (token < 0) return this.step(logitsRow());
+    this.pendingUniform = undefined;
+    this.sampler.record(token);
+    const p = this.job.params;
+    const out: TokenOut = { id: token, logprob: p.logprobs ? logprob : undefined, top: undefined };
+    if (p.logprobs && p.top_logprobs > 0 && top) {
+      out.top = [];
+      // like the host's top-k, only tokens with a finite logit are listed
+      for (let j = 0; j < p.top_logprobs && j < top.ids.length; j++) if (top.logprobs[j] !== -Infinity) out.top.push({ token: Number(top.ids[j]), logprob: top.logprobs[j] });
+    }
+    return this.accept(out);
+  }
+
   /** Samples from this step's blended logits and returns the event to stream (with `finish` when it ends). */
   step(logits: Float32Array): GenerateEvent {
     let token: TokenOut;
     try {
-      const r = this.sampler.next(logits);
+      const u = this.pendingUniform;
+      this.pendingUniform = undefined;
+      const r = this.sampler.next(logits, u);
       token = { id: r.token, logprob: r.logprob, top: r.top };
     } catch (err) {
       if (!(err instanceof NonFiniteLogitsError || err instanceof SamplingError)) throw err;

@@ -15,7 +15,9 @@ async function start(init: EngineInit): Promise<void> {
   // on CUDA the KV buffers are allocated once for a full batch (a sequence takes up to two rows of a group); on the
   // CPU they start small and double (untouched host pages cost nothing, but the row capacity is still bounded)
   const kvRows = device === 'cuda' ? 2 * limits.maxBatch : undefined;
-  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads, decodeLoop: limits.decodeLoopSteps > 1, kvRows });
+  // sampling in the graph pays off where the logits would cross to the host: on CUDA (on the CPU the host is faster)
+  const deviceSampling = limits.deviceSampling === 'on' || ((limits.deviceSampling ?? 'auto') === 'auto' && device === 'cuda');
+  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads, decodeLoop: limits.decodeLoopSteps > 1, kvRows, deviceSampling });
   const scheduler = new Scheduler(model, limits, {
     events: (events, stepMs) => post({ type: 'events', events, stats: scheduler.stats(), stepMs }),
     logits: (id, result) => post({ type: 'logits-result', id, result }),

@@ -24,8 +24,10 @@ export interface GraphFiles {
 /** Identifies a spec's inputs: configs, weight files' sizes and times, and the builder version. */
 export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): string {
   const h = createHash('sha256');
-  // `quant` is left out of the JSON when absent, so float graphs keep the keys they had before quantized ones existed
-  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext, quant: spec.quant }));
+  // `quant` and `deviceSampling` are left out of the JSON when absent, so other graphs keep the keys they had before
+  // those options existed
+  const sampling = spec.deviceSampling && variant === 'step' ? { deviceSampling: true } : {};
+  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext, quant: spec.quant, ...sampling }));
   for (const ckpt of [spec.model, spec.aligned, spec.reference]) {
     if (!ckpt) {
       h.update('-');
@@ -42,7 +44,7 @@ export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): 
 
 /** The cache folder of a spec's graph, and whether a complete graph is already there. */
 export function graphDir(spec: GraphSpec, cacheRoot: string, variant: GraphVariant = 'step'): string {
-  const suffix = variant === 'step' ? '' : `-${variant}`;
+  const suffix = variant === 'step' ? (spec.deviceSampling ? '-sampling' : '') : `-${variant}`;
   const weights = spec.quant ? `${spec.floatType}-int${spec.quant.bits}` : spec.floatType;
   return join(cacheRoot, `${spec.mode}${suffix}-${weights}-${graphCacheKey(spec, variant)}`);
 }

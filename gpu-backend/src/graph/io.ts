@@ -27,6 +27,11 @@ export interface GraphSpec {
   maxContext: number;
   /** int8/int4 weights (quantize.ts); absent: weights in `floatType` */
   quant?: QuantSpec;
+  /**
+   * step graph only: sampling decided in the graph after the blend (device-sampling.ts), over the last projected
+   * position of each output row; its SAMPLING_IO inputs and outputs are added. Absent or false: the graph is as before.
+   */
+  deviceSampling?: boolean;
   /** single, inra, naive-inra: the checkpoint (for inra its config says which layers are adapters) */
   model?: Checkpoint;
   /** fusion: the two checkpoints (same vocabulary) */
@@ -74,6 +79,11 @@ export interface GraphManifest {
   outputs: IoEntry[];
   /** decode-loop graphs: several greedy decode steps per run */
   decodeLoop?: boolean;
+  /**
+   * step graphs with the sampling block: its ranked candidates C (rows whose truncation reaches past them come out
+   * −2, sampled on the host) and the top logprobs K it returns (sample_top_ids / sample_top_logprobs [B, K])
+   */
+  deviceSampling?: { candidates: number; topLogprobs: number };
 }
 
 /** The graph's inputs and outputs, in one table (KV caches are added per group by `kvGroupsFor`). */

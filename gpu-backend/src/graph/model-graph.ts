@@ -11,6 +11,7 @@
  *                                                       └──────────────────────────────────┘
  */
 import type { KvNames } from './decoder.ts';
+import { addDeviceSampling, SAMPLING_IO } from './device-sampling.ts';
 import { emitForward, type ForwardIo } from './forward.ts';
 import { Graph, type ElemType } from './ir.ts';
 import { IO, kvGroupsFor, specVocab, type GraphManifest, type GraphSpec, type IoEntry } from './io.ts';
@@ -93,7 +94,32 @@ export function buildModelGraph(spec: GraphSpec): BuiltGraph {
   const outputs: IoEntry[] = [{ name: 'logits', type: 'float32', dims: [...IO.logits.dims], doc: IO.logits.doc }];
   // GroupQueryAttention wrote the presents under their final names already
   outputs.push(...declarePresents(g, spec, groups, (gi, l, kind) => (kind === 'key' ? kv[gi][l].presentKey : kv[gi][l].presentValue)));
-  return { graph: g, manifest: manifest(spec, groups, inputs, outputs) };
+  if (!spec.deviceSampling) return { graph: g, manifest: manifest(spec, groups, inputs, outputs) };
+  const sampling = appendSampling(g, spec, logits, inputs, outputs);
+  return { graph: g, manifest: { ...manifest(spec, groups, inputs, outputs), deviceSampling: sampling } };
+}
+
+/** Ranked candidates of the step graph's sampling block (device-sampling.ts; capped at the vocabulary). */
+export const SAMPLING_CANDIDATES = 1024;
+/** Top logprobs the block returns per row: the API's largest top_logprobs. */
+export const SAMPLING_TOP_LOGPROBS = 20;
+
+/**
+ * The sampling block after the blended logits [B, P, V], over each output row's last projected position (a decode
+ * step and a generation's prefill project just that one); its inputs and outputs are added to the manifest lists.
+ * logit_bias and penalties stay on the host (the engine samples rows that have them from the logits).
+ */
+function appendSampling(g: Graph, spec: GraphSpec, logits: string, inputs: IoEntry[], outputs: IoEntry[]): { candidates: number; topLogprobs: number } {
+  const V = specVocab(spec);
+  const candidates = Math.min(SAMPLING_CANDIDATES, V);
+  const topLogprobs = Math.min(SAMPLING_TOP_LOGPROBS, candidates);
+  const last = g.op1('Gather', [logits, g.constant('int64', [-1], [])], { axis: { i: 1 } }, '/sample/last/Gather'); // [B, V]
+  const before = { inputs: g.inputs.length, outputs: g.outputs.length };
+  addDeviceSampling(g, last, { vocab: V, logitsType: 'float32', candidates, topLogprobs });
+  const entry = (v: { name: string; type: ElemType; dims: (string | number)[] }): IoEntry => ({ name: v.name, type: v.type, dims: [...v.dims], doc: SAMPLING_IO[v.name as keyof typeof SAMPLING_IO].doc });
+  inputs.push(...g.inputs.slice(before.inputs).map(entry));
+  outputs.push(...g.outputs.slice(before.outputs).map(entry));
+  return { candidates, topLogprobs };
 }
 
 /**

@@ -34,6 +34,8 @@ const modelSchema = z
     max_prefill_tokens: z.number().int().positive().default(1 << 14),
     /** greedy decode steps per run when every running sequence is greedy; unset: 16 on CUDA, 0 on CPU */
     decode_loop_steps: z.number().int().nonnegative().optional(),
+    /** sampling inside the step graph (EngineLimits.deviceSampling); auto: on for CUDA, off for CPU */
+    device_sampling: z.enum(['auto', 'on', 'off']).default('auto'),
     /** weight format of the graphs (graph/quantize.ts); unset: float32 on CPU, float16 on CUDA */
     weights: z.enum(['float32', 'float16', 'int8', 'int4']).optional(),
     /** int8/int4: weights per quantization block (a power of two ≥ 16; default 32) */
@@ -159,5 +161,5 @@ export function modelSource(m: ModelConfig): ModelSource {
 
 /** The engine limits of a model config. */
 export function engineLimits(m: ModelConfig): EngineLimits {
-  return { maxBatch: m.max_batch, maxKvTokens: m.kv_budget_tokens, maxQueue: m.max_queue, maxPrefillTokens: m.max_prefill_tokens, decodeLoopSteps: m.decode_loop_steps };
+  return { maxBatch: m.max_batch, maxKvTokens: m.kv_budget_tokens, maxQueue: m.max_queue, maxPrefillTokens: m.max_prefill_tokens, decodeLoopSteps: m.decode_loop_steps, deviceSampling: m.device_sampling };
 }

@@ -1,0 +1,121 @@
+/**
+ * Sampling inside the step graph (issue 14 item 3), through the engine on the CPU: the same tokens as the host
+ * sampler for greedy and seeded sampled rows mixed in one batch, logprobs equal, and per step only the tokens cross.
+ */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
+import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
+import type { EngineStats, GenerateJob } from '../../../gpu-backend/src/engine/protocol.ts';
+import type { SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
+import { collect, job, startEngine, type Collected } from '../helpers/engine.ts';
+import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
+
+const seed = testSeed();
+// more tokens than the block's 1024 candidates, so that wide nuclei are left to the host (token −2)
+const VOCAB = 2048;
+let on: Engine;
+let off: Engine;
+
+beforeAll(async () => {
+  const base = join(tempDir(), 'model');
+  initModel(base, { arch: 'qwen2', preset: 'tiny', seed, dtype: 'F32', overrides: { vocabSize: VOCAB } });
+  const model = join(tempDir(), 'inra');
+  syntheticInra(base, model, seed + 1, 0.08);
+  on = await startEngine({ mode: 'inra', model }, { deviceSampling: 'on' });
+  off = await startEngine({ mode: 'inra', model }, { deviceSampling: 'off' });
+}, 120_000);
+afterAll(async () => {
+  await on?.shutdown();
+  await off?.shutdown();
+  cleanupTempDirs();
+});
+
+/** A deterministic prompt per index. */
+function prompt(i: number, len: number): number[] {
+  return Array.from({ length: len }, (_, k) => (i * 131 + k * 977 + seed) % VOCAB);
+}
+
+/** Runs all jobs at once (they share prefill and decode steps) and returns what each produced. */
+async function together(engine: Engine, jobs: Omit<GenerateJob, 'id'>[]): Promise<Collected[]> {
+  return Promise.all(jobs.map((j) => collect(engine.generate(j))));
+}
+
+function logprobsOf(c: Collected) {
+  return c.events.flatMap((ev) => ev.tokens.map((t) => ({ logprob: t.logprob, top: t.top })));
+}
+
+function bytesPerStep(a: EngineStats, b: EngineStats): number {
+  const bytes = b.hostDeviceBytes.toDevice + b.hostDeviceBytes.fromDevice - a.hostDeviceBytes.toDevice - a.hostDeviceBytes.fromDevice;
+  return bytes / (b.hostDeviceBytes.steps - a.hostDeviceBytes.steps);
+}
+
+const mixed: { lambda: number; params: Partial<SamplingParams> }[] = [
+  { lambda: 0, params: {} },
+  { lambda: 1, params: { temperature: 0.8, seed: 11 } },
+  { lambda: 0.5, params: { temperature: 1.2, top_p: 0.9, seed: 12 } }, // nucleus wider than 1024: host rows
+  { lambda: -0.5, params: { temperature: 0.7, top_k: 20, seed: 13 } },
+  { lambda: 1.5, params: { logprobs: true, top_logprobs: 5 } },
+  { lambda: 0.25, params: { temperature: 1, min_p: 0.05, seed: 14, logprobs: true } },
+  { lambda: 2, params: { temperature: 0.3, top_k: 50, top_p: 0.8, min_p: 0.02, seed: 15, logprobs: true, top_logprobs: 3 } },
+  { lambda: 0.75, params: { temperature: 2, top_p: 0.05, seed: 16 } }, // a narrow nucleus: on the device
+  { lambda: 1, params: { temperature: 1, top_k: 1500, seed: 17 } }, // top_k past the candidates, no top_p: the device
+  { lambda: 0.5, params: { temperature: 0.9, top_k: 1500, top_p: 0.99, seed: 18 } }, // past the candidates with top_p: host
+];
+
+describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
+  it('greedy and seeded sampled rows mixed in one batch: the same tokens and logprobs as the host sampler', async () => {
+    const jobs = mixed.map((v, i) => job(prompt(i, 3 + ((i * 5) % 11)), v.lambda, 24, v.params, { stream: i % 3 }));
+    const [a, b] = [await together(on, jobs), await together(off, jobs)];
+    for (let i = 0; i < jobs.length; i++) {
+      expect(a[i].finish, `job ${i}`).toBe('length');
+      expect(a[i].tokens, `job ${i}`).toEqual(b[i].tokens);
+      const [la, lb] = [logprobsOf(a[i]), logprobsOf(b[i])];
+      la.forEach((x, k) => {
+        if (lb[k].logprob === undefined) expect(x.logprob).toBeUndefined();
+        else expect(Math.abs(x.logprob! - lb[k].logprob!), `job ${i} token ${k}`).toBeLessThan(1e-5);
+        expect(x.top?.map((t) => t.token)).toEqual(lb[k].top?.map((t) => t.token));
+        x.top?.forEach((t, j) => expect(Math.abs(t.logprob - lb[k].top![j].logprob)).toBeLessThan(1e-5));
+      });
+    }
+    // the sampled rows really were sampled (not all greedy), and differ between seeds
+    expect(new Set(a.slice(1, 4).map((c) => c.tokens.join()))).toHaveProperty('size', 3);
+  }, 120_000);
+
+  it('rows with logit_bias or penalties are sampled on the host, beside device rows, with the same tokens', async () => {
+    const params: Partial<SamplingParams>[] = [
+      { temperature: 0.9, seed: 21, logit_bias: { 5: 3, 7: -100 } },
+      { temperature: 1, seed: 22, repetition_penalty: 1.4, presence_penalty: 0.5, frequency_penalty: 0.3 },
+      { temperature: 0.6, top_k: 10, seed: 23 },
+      {},
+    ];
+    const jobs = params.map((p, i) => job(prompt(40 + i, 6), 0.5 + i * 0.25, 16, p));
+    const [a, b] = [await together(on, jobs), await together(off, jobs)];
+    expect(a.map((c) => c.tokens)).toEqual(b.map((c) => c.tokens));
+    // a row sampled alone on the device still matches once the host rows have finished
+    const after = [job(prompt(50, 4), 1, 12, { temperature: 1.1, seed: 24 }, { stream: 2 })];
+    expect((await together(on, after))[0].tokens).toEqual((await together(off, after))[0].tokens);
+  }, 120_000);
+
+  it('batch 32 without logprobs: at most 64 KiB cross per step (the host sampler path moves the logits)', async () => {
+    const kinds: Partial<SamplingParams>[] = [{}, { temperature: 0.8 }, { temperature: 1, top_k: 40 }, { temperature: 0.7, min_p: 0.1 }, { temperature: 1.3, top_p: 0.05 }];
+    const jobs = Array.from({ length: 32 }, (_, i) => job(prompt(100 + i, 5 + (i % 4)), (i % 5) * 0.5 - 0.5, 20, { ...kinds[i % kinds.length], seed: 300 + i }));
+    const measure = async (engine: Engine) => {
+      const before = await engine.refreshStats();
+      let widest = 0;
+      engine.onSteps = (_ms, s) => (widest = Math.max(widest, s.lastBatchSize));
+      const out = await together(engine, jobs);
+      engine.onSteps = null;
+      const after = await engine.refreshStats();
+      return { perStep: bytesPerStep(before, after), steps: after.hostDeviceBytes.steps - before.hostDeviceBytes.steps, widest, tokens: out.map((c) => c.tokens) };
+    };
+    const [a, b] = [await measure(on), await measure(off)];
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.widest).toBe(32);
+    expect(a.steps).toBeGreaterThanOrEqual(19);
+    console.log(`bytes per step at batch 32 (V = ${VOCAB}): device sampling ${a.perStep.toFixed(0)}, host sampling ${b.perStep.toFixed(0)} (${a.steps} steps)`);
+    expect(a.perStep).toBeLessThanOrEqual(64 * 1024);
+    expect(b.perStep).toBeGreaterThan(64 * 1024); // the measure can fail: the logits alone are 32 × 2048 × 4 bytes
+  }, 180_000);
+});
