@@ -103,6 +103,9 @@ function paperKey(model: string, lambda: number): string | undefined {
   return undefined;
 }
 
+/** Below this reference accuracy the room report does not read an accuracy drop. */
+export const MIN_REFERENCE_ACCURACY = 0.9;
+
 /** Writes trra-grid.svg, trra-grid-accuracy.svg, trra-room.svg and the README's room tables into `dir`. */
 export function renderRoomReport(dir: string, r: RoomResults): void {
   const grid = r.trra.filter((t) => t.model.startsWith('TrRa student'));
@@ -147,7 +150,14 @@ export function renderRoomReport(dir: string, r: RoomResults): void {
   ].join('\n');
   const sweep = ['| λ | mean answer tokens | accuracy |', '| ---: | ---: | ---: |', ...r.inra_sweep.map((p) => `| ${p.lambda} | ${p.mean_tokens.toFixed(1)} | ${pct(p.accuracy)} |`)].join('\n');
   const drop = r.accuracy_first_drops_past_2_points_at_lambda;
-  const dropLine = drop === null ? 'On the grid, no student\'s accuracy is more than 2 points below the reference\'s.' : `Accuracy first drops by more than 2 points (against the reference) at λ = ${drop}.`;
+  const refAccuracy = r.trra.find((t) => t.model === 'reference')?.accuracy ?? 0;
+  // a drop is only readable where the reference itself solves the task
+  const dropLine =
+    refAccuracy < MIN_REFERENCE_ACCURACY
+      ? `The reference answers only ${pct(refAccuracy)} of the problems correctly (below ${pct(MIN_REFERENCE_ACCURACY)}), so this run cannot say at which λ accuracy drops.`
+      : drop === null
+        ? "On the grid, no student's accuracy is more than 2 points below the reference's."
+        : `Accuracy first drops by more than 2 points (against the reference) at λ = ${drop}.`;
   const file = join(dir, 'README.md');
   let text = readFileSync(file, 'utf8');
   const put = (name: string, body: string) => {
