@@ -9,6 +9,8 @@ import { EMBED, LM_HEAD, layerTensorNames } from '../../../gpu-backend/src/check
 import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
 import { ensureGraph } from '../../../gpu-backend/src/graph/build.ts';
+import { graphWeights } from '../../../gpu-backend/src/graph/quantize.ts';
+import { modelSource, parseServerConfig } from '../../../gpu-backend/src/server/config.ts';
 import { dequantizeRows, quantizeRows, roundTrip, type QuantSpec } from '../../../gpu-backend/src/graph/quantize.ts';
 import { ReferenceModel } from '../../../gpu-backend/src/reference/forward.ts';
 import { argmax, decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
@@ -248,4 +250,60 @@ describe('accuracy_level 4 (int8 activations in the CPU kernel, the CPU default)
       expect(err).toBeGreaterThan(0);
     });
   }
+});
+
+describe('int4 decode-loop graphs', () => {
+  const seed = testSeed();
+
+  it(`inra: 8 greedy steps in one decode-loop run give the tokens of 8 single int4 steps, then the same next logits (seed ${seed})`, async () => {
+    const base = tinyCheckpoint({ arch: 'qwen2', seed });
+    const t = join(tempDir(), 't');
+    syntheticInra(base, t, seed, 0.08);
+    const stepwise = await openGraph('inra', { model: t }, 128, false, int4);
+    const looped = await openGraph('inra', { model: t }, 128, true, int4);
+    const V = stepwise.vocab;
+    const prompts = [randomTokens(9, V), randomTokens(4, V), randomTokens(13, V)];
+    const lambdas = [0, 0.5, 1];
+    const run = async (g: typeof stepwise, inOneRun: boolean) => {
+      const pre = await prefill(g, prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })));
+      let next = new Map(pre.handles.map((h, i) => [h.id, { token: argmax(pre.logits[i][0]), lambdas: [lambdas[i]] }]));
+      const out: number[][] = pre.handles.map((h) => [next.get(h.id)!.token]);
+      if (inOneRun) {
+        const plan = g.rows.decodePlan(next);
+        const tokens = await g.runner.loop(plan, 8);
+        plan.handles.forEach((h, b) => {
+          h.length += 8;
+          out[pre.handles.indexOf(h)].push(...tokens.map((row) => row[b]));
+        });
+      } else {
+        for (let s = 0; s < 8; s++) {
+          const logits = await decode(g, next, pre.handles);
+          next = new Map(pre.handles.map((h, i) => [h.id, { token: argmax(logits[i][0]), lambdas: [lambdas[i]] }]));
+          pre.handles.forEach((h, i) => out[i].push(next.get(h.id)!.token));
+        }
+      }
+      const after = await decode(g, new Map(pre.handles.map((h, i) => [h.id, { token: out[i].at(-1)!, lambdas: [lambdas[i]] }])), pre.handles);
+      return { tokens: out, after: after.map((a) => a[0]) };
+    };
+    const a = await run(stepwise, false);
+    const b = await run(looped, true);
+    expect(b.tokens).toEqual(a.tokens);
+    b.after.forEach((row, i) => expect(relErr(row, a.after[i])).toBeLessThan(1e-5));
+  });
+});
+
+describe('the weights setting', () => {
+  it('models.json weights/block_size/keep_float reach the graph spec; float formats and no setting keep the device float type; bad values are refused', () => {
+    const config = (extra: Record<string, unknown>) => parseServerConfig({ models: [{ id: 'm', mode: 'single', model: './m', ...extra }] }, '/tmp');
+    const source = modelSource(config({ weights: 'int4', block_size: 64, keep_float: ['lm_head'] }).models[0]);
+    expect(source.weights).toEqual({ format: 'int4', blockSize: 64, keepFloat: ['lm_head'] });
+    expect(graphWeights(source.weights, 'cpu')).toEqual({ floatType: 'float32', quant: { bits: 4, blockSize: 64, accuracyLevel: 4, floatLmHead: true } });
+    expect(graphWeights(source.weights, 'cuda')).toEqual({ floatType: 'float16', quant: { bits: 4, blockSize: 64, accuracyLevel: 0, floatLmHead: true } });
+    expect(graphWeights(modelSource(config({}).models[0]).weights, 'cpu')).toEqual({ floatType: 'float32' });
+    expect(graphWeights(modelSource(config({}).models[0]).weights, 'cuda')).toEqual({ floatType: 'float16' });
+    expect(graphWeights(modelSource(config({ weights: 'float16' }).models[0]).weights, 'cpu')).toEqual({ floatType: 'float16' });
+    expect(() => config({ weights: 'int3' })).toThrow(/weights/);
+    expect(() => config({ weights: 'int8', block_size: 48 })).toThrow(/block_size/);
+    expect(() => config({ block_size: 32 })).toThrow(/block_size and keep_float need/);
+  });
 });
