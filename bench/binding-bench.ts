@@ -2,17 +2,23 @@
  * Issue 14, CPU: realign's own ONNX Runtime binding (the engine's path: IoBinding, KV caches bound in place) against
  * the old path (onnxruntime-node's JS API with the KV caches fed from JS memory, bench/lib/legacy-runner.ts), decode
  * steps of the same InRa graph and the same step plans, measured in turn in one process with the same session
- * settings; and the host↔device bytes one decode step moves at batch 32, as the binding counts them.
+ * settings; and the host↔device bytes one decode step moves at batch 32, as the binding counts them. Beside it, at
+ * batch 32: the step graph with the sampling block (GraphSpec.deviceSampling), its bytes per decode step when no row
+ * asks for logprobs, and the cost of sampled decoding against greedy, step + sampling, on the host sampler and on the
+ * device block (target ≤ 1.1×).
  *
  *   node --import tsx bench/binding-bench.ts [--rounds N]      (also part of `npm run bench`)
  */
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../gpu-backend/src/checkpoint/checkpoint.ts';
-import { GraphRunner } from '../gpu-backend/src/engine/graph-runner.ts';
+import { GraphRunner, type SamplingFeed } from '../gpu-backend/src/engine/graph-runner.ts';
 import { RowAllocator, branchesFor, type RowHandle } from '../gpu-backend/src/engine/rows.ts';
 import { ensureGraph } from '../gpu-backend/src/graph/build.ts';
+import type { GraphSpec } from '../gpu-backend/src/graph/model-graph.ts';
 import { ModelSession } from '../gpu-backend/src/ort/session.ts';
+import { samplingParams, type SamplingParams } from '../gpu-backend/src/sampling/params.ts';
+import { SequenceSampler } from '../gpu-backend/src/sampling/sampler.ts';
 import { LegacyRunner } from './lib/legacy-runner.ts';
 import { BENCH_ROOT, benchModels } from './lib/models.ts';
 import { interleaved, pairedRatio, summarize, type Timing } from './lib/stats.ts';
@@ -28,6 +34,32 @@ export interface BindingBenchResult {
   bytesBatch: number;
   bindingBytesPerStep: { toDevice: number; fromDevice: number };
   oldBytesPerStep: number;
+  /** at `bytesBatch` rows: the step graph with the sampling block */
+  deviceSampling?: {
+    bytesPerStep: { toDevice: number; fromDevice: number };
+    /** decode step + choosing the tokens, greedy and sampled rows; ratio = sampled / greedy (paired) */
+    host: { greedy: Timing; sampled: Timing; ratio: number };
+    device: { greedy: Timing; sampled: Timing; ratio: number };
+    /** share of sampled rows the block left to the host (−2: a nucleus wider than its candidates, as random weights give) */
+    hostRowShare: number;
+  };
+}
+
+/** Sampled rows of the comparison: temperature and nucleus, as a chat client sends them. */
+const SAMPLED = samplingParams({ temperature: 0.8, top_p: 0.9 });
+const GREEDY = samplingParams({ temperature: 0 });
+
+/** The sampling block's inputs for B rows of `params`, u from each row's seeded stream. */
+function feedFor(params: SamplingParams, samplers: SequenceSampler[]): SamplingFeed {
+  const B = samplers.length;
+  return {
+    uniform: Float64Array.from(samplers, (s) => s.drawUniform() ?? 0),
+    temperature: new Float64Array(B).fill(params.temperature),
+    topP: new Float64Array(B).fill(params.top_p),
+    minP: new Float64Array(B).fill(params.min_p),
+    topK: new BigInt64Array(B).fill(BigInt(params.top_k)),
+    top: false,
+  };
 }
 
 interface Path {
@@ -41,7 +73,8 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
   const { inra } = benchModels(preset, log);
   const lambda = 0.5;
   const promptTokens = 64;
-  const files = ensureGraph({ mode: 'inra', floatType: 'float32', maxContext: 1024, model: openCheckpoint(inra) }, join(BENCH_ROOT, 'graphs'));
+  const spec: GraphSpec = { mode: 'inra', floatType: 'float32', maxContext: 1024, model: openCheckpoint(inra) };
+  const files = ensureGraph(spec, join(BENCH_ROOT, 'graphs'));
   const vocab = files.manifest.vocabSize;
   // the same settings for both: ORT's thread count, graph optimisation all, arena and memory pattern, no spinning
   const session = await ModelSession.open(files.modelPath, { device: 'cpu' });
@@ -86,9 +119,70 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
   await decodeStep(paths.old)();
   result.oldBytesPerStep = legacy.lastStepBytes;
   log(`  binding: ${result.bindingBytesPerStep.toDevice} B in, ${result.bindingBytesPerStep.fromDevice} B out; old path: ${result.oldBytesPerStep} B`);
-  for (const p of Object.values(paths)) empty(p);
-  await runner.release();
+  empty(paths.old);
   await legacy.release();
+
+  log(`device sampling vs host sampling at batch ${bytesBatch}: bytes per step, sampled / greedy`);
+  const dsFiles = ensureGraph({ ...spec, deviceSampling: true }, join(BENCH_ROOT, 'graphs'));
+  const dsRunner = new GraphRunner(await ModelSession.open(dsFiles.modelPath, { device: 'cpu' }), dsFiles.manifest);
+  const ds: Path = { rows: new RowAllocator(dsRunner), step: (p) => dsRunner.step(p), handles: [] };
+  await fill(ds, bytesBatch);
+  const samplers = (params: SamplingParams) => Array.from({ length: bytesBatch }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
+  const host = { greedy: samplers(GREEDY), sampled: samplers(SAMPLED) };
+  const device = { greedy: samplers(GREEDY), sampled: samplers(SAMPLED) };
+  const deferred = { rows: 0, of: 0 };
+  const deviceStep = (s: SequenceSampler[], params: SamplingParams) => async () => {
+    const next = new Map(ds.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
+    const plan = ds.rows.decodePlan(next);
+    const feed = feedFor(params, s);
+    const out = await dsRunner.stepSampled(plan, feed);
+    ds.rows.commit(plan);
+    if (params.temperature > 0) deferred.of += out.token.length;
+    out.token.forEach((t, i) => {
+      if (t === -2n) deferred.rows++;
+      if (t === -2n) s[i].next(out.logitsRow(i), feed.uniform[i]); // a row the block leaves to the host, same u
+    });
+  };
+  const hostSampled = async () => {
+    const next = new Map(paths.binding.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
+    const plan = paths.binding.rows.decodePlan(next);
+    const { logits } = await runner.step(plan);
+    paths.binding.rows.commit(plan);
+    host.sampled.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
+  };
+  const hostGreedy = async () => {
+    const next = new Map(paths.binding.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
+    const plan = paths.binding.rows.decodePlan(next);
+    const { logits } = await runner.step(plan);
+    paths.binding.rows.commit(plan);
+    host.greedy.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
+  };
+  // bytes per decode step through the block, no logprobs asked
+  await deviceStep(device.greedy, GREEDY)();
+  const dsBefore = { ...dsRunner.transferBytes };
+  for (let i = 0; i < steps; i++) await deviceStep(i % 2 ? device.sampled : device.greedy, i % 2 ? SAMPLED : GREEDY)();
+  const bytesPerStep = { toDevice: (dsRunner.transferBytes.toDevice - dsBefore.toDevice) / steps, fromDevice: (dsRunner.transferBytes.fromDevice - dsBefore.fromDevice) / steps };
+  log(`  device sampling: ${bytesPerStep.toDevice} B in, ${bytesPerStep.fromDevice} B out per step`);
+  // the KV caches grow by one token per timed step and path: keep the rounds inside the graph's context
+  const sRounds = Math.min(rounds, Math.floor((1024 - promptTokens - 16) / 4) - 4);
+  const t = await interleaved(
+    { hostGreedy, hostSampled, deviceGreedy: deviceStep(device.greedy, GREEDY), deviceSampled: deviceStep(device.sampled, SAMPLED) },
+    sRounds,
+    2,
+  );
+  result.deviceSampling = {
+    bytesPerStep,
+    host: { greedy: summarize(t.hostGreedy), sampled: summarize(t.hostSampled), ratio: pairedRatio(t.hostSampled, t.hostGreedy) },
+    device: { greedy: summarize(t.deviceGreedy), sampled: summarize(t.deviceSampled), ratio: pairedRatio(t.deviceSampled, t.deviceGreedy) },
+    hostRowShare: deferred.of > 0 ? deferred.rows / deferred.of : 0,
+  };
+  const d = result.deviceSampling;
+  log(`  host sampler: greedy ${d.host.greedy.medianMs.toFixed(2)} ms, sampled ${d.host.sampled.medianMs.toFixed(2)} ms, ratio ${d.host.ratio.toFixed(3)}`);
+  log(`  device block: greedy ${d.device.greedy.medianMs.toFixed(2)} ms, sampled ${d.device.sampled.medianMs.toFixed(2)} ms, ratio ${d.device.ratio.toFixed(3)} (${(100 * d.hostRowShare).toFixed(0)}% of sampled rows left to the host)`);
+  empty(ds);
+  empty(paths.binding);
+  await dsRunner.release();
+  await runner.release();
   return result;
 }
 

@@ -101,7 +101,16 @@ export function renderReport(run: BenchRun) {
     md.push('| batch | binding ms/step | old path ms/step | binding / old (paired median) | target |', '| --- | --- | --- | --- | --- |');
     for (const r of b.batches) md.push(`| ${r.batch} | ${f(r.binding.medianMs)} | ${f(r.old.medianMs)} | ${f(r.ratio, 3)} | ≤ 1.02 ${verdict(r.ratio <= 1.02)} |`);
     const inOut = b.bindingBytesPerStep;
-    md.push('', `Host↔device bytes per decode step at batch ${b.bytesBatch}, counted by the binding: ${inOut.toDevice} B in (token ids, lengths, λ, row maps), ${inOut.fromDevice} B out (the logits for the host sampler); the KV caches stay bound. The old path moved ${(b.oldBytesPerStep / 2 ** 20).toFixed(1)} MiB per step (its KV caches both ways). The ≤ 64 KiB target needs sampling on the device (not done yet).`, '');
+    md.push('', `Host↔device bytes per decode step at batch ${b.bytesBatch}, counted by the binding: ${inOut.toDevice} B in (token ids, lengths, λ, row maps), ${inOut.fromDevice} B out (the logits for the host sampler); the KV caches stay bound. The old path moved ${(b.oldBytesPerStep / 2 ** 20).toFixed(1)} MiB per step (its KV caches both ways). `, '');
+    const d = b.deviceSampling;
+    if (d) {
+      const bytes = d.bytesPerStep.toDevice + d.bytesPerStep.fromDevice;
+      md.push(`With the sampling block in the step graph (device_sampling on; greedy and sampled rows, no logprobs asked): ${d.bytesPerStep.toDevice} B in, ${d.bytesPerStep.fromDevice} B out per decode step at batch ${b.bytesBatch} — ${bytes} B, target ≤ 64 KiB ${verdict(bytes <= 65536)}.`, '');
+      md.push('| batch ' + b.bytesBatch + ' | greedy ms/step | sampled ms/step (T 0.8, top_p 0.9) | sampled / greedy | target |', '| --- | --- | --- | --- | --- |');
+      md.push(`| host sampler | ${f(d.host.greedy.medianMs)} | ${f(d.host.sampled.medianMs)} | ${f(d.host.ratio, 3)} | ≤ 1.1 ${verdict(d.host.ratio <= 1.1)} |`);
+      md.push(`| sampling block | ${f(d.device.greedy.medianMs)} | ${f(d.device.sampled.medianMs)} | ${f(d.device.ratio, 3)} | ≤ 1.1 ${verdict(d.device.ratio <= 1.1)} |`);
+      md.push('', `${(100 * d.hostRowShare).toFixed(0)}% of the sampled rows were left to the host by the block (token −2: the random-weight model's nearly flat distribution puts more than the block's 1024 candidates in a top_p 0.9 nucleus), and those are sampled on the host from their logits row.`, '');
+    }
   }
   if (run.engine.length) {
     md.push('## Engine throughput (small preset, InRa at λ = 0.5, greedy, CPU)', '');
