@@ -6,7 +6,8 @@
 #   bash bench/gpu/gpu-check.sh --dry-run                      the same stages on the CPU from the repository (tiny shape)
 #
 # Stages, each under its own time budget (and all under GPU_CHECK_TOTAL_S, default 470 s), each recorded in
-# stages.jsonl with its exit status; a stage that fails or runs out of time does not stop the next one:
+# stages.jsonl with its exit status; a stage that fails or runs out of time does not stop the next one (the script's
+# exit status is 1 when one did):
 #   env         card (nvidia-smi), CUDA 13 libraries, provider libraries next to libonnxruntime.so.1, versions
 #   models      r1-distill-qwen-1.5b-shape base (init-model, seeded, float16) and InRa (expand, adapter perturbed)
 #   hf          transformers float32 logits of fixed ids, λ = 0, 0.5, 1 (python3 hf_check.py; in the background
@@ -84,7 +85,7 @@ stage() {
   case $rc in
     0) status=ok ;;
     124|137) status=timeout; note="over its ${budget} s budget" ;;
-    *) status=failed; note="exit $rc: $(tail -n 3 "$RES/$name.log" | tr '\n' ' ' | cut -c1-300)" ;;
+    *) status=failed; note="exit $rc: $( (grep -m1 -E 'Error|error' "$RES/$name.log" || tail -n 1 "$RES/$name.log") | cut -c1-300)" ;;
   esac
   record "$name" "$status" "$secs" "$budget" "$rc" "$note"
   [ "$rc" = 0 ]
@@ -168,3 +169,5 @@ TOTAL=$((TOTAL + 30)) stage report 30 "${NODE[@]}" report --results "$RES"
 for f in ours-logits.json hf-logits.json; do [ -f "$RES/$f" ] && xz -f -T0 "$RES/$f"; done
 echo "[gpu-check] done in $(($(date +%s) - START)) s; results in $RES"
 cat "$RES/results.md" 2>/dev/null
+# every stage ran (or was skipped with a note); the exit status says whether one failed or ran out of time
+! grep -qE '"status":"(failed|timeout)"' "$RES/stages.jsonl"
