@@ -11,6 +11,11 @@ import type { EngineStats, GenerateJob } from '../../../gpu-backend/src/engine/p
 import type { SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
 import { collect, job, startEngine, type Collected } from '../helpers/engine.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
+import { bigramModel } from '../helpers/bigram.ts';
+import { poisonCheckpoint } from '../reliability/poison-checkpoint.ts';
+import { graphCacheKey, GRAPH_FORMAT_VERSION } from '../../../gpu-backend/src/graph/build.ts';
+import type { GraphSpec } from '../../../gpu-backend/src/graph/model-graph.ts';
+import { createHash } from 'node:crypto';
 
 const seed = testSeed();
 // more tokens than the block's 1024 candidates, so that wide nuclei are left to the host (token −2)
@@ -118,4 +123,50 @@ describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
     expect(a.perStep).toBeLessThanOrEqual(64 * 1024);
     expect(b.perStep).toBeGreaterThan(64 * 1024); // the measure can fail: the logits alone are 32 × 2048 × 4 bytes
   }, 180_000);
+
+  it('logits jobs through a device-sampling graph equal those of the plain graph', async () => {
+    for (const positions of ['last', 'all'] as const) {
+      const j = { inputIds: prompt(7, 9), lambdas: [0, 0.5, 1.5], positions, topLogprobs: 8, includeBranches: true };
+      const [a, b] = [await on.logits(j), await off.logits(j)];
+      expect(a.blends.map((x) => x.top.map((p) => p.map((t) => t.token)))).toEqual(b.blends.map((x) => x.top.map((p) => p.map((t) => t.token))));
+      a.blends.forEach((x, k) => x.top.flat().forEach((t, i) => expect(Math.abs(t.logprob - b.blends[k].top.flat()[i].logprob)).toBeLessThan(1e-5)));
+      expect(a.branches?.aligned.map((p) => p.map((t) => t.token))).toEqual(b.branches?.aligned.map((p) => p.map((t) => t.token)));
+    }
+  }, 60_000);
+
+  it('a row whose logits turn all NaN ends alone with non_finite_logits, as with the host sampler', async () => {
+    const D = 64; // hidden size of the tiny preset
+    const bigram = bigramModel('Poison!');
+    const c = bigram.cycle;
+    // c2's embedding holds a NaN: the logits are finite until c2 is the input, then all NaN
+    const model = join(tempDir(), 'nan-later');
+    poisonCheckpoint(bigram.dir, model, [{ tensor: 'model.embed_tokens.weight', index: c[2] * D + 2, value: NaN }]);
+    const results: Collected[][] = [];
+    for (const mode of ['on', 'off'] as const) {
+      const e = await startEngine({ mode: 'single', model }, { deviceSampling: mode });
+      try {
+        results.push(await together(e, [job([c[0]], 1, 8, { temperature: 1.2, seed: 3 }), job([c[3]], 1, 3), job([c[4]], 1, 2, { temperature: 0.5, seed: 4 })]));
+      } finally {
+        await e.shutdown();
+      }
+    }
+    const [a, b] = results;
+    expect(a[0].finish).toBe('error');
+    expect(a[0].events.at(-1)?.error?.code).toBe('non_finite_logits');
+    expect(a[0].events.at(-1)?.error).toEqual(b[0].events.at(-1)?.error);
+    expect(a.map((x) => x.tokens)).toEqual(b.map((x) => x.tokens));
+    expect(a.slice(1).map((x) => x.finish)).toEqual(['length', 'length']);
+  }, 120_000);
+});
+
+describe('graph cache key of the sampling variant', () => {
+  const spec: GraphSpec = { mode: 'single', floatType: 'float32', maxContext: 64 };
+  it('is the key of before when the option is off, another one when it is on (step graphs only)', () => {
+    // the key as it was computed before the option existed
+    const old = createHash('sha256').update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant: 'step', mode: 'single', floatType: 'float32', maxContext: 64 })).update('-').update('-').update('-').digest('hex').slice(0, 20);
+    expect(graphCacheKey(spec)).toBe(old);
+    expect(graphCacheKey({ ...spec, deviceSampling: false })).toBe(old);
+    expect(graphCacheKey({ ...spec, deviceSampling: true })).not.toBe(old);
+    expect(graphCacheKey({ ...spec, deviceSampling: true }, 'decode-loop')).toBe(graphCacheKey(spec, 'decode-loop'));
+  });
 });
