@@ -14,7 +14,10 @@ npx esbuild bench/gpu/gpu-check.ts bench/gpu/gpu-bench.ts bench/gpu/engine-gpu.t
   gpu-backend/src/text/tokenizer-worker.ts --bundle --platform=node \
   --format=esm --target=node20 --outdir=.gpu/bundle --entry-names='[name]' --external:onnxruntime-node --external:koffi \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
-echo '{"type":"module"}' > .gpu/bundle/package.json
+# the CLI reads its version from the repository's package.json (../../../ of its source): point it at the bundle's own
+node -e 'const p = require("./package.json"); process.stdout.write(JSON.stringify({ type: "module", name: p.name, version: p.version }))' > .gpu/bundle/package.json
+sed -i 's#new URL("\.\./\.\./\.\./package\.json", import\.meta\.url)#new URL("./package.json", import.meta.url)#' .gpu/bundle/main.js
+grep -q 'new URL("./package.json", import.meta.url)' .gpu/bundle/main.js || { echo "bundle.sh: main.js no longer reads ../../../package.json; check how it finds its version" >&2; exit 1; }
 cp -r node_modules/onnxruntime-common .gpu/bundle/node_modules/
 cp -r node_modules/onnxruntime-node/package.json node_modules/onnxruntime-node/dist node_modules/onnxruntime-node/lib .gpu/bundle/node_modules/onnxruntime-node/
 cp -r node_modules/onnxruntime-node/bin/napi-v6/linux/x64 .gpu/bundle/node_modules/onnxruntime-node/bin/napi-v6/linux/

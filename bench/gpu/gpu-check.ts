@@ -332,7 +332,9 @@ async function engine(): Promise<void> {
         newTokensPerSecond: (B * (T - 1) * 1000) / decodeMs,
         endToEndTokensPerSecond: (d.tokens * 1000) / (d.end - d.start),
         tokens: d.tokens,
-        hostDeviceBytesPerStep: decodeRuns > 0 ? decodeBytes / decodeRuns : null,
+        // a decode-loop run holds several steps: bytes per step over the engine's step count, per run beside it
+        hostDeviceBytesPerStep: steps > 0 ? decodeBytes / steps : null,
+        hostDeviceBytesPerRun: decodeRuns > 0 ? decodeBytes / decodeRuns : null,
         hostDeviceRuns: decodeRuns,
         lastBatchSize: d.after.lastBatchSize,
       };

@@ -1,4 +1,4 @@
-# Sourced by run-gpu.sh and run-gpu-engine.sh: where make-parts/place.sh put the files on the CUDA server
+# Sourced by run-gpu.sh and run-gpu-engine.sh: where the parts' place.sh (bench/gpu/parts.sh) put the files on the CUDA server
 # (/tmp/realign-root: .gpu/node, .gpu/bundle, .gpu/providers), the CUDA 13 libraries, the provider libraries copied
 # next to onnxruntime-node's binding, $OUT for results and $M for the transformers-made checkpoints.
 HERE=$(cd "$(dirname "${BASH_SOURCE[1]}")" && pwd)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Comparison f on a CUDA server whose files were placed by make-parts/place.sh under /tmp/realign-root:
+# Comparison f on a CUDA server whose files were placed by the parts' place.sh (bench/gpu/parts.sh) under /tmp/realign-root:
 #   .gpu/node (node 20 binary), .gpu/bundle (bundled benchmark and CLI + onnxruntime-node 1.29.0),
 #   .gpu/providers (libonnxruntime_providers_{shared,cuda}.so 1.29.0 for CUDA 13).
 # Weights are generated here by transformers. Results go to $OUT (at most a few small files).
