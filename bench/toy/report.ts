@@ -109,31 +109,29 @@ export const MIN_REFERENCE_ACCURACY = 0.9;
 /** Writes trra-grid.svg, trra-grid-accuracy.svg, trra-room.svg and the README's room tables into `dir`. */
 export function renderRoomReport(dir: string, r: RoomResults): void {
   const grid = r.trra.filter((t) => t.model.startsWith('TrRa student'));
-  writeFileSync(
-    join(dir, 'trra-grid.svg'),
-    lineChart({
-      title: 'TrRa students: fewer tokens than the reference vs λ (toy, room variant)',
-      xLabel: 'λ of the teacher softmax(λ·z_aligned + (1 − λ)·z_reference)',
-      yLabel: 'token reduction vs reference',
-      points: grid.map((t) => ({ x: t.lambda, y: t.reduction, label: pct(t.reduction) })),
-      yMin: 0,
-      yFormat: (v) => `${Math.round(v * 100)}%`,
-      markers: [{ x: 1, text: 'aligned' }],
-    }),
+  // one λ chart over the students: `value` picks the plotted number, shown as a percentage
+  const gridChart = (name: string, title: string, xLabel: string, yLabel: string, value: (t: RoomRow) => number, yMax?: number) =>
+    writeFileSync(
+      join(dir, name),
+      lineChart({
+        title,
+        xLabel,
+        yLabel,
+        points: grid.map((t) => ({ x: t.lambda, y: value(t), label: pct(value(t)) })),
+        yMin: 0,
+        yMax,
+        yFormat: (v) => `${Math.round(v * 100)}%`,
+        markers: [{ x: 1, text: 'aligned' }],
+      }),
+    );
+  gridChart(
+    'trra-grid.svg',
+    'TrRa students: fewer tokens than the reference vs λ (toy, room variant)',
+    'λ of the teacher softmax(λ·z_aligned + (1 − λ)·z_reference)',
+    'token reduction vs reference',
+    (t) => t.reduction,
   );
-  writeFileSync(
-    join(dir, 'trra-grid-accuracy.svg'),
-    lineChart({
-      title: 'TrRa students: accuracy vs λ (toy, room variant)',
-      xLabel: 'λ',
-      yLabel: 'accuracy',
-      points: grid.map((t) => ({ x: t.lambda, y: t.accuracy, label: pct(t.accuracy) })),
-      yMin: 0,
-      yMax: 1,
-      yFormat: (v) => `${Math.round(v * 100)}%`,
-      markers: [{ x: 1, text: 'aligned' }],
-    }),
-  );
+  gridChart('trra-grid-accuracy.svg', 'TrRa students: accuracy vs λ (toy, room variant)', 'λ', 'accuracy', (t) => t.accuracy, 1);
   writeFileSync(
     join(dir, 'trra-room.svg'),
     barChart({
