@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
-import { argmax, decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
+import { argmax, decode, oneBranchCheckpoints, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
 import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
 
@@ -77,14 +77,7 @@ describe(`one-branch rows (seed ${seed})`, () => {
   for (const mode of ['inra', 'fusion'] as const) {
     it(`${mode}: a row with λ = 0 or 1 gives the same logits whether or not its other branch is computed (within ${TOL})`, async () => {
       const base = tinyCheckpoint({ arch: 'qwen2', seed });
-      let ckpts: { model?: string; aligned?: string; reference?: string };
-      if (mode === 'inra') {
-        const trained = join(tempDir(), 't');
-        syntheticInra(base, trained, seed, 0.05);
-        ckpts = { model: trained };
-      } else {
-        ckpts = { aligned: tinyCheckpoint({ arch: 'qwen2', seed: seed + 11 }), reference: base };
-      }
+      const ckpts = oneBranchCheckpoints(mode, base, seed);
       const g = await openGraph(mode, ckpts);
       const tokens = randomTokens(14, g.vocab);
       for (const lambda of [0, 1]) {

@@ -13,7 +13,7 @@ import { graphWeights } from '../../../gpu-backend/src/graph/quantize.ts';
 import { modelSource, parseServerConfig } from '../../../gpu-backend/src/server/config.ts';
 import { dequantizeRows, quantizeRows, roundTrip, type QuantSpec } from '../../../gpu-backend/src/graph/quantize.ts';
 import { ReferenceModel } from '../../../gpu-backend/src/reference/forward.ts';
-import { argmax, decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
+import { argmax, decode, oneBranchCheckpoints, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
 
 afterAll(cleanupTempDirs);
@@ -209,14 +209,7 @@ describe.each([
   for (const mode of ['inra', 'fusion'] as const) {
     it(`${mode}: a row with λ = 0 or 1 gives the same logits whether or not its other branch is computed, and a λ = 0 step runs no other branch (seed ${seed})`, async () => {
       const base = tinyCheckpoint({ arch: 'qwen2', seed });
-      let ckpts: { model?: string; aligned?: string; reference?: string };
-      if (mode === 'inra') {
-        const trained = join(tempDir(), 't');
-        syntheticInra(base, trained, seed, 0.05);
-        ckpts = { model: trained };
-      } else {
-        ckpts = { aligned: tinyCheckpoint({ arch: 'qwen2', seed: seed + 11 }), reference: base };
-      }
+      const ckpts = oneBranchCheckpoints(mode, base, seed);
       const g = await openGraph(mode, ckpts, 128, false, q);
       const tokens = randomTokens(14, g.vocab);
       for (const lambda of [0, 1]) {

@@ -1,4 +1,5 @@
 /** Builds graphs for tests and runs whole sequences through them with the real session and caches. */
+import { join } from 'node:path';
 import { openCheckpoint, type Checkpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { ensureGraph } from '../../../gpu-backend/src/graph/build.ts';
 import type { GraphSpec } from '../../../gpu-backend/src/graph/model-graph.ts';
@@ -7,7 +8,18 @@ import type { QuantSpec } from '../../../gpu-backend/src/graph/quantize.ts';
 import { GraphRunner } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { RowAllocator, branchesFor, type RowHandle } from '../../../gpu-backend/src/engine/rows.ts';
 import { ModelSession } from '../../../gpu-backend/src/ort/session.ts';
-import { tempDir } from './models.ts';
+import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { tempDir, tinyCheckpoint } from './models.ts';
+
+/** The checkpoints of the one-branch-row tests on top of `base`: a synthetic InRa model, or an aligned/reference pair. */
+export function oneBranchCheckpoints(mode: 'inra' | 'fusion', base: string, seed: number): { model?: string; aligned?: string; reference?: string } {
+  if (mode === 'inra') {
+    const trained = join(tempDir(), 't');
+    syntheticInra(base, trained, seed, 0.05);
+    return { model: trained };
+  }
+  return { aligned: tinyCheckpoint({ arch: 'qwen2', seed: seed + 11 }), reference: base };
+}
 
 /** A graph ready to run, with its row allocator. */
 export interface TestGraph {
