@@ -5,7 +5,7 @@
  * same step plans as GraphRunner (it duck-types the part RowAllocator uses).
  */
 import type { GraphManifest, KvGroupInfo } from '../../gpu-backend/src/graph/model-graph.ts';
-import type { StepPlan, StepResult } from '../../gpu-backend/src/engine/graph-runner.ts';
+import { stepInputFeeds, type StepPlan, type StepResult } from '../../gpu-backend/src/engine/graph-runner.ts';
 import { JsApiSession } from '../../gpu-backend/src/ort/js-api-session.ts';
 import type { HostTensor } from '../../gpu-backend/src/ort/session.ts';
 
@@ -183,18 +183,7 @@ export class LegacyRunner {
   }
 
   async step(plan: StepPlan): Promise<StepResult> {
-    const R = plan.tokens.length;
-    const S = plan.prefill ? Math.max(...plan.tokens.map((t) => t.length)) : 1;
-    const P = plan.positions[0]?.length ?? 0;
-    const maxTotal = Math.max(...plan.totals);
-    const ids = new BigInt64Array(R * S);
-    plan.tokens.forEach((t, r) => t.forEach((id, s) => (ids[r * S + s] = BigInt(id))));
-    const feeds: Record<string, HostTensor> = {
-      input_ids: { type: 'int64', data: ids, dims: [R, S] },
-      seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
-      total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
-      positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
-    };
+    const { feeds, maxTotal, S } = stepInputFeeds(plan);
     const B = plan.outputs.length;
     feeds.lambda = { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] };
     feeds.aligned_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] };
@@ -219,7 +208,7 @@ export class LegacyRunner {
     } else {
       for (let i = 0; i < g1.count; i++) this.caches[1].setLength(g1.start + i, plan.totals[g0.count + i]);
     }
-    return { logits: out.logits.data as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+    return { logits: out.logits.data as Float32Array, positions: plan.positions[0]?.length ?? 0, vocabSize: this.manifest.vocabSize };
   }
 
   async release(): Promise<void> {

@@ -168,20 +168,7 @@ export class GraphRunner {
 
   /** The feeds every step takes (the graph's step inputs of IO). */
   private stepFeeds(plan: StepPlan): Record<string, HostTensor> {
-    const R = plan.tokens.length;
-    const S = plan.prefill ? Math.max(...plan.tokens.map((t) => t.length)) : 1;
-    if (!plan.prefill && plan.tokens.some((t) => t.length !== 1)) throw new Error('a decode step takes exactly one token per row');
-    const P = plan.positions[0]?.length ?? 0;
-    const maxTotal = Math.max(...plan.totals);
-    const ids = new BigInt64Array(R * S);
-    plan.tokens.forEach((t, r) => t.forEach((id, s) => (ids[r * S + s] = BigInt(id))));
-    const feeds: Record<string, HostTensor> = {
-      input_ids: { type: 'int64', data: ids, dims: [R, S] },
-      seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
-      // GroupQueryAttention treats a step as a prompt exactly when S equals this value
-      total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
-      positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
-    };
+    const { feeds, maxTotal, S } = stepInputFeeds(plan);
     this.bindRows(this.stepBinding, plan, Math.max(maxTotal, S), feeds);
     return feeds;
   }
@@ -347,4 +334,26 @@ export class GraphRunner {
       for (let i = 0; i < g1.count; i++) this.caches[1].setLength(g1.start + i, plan.totals[g0.count + i]);
     }
   }
+}
+
+/**
+ * The token, length and position feeds of one step, and the sizes they imply (S tokens per row, the longest total
+ * length). Shared with the benchmark's old-path runner, so both feed a step the same way.
+ */
+export function stepInputFeeds(plan: StepPlan): { feeds: Record<string, HostTensor>; maxTotal: number; S: number } {
+  const R = plan.tokens.length;
+  const S = plan.prefill ? Math.max(...plan.tokens.map((t) => t.length)) : 1;
+  if (!plan.prefill && plan.tokens.some((t) => t.length !== 1)) throw new Error('a decode step takes exactly one token per row');
+  const P = plan.positions[0]?.length ?? 0;
+  const maxTotal = Math.max(...plan.totals);
+  const ids = new BigInt64Array(R * S);
+  plan.tokens.forEach((t, r) => t.forEach((id, s) => (ids[r * S + s] = BigInt(id))));
+  const feeds: Record<string, HostTensor> = {
+    input_ids: { type: 'int64', data: ids, dims: [R, S] },
+    seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
+    // GroupQueryAttention treats a step as a prompt exactly when S equals this value
+    total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
+    positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
+  };
+  return { feeds, maxTotal, S };
 }
