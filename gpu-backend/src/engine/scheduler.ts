@@ -268,7 +268,16 @@ export class Scheduler {
     if (!runner.deviceSampling || !seqs.every((s) => s.deviceSampleable(topCount))) {
       const logits = await this.timed(plan, stepMs);
       const V = this.model.vocabSize;
-      seqs.forEach((seq, i) => this.advance(seq, events, () => seq.step(logits.subarray(i * V, (i + 1) * V))));
+      for (let i = 0; i < seqs.length; i++) {
+        const seq = seqs[i];
+        let ev: GenerateEvent;
+        try {
+          ev = seq.step(logits.subarray(i * V, (i + 1) * V));
+        } catch (err) {
+          ev = this.rowFailed(seq, err);
+        }
+        this.emit(seq, ev, events);
+      }
       return;
     }
     const B = seqs.length;
@@ -287,10 +296,17 @@ export class Scheduler {
     this.rows.commit(plan);
     stepMs.push(performance.now() - t0);
     const K = res.topCount;
-    seqs.forEach((seq, i) => {
+    for (let i = 0; i < seqs.length; i++) {
+      const seq = seqs[i];
       const top = res.topIds && res.topLogprobs ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) } : null;
-      this.advance(seq, events, () => seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i)));
-    });
+      let ev: GenerateEvent;
+      try {
+        ev = seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i));
+      } catch (err) {
+        ev = this.rowFailed(seq, err);
+      }
+      this.emit(seq, ev, events);
+    }
   }
 
   /** Ends the sequences of a model run that threw (the engine goes on with the others and with new work). */
@@ -300,18 +316,13 @@ export class Scheduler {
   }
 
   /**
-   * Runs one sequence's own work for a step (sampling, stop rules, detokenizing) and emits its event; anything it
-   * throws ends this sequence alone with an error, the rest of the batch is not affected.
+   * The event for a sequence whose own work for a step (sampling, stop rules, detokenizing) threw: it ends this
+   * sequence alone with an error, the rest of the batch is not affected. Callers wrap each row's work in a plain
+   * try/catch (no closure per row per step) and emit what comes back.
    */
-  private advance(seq: Sequence, events: GenerateEvent[], work: () => GenerateEvent): void {
-    let ev: GenerateEvent;
-    try {
-      ev = work();
-    } catch (err) {
-      const message = `this request failed inside the engine and was ended; other requests were not affected: ${err instanceof Error ? err.message : String(err)}`;
-      ev = seq.end('error', { message, code: 'sequence_failed' });
-    }
-    this.emit(seq, ev, events);
+  private rowFailed(seq: Sequence, err: unknown): GenerateEvent {
+    const message = `this request failed inside the engine and was ended; other requests were not affected: ${err instanceof Error ? err.message : String(err)}`;
+    return seq.end('error', { message, code: 'sequence_failed' });
   }
 
   private async decode(events: GenerateEvent[], stepMs: number[]): Promise<void> {
@@ -334,9 +345,15 @@ export class Scheduler {
   }
 
   private async decodeRun(live: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
-    const next = new Map(live.map((s) => [s.handle!.id, { token: s.nextToken, lambdas: [s.job.lambda] }]));
+    const next = new Map<number, { token: number; lambdas: number[] }>();
+    const byHandle = new Map<number, Sequence>();
+    for (const s of live) {
+      next.set(s.handle!.id, { token: s.nextToken, lambdas: [s.job.lambda] });
+      byHandle.set(s.handle!.id, s);
+    }
     const plan = this.rows.decodePlan(next);
-    const byHandle = new Map(live.map((s) => [s.handle!.id, s]));
+    // output row i is seqs[i]'s, looked up once for the step (or for every step of a decode-loop run)
+    const seqs = plan.handles.map((h) => byHandle.get(h.id)!);
     const V = this.model.vocabSize;
     this.lastBatch = live.length;
     const steps = this.loopSteps(live);
@@ -348,15 +365,22 @@ export class Scheduler {
       stepMs.push(performance.now() - t0);
       this.decodeSteps += steps;
       for (const row of tokens) {
-        plan.handles.forEach((h, i) => {
-          const seq = byHandle.get(h.id)!;
-          // −1: the graph found no finite logit in this row (see finiteArgMax in graph/model-graph.ts)
-          if (!seq.finish) this.advance(seq, events, () => (row[i] < 0 ? seq.noFiniteLogit(V) : seq.accept({ id: row[i] })));
-        });
+        for (let i = 0; i < seqs.length; i++) {
+          const seq = seqs[i];
+          if (seq.finish) continue;
+          let ev: GenerateEvent;
+          try {
+            // −1: the graph found no finite logit in this row (see finiteArgMax in graph/model-graph.ts)
+            ev = row[i] < 0 ? seq.noFiniteLogit(V) : seq.accept({ id: row[i] });
+          } catch (err) {
+            ev = this.rowFailed(seq, err);
+          }
+          this.emit(seq, ev, events);
+        }
       }
       return;
     }
-    await this.sampleRun(plan, plan.handles.map((h) => byHandle.get(h.id)!), events, stepMs);
+    await this.sampleRun(plan, seqs, events, stepMs);
     this.decodeSteps++;
   }
 
