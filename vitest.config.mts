@@ -38,7 +38,7 @@ export default defineConfig({
                   ADMIN_TOKEN: 'test-admin-token',
                   BACKENDS: JSON.stringify([{ url: `${stub.url}/ok/default`, weight: 1 }]),
                   TEST_MIGRATIONS: await readD1Migrations('./worker/migrations'),
-                  // fuzz knobs (worker/test/fuzz.test.ts): `npm run soak` scales the case count; a seed replays a run
+                  // fuzz knobs (worker/test/fuzz-*.test.ts, read in worker/test/helpers/fuzz.ts): `npm run soak` scales the case count; a seed replays a run
                   REALIGN_FUZZ_SCALE: process.env.REALIGN_FUZZ_SCALE ?? '1',
                   REALIGN_FUZZ_SEED: process.env.REALIGN_FUZZ_SEED ?? '',
                 },
