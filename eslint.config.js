@@ -1,15 +1,33 @@
 import tseslint from 'typescript-eslint';
 
 /** Import boundaries from DESIGN.md: worker → shared ← gpu-backend; only gpu-backend/src/ort imports onnxruntime-node and koffi. */
-const noBackend = { group: ['**/gpu-backend/**', 'onnxruntime-node', 'koffi'], message: 'worker/ must not import gpu-backend/ (use shared/).' };
-const noWorker = { group: ['**/worker/**', 'hono/cloudflare-workers', 'cloudflare:*'], message: 'gpu-backend/ must not import worker/ (use shared/).' };
+const noBackend = {
+  group: ['**/gpu-backend/**', 'onnxruntime-node', 'koffi'],
+  message: 'worker/ must not import gpu-backend/ (use shared/).',
+};
+const noWorker = {
+  group: ['**/worker/**', 'hono/cloudflare-workers', 'cloudflare:*'],
+  message: 'gpu-backend/ must not import worker/ (use shared/).',
+};
 const noRuntime = {
   group: ['node:*', 'onnxruntime-node', 'koffi', '**/worker/**', '**/gpu-backend/**'],
   message: 'shared/ holds plain TypeScript usable by both halves: no Node APIs, no runtime-specific imports.',
 };
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', '.wrangler/**', '.realign/**', 'bench/results/**', 'worker-configuration.d.ts', 'test-artifacts/**', '.gpu*/**', 'scratch/**', 'worker/src/playground/generated/**'] },
+  {
+    ignores: [
+      'node_modules/**',
+      '.wrangler/**',
+      '.realign/**',
+      'bench/results/**',
+      'worker-configuration.d.ts',
+      'test-artifacts/**',
+      '.gpu*/**',
+      'scratch/**',
+      'worker/src/playground/generated/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {
@@ -26,7 +44,15 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [noWorker, { group: ['onnxruntime-node', 'koffi'], message: 'Only gpu-backend/src/ort/ imports onnxruntime-node or koffi (the ONNX Runtime binding).' }] },
+        {
+          patterns: [
+            noWorker,
+            {
+              group: ['onnxruntime-node', 'koffi'],
+              message: 'Only gpu-backend/src/ort/ imports onnxruntime-node or koffi (the ONNX Runtime binding).',
+            },
+          ],
+        },
       ],
     },
   },

@@ -69,7 +69,13 @@ interface Path {
 }
 
 /** Runs the comparison on a bench preset's InRa model. */
-export async function bindingBench(preset: string, batches: number[], bytesBatch: number, rounds: number, log: (s: string) => void): Promise<BindingBenchResult> {
+export async function bindingBench(
+  preset: string,
+  batches: number[],
+  bytesBatch: number,
+  rounds: number,
+  log: (s: string) => void,
+): Promise<BindingBenchResult> {
   const { inra } = benchModels(preset, log);
   const lambda = 0.5;
   const promptTokens = 64;
@@ -86,7 +92,13 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
   };
   const fill = async (p: Path, B: number) => {
     p.handles = Array.from({ length: B }, () => p.rows.add(branchesFor('inra', [lambda])));
-    const plan = p.rows.prefillPlan(p.handles.map((handle, i) => ({ handle, tokens: Array.from({ length: promptTokens }, (_, k) => (k * 31 + i * 7) % vocab), lambdas: [lambda] })));
+    const plan = p.rows.prefillPlan(
+      p.handles.map((handle, i) => ({
+        handle,
+        tokens: Array.from({ length: promptTokens }, (_, k) => (k * 31 + i * 7) % vocab),
+        lambdas: [lambda],
+      })),
+    );
     await p.step(plan);
     p.rows.commit(plan);
   };
@@ -100,13 +112,28 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
     for (const h of p.handles) p.rows.remove(h);
     p.handles = [];
   };
-  const result: BindingBenchResult = { preset, lambda, promptTokens, batches: [], bytesBatch, bindingBytesPerStep: { toDevice: 0, fromDevice: 0 }, oldBytesPerStep: 0 };
+  const result: BindingBenchResult = {
+    preset,
+    lambda,
+    promptTokens,
+    batches: [],
+    bytesBatch,
+    bindingBytesPerStep: { toDevice: 0, fromDevice: 0 },
+    oldBytesPerStep: 0,
+  };
   for (const B of batches) {
     log(`binding vs old path: ${preset}, batch ${B}`);
     for (const p of Object.values(paths)) await fill(p, B);
     const samples = await interleaved({ binding: decodeStep(paths.binding), old: decodeStep(paths.old) }, rounds, 4);
-    result.batches.push({ batch: B, binding: summarize(samples.binding), old: summarize(samples.old), ratio: pairedRatio(samples.binding, samples.old) });
-    log(`  batch ${B}: binding ${summarize(samples.binding).medianMs.toFixed(2)} ms, old ${summarize(samples.old).medianMs.toFixed(2)} ms, ratio ${pairedRatio(samples.binding, samples.old).toFixed(3)}`);
+    result.batches.push({
+      batch: B,
+      binding: summarize(samples.binding),
+      old: summarize(samples.old),
+      ratio: pairedRatio(samples.binding, samples.old),
+    });
+    log(
+      `  batch ${B}: binding ${summarize(samples.binding).medianMs.toFixed(2)} ms, old ${summarize(samples.old).medianMs.toFixed(2)} ms, ratio ${pairedRatio(samples.binding, samples.old).toFixed(3)}`,
+    );
     for (const p of Object.values(paths)) empty(p);
   }
   log(`bytes per decode step at batch ${bytesBatch}`);
@@ -115,10 +142,15 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
   const before = { ...runner.transferBytes };
   const steps = 4;
   for (let i = 0; i < steps; i++) await decodeStep(paths.binding)();
-  result.bindingBytesPerStep = { toDevice: (runner.transferBytes.toDevice - before.toDevice) / steps, fromDevice: (runner.transferBytes.fromDevice - before.fromDevice) / steps };
+  result.bindingBytesPerStep = {
+    toDevice: (runner.transferBytes.toDevice - before.toDevice) / steps,
+    fromDevice: (runner.transferBytes.fromDevice - before.fromDevice) / steps,
+  };
   await decodeStep(paths.old)();
   result.oldBytesPerStep = legacy.lastStepBytes;
-  log(`  binding: ${result.bindingBytesPerStep.toDevice} B in, ${result.bindingBytesPerStep.fromDevice} B out; old path: ${result.oldBytesPerStep} B`);
+  log(
+    `  binding: ${result.bindingBytesPerStep.toDevice} B in, ${result.bindingBytesPerStep.fromDevice} B out; old path: ${result.oldBytesPerStep} B`,
+  );
   empty(paths.old);
   await legacy.release();
 
@@ -127,7 +159,8 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
   const dsRunner = new GraphRunner(await ModelSession.open(dsFiles.modelPath, { device: 'cpu' }), dsFiles.manifest);
   const ds: Path = { rows: new RowAllocator(dsRunner), step: (p) => dsRunner.step(p), handles: [] };
   await fill(ds, bytesBatch);
-  const samplers = (params: SamplingParams) => Array.from({ length: bytesBatch }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
+  const samplers = (params: SamplingParams) =>
+    Array.from({ length: bytesBatch }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
   const host = { greedy: samplers(GREEDY), sampled: samplers(SAMPLED) };
   const device = { greedy: samplers(GREEDY), sampled: samplers(SAMPLED) };
   const deferred = { rows: 0, of: 0 };
@@ -161,24 +194,40 @@ export async function bindingBench(preset: string, batches: number[], bytesBatch
   await deviceStep(device.greedy, GREEDY)();
   const dsBefore = { ...dsRunner.transferBytes };
   for (let i = 0; i < steps; i++) await deviceStep(i % 2 ? device.sampled : device.greedy, i % 2 ? SAMPLED : GREEDY)();
-  const bytesPerStep = { toDevice: (dsRunner.transferBytes.toDevice - dsBefore.toDevice) / steps, fromDevice: (dsRunner.transferBytes.fromDevice - dsBefore.fromDevice) / steps };
+  const bytesPerStep = {
+    toDevice: (dsRunner.transferBytes.toDevice - dsBefore.toDevice) / steps,
+    fromDevice: (dsRunner.transferBytes.fromDevice - dsBefore.fromDevice) / steps,
+  };
   log(`  device sampling: ${bytesPerStep.toDevice} B in, ${bytesPerStep.fromDevice} B out per step`);
   // the KV caches grow by one token per timed step and path: keep the rounds inside the graph's context
   const sRounds = Math.min(rounds, Math.floor((1024 - promptTokens - 16) / 4) - 4);
   const t = await interleaved(
-    { hostGreedy, hostSampled, deviceGreedy: deviceStep(device.greedy, GREEDY), deviceSampled: deviceStep(device.sampled, SAMPLED) },
+    {
+      hostGreedy,
+      hostSampled,
+      deviceGreedy: deviceStep(device.greedy, GREEDY),
+      deviceSampled: deviceStep(device.sampled, SAMPLED),
+    },
     sRounds,
     2,
   );
   result.deviceSampling = {
     bytesPerStep,
     host: { greedy: summarize(t.hostGreedy), sampled: summarize(t.hostSampled), ratio: pairedRatio(t.hostSampled, t.hostGreedy) },
-    device: { greedy: summarize(t.deviceGreedy), sampled: summarize(t.deviceSampled), ratio: pairedRatio(t.deviceSampled, t.deviceGreedy) },
+    device: {
+      greedy: summarize(t.deviceGreedy),
+      sampled: summarize(t.deviceSampled),
+      ratio: pairedRatio(t.deviceSampled, t.deviceGreedy),
+    },
     hostRowShare: deferred.of > 0 ? deferred.rows / deferred.of : 0,
   };
   const d = result.deviceSampling;
-  log(`  host sampler: greedy ${d.host.greedy.medianMs.toFixed(2)} ms, sampled ${d.host.sampled.medianMs.toFixed(2)} ms, ratio ${d.host.ratio.toFixed(3)}`);
-  log(`  device block: greedy ${d.device.greedy.medianMs.toFixed(2)} ms, sampled ${d.device.sampled.medianMs.toFixed(2)} ms, ratio ${d.device.ratio.toFixed(3)} (${(100 * d.hostRowShare).toFixed(0)}% of sampled rows left to the host)`);
+  log(
+    `  host sampler: greedy ${d.host.greedy.medianMs.toFixed(2)} ms, sampled ${d.host.sampled.medianMs.toFixed(2)} ms, ratio ${d.host.ratio.toFixed(3)}`,
+  );
+  log(
+    `  device block: greedy ${d.device.greedy.medianMs.toFixed(2)} ms, sampled ${d.device.sampled.medianMs.toFixed(2)} ms, ratio ${d.device.ratio.toFixed(3)} (${(100 * d.hostRowShare).toFixed(0)}% of sampled rows left to the host)`,
+  );
   empty(ds);
   empty(paths.binding);
   await dsRunner.release();

@@ -27,7 +27,13 @@ export async function engineBench(
     source: { mode: 'inra', model: inraDir },
     device: opts.device ?? 'cpu',
     graphCache: opts.graphCache ?? join(BENCH_ROOT, 'graphs'),
-    limits: { maxBatch: 64, maxKvTokens: 1 << 22, maxQueue: 256, maxPrefillTokens: 1 << 16, decodeLoopSteps: opts.decodeLoopSteps ?? 0 },
+    limits: {
+      maxBatch: 64,
+      maxKvTokens: 1 << 22,
+      maxQueue: 256,
+      maxPrefillTokens: 1 << 16,
+      decodeLoopSteps: opts.decodeLoopSteps ?? 0,
+    },
   });
   const rows: EngineRow[] = [];
   const once = async (B: number, n: number) => {
@@ -58,7 +64,15 @@ export async function engineBench(
   await once(2, 8);
   for (const B of batches) {
     const r = await once(B, maxTokens);
-    rows.push({ preset, batch: B, lambda: 0.5, tokens: r.tokens, seconds: r.seconds, tokensPerSecond: r.tokens / r.seconds, decodeSteps: r.steps });
+    rows.push({
+      preset,
+      batch: B,
+      lambda: 0.5,
+      tokens: r.tokens,
+      seconds: r.seconds,
+      tokensPerSecond: r.tokens / r.seconds,
+      decodeSteps: r.steps,
+    });
   }
   await engine.shutdown();
   return rows;

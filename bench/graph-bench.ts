@@ -42,7 +42,10 @@ interface Variant {
 }
 
 async function open(mode: GraphMode, dir: string): Promise<{ session: ModelSession; manifest: GraphManifest }> {
-  const files = ensureGraph({ mode, floatType: 'float32', maxContext: 1024, model: openCheckpoint(dir) }, join(BENCH_ROOT, 'graphs'));
+  const files = ensureGraph(
+    { mode, floatType: 'float32', maxContext: 1024, model: openCheckpoint(dir) },
+    join(BENCH_ROOT, 'graphs'),
+  );
   return { session: await ModelSession.open(files.modelPath, { device: 'cpu' }), manifest: files.manifest };
 }
 
@@ -53,7 +56,12 @@ function variant(name: string, g: { session: ModelSession; manifest: GraphManife
 }
 
 /** Runs a–c for a preset. */
-export async function graphBench(preset: string, batches: number[], rounds: number, log: (s: string) => void): Promise<GraphBenchResult> {
+export async function graphBench(
+  preset: string,
+  batches: number[],
+  rounds: number,
+  log: (s: string) => void,
+): Promise<GraphBenchResult> {
   const { base, inra } = benchModels(preset, log);
   log(`${preset}: building/opening graphs`);
   const single = await open('single', base);
@@ -74,7 +82,13 @@ export async function graphBench(preset: string, batches: number[], rounds: numb
     const state = new Map<string, RowHandle[]>();
     for (const v of variants) {
       const handles = Array.from({ length: B }, () => v.rows.add(branchesFor(v.runner.manifest.mode, [v.lambda])));
-      const plan = v.rows.prefillPlan(handles.map((handle, i) => ({ handle, tokens: Array.from({ length: 64 }, (_, k) => (k * 31 + i * 7) % vocab), lambdas: [v.lambda] })));
+      const plan = v.rows.prefillPlan(
+        handles.map((handle, i) => ({
+          handle,
+          tokens: Array.from({ length: 64 }, (_, k) => (k * 31 + i * 7) % vocab),
+          lambdas: [v.lambda],
+        })),
+      );
       await v.runner.step(plan);
       v.rows.commit(plan);
       state.set(v.name, handles);
@@ -83,7 +97,9 @@ export async function graphBench(preset: string, batches: number[], rounds: numb
       variants.map((v) => [
         v.name,
         async () => {
-          const next = new Map(state.get(v.name)!.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [v.lambda] }]));
+          const next = new Map(
+            state.get(v.name)!.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [v.lambda] }]),
+          );
           const plan = v.rows.decodePlan(next);
           await v.runner.step(plan);
           v.rows.commit(plan);
@@ -97,7 +113,10 @@ export async function graphBench(preset: string, batches: number[], rounds: numb
     }
     result.fusedVsNaive[B] = pairedRatio(samples['naive λ=0.5'], samples['inra λ=0.5']);
     result.inraOverhead[B] = pairedRatio(samples['inra λ=0.5'], samples.single);
-    result.oneBranch[B] = { lambda1: pairedRatio(samples['inra λ=1'], samples.single), lambda0: pairedRatio(samples['inra λ=0'], samples.single) };
+    result.oneBranch[B] = {
+      lambda1: pairedRatio(samples['inra λ=1'], samples.single),
+      lambda0: pairedRatio(samples['inra λ=0'], samples.single),
+    };
     for (const v of variants) for (const h of state.get(v.name)!) v.rows.remove(h);
   }
   for (const g of [single, fused, naive]) await g.session.release();

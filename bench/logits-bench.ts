@@ -11,7 +11,13 @@ export interface LogitsBenchResult {
 }
 
 /** Runs d against a backend serving `model` (an InRa model). */
-export async function logitsBench(url: string, token: string, model: string, preset: string, rounds: number): Promise<LogitsBenchResult> {
+export async function logitsBench(
+  url: string,
+  token: string,
+  model: string,
+  preset: string,
+  rounds: number,
+): Promise<LogitsBenchResult> {
   const prompt = Array.from({ length: 48 }, (_, i) => `word${i % 17}`).join(' ');
   const call = (lambdas: number[]) => async () => {
     const r = await fetch(`${url}/v1/logits`, {

@@ -19,7 +19,15 @@ import { ensureGraph } from '../gpu-backend/src/graph/build.ts';
 import type { QuantSpec } from '../gpu-backend/src/graph/quantize.ts';
 import { ModelSession } from '../gpu-backend/src/ort/session.ts';
 
-const { values } = parseArgs({ options: { preset: { type: 'string', default: 'small' }, positions: { type: 'string', default: '512' }, steps: { type: 'string', default: '64' }, threads: { type: 'string', default: '2' }, levels: { type: 'string', default: '0,4' } } });
+const { values } = parseArgs({
+  options: {
+    preset: { type: 'string', default: 'small' },
+    positions: { type: 'string', default: '512' },
+    steps: { type: 'string', default: '64' },
+    threads: { type: 'string', default: '2' },
+    levels: { type: 'string', default: '0,4' },
+  },
+});
 const levels = values.levels!.split(',').map(Number);
 const P = Number(values.positions);
 const steps = Number(values.steps);
@@ -33,16 +41,21 @@ const ckpt = openCheckpoint(ckptDir);
 
 // accuracy_level 0 of the 8-bit CPU kernel is ~100× slower than 4: `--levels 4` leaves it out on large shapes
 const variants: { name: string; quant?: QuantSpec }[] = [{ name: 'float32' }];
-for (const bits of [8, 4] as const) for (const acc of levels) variants.push({ name: `int${bits} (accuracy_level ${acc})`, quant: { bits, blockSize: 32, accuracyLevel: acc as 0 | 4 } });
+for (const bits of [8, 4] as const)
+  for (const acc of levels)
+    variants.push({ name: `int${bits} (accuracy_level ${acc})`, quant: { bits, blockSize: 32, accuracyLevel: acc as 0 | 4 } });
 
 let seed = 5;
-const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
 const V = ckpt.config.vocabSize;
 const prompt = Array.from({ length: P }, () => Math.floor(rand() * V));
 let floatLogits: Float32Array | null = null;
 const rows: string[] = [];
 for (const v of variants) {
-  const files = ensureGraph({ mode: 'single', floatType: 'float32', maxContext: Math.max(P, 16 + steps) + 8, model: ckpt, quant: v.quant }, join(root, 'graphs'));
+  const files = ensureGraph(
+    { mode: 'single', floatType: 'float32', maxContext: Math.max(P, 16 + steps) + 8, model: ckpt, quant: v.quant },
+    join(root, 'graphs'),
+  );
   const session = await ModelSession.open(files.modelPath, { device: 'cpu', threads });
   const runner = new GraphRunner(session, files.manifest);
   const alloc = new RowAllocator(runner);
@@ -90,10 +103,14 @@ for (const v of variants) {
   const steady = times.slice(4).sort((x, y) => x - y);
   const median = steady[Math.floor(steady.length / 2)];
   const weightMb = Math.round(statSync(`${files.modelPath}.data`).size / 2 ** 20);
-  rows.push(`| ${v.name} | ${weightMb} | ${median.toFixed(2)} | ${(1000 / median).toFixed(1)} | ${((100 * agree) / P).toFixed(2)}% | ${(errSum / P).toExponential(2)} | ${errMax.toExponential(2)} |`);
+  rows.push(
+    `| ${v.name} | ${weightMb} | ${median.toFixed(2)} | ${(1000 / median).toFixed(1)} | ${((100 * agree) / P).toFixed(2)}% | ${(errSum / P).toExponential(2)} | ${errMax.toExponential(2)} |`,
+  );
   await session.release();
 }
-console.log(`preset ${values.preset}, CPU, ${threads} threads, batch 1, ${steps} decode steps (median), agreement over ${P} positions`);
+console.log(
+  `preset ${values.preset}, CPU, ${threads} threads, batch 1, ${steps} decode steps (median), agreement over ${P} positions`,
+);
 console.log('| weights | weight MB | ms/step | tokens/s | top-1 = float32 | rel. logit err (mean) | (max) |');
 console.log('|---|---|---|---|---|---|---|');
 for (const r of rows) console.log(r);

@@ -19,7 +19,9 @@ import { renderReport } from './report.ts';
 import { servingBench, type ServingResult } from './serving-bench.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const { values } = parseArgs({ options: { quick: { type: 'boolean' }, 'skip-05b': { type: 'boolean' }, out: { type: 'string' } } });
+const { values } = parseArgs({
+  options: { quick: { type: 'boolean' }, 'skip-05b': { type: 'boolean' }, out: { type: 'string' } },
+});
 const quick = values.quick === true;
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
 const outDir = values.out ?? join(ROOT, 'bench', 'results');
@@ -68,7 +70,22 @@ run.engine = await engineBench('small', inra, [1, 8, 32], quick ? 24 : 64);
 const token = `bench-${Math.random().toString(36).slice(2)}`;
 const sys = await startSystem({
   stateDir: join(BENCH_ROOT, 'system'),
-  backends: [{ models: [{ id: 'small', mode: 'inra', model: inra, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', max_batch: 64, max_queue: 512 }] }],
+  backends: [
+    {
+      models: [
+        {
+          id: 'small',
+          mode: 'inra',
+          model: inra,
+          default_lambda: 0.5,
+          lambda_range: [-1, 2],
+          device: 'cpu',
+          max_batch: 64,
+          max_queue: 512,
+        },
+      ],
+    },
+  ],
   models: [{ id: 'small', defaultLambda: 0.5 }],
   backendToken: token,
 });
@@ -79,7 +96,12 @@ try {
     { url: sys.backendUrls[0], key: token },
     { url: sys.edgeUrl, key: sys.apiKey },
     'small',
-    { concurrency: [1, 8, 32], perLevel: (c) => (quick ? Math.max(4, c) : Math.max(12, 3 * c)), maxTokens: 32, rounds: quick ? 10 : 40 },
+    {
+      concurrency: [1, 8, 32],
+      perLevel: (c) => (quick ? Math.max(4, c) : Math.max(12, 3 * c)),
+      maxTokens: 32,
+      rounds: quick ? 10 : 40,
+    },
     log,
   );
 } finally {
@@ -90,8 +112,12 @@ const gpuDir = join(ROOT, 'bench', 'results', 'gpu');
 if (existsSync(join(gpuDir, 'gpu-results.json'))) {
   run.gpu = {
     results: JSON.parse(readFileSync(join(gpuDir, 'gpu-results.json'), 'utf8')),
-    torch: existsSync(join(gpuDir, 'torch-results.json')) ? JSON.parse(readFileSync(join(gpuDir, 'torch-results.json'), 'utf8')) : null,
-    engine: existsSync(join(gpuDir, 'engine-gpu.json')) ? JSON.parse(readFileSync(join(gpuDir, 'engine-gpu.json'), 'utf8')) : undefined,
+    torch: existsSync(join(gpuDir, 'torch-results.json'))
+      ? JSON.parse(readFileSync(join(gpuDir, 'torch-results.json'), 'utf8'))
+      : null,
+    engine: existsSync(join(gpuDir, 'engine-gpu.json'))
+      ? JSON.parse(readFileSync(join(gpuDir, 'engine-gpu.json'), 'utf8'))
+      : undefined,
   };
 }
 

@@ -34,13 +34,28 @@ interface Target {
 }
 
 /** One streamed chat request; returns latency, TTFT and completion tokens. */
-async function streamed(agent: Agent, t: Target, model: string, i: number, maxTokens: number): Promise<{ ms: number; ttft: number; tokens: number; ok: boolean }> {
+async function streamed(
+  agent: Agent,
+  t: Target,
+  model: string,
+  i: number,
+  maxTokens: number,
+): Promise<{ ms: number; ttft: number; tokens: number; ok: boolean }> {
   const t0 = performance.now();
   const res = await request(`${t.url}/v1/chat/completions`, {
     method: 'POST',
     dispatcher: agent,
     headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json', 'cache-control': 'no-cache' },
-    body: JSON.stringify({ model, messages: [{ role: 'user', content: `Request ${i}: tell me a story.` }], max_tokens: maxTokens, temperature: 0.8, seed: i, stream: true, stream_options: { include_usage: true }, lambda: 0.5 }),
+    body: JSON.stringify({
+      model,
+      messages: [{ role: 'user', content: `Request ${i}: tell me a story.` }],
+      max_tokens: maxTokens,
+      temperature: 0.8,
+      seed: i,
+      stream: true,
+      stream_options: { include_usage: true },
+      lambda: 0.5,
+    }),
   });
   let ttft = 0;
   let tokens = 0;
@@ -55,7 +70,14 @@ async function streamed(agent: Agent, t: Target, model: string, i: number, maxTo
 }
 
 /** Runs `total` requests with at most `concurrency` in flight. */
-async function load(t: Target, path: LoadRow['path'], model: string, concurrency: number, total: number, maxTokens: number): Promise<LoadRow> {
+async function load(
+  t: Target,
+  path: LoadRow['path'],
+  model: string,
+  concurrency: number,
+  total: number,
+  maxTokens: number,
+): Promise<LoadRow> {
   const agent = new Agent({ connections: concurrency, pipelining: 1 });
   const lat: number[] = [];
   const ttft: number[] = [];
@@ -105,7 +127,13 @@ async function small(agent: Agent, t: Target, model: string, body: Record<string
 }
 
 /** Runs e. */
-export async function servingBench(backend: Target, edge: Target, model: string, opts: { concurrency: number[]; perLevel: (c: number) => number; maxTokens: number; rounds: number }, log: (s: string) => void): Promise<ServingResult> {
+export async function servingBench(
+  backend: Target,
+  edge: Target,
+  model: string,
+  opts: { concurrency: number[]; perLevel: (c: number) => number; maxTokens: number; rounds: number },
+  log: (s: string) => void,
+): Promise<ServingResult> {
   const rows: LoadRow[] = [];
   for (const c of opts.concurrency) {
     for (const [path, t] of [

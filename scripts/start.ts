@@ -80,11 +80,20 @@ process.on('exit', killAllNow);
 function program(): Command {
   return new Command('npm start')
     .usage('[-- options]')
-    .description('start the whole system locally: the backend (realign serve) on a model, and the edge worker under wrangler dev with a seeded local D1')
-    .version((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version, '-V, --version', 'print the version')
+    .description(
+      'start the whole system locally: the backend (realign serve) on a model, and the edge worker under wrangler dev with a seeded local D1',
+    )
+    .version(
+      (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version,
+      '-V, --version',
+      'print the version',
+    )
     .exitOverride()
     .showHelpAfterError('(add --help for usage: npm start -- --help)')
-    .option('--model <dir>', 'serve this checkpoint folder or Hugging Face model id, org/name (default: the embedded toy InRa model, models/toy-inra)')
+    .option(
+      '--model <dir>',
+      'serve this checkpoint folder or Hugging Face model id, org/name (default: the embedded toy InRa model, models/toy-inra)',
+    )
     .option('--inra', 'load --model as InRa even without the realign_inra marker in its config.json')
     .option('--reference <dir>', 'fusion: the reference checkpoint (with --aligned)')
     .option('--aligned <dir>', 'fusion: the aligned checkpoint (with --reference)')
@@ -93,29 +102,49 @@ function program(): Command {
     .option('--port <port>', "the edge's port (another free one when taken)", port, 8787)
     .option('--backend-port <port>', "the backend's port (another free one when taken)", port, 8000)
     .option('--lambda <λ>', 'the default λ (default: 0.5 for InRa and fusion, 1 for a plain model)', finite)
-    .addOption(new Option('--device <device>', 'auto picks CUDA when its provider libraries load, else CPU').choices(['auto', 'cpu', 'cuda']).default('auto'))
-    .addOption(new Option('--weights <format>', 'weight format of the graph: int8/int4 quantize blockwise (default: float32 on CPU, float16 on CUDA)').choices(['float32', 'float16', 'int8', 'int4']))
+    .addOption(
+      new Option('--device <device>', 'auto picks CUDA when its provider libraries load, else CPU')
+        .choices(['auto', 'cpu', 'cuda'])
+        .default('auto'),
+    )
+    .addOption(
+      new Option(
+        '--weights <format>',
+        'weight format of the graph: int8/int4 quantize blockwise (default: float32 on CPU, float16 on CUDA)',
+      ).choices(['float32', 'float16', 'int8', 'int4']),
+    )
     .option('--block-size <n>', 'int8/int4: weights per quantization block, a power of two ≥ 16 (default: 32)', blockSize)
     .option('--state-dir <dir>', 'local D1, configs, logs, dev.json', join(ROOT, '.realign', 'dev'))
     .option('--verbose', "print the backend's and wrangler's logs here as well (they always go to files in <state dir>/logs)")
-    .addHelpText('after', `\nGraphs are built once into ${graphCacheDir()} (REALIGN_CACHE or REALIGN_GRAPH_CACHE move it) and reused.`);
+    .addHelpText(
+      'after',
+      `\nGraphs are built once into ${graphCacheDir()} (REALIGN_CACHE or REALIGN_GRAPH_CACHE move it) and reused.`,
+    );
 }
 
 /** The model entry of models.json for the options, and a line saying what it is. */
 async function chooseModel(o: StartValues): Promise<{ entry: Record<string, unknown>; note: string }> {
   checkRevisionUse([o.model, o.reference, o.aligned], o.revision);
-  if (o.blockSize !== undefined && o.weights !== 'int8' && o.weights !== 'int4') throw new UsageError('--block-size needs --weights int8 or int4');
+  if (o.blockSize !== undefined && o.weights !== 'int8' && o.weights !== 'int4')
+    throw new UsageError('--block-size needs --weights int8 or int4');
   if (o.reference || o.aligned) {
     if (!o.reference || !o.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (o.model) throw new UsageError('give either --model or --reference/--aligned, not both');
     const reference = await resolveModelArg(o.reference, { option: '--reference', log, revision: o.revision });
-    const entry = { mode: 'fusion', reference, aligned: await resolveModelArg(o.aligned, { option: '--aligned', log, revision: o.revision }) };
+    const entry = {
+      mode: 'fusion',
+      reference,
+      aligned: await resolveModelArg(o.aligned, { option: '--aligned', log, revision: o.revision }),
+    };
     return { entry, note: `fusion of ${entry.reference} (reference) and ${entry.aligned} (aligned)` };
   }
   if (o.model) {
     const dir = await resolveModelArg(o.model, { option: '--model', log, revision: o.revision });
     const inra = o.inra === true || readModelConfig(dir).adapterLayers > 0;
-    return { entry: { mode: inra ? 'inra' : 'single', model: dir }, note: `${inra ? 'InRa' : 'plain (λ = 1 only)'} checkpoint ${dir}` };
+    return {
+      entry: { mode: inra ? 'inra' : 'single', model: dir },
+      note: `${inra ? 'InRa' : 'plain (λ = 1 only)'} checkpoint ${dir}`,
+    };
   }
   const d = defaultModel(log);
   return {
@@ -129,7 +158,12 @@ async function chooseModel(o: StartValues): Promise<{ entry: Record<string, unkn
 /** Single-quoted for a POSIX shell. */
 const sh = (s: string) => (/^[\w@%+=:,./-]+$/.test(s) ? s : `'${s.replaceAll("'", "'\\''")}'`);
 
-function banner(sys: RunningSystem, o: StartValues, note: string, files: { json: string; env: string; logs: string[]; exports: string }): string {
+function banner(
+  sys: RunningSystem,
+  o: StartValues,
+  note: string,
+  files: { json: string; env: string; logs: string[]; exports: string },
+): string {
   const backend = sys.backendUrls[0];
   const curl = `curl -s "$EDGE/v1/chat/completions" -H "authorization: Bearer $KEY" -H 'content-type: application/json' -d '{"model":"${o.modelId}","messages":[{"role":"user","content":"708+465"}],"preset":"fast"}' -i`;
   return [
@@ -162,7 +196,9 @@ function watch(children: Proc[]): void {
   for (const p of children) {
     void p.exited.then(({ code, signal }) => {
       if (stopping) return;
-      log(`${p.name} exited on its own (${signal ?? `code ${code}`}); its last log lines${p.logFile ? ` (all of them in ${p.logFile})` : ''}:\n${lastLines(p, 30)}`);
+      log(
+        `${p.name} exited on its own (${signal ?? `code ${code}`}); its last log lines${p.logFile ? ` (all of them in ${p.logFile})` : ''}:\n${lastLines(p, 30)}`,
+      );
       void shutdown(`${p.name} died`, 1);
     });
   }
@@ -181,7 +217,22 @@ async function main(argv: string[]): Promise<void> {
   log(`model ${o.modelId}: ${note}; graphs in ${graphCacheDir()} (built on the first start, reused after)`);
   const sys = await startSystem({
     stateDir,
-    backends: [{ port: o.backendPort, models: [{ id: o.modelId, ...entry, default_lambda: defaultLambda, lambda_range: [-1, 2], device: o.device, weights: o.weights, block_size: o.blockSize }] }],
+    backends: [
+      {
+        port: o.backendPort,
+        models: [
+          {
+            id: o.modelId,
+            ...entry,
+            default_lambda: defaultLambda,
+            lambda_range: [-1, 2],
+            device: o.device,
+            weights: o.weights,
+            block_size: o.blockSize,
+          },
+        ],
+      },
+    ],
     edgePort: o.port,
     models: [{ id: o.modelId, defaultLambda }],
     graphCache: graphCacheDir(),
@@ -192,10 +243,40 @@ async function main(argv: string[]): Promise<void> {
   });
   if (stopping) return;
   watch([...sys.backends, sys.worker]);
-  const vars = { EDGE: sys.edgeUrl, KEY: sys.apiKey, ADMIN_TOKEN: sys.adminToken, BACKEND: sys.backendUrls[0], BACKEND_TOKEN: sys.backendToken ?? '' };
-  const exports = `export ${Object.entries(vars).map(([k, v]) => `${k}=${sh(v)}`).join(' ')}`;
-  const files = { json: join(stateDir, 'dev.json'), env: join(stateDir, 'dev.env'), logs: [...sys.backends, sys.worker].flatMap((p) => (p.logFile ? [p.logFile] : [])), exports };
-  writeFileSync(files.json, JSON.stringify({ edgeUrl: sys.edgeUrl, backendUrl: sys.backendUrls[0], apiKey: sys.apiKey, adminToken: sys.adminToken, backendToken: sys.backendToken, model: o.modelId, logs: files.logs, pids: { npmStart: process.pid, backend: sys.backends[0].child.pid, wrangler: sys.worker.child.pid } }, null, 2) + '\n', { mode: 0o600 });
+  const vars = {
+    EDGE: sys.edgeUrl,
+    KEY: sys.apiKey,
+    ADMIN_TOKEN: sys.adminToken,
+    BACKEND: sys.backendUrls[0],
+    BACKEND_TOKEN: sys.backendToken ?? '',
+  };
+  const exports = `export ${Object.entries(vars)
+    .map(([k, v]) => `${k}=${sh(v)}`)
+    .join(' ')}`;
+  const files = {
+    json: join(stateDir, 'dev.json'),
+    env: join(stateDir, 'dev.env'),
+    logs: [...sys.backends, sys.worker].flatMap((p) => (p.logFile ? [p.logFile] : [])),
+    exports,
+  };
+  writeFileSync(
+    files.json,
+    JSON.stringify(
+      {
+        edgeUrl: sys.edgeUrl,
+        backendUrl: sys.backendUrls[0],
+        apiKey: sys.apiKey,
+        adminToken: sys.adminToken,
+        backendToken: sys.backendToken,
+        model: o.modelId,
+        logs: files.logs,
+        pids: { npmStart: process.pid, backend: sys.backends[0].child.pid, wrangler: sys.worker.child.pid },
+      },
+      null,
+      2,
+    ) + '\n',
+    { mode: 0o600 },
+  );
   writeFileSync(files.env, `${exports}\n`, { mode: 0o600 });
   process.stdout.write(banner(sys, o, note, files));
 }

@@ -8,13 +8,27 @@ import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { engineBench, type EngineRow } from '../engine-bench.ts';
 
-const { values } = parseArgs({ options: { inra: { type: 'string' }, out: { type: 'string' }, device: { type: 'string', default: 'cuda' }, batches: { type: 'string', default: '1,8,32' }, tokens: { type: 'string', default: '64' }, cache: { type: 'string', default: '/tmp/engine-graphs' } } });
+const { values } = parseArgs({
+  options: {
+    inra: { type: 'string' },
+    out: { type: 'string' },
+    device: { type: 'string', default: 'cuda' },
+    batches: { type: 'string', default: '1,8,32' },
+    tokens: { type: 'string', default: '64' },
+    cache: { type: 'string', default: '/tmp/engine-graphs' },
+  },
+});
 const batches = values.batches!.split(',').map(Number);
 const result: Record<string, EngineRow[] | string> = {};
 for (const steps of [0, 16]) {
   process.stderr.write(`engine with decodeLoopSteps=${steps}\n`);
   try {
-    result[`loop${steps}`] = await engineBench('r1-distill-qwen-1.5b', values.inra!, batches, Number(values.tokens), { device: values.device as 'cpu' | 'cuda', decodeLoopSteps: steps, graphCache: values.cache, promptTokens: 128 });
+    result[`loop${steps}`] = await engineBench('r1-distill-qwen-1.5b', values.inra!, batches, Number(values.tokens), {
+      device: values.device as 'cpu' | 'cuda',
+      decodeLoopSteps: steps,
+      graphCache: values.cache,
+      promptTokens: 128,
+    });
   } catch (err) {
     result[`loop${steps}`] = String((err as Error).stack);
   }

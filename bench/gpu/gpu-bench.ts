@@ -66,15 +66,25 @@ const sync = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
 const fused = await open('inra');
 const loop = await open('inra', 'decode-loop');
 const naive = await open('naive-inra');
-results.build = { fusedMs: fused.buildMs, loopMs: loop.buildMs, naiveMs: naive.buildMs, sessionMs: { fused: fused.loadMs, loop: loop.loadMs, naive: naive.loadMs } };
+results.build = {
+  fusedMs: fused.buildMs,
+  loopMs: loop.buildMs,
+  naiveMs: naive.buildMs,
+  sessionMs: { fused: fused.loadMs, loop: loop.loadMs, naive: naive.loadMs },
+};
 save();
 
 const V = fused.manifest.vocabSize;
-const randomIds = (n: number, salt: number) => Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 17) % Math.min(V, 150000));
+const randomIds = (n: number, salt: number) =>
+  Array.from({ length: n }, (_, i) => (i * 7919 + salt * 104729 + 17) % Math.min(V, 150000));
 
 // ---- correctness against transformers (the Python side saved its logits for fixed ids)
 if (values['hf-logits'] && existsSync(values['hf-logits'])) {
-  const hf = JSON.parse(readFileSync(values['hf-logits'], 'utf8')) as { input_ids: number[]; lambdas: number[]; last_logits: number[][] };
+  const hf = JSON.parse(readFileSync(values['hf-logits'], 'utf8')) as {
+    input_ids: number[];
+    lambdas: number[];
+    last_logits: number[][];
+  };
   const runner = new GraphRunner(fused.session, fused.manifest);
   const rows = new RowAllocator(runner);
   const h = rows.add({ aligned: true, reference: true });
@@ -169,11 +179,15 @@ for (const B of values.batches!.split(',').map(Number)) {
   f.runner.caches.forEach((c) => {
     const dims = [c.size, c.info.numKvHeads, c.capacity, c.info.headDim];
     const n = dims.reduce((a, b) => a * b, 1);
-    for (const name of [...c.info.pastKey, ...c.info.pastValue]) kvFeeds[name] = c.float16 ? { type: 'float16', data: new Uint16Array(n), dims } : { type: 'float32', data: new Float32Array(n), dims };
+    for (const name of [...c.info.pastKey, ...c.info.pastValue])
+      kvFeeds[name] = c.float16
+        ? { type: 'float16', data: new Uint16Array(n), dims }
+        : { type: 'float32', data: new Float32Array(n), dims };
   });
   const beforeStep = { ...f.runner.transferBytes };
   await stepOnce(f, fp.handles)();
-  const stepTransferBytes = f.runner.transferBytes.toDevice + f.runner.transferBytes.fromDevice - beforeStep.toDevice - beforeStep.fromDevice;
+  const stepTransferBytes =
+    f.runner.transferBytes.toDevice + f.runner.transferBytes.fromDevice - beforeStep.toDevice - beforeStep.fromDevice;
   const kvBytes = Object.values(kvFeeds).reduce((s, t) => s + t.data.byteLength, 0);
   const copyMs = await copyCost(kvFeeds);
   const row = {

@@ -11,7 +11,6 @@ import type { HostTensor } from '../../gpu-backend/src/ort/session.ts';
 
 type Buffer = Float32Array | Uint16Array;
 
-
 /** Token granularity of the capacity. */
 const KV_BLOCK_TOKENS = 64;
 
@@ -160,7 +159,11 @@ function roundUp(n: number): number {
 }
 
 /** Bytes one old-path run moves between host and session per step, each way summed (KV in and out included). */
-export function legacyStepBytes(feeds: Record<string, HostTensor>, inPlace: Record<string, HostTensor>, out: Record<string, HostTensor>): number {
+export function legacyStepBytes(
+  feeds: Record<string, HostTensor>,
+  inPlace: Record<string, HostTensor>,
+  out: Record<string, HostTensor>,
+): number {
   const sum = (r: Record<string, HostTensor>) => Object.values(r).reduce((s, t) => s + t.data.byteLength, 0);
   return sum(feeds) + sum(inPlace) + sum(out);
 }
@@ -208,7 +211,11 @@ export class LegacyRunner {
     } else {
       for (let i = 0; i < g1.count; i++) this.caches[1].setLength(g1.start + i, plan.totals[g0.count + i]);
     }
-    return { logits: out.logits.data as Float32Array, positions: plan.positions[0]?.length ?? 0, vocabSize: this.manifest.vocabSize };
+    return {
+      logits: out.logits.data as Float32Array,
+      positions: plan.positions[0]?.length ?? 0,
+      vocabSize: this.manifest.vocabSize,
+    };
   }
 
   async release(): Promise<void> {

@@ -32,7 +32,11 @@ export function summarize(ms: number[]): Timing {
  * Times several variants in turn (A B C A B C …) so that drift in the machine's speed hits all of them alike;
  * returns each variant's samples. `warmup` rounds are not counted.
  */
-export async function interleaved(variants: Record<string, () => Promise<void>>, rounds: number, warmup = 2): Promise<Record<string, number[]>> {
+export async function interleaved(
+  variants: Record<string, () => Promise<void>>,
+  rounds: number,
+  warmup = 2,
+): Promise<Record<string, number[]>> {
   const out: Record<string, number[]> = Object.fromEntries(Object.keys(variants).map((k) => [k, []]));
   for (let r = 0; r < warmup + rounds; r++) {
     for (const [name, run] of Object.entries(variants)) {

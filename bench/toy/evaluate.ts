@@ -21,9 +21,22 @@ export interface EvalPoint {
 export const EVAL_SAMPLING = { temperature: 0.7, maxTokens: 200 };
 
 /** Runs `problems` × `lambdas` through an engine serving `source` (tokenizer read from `tokenizerDir`). */
-export async function evaluate(source: ModelSource, tokenizerDir: string, problems: readonly Problem[], lambdas: readonly number[], seed: number, graphCache: string): Promise<EvalPoint[]> {
+export async function evaluate(
+  source: ModelSource,
+  tokenizerDir: string,
+  problems: readonly Problem[],
+  lambdas: readonly number[],
+  seed: number,
+  graphCache: string,
+): Promise<EvalPoint[]> {
   const tok = TextTokenizer.load(join(tokenizerDir, 'tokenizer.json'), join(tokenizerDir, 'tokenizer_config.json'));
-  const engine = await Engine.start({ source, device: 'cpu', graphCache, maxContext: 256, limits: { maxBatch: 64, maxKvTokens: 1 << 22, maxQueue: 100_000, maxPrefillTokens: 1 << 14 } });
+  const engine = await Engine.start({
+    source,
+    device: 'cpu',
+    graphCache,
+    maxContext: 256,
+    limits: { maxBatch: 64, maxKvTokens: 1 << 22, maxQueue: 100_000, maxPrefillTokens: 1 << 14 },
+  });
   try {
     const points: EvalPoint[] = [];
     for (const lambda of lambdas) {
@@ -61,13 +74,35 @@ export async function evaluate(source: ModelSource, tokenizerDir: string, proble
 }
 
 /** Greedy completions of one prompt at several λ (for the README). */
-export async function completions(source: ModelSource, tokenizerDir: string, prompt: string, lambdas: readonly number[], graphCache: string): Promise<{ lambda: number; text: string }[]> {
+export async function completions(
+  source: ModelSource,
+  tokenizerDir: string,
+  prompt: string,
+  lambdas: readonly number[],
+  graphCache: string,
+): Promise<{ lambda: number; text: string }[]> {
   const tok = TextTokenizer.load(join(tokenizerDir, 'tokenizer.json'), join(tokenizerDir, 'tokenizer_config.json'));
-  const engine = await Engine.start({ source, device: 'cpu', graphCache, maxContext: 256, limits: { maxBatch: 16, maxKvTokens: 1 << 20, maxQueue: 100, maxPrefillTokens: 1 << 12 } });
+  const engine = await Engine.start({
+    source,
+    device: 'cpu',
+    graphCache,
+    maxContext: 256,
+    limits: { maxBatch: 16, maxKvTokens: 1 << 20, maxQueue: 100, maxPrefillTokens: 1 << 12 },
+  });
   try {
     return await Promise.all(
       lambdas.map(async (lambda) => {
-        const gen = engine.generate({ promptIds: tok.encodeChat([{ role: 'user', content: prompt }]), lambda, params: samplingParams({ temperature: 0 }), maxTokens: EVAL_SAMPLING.maxTokens, stop: [], stopTokenIds: [], ignoreEos: false, skipSpecialTokens: true, stream: 0 });
+        const gen = engine.generate({
+          promptIds: tok.encodeChat([{ role: 'user', content: prompt }]),
+          lambda,
+          params: samplingParams({ temperature: 0 }),
+          maxTokens: EVAL_SAMPLING.maxTokens,
+          stop: [],
+          stopTokenIds: [],
+          ignoreEos: false,
+          skipSpecialTokens: true,
+          stream: 0,
+        });
         let text = '';
         for await (const ev of gen.events) text += ev.text;
         return { lambda, text };

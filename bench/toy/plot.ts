@@ -45,16 +45,21 @@ export function lineChart(c: LineChart): string {
   const py = (y: number) => H - M.bottom - ((y - y0) / (y1 - y0)) * (H - M.top - M.bottom);
   const fmt = c.yFormat ?? ((v: number) => String(Math.round(v * 100) / 100));
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${esc(c.title)}</text>`);
   for (let y = y0; y <= y1 + 1e-9; y += ys0) {
     out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${py(y).toFixed(1)}" y2="${py(y).toFixed(1)}" stroke="#e5e5e5"/>`);
     out.push(`<text x="${M.left - 8}" y="${(py(y) + 4).toFixed(1)}" text-anchor="end" fill="#444">${esc(fmt(y))}</text>`);
   }
-  for (const x of xs) out.push(`<text x="${px(x).toFixed(1)}" y="${H - M.bottom + 18}" text-anchor="middle" fill="#444">${x}</text>`);
+  for (const x of xs)
+    out.push(`<text x="${px(x).toFixed(1)}" y="${H - M.bottom + 18}" text-anchor="middle" fill="#444">${x}</text>`);
   for (const m of c.markers ?? []) {
-    out.push(`<line x1="${px(m.x).toFixed(1)}" x2="${px(m.x).toFixed(1)}" y1="${M.top}" y2="${H - M.bottom}" stroke="#999" stroke-dasharray="4 3"/>`);
+    out.push(
+      `<line x1="${px(m.x).toFixed(1)}" x2="${px(m.x).toFixed(1)}" y1="${M.top}" y2="${H - M.bottom}" stroke="#999" stroke-dasharray="4 3"/>`,
+    );
     out.push(`<text x="${(px(m.x) + 4).toFixed(1)}" y="${H - M.bottom - 6}" fill="#666">${esc(m.text)}</text>`);
   }
   out.push(`<line x1="${M.left}" x2="${W - M.right}" y1="${H - M.bottom}" y2="${H - M.bottom}" stroke="#333"/>`);
@@ -65,7 +70,10 @@ export function lineChart(c: LineChart): string {
   out.push(`<path d="${path}" fill="none" stroke="#2563eb" stroke-width="2.5"/>`);
   for (const p of c.points) {
     out.push(`<circle cx="${px(p.x).toFixed(1)}" cy="${py(p.y).toFixed(1)}" r="4" fill="#2563eb"/>`);
-    if (p.label) out.push(`<text x="${px(p.x).toFixed(1)}" y="${(py(p.y) - 9).toFixed(1)}" text-anchor="middle" fill="#1e3a8a">${esc(p.label)}</text>`);
+    if (p.label)
+      out.push(
+        `<text x="${px(p.x).toFixed(1)}" y="${(py(p.y) - 9).toFixed(1)}" text-anchor="middle" fill="#1e3a8a">${esc(p.label)}</text>`,
+      );
   }
   out.push('</svg>');
   return out.join('\n') + '\n';
@@ -79,14 +87,18 @@ export function barChart(c: { title: string; xLabel: string; bars: { label: stri
   const max = Math.max(...c.bars.map((b) => b.value));
   const scale = (W - left - 120) / (max || 1);
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" font-family="Helvetica, Arial, sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${h}" width="${W}" height="${h}" font-family="Helvetica, Arial, sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="${W}" height="${h}" fill="white"/>`);
   out.push(`<text x="${W / 2}" y="24" text-anchor="middle" font-size="15" font-weight="bold">${esc(c.title)}</text>`);
   c.bars.forEach((b, i) => {
     const y = 50 + i * rowH;
     out.push(`<text x="${left - 8}" y="${y + 17}" text-anchor="end">${esc(b.label)}</text>`);
     out.push(`<rect x="${left}" y="${y + 4}" width="${(b.value * scale).toFixed(1)}" height="${rowH - 10}" fill="#2563eb"/>`);
-    out.push(`<text x="${(left + b.value * scale + 6).toFixed(1)}" y="${y + 17}" fill="#1e3a8a">${esc(`${b.value.toFixed(1)}${b.note ? `  ${b.note}` : ''}`)}</text>`);
+    out.push(
+      `<text x="${(left + b.value * scale + 6).toFixed(1)}" y="${y + 17}" fill="#1e3a8a">${esc(`${b.value.toFixed(1)}${b.note ? `  ${b.note}` : ''}`)}</text>`,
+    );
   });
   out.push(`<text x="${left + (W - left - 120) / 2}" y="${h - 14}" text-anchor="middle">${esc(c.xLabel)}</text>`);
   out.push('</svg>');

@@ -50,10 +50,24 @@ export function renderReport(dir: string, r: ToyResults): void {
       bars: r.trra.map((t) => ({ label: t.model, value: t.mean_tokens, note: `(${pct(t.accuracy)})` })),
     }),
   );
-  const sweep = ['| λ | mean answer tokens | accuracy |', '| ---: | ---: | ---: |', ...r.inra_sweep.map((p) => `| ${p.lambda} | ${p.mean_tokens.toFixed(1)} | ${pct(p.accuracy)} |`)].join('\n');
-  const trra = ['| model | λ | mean answer tokens | accuracy |', '| --- | ---: | ---: | ---: |', ...r.trra.map((t) => `| ${t.model} | ${t.lambda} | ${t.mean_tokens.toFixed(1)} | ${pct(t.accuracy)} |`)].join('\n');
+  const sweep = [
+    '| λ | mean answer tokens | accuracy |',
+    '| ---: | ---: | ---: |',
+    ...r.inra_sweep.map((p) => `| ${p.lambda} | ${p.mean_tokens.toFixed(1)} | ${pct(p.accuracy)} |`),
+  ].join('\n');
+  const trra = [
+    '| model | λ | mean answer tokens | accuracy |',
+    '| --- | ---: | ---: | ---: |',
+    ...r.trra.map((t) => `| ${t.model} | ${t.lambda} | ${t.mean_tokens.toFixed(1)} | ${pct(t.accuracy)} |`),
+  ].join('\n');
   const examples = r.examples
-    ? [`Prompt \`${r.examples.prompt}\` (greedy):`, '', '| λ | completion |', '| ---: | --- |', ...r.examples.completions.map((c) => `| ${c.lambda} | \`${c.text}\` |`)].join('\n')
+    ? [
+        `Prompt \`${r.examples.prompt}\` (greedy):`,
+        '',
+        '| λ | completion |',
+        '| ---: | --- |',
+        ...r.examples.completions.map((c) => `| ${c.lambda} | \`${c.text}\` |`),
+      ].join('\n')
     : '';
   const file = join(dir, 'README.md');
   let text = readFileSync(file, 'utf8');
@@ -144,9 +158,16 @@ export function renderRoomReport(dir: string, r: RoomResults): void {
   const table = [
     '| model | λ | mean answer tokens | fewer tokens than the reference | accuracy | accuracy change (points) | paper, Table 1 (R1-Distill-Qwen-1.5B) |',
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-    ...r.trra.map((t) => `| ${t.model} | ${t.lambda} | ${t.mean_tokens.toFixed(1)} | ${pct(t.reduction)} | ${pct(t.accuracy)} | ${signed(t.accuracy_change_points)} | ${paperKey(t.model, t.lambda) ?? ''} |`),
+    ...r.trra.map(
+      (t) =>
+        `| ${t.model} | ${t.lambda} | ${t.mean_tokens.toFixed(1)} | ${pct(t.reduction)} | ${pct(t.accuracy)} | ${signed(t.accuracy_change_points)} | ${paperKey(t.model, t.lambda) ?? ''} |`,
+    ),
   ].join('\n');
-  const sweep = ['| λ | mean answer tokens | accuracy |', '| ---: | ---: | ---: |', ...r.inra_sweep.map((p) => `| ${p.lambda} | ${p.mean_tokens.toFixed(1)} | ${pct(p.accuracy)} |`)].join('\n');
+  const sweep = [
+    '| λ | mean answer tokens | accuracy |',
+    '| ---: | ---: | ---: |',
+    ...r.inra_sweep.map((p) => `| ${p.lambda} | ${p.mean_tokens.toFixed(1)} | ${pct(p.accuracy)} |`),
+  ].join('\n');
   const drop = r.accuracy_first_drops_past_2_points_at_lambda;
   const refAccuracy = r.trra.find((t) => t.model === 'reference')?.accuracy ?? 0;
   // a drop is only readable where the reference itself solves the task

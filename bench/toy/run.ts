@@ -47,13 +47,34 @@ interface Variant {
 }
 
 const VARIANTS: Record<Variant['name'], Variant> = {
-  floor: { name: 'floor', referenceChecks: [2, 6], adapterChecks: [0, 1], trraChecks: [0, 6], lambdas: [-0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25], trraLambdas: [1.5, 2], iterLambda: null, iterRounds: 0 },
-  room: { name: 'room', referenceChecks: [3, 8], adapterChecks: [1, 4], trraChecks: [0, 8], lambdas: [0, 1, 2], trraLambdas: [0.5, 1.5, 2, 5, 10], iterLambda: 2, iterRounds: 2 },
+  floor: {
+    name: 'floor',
+    referenceChecks: [2, 6],
+    adapterChecks: [0, 1],
+    trraChecks: [0, 6],
+    lambdas: [-0.5, -0.25, 0, 0.25, 0.5, 0.75, 1, 1.25],
+    trraLambdas: [1.5, 2],
+    iterLambda: null,
+    iterRounds: 0,
+  },
+  room: {
+    name: 'room',
+    referenceChecks: [3, 8],
+    adapterChecks: [1, 4],
+    trraChecks: [0, 8],
+    lambdas: [0, 1, 2],
+    trraLambdas: [0.5, 1.5, 2, 5, 10],
+    iterLambda: 2,
+    iterRounds: 2,
+  },
 };
 
 function variantOf(argv: readonly string[]): Variant {
   const i = argv.indexOf('--variant');
-  const name = i >= 0 ? argv[i + 1] : (argv.find((a) => a.startsWith('--variant='))?.slice('--variant='.length) ?? process.env.REALIGN_TOY_VARIANT ?? 'floor');
+  const name =
+    i >= 0
+      ? argv[i + 1]
+      : (argv.find((a) => a.startsWith('--variant='))?.slice('--variant='.length) ?? process.env.REALIGN_TOY_VARIANT ?? 'floor');
   if (name !== 'floor' && name !== 'room') throw new Error(`--variant must be floor or room, got ${name}`);
   return VARIANTS[name];
 }
@@ -134,8 +155,22 @@ async function main(): Promise<void> {
       const rows = records(problems(SEED + 2, RECIPE.reference.examples, heldOut), SEED + 2, ...V.referenceChecks);
       const examples = rows.map((r, i) => tokenizeExample(tok, parseRecord(r, `reference#${i}`), eos, 192, `reference#${i}`));
       const s = settings(RECIPE.reference);
-      const result = await train({ ...s, ckpt: init, trainable: { kind: 'full' }, loss: 'sft', examples, padId: eos, workDir: dir('reference.train'), resume: false, progress: new TrainProgress('reference', undefined, false, 50) });
-      writeTrainedCheckpoint(init, dir('reference'), result.params, { extraFiles: { 'realign_train.json': JSON.stringify({ kind: 'sft', steps: result.steps, losses: result.losses }, null, 2) } });
+      const result = await train({
+        ...s,
+        ckpt: init,
+        trainable: { kind: 'full' },
+        loss: 'sft',
+        examples,
+        padId: eos,
+        workDir: dir('reference.train'),
+        resume: false,
+        progress: new TrainProgress('reference', undefined, false, 50),
+      });
+      writeTrainedCheckpoint(init, dir('reference'), result.params, {
+        extraFiles: {
+          'realign_train.json': JSON.stringify({ kind: 'sft', steps: result.steps, losses: result.losses }, null, 2),
+        },
+      });
     });
   }
 
@@ -144,16 +179,30 @@ async function main(): Promise<void> {
     await stage('inra', async () => {
       rmSync(dir('expanded'), { recursive: true, force: true });
       expandCheckpoint(dir('reference'), dir('expanded'), 1);
-      const data = writeJsonl(dir('short.jsonl'), records(problems(SEED + 3, RECIPE.adapter.examples, heldOut), SEED + 3, ...V.adapterChecks));
-      await trainInra({ ...settings(RECIPE.adapter), model: dir('expanded'), data, out: dir('inra'), progress: new TrainProgress('train-inra', undefined, false, 25) });
+      const data = writeJsonl(
+        dir('short.jsonl'),
+        records(problems(SEED + 3, RECIPE.adapter.examples, heldOut), SEED + 3, ...V.adapterChecks),
+      );
+      await trainInra({
+        ...settings(RECIPE.adapter),
+        model: dir('expanded'),
+        data,
+        out: dir('inra'),
+        progress: new TrainProgress('train-inra', undefined, false, 25),
+      });
     });
   }
 
   // 3. the λ sweep of the InRa model, through the Engine
-  const inraSweep: EvalPoint[] = await stage('inra sweep', () => evaluate({ mode: 'inra', model: dir('inra') }, dir('inra'), test, V.lambdas, SEED, graphs));
+  const inraSweep: EvalPoint[] = await stage('inra sweep', () =>
+    evaluate({ mode: 'inra', model: dir('inra') }, dir('inra'), test, V.lambdas, SEED, graphs),
+  );
 
   // 4. TrRa past λ = 1: reference → student, teacher = fusion(aligned = the InRa model, reference)
-  const trraData = writeJsonl(dir('mixed.jsonl'), records(problems(SEED + 4, RECIPE.trra.examples, heldOut), SEED + 4, ...V.trraChecks));
+  const trraData = writeJsonl(
+    dir('mixed.jsonl'),
+    records(problems(SEED + 4, RECIPE.trra.examples, heldOut), SEED + 4, ...V.trraChecks),
+  );
   const trraRows = [];
   const ref = inraSweep.find((p) => p.lambda === 0)!;
   const aligned = inraSweep.find((p) => p.lambda === 1)!;
@@ -163,10 +212,24 @@ async function main(): Promise<void> {
     const out = dir(`trra-${lambda}`);
     if (!existsSync(out)) {
       await stage(`trra λ=${lambda}`, () =>
-        trainTrra({ ...settings(RECIPE.trra), reference: dir('reference'), aligned: dir('inra'), lambda, data: trraData, out, lora: null, kl: 'reverse', iterations: 1, graphCache: graphs, progress: new TrainProgress(`train-trra λ=${lambda}`, undefined, false, 25) }),
+        trainTrra({
+          ...settings(RECIPE.trra),
+          reference: dir('reference'),
+          aligned: dir('inra'),
+          lambda,
+          data: trraData,
+          out,
+          lora: null,
+          kl: 'reverse',
+          iterations: 1,
+          graphCache: graphs,
+          progress: new TrainProgress(`train-trra λ=${lambda}`, undefined, false, 25),
+        }),
       );
     }
-    const [p] = await stage(`trra λ=${lambda} eval`, () => evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs));
+    const [p] = await stage(`trra λ=${lambda} eval`, () =>
+      evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs),
+    );
     trraRows.push({ model: `TrRa student (λ = ${lambda})`, lambda, mean_tokens: p.mean_tokens, accuracy: p.accuracy });
   }
 
@@ -184,17 +247,42 @@ async function main(): Promise<void> {
         rmSync(workDir, { recursive: true, force: true });
         students.forEach((s, k) => cpSync(s, join(workDir, `student-${k + 1}`), { recursive: true }));
         await stage(`trra λ=${lambda} iter ${round}`, () =>
-          trainTrra({ ...settings(RECIPE.trra), reference: dir('reference'), aligned: dir('inra'), lambda, data: trraData, out, workDir, lora: null, kl: 'reverse', iterations: round + 1, graphCache: graphs, progress: new TrainProgress(`train-trra λ=${lambda} iter ${round}`, undefined, false, 25) }),
+          trainTrra({
+            ...settings(RECIPE.trra),
+            reference: dir('reference'),
+            aligned: dir('inra'),
+            lambda,
+            data: trraData,
+            out,
+            workDir,
+            lora: null,
+            kl: 'reverse',
+            iterations: round + 1,
+            graphCache: graphs,
+            progress: new TrainProgress(`train-trra λ=${lambda} iter ${round}`, undefined, false, 25),
+          }),
         );
       }
       students.push(out);
-      const [p] = await stage(`trra λ=${lambda} iter ${round} eval`, () => evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs));
-      iterRows.push({ model: `TrRa-iter ${round} (λ = ${lambda})`, lambda, iteration: round, mean_tokens: p.mean_tokens, accuracy: p.accuracy });
+      const [p] = await stage(`trra λ=${lambda} iter ${round} eval`, () =>
+        evaluate({ mode: 'single', model: out }, out, test, [1], SEED, graphs),
+      );
+      iterRows.push({
+        model: `TrRa-iter ${round} (λ = ${lambda})`,
+        lambda,
+        iteration: round,
+        mean_tokens: p.mean_tokens,
+        accuracy: p.accuracy,
+      });
     }
   }
 
   if (V.name === 'room') {
-    const rows = [...trraRows, ...iterRows].map((r) => ({ ...r, reduction: 1 - r.mean_tokens / ref.mean_tokens, accuracy_change_points: 100 * (r.accuracy - ref.accuracy) }));
+    const rows = [...trraRows, ...iterRows].map((r) => ({
+      ...r,
+      reduction: 1 - r.mean_tokens / ref.mean_tokens,
+      accuracy_change_points: 100 * (r.accuracy - ref.accuracy),
+    }));
     const grid = rows.filter((r) => r.model.startsWith('TrRa student'));
     const firstDrop = ref.accuracy >= MIN_REFERENCE_ACCURACY ? (grid.find((r) => r.accuracy_change_points < -2) ?? null) : null;
     const results = {
@@ -209,21 +297,37 @@ async function main(): Promise<void> {
         task: '3-digit addition with a digit-by-digit trace and redundant checks (bench/toy/task.ts); reference 3–8 checks, adapter 1–4',
         model: modelFacts(dir('reference')),
         recipe: RECIPE,
-        trra_iter: 'the λ = 2 student is the aligned side of the next teacher softmax(2·z_student − z_reference); each student starts from the reference',
-        evaluation: { problems: RECIPE.testProblems, held_out: true, temperature: EVAL_SAMPLING.temperature, max_tokens: EVAL_SAMPLING.maxTokens, runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU' },
+        trra_iter:
+          'the λ = 2 student is the aligned side of the next teacher softmax(2·z_student − z_reference); each student starts from the reference',
+        evaluation: {
+          problems: RECIPE.testProblems,
+          held_out: true,
+          temperature: EVAL_SAMPLING.temperature,
+          max_tokens: EVAL_SAMPLING.maxTokens,
+          runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU',
+        },
         seed: SEED,
         seconds: timings,
       },
     };
     writeFileSync(join(HERE, 'results-room.json'), JSON.stringify(results, null, 2) + '\n');
     renderRoomReport(HERE, results);
-    process.stderr.write(`toy: done in ${Object.values(timings).reduce((a, b) => a + b, 0).toFixed(0)} s of stages\n`);
+    process.stderr.write(
+      `toy: done in ${Object.values(timings)
+        .reduce((a, b) => a + b, 0)
+        .toFixed(0)} s of stages\n`,
+    );
     return;
   }
 
   // 5. results, plots, README tables, and the embedded default model
   const examplePrompt = promptOf(test[0]);
-  const examples = { prompt: examplePrompt, completions: await stage('examples', () => completions({ mode: 'inra', model: dir('inra') }, dir('inra'), examplePrompt, [-0.5, 0, 0.5, 1, 1.25], graphs)) };
+  const examples = {
+    prompt: examplePrompt,
+    completions: await stage('examples', () =>
+      completions({ mode: 'inra', model: dir('inra') }, dir('inra'), examplePrompt, [-0.5, 0, 0.5, 1, 1.25], graphs),
+    ),
+  };
   const results = {
     inra_sweep: inraSweep,
     trra: trraRows,
@@ -232,7 +336,13 @@ async function main(): Promise<void> {
       task: '3-digit addition with a digit-by-digit trace and redundant checks (bench/toy/task.ts)',
       model: modelFacts(dir('reference')),
       recipe: RECIPE,
-      evaluation: { problems: RECIPE.testProblems, held_out: true, temperature: EVAL_SAMPLING.temperature, max_tokens: EVAL_SAMPLING.maxTokens, runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU' },
+      evaluation: {
+        problems: RECIPE.testProblems,
+        held_out: true,
+        temperature: EVAL_SAMPLING.temperature,
+        max_tokens: EVAL_SAMPLING.maxTokens,
+        runtime: 'Engine (worker thread, continuous batching, per-request λ), CPU',
+      },
       seed: SEED,
       seconds: timings,
     },
@@ -242,7 +352,11 @@ async function main(): Promise<void> {
   const target = join(HERE, '../../models/toy-inra');
   rmSync(target, { recursive: true, force: true });
   cpSync(dir('inra'), target, { recursive: true });
-  process.stderr.write(`toy: done in ${Object.values(timings).reduce((a, b) => a + b, 0).toFixed(0)} s of stages\n`);
+  process.stderr.write(
+    `toy: done in ${Object.values(timings)
+      .reduce((a, b) => a + b, 0)
+      .toFixed(0)} s of stages\n`,
+  );
 }
 
 /** The reference model's shape as recorded in results.json. */

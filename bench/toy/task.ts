@@ -62,7 +62,15 @@ export function problems(seed: number, count: number, exclude: ReadonlySet<strin
 }
 
 /** Prompt/response records with a check count drawn uniformly from [minChecks, maxChecks]. */
-export function records(ps: readonly Problem[], seed: number, minChecks: number, maxChecks: number): { prompt: string; response: string }[] {
+export function records(
+  ps: readonly Problem[],
+  seed: number,
+  minChecks: number,
+  maxChecks: number,
+): { prompt: string; response: string }[] {
   const rng = new NormalStream(seed ^ 0x5bd1e995);
-  return ps.map((p) => ({ prompt: promptOf(p), response: answerOf(p, minChecks + Math.floor(rng.uniform() * (maxChecks - minChecks + 1))) }));
+  return ps.map((p) => ({
+    prompt: promptOf(p),
+    response: answerOf(p, minChecks + Math.floor(rng.uniform() * (maxChecks - minChecks + 1))),
+  }));
 }

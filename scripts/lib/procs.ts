@@ -144,7 +144,9 @@ export async function waitReady(url: string, timeoutMs: number, proc?: Proc, che
   while (Date.now() < deadline) {
     if (proc && (proc.child.exitCode !== null || proc.child.signalCode !== null)) {
       await proc.exited;
-      throw new Error(`${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) before ${url} was ready:\n${proc.output().slice(-4000)}`);
+      throw new Error(
+        `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) before ${url} was ready:\n${proc.output().slice(-4000)}`,
+      );
     }
     let body: string | null = null;
     try {

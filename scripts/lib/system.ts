@@ -86,7 +86,8 @@ export function failedModel(readyzBody: string): Error | null {
   if (!models || typeof models !== 'object') return null;
   for (const [id, state] of Object.entries(models)) {
     const text = typeof state === 'string' ? state : JSON.stringify(state);
-    if (/^"?failed\b|"state":"failed"/.test(text)) return new Error(`the backend could not load model "${id}": ${text.replace(/^failed:\s*/, '')}`);
+    if (/^"?failed\b|"state":"failed"/.test(text))
+      return new Error(`the backend could not load model "${id}": ${text.replace(/^failed:\s*/, '')}`);
   }
   return null;
 }
@@ -95,19 +96,41 @@ export function failedModel(readyzBody: string): Error | null {
  * Starts one `realign serve` process and waits until its models are loaded. A model that fails to load ends the
  * wait at once (the backend says so in /readyz) instead of waiting out the timeout.
  */
-export async function startBackendProc(stateDir: string, spec: BackendSpec, hmacSecret: string, opts: BackendProcOptions = {}): Promise<{ url: string; proc: Proc }> {
+export async function startBackendProc(
+  stateDir: string,
+  spec: BackendSpec,
+  hmacSecret: string,
+  opts: BackendProcOptions = {},
+): Promise<{ url: string; proc: Proc }> {
   const port = await freePort(spec.port ?? 0);
   const config = join(stateDir, `models-${port}.json`);
-  writeFileSync(config, JSON.stringify({ models: spec.models, graph_cache: opts.graphCache ?? join(stateDir, 'graphs'), shutdown_grace_ms: 5000 }, null, 2));
+  writeFileSync(
+    config,
+    JSON.stringify(
+      { models: spec.models, graph_cache: opts.graphCache ?? join(stateDir, 'graphs'), shutdown_grace_ms: 5000 },
+      null,
+      2,
+    ),
+  );
   const proc = start(`backend:${port}`, process.execPath, [REALIGN, 'serve', '--config', config, '--port', String(port)], {
-    env: { ...process.env, REALIGN_HMAC_SECRET: hmacSecret, ...(opts.bearerToken ? { REALIGN_API_TOKENS: opts.bearerToken } : {}) },
+    env: {
+      ...process.env,
+      REALIGN_HMAC_SECRET: hmacSecret,
+      ...(opts.bearerToken ? { REALIGN_API_TOKENS: opts.bearerToken } : {}),
+    },
     echo: opts.echo,
     logFile: opts.logDir ? join(opts.logDir, `backend-${port}.log`) : undefined,
   });
   opts.spawned?.(proc);
   const url = `http://127.0.0.1:${port}`;
   const started = Date.now();
-  const heartbeat = setInterval(() => opts.log?.(`backend: still loading the model (${Math.round((Date.now() - started) / 1000)} s; a first start builds its graph)`), 15_000);
+  const heartbeat = setInterval(
+    () =>
+      opts.log?.(
+        `backend: still loading the model (${Math.round((Date.now() - started) / 1000)} s; a first start builds its graph)`,
+      ),
+    15_000,
+  );
   try {
     await waitReady(`${url}/readyz`, 600_000, proc, (body) => {
       const failed = failedModel(body);
@@ -132,16 +155,36 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   try {
     // the backends load their models while wrangler migrates and seeds the local D1
     const persist = join(opts.stateDir, 'wrangler-state');
-    const wrangler = (args: string[]) => run(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
+    const wrangler = (args: string[]) =>
+      run(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } });
     if (opts.logDir) mkdirSync(opts.logDir, { recursive: true });
     const d1 = (async () => {
       await wrangler(['d1', 'migrations', 'apply', 'realign', '--local', '--persist-to', persist]);
-      await wrangler(['d1', 'execute', 'realign', '--local', '--persist-to', persist, '--file', join(ROOT, 'worker/seed/dev.sql')]);
+      await wrangler([
+        'd1',
+        'execute',
+        'realign',
+        '--local',
+        '--persist-to',
+        persist,
+        '--file',
+        join(ROOT, 'worker/seed/dev.sql'),
+      ]);
       opts.log?.('edge: local D1 migrated and seeded');
     })();
-    const backendOpts = { echo: opts.echo, bearerToken: opts.backendToken, graphCache: opts.graphCache, logDir: opts.logDir, log: opts.log, spawned: (p: Proc) => started.push(p) };
+    const backendOpts = {
+      echo: opts.echo,
+      bearerToken: opts.backendToken,
+      graphCache: opts.graphCache,
+      logDir: opts.logDir,
+      log: opts.log,
+      spawned: (p: Proc) => started.push(p),
+    };
     // the first failure ends the start (a model that cannot load should not wait for the others)
-    const [, ...backends] = await Promise.all([d1, ...opts.backends.map((spec) => startBackendProc(opts.stateDir, spec, hmacSecret, backendOpts))]);
+    const [, ...backends] = await Promise.all([
+      d1,
+      ...opts.backends.map((spec) => startBackendProc(opts.stateDir, spec, hmacSecret, backendOpts)),
+    ]);
     const envFile = join(opts.stateDir, 'worker.env');
     writeFileSync(envFile, `BACKEND_HMAC_SECRET=${hmacSecret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
     const edgePort = await freePort(opts.edgePort ?? 0);
@@ -172,7 +215,12 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
         'warn',
         ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
       ],
-      { cwd: ROOT, env: { ...process.env, WRANGLER_SEND_METRICS: 'false' }, echo: opts.echo, logFile: opts.logDir ? join(opts.logDir, 'wrangler.log') : undefined },
+      {
+        cwd: ROOT,
+        env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+        echo: opts.echo,
+        logFile: opts.logDir ? join(opts.logDir, 'wrangler.log') : undefined,
+      },
     );
     started.push(worker);
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
@@ -180,7 +228,11 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     await waitReady(`${edgeUrl}/healthz`, 120_000, worker);
     opts.log?.(`edge: ready on ${edgeUrl}`);
     const admin = (method: string, path: string, body?: unknown) =>
-      fetch(`${edgeUrl}${path}`, { method, headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+      fetch(`${edgeUrl}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
     for (const m of opts.models) {
       for (const [path, body] of [
         [`/admin/models/${encodeURIComponent(m.id)}`, { default_lambda: m.defaultLambda }],

@@ -39,5 +39,8 @@ export function allowedMethods(routes: readonly RouteEntry[], path: string): str
 
 /** The 405 for `method` on `path`, whose routes answer `allowed` (send `allowed.join(', ')` as `Allow`). */
 export function methodNotAllowed(method: string, path: string, allowed: readonly string[]): ApiError {
-  return new ApiError(405, `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`, { type: 'invalid_request_error', code: 'method_not_allowed' });
+  return new ApiError(405, `${method} is not allowed on ${path}; use ${allowed.join(' or ')}`, {
+    type: 'invalid_request_error',
+    code: 'method_not_allowed',
+  });
 }

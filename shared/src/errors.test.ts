@@ -1,10 +1,24 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError, apiErrorFromResponse, errorBody, invalidRequest, isErrorBody, rateLimited, serviceUnavailable, toApiError } from './errors.ts';
+import {
+  ApiError,
+  apiErrorFromResponse,
+  errorBody,
+  invalidRequest,
+  isErrorBody,
+  rateLimited,
+  serviceUnavailable,
+  toApiError,
+} from './errors.ts';
 
 describe('errors', () => {
   it('serialize to the OpenAI error body', () => {
     expect(invalidRequest('`top_p` must be in (0, 1], got 1.5', 'top_p').toBody()).toEqual({
-      error: { message: '`top_p` must be in (0, 1], got 1.5', type: 'invalid_request_error', param: 'top_p', code: 'invalid_value' },
+      error: {
+        message: '`top_p` must be in (0, 1], got 1.5',
+        type: 'invalid_request_error',
+        param: 'top_p',
+        code: 'invalid_value',
+      },
     });
     expect(rateLimited('slow down', 3)).toMatchObject({ status: 429, type: 'rate_limit_error', retryAfterSeconds: 3 });
     expect(serviceUnavailable('down')).toMatchObject({ status: 503, code: 'backend_unavailable' });

@@ -58,7 +58,12 @@ export class ApiError extends Error {
 }
 
 /** Builds an error body without an {@link ApiError} (e.g. for an SSE error event). */
-export function errorBody(message: string, type: ErrorType | string, param: string | null = null, code: string | null = null): ErrorBody {
+export function errorBody(
+  message: string,
+  type: ErrorType | string,
+  param: string | null = null,
+  code: string | null = null,
+): ErrorBody {
   return { error: { message, type, param, code } };
 }
 
@@ -96,10 +101,14 @@ export function notFound(message: string, code: string = 'not_found', param: str
 
 /** 413: the request body is larger than `limitBytes`. */
 export function payloadTooLarge(limitBytes: number): ApiError {
-  return new ApiError(413, `request body is larger than the limit of ${limitBytes} bytes; send a shorter prompt or fewer messages`, {
-    type: 'invalid_request_error',
-    code: 'payload_too_large',
-  });
+  return new ApiError(
+    413,
+    `request body is larger than the limit of ${limitBytes} bytes; send a shorter prompt or fewer messages`,
+    {
+      type: 'invalid_request_error',
+      code: 'payload_too_large',
+    },
+  );
 }
 
 /** 429: a rate limit or a full queue; `retryAfterSeconds` goes out as `Retry-After`. */
@@ -108,7 +117,10 @@ export function rateLimited(message: string, retryAfterSeconds: number, code: st
 }
 
 /** 500: a bug or an unexpected state; the message must not leak internals. */
-export function serverError(message: string = 'internal error; retry the request, and report it if it persists', code: string = 'internal_error'): ApiError {
+export function serverError(
+  message: string = 'internal error; retry the request, and report it if it persists',
+  code: string = 'internal_error',
+): ApiError {
   return new ApiError(500, message, { type: 'server_error', code });
 }
 
@@ -134,7 +146,11 @@ export function gatewayTimeout(message: string, code: string = 'backend_timeout'
 export function apiErrorFromResponse(status: number, body: unknown): ApiError {
   if (!isErrorBody(body)) return badGateway(`backend answered status ${status} without an error body`, 'bad_backend_response');
   const e = body.error;
-  const type = (KNOWN_TYPES as readonly string[]).includes(e.type) ? (e.type as ErrorType) : status >= 500 ? 'server_error' : 'invalid_request_error';
+  const type = (KNOWN_TYPES as readonly string[]).includes(e.type)
+    ? (e.type as ErrorType)
+    : status >= 500
+      ? 'server_error'
+      : 'invalid_request_error';
   return new ApiError(status, e.message, { type, code: e.code ?? null, param: e.param ?? null });
 }
 

@@ -67,16 +67,24 @@ export function booleanField() {
 export function stringField(minLength: number, maxLength: number) {
   return z
     .string({ error: (iss) => `must be a string, got ${describeValue(iss.input)}` })
-    .refine((s) => s.length >= minLength, { error: () => (minLength === 1 ? 'must not be empty' : `must have at least ${minLength} characters`) })
-    .refine((s) => s.length <= maxLength, { error: (iss) => `must have at most ${maxLength} characters, got ${(iss.input as string).length}` });
+    .refine((s) => s.length >= minLength, {
+      error: () => (minLength === 1 ? 'must not be empty' : `must have at least ${minLength} characters`),
+    })
+    .refine((s) => s.length <= maxLength, {
+      error: (iss) => `must have at most ${maxLength} characters, got ${(iss.input as string).length}`,
+    });
 }
 
 /** An array of items with a length range. */
 export function arrayField<T extends z.ZodType>(item: T, minItems: number, maxItems: number, what = 'items') {
   return z
     .array(item, { error: (iss) => `must be an array of ${what}, got ${describeValue(iss.input)}` })
-    .refine((a) => a.length >= minItems, { error: () => (minItems === 1 ? `must contain at least one of ${what}` : `must contain at least ${minItems} ${what}`) })
-    .refine((a) => a.length <= maxItems, { error: (iss) => `must contain at most ${maxItems} ${what}, got ${(iss.input as unknown[]).length}` });
+    .refine((a) => a.length >= minItems, {
+      error: () => (minItems === 1 ? `must contain at least one of ${what}` : `must contain at least ${minItems} ${what}`),
+    })
+    .refine((a) => a.length <= maxItems, {
+      error: (iss) => `must contain at most ${maxItems} ${what}, got ${(iss.input as unknown[]).length}`,
+    });
 }
 
 /** λ (or an element of `lambdas`): any finite JSON number; policy bounds are applied later, by the edge and the backend. */

@@ -4,7 +4,19 @@
  * (context length, the largest `max_tokens`, a model's hard λ range) belong to the backend's configuration.
  */
 import { z } from 'zod';
-import { arrayField, booleanField, customField, describeValue, lambdaField, numberField, presetField, stringField, tokenIdField, type CheckResult, type NumberRule } from './fields.ts';
+import {
+  arrayField,
+  booleanField,
+  customField,
+  describeValue,
+  lambdaField,
+  numberField,
+  presetField,
+  stringField,
+  tokenIdField,
+  type CheckResult,
+  type NumberRule,
+} from './fields.ts';
 
 /** Most stop strings a request may carry. */
 export const MAX_STOP_STRINGS = 16;
@@ -38,11 +50,13 @@ export const SAMPLING_RULES = {
 export function checkStop(value: unknown): CheckResult<string[]> {
   const list = typeof value === 'string' ? [value] : value;
   if (!Array.isArray(list)) return { ok: false, message: `must be a string or an array of strings, got ${describeValue(value)}` };
-  if (list.length > MAX_STOP_STRINGS) return { ok: false, message: `must hold at most ${MAX_STOP_STRINGS} strings, got ${list.length}` };
+  if (list.length > MAX_STOP_STRINGS)
+    return { ok: false, message: `must hold at most ${MAX_STOP_STRINGS} strings, got ${list.length}` };
   for (const [i, s] of list.entries()) {
     if (typeof s !== 'string') return { ok: false, message: `must be a string, got ${describeValue(s)}`, path: [i] };
     if (s.length === 0) return { ok: false, message: 'must not be empty', path: [i] };
-    if (s.length > MAX_STOP_LENGTH) return { ok: false, message: `must be at most ${MAX_STOP_LENGTH} characters, got ${s.length}`, path: [i] };
+    if (s.length > MAX_STOP_LENGTH)
+      return { ok: false, message: `must be at most ${MAX_STOP_LENGTH} characters, got ${s.length}`, path: [i] };
   }
   return { ok: true, value: list as string[] };
 }
@@ -53,9 +67,11 @@ export function checkLogitBias(value: unknown): CheckResult<Record<string, numbe
     return { ok: false, message: `must be an object mapping token ids to numbers, got ${describeValue(value)}` };
   }
   const entries = Object.entries(value);
-  if (entries.length > MAX_LOGIT_BIAS) return { ok: false, message: `must have at most ${MAX_LOGIT_BIAS} entries, got ${entries.length}` };
+  if (entries.length > MAX_LOGIT_BIAS)
+    return { ok: false, message: `must have at most ${MAX_LOGIT_BIAS} entries, got ${entries.length}` };
   for (const [key, bias] of entries) {
-    if (!/^\d{1,9}$/.test(key)) return { ok: false, message: `keys must be token ids written as decimal strings, got ${JSON.stringify(key)}` };
+    if (!/^\d{1,9}$/.test(key))
+      return { ok: false, message: `keys must be token ids written as decimal strings, got ${JSON.stringify(key)}` };
     if (typeof bias !== 'number' || !Number.isFinite(bias) || bias < -100 || bias > 100) {
       return { ok: false, message: `must be a number in [-100, 100], got ${describeValue(bias)}`, path: [key] };
     }
@@ -73,7 +89,10 @@ export const generationShape = {
   stop: customField(checkStop).optional(),
   stream: booleanField().optional(),
   stream_options: z
-    .object({ include_usage: booleanField().optional() }, { error: (iss) => `must be an object like {"include_usage": true}, got ${describeValue(iss.input)}` })
+    .object(
+      { include_usage: booleanField().optional() },
+      { error: (iss) => `must be an object like {"include_usage": true}, got ${describeValue(iss.input)}` },
+    )
     .optional(),
   seed: numberField({ integer: true }).optional(),
   logit_bias: customField(checkLogitBias).optional(),
@@ -137,9 +156,9 @@ export const UNSUPPORTED_FIELDS: Record<string, string> = {
  * `lambda`/`control` aliases, `stream_options` only with `stream`. Returns the normalized fields
  * or a `[param, message]` pair.
  */
-export function normalizeGeneration<T extends { lambda?: number; control?: number; stream?: boolean; stream_options?: { include_usage?: boolean } }>(
-  raw: T,
-): (Omit<T, 'control' | 'stream'> & { stream: boolean }) | [string, string] {
+export function normalizeGeneration<
+  T extends { lambda?: number; control?: number; stream?: boolean; stream_options?: { include_usage?: boolean } },
+>(raw: T): (Omit<T, 'control' | 'stream'> & { stream: boolean }) | [string, string] {
   const { control, ...rest } = raw;
   if (control !== undefined && rest.lambda !== undefined && control !== rest.lambda) {
     return ['control', `is an alias of \`lambda\`; send one of them (got lambda=${rest.lambda}, control=${control})`];

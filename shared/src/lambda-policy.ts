@@ -109,13 +109,22 @@ export function resolveLambda(policy: LambdaPolicy, input: LambdaInput): Resolve
     return invalidRequest(`\`preset\` "${named}" does not exist for this model; use ${hint}`, 'preset', 'unknown_preset');
   }
   if (input.lambda !== undefined) {
-    if (!Number.isFinite(input.lambda)) return invalidRequest(`\`lambda\` must be a finite number, got ${input.lambda}`, 'lambda');
+    if (!Number.isFinite(input.lambda))
+      return invalidRequest(`\`lambda\` must be a finite number, got ${input.lambda}`, 'lambda');
     if (!policy.allowExplicit) {
-      return permissionDenied('this API key may not set `lambda` (or `control`); send a `preset` instead, or ask your admin to allow explicit λ', 'lambda_not_allowed', 'lambda');
+      return permissionDenied(
+        'this API key may not set `lambda` (or `control`); send a `preset` instead, or ask your admin to allow explicit λ',
+        'lambda_not_allowed',
+        'lambda',
+      );
     }
     const { min, max } = policy.range;
     if (policy.outOfRange === 'reject' && (input.lambda < min || input.lambda > max)) {
-      return invalidRequest(`\`lambda\` must be in [${min}, ${max}] for this model, got ${input.lambda}`, 'lambda', 'lambda_out_of_range');
+      return invalidRequest(
+        `\`lambda\` must be in [${min}, ${max}] for this model, got ${input.lambda}`,
+        'lambda',
+        'lambda_out_of_range',
+      );
     }
     return settle(policy, input.lambda, 'explicit', named ?? null);
   }
@@ -159,7 +168,11 @@ export function resolveLambdaList(
     const r = resolveLambda(policy, { lambda: value, preset: input.preset });
     if (r instanceof ApiError) {
       if (r.param !== 'lambda') return r;
-      return new ApiError(r.status, r.message.replace('`lambda`', `\`lambdas[${i}]\``), { type: r.type, code: r.code, param: `lambdas[${i}]` });
+      return new ApiError(r.status, r.message.replace('`lambda`', `\`lambdas[${i}]\``), {
+        type: r.type,
+        code: r.code,
+        param: `lambdas[${i}]`,
+      });
     }
     out.push(r.lambda);
     clamped ||= r.clamped;

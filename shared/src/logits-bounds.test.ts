@@ -15,6 +15,8 @@ describe('logits answer bounds', () => {
     const e = checkLogitsAnswerSize({ positions: 10, lambdas: 2, topLogprobs: 5, includeBranches: true }, 100)!;
     expect(e).toMatchObject({ status: 400, param: 'positions', code: 'logits_answer_too_large' });
     for (const field of ['positions', 'lambdas', 'top_logprobs', 'include_branches']) expect(e.message).toContain(field);
-    expect(checkLogitsAnswerSize({ positions: 1, lambdas: 32, topLogprobs: 100, includeBranches: false }, 100)).toMatchObject({ param: 'top_logprobs' });
+    expect(checkLogitsAnswerSize({ positions: 1, lambdas: 32, topLogprobs: 100, includeBranches: false }, 100)).toMatchObject({
+      param: 'top_logprobs',
+    });
   });
 });

@@ -4,7 +4,16 @@
  */
 import { z } from 'zod';
 import { checkMessages, type ChatMessage } from './chat-request.ts';
-import { arrayField, booleanField, customField, lambdaField, numberField, presetField, stringField, tokenIdField } from './fields.ts';
+import {
+  arrayField,
+  booleanField,
+  customField,
+  lambdaField,
+  numberField,
+  presetField,
+  stringField,
+  tokenIdField,
+} from './fields.ts';
 
 /** Most λ values in one logits request. */
 export const MAX_LAMBDAS = 32;

@@ -20,7 +20,13 @@ describe('parseRequest: bad input names the field and what to change', () => {
   const cases: Array<[string, RequestKind, unknown, string | null, string | RegExp]> = [
     ['top_p above 1', 'chat', chat({ top_p: 1.5 }), 'top_p', '`top_p` must be a number in (0, 1], got 1.5'],
     ['top_p of 0', 'chat', chat({ top_p: 0 }), 'top_p', 'in (0, 1], got 0'],
-    ['negative temperature', 'chat', chat({ temperature: -0.1 }), 'temperature', '`temperature` must be a number in [0, 2], got -0.1'],
+    [
+      'negative temperature',
+      'chat',
+      chat({ temperature: -0.1 }),
+      'temperature',
+      '`temperature` must be a number in [0, 2], got -0.1',
+    ],
     ['λ as a string', 'chat', chat({ lambda: '0.5' }), 'lambda', '`lambda` must be a finite number (λ), got string "0.5"'],
     ['λ as "Infinity"', 'chat', chat({ lambda: 'Infinity' }), 'lambda', 'got string "Infinity"'],
     ['λ as NaN (a JS caller)', 'chat', chat({ lambda: NaN }), 'lambda', 'got NaN'],
@@ -31,19 +37,37 @@ describe('parseRequest: bad input names the field and what to change', () => {
     ['empty messages', 'chat', chat({ messages: [] }), 'messages', 'at least one message'],
     ['missing messages', 'chat', { model: 'm' }, 'messages', '`messages` is required'],
     ['tool role', 'chat', chat({ messages: [{ role: 'tool', content: 'x' }] }), 'messages[0].role', 'tools are not supported'],
-    ['image part', 'chat', chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }), 'messages[0].content[0].type', 'only "text" parts'],
+    [
+      'image part',
+      'chat',
+      chat({ messages: [{ role: 'user', content: [{ type: 'image_url', image_url: {} }] }] }),
+      'messages[0].content[0].type',
+      'only "text" parts',
+    ],
     ['content a number', 'chat', chat({ messages: [{ role: 'user', content: 5 }] }), 'messages[0].content', 'got 5'],
     ['n not an integer', 'chat', chat({ n: 1.5 }), 'n', '`n` must be an integer in [1, 128], got 1.5'],
     ['n of 0', 'completions', comp({ n: 0 }), 'n', 'got 0'],
     ['max_tokens of 0', 'completions', comp({ max_tokens: 0 }), 'max_tokens', '`max_tokens` must be an integer ≥ 1, got 0'],
     ['max_tokens as a string', 'chat', chat({ max_tokens: '10' }), 'max_tokens', 'got string "10"'],
-    ['conflicting max_completion_tokens', 'chat', chat({ max_tokens: 5, max_completion_tokens: 6 }), 'max_completion_tokens', 'alias of `max_tokens`'],
+    [
+      'conflicting max_completion_tokens',
+      'chat',
+      chat({ max_tokens: 5, max_completion_tokens: 6 }),
+      'max_completion_tokens',
+      'alias of `max_tokens`',
+    ],
     ['stop list too long', 'chat', chat({ stop: Array.from({ length: 17 }, (_, i) => `s${i}`) }), 'stop', 'at most 16'],
     ['empty stop string', 'chat', chat({ stop: ['a', ''] }), 'stop[1]', 'must not be empty'],
     ['stop a number', 'completions', comp({ stop: 3 }), 'stop', 'string or an array of strings'],
     ['logit_bias key not a token id', 'chat', chat({ logit_bias: { abc: 1 } }), 'logit_bias', 'decimal strings'],
     ['logit_bias value out of range', 'chat', chat({ logit_bias: { '42': 101 } }), 'logit_bias["42"]', 'in [-100, 100], got 101'],
-    ['stream_options without stream', 'chat', chat({ stream_options: { include_usage: true } }), 'stream_options', 'only allowed when `stream` is true'],
+    [
+      'stream_options without stream',
+      'chat',
+      chat({ stream_options: { include_usage: true } }),
+      'stream_options',
+      'only allowed when `stream` is true',
+    ],
     ['stream as a string', 'chat', chat({ stream: 'yes' }), 'stream', 'true or false'],
     ['top_logprobs without logprobs', 'chat', chat({ top_logprobs: 3 }), 'top_logprobs', 'requires `logprobs: true`'],
     ['top_logprobs too large', 'chat', chat({ logprobs: true, top_logprobs: 21 }), 'top_logprobs', 'in [0, 20]'],
@@ -52,7 +76,13 @@ describe('parseRequest: bad input names the field and what to change', () => {
     ['top_k below -1', 'chat', chat({ top_k: -2 }), 'top_k', 'integer ≥ -1'],
     ['min_p above 1', 'chat', chat({ min_p: 1.2 }), 'min_p', 'in [0, 1]'],
     ['repetition_penalty 0', 'chat', chat({ repetition_penalty: 0 }), 'repetition_penalty', 'in [0.01, 100]'],
-    ['repetition_penalty 1e-300 (overflows a logit)', 'chat', chat({ repetition_penalty: 1e-300 }), 'repetition_penalty', '`repetition_penalty` must be a number in [0.01, 100], got 1e-300'],
+    [
+      'repetition_penalty 1e-300 (overflows a logit)',
+      'chat',
+      chat({ repetition_penalty: 1e-300 }),
+      'repetition_penalty',
+      '`repetition_penalty` must be a number in [0.01, 100], got 1e-300',
+    ],
     ['negative stop_token_ids', 'completions', comp({ stop_token_ids: [-1] }), 'stop_token_ids[0]', 'integer ≥ 0'],
     ['seed not an integer', 'chat', chat({ seed: 1.5 }), 'seed', 'must be an integer'],
     ['preset with spaces', 'chat', chat({ preset: 'very deep' }), 'preset', '1–64 letters'],
@@ -60,7 +90,13 @@ describe('parseRequest: bad input names the field and what to change', () => {
     ['mixed prompt batch', 'completions', comp({ prompt: ['a', 3] }), 'prompt[1]', 'like the other prompts'],
     ['negative token id prompt', 'completions', comp({ prompt: [1, -2] }), 'prompt[1]', 'non-negative integer token id'],
     ['tools refused', 'chat', chat({ tools: [{ type: 'function' }] }), 'tools', 'generates text only'],
-    ['json response_format refused', 'chat', chat({ response_format: { type: 'json_object' } }), 'response_format', 'supports only {"type": "text"}'],
+    [
+      'json response_format refused',
+      'chat',
+      chat({ response_format: { type: 'json_object' } }),
+      'response_format',
+      'supports only {"type": "text"}',
+    ],
     ['body an array', 'chat', [1, 2], null, 'must be a JSON object, got an array'],
     ['body a string', 'completions', 'hello', null, 'got string "hello"'],
     ['logits with two inputs', 'logits', { model: 'm', prompt: 'a', input_ids: [1] }, 'input_ids', 'exactly one of'],
@@ -83,7 +119,13 @@ describe('parseRequest: normalization', () => {
         stop: 'END',
         messages: [
           { role: 'developer', content: 'be brief' },
-          { role: 'user', content: [{ type: 'text', text: 'a' }, { type: 'text', text: 'b' }] },
+          {
+            role: 'user',
+            content: [
+              { type: 'text', text: 'a' },
+              { type: 'text', text: 'b' },
+            ],
+          },
         ],
       }),
     );
@@ -108,7 +150,9 @@ describe('parseRequest: normalization', () => {
     expect(parseRequest('chat', chat({ lambda: 2, control: 2 }))).toMatchObject({ lambda: 2 });
     expect(parseRequest('completions', comp({ prompt: [1, 2, 3] }))).toMatchObject({ prompt: [1, 2, 3] });
     expect(parseRequest('completions', comp({ prompt: [[1], [2, 3]] }))).toMatchObject({ prompt: [[1], [2, 3]] });
-    expect(parseRequest('completions', comp({ prompt: ['a', 'b'], stream: true, stream_options: { include_usage: true } }))).toMatchObject({
+    expect(
+      parseRequest('completions', comp({ prompt: ['a', 'b'], stream: true, stream_options: { include_usage: true } })),
+    ).toMatchObject({
       prompt: ['a', 'b'],
       stream: true,
       stream_options: { include_usage: true },

@@ -58,7 +58,8 @@ export function formatIssue(issue: z.core.$ZodIssue): { param: string; message: 
   const input = (issue as { input?: unknown }).input;
   let text = issue.message;
   if (issue.code === 'invalid_type' && input === undefined) text = 'is required';
-  else if (issue.code === 'invalid_type' && text.startsWith('Invalid input')) text = `must be ${issue.expected}, got ${describeValue(input)}`;
+  else if (issue.code === 'invalid_type' && text.startsWith('Invalid input'))
+    text = `must be ${issue.expected}, got ${describeValue(input)}`;
   return { param, message: param === '' ? text : `\`${param}\` ${text}` };
 }
 
@@ -87,8 +88,15 @@ function refuseUnsupported(body: Record<string, unknown>, kind: RequestKind): Ap
     if (body[field] !== undefined) return invalidRequest(`\`${field}\` ${why}`, field, 'unsupported_parameter');
   }
   const format = body.response_format;
-  if (format !== undefined && !(typeof format === 'object' && format !== null && (format as { type?: unknown }).type === 'text')) {
-    return invalidRequest('`response_format` supports only {"type": "text"}; remove it or use that', 'response_format', 'unsupported_parameter');
+  if (
+    format !== undefined &&
+    !(typeof format === 'object' && format !== null && (format as { type?: unknown }).type === 'text')
+  ) {
+    return invalidRequest(
+      '`response_format` supports only {"type": "text"}; remove it or use that',
+      'response_format',
+      'unsupported_parameter',
+    );
   }
   return null;
 }
@@ -126,7 +134,8 @@ function parseChat(body: Record<string, unknown>): ChatCompletionRequest | ApiEr
       'max_completion_tokens',
     );
   }
-  const tooMany = checkMaxTokensBound(raw.max_tokens, 'max_tokens') ?? checkMaxTokensBound(max_completion_tokens, 'max_completion_tokens');
+  const tooMany =
+    checkMaxTokensBound(raw.max_tokens, 'max_tokens') ?? checkMaxTokensBound(max_completion_tokens, 'max_completion_tokens');
   if (tooMany) return tooMany;
   if (raw.top_logprobs !== undefined && raw.top_logprobs > 0 && raw.logprobs !== true) {
     return invalidRequest('`top_logprobs` requires `logprobs: true`', 'top_logprobs');
@@ -154,7 +163,10 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
   const { lambda, control, ...d } = r.data;
   const single = lambda ?? control;
   if (lambda !== undefined && control !== undefined && lambda !== control) {
-    return invalidRequest(`\`control\` is an alias of \`lambda\`; send one of them (got lambda=${lambda}, control=${control})`, 'control');
+    return invalidRequest(
+      `\`control\` is an alias of \`lambda\`; send one of them (got lambda=${lambda}, control=${control})`,
+      'control',
+    );
   }
   if (single !== undefined) {
     if (d.lambdas !== undefined) return invalidRequest('send either `lambdas` or a single `lambda`, not both', 'lambda');
@@ -163,15 +175,25 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
   const inputs = (['prompt', 'messages', 'input_ids'] as const).filter((k) => d[k] !== undefined);
   if (inputs.length !== 1) {
     const got = inputs.length === 0 ? 'none' : inputs.map((k) => `\`${k}\``).join(' and ');
-    return invalidRequest(`send exactly one of \`prompt\`, \`messages\` or \`input_ids\` (got ${got})`, inputs[1] ?? 'prompt', 'invalid_input');
+    return invalidRequest(
+      `send exactly one of \`prompt\`, \`messages\` or \`input_ids\` (got ${got})`,
+      inputs[1] ?? 'prompt',
+      'invalid_input',
+    );
   }
   const continuing = d.continue_final_message ?? false;
   if (continuing) {
     if (d.messages === undefined) {
-      return invalidRequest('`continue_final_message` continues the last of `messages`; send `messages`', 'continue_final_message');
+      return invalidRequest(
+        '`continue_final_message` continues the last of `messages`; send `messages`',
+        'continue_final_message',
+      );
     }
     if (d.messages.at(-1)!.role !== 'assistant') {
-      return invalidRequest('with `continue_final_message` the last message must be the assistant\'s answer to continue', 'messages');
+      return invalidRequest(
+        "with `continue_final_message` the last message must be the assistant's answer to continue",
+        'messages',
+      );
     }
     if (d.add_generation_prompt === true) {
       return invalidRequest('`continue_final_message` and `add_generation_prompt` cannot both be true', 'add_generation_prompt');

@@ -30,14 +30,31 @@ export const samplingDefaultsSchema = z.strictObject(
     presence_penalty: numberField(SAMPLING_RULES.presence_penalty).optional(),
     frequency_penalty: numberField(SAMPLING_RULES.frequency_penalty).optional(),
   },
-  { error: (iss) => (iss.code === 'unrecognized_keys' ? `has unknown fields ${iss.keys.map((k) => `"${k}"`).join(', ')}` : 'must be an object of sampling fields') },
+  {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys'
+        ? `has unknown fields ${iss.keys.map((k) => `"${k}"`).join(', ')}`
+        : 'must be an object of sampling fields',
+  },
 );
 
 /** The keys of {@link SamplingDefaults}, in a fixed order. */
-export const SAMPLING_DEFAULT_KEYS = ['temperature', 'top_p', 'top_k', 'min_p', 'max_tokens', 'repetition_penalty', 'presence_penalty', 'frequency_penalty'] as const;
+export const SAMPLING_DEFAULT_KEYS = [
+  'temperature',
+  'top_p',
+  'top_k',
+  'min_p',
+  'max_tokens',
+  'repetition_penalty',
+  'presence_penalty',
+  'frequency_penalty',
+] as const;
 
 /** Returns a copy of `request` with every unset field of `defaults` filled in; fields the client set are kept. */
-export function applySamplingDefaults<T extends Partial<Record<keyof SamplingDefaults, number>>>(request: T, defaults: SamplingDefaults): T {
+export function applySamplingDefaults<T extends Partial<Record<keyof SamplingDefaults, number>>>(
+  request: T,
+  defaults: SamplingDefaults,
+): T {
   const out: T = { ...request };
   for (const key of SAMPLING_DEFAULT_KEYS) {
     const value = defaults[key];

@@ -9,7 +9,11 @@ describe('signRequest / verifySignature', () => {
   it('accepts what it signed, with string or byte bodies', async () => {
     const headers = await signRequest(secret, parts, { now });
     expect(headers[SIGNATURE_HEADERS.signature]).toMatch(/^v1=[0-9a-f]{64}$/);
-    expect(await verifySignature(secret, headers, parts, now)).toEqual({ ok: true, timestamp: now / 1000, nonce: headers[SIGNATURE_HEADERS.nonce] });
+    expect(await verifySignature(secret, headers, parts, now)).toEqual({
+      ok: true,
+      timestamp: now / 1000,
+      nonce: headers[SIGNATURE_HEADERS.nonce],
+    });
     const bytes = { ...parts, body: new TextEncoder().encode(parts.body) };
     expect((await verifySignature(secret, new Headers(headers), bytes, now)).ok).toBe(true);
   });
@@ -32,7 +36,9 @@ describe('signRequest / verifySignature', () => {
   it('refuses another secret, a changed nonce and an empty secret', async () => {
     const headers = await signRequest(secret, parts, { now });
     expect(await verifySignature('other-secret', headers, parts, now)).toMatchObject({ ok: false, code: 'bad_signature' });
-    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.nonce]: 'aaaaaaaaaaaaaaaa' }, parts, now)).toMatchObject({ ok: false, code: 'bad_signature' });
+    expect(
+      await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.nonce]: 'aaaaaaaaaaaaaaaa' }, parts, now),
+    ).toMatchObject({ ok: false, code: 'bad_signature' });
     expect(await verifySignature('', headers, parts, now)).toMatchObject({ ok: false, code: 'bad_signature' });
   });
 
@@ -47,9 +53,18 @@ describe('signRequest / verifySignature', () => {
   it('says what is missing or malformed', async () => {
     const headers = await signRequest(secret, parts, { now });
     expect(await verifySignature(secret, {}, parts, now)).toMatchObject({ ok: false, code: 'missing_signature' });
-    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.signature]: 'v2=abc' }, parts, now)).toMatchObject({ ok: false, code: 'malformed_signature' });
-    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.timestamp]: 'soon' }, parts, now)).toMatchObject({ ok: false, code: 'malformed_signature' });
-    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.nonce]: 'x' }, parts, now)).toMatchObject({ ok: false, code: 'malformed_signature' });
+    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.signature]: 'v2=abc' }, parts, now)).toMatchObject({
+      ok: false,
+      code: 'malformed_signature',
+    });
+    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.timestamp]: 'soon' }, parts, now)).toMatchObject({
+      ok: false,
+      code: 'malformed_signature',
+    });
+    expect(await verifySignature(secret, { ...headers, [SIGNATURE_HEADERS.nonce]: 'x' }, parts, now)).toMatchObject({
+      ok: false,
+      code: 'malformed_signature',
+    });
   });
 
   it('reads headers case-insensitively from a plain record (as node:http gives them)', async () => {

@@ -38,9 +38,7 @@ export type SignatureHeaders = Record<(typeof SIGNATURE_HEADERS)[keyof typeof SI
 export type SignatureFailure = 'missing_signature' | 'malformed_signature' | 'stale_timestamp' | 'bad_signature';
 
 /** The verdict of {@link verifySignature}. */
-export type VerifyResult =
-  | { ok: true; timestamp: number; nonce: string }
-  | { ok: false; code: SignatureFailure; reason: string };
+export type VerifyResult = { ok: true; timestamp: number; nonce: string } | { ok: false; code: SignatureFailure; reason: string };
 
 const encoder = new TextEncoder();
 
@@ -84,7 +82,11 @@ function randomNonce(): string {
  * Signs a request. `now` is in milliseconds (defaults to `Date.now()`); `nonce` defaults to 16 random bytes in hex.
  * Returns the three headers to send along with exactly the signed body.
  */
-export async function signRequest(secret: string, parts: SignedParts, options: { now?: number; nonce?: string } = {}): Promise<SignatureHeaders> {
+export async function signRequest(
+  secret: string,
+  parts: SignedParts,
+  options: { now?: number; nonce?: string } = {},
+): Promise<SignatureHeaders> {
   if (secret.length === 0) throw new Error('signRequest: the HMAC secret is empty; set BACKEND_HMAC_SECRET');
   const timestamp = Math.floor((options.now ?? Date.now()) / 1000);
   const nonce = options.nonce ?? randomNonce();
@@ -120,16 +122,32 @@ export function checkSignatureHeaders(
   const nonce = header(headers, SIGNATURE_HEADERS.nonce);
   const sig = header(headers, SIGNATURE_HEADERS.signature);
   if (ts === undefined || nonce === undefined || sig === undefined) {
-    return { ok: false, code: 'missing_signature', reason: `request is not signed: send ${Object.values(SIGNATURE_HEADERS).join(', ')}` };
+    return {
+      ok: false,
+      code: 'missing_signature',
+      reason: `request is not signed: send ${Object.values(SIGNATURE_HEADERS).join(', ')}`,
+    };
   }
-  if (!/^\d{1,12}$/.test(ts)) return { ok: false, code: 'malformed_signature', reason: `${SIGNATURE_HEADERS.timestamp} must be Unix seconds` };
-  if (!/^[A-Za-z0-9_-]{8,128}$/.test(nonce)) return { ok: false, code: 'malformed_signature', reason: `${SIGNATURE_HEADERS.nonce} must be 8–128 URL-safe characters` };
+  if (!/^\d{1,12}$/.test(ts))
+    return { ok: false, code: 'malformed_signature', reason: `${SIGNATURE_HEADERS.timestamp} must be Unix seconds` };
+  if (!/^[A-Za-z0-9_-]{8,128}$/.test(nonce))
+    return { ok: false, code: 'malformed_signature', reason: `${SIGNATURE_HEADERS.nonce} must be 8–128 URL-safe characters` };
   const prefix = `${SIGNATURE_VERSION}=`;
   const mac = sig.startsWith(prefix) ? fromHex(sig.slice(prefix.length)) : null;
-  if (mac === null || mac.length !== 32) return { ok: false, code: 'malformed_signature', reason: `${SIGNATURE_HEADERS.signature} must be "${prefix}" followed by 64 hex digits` };
+  if (mac === null || mac.length !== 32)
+    return {
+      ok: false,
+      code: 'malformed_signature',
+      reason: `${SIGNATURE_HEADERS.signature} must be "${prefix}" followed by 64 hex digits`,
+    };
   const timestamp = Number(ts);
   const skew = Math.abs(now / 1000 - timestamp);
-  if (skew > maxSkewSeconds) return { ok: false, code: 'stale_timestamp', reason: `timestamp is ${Math.round(skew)} s away from the server's clock (at most ${maxSkewSeconds} s allowed)` };
+  if (skew > maxSkewSeconds)
+    return {
+      ok: false,
+      code: 'stale_timestamp',
+      reason: `timestamp is ${Math.round(skew)} s away from the server's clock (at most ${maxSkewSeconds} s allowed)`,
+    };
   return { ok: true, timestamp, nonce, mac };
 }
 
@@ -144,11 +162,23 @@ export async function verifySignature(
   now: number = Date.now(),
   maxSkewSeconds: number = DEFAULT_MAX_SKEW_SECONDS,
 ): Promise<VerifyResult> {
-  if (secret.length === 0) return { ok: false, code: 'bad_signature', reason: 'the server has no HMAC secret configured; signed requests cannot be verified' };
+  if (secret.length === 0)
+    return {
+      ok: false,
+      code: 'bad_signature',
+      reason: 'the server has no HMAC secret configured; signed requests cannot be verified',
+    };
   const checked = checkSignatureHeaders(headers, now, maxSkewSeconds);
   if (!checked.ok) return checked;
   const { timestamp, nonce, mac } = checked;
   const canonical = canonicalString(parts.method, parts.path, timestamp, nonce, await sha256Hex(parts.body));
-  const good = await crypto.subtle.verify('HMAC', await hmacKey(secret, 'verify'), new Uint8Array(mac), encoder.encode(canonical));
-  return good ? { ok: true, timestamp, nonce } : { ok: false, code: 'bad_signature', reason: 'signature does not match the request' };
+  const good = await crypto.subtle.verify(
+    'HMAC',
+    await hmacKey(secret, 'verify'),
+    new Uint8Array(mac),
+    encoder.encode(canonical),
+  );
+  return good
+    ? { ok: true, timestamp, nonce }
+    : { ok: false, code: 'bad_signature', reason: 'signature does not match the request' };
 }

@@ -53,8 +53,18 @@ beforeAll(async () => {
   });
   // a tenant of its own: no default preset, so single-checkpoint models get their default λ 1
   const tenant = `faults-${seed}`;
-  expect((await sys.admin('POST', '/admin/tenants', { id: tenant, name: tenant, requests_per_minute: 100_000, tokens_per_minute: 100_000_000 })).status).toBe(201);
-  for (const m of models) expect((await sys.admin('PUT', `/admin/tenants/${tenant}/models/${m.id}`, {})).status).toBeLessThan(300);
+  expect(
+    (
+      await sys.admin('POST', '/admin/tenants', {
+        id: tenant,
+        name: tenant,
+        requests_per_minute: 100_000,
+        tokens_per_minute: 100_000_000,
+      })
+    ).status,
+  ).toBe(201);
+  for (const m of models)
+    expect((await sys.admin('PUT', `/admin/tenants/${tenant}/models/${m.id}`, {})).status).toBeLessThan(300);
   key = ((await (await sys.admin('POST', `/admin/tenants/${tenant}/keys`, { name: 'faults' })).json()) as { key: string }).key;
 }, 300_000);
 afterAll(async () => {
@@ -63,7 +73,12 @@ afterAll(async () => {
 }, 60_000);
 
 function post(path: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
-  return fetch(`${sys.edgeUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body), signal });
+  return fetch(`${sys.edgeUrl}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+    signal,
+  });
 }
 
 type ErrorJson = { error: { message: string; type: string; param: string | null; code: string | null } };
@@ -72,24 +87,46 @@ describe(`faults in real backends (seed ${seed})`, () => {
   it('a +∞ weight in lm_head: the poisoned token is never generated, streamed or not, and logits stay finite', async () => {
     // token strings are unique in a vocabulary, so the logprobs' token lists show exactly which tokens were chosen
     const poisoned = tokenString(cycle[1]);
-    const plain = await post('/v1/completions', { model: 'inf-head', prompt: `${MARKER} ${TEXT}`, max_tokens: 3 * cycle.length, temperature: 0, logprobs: 0 });
+    const plain = await post('/v1/completions', {
+      model: 'inf-head',
+      prompt: `${MARKER} ${TEXT}`,
+      max_tokens: 3 * cycle.length,
+      temperature: 0,
+      logprobs: 0,
+    });
     expect(plain.status).toBe(200);
     const choice = ((await plain.json()) as { choices: { finish_reason: string; logprobs: { tokens: string[] } }[] }).choices[0];
     expect(choice.finish_reason).toBe('length');
     expect(choice.logprobs.tokens).toHaveLength(3 * cycle.length);
     expect(choice.logprobs.tokens).not.toContain(poisoned);
 
-    const streamed = await readStream(await post('/v1/completions', { model: 'inf-head', prompt: MARKER, max_tokens: 3 * cycle.length, temperature: 1, seed: 3, logprobs: 0, stream: true }));
+    const streamed = await readStream(
+      await post('/v1/completions', {
+        model: 'inf-head',
+        prompt: MARKER,
+        max_tokens: 3 * cycle.length,
+        temperature: 1,
+        seed: 3,
+        logprobs: 0,
+        stream: true,
+      }),
+    );
     expect(streamed.errors).toEqual([]);
     expect(streamed.done).toBe(true);
-    const tokens = streamed.data.filter((d) => d !== '[DONE]').flatMap((d) => (JSON.parse(d) as { choices: { logprobs: { tokens: string[] } | null }[] }).choices[0]?.logprobs?.tokens ?? []);
+    const tokens = streamed.data
+      .filter((d) => d !== '[DONE]')
+      .flatMap(
+        (d) => (JSON.parse(d) as { choices: { logprobs: { tokens: string[] } | null }[] }).choices[0]?.logprobs?.tokens ?? [],
+      );
     expect(tokens).toHaveLength(3 * cycle.length);
     expect(tokens).not.toContain(poisoned);
 
     // the prompt ends with c0, after which c1 (now +∞) would be the only likely token
     const logits = await post('/v1/logits', { model: 'inf-head', input_ids: [cycle[0]], top_logprobs: 20 });
     expect(logits.status).toBe(200);
-    const top = ((await logits.json()) as { results: { positions: { top_logprobs: { token_id: number; logprob: unknown }[] }[] }[] }).results[0].positions[0].top_logprobs;
+    const top = (
+      (await logits.json()) as { results: { positions: { top_logprobs: { token_id: number; logprob: unknown }[] }[] }[] }
+    ).results[0].positions[0].top_logprobs;
     expect(top.map((t) => t.token_id)).not.toContain(cycle[1]);
     for (const t of top) expect(Number.isFinite(t.logprob)).toBe(true);
   });
@@ -98,15 +135,28 @@ describe(`faults in real backends (seed ${seed})`, () => {
     const rounds = 20;
     const outcomes = await Promise.all(
       Array.from({ length: 6 }, async (_, i) => {
-        const res = await post('/v1/completions', { model: 'bigram', prompt: `${MARKER} ${i}`, max_tokens: rounds * cycle.length, temperature: 0, stream: true });
-        if (res.status !== 200) return { status: res.status, retryAfter: res.headers.get('retry-after'), error: ((await res.json()) as ErrorJson).error };
+        const res = await post('/v1/completions', {
+          model: 'bigram',
+          prompt: `${MARKER} ${i}`,
+          max_tokens: rounds * cycle.length,
+          temperature: 0,
+          stream: true,
+        });
+        if (res.status !== 200)
+          return {
+            status: res.status,
+            retryAfter: res.headers.get('retry-after'),
+            error: ((await res.json()) as ErrorJson).error,
+          };
         const read = await readStream(res);
         return { status: 200, done: read.done, errors: read.errors.length, text: streamText(read) };
       }),
     );
     const ok = outcomes.filter((o) => o.status === 200);
     const refused = outcomes.filter((o) => o.status !== 200);
-    console.log(`[faults queue full] ${outcomes.length} requests: ${ok.length} completed, ${refused.length} refused (${refused.map((o) => o.status).join(', ')}), lost 0`);
+    console.log(
+      `[faults queue full] ${outcomes.length} requests: ${ok.length} completed, ${refused.length} refused (${refused.map((o) => o.status).join(', ')}), lost 0`,
+    );
     expect(ok.length + refused.length).toBe(6);
     expect(ok.length).toBeGreaterThanOrEqual(1);
     expect(refused.length).toBeGreaterThanOrEqual(1);
@@ -114,19 +164,33 @@ describe(`faults in real backends (seed ${seed})`, () => {
     for (const o of refused) {
       expect([429, 503]).toContain(o.status);
       expect(Number(o.retryAfter)).toBeGreaterThanOrEqual(1);
-      expect(o.error).toMatchObject({ type: expect.stringMatching(/rate_limit_error|backend_error/), message: expect.any(String) });
+      expect(o.error).toMatchObject({
+        type: expect.stringMatching(/rate_limit_error|backend_error/),
+        message: expect.any(String),
+      });
     }
     // nothing left in either engine
     for (const url of sys.backendUrls) {
-      await expect.poll(async () => {
-        const m = await scrapeMetrics(url, sys.hmacSecret);
-        return [metric(m, 'realign_running_sequences', { model: 'bigram' }), metric(m, 'realign_queue_depth', { model: 'bigram' })];
-      }).toEqual([0, 0]);
+      await expect
+        .poll(async () => {
+          const m = await scrapeMetrics(url, sys.hmacSecret);
+          return [
+            metric(m, 'realign_running_sequences', { model: 'bigram' }),
+            metric(m, 'realign_queue_depth', { model: 'bigram' }),
+          ];
+        })
+        .toEqual([0, 0]);
     }
   });
 
   it('a backend killed mid-stream: one error event and a closed stream; it is marked down and the next requests go to the other', async () => {
-    const res = await post('/v1/completions', { model: 'bigram', prompt: MARKER, max_tokens: 1500, temperature: 0, stream: true });
+    const res = await post('/v1/completions', {
+      model: 'bigram',
+      prompt: MARKER,
+      max_tokens: 1500,
+      temperature: 0,
+      stream: true,
+    });
     expect(res.status).toBe(200);
     let killed = -1;
     const read = await readStream(res, async (_, n) => {
@@ -141,14 +205,25 @@ describe(`faults in real backends (seed ${seed})`, () => {
     console.log(`[faults kill] SIGKILL to backend ${killed === 0 ? 'A (weight 1000)' : 'B (weight 1)'} after 3 events`);
     expect(read.done).toBe(false);
     expect(read.rest).toBe('');
-    expect(read.errors).toEqual([expect.objectContaining({ type: 'backend_error', code: 'stream_interrupted', message: expect.stringMatching(/broke|ended the stream early/) })]);
+    expect(read.errors).toEqual([
+      expect.objectContaining({
+        type: 'backend_error',
+        code: 'stream_interrupted',
+        message: expect.stringMatching(/broke|ended the stream early/),
+      }),
+    ]);
     expect(read.data.at(-1)).toContain('"error"');
 
     // the dead backend is out of rotation: every next request is served by the other on the first attempt (with A
     // at weight 1000, an unmarked A would be tried first almost every time)
     const attempts: string[] = [];
     for (let i = 0; i < 5; i++) {
-      const next = await post('/v1/completions', { model: 'bigram', prompt: `${MARKER} after ${i}`, max_tokens: cycle.length, temperature: 0 });
+      const next = await post('/v1/completions', {
+        model: 'bigram',
+        prompt: `${MARKER} after ${i}`,
+        max_tokens: cycle.length,
+        temperature: 0,
+      });
       expect(next.status).toBe(200);
       expect(((await next.json()) as { choices: { text: string }[] }).choices[0].text).toBe(TEXT);
       attempts.push(next.headers.get('x-realign-attempts') ?? '?');
@@ -159,9 +234,18 @@ describe(`faults in real backends (seed ${seed})`, () => {
   it('a NaN weight in the final norm: no token can be sampled, the request fails with a message, streamed or not', async () => {
     const plain = await post('/v1/completions', { model: 'nan-norm', prompt: MARKER, max_tokens: 4, temperature: 0 });
     expect(plain.status).toBe(502);
-    expect(((await plain.json()) as ErrorJson).error).toMatchObject({ type: 'backend_error', message: expect.stringMatching(/NaN/) });
+    expect(((await plain.json()) as ErrorJson).error).toMatchObject({
+      type: 'backend_error',
+      message: expect.stringMatching(/NaN/),
+    });
 
-    const res = await post('/v1/completions', { model: 'nan-norm', prompt: MARKER, max_tokens: 4, temperature: 0.7, stream: true });
+    const res = await post('/v1/completions', {
+      model: 'nan-norm',
+      prompt: MARKER,
+      max_tokens: 4,
+      temperature: 0.7,
+      stream: true,
+    });
     expect(res.status).toBe(200);
     const read = await readStream(res);
     expect(read.done).toBe(false);

@@ -65,7 +65,11 @@ describe('a backend that stalls (stand-in)', () => {
     const abandoned = fault.abandoned;
     const { res, ms } = await ask('stall', true);
     expect(res.status).toBe(504);
-    expect(await errorOf(res)).toMatchObject({ type: 'backend_error', code: 'backend_timeout', message: expect.stringContaining(`within ${HEADERS_MS} ms`) });
+    expect(await errorOf(res)).toMatchObject({
+      type: 'backend_error',
+      code: 'backend_timeout',
+      message: expect.stringContaining(`within ${HEADERS_MS} ms`),
+    });
     expect(ms).toBeGreaterThanOrEqual(HEADERS_MS);
     // the worker closed its connection to the stalled backend instead of leaving it open
     await expect.poll(() => fault.abandoned, { timeout: 10_000 }).toBeGreaterThan(abandoned);
@@ -74,7 +78,10 @@ describe('a backend that stalls (stand-in)', () => {
   it('before its JSON answer: a non-streamed request fails with 504 after the response deadline', async () => {
     const { res, ms } = await ask('stall', false);
     expect(res.status).toBe(504);
-    expect(await errorOf(res)).toMatchObject({ code: 'backend_timeout', message: expect.stringContaining(`within ${RESPONSE_MS} ms`) });
+    expect(await errorOf(res)).toMatchObject({
+      code: 'backend_timeout',
+      message: expect.stringContaining(`within ${RESPONSE_MS} ms`),
+    });
     expect(ms).toBeGreaterThanOrEqual(RESPONSE_MS);
   });
 
@@ -84,7 +91,13 @@ describe('a backend that stalls (stand-in)', () => {
     const read = await readStream(res);
     expect(read.data).toHaveLength(2);
     expect(JSON.parse(read.data[0]!)).toMatchObject({ choices: [{ text: 'first words' }] });
-    expect(read.errors).toEqual([expect.objectContaining({ type: 'backend_error', code: 'stream_interrupted', message: expect.stringContaining(`stalled for ${IDLE_MS} ms`) })]);
+    expect(read.errors).toEqual([
+      expect.objectContaining({
+        type: 'backend_error',
+        code: 'stream_interrupted',
+        message: expect.stringContaining(`stalled for ${IDLE_MS} ms`),
+      }),
+    ]);
     expect(read.done).toBe(false);
     expect(read.rest).toBe('');
   });
@@ -95,21 +108,31 @@ describe('a backend that answers garbage (stand-in)', () => {
     for (const stream of [false, true]) {
       const { res } = await ask('garbage', stream);
       expect(res.status).toBe(502);
-      expect(await errorOf(res)).toMatchObject({ type: 'backend_error', code: 'bad_backend_response', message: expect.stringMatching(/not a completions response/) });
+      expect(await errorOf(res)).toMatchObject({
+        type: 'backend_error',
+        code: 'bad_backend_response',
+        message: expect.stringMatching(/not a completions response/),
+      });
     }
   });
 
   it('a 500 with an HTML body: 502 with a message', async () => {
     const { res } = await ask('garbage-500', false);
     expect(res.status).toBe(502);
-    expect(await errorOf(res)).toMatchObject({ type: 'backend_error', code: 'backend_error', message: expect.stringMatching(/status 500/) });
+    expect(await errorOf(res)).toMatchObject({
+      type: 'backend_error',
+      code: 'backend_error',
+      message: expect.stringMatching(/status 500/),
+    });
   });
 
   it('an event that is not JSON mid-stream: one error event, then the stream closes', async () => {
     const { res } = await ask('garbage-stream', true);
     expect(res.status).toBe(200);
     const read = await readStream(res);
-    expect(read.errors).toEqual([expect.objectContaining({ code: 'stream_interrupted', message: expect.stringMatching(/invalid event/) })]);
+    expect(read.errors).toEqual([
+      expect.objectContaining({ code: 'stream_interrupted', message: expect.stringMatching(/invalid event/) }),
+    ]);
     expect(read.done).toBe(false);
     expect(read.rest).toBe('');
   });

@@ -32,10 +32,33 @@ let sys: RunningSystem;
 let key: string;
 
 beforeAll(async () => {
-  const model = { id: 'tiny', mode: 'inra', model: tinyInra(seed), default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1, max_batch: 32, max_queue: 64 };
-  sys = await startSystem({ stateDir: join(tempDir('realign-e2e-load-'), 'state'), backends: [{ models: [model] }], models: [{ id: 'tiny', defaultLambda: 0.5 }] });
+  const model = {
+    id: 'tiny',
+    mode: 'inra',
+    model: tinyInra(seed),
+    default_lambda: 0.5,
+    lambda_range: [-1, 2],
+    device: 'cpu',
+    threads: 1,
+    max_batch: 32,
+    max_queue: 64,
+  };
+  sys = await startSystem({
+    stateDir: join(tempDir('realign-e2e-load-'), 'state'),
+    backends: [{ models: [model] }],
+    models: [{ id: 'tiny', defaultLambda: 0.5 }],
+  });
   const tenant = `load-${seed}`;
-  expect((await sys.admin('POST', '/admin/tenants', { id: tenant, name: tenant, requests_per_minute: 1_000_000, tokens_per_minute: 1_000_000_000 })).status).toBe(201);
+  expect(
+    (
+      await sys.admin('POST', '/admin/tenants', {
+        id: tenant,
+        name: tenant,
+        requests_per_minute: 1_000_000,
+        tokens_per_minute: 1_000_000_000,
+      })
+    ).status,
+  ).toBe(201);
   expect((await sys.admin('PUT', `/admin/tenants/${tenant}/models/tiny`, {})).status).toBeLessThan(300);
   key = ((await (await sys.admin('POST', `/admin/tenants/${tenant}/keys`, { name: 'load' })).json()) as { key: string }).key;
 }, 300_000);
@@ -44,7 +67,8 @@ afterAll(async () => {
   cleanupTempDirs();
 }, 60_000);
 
-type Outcome = { kind: 'completed'; id: string; tokens: number } | { kind: 'refused'; status: number } | { kind: 'bad'; why: string };
+type Outcome =
+  { kind: 'completed'; id: string; tokens: number } | { kind: 'refused'; status: number } | { kind: 'bad'; why: string };
 
 /** One streamed request, read to its end and classified. */
 async function one(i: number): Promise<Outcome> {
@@ -52,7 +76,14 @@ async function one(i: number): Promise<Outcome> {
     const res = await fetch(`${sys.edgeUrl}/v1/completions`, {
       method: 'POST',
       headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ model: 'tiny', prompt: `load ${i} ${seed}`, max_tokens: MAX_TOKENS, temperature: 1, stream: true, stream_options: { include_usage: true } }),
+      body: JSON.stringify({
+        model: 'tiny',
+        prompt: `load ${i} ${seed}`,
+        max_tokens: MAX_TOKENS,
+        temperature: 1,
+        stream: true,
+        stream_options: { include_usage: true },
+      }),
       signal: AbortSignal.timeout(120_000),
     });
     if (res.status === 429 || res.status === 503) {
@@ -63,16 +94,30 @@ async function one(i: number): Promise<Outcome> {
       } catch {
         return { kind: 'bad', why: `${res.status} that is not JSON: ${text.slice(0, 300)}` };
       }
-      if (typeof body.error?.message !== 'string' || !res.headers.get('retry-after')) return { kind: 'bad', why: `${res.status} without error JSON or Retry-After` };
+      if (typeof body.error?.message !== 'string' || !res.headers.get('retry-after'))
+        return { kind: 'bad', why: `${res.status} without error JSON or Retry-After` };
       return { kind: 'refused', status: res.status };
     }
     if (res.status !== 200) return { kind: 'bad', why: `status ${res.status}: ${(await res.text()).slice(0, 200)}` };
     const read = await readStream(res);
-    const chunks = read.data.filter((d) => d !== '[DONE]').map((d) => JSON.parse(d) as { id: string; choices: { finish_reason: string | null }[]; usage?: { completion_tokens: number } | null });
+    const chunks = read.data
+      .filter((d) => d !== '[DONE]')
+      .map(
+        (d) =>
+          JSON.parse(d) as {
+            id: string;
+            choices: { finish_reason: string | null }[];
+            usage?: { completion_tokens: number } | null;
+          },
+      );
     const finish = chunks.flatMap((c) => c.choices.map((x) => x.finish_reason)).filter(Boolean);
     const usage = chunks.find((c) => c.usage)?.usage;
     const ids = new Set(chunks.map((c) => c.id));
-    if (!read.done || read.errors.length > 0 || finish.length !== 1 || !usage || ids.size !== 1) return { kind: 'bad', why: `incomplete stream: done=${read.done} errors=${JSON.stringify(read.errors)} finish=${finish.length} usage=${!!usage} ids=${ids.size}` };
+    if (!read.done || read.errors.length > 0 || finish.length !== 1 || !usage || ids.size !== 1)
+      return {
+        kind: 'bad',
+        why: `incomplete stream: done=${read.done} errors=${JSON.stringify(read.errors)} finish=${finish.length} usage=${!!usage} ids=${ids.size}`,
+      };
     return { kind: 'completed', id: [...ids][0]!, tokens: usage.completion_tokens };
   } catch (e) {
     const cause = (e as Error & { cause?: { code?: string; message?: string } }).cause;
@@ -85,56 +130,77 @@ async function counters() {
   const m = await scrapeMetrics(sys.backendUrls[0]!, sys.hmacSecret);
   return {
     completed: metric(m, 'realign_requests_total', { route: '/v1/completions', status: '200' }),
-    refused: metric(m, 'realign_requests_total', { route: '/v1/completions', status: '429' }) + metric(m, 'realign_requests_total', { route: '/v1/completions', status: '503' }),
+    refused:
+      metric(m, 'realign_requests_total', { route: '/v1/completions', status: '429' }) +
+      metric(m, 'realign_requests_total', { route: '/v1/completions', status: '503' }),
     tokens: metric(m, 'realign_completion_tokens_total', { model: 'tiny', branch: 'aligned' }),
   };
 }
 
 async function engineLoad() {
   const m = await scrapeMetrics(sys.backendUrls[0]!, sys.hmacSecret);
-  return { running: metric(m, 'realign_running_sequences', { model: 'tiny' }), queued: metric(m, 'realign_queue_depth', { model: 'tiny' }), kvTokens: metric(m, 'realign_kv_tokens_used', { model: 'tiny' }) };
+  return {
+    running: metric(m, 'realign_running_sequences', { model: 'tiny' }),
+    queued: metric(m, 'realign_queue_depth', { model: 'tiny' }),
+    kvTokens: metric(m, 'realign_kv_tokens_used', { model: 'tiny' }),
+  };
 }
 
 describe(`load (seed ${seed})`, () => {
-  it(`${WAVES} waves of ${WAVE} concurrent streams: each ends exactly once, the backend agrees, the engine drains, memory stays bounded`, { timeout: (60_000 + PAUSE_MS) * WAVES + 60_000 }, async () => {
-    const pgid = sys.backends[0]!.child.pid!;
-    const seen = new Set<string>();
-    let rssAfterFirst = 0;
-    let total = { completed: 0, refused: 0 };
-    for (let w = 0; w < WAVES; w++) {
-      if (w > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
-      const before = await counters();
-      const started = Date.now();
-      const outcomes = await Promise.all(Array.from({ length: WAVE }, (_, i) => one(w * WAVE + i)));
-      const ms = Date.now() - started;
-      const completed = outcomes.filter((o) => o.kind === 'completed');
-      const refused = outcomes.filter((o) => o.kind === 'refused');
-      const bad = outcomes.filter((o) => o.kind === 'bad');
-      expect(bad.slice(0, 3), `${bad.length} requests did not end cleanly; worker exit ${sys.worker.child.exitCode} ${sys.worker.output().slice(-1500)}`).toEqual([]);
-      expect(completed.length + refused.length).toBe(WAVE);
-      for (const c of completed) {
-        expect(seen.has(c.id), `completion ${c.id} delivered twice`).toBe(false);
-        seen.add(c.id);
-        expect(c.tokens).toBeGreaterThanOrEqual(1);
-        expect(c.tokens).toBeLessThanOrEqual(MAX_TOKENS);
+  it(
+    `${WAVES} waves of ${WAVE} concurrent streams: each ends exactly once, the backend agrees, the engine drains, memory stays bounded`,
+    { timeout: (60_000 + PAUSE_MS) * WAVES + 60_000 },
+    async () => {
+      const pgid = sys.backends[0]!.child.pid!;
+      const seen = new Set<string>();
+      let rssAfterFirst = 0;
+      let total = { completed: 0, refused: 0 };
+      for (let w = 0; w < WAVES; w++) {
+        if (w > 0) await new Promise((r) => setTimeout(r, PAUSE_MS));
+        const before = await counters();
+        const started = Date.now();
+        const outcomes = await Promise.all(Array.from({ length: WAVE }, (_, i) => one(w * WAVE + i)));
+        const ms = Date.now() - started;
+        const completed = outcomes.filter((o) => o.kind === 'completed');
+        const refused = outcomes.filter((o) => o.kind === 'refused');
+        const bad = outcomes.filter((o) => o.kind === 'bad');
+        expect(
+          bad.slice(0, 3),
+          `${bad.length} requests did not end cleanly; worker exit ${sys.worker.child.exitCode} ${sys.worker.output().slice(-1500)}`,
+        ).toEqual([]);
+        expect(completed.length + refused.length).toBe(WAVE);
+        for (const c of completed) {
+          expect(seen.has(c.id), `completion ${c.id} delivered twice`).toBe(false);
+          seen.add(c.id);
+          expect(c.tokens).toBeGreaterThanOrEqual(1);
+          expect(c.tokens).toBeLessThanOrEqual(MAX_TOKENS);
+        }
+        // what the backend did is exactly what the clients got: no request lost between the halves, none run twice
+        await expect.poll(engineLoad, { timeout: 10_000 }).toEqual({ running: 0, queued: 0, kvTokens: 0 });
+        const after = await counters();
+        expect({
+          completed: after.completed - before.completed,
+          refused: after.refused - before.refused,
+          tokens: after.tokens - before.tokens,
+        }).toEqual({
+          completed: completed.length,
+          refused: refused.length,
+          tokens: completed.reduce((sum, c) => sum + (c as { tokens: number }).tokens, 0),
+        });
+        total = { completed: total.completed + completed.length, refused: total.refused + refused.length };
+        const rss = groupRssBytes(pgid);
+        if (w === 0) rssAfterFirst = rss;
+        console.log(
+          `[load] wave ${w + 1}/${WAVES}: ${WAVE} requests in ${ms} ms — ${completed.length} completed, ${refused.length} refused (${[...new Set(refused.map((r) => (r as { status: number }).status))].join('/') || '-'}), lost 0; backend RSS ${(rss / 2 ** 20).toFixed(0)} MiB`,
+        );
       }
-      // what the backend did is exactly what the clients got: no request lost between the halves, none run twice
-      await expect.poll(engineLoad, { timeout: 10_000 }).toEqual({ running: 0, queued: 0, kvTokens: 0 });
-      const after = await counters();
-      expect({ completed: after.completed - before.completed, refused: after.refused - before.refused, tokens: after.tokens - before.tokens }).toEqual({
-        completed: completed.length,
-        refused: refused.length,
-        tokens: completed.reduce((sum, c) => sum + (c as { tokens: number }).tokens, 0),
-      });
-      total = { completed: total.completed + completed.length, refused: total.refused + refused.length };
-      const rss = groupRssBytes(pgid);
-      if (w === 0) rssAfterFirst = rss;
-      console.log(`[load] wave ${w + 1}/${WAVES}: ${WAVE} requests in ${ms} ms — ${completed.length} completed, ${refused.length} refused (${[...new Set(refused.map((r) => (r as { status: number }).status))].join('/') || '-'}), lost 0; backend RSS ${(rss / 2 ** 20).toFixed(0)} MiB`);
-    }
-    const rssEnd = groupRssBytes(pgid);
-    const growth = rssEnd - rssAfterFirst;
-    console.log(`[load] ${WAVES * WAVE} requests: ${total.completed} completed, ${total.refused} refused, lost 0, duplicated 0; backend RSS after ${WAVE}: ${(rssAfterFirst / 2 ** 20).toFixed(0)} MiB, after ${WAVES * WAVE}: ${(rssEnd / 2 ** 20).toFixed(0)} MiB (growth ${(growth / 2 ** 20).toFixed(1)} MiB, bound ${(MEMORY_BOUND(rssAfterFirst) / 2 ** 20).toFixed(0)} MiB)`);
-    expect(rssAfterFirst).toBeGreaterThan(0);
-    expect(growth).toBeLessThanOrEqual(MEMORY_BOUND(rssAfterFirst));
-  });
+      const rssEnd = groupRssBytes(pgid);
+      const growth = rssEnd - rssAfterFirst;
+      console.log(
+        `[load] ${WAVES * WAVE} requests: ${total.completed} completed, ${total.refused} refused, lost 0, duplicated 0; backend RSS after ${WAVE}: ${(rssAfterFirst / 2 ** 20).toFixed(0)} MiB, after ${WAVES * WAVE}: ${(rssEnd / 2 ** 20).toFixed(0)} MiB (growth ${(growth / 2 ** 20).toFixed(1)} MiB, bound ${(MEMORY_BOUND(rssAfterFirst) / 2 ** 20).toFixed(0)} MiB)`,
+      );
+      expect(rssAfterFirst).toBeGreaterThan(0);
+      expect(growth).toBeLessThanOrEqual(MEMORY_BOUND(rssAfterFirst));
+    },
+  );
 });

@@ -38,7 +38,9 @@ const pageProblems: string[] = [];
 
 async function launchChromium(): Promise<BrowserContext> {
   if (!existsSync(CHROMIUM)) {
-    throw new Error(`no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium; .ci/run does this) or set REALIGN_CHROMIUM`);
+    throw new Error(
+      `no browser at ${CHROMIUM}: install Debian's chromium (apt-get install -y chromium; .ci/run does this) or set REALIGN_CHROMIUM`,
+    );
   }
   try {
     // a persistent context on a fresh folder: the profile is ours and thrown away, never the user's
@@ -57,7 +59,15 @@ beforeAll(async () => {
   const model = tinyInra(seed);
   const entry = { id: 'tiny', mode: 'inra', model, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
   // npm start's default model, to see that the page's defaults show what λ does
-  const toy = { id: 'toy', mode: 'inra', model: TOY_MODEL, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
+  const toy = {
+    id: 'toy',
+    mode: 'inra',
+    model: TOY_MODEL,
+    default_lambda: 0.5,
+    lambda_range: [-1, 2],
+    device: 'cpu',
+    threads: 1,
+  };
   const system = startSystem({
     stateDir: join(tempDir('realign-e2e-'), 'state'),
     backends: [{ models: [entry, toy] }],
@@ -98,7 +108,9 @@ const RECORD_APPENDS = `
 /** The bars of the chart at the slider's λ. */
 async function bars(): Promise<{ lambda: string; bars: { id: number; prob: number }[] }> {
   const lambda = (await page.locator('#chart .bars').getAttribute('data-lambda'))!;
-  const rects = await page.locator('#chart rect.bar').evaluateAll((els) => els.map((r) => [r.getAttribute('data-token-id'), r.getAttribute('data-prob')]));
+  const rects = await page
+    .locator('#chart rect.bar')
+    .evaluateAll((els) => els.map((r) => [r.getAttribute('data-token-id'), r.getAttribute('data-prob')]));
   return { lambda, bars: rects.map(([id, prob]) => ({ id: Number(id), prob: Number(prob) })) };
 }
 
@@ -149,7 +161,9 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     await page.click('#generate');
     // polled from here: waitForFunction would evaluate a string in the page, which its CSP (rightly) refuses
     const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
-    await expect.poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 60_000, interval: 100 }).toBe(true);
+    await expect
+      .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 60_000, interval: 100 })
+      .toBe(true);
 
     const seen = await columns.evaluateAll((els) =>
       els.map((el) => ({
@@ -161,7 +175,10 @@ describe(`the playground in chromium (seed ${seed})`, () => {
         footer: el.querySelector('.footer')!.textContent,
       })),
     );
-    expect(seen.map((s) => s.state), JSON.stringify(seen)).toEqual(['done', 'done']);
+    expect(
+      seen.map((s) => s.state),
+      JSON.stringify(seen),
+    ).toEqual(['done', 'done']);
     expect(seen.map((s) => s.got)).toEqual(['1.75', '-0.5']);
     expect(seen[0]!.asked).toBe('λ = 1.75 (explicit)');
     expect(seen[1]!.asked).toBe('preset deep → λ −0.5');
@@ -232,9 +249,15 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     expect(await columns.count()).toBe(3);
     await page.click('#generate');
     const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
-    await expect.poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 90_000, interval: 200 }).toBe(true);
+    await expect
+      .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 90_000, interval: 200 })
+      .toBe(true);
     const seen = await columns.evaluateAll((els) =>
-      els.map((el) => ({ asked: el.getAttribute('data-lambda-asked'), text: el.querySelector('.output')!.textContent!, footer: el.querySelector('.footer')!.textContent! })),
+      els.map((el) => ({
+        asked: el.getAttribute('data-lambda-asked'),
+        text: el.querySelector('.output')!.textContent!,
+        footer: el.querySelector('.footer')!.textContent!,
+      })),
     );
     expect(seen.map((s) => s.asked)).toEqual(['0', '0.5', '1']);
     const tokens = seen.map((s) => {

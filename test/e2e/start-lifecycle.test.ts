@@ -7,7 +7,16 @@ import { copyFileSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { cleanupTempDirs, tempDir } from '../node/helpers/models.ts';
-import { alive, devJson, eventually, listening, npmStart, processesMentioning, waitRunning, type NpmStart } from './helpers/start-process.ts';
+import {
+  alive,
+  devJson,
+  eventually,
+  listening,
+  npmStart,
+  processesMentioning,
+  waitRunning,
+  type NpmStart,
+} from './helpers/start-process.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 const running: NpmStart[] = [];
@@ -33,7 +42,9 @@ const start = async (args: string[], cache: string) => {
 
 /** Graph folders in the cache with the modification time of each one's model.onnx. */
 const graphs = (cache: string) =>
-  Object.fromEntries(readdirSync(join(cache, 'graphs')).map((d) => [d, statSync(join(cache, 'graphs', d, 'model.onnx')).mtimeMs]));
+  Object.fromEntries(
+    readdirSync(join(cache, 'graphs')).map((d) => [d, statSync(join(cache, 'graphs', d, 'model.onnx')).mtimeMs]),
+  );
 
 describe('npm start', () => {
   it('--help lists the options with their defaults and exits 0; a usage error exits 2 without a stack trace', async () => {
@@ -53,7 +64,8 @@ describe('npm start', () => {
 
   it('a model that cannot load (no tokenizer.json) ends npm start within seconds with the backend message, leaving nothing listening', async () => {
     const model = tempDir('realign-notok-');
-    for (const f of ['config.json', 'generation_config.json', 'model.safetensors']) copyFileSync(join(ROOT, 'models/toy-inra', f), join(model, f));
+    for (const f of ['config.json', 'generation_config.json', 'model.safetensors'])
+      copyFileSync(join(ROOT, 'models/toy-inra', f), join(model, f));
     const s = await start(['--model', model, '--verbose'], tempDir('realign-cache-'));
     const ended = await Promise.race([s.exited, new Promise<null>((r) => setTimeout(() => r(null), 60_000))]);
     expect(ended, `npm start still running after 60 s:\n${s.stderr()}`).not.toBeNull();
@@ -72,14 +84,18 @@ describe('npm start', () => {
   it('SIGHUP in the middle of the start (backend up, edge starting) stops npm start and every child it had started', async () => {
     const s = await start([], tempDir('realign-cache-'));
     const deadline = Date.now() + 120_000;
-    while (!/backend: ready on/.test(s.stderr()) && Date.now() < deadline && s.child.exitCode === null) await new Promise((r) => setTimeout(r, 100));
+    while (!/backend: ready on/.test(s.stderr()) && Date.now() < deadline && s.child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 100));
     expect(s.stderr()).toMatch(/backend: ready on/);
     expect(processesMentioning(s.stateDir).length, 'the backend runs').toBeGreaterThan(0);
     // a closed terminal hangs up the job's whole process group (npm does not forward SIGHUP itself)
     process.kill(-s.child.pid!, 'SIGHUP');
     const ended = await Promise.race([s.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
     expect(ended, `npm start ignored SIGHUP:\n${s.stderr()}`).not.toBeNull();
-    expect(await eventually(() => processesMentioning(s.stateDir).length === 0, 5000), `left running: ${processesMentioning(s.stateDir)}`).toBe(true);
+    expect(
+      await eventually(() => processesMentioning(s.stateDir).length === 0, 5000),
+      `left running: ${processesMentioning(s.stateDir)}`,
+    ).toBe(true);
     expect(await listening(s.backendPort)).toBe(false);
     expect(await listening(s.edgePort)).toBe(false);
   }, 180_000);
@@ -108,7 +124,9 @@ describe('npm start', () => {
     const ended = await Promise.race([second.exited, new Promise<null>((r) => setTimeout(() => r(null), 30_000))]);
     expect(ended, `npm start kept running without its edge:\n${second.stderr()}`).not.toBeNull();
     expect(ended!.code).not.toBe(0);
-    expect(second.stderr()).toMatch(/wrangler dev exited on its own \(SIGKILL\); its last log lines \(all of them in .*wrangler\.log\)/);
+    expect(second.stderr()).toMatch(
+      /wrangler dev exited on its own \(SIGKILL\); its last log lines \(all of them in .*wrangler\.log\)/,
+    );
     expect(await eventually(() => !alive(two.backend), 15_000), 'the backend outlived npm start').toBe(true);
     expect(await listening(second.backendPort)).toBe(false);
   }, 300_000);

@@ -38,14 +38,21 @@ function readmeBlocks(): string[] {
   return [...md.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).filter((b) => /\$\{?(EDGE|BACKEND)\b/.test(b));
 }
 
-const bash = (script: string) => exec('bash', ['-euo', 'pipefail', '-c', script], { env: { ...process.env, ...vars, PATH: `${bin}:${process.env.PATH}` }, timeout: 120_000 });
+const bash = (script: string) =>
+  exec('bash', ['-euo', 'pipefail', '-c', script], {
+    env: { ...process.env, ...vars, PATH: `${bin}:${process.env.PATH}` },
+    timeout: 120_000,
+  });
 
 describe('README.md against npm start', () => {
   it('the banner prints the admin token, the backend token and a metrics command that works', async () => {
     const info = devJson(sys);
     expect(sys.stdout()).toContain(`admin token:        ${info.adminToken}`);
     expect(vars.ADMIN_TOKEN).toBe(info.adminToken);
-    const metricsLine = sys.stdout().split('\n').find((l) => l.trim().startsWith('metrics:'))!;
+    const metricsLine = sys
+      .stdout()
+      .split('\n')
+      .find((l) => l.trim().startsWith('metrics:'))!;
     const { stdout } = await bash(metricsLine.replace(/^\s*metrics:\s*/, ''));
     expect(stdout).toMatch(/^# TYPE realign_/m);
     const tenants = await fetch(`${vars.EDGE}/admin/tenants`, { headers: { authorization: `Bearer ${vars.ADMIN_TOKEN}` } });

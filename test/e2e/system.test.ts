@@ -16,7 +16,14 @@ let client: OpenAI;
 beforeAll(async () => {
   const model = tinyInra(seed);
   const entry = { id: 'tiny', mode: 'inra', model, default_lambda: 0.5, lambda_range: [-1, 2], device: 'cpu', threads: 1 };
-  sys = await startSystem({ stateDir: join(tempDir('realign-e2e-'), 'state'), backends: [{ models: [entry], weight: 1000 }, { models: [entry], weight: 1 }], models: [{ id: 'tiny', defaultLambda: 0.5 }] });
+  sys = await startSystem({
+    stateDir: join(tempDir('realign-e2e-'), 'state'),
+    backends: [
+      { models: [entry], weight: 1000 },
+      { models: [entry], weight: 1 },
+    ],
+    models: [{ id: 'tiny', defaultLambda: 0.5 }],
+  });
   client = new OpenAI({ baseURL: `${sys.edgeUrl}/v1`, apiKey: sys.apiKey, maxRetries: 0 });
 }, 300_000);
 afterAll(async () => {
@@ -26,16 +33,37 @@ afterAll(async () => {
 
 describe(`the whole system (seed ${seed})`, () => {
   it('chat through the worker, non-streamed and streamed, with λ from a preset and explicitly', async () => {
-    const { data, response } = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 8, temperature: 0.7, preset: 'deep' } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    const { data, response } = await client.chat.completions
+      .create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hello' }],
+        max_tokens: 8,
+        temperature: 0.7,
+        preset: 'deep',
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
     expect(data.choices[0].message.content!.length).toBeGreaterThan(0);
     expect(response.headers.get('x-realign-lambda')).toBe('-0.5');
     expect(response.headers.get('x-realign-preset')).toBe('deep');
     expect((data as unknown as { lambda: number }).lambda).toBe(-0.5);
 
-    const explicit = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Hello' }], max_tokens: 4, lambda: 1.75 } as OpenAI.ChatCompletionCreateParamsNonStreaming).withResponse();
+    const explicit = await client.chat.completions
+      .create({
+        model: 'tiny',
+        messages: [{ role: 'user', content: 'Hello' }],
+        max_tokens: 4,
+        lambda: 1.75,
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .withResponse();
     expect(explicit.response.headers.get('x-realign-lambda')).toBe('1.75');
 
-    const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'Stream please' }], max_tokens: 12, stream: true, stream_options: { include_usage: true } });
+    const stream = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'Stream please' }],
+      max_tokens: 12,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
     let chunks = 0;
     let usage: OpenAI.CompletionUsage | null | undefined;
     let finish: string | null = null;
@@ -52,7 +80,12 @@ describe(`the whole system (seed ${seed})`, () => {
   });
 
   it('a repeated deterministic request is a cache HIT with the same body', async () => {
-    const body = { model: 'tiny', messages: [{ role: 'user', content: `cache me ${seed}` }], max_tokens: 6, temperature: 0 } as OpenAI.ChatCompletionCreateParamsNonStreaming;
+    const body = {
+      model: 'tiny',
+      messages: [{ role: 'user', content: `cache me ${seed}` }],
+      max_tokens: 6,
+      temperature: 0,
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming;
     const first = await client.chat.completions.create(body).withResponse();
     const second = await client.chat.completions.create(body).withResponse();
     expect(first.response.headers.get('x-realign-cache')).toBe('MISS');
@@ -64,11 +97,21 @@ describe(`the whole system (seed ${seed})`, () => {
 
   it('a tenant with a tight rate limit gets 429 with rate-limit headers', async () => {
     const tenant = `tight-${seed}`;
-    expect((await sys.admin('POST', '/admin/tenants', { id: tenant, name: 'tight', requests_per_minute: 2, tokens_per_minute: 100000 })).status).toBeLessThan(300);
+    expect(
+      (
+        await sys.admin('POST', '/admin/tenants', {
+          id: tenant,
+          name: 'tight',
+          requests_per_minute: 2,
+          tokens_per_minute: 100000,
+        })
+      ).status,
+    ).toBeLessThan(300);
     expect((await sys.admin('PUT', `/admin/tenants/${tenant}/models/tiny`, {})).status).toBeLessThan(300);
     const key = ((await (await sys.admin('POST', `/admin/tenants/${tenant}/keys`, { name: 'k' })).json()) as { key: string }).key;
     const tight = new OpenAI({ baseURL: `${sys.edgeUrl}/v1`, apiKey: key, maxRetries: 0 });
-    const ask = () => tight.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 }).withResponse();
+    const ask = () =>
+      tight.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 }).withResponse();
     await ask();
     await ask();
     const err = await ask().then(
@@ -83,10 +126,18 @@ describe(`the whole system (seed ${seed})`, () => {
 
   it('fails over when one of two backends is killed mid-run', async () => {
     // backend 0 has weight 1000 against 1: it takes (nearly) all traffic until it dies
-    const ask = (i: number) => client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: `failover ${i}` }], max_tokens: 4, temperature: 1 }).withResponse();
+    const ask = (i: number) =>
+      client.chat.completions
+        .create({ model: 'tiny', messages: [{ role: 'user', content: `failover ${i}` }], max_tokens: 4, temperature: 1 })
+        .withResponse();
     for (let i = 0; i < 3; i++) expect((await ask(i)).response.headers.get('x-realign-attempts')).toBe('1');
     // a long stream is running on backend 0 when it is killed: that client gets an error, not a hang
-    const stream = await client.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'a long one' }], max_tokens: 2000, stream: true });
+    const stream = await client.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'a long one' }],
+      max_tokens: 2000,
+      stream: true,
+    });
     const reading = (async () => {
       let n = 0;
       for await (const _ of stream) if (++n === 3) await sys.backends[0].stop('SIGKILL');

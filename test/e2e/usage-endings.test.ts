@@ -29,7 +29,11 @@ let edge: Proc;
 const tenant = `usage-${seed}`;
 
 function admin(method: string, path: string, body?: unknown): Promise<Response> {
-  return fetch(`${edgeUrl}${path}`, { method, headers: { authorization: `Bearer ${sys.adminToken}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+  return fetch(`${edgeUrl}${path}`, {
+    method,
+    headers: { authorization: `Bearer ${sys.adminToken}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
 }
 
 /** A fresh key of the test tenant, so that one key's usage is one request's (or one group's). */
@@ -40,10 +44,21 @@ async function newKey(): Promise<{ id: string; key: string }> {
 }
 
 function post(key: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<Response> {
-  return fetch(`${edgeUrl}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify({ model: 'bigram', temperature: 0, ...body }), signal });
+  return fetch(`${edgeUrl}/v1/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'bigram', temperature: 0, ...body }),
+    signal,
+  });
 }
 
-type Line = { requests: number; failed_requests: number; prompt_tokens: number; completion_tokens: number; aligned_completion_tokens: number };
+type Line = {
+  requests: number;
+  failed_requests: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  aligned_completion_tokens: number;
+};
 
 async function usageOf(keyId: string): Promise<Line | null> {
   const res = await admin('GET', `/admin/usage?tenant=${tenant}&key=${keyId}&group_by=key`);
@@ -70,7 +85,8 @@ async function backendsIdle(): Promise<void> {
         for (const [i, url] of sys.backendUrls.entries()) {
           if (sys.backends[i].child.exitCode !== null || sys.backends[i].child.signalCode !== null) continue;
           const m = await scrapeMetrics(url, sys.hmacSecret);
-          busy += metric(m, 'realign_running_sequences', { model: 'bigram' }) + metric(m, 'realign_queue_depth', { model: 'bigram' });
+          busy +=
+            metric(m, 'realign_running_sequences', { model: 'bigram' }) + metric(m, 'realign_queue_depth', { model: 'bigram' });
         }
         return busy;
       },
@@ -119,9 +135,20 @@ async function restartEdge(): Promise<void> {
     process.execPath,
     [
       join(import.meta.dirname, '../../node_modules/wrangler/wrangler-dist/cli.js'),
-      'dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort()),
-      '--persist-to', join(stateDir, 'wrangler-state'), '--env-file', join(stateDir, 'worker.env'),
-      '--show-interactive-dev-session=false', '--log-level', 'warn',
+      'dev',
+      '--ip',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--inspector-port',
+      String(await freePort()),
+      '--persist-to',
+      join(stateDir, 'wrangler-state'),
+      '--env-file',
+      join(stateDir, 'worker.env'),
+      '--show-interactive-dev-session=false',
+      '--log-level',
+      'warn',
       ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
     ],
     { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } },
@@ -134,10 +161,27 @@ beforeAll(async () => {
   const bigram = bigramModel(TEXT);
   const models = [{ id: 'bigram', mode: 'single', model: bigram.dir, device: 'cpu', threads: 1 }];
   stateDir = join(tempDir('realign-e2e-usage-'), 'state');
-  sys = await startSystem({ stateDir, backends: [{ models, weight: 1000 }, { models, weight: 1 }], models: [{ id: 'bigram', defaultLambda: 1 }] });
+  sys = await startSystem({
+    stateDir,
+    backends: [
+      { models, weight: 1000 },
+      { models, weight: 1 },
+    ],
+    models: [{ id: 'bigram', defaultLambda: 1 }],
+  });
   edgeUrl = sys.edgeUrl;
   edge = sys.worker;
-  expect((await admin('POST', '/admin/tenants', { id: tenant, name: tenant, requests_per_minute: 100_000, tokens_per_minute: 100_000_000, cache_ttl_seconds: 0 })).status).toBe(201);
+  expect(
+    (
+      await admin('POST', '/admin/tenants', {
+        id: tenant,
+        name: tenant,
+        requests_per_minute: 100_000,
+        tokens_per_minute: 100_000_000,
+        cache_ttl_seconds: 0,
+      })
+    ).status,
+  ).toBe(201);
   expect((await admin('PUT', `/admin/tenants/${tenant}/models/bigram`, {})).status).toBeLessThan(300);
 }, 300_000);
 afterAll(async () => {
@@ -153,13 +197,20 @@ describe(`usage on every ending, through the edge (seed ${seed})`, () => {
     const { key } = await newKey();
     const short = '{"model":"bigram","prompt":"x"';
     await rawHangUp(`GET /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\nabc`);
-    await rawHangUp(`POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n${short}`);
-    await rawHangUp(`POST /admin/tenants HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"id"`);
+    await rawHangUp(
+      `POST /v1/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n${short}`,
+    );
+    await rawHangUp(
+      `POST /admin/tenants HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 500\r\n\r\n{"id"`,
+    );
     await rawHangUp(`POST /nowhere HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\nab`);
     await rawHangUp(`PUT /healthz HTTP/1.1\r\nhost: x\r\ncontent-length: 50\r\n\r\nab`);
     // a body declared far past MAX_BODY_BYTES: refused without reading it
     const t0 = Date.now();
-    const answer = await rawHangUp(`POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\ncontent-type: application/json\r\ncontent-length: 2000000\r\n\r\n{"model":`, 3000);
+    const answer = await rawHangUp(
+      `POST /v1/completions HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${key}\r\ncontent-type: application/json\r\ncontent-length: 2000000\r\n\r\n{"model":`,
+      3000,
+    );
     expect(answer).toMatch(/^HTTP\/1\.1 413/);
     expect(Date.now() - t0).toBeLessThan(5000);
     await new Promise((r) => setTimeout(r, 1000));
@@ -227,7 +278,9 @@ describe(`usage on every ending, through the edge (seed ${seed})`, () => {
       await readTextEvents(res, 3);
       return res;
     });
-    const plain = Array.from({ length: 3 }, (_, i) => post(key, { prompt: `edge death plain ${i}`, max_tokens: MAX_TOKENS }).catch((e: unknown) => e));
+    const plain = Array.from({ length: 3 }, (_, i) =>
+      post(key, { prompt: `edge death plain ${i}`, max_tokens: MAX_TOKENS }).catch((e: unknown) => e),
+    );
     await Promise.all(streams);
     await new Promise((r) => setTimeout(r, 300));
     await edge.stop('SIGKILL');
@@ -246,7 +299,9 @@ describe(`usage on every ending, through the edge (seed ${seed})`, () => {
         { timeout: 60_000, interval: 2000 },
       )
       .toMatchObject({ requests: 9, completion_tokens: generated });
-    console.log(`[usage edge death] 9 requests in flight when the edge died; backends generated ${generated}; rows sum ${generated}`);
+    console.log(
+      `[usage edge death] 9 requests in flight when the edge died; backends generated ${generated}; rows sum ${generated}`,
+    );
   });
 
   it('a backend killed mid-stream: the row has the tokens relayed so far', async () => {
@@ -264,7 +319,8 @@ describe(`usage on every ending, through the edge (seed ${seed})`, () => {
       const n = text.split('\n\n').filter((e) => /"text":"[^"]/.test(e)).length;
       if (events < 5 && n >= 5) {
         for (const [i, url] of sys.backendUrls.entries()) {
-          if (metric(await scrapeMetrics(url, sys.hmacSecret), 'realign_running_sequences', { model: 'bigram' }) > 0) await sys.backends[i].stop('SIGKILL');
+          if (metric(await scrapeMetrics(url, sys.hmacSecret), 'realign_running_sequences', { model: 'bigram' }) > 0)
+            await sys.backends[i].stop('SIGKILL');
         }
       }
       events = n;

@@ -29,9 +29,49 @@ export function rawMutation(): fc.Arbitrary<RawMutation> {
     fc.record({ kind: fc.constant('truncate' as const), at: frac }),
     fc.record({ kind: fc.constant('length' as const), delta: fc.integer({ min: -20, max: 20 }) }),
     fc.record({ kind: fc.constant('double-length' as const), second: fc.integer({ min: 0, max: 100 }) }),
-    fc.record({ kind: fc.constant('chunked' as const), chunk: fc.constantFrom('5\r\nhello\r\n0\r\n\r\n', 'zz\r\nx\r\n0\r\n\r\n', 'ffffffffffffffff\r\n', '3\r\nabcdef\r\n0\r\n\r\n', '0\r\n', '1;ext=x\r\n{\r\n0\r\n\r\n') }),
-    fc.record({ kind: fc.constant('request-line' as const), line: fc.constantFrom('POST /v1/completions HTTP/1.0', 'POST /v1/completions HTTP/2.0', 'POST  /v1/completions HTTP/1.1', 'P@ST /v1/completions HTTP/1.1', 'POST /v1/completions', 'POST http://evil/v1/completions HTTP/1.1', 'POST * HTTP/1.1', 'POST /v1/completions\u0000 HTTP/1.1', 'GET /%ff%fe HTTP/1.1', 'CONNECT 127.0.0.1:1 HTTP/1.1') }),
-    fc.record({ kind: fc.constant('header' as const), line: fc.constantFrom('X-Bad Header: 1', 'Content-Type: application/json\r\nContent-Type: text/plain', ': empty-name', 'X-Long: ' + 'a'.repeat(20_000), 'Transfer-Encoding: gzip', 'Transfer-Encoding: chunked, identity', 'Host: a\r\nHost: b', 'Expect: 100-continue', 'Expect: 200-ok', 'Content-Encoding: gzip', 'X-Null: \u0000', 'Folded: a\r\n continued') }),
+    fc.record({
+      kind: fc.constant('chunked' as const),
+      chunk: fc.constantFrom(
+        '5\r\nhello\r\n0\r\n\r\n',
+        'zz\r\nx\r\n0\r\n\r\n',
+        'ffffffffffffffff\r\n',
+        '3\r\nabcdef\r\n0\r\n\r\n',
+        '0\r\n',
+        '1;ext=x\r\n{\r\n0\r\n\r\n',
+      ),
+    }),
+    fc.record({
+      kind: fc.constant('request-line' as const),
+      line: fc.constantFrom(
+        'POST /v1/completions HTTP/1.0',
+        'POST /v1/completions HTTP/2.0',
+        'POST  /v1/completions HTTP/1.1',
+        'P@ST /v1/completions HTTP/1.1',
+        'POST /v1/completions',
+        'POST http://evil/v1/completions HTTP/1.1',
+        'POST * HTTP/1.1',
+        'POST /v1/completions\u0000 HTTP/1.1',
+        'GET /%ff%fe HTTP/1.1',
+        'CONNECT 127.0.0.1:1 HTTP/1.1',
+      ),
+    }),
+    fc.record({
+      kind: fc.constant('header' as const),
+      line: fc.constantFrom(
+        'X-Bad Header: 1',
+        'Content-Type: application/json\r\nContent-Type: text/plain',
+        ': empty-name',
+        'X-Long: ' + 'a'.repeat(20_000),
+        'Transfer-Encoding: gzip',
+        'Transfer-Encoding: chunked, identity',
+        'Host: a\r\nHost: b',
+        'Expect: 100-continue',
+        'Expect: 200-ok',
+        'Content-Encoding: gzip',
+        'X-Null: \u0000',
+        'Folded: a\r\n continued',
+      ),
+    }),
     fc.constant({ kind: 'bare-lf' as const }),
     fc.constant({ kind: 'pipelined' as const }),
     fc.constant({ kind: 'no-host' as const }),
@@ -48,12 +88,27 @@ export function stalledRequests(auth: string, path = '/v1/completions'): { name:
     ['CONNECT', 'CONNECT 127.0.0.1:1 HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n'],
     ['no Host', `GET /v1/models HTTP/1.1\r\n${auth}\r\n\r\n`],
     ['Expect: 200-ok', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`],
-    ['100-continue over the body limit', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n`],
-    ['chunk size 2^64-1, no data', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n`],
+    [
+      '100-continue over the body limit',
+      `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nExpect: 100-continue\r\nContent-Length: 999999999\r\n\r\n`,
+    ],
+    [
+      'chunk size 2^64-1, no data',
+      `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n`,
+    ],
     ['declared body never sent, no credentials', `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n`],
-    ['declared body never sent, wrong bearer', `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 1000\r\n\r\n`],
-    ['declared body never sent, malformed signature', `POST ${path} HTTP/1.1\r\nHost: x\r\nx-realign-timestamp: soon\r\nx-realign-nonce: abcdefgh12\r\nx-realign-signature: v1=zz\r\nContent-Length: 1000\r\n\r\n`],
-    ['declared body never sent, valid bearer', `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Length: 1000\r\n\r\n{"model":`],
+    [
+      'declared body never sent, wrong bearer',
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\nContent-Length: 1000\r\n\r\n`,
+    ],
+    [
+      'declared body never sent, malformed signature',
+      `POST ${path} HTTP/1.1\r\nHost: x\r\nx-realign-timestamp: soon\r\nx-realign-nonce: abcdefgh12\r\nx-realign-signature: v1=zz\r\nContent-Length: 1000\r\n\r\n`,
+    ],
+    [
+      'declared body never sent, valid bearer',
+      `POST ${path} HTTP/1.1\r\nHost: x\r\n${auth}\r\nContent-Length: 1000\r\n\r\n{"model":`,
+    ],
   ];
   return cases.map(([name, text]) => ({ name, bytes: Buffer.from(text, 'latin1') }));
 }
@@ -118,11 +173,26 @@ export function parseResponses(text: string): RawResponse[] {
     if (headEnd < 0) return out;
     const lines = text.slice(start, headEnd).split('\r\n');
     const status = Number(lines[0]!.split(' ')[1]);
-    const header = (name: string) => lines.find((l) => l.toLowerCase().startsWith(`${name}:`))?.slice(name.length + 1).trim();
+    const header = (name: string) =>
+      lines
+        .find((l) => l.toLowerCase().startsWith(`${name}:`))
+        ?.slice(name.length + 1)
+        .trim();
     const length = header('content-length');
     const bodyStart = headEnd + 4;
-    const bodyEnd = length !== undefined ? bodyStart + Number(length) : status < 200 ? bodyStart : text.indexOf('HTTP/1.', bodyStart) >= 0 ? text.indexOf('HTTP/1.', bodyStart) : text.length;
-    out.push({ status, contentType: header('content-type') ?? '', body: Buffer.from(text.slice(bodyStart, bodyEnd), 'latin1').toString('utf8') });
+    const bodyEnd =
+      length !== undefined
+        ? bodyStart + Number(length)
+        : status < 200
+          ? bodyStart
+          : text.indexOf('HTTP/1.', bodyStart) >= 0
+            ? text.indexOf('HTTP/1.', bodyStart)
+            : text.length;
+    out.push({
+      status,
+      contentType: header('content-type') ?? '',
+      body: Buffer.from(text.slice(bodyStart, bodyEnd), 'latin1').toString('utf8'),
+    });
     at = Math.max(bodyEnd, bodyStart);
   }
 }

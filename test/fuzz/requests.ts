@@ -34,10 +34,46 @@ export interface Route {
 
 /** Field names of the generation and logits requests (and some that are not). */
 export const FIELD_NAMES = [
-  'model', 'messages', 'prompt', 'max_tokens', 'max_completion_tokens', 'temperature', 'top_p', 'n', 'stop', 'stream', 'stream_options', 'seed',
-  'logit_bias', 'presence_penalty', 'frequency_penalty', 'user', 'lambda', 'control', 'preset', 'top_k', 'min_p', 'repetition_penalty',
-  'stop_token_ids', 'skip_special_tokens', 'logprobs', 'top_logprobs', 'lambdas', 'input_ids', 'positions', 'include_branches',
-  'add_generation_prompt', 'tools', 'functions', 'response_format', 'echo', 'best_of', 'suffix', 'unknown_field', '__proto__', '',
+  'model',
+  'messages',
+  'prompt',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'n',
+  'stop',
+  'stream',
+  'stream_options',
+  'seed',
+  'logit_bias',
+  'presence_penalty',
+  'frequency_penalty',
+  'user',
+  'lambda',
+  'control',
+  'preset',
+  'top_k',
+  'min_p',
+  'repetition_penalty',
+  'stop_token_ids',
+  'skip_special_tokens',
+  'logprobs',
+  'top_logprobs',
+  'lambdas',
+  'input_ids',
+  'positions',
+  'include_branches',
+  'add_generation_prompt',
+  'tools',
+  'functions',
+  'response_format',
+  'echo',
+  'best_of',
+  'suffix',
+  'unknown_field',
+  '__proto__',
+  '',
 ];
 
 const opt = <T>(a: fc.Arbitrary<T>) => fc.option(a, { nil: undefined, freq: 2 });
@@ -66,11 +102,15 @@ function sharedFields(o: ValidOptions) {
     temperature: opt(fc.oneof(fc.constant(0), fc.double({ min: 0, max: 2, noNaN: true }))),
     top_p: opt(fc.double({ min: 0.01, max: 1, noNaN: true })),
     n: opt(fc.integer({ min: 1, max: 2 })),
-    stop: opt(fc.oneof(fc.constantFrom('.', '\n', 'stop'), fc.array(fc.constantFrom('a', 'b', '世'), { minLength: 1, maxLength: 3 }))),
+    stop: opt(
+      fc.oneof(fc.constantFrom('.', '\n', 'stop'), fc.array(fc.constantFrom('a', 'b', '世'), { minLength: 1, maxLength: 3 })),
+    ),
     stream: opt(fc.boolean()),
     stream_options: opt(fc.record({ include_usage: fc.boolean() })),
     seed: opt(fc.integer({ min: 0, max: 2 ** 31 })),
-    logit_bias: opt(fc.dictionary(fc.integer({ min: 0, max: 50 }).map(String), fc.integer({ min: -100, max: 100 }), { maxKeys: 3 })),
+    logit_bias: opt(
+      fc.dictionary(fc.integer({ min: 0, max: 50 }).map(String), fc.integer({ min: -100, max: 100 }), { maxKeys: 3 }),
+    ),
     presence_penalty: opt(fc.double({ min: -2, max: 2, noNaN: true })),
     frequency_penalty: opt(fc.double({ min: -2, max: 2, noNaN: true })),
     user: opt(fc.constantFrom('alice', 'user-42')),
@@ -84,20 +124,42 @@ function sharedFields(o: ValidOptions) {
   };
 }
 
-const message = fc.record({ role: fc.constantFrom('system', 'developer', 'user', 'assistant'), content: fc.oneof(word, fc.array(fc.record({ type: fc.constant('text'), text: word }), { minLength: 1, maxLength: 2 })) });
-const messages = fc.tuple(fc.array(message, { maxLength: 2 }), fc.record({ role: fc.constant('user'), content: word })).map(([head, last]) => [...head, last]);
+const message = fc.record({
+  role: fc.constantFrom('system', 'developer', 'user', 'assistant'),
+  content: fc.oneof(word, fc.array(fc.record({ type: fc.constant('text'), text: word }), { minLength: 1, maxLength: 2 })),
+});
+const messages = fc
+  .tuple(fc.array(message, { maxLength: 2 }), fc.record({ role: fc.constant('user'), content: word }))
+  .map(([head, last]) => [...head, last]);
 const tokenIds = fc.array(fc.integer({ min: 0, max: 60 }), { minLength: 1, maxLength: 8 });
 
 /** Valid bodies of a generation or logits request. */
 export function validBody(kind: Kind, o: ValidOptions): fc.Arbitrary<Record<string, unknown>> {
   if (kind === 'chat') {
     const chat = { ...sharedFields(o), messages, logprobs: opt(fc.boolean()) };
-    return fc.record(chat).chain((b) => (b.logprobs ? fc.record({ top_logprobs: opt(fc.integer({ min: 0, max: 3 })) }).map((t) => ({ ...b, ...t })) : fc.constant(b))).map(defined);
+    return fc
+      .record(chat)
+      .chain((b) =>
+        b.logprobs
+          ? fc.record({ top_logprobs: opt(fc.integer({ min: 0, max: 3 })) }).map((t) => ({ ...b, ...t }))
+          : fc.constant(b),
+      )
+      .map(defined);
   }
   if (kind === 'completions') {
-    return fc.record({ ...sharedFields(o), prompt: fc.oneof(word, tokenIds, fc.array(word, { minLength: 1, maxLength: 2 })), logprobs: opt(fc.integer({ min: 0, max: 3 })) }).map(defined);
+    return fc
+      .record({
+        ...sharedFields(o),
+        prompt: fc.oneof(word, tokenIds, fc.array(word, { minLength: 1, maxLength: 2 })),
+        logprobs: opt(fc.integer({ min: 0, max: 3 })),
+      })
+      .map(defined);
   }
-  const input = fc.oneof(fc.record({ prompt: word.filter((w) => w.trim() !== '') }), fc.record({ messages }), fc.record({ input_ids: tokenIds }));
+  const input = fc.oneof(
+    fc.record({ prompt: word.filter((w) => w.trim() !== '') }),
+    fc.record({ messages }),
+    fc.record({ input_ids: tokenIds }),
+  );
   const rest = fc.record({
     model: fc.constantFrom(...o.models),
     lambdas: opt(fc.array(o.lambda, { minLength: 1, maxLength: 3 })),
@@ -117,8 +179,19 @@ type FieldMutation =
 
 const fieldMutation: fc.Arbitrary<FieldMutation> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('delete' as const), pick: fc.nat() }) },
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('set' as const), field: fc.constantFrom(...FIELD_NAMES), value: nastyValue() }) },
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('nested' as const), pick: fc.nat(), path: fc.constantFrom('0', 'role', 'content', 'text', 'type', 'include_usage', '7', 'name', '-1', 'length'), value: nastyValue() }) },
+  {
+    weight: 6,
+    arbitrary: fc.record({ kind: fc.constant('set' as const), field: fc.constantFrom(...FIELD_NAMES), value: nastyValue() }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('nested' as const),
+      pick: fc.nat(),
+      path: fc.constantFrom('0', 'role', 'content', 'text', 'type', 'include_usage', '7', 'name', '-1', 'length'),
+      value: nastyValue(),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ kind: fc.constant('replace' as const), value: nastyValue() }) },
 );
 
@@ -136,14 +209,20 @@ function mutateFields(body: Record<string, unknown>, m: FieldMutation): unknown 
   if (containers.length === 0) return { ...body, [keys[m.pick % Math.max(1, keys.length)] ?? 'model']: m.value };
   const key = containers[m.pick % containers.length]!;
   const copy = structuredClone(body[key]) as Record<string, unknown> | unknown[];
-  const target = Array.isArray(copy) && typeof copy[0] === 'object' && copy[0] !== null && !/^\d+$/.test(m.path) ? (copy[0] as Record<string, unknown>) : (copy as Record<string, unknown>);
+  const target =
+    Array.isArray(copy) && typeof copy[0] === 'object' && copy[0] !== null && !/^\d+$/.test(m.path)
+      ? (copy[0] as Record<string, unknown>)
+      : (copy as Record<string, unknown>);
   // an array's `length` cannot take arbitrary values; write its first element instead
   target[Array.isArray(target) && m.path === 'length' ? '0' : m.path] = m.value;
   return { ...body, [key]: copy };
 }
 
 /** How a body is encoded after its fields were mutated. */
-type Encoding = { kind: 'json' } | { kind: 'text'; corruption: Parameters<typeof corruptText>[1] } | { kind: 'bytes'; corruption: Parameters<typeof corruptBytes>[1] };
+type Encoding =
+  | { kind: 'json' }
+  | { kind: 'text'; corruption: Parameters<typeof corruptText>[1] }
+  | { kind: 'bytes'; corruption: Parameters<typeof corruptBytes>[1] };
 
 const encoding: fc.Arbitrary<Encoding> = fc.oneof(
   { weight: 6, arbitrary: fc.constant({ kind: 'json' as const }) },
@@ -159,28 +238,82 @@ function encode(value: unknown, e: Encoding): string | Uint8Array<ArrayBuffer> {
 }
 
 /** Most bodies get one or more field mutations; about one in ten stays valid (valid requests are the costly ones). */
-const mutationCount = fc.oneof({ weight: 1, arbitrary: fc.constant(0) }, { weight: 4, arbitrary: fc.constant(1) }, { weight: 3, arbitrary: fc.constant(2) }, { weight: 2, arbitrary: fc.constant(3) });
+const mutationCount = fc.oneof(
+  { weight: 1, arbitrary: fc.constant(0) },
+  { weight: 4, arbitrary: fc.constant(1) },
+  { weight: 3, arbitrary: fc.constant(2) },
+  { weight: 2, arbitrary: fc.constant(3) },
+);
 
 /** A body for a route: valid (sometimes), or mutated in fields, then perhaps corrupted in text or bytes. */
-export function fuzzedBody(valid: fc.Arbitrary<Record<string, unknown>>): fc.Arbitrary<{ body: string | Uint8Array<ArrayBuffer>; note: string }> {
-  return fc.tuple(valid, mutationCount.chain((n) => fc.array(fieldMutation, { minLength: n, maxLength: n })), encoding).map(([body, mutations, enc]) => {
-    const mutated = mutations.reduce<unknown>((b, m) => (typeof b === 'object' && b !== null && !Array.isArray(b) ? mutateFields(b as Record<string, unknown>, m) : b), body);
-    const note = [...mutations.map((m) => (m.kind === 'set' ? `set ${m.field}` : m.kind === 'nested' ? `nested ${m.path}` : m.kind)), enc.kind === 'json' ? '' : `${enc.kind}:${enc.corruption.kind}`].filter(Boolean).join(', ');
-    return { body: encode(mutated, enc), note: note || 'valid' };
-  });
+export function fuzzedBody(
+  valid: fc.Arbitrary<Record<string, unknown>>,
+): fc.Arbitrary<{ body: string | Uint8Array<ArrayBuffer>; note: string }> {
+  return fc
+    .tuple(
+      valid,
+      mutationCount.chain((n) => fc.array(fieldMutation, { minLength: n, maxLength: n })),
+      encoding,
+    )
+    .map(([body, mutations, enc]) => {
+      const mutated = mutations.reduce<unknown>(
+        (b, m) => (typeof b === 'object' && b !== null && !Array.isArray(b) ? mutateFields(b as Record<string, unknown>, m) : b),
+        body,
+      );
+      const note = [
+        ...mutations.map((m) => (m.kind === 'set' ? `set ${m.field}` : m.kind === 'nested' ? `nested ${m.path}` : m.kind)),
+        enc.kind === 'json' ? '' : `${enc.kind}:${enc.corruption.kind}`,
+      ]
+        .filter(Boolean)
+        .join(', ');
+      return { body: encode(mutated, enc), note: note || 'valid' };
+    });
 }
 
 /** Header values a fetch client can send: visible Latin-1, no CR/LF. */
 const headerValue = fc.oneof(
   fc.string({ unit: fc.constantFrom(...'abcXYZ019 ;=,-_./:*"\'\t()<>@?{}[]\\'.split('')), maxLength: 40 }),
-  fc.constantFrom('', ' ', 'null', 'undefined', '0', '-1', '99999999999999999999', 'application/json', 'text/plain', 'gzip', 'chunked', 'no-cache', '*/*', 'x'.repeat(8000)),
+  fc.constantFrom(
+    '',
+    ' ',
+    'null',
+    'undefined',
+    '0',
+    '-1',
+    '99999999999999999999',
+    'application/json',
+    'text/plain',
+    'gzip',
+    'chunked',
+    'no-cache',
+    '*/*',
+    'x'.repeat(8000),
+  ),
 );
 
 /** Extra headers: sometimes odd content types, encodings, request ids, user ids, cache control, signatures. */
 export const fuzzHeaders: fc.Arbitrary<Record<string, string>> = fc
   .array(
     fc.tuple(
-      fc.constantFrom('content-type', 'content-encoding', 'accept', 'accept-encoding', 'x-request-id', 'x-realign-user', 'cache-control', 'origin', 'x-realign-timestamp', 'x-realign-nonce', 'x-realign-signature', 'x-forwarded-for', 'transfer-encoding', 'expect', 'range', 'if-none-match', 'x-http-method-override'),
+      fc.constantFrom(
+        'content-type',
+        'content-encoding',
+        'accept',
+        'accept-encoding',
+        'x-request-id',
+        'x-realign-user',
+        'cache-control',
+        'origin',
+        'x-realign-timestamp',
+        'x-realign-nonce',
+        'x-realign-signature',
+        'x-forwarded-for',
+        'transfer-encoding',
+        'expect',
+        'range',
+        'if-none-match',
+        'x-http-method-override',
+      ),
       headerValue,
     ),
     { maxLength: 3 },
@@ -195,7 +328,18 @@ function wellFormed(s: string): string {
 /** A query string, usually empty. */
 export const fuzzQuery: fc.Arbitrary<string> = fc.oneof(
   { weight: 6, arbitrary: fc.constant('') },
-  { weight: 3, arbitrary: fc.array(fc.tuple(fc.constantFrom('model', 'stream', 'lambda', 'tenant', 'key', 'since', 'until', 'group_by', 'api-version', 'x', ''), oddString()), { minLength: 1, maxLength: 3 }).map((ps) => '?' + ps.map(([k, v]) => `${k}=${encodeURIComponent(wellFormed(v))}`).join('&')) },
+  {
+    weight: 3,
+    arbitrary: fc
+      .array(
+        fc.tuple(
+          fc.constantFrom('model', 'stream', 'lambda', 'tenant', 'key', 'since', 'until', 'group_by', 'api-version', 'x', ''),
+          oddString(),
+        ),
+        { minLength: 1, maxLength: 3 },
+      )
+      .map((ps) => '?' + ps.map(([k, v]) => `${k}=${encodeURIComponent(wellFormed(v))}`).join('&')),
+  },
   { weight: 1, arbitrary: fc.constantFrom('?', '?&&', '?a', '?%', '?%zz', '?a=%ff', '?' + 'a=1&'.repeat(500), '#frag') },
 );
 
@@ -207,7 +351,20 @@ function oddPath(routes: Route[]): fc.Arbitrary<string> {
     fc.constantFrom(...routes.map((r) => r.path)).map((p) => p + '/'),
     fc.constantFrom(...routes.map((r) => r.path)).map((p) => p.toUpperCase()),
     fc.constantFrom(...routes.map((r) => r.path)).map((p) => p.replace('/v1/', '/v1//')),
-    fc.constantFrom('/', '/v1', '/v2/chat/completions', '/v1/../admin', '/v1/%2e%2e/admin/tenants', '/%00', '/v1/chat/completions%00', '/admin/../v1/models', '/' + 'a'.repeat(3000), '/v1/models/x', '/metrics/', '/favicon.ico'),
+    fc.constantFrom(
+      '/',
+      '/v1',
+      '/v2/chat/completions',
+      '/v1/../admin',
+      '/v1/%2e%2e/admin/tenants',
+      '/%00',
+      '/v1/chat/completions%00',
+      '/admin/../v1/models',
+      '/' + 'a'.repeat(3000),
+      '/v1/models/x',
+      '/metrics/',
+      '/favicon.ico',
+    ),
   );
 }
 
@@ -227,13 +384,39 @@ export function fuzzCase(o: CaseOptions): fc.Arbitrary<FuzzCase> {
   const onRoute = fc.constantFrom(...o.routes).chain((r) =>
     fc.record({
       route: fc.constant(r),
-      body: r.body ? fuzzedBody(r.body) : fc.option(fc.record({ body: fc.string({ maxLength: 50 }) as fc.Arbitrary<string | Uint8Array<ArrayBuffer>>, note: fc.constant('body on GET') }), { nil: null, freq: 4 }),
+      body: r.body
+        ? fuzzedBody(r.body)
+        : fc.option(
+            fc.record({
+              body: fc.string({ maxLength: 50 }) as fc.Arbitrary<string | Uint8Array<ArrayBuffer>>,
+              note: fc.constant('body on GET'),
+            }),
+            { nil: null, freq: 4 },
+          ),
       method: fc.oneof({ weight: 9, arbitrary: fc.constant(r.method) }, { weight: 1, arbitrary: fc.constantFrom(...METHODS) }),
     }),
   );
-  const offRoute = fc.record({ path: oddPath(o.routes), method: fc.constantFrom(...METHODS), body: fc.option(fc.record({ body: fc.string({ maxLength: 50 }) as fc.Arbitrary<string | Uint8Array<ArrayBuffer>>, note: fc.constant('odd path') }), { nil: null }) });
+  const offRoute = fc.record({
+    path: oddPath(o.routes),
+    method: fc.constantFrom(...METHODS),
+    body: fc.option(
+      fc.record({
+        body: fc.string({ maxLength: 50 }) as fc.Arbitrary<string | Uint8Array<ArrayBuffer>>,
+        note: fc.constant('odd path'),
+      }),
+      { nil: null },
+    ),
+  });
   return fc
-    .tuple(fc.oneof({ weight: 9, arbitrary: onRoute.map((x) => ({ path: x.route.path, method: x.method, body: x.body })) }, { weight: 1, arbitrary: offRoute }), fuzzHeaders, fuzzQuery, auth)
+    .tuple(
+      fc.oneof(
+        { weight: 9, arbitrary: onRoute.map((x) => ({ path: x.route.path, method: x.method, body: x.body })) },
+        { weight: 1, arbitrary: offRoute },
+      ),
+      fuzzHeaders,
+      fuzzQuery,
+      auth,
+    )
     .map(([target, headers, query, authMode]) => {
       // GET and HEAD requests cannot carry a body in fetch
       const body = target.method === 'GET' || target.method === 'HEAD' ? null : (target.body?.body ?? null);

@@ -7,10 +7,53 @@
 import fc from 'fast-check';
 
 /** Strings a lenient parser might read as numbers, booleans or markup. */
-const TRICKY_STRINGS = ['NaN', 'Infinity', '-Infinity', '1e999', '0.5', '-1', '0x10', 'true', 'null', '', ' ', '\u0000', '\u202e', '%00', '<script>', '${x}', '[DONE]', 'data: x\n\n', '\r\n\r\n'];
+const TRICKY_STRINGS = [
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  '1e999',
+  '0.5',
+  '-1',
+  '0x10',
+  'true',
+  'null',
+  '',
+  ' ',
+  '\u0000',
+  '\u202e',
+  '%00',
+  '<script>',
+  '${x}',
+  '[DONE]',
+  'data: x\n\n',
+  '\r\n\r\n',
+];
 
 /** Numbers at the edges of JSON and of the fields' ranges. */
-const EXTREME_NUMBERS = [0, -0, 1, -1, 0.5, 2, 2.0000001, 100, 101, -101, 1e-320, 5e-324, 1e308, -1e308, 2 ** 31, 2 ** 53, 2 ** 53 + 2, -(2 ** 53), 1.5, 0.999999, 4096, 1e6];
+const EXTREME_NUMBERS = [
+  0,
+  -0,
+  1,
+  -1,
+  0.5,
+  2,
+  2.0000001,
+  100,
+  101,
+  -101,
+  1e-320,
+  5e-324,
+  1e308,
+  -1e308,
+  2 ** 31,
+  2 ** 53,
+  2 ** 53 + 2,
+  -(2 ** 53),
+  1.5,
+  0.999999,
+  4096,
+  1e6,
+];
 
 /** A string of visible or odd characters, sometimes long. */
 export function oddString(): fc.Arbitrary<string> {
@@ -18,7 +61,12 @@ export function oddString(): fc.Arbitrary<string> {
     { weight: 4, arbitrary: fc.string({ maxLength: 20 }) },
     { weight: 2, arbitrary: fc.string({ unit: 'binary', maxLength: 20 }) },
     { weight: 2, arbitrary: fc.constantFrom(...TRICKY_STRINGS) },
-    { weight: 1, arbitrary: fc.tuple(fc.constantFrom('a', '🙂', 'ж', '\u0000', '\ud800'), fc.integer({ min: 100, max: 5000 })).map(([s, n]) => s.repeat(n)) },
+    {
+      weight: 1,
+      arbitrary: fc
+        .tuple(fc.constantFrom('a', '🙂', 'ж', '\u0000', '\ud800'), fc.integer({ min: 100, max: 5000 }))
+        .map(([s, n]) => s.repeat(n)),
+    },
   );
 }
 
@@ -32,7 +80,12 @@ export function nastyValue(): fc.Arbitrary<unknown> {
     { weight: 1, arbitrary: fc.constantFrom(null, true, false, [], {}, [null], [[]], { text: 'x' }, { type: 'text' }) },
     { weight: 1, arbitrary: fc.integer({ min: 1, max: 300 }).map((n) => nest(n, 'x')) },
     { weight: 1, arbitrary: fc.array(fc.integer({ min: -5, max: 1_000_000 }), { maxLength: 50 }) },
-    { weight: 1, arbitrary: fc.constant(JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}') as unknown) },
+    {
+      weight: 1,
+      arbitrary: fc.constant(
+        JSON.parse('{"__proto__": {"polluted": true}, "constructor": {"prototype": {"polluted": true}}}') as unknown,
+      ),
+    },
   );
 }
 
@@ -57,12 +110,27 @@ export type TextCorruption =
 export function textCorruption(): fc.Arbitrary<TextCorruption> {
   return fc.oneof(
     fc.record({ kind: fc.constant('truncate' as const), at: fc.double({ min: 0, max: 1, noNaN: true }) }),
-    fc.record({ kind: fc.constant('insert' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), text: fc.constantFrom('"', ',', '}', ']', '\\', '\u0000', ':', 'x', '\n', '{', '\ud800') }),
-    fc.record({ kind: fc.constant('literal' as const), literal: fc.constantFrom('NaN', 'Infinity', '-Infinity', '1e999', '-1e999', '01', '.5', '+1', '0x1F', 'undefined', "'x'") }),
-    fc.record({ kind: fc.constant('duplicate-key' as const), key: fc.constantFrom('model', 'messages', 'prompt', 'lambda', 'stream', 'max_tokens', 'n'), value: fc.constantFrom('1', '"x"', 'null', '[]', 'true', '1e999') }),
-    fc.record({ kind: fc.constant('prefix' as const), text: fc.constantFrom('\ufeff', ' \n\t', ')]}\'\n', 'data: ') }),
+    fc.record({
+      kind: fc.constant('insert' as const),
+      at: fc.double({ min: 0, max: 1, noNaN: true }),
+      text: fc.constantFrom('"', ',', '}', ']', '\\', '\u0000', ':', 'x', '\n', '{', '\ud800'),
+    }),
+    fc.record({
+      kind: fc.constant('literal' as const),
+      literal: fc.constantFrom('NaN', 'Infinity', '-Infinity', '1e999', '-1e999', '01', '.5', '+1', '0x1F', 'undefined', "'x'"),
+    }),
+    fc.record({
+      kind: fc.constant('duplicate-key' as const),
+      key: fc.constantFrom('model', 'messages', 'prompt', 'lambda', 'stream', 'max_tokens', 'n'),
+      value: fc.constantFrom('1', '"x"', 'null', '[]', 'true', '1e999'),
+    }),
+    fc.record({ kind: fc.constant('prefix' as const), text: fc.constantFrom('\ufeff', ' \n\t', ")]}'\n", 'data: ') }),
     fc.record({ kind: fc.constant('suffix' as const), text: fc.constantFrom('x', ',', '}', '\u0000', ' {}', '\n\n') }),
-    fc.record({ kind: fc.constant('bomb' as const), depth: fc.integer({ min: 1_000, max: 20_000 }), open: fc.constantFrom('[' as const, '{"a":' as const) }),
+    fc.record({
+      kind: fc.constant('bomb' as const),
+      depth: fc.integer({ min: 1_000, max: 20_000 }),
+      open: fc.constantFrom('[' as const, '{"a":' as const),
+    }),
   );
 }
 
@@ -95,13 +163,31 @@ export function corruptText(text: string, c: TextCorruption): string {
 }
 
 /** How the bytes of a body are corrupted (after UTF-8 encoding). */
-export type ByteCorruption = { kind: 'invalid-utf8'; at: number; bytes: readonly number[] } | { kind: 'utf16' } | { kind: 'random'; bytes: Uint8Array<ArrayBuffer> };
+export type ByteCorruption =
+  | { kind: 'invalid-utf8'; at: number; bytes: readonly number[] }
+  | { kind: 'utf16' }
+  | { kind: 'random'; bytes: Uint8Array<ArrayBuffer> };
 
 /** One byte-level corruption. */
 export function byteCorruption(): fc.Arbitrary<ByteCorruption> {
-  const invalid = fc.constantFrom([0xff], [0xc0, 0x80], [0xed, 0xa0, 0x80], [0xe2, 0x82], [0xf4, 0x90, 0x80, 0x80], [0x80], [0xfe, 0xff]);
+  const invalid = fc.constantFrom(
+    [0xff],
+    [0xc0, 0x80],
+    [0xed, 0xa0, 0x80],
+    [0xe2, 0x82],
+    [0xf4, 0x90, 0x80, 0x80],
+    [0x80],
+    [0xfe, 0xff],
+  );
   return fc.oneof(
-    { weight: 3, arbitrary: fc.record({ kind: fc.constant('invalid-utf8' as const), at: fc.double({ min: 0, max: 1, noNaN: true }), bytes: invalid }) },
+    {
+      weight: 3,
+      arbitrary: fc.record({
+        kind: fc.constant('invalid-utf8' as const),
+        at: fc.double({ min: 0, max: 1, noNaN: true }),
+        bytes: invalid,
+      }),
+    },
     { weight: 1, arbitrary: fc.constant({ kind: 'utf16' as const }) },
     { weight: 1, arbitrary: fc.record({ kind: fc.constant('random' as const), bytes: fc.uint8Array({ maxLength: 256 }) }) },
   );

@@ -56,7 +56,8 @@ export function errorBodyProblems(status: number, contentType: string, text: str
     return [`a ${status} whose body is not JSON: ${text.slice(0, 120)}`];
   }
   const e = (body as { error?: Record<string, unknown> } | null)?.error;
-  if (typeof body !== 'object' || body === null || Object.keys(body).join() !== 'error' || typeof e !== 'object' || e === null) return [`not {error: …}: ${text.slice(0, 200)}`];
+  if (typeof body !== 'object' || body === null || Object.keys(body).join() !== 'error' || typeof e !== 'object' || e === null)
+    return [`not {error: …}: ${text.slice(0, 200)}`];
   const problems: string[] = [];
   if (Object.keys(e).sort().join() !== 'code,message,param,type') problems.push(`error keys ${Object.keys(e).sort().join()}`);
   if (typeof e.message !== 'string' || e.message.length < 10) problems.push(`message ${JSON.stringify(e.message)}`);
@@ -80,7 +81,10 @@ function successProblems(method: string, contentType: string, text: string): str
   }
   if (contentType.startsWith('text/event-stream')) {
     const splitter = new SseSplitter();
-    const data = splitter.push(text).map(eventData).filter((d): d is string => d !== null);
+    const data = splitter
+      .push(text)
+      .map(eventData)
+      .filter((d): d is string => d !== null);
     if (splitter.rest().trim() !== '') return ['stream ends inside an event'];
     if (data.at(-1) !== '[DONE]') return [`stream does not end with [DONE]: ${data.at(-1)?.slice(0, 200)}`];
     const broken = data.slice(0, -1).find((d) => {
@@ -99,7 +103,14 @@ function successProblems(method: string, contentType: string, text: string): str
  * Sends one case with `send`, reads the answer within `deadlineMs`, and records status and problems in `tally`.
  * `extraCheck` may add side-specific problems (e.g. a missing request id).
  */
-export async function judge(tally: Tally, index: number, c: FuzzCase, send: () => Promise<Response>, deadlineMs: number, extraCheck?: (res: Response) => string[]): Promise<void> {
+export async function judge(
+  tally: Tally,
+  index: number,
+  c: FuzzCase,
+  send: () => Promise<Response>,
+  deadlineMs: number,
+  extraCheck?: (res: Response) => string[],
+): Promise<void> {
   tally.tried++;
   const started = Date.now();
   let res: Response;
@@ -156,11 +167,20 @@ export function describeViolations(t: Tally, max = 5): string {
   const kinds = new Map<string, number>();
   for (const v of t.violations) kinds.set(v.problem.slice(0, 50), (kinds.get(v.problem.slice(0, 50)) ?? 0) + 1);
   const head = [...kinds].map(([k, n]) => `${n}× ${k}`).join('\n');
-  return head + '\n' + t.violations
-    .slice(0, max)
-    .map((v) => {
-      const body = v.case.body === null ? 'null' : typeof v.case.body === 'string' ? JSON.stringify(v.case.body.slice(0, 300)) : `bytes[${v.case.body.length}]`;
-      return `#${v.index} ${v.case.method} ${v.case.path.slice(0, 200)} auth=${v.case.auth} headers=${JSON.stringify(v.case.headers).slice(0, 200)} (${v.case.note}) body=${body}\n   → ${v.problem}`;
-    })
-    .join('\n');
+  return (
+    head +
+    '\n' +
+    t.violations
+      .slice(0, max)
+      .map((v) => {
+        const body =
+          v.case.body === null
+            ? 'null'
+            : typeof v.case.body === 'string'
+              ? JSON.stringify(v.case.body.slice(0, 300))
+              : `bytes[${v.case.body.length}]`;
+        return `#${v.index} ${v.case.method} ${v.case.path.slice(0, 200)} auth=${v.case.auth} headers=${JSON.stringify(v.case.headers).slice(0, 200)} (${v.case.note}) body=${body}\n   → ${v.problem}`;
+      })
+      .join('\n')
+  );
 }

@@ -44,7 +44,11 @@ function positiveInt(env: Env, name: keyof Env | keyof OptionalVars, fallback: n
   const raw = (env as Env & OptionalVars)[name] as unknown;
   if (raw === undefined || raw === '') return fallback;
   const n = Number(raw);
-  if (!Number.isSafeInteger(n) || n <= 0) throw serverError(`worker misconfigured: ${String(name)} must be a positive integer, got ${JSON.stringify(raw)}`, 'misconfigured');
+  if (!Number.isSafeInteger(n) || n <= 0)
+    throw serverError(
+      `worker misconfigured: ${String(name)} must be a positive integer, got ${JSON.stringify(raw)}`,
+      'misconfigured',
+    );
   return n;
 }
 
@@ -56,17 +60,25 @@ function parseBackends(raw: string): BackendConfig[] {
   try {
     json = JSON.parse(raw);
   } catch {
-    throw serverError('worker misconfigured: BACKENDS must be JSON like [{"url": "http://host:port", "weight": 1}]', 'misconfigured');
+    throw serverError(
+      'worker misconfigured: BACKENDS must be JSON like [{"url": "http://host:port", "weight": 1}]',
+      'misconfigured',
+    );
   }
   const parsed = backendsSchema.safeParse(json);
-  if (!parsed.success) throw serverError('worker misconfigured: BACKENDS must be a non-empty list of {"url": "http(s)://…", "weight": > 0}', 'misconfigured');
+  if (!parsed.success)
+    throw serverError(
+      'worker misconfigured: BACKENDS must be a non-empty list of {"url": "http(s)://…", "weight": > 0}',
+      'misconfigured',
+    );
   memo = { key: raw, backends: parsed.data };
   return parsed.data;
 }
 
 /** Reads the configuration from the bindings (throws a 500 ApiError naming a broken var). */
 export function readConfig(env: Env): EdgeConfig {
-  if (!env.BACKEND_HMAC_SECRET) throw serverError('worker misconfigured: the secret BACKEND_HMAC_SECRET is not set', 'misconfigured');
+  if (!env.BACKEND_HMAC_SECRET)
+    throw serverError('worker misconfigured: the secret BACKEND_HMAC_SECRET is not set', 'misconfigured');
   return {
     backends: parseBackends(env.BACKENDS ?? ''),
     maxBodyBytes: positiveInt(env, 'MAX_BODY_BYTES', 1 << 20),

@@ -96,10 +96,14 @@ describe('usage on stream chunks', () => {
   it('without include_usage no chunk has a usage field; with it every chunk but the usage-only last has usage: null', async () => {
     const t = await makeTenant({ cacheTtlSeconds: 0 });
     const body = { model: t.model, messages: [{ role: 'user', content: 'hi' }], stream: true };
-    const plain = (await readSse(await send(uniqueTag('usage-plain'), t.key, body))).filter((d) => d !== '[DONE]').map((d) => JSON.parse(d) as Record<string, unknown>);
+    const plain = (await readSse(await send(uniqueTag('usage-plain'), t.key, body)))
+      .filter((d) => d !== '[DONE]')
+      .map((d) => JSON.parse(d) as Record<string, unknown>);
     expect(plain.length).toBeGreaterThan(1);
     for (const chunk of plain) expect(Object.keys(chunk)).not.toContain('usage');
-    const asked = (await readSse(await send(uniqueTag('usage-asked'), t.key, { ...body, stream_options: { include_usage: true } })))
+    const asked = (
+      await readSse(await send(uniqueTag('usage-asked'), t.key, { ...body, stream_options: { include_usage: true } }))
+    )
       .filter((d) => d !== '[DONE]')
       .map((d) => JSON.parse(d) as Record<string, unknown>);
     expect(asked.length).toBe(plain.length + 1);
@@ -110,10 +114,21 @@ describe('usage on stream chunks', () => {
 
 describe('CORS preflight on /v1', () => {
   it('allows the request headers the browser asks for (the JS SDK’s x-stainless-*), varies on them, never credentials', async () => {
-    const asked = ['authorization', 'content-type', 'x-stainless-os', 'x-stainless-lang', 'x-stainless-retry-count', 'x-stainless-timeout'];
+    const asked = [
+      'authorization',
+      'content-type',
+      'x-stainless-os',
+      'x-stainless-lang',
+      'x-stainless-retry-count',
+      'x-stainless-timeout',
+    ];
     const res = await call('/v1/chat/completions', {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': asked.join(', ') },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': asked.join(', '),
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
@@ -121,7 +136,14 @@ describe('CORS preflight on /v1', () => {
     expect(res.headers.get('vary')!.toLowerCase().split(/,\s*/)).toContain('access-control-request-headers');
     expect(res.headers.get('access-control-allow-credentials')).toBeNull();
     await res.body?.cancel();
-    const admin = await call('/admin/tenants', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET', 'access-control-request-headers': 'authorization' } });
+    const admin = await call('/admin/tenants', {
+      method: 'OPTIONS',
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'GET',
+        'access-control-request-headers': 'authorization',
+      },
+    });
     expect(admin.headers.get('access-control-allow-origin')).toBeNull();
     expect(admin.headers.get('access-control-allow-headers')).toBeNull();
     await admin.body?.cancel();

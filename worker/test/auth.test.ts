@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { makeTenant } from './helpers/fixtures.ts';
 import { admin, call, postJson } from './helpers/http.ts';
 
-const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+const chat = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: 'user', content: 'hi' }],
+  ...extra,
+});
 
 describe('API keys', () => {
   it('rejects a missing key with 401', async () => {

@@ -46,7 +46,8 @@ function app(): Hono<AppEnv> {
   return a;
 }
 
-const request = (path: string, init: RequestInit & { headers?: Record<string, string> }) => new Request(`http://edge${path}`, { duplex: 'half', ...init } as RequestInit);
+const request = (path: string, init: RequestInit & { headers?: Record<string, string> }) =>
+  new Request(`http://edge${path}`, { duplex: 'half', ...init } as RequestInit);
 
 describe('body guard', () => {
   it('an answer that never read the body cancels it', async () => {
@@ -66,7 +67,10 @@ describe('body guard', () => {
 
   it('a declared body larger than MAX_BODY_BYTES gets 413 without being read', async () => {
     const { body, cancelled } = endlessBody('{"model":');
-    const res = await app().fetch(request('/read', { method: 'POST', body, headers: { 'content-length': String(Number(env.MAX_BODY_BYTES) * 2) } }), env);
+    const res = await app().fetch(
+      request('/read', { method: 'POST', body, headers: { 'content-length': String(Number(env.MAX_BODY_BYTES) * 2) } }),
+      env,
+    );
     expect(res.status).toBe(413);
     expect(res.headers.get('connection')).toBe('close');
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('payload_too_large');

@@ -72,7 +72,9 @@ describe('response cache', () => {
     const b = await send(t.key, body, { 'cache-control': 'no-cache' });
     expect(a.headers.get('x-realign-cache')).toBe('BYPASS');
     expect(b.headers.get('x-realign-cache')).toBe('BYPASS');
-    expect(((await a.json()) as Chat).choices[0]!.message.content).not.toBe(((await b.json()) as Chat).choices[0]!.message.content);
+    expect(((await a.json()) as Chat).choices[0]!.message.content).not.toBe(
+      ((await b.json()) as Chat).choices[0]!.message.content,
+    );
     expect((await stubRequests(tag)).length).toBe(2);
   });
 
@@ -104,7 +106,9 @@ describe('response cache', () => {
     expect(res.headers.get('content-type')).toContain('text/event-stream');
     const data = await readSse(res);
     expect(data.at(-1)).toBe('[DONE]');
-    const events = data.slice(0, -1).map((d) => JSON.parse(d) as { object: string; id: string; choices: unknown[]; usage?: unknown });
+    const events = data
+      .slice(0, -1)
+      .map((d) => JSON.parse(d) as { object: string; id: string; choices: unknown[]; usage?: unknown });
     expect(new Set(events.map((e) => e.object))).toEqual(new Set(['chat.completion.chunk']));
     expect(new Set(events.map((e) => e.id)).size).toBe(1);
     expect(streamedText(data)).toBe(stored.choices[0]!.message.content);

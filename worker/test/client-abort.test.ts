@@ -18,7 +18,10 @@ describe('client abort of a non-streamed request', () => {
     const t = await makeTenant();
     const tag = uniqueTag('client-abort');
     // the backend would keep the request for 60 s (the response deadline) if nobody aborted it
-    const vars = { BACKENDS: JSON.stringify([{ url: stubBackend('stall', tag), weight: 1 }]), BACKEND_RESPONSE_TIMEOUT_MS: '60000' };
+    const vars = {
+      BACKENDS: JSON.stringify([{ url: stubBackend('stall', tag), weight: 1 }]),
+      BACKEND_RESPONSE_TIMEOUT_MS: '60000',
+    };
     const client = new AbortController();
     const answer = callWith(vars, '/v1/chat/completions', {
       method: 'POST',

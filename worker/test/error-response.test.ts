@@ -12,7 +12,9 @@ describe('the error handler', () => {
     const app = new Hono<AppEnv>();
     app.onError(onError);
     app.put('/grant', async (c) => {
-      await c.env.DB.prepare('INSERT INTO tenant_models (tenant_id, model_id, created_at) VALUES (?, ?, ?)').bind(`gone-${t.tenantId}`, t.model, 0).run();
+      await c.env.DB.prepare('INSERT INTO tenant_models (tenant_id, model_id, created_at) VALUES (?, ?, ?)')
+        .bind(`gone-${t.tenantId}`, t.model, 0)
+        .run();
       return c.json({ ok: true });
     });
     const res = await app.request('/grant', { method: 'PUT' }, env);

@@ -12,14 +12,20 @@ import { uniqueTag } from './helpers/stub.ts';
 import { SCALE, SEED, direct, statusText } from './helpers/fuzz.ts';
 
 describe('fuzzing the worker', () => {
-  it('tenant lifecycle: nothing of a deleted tenant generation is ever visible to the next one', { timeout: 600_000 }, async () => {
-    const seed = SEED + 2;
-    const report = await lifecycleFuzz(seed, Math.max(2, Math.round(14 * SCALE)), 30);
-    console.log(`[fuzz worker tenant lifecycle] seed=${seed} sequences=${report.sequences} operations=${report.operations} by status {${statusText(report.byStatus)}} recreated=${report.recreated} hits=${report.hits} violations=${report.violations.length}`);
-    expect(report.violations.slice(0, 5), report.violations.slice(0, 5).join('\n')).toEqual([]);
-    expect(report.recreated, 'the sequences re-created tenant ids').toBeGreaterThan(0);
-    expect(report.hits, 'every sequence reaches the cache at least once').toBeGreaterThanOrEqual(report.sequences);
-  });
+  it(
+    'tenant lifecycle: nothing of a deleted tenant generation is ever visible to the next one',
+    { timeout: 600_000 },
+    async () => {
+      const seed = SEED + 2;
+      const report = await lifecycleFuzz(seed, Math.max(2, Math.round(14 * SCALE)), 30);
+      console.log(
+        `[fuzz worker tenant lifecycle] seed=${seed} sequences=${report.sequences} operations=${report.operations} by status {${statusText(report.byStatus)}} recreated=${report.recreated} hits=${report.hits} violations=${report.violations.length}`,
+      );
+      expect(report.violations.slice(0, 5), report.violations.slice(0, 5).join('\n')).toEqual([]);
+      expect(report.recreated, 'the sequences re-created tenant ids').toBeGreaterThan(0);
+      expect(report.hits, 'every sequence reaches the cache at least once').toBeGreaterThanOrEqual(report.sequences);
+    },
+  );
 });
 
 /** One step of a tenant-lifecycle sequence; `t` picks one of the sequence's two tenant ids. */
@@ -42,16 +48,28 @@ const lifeOp: fc.Arbitrary<LifeOp> = fc.oneof(
   // a re-creation is mostly followed by a key and a grant, so the new generation gets to send requests
   {
     weight: 2,
-    arbitrary: fc.record({ t: tIndex, rpm: fc.integer({ min: 2, max: 5 }) }).map(({ t, rpm }) => ({ op: 'recreate' as const, t, rpm })),
+    arbitrary: fc
+      .record({ t: tIndex, rpm: fc.integer({ min: 2, max: 5 }) })
+      .map(({ t, rpm }) => ({ op: 'recreate' as const, t, rpm })),
   },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('key' as const), t: tIndex, bound: fc.boolean() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('grant' as const), t: tIndex }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('revoke' as const), t: tIndex }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('policy' as const), t: tIndex, perModel: fc.boolean(), min: bound, max: bound }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ op: fc.constant('policy' as const), t: tIndex, perModel: fc.boolean(), min: bound, max: bound }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('unpolicy' as const), t: tIndex, perModel: fc.boolean() }) },
   {
     weight: 6,
-    arbitrary: fc.record({ op: fc.constant('request' as const), t: tIndex, question: fc.integer({ min: 0, max: 1 }), lambda: fc.option(fc.constantFrom(0.5, 1.7), { nil: null, freq: 3 }), stream: fc.boolean(), user: fc.boolean() }),
+    arbitrary: fc.record({
+      op: fc.constant('request' as const),
+      t: tIndex,
+      question: fc.integer({ min: 0, max: 1 }),
+      lambda: fc.option(fc.constantFrom(0.5, 1.7), { nil: null, freq: 3 }),
+      stream: fc.boolean(),
+      user: fc.boolean(),
+    }),
   },
 );
 
@@ -73,8 +91,17 @@ interface Life {
 /** A completion id seen in an answer, with the tenant and generation it was made for. */
 type Seen = Map<string, { id: string; generation: number }>;
 
-async function directJson(method: string, path: string, body?: unknown, key = ADMIN_TOKEN): Promise<{ status: number; json: Record<string, unknown>; res: Response; text: string }> {
-  const res = await direct(path, { method, headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) }, body: body === undefined ? undefined : JSON.stringify(body) });
+async function directJson(
+  method: string,
+  path: string,
+  body?: unknown,
+  key = ADMIN_TOKEN,
+): Promise<{ status: number; json: Record<string, unknown>; res: Response; text: string }> {
+  const res = await direct(path, {
+    method,
+    headers: { authorization: `Bearer ${key}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
   const text = await res.text();
   let json: Record<string, unknown> = {};
   try {
@@ -97,14 +124,31 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
   // every sequence starts with both tenants usable, a cache HIT for tenant 0, then tenant 0 re-created and asked again
   const ask: LifeOp = { op: 'request', t: 0, question: 0, lambda: null, stream: false, user: false };
   const start: LifeOp[] = [
-    ...[0, 1].flatMap((t) => [{ op: 'create', t, rpm: 4 }, { op: 'key', t, bound: false }, { op: 'grant', t }] as LifeOp[]),
+    ...[0, 1].flatMap(
+      (t) =>
+        [
+          { op: 'create', t, rpm: 4 },
+          { op: 'key', t, bound: false },
+          { op: 'grant', t },
+        ] as LifeOp[],
+    ),
     ask,
     ask,
     { op: 'recreate', t: 0, rpm: 4 },
     ask,
   ];
-  const expand = (o: LifeOp): LifeOp[] => (o.op === 'recreate' ? [{ op: 'delete', t: o.t }, { op: 'create', t: o.t, rpm: o.rpm }, { op: 'key', t: o.t, bound: false }, { op: 'grant', t: o.t }] : [o]);
-  const plans = fc.sample(fc.array(lifeOp, { minLength: length, maxLength: length }), { numRuns: sequences, seed }).map((p) => [...start, ...p].flatMap(expand));
+  const expand = (o: LifeOp): LifeOp[] =>
+    o.op === 'recreate'
+      ? [
+          { op: 'delete', t: o.t },
+          { op: 'create', t: o.t, rpm: o.rpm },
+          { op: 'key', t: o.t, bound: false },
+          { op: 'grant', t: o.t },
+        ]
+      : [o];
+  const plans = fc
+    .sample(fc.array(lifeOp, { minLength: length, maxLength: length }), { numRuns: sequences, seed })
+    .map((p) => [...start, ...p].flatMap(expand));
   const byStatus: Record<string, number> = {};
   const violations: string[] = [];
   const seen: Seen = new Map();
@@ -114,7 +158,17 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
   for (const [run, plan] of plans.entries()) {
     const model = uniqueTag('life-model');
     await directJson('PUT', `/admin/models/${model}`, {});
-    const lives: Life[] = [0, 1].map((i) => ({ id: `${uniqueTag('life')}-${run}-${i}`, exists: false, generation: 0, keys: [], granted: false, rpm: 0, admitted: 0, oldKeys: [], everCreated: false }));
+    const lives: Life[] = [0, 1].map((i) => ({
+      id: `${uniqueTag('life')}-${run}-${i}`,
+      exists: false,
+      generation: 0,
+      keys: [],
+      granted: false,
+      rpm: 0,
+      admitted: 0,
+      oldKeys: [],
+      everCreated: false,
+    }));
     const usageOf = async (l: Life) => {
       const r = await directJson('GET', `/admin/usage?tenant=${l.id}`);
       return ((r.json.data as { requests: number }[] | undefined) ?? []).reduce((s, line) => s + line.requests, 0);
@@ -127,15 +181,34 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
       let r: Awaited<ReturnType<typeof directJson>> | null = null;
       switch (op.op) {
         case 'create':
-          r = await directJson('POST', '/admin/tenants', { id: l.id, name: l.id, requests_per_minute: op.rpm, tokens_per_minute: 1e9, cache_ttl_seconds: 600 });
+          r = await directJson('POST', '/admin/tenants', {
+            id: l.id,
+            name: l.id,
+            requests_per_minute: op.rpm,
+            tokens_per_minute: 1e9,
+            cache_ttl_seconds: 600,
+          });
           if (r.status === 201) {
             if (l.exists) violations.push(`${where}: created an existing tenant`);
             if (l.everCreated) recreated++;
-            Object.assign(l, { exists: true, everCreated: true, generation: l.generation + 1, keys: [], granted: false, rpm: op.rpm, admitted: 0 });
+            Object.assign(l, {
+              exists: true,
+              everCreated: true,
+              generation: l.generation + 1,
+              keys: [],
+              granted: false,
+              rpm: op.rpm,
+              admitted: 0,
+            });
             served[op.t] = 0;
             if ((await usageOf(l)) !== 0) violations.push(`${where}: a new generation sees usage rows of a deleted one`);
             for (const old of l.oldKeys.slice(-2)) {
-              const o = await directJson('POST', '/v1/chat/completions', { model, messages: [{ role: 'user', content: 'old key' }] }, old);
+              const o = await directJson(
+                'POST',
+                '/v1/chat/completions',
+                { model, messages: [{ role: 'user', content: 'old key' }] },
+                old,
+              );
               if (o.status !== 401) violations.push(`${where}: a key of a deleted generation → ${o.status}`);
             }
           } else if (!l.exists) violations.push(`${where}: create → ${r.status} ${r.text.slice(0, 120)}`);
@@ -160,29 +233,43 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
           break;
         case 'revoke':
           r = await directJson('DELETE', `/admin/tenants/${l.id}/models/${model}`);
-          if ((r.status === 200) !== (l.exists && l.granted)) violations.push(`${where}: revoke → ${r.status} while granted=${l.granted}`);
+          if ((r.status === 200) !== (l.exists && l.granted))
+            violations.push(`${where}: revoke → ${r.status} while granted=${l.granted}`);
           if (r.status === 200) l.granted = false;
           break;
         case 'policy':
         case 'unpolicy': {
           const target = op.perModel ? model : '*';
-          r = op.op === 'policy' ? await directJson('PUT', `/admin/tenants/${l.id}/policies/${target}`, { min_lambda: op.min, max_lambda: op.max }) : await directJson('DELETE', `/admin/tenants/${l.id}/policies/${target}`);
+          r =
+            op.op === 'policy'
+              ? await directJson('PUT', `/admin/tenants/${l.id}/policies/${target}`, { min_lambda: op.min, max_lambda: op.max })
+              : await directJson('DELETE', `/admin/tenants/${l.id}/policies/${target}`);
           if (r.status === 200 && l.keys.length > 0) {
             const p = await directJson('GET', `/v1/presets?model=${model}`, undefined, l.keys[0]!.key);
             const range = p.json.lambda_range as { min: number; max: number } | undefined;
-            if (range && !(range.min <= range.max)) violations.push(`${where}: accepted a write that left the range [${range.min}, ${range.max}]`);
+            if (range && !(range.min <= range.max))
+              violations.push(`${where}: accepted a write that left the range [${range.min}, ${range.max}]`);
           }
           break;
         }
         case 'request': {
           const k = l.keys.at(-1);
-          const body = { model, messages: [{ role: 'user', content: `lifecycle question ${op.question}` }], temperature: 0, max_tokens: 8, ...(op.lambda === null ? {} : { lambda: op.lambda }), ...(op.stream ? { stream: true } : {}), ...(op.user ? { user: 'bob' } : {}) };
+          const body = {
+            model,
+            messages: [{ role: 'user', content: `lifecycle question ${op.question}` }],
+            temperature: 0,
+            max_tokens: 8,
+            ...(op.lambda === null ? {} : { lambda: op.lambda }),
+            ...(op.stream ? { stream: true } : {}),
+            ...(op.user ? { user: 'bob' } : {}),
+          };
           r = await directJson('POST', '/v1/chat/completions', body, k?.key ?? 'rk_nobody');
           if (!l.exists || k === undefined) {
             if (r.status !== 401) violations.push(`${where}: a request without a live key → ${r.status}`);
             break;
           }
-          if (r.status === 429 && l.admitted < l.rpm) violations.push(`${where}: 429 after ${l.admitted} of ${l.rpm} requests of this generation (debt carried over?)`);
+          if (r.status === 429 && l.admitted < l.rpm)
+            violations.push(`${where}: 429 after ${l.admitted} of ${l.rpm} requests of this generation (debt carried over?)`);
           if (r.status === 200) {
             l.admitted++;
             served[op.t]!++;
@@ -191,7 +278,8 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
             for (const cid of new Set(ids)) {
               const first = seen.get(cid);
               if (first === undefined) seen.set(cid, { id: l.id, generation: l.generation });
-              else if (first.id !== l.id || first.generation !== l.generation) violations.push(`${where}: served ${cid}, first made for ${first.id} generation ${first.generation}`);
+              else if (first.id !== l.id || first.generation !== l.generation)
+                violations.push(`${where}: served ${cid}, first made for ${first.id} generation ${first.generation}`);
             }
           }
           if (r.status === 403 && !(k.bound && op.user)) violations.push(`${where}: 403 ${r.text.slice(0, 120)}`);
@@ -201,11 +289,16 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
       if (r !== null) {
         byStatus[r.status] = (byStatus[r.status] ?? 0) + 1;
         if (r.status >= 500) violations.push(`${where}: ${r.status} ${r.text.slice(0, 200)}`);
-        if (r.status >= 400) for (const p of errorBodyProblems(r.status, r.res.headers.get('content-type') ?? '', r.text)) violations.push(`${where}: ${p}`);
+        if (r.status >= 400)
+          for (const p of errorBodyProblems(r.status, r.res.headers.get('content-type') ?? '', r.text))
+            violations.push(`${where}: ${p}`);
       }
     }
     for (const [i, l] of lives.entries()) {
-      if (l.exists && (await usageOf(l)) !== served[i]) violations.push(`seq ${run}: tenant ${l.id} generation ${l.generation} has ${await usageOf(l)} usage rows for ${served[i]} served requests`);
+      if (l.exists && (await usageOf(l)) !== served[i])
+        violations.push(
+          `seq ${run}: tenant ${l.id} generation ${l.generation} has ${await usageOf(l)} usage rows for ${served[i]} served requests`,
+        );
     }
     served = [0, 0];
   }

@@ -16,7 +16,10 @@ const PRESETS = {
   wild: { lambda: 3, sampling: {} },
 };
 
-const CONFIGS: Record<string, TenantOptions & { users?: Record<string, Record<string, unknown>>; modelPolicy?: Record<string, unknown> }> = {
+const CONFIGS: Record<
+  string,
+  TenantOptions & { users?: Record<string, Record<string, unknown>>; modelPolicy?: Record<string, unknown> }
+> = {
   plain: { modelDefaultLambda: 0.7 },
   rich: {
     modelDefaultLambda: 0.9,
@@ -26,10 +29,16 @@ const CONFIGS: Record<string, TenantOptions & { users?: Record<string, Record<st
   },
   clamp: { policy: { min_lambda: -1, max_lambda: 1.2, out_of_range: 'clamp' }, presets: PRESETS },
   locked: { policy: { allow_explicit: false }, presets: PRESETS },
-  modelOverride: { policy: { allow_explicit: true, min_lambda: 0, max_lambda: 2 }, modelPolicy: { allow_explicit: false }, presets: PRESETS },
+  modelOverride: {
+    policy: { allow_explicit: true, min_lambda: 0, max_lambda: 2 },
+    modelPolicy: { allow_explicit: false },
+    presets: PRESETS,
+  },
 };
 
-type Expected = { status: 200; lambda: string; preset: string; source: string; clamped?: boolean; backend?: Record<string, unknown> } | { status: 400 | 403; code: string; param: string };
+type Expected =
+  | { status: 200; lambda: string; preset: string; source: string; clamped?: boolean; backend?: Record<string, unknown> }
+  | { status: 400 | 403; code: string; param: string };
 
 interface Case {
   name: string;
@@ -40,26 +49,83 @@ interface Case {
 }
 
 const CASES: Case[] = [
-  { name: 'nothing set → model default', config: 'plain', body: {}, expect: { status: 200, lambda: '0.7', preset: 'none', source: 'model_default', backend: { lambda: 0.7 } } },
-  { name: 'explicit λ inside the default range [0, 1]', config: 'plain', body: { lambda: 0.3 }, expect: { status: 200, lambda: '0.3', preset: 'none', source: 'explicit', backend: { lambda: 0.3 } } },
-  { name: 'extrapolation is rejected by default', config: 'plain', body: { lambda: 1.5 }, expect: { status: 400, code: 'lambda_out_of_range', param: 'lambda' } },
-  { name: '`control` is read as λ', config: 'plain', body: { control: 0.4 }, expect: { status: 200, lambda: '0.4', preset: 'none', source: 'explicit', backend: { lambda: 0.4 } } },
-  { name: 'λ as a string is a 400 from the schema', config: 'plain', body: { lambda: 'Infinity' }, expect: { status: 400, code: 'invalid_value', param: 'lambda' } },
-  { name: 'tenant default preset', config: 'rich', body: {}, expect: { status: 200, lambda: '0.5', preset: 'balanced', source: 'tenant_default', backend: { lambda: 0.5 } } },
-  { name: 'reject: explicit λ above the range', config: 'rich', body: { lambda: 1.3 }, expect: { status: 400, code: 'lambda_out_of_range', param: 'lambda' } },
-  { name: 'reject: explicit λ below the range', config: 'rich', body: { lambda: -3 }, expect: { status: 400, code: 'lambda_out_of_range', param: 'lambda' } },
-  { name: 'explicit negative λ inside the widened range', config: 'rich', body: { lambda: -0.8 }, expect: { status: 200, lambda: '-0.8', preset: 'none', source: 'explicit', backend: { lambda: -0.8 } } },
+  {
+    name: 'nothing set → model default',
+    config: 'plain',
+    body: {},
+    expect: { status: 200, lambda: '0.7', preset: 'none', source: 'model_default', backend: { lambda: 0.7 } },
+  },
+  {
+    name: 'explicit λ inside the default range [0, 1]',
+    config: 'plain',
+    body: { lambda: 0.3 },
+    expect: { status: 200, lambda: '0.3', preset: 'none', source: 'explicit', backend: { lambda: 0.3 } },
+  },
+  {
+    name: 'extrapolation is rejected by default',
+    config: 'plain',
+    body: { lambda: 1.5 },
+    expect: { status: 400, code: 'lambda_out_of_range', param: 'lambda' },
+  },
+  {
+    name: '`control` is read as λ',
+    config: 'plain',
+    body: { control: 0.4 },
+    expect: { status: 200, lambda: '0.4', preset: 'none', source: 'explicit', backend: { lambda: 0.4 } },
+  },
+  {
+    name: 'λ as a string is a 400 from the schema',
+    config: 'plain',
+    body: { lambda: 'Infinity' },
+    expect: { status: 400, code: 'invalid_value', param: 'lambda' },
+  },
+  {
+    name: 'tenant default preset',
+    config: 'rich',
+    body: {},
+    expect: { status: 200, lambda: '0.5', preset: 'balanced', source: 'tenant_default', backend: { lambda: 0.5 } },
+  },
+  {
+    name: 'reject: explicit λ above the range',
+    config: 'rich',
+    body: { lambda: 1.3 },
+    expect: { status: 400, code: 'lambda_out_of_range', param: 'lambda' },
+  },
+  {
+    name: 'reject: explicit λ below the range',
+    config: 'rich',
+    body: { lambda: -3 },
+    expect: { status: 400, code: 'lambda_out_of_range', param: 'lambda' },
+  },
+  {
+    name: 'explicit negative λ inside the widened range',
+    config: 'rich',
+    body: { lambda: -0.8 },
+    expect: { status: 200, lambda: '-0.8', preset: 'none', source: 'explicit', backend: { lambda: -0.8 } },
+  },
   {
     name: 'preset fills unset sampling fields',
     config: 'rich',
     body: { preset: 'deep' },
-    expect: { status: 200, lambda: '-0.5', preset: 'deep', source: 'preset', backend: { lambda: -0.5, max_tokens: 4096, temperature: 0.6 } },
+    expect: {
+      status: 200,
+      lambda: '-0.5',
+      preset: 'deep',
+      source: 'preset',
+      backend: { lambda: -0.5, max_tokens: 4096, temperature: 0.6 },
+    },
   },
   {
     name: "the client's own sampling fields win over the preset's",
     config: 'rich',
     body: { preset: 'deep', temperature: 0.2 },
-    expect: { status: 200, lambda: '-0.5', preset: 'deep', source: 'preset', backend: { lambda: -0.5, max_tokens: 4096, temperature: 0.2 } },
+    expect: {
+      status: 200,
+      lambda: '-0.5',
+      preset: 'deep',
+      source: 'preset',
+      backend: { lambda: -0.5, max_tokens: 4096, temperature: 0.2 },
+    },
   },
   {
     name: 'explicit λ with a preset: λ from the request, sampling from the preset',
@@ -67,9 +133,24 @@ const CASES: Case[] = [
     body: { lambda: 0.1, preset: 'fast' },
     expect: { status: 200, lambda: '0.1', preset: 'fast', source: 'explicit', backend: { lambda: 0.1, max_tokens: 64 } },
   },
-  { name: 'unknown preset', config: 'rich', body: { preset: 'nope' }, expect: { status: 400, code: 'unknown_preset', param: 'preset' } },
-  { name: 'a preset outside the range is clamped (admin value)', config: 'rich', body: { preset: 'wild' }, expect: { status: 200, lambda: '1.2', preset: 'wild', source: 'preset', clamped: true, backend: { lambda: 1.2 } } },
-  { name: 'user preference λ via `user`', config: 'rich', body: { user: 'alice' }, expect: { status: 200, lambda: '0.25', preset: 'none', source: 'user', backend: { lambda: 0.25 } } },
+  {
+    name: 'unknown preset',
+    config: 'rich',
+    body: { preset: 'nope' },
+    expect: { status: 400, code: 'unknown_preset', param: 'preset' },
+  },
+  {
+    name: 'a preset outside the range is clamped (admin value)',
+    config: 'rich',
+    body: { preset: 'wild' },
+    expect: { status: 200, lambda: '1.2', preset: 'wild', source: 'preset', clamped: true, backend: { lambda: 1.2 } },
+  },
+  {
+    name: 'user preference λ via `user`',
+    config: 'rich',
+    body: { user: 'alice' },
+    expect: { status: 200, lambda: '0.25', preset: 'none', source: 'user', backend: { lambda: 0.25 } },
+  },
   {
     name: 'user preference preset via x-realign-user',
     config: 'rich',
@@ -77,14 +158,54 @@ const CASES: Case[] = [
     headers: { 'x-realign-user': 'bob' },
     expect: { status: 200, lambda: '1', preset: 'fast', source: 'user', backend: { lambda: 1, max_tokens: 64 } },
   },
-  { name: 'a stale user preset falls through to the tenant default', config: 'rich', body: { user: 'carol' }, expect: { status: 200, lambda: '0.5', preset: 'balanced', source: 'tenant_default' } },
-  { name: 'the preset field wins over the user preference', config: 'rich', body: { user: 'alice', preset: 'deep' }, expect: { status: 200, lambda: '-0.5', preset: 'deep', source: 'preset' } },
-  { name: 'clamp: explicit λ above the range', config: 'clamp', body: { lambda: 5 }, expect: { status: 200, lambda: '1.2', preset: 'none', source: 'explicit', clamped: true, backend: { lambda: 1.2 } } },
-  { name: 'clamp: explicit λ below the range', config: 'clamp', body: { lambda: -9 }, expect: { status: 200, lambda: '-1', preset: 'none', source: 'explicit', clamped: true, backend: { lambda: -1 } } },
-  { name: 'explicit λ forbidden', config: 'locked', body: { lambda: 0.5 }, expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' } },
-  { name: '`control` forbidden too', config: 'locked', body: { control: 0.5 }, expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' } },
-  { name: 'presets still allowed where explicit λ is forbidden', config: 'locked', body: { preset: 'balanced' }, expect: { status: 200, lambda: '0.5', preset: 'balanced', source: 'preset' } },
-  { name: "a model's own policy row overrides the tenant's `*` row", config: 'modelOverride', body: { lambda: 0.5 }, expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' } },
+  {
+    name: 'a stale user preset falls through to the tenant default',
+    config: 'rich',
+    body: { user: 'carol' },
+    expect: { status: 200, lambda: '0.5', preset: 'balanced', source: 'tenant_default' },
+  },
+  {
+    name: 'the preset field wins over the user preference',
+    config: 'rich',
+    body: { user: 'alice', preset: 'deep' },
+    expect: { status: 200, lambda: '-0.5', preset: 'deep', source: 'preset' },
+  },
+  {
+    name: 'clamp: explicit λ above the range',
+    config: 'clamp',
+    body: { lambda: 5 },
+    expect: { status: 200, lambda: '1.2', preset: 'none', source: 'explicit', clamped: true, backend: { lambda: 1.2 } },
+  },
+  {
+    name: 'clamp: explicit λ below the range',
+    config: 'clamp',
+    body: { lambda: -9 },
+    expect: { status: 200, lambda: '-1', preset: 'none', source: 'explicit', clamped: true, backend: { lambda: -1 } },
+  },
+  {
+    name: 'explicit λ forbidden',
+    config: 'locked',
+    body: { lambda: 0.5 },
+    expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' },
+  },
+  {
+    name: '`control` forbidden too',
+    config: 'locked',
+    body: { control: 0.5 },
+    expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' },
+  },
+  {
+    name: 'presets still allowed where explicit λ is forbidden',
+    config: 'locked',
+    body: { preset: 'balanced' },
+    expect: { status: 200, lambda: '0.5', preset: 'balanced', source: 'preset' },
+  },
+  {
+    name: "a model's own policy row overrides the tenant's `*` row",
+    config: 'modelOverride',
+    body: { lambda: 0.5 },
+    expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' },
+  },
 ];
 
 describe('λ resolution through HTTP', () => {
@@ -95,7 +216,8 @@ describe('λ resolution through HTTP', () => {
     backendTag = uniqueTag('lambda');
     for (const [name, cfg] of Object.entries(CONFIGS)) {
       const t = await makeTenant(cfg);
-      for (const [user, pref] of Object.entries(cfg.users ?? {})) await admin('PUT', `/tenants/${t.tenantId}/users/${user}/preferences`, pref);
+      for (const [user, pref] of Object.entries(cfg.users ?? {}))
+        await admin('PUT', `/tenants/${t.tenantId}/users/${user}/preferences`, pref);
       if (cfg.modelPolicy) await admin('PUT', `/tenants/${t.tenantId}/policies/${t.model}`, cfg.modelPolicy);
       tenants.set(name, t);
     }
@@ -136,7 +258,11 @@ describe('λ resolution through HTTP', () => {
     expect(res.headers.get('x-realign-cache')).toBe('BYPASS');
     const json = (await res.json()) as { lambdas: number[] };
     expect(json.lambdas).toEqual([0, 0.5, 1.2]);
-    const rejected = await postJson('/v1/logits', tenants.get('rich')!.key, { model: tenants.get('rich')!.model, prompt: 'x', lambdas: [0, 7] });
+    const rejected = await postJson('/v1/logits', tenants.get('rich')!.key, {
+      model: tenants.get('rich')!.model,
+      prompt: 'x',
+      lambdas: [0, 7],
+    });
     expect(rejected.status).toBe(400);
     expect(await rejected.json()).toMatchObject({ error: { code: 'lambda_out_of_range', param: 'lambdas[1]' } });
   });

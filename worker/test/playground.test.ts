@@ -13,7 +13,12 @@ const PAGES: [string, string][] = [
 
 function cspDirectives(res: Response): Map<string, string> {
   const csp = res.headers.get('content-security-policy') ?? '';
-  return new Map(csp.split(';').map((d) => d.trim().split(/\s+/)).map(([name, ...values]) => [name!, values.join(' ')]));
+  return new Map(
+    csp
+      .split(';')
+      .map((d) => d.trim().split(/\s+/))
+      .map(([name, ...values]) => [name!, values.join(' ')]),
+  );
 }
 
 describe('the playground page', () => {
@@ -47,7 +52,8 @@ describe('the playground page', () => {
 
   it('its script never turns text into HTML (model output goes in through text nodes)', async () => {
     const js = await (await call('/playground/app.js')).text();
-    for (const sink of ['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'document.write', 'eval(', 'new Function']) expect(js, sink).not.toContain(sink);
+    for (const sink of ['innerHTML', 'outerHTML', 'insertAdjacentHTML', 'document.write', 'eval(', 'new Function'])
+      expect(js, sink).not.toContain(sink);
     expect(js).toContain('appendData');
   });
 
@@ -68,7 +74,11 @@ describe('CORS on /v1', () => {
   it('answers a preflight without a key: any origin, GET/POST, the headers the browser asks for', async () => {
     const res = await call('/v1/chat/completions', {
       method: 'OPTIONS',
-      headers: { origin: 'https://app.example', 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization, content-type' },
+      headers: {
+        origin: 'https://app.example',
+        'access-control-request-method': 'POST',
+        'access-control-request-headers': 'authorization, content-type',
+      },
     });
     expect(res.status).toBe(204);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
@@ -81,11 +91,24 @@ describe('CORS on /v1', () => {
 
   it('lets a page read a streamed answer and its λ headers', async () => {
     const t = await makeTenant();
-    const res = await postJson('/v1/chat/completions', t.key, { model: t.model, messages: [{ role: 'user', content: 'hi' }], stream: true, lambda: 0.25 }, { origin: 'https://app.example' });
+    const res = await postJson(
+      '/v1/chat/completions',
+      t.key,
+      { model: t.model, messages: [{ role: 'user', content: 'hi' }], stream: true, lambda: 0.25 },
+      { origin: 'https://app.example' },
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('access-control-allow-origin')).toBe('*');
     const exposed = res.headers.get('access-control-expose-headers')!.split(/,\s*/);
-    expect(exposed).toEqual(expect.arrayContaining(['x-realign-lambda', 'x-realign-preset', 'x-request-id', 'x-ratelimit-remaining-requests', 'retry-after']));
+    expect(exposed).toEqual(
+      expect.arrayContaining([
+        'x-realign-lambda',
+        'x-realign-preset',
+        'x-request-id',
+        'x-ratelimit-remaining-requests',
+        'retry-after',
+      ]),
+    );
     expect(res.headers.get('x-realign-lambda')).toBe('0.25');
     const data = await readSse(res);
     expect(data.at(-1)).toBe('[DONE]');
@@ -103,7 +126,10 @@ describe('CORS on /v1', () => {
   });
 
   it('gives the admin API no CORS: its preflight is refused like any unauthenticated call', async () => {
-    const res = await call('/admin/tenants', { method: 'OPTIONS', headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' } });
+    const res = await call('/admin/tenants', {
+      method: 'OPTIONS',
+      headers: { origin: 'https://app.example', 'access-control-request-method': 'GET' },
+    });
     expect(res.status).toBeGreaterThanOrEqual(400);
     expect(res.headers.get('access-control-allow-origin')).toBeNull();
     const get = await call('/admin/tenants', { headers: { origin: 'https://app.example' } });

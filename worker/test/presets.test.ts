@@ -14,7 +14,12 @@ describe('GET /v1/presets', () => {
     const t = await makeTenant({
       modelDefaultLambda: 0.9,
       policy: { min_lambda: -1, max_lambda: 1.5, out_of_range: 'reject', default_preset: 'balanced' },
-      presets: { fast: { lambda: 1, sampling: { max_tokens: 64 } }, balanced: { lambda: 0.5 }, deep: { lambda: -0.5 }, wild: { lambda: 3 } },
+      presets: {
+        fast: { lambda: 1, sampling: { max_tokens: 64 } },
+        balanced: { lambda: 0.5 },
+        deep: { lambda: -0.5 },
+        wild: { lambda: 3 },
+      },
     });
     const res = await getPresets(t.key, t.model);
     expect(res.status).toBe(200);
@@ -62,7 +67,9 @@ describe('GET /v1/presets', () => {
     const a = await makeTenant({ model: shared });
     const b = await makeTenant({ model: shared, presets: { secret: { lambda: 0.2 } } });
     expect(((await (await getPresets(a.key, shared)).json()) as { data: unknown[] }).data).toEqual([]);
-    expect(((await (await getPresets(b.key, shared)).json()) as { data: { name: string }[] }).data.map((p) => p.name)).toEqual(['secret']);
+    expect(((await (await getPresets(b.key, shared)).json()) as { data: { name: string }[] }).data.map((p) => p.name)).toEqual([
+      'secret',
+    ]);
     const own = await makeTenant();
     const res = await getPresets(a.key, own.model);
     expect(res.status).toBe(404);

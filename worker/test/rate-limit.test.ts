@@ -7,7 +7,11 @@ import { makeTenant } from './helpers/fixtures.ts';
 import { admin, callWith, postJson } from './helpers/http.ts';
 import { releaseStub, stubBackend, uniqueTag } from './helpers/stub.ts';
 
-const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+const chat = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: 'user', content: 'hi' }],
+  ...extra,
+});
 
 /**
  * Moves the tenant's buckets `ms` into the past, as if that much time had passed: a real minute-long wait
@@ -71,7 +75,11 @@ describe('rate limits', () => {
     const vars = { BACKENDS: JSON.stringify([{ url: stubBackend('gated', tag) }]) };
     const t = await makeTenant({ tokensPerMinute: 1000 });
     const send = (body: unknown) =>
-      callWith(vars, '/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      callWith(vars, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     // Held open by the gated stub: its real usage (8 tokens) is not known yet, so ~606 estimated tokens stay charged.
     const open = await send(chat(t.model, { max_tokens: 600, stream: true }));
     expect(open.status).toBe(200);

@@ -26,7 +26,9 @@ function sender(t: TestTenant, backends: { url: string; weight: number }[], vars
 /** Reads the next chunk of `reader` as text, failing the test if nothing arrives within `ms`. */
 async function nextChunk(reader: ReadableStreamDefaultReader<Uint8Array>, ms: number): Promise<string | null> {
   let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no chunk within ${ms} ms`)), ms)));
+  const timeout = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`no chunk within ${ms} ms`)), ms)),
+  );
   try {
     const r = await Promise.race([reader.read(), timeout]);
     return r.done ? null : new TextDecoder().decode(r.value);
@@ -69,7 +71,10 @@ describe('routing and failover', () => {
 
   it('answers 503 when no backend can be reached, and 502 when all fail', async () => {
     const t = await makeTenant();
-    const unreachable = await sender(t, [{ url: refusedBackendUrl() + '/a', weight: 1 }, { url: refusedBackendUrl() + '/b', weight: 1 }])({});
+    const unreachable = await sender(t, [
+      { url: refusedBackendUrl() + '/a', weight: 1 },
+      { url: refusedBackendUrl() + '/b', weight: 1 },
+    ])({});
     expect(unreachable.status).toBe(503);
     expect(unreachable.headers.get('retry-after')).toBe('1');
     expect(await unreachable.json()).toMatchObject({ error: { type: 'backend_error', code: 'backend_unavailable' } });
@@ -115,7 +120,14 @@ describe('routing and failover', () => {
     const res = await sender(t, [{ url: stubBackend('gated', tag), weight: 1 }])({ stream: true });
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toContain('text/event-stream');
-    for (const h of ['x-request-id', 'x-realign-lambda', 'x-realign-preset', 'x-realign-cache', 'x-ratelimit-remaining-requests', 'x-ratelimit-remaining-tokens']) {
+    for (const h of [
+      'x-request-id',
+      'x-realign-lambda',
+      'x-realign-preset',
+      'x-realign-cache',
+      'x-ratelimit-remaining-requests',
+      'x-ratelimit-remaining-tokens',
+    ]) {
       expect(res.headers.get(h), h).not.toBeNull();
     }
     const reader = res.body!.getReader();
@@ -153,13 +165,25 @@ describe('routing and failover', () => {
     const tag = uniqueTag('usage-strip');
     const send = sender(t, [{ url: stubBackend('ok', tag), weight: 1 }]);
     const plain = await send({ stream: true });
-    const plainEvents = (await readSse(plain)).filter((d) => d !== '[DONE]').map((d) => JSON.parse(d) as { choices: unknown[]; usage?: unknown });
+    const plainEvents = (await readSse(plain))
+      .filter((d) => d !== '[DONE]')
+      .map((d) => JSON.parse(d) as { choices: unknown[]; usage?: unknown });
     expect(plainEvents.every((e) => e.choices.length > 0)).toBe(true);
     expect((await stubRequests(tag))[0]!.body.stream_options).toEqual({ include_usage: true });
     const row = await usageRowOf(plain.headers.get('x-request-id')!);
-    expect(row).toMatchObject({ status: 200, stream: 1, prompt_tokens: 5, completion_tokens: 3, aligned_prompt_tokens: 5, reference_prompt_tokens: 0 });
+    expect(row).toMatchObject({
+      status: 200,
+      stream: 1,
+      prompt_tokens: 5,
+      completion_tokens: 3,
+      aligned_prompt_tokens: 5,
+      reference_prompt_tokens: 0,
+    });
     const asked = await send({ stream: true, stream_options: { include_usage: true } });
-    const last = (await readSse(asked)).filter((d) => d !== '[DONE]').map((d) => JSON.parse(d) as { choices: unknown[]; usage?: unknown }).at(-1)!;
+    const last = (await readSse(asked))
+      .filter((d) => d !== '[DONE]')
+      .map((d) => JSON.parse(d) as { choices: unknown[]; usage?: unknown })
+      .at(-1)!;
     expect(last.choices).toEqual([]);
     expect(last.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 3 });
   });
@@ -171,16 +195,27 @@ describe('routing and failover', () => {
     const t = await makeTenant();
     const tag = uniqueTag('stall');
     const okTag = uniqueTag('stall-ok');
-    const res = await sender(t, [{ url: stubBackend('stall', tag), weight: FIRST }, { url: stubBackend('ok', okTag), weight: 1 }], vars)(body);
+    const res = await sender(
+      t,
+      [
+        { url: stubBackend('stall', tag), weight: FIRST },
+        { url: stubBackend('ok', okTag), weight: 1 },
+      ],
+      vars,
+    )(body);
     expect(res.status).toBe(504);
-    expect(await res.json()).toMatchObject({ error: { code: 'backend_timeout', message: 'the backend did not answer within 300 ms; retry later' } });
+    expect(await res.json()).toMatchObject({
+      error: { code: 'backend_timeout', message: 'the backend did not answer within 300 ms; retry later' },
+    });
     expect((await stubRequests(okTag)).length).toBe(0);
   });
 
   it('ends a stream that stalls mid-way with an error event after the idle timeout', async () => {
     const t = await makeTenant();
     const tag = uniqueTag('stall-mid');
-    const res = await sender(t, [{ url: stubBackend('gated', tag), weight: 1 }], { STREAM_IDLE_TIMEOUT_MS: '300' })({ stream: true });
+    const res = await sender(t, [{ url: stubBackend('gated', tag), weight: 1 }], { STREAM_IDLE_TIMEOUT_MS: '300' })({
+      stream: true,
+    });
     const data = await readSse(res);
     expect(JSON.parse(data.at(-1)!)).toMatchObject({ error: { code: 'stream_interrupted' } });
     expect(JSON.parse(data.at(-1)!).error.message).toContain('stalled for 300 ms');

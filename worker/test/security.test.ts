@@ -21,7 +21,17 @@ describe('secretsEqual (admin token comparison)', () => {
     expect(await secretsEqual(token, token)).toBe(true);
     expect(await secretsEqual('', '')).toBe(true);
     expect(await secretsEqual('ж🙂', 'ж🙂')).toBe(true);
-    const near = [`X${token.slice(1)}`, `${token.slice(0, -1)}X`, token.slice(0, -1), `${token}x`, token.toUpperCase(), ` ${token}`, '', token.repeat(100), token.normalize('NFD') + '\u0301'];
+    const near = [
+      `X${token.slice(1)}`,
+      `${token.slice(0, -1)}X`,
+      token.slice(0, -1),
+      `${token}x`,
+      token.toUpperCase(),
+      ` ${token}`,
+      '',
+      token.repeat(100),
+      token.normalize('NFD') + '\u0301',
+    ];
     for (const other of near) {
       expect(await secretsEqual(other, token), JSON.stringify(other)).toBe(false);
       expect(await secretsEqual(token, other), JSON.stringify(other)).toBe(false);
@@ -74,7 +84,11 @@ describe('admin routes without the admin token', () => {
     ];
     for (const [method, path] of routes) {
       for (const [name, headers, status, code] of credentials) {
-        const res = await call(path, { method, headers: { 'content-type': 'application/json', ...headers }, body: method === 'GET' || method === 'DELETE' ? undefined : body });
+        const res = await call(path, {
+          method,
+          headers: { 'content-type': 'application/json', ...headers },
+          body: method === 'GET' || method === 'DELETE' ? undefined : body,
+        });
         expect(res.status, `${method} ${path} with ${name}`).toBe(status);
         expect(await res.json(), `${method} ${path} with ${name}`).toMatchObject({ error: { code } });
       }
@@ -83,23 +97,39 @@ describe('admin routes without the admin token', () => {
     expect((await call(`/admin/tenants/${probe}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } })).status).toBe(404);
     expect((await admin<{ data: { id: string }[] }>('GET', '/models')).data.map((m) => m.id)).not.toContain(probe);
     expect((await admin<{ data: unknown[] }>('GET', `/tenants/${t.tenantId}/keys`)).data).toHaveLength(1);
-    expect((await postJson('/v1/chat/completions', t.key, { model: t.model, messages: [{ role: 'user', content: 'still granted?' }] })).status).toBe(200);
+    expect(
+      (await postJson('/v1/chat/completions', t.key, { model: t.model, messages: [{ role: 'user', content: 'still granted?' }] }))
+        .status,
+    ).toBe(200);
   }, 60_000);
 
   it('with no ADMIN_TOKEN configured the admin API is closed, not open', async () => {
-    for (const headers of [{}, { authorization: 'Bearer anything' }, { authorization: 'Bearer undefined' }] as Record<string, string>[]) {
+    for (const headers of [{}, { authorization: 'Bearer anything' }, { authorization: 'Bearer undefined' }] as Record<
+      string,
+      string
+    >[]) {
       const res = await callWith({ ADMIN_TOKEN: '' }, '/admin/tenants', { headers });
       expect([401, 403]).toContain(res.status);
     }
-    expect(await (await callWith({ ADMIN_TOKEN: '' }, '/admin/tenants', { headers: { authorization: 'Bearer x' } })).json()).toMatchObject({ error: { code: 'admin_disabled' } });
+    expect(
+      await (await callWith({ ADMIN_TOKEN: '' }, '/admin/tenants', { headers: { authorization: 'Bearer x' } })).json(),
+    ).toMatchObject({ error: { code: 'admin_disabled' } });
   });
 
   it('refuses an admin body over 64 KiB with 413, with or without Content-Length', async () => {
     const big = JSON.stringify({ name: 'x'.repeat(70 * 1024) });
-    const declared = await call('/admin/tenants', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: big });
+    const declared = await call('/admin/tenants', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+      body: big,
+    });
     expect(declared.status).toBe(413);
     const bytes = new TextEncoder().encode(big);
-    const streamed = await call('/admin/tenants', { method: 'POST', headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, body: new ReadableStream({ start: (c) => (c.enqueue(bytes), c.close()) }) });
+    const streamed = await call('/admin/tenants', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      body: new ReadableStream({ start: (c) => (c.enqueue(bytes), c.close()) }),
+    });
     expect(streamed.status).toBe(413);
     expect(await streamed.json()).toMatchObject({ error: { code: 'payload_too_large' } });
   });
@@ -115,7 +145,8 @@ function leaks(text: string, secret: string): boolean {
 describe('secrets and prompts stay out of answers, storage and logs', () => {
   it('a key is in its creation answer only — not in listings, revocation, usage, D1, or any log line', async () => {
     const logged: string[] = [];
-    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const) vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(' ')));
+    for (const level of ['log', 'info', 'warn', 'error', 'debug'] as const)
+      vi.spyOn(console, level).mockImplementation((...args: unknown[]) => void logged.push(args.map(String).join(' ')));
     const marker = `PROMPT-${uniqueTag('marker')}`;
     const t = await makeTenant();
     const created = await admin<{ id: string; key: string }>('POST', `/tenants/${t.tenantId}/keys`, { name: 'secret-test' });
@@ -133,26 +164,56 @@ describe('secrets and prompts stay out of answers, storage and logs', () => {
     await keep(await postJson('/v1/chat/completions', key, { ...chat, top_p: 7 }));
     // a backend that breaks mid-stream and one that answers garbage: the error paths log, but not the prompt
     const brokenBackends = JSON.stringify([{ url: stubBackend('die', uniqueTag('sec')), weight: 1 }]);
-    await keep(await callWith({ BACKENDS: brokenBackends }, '/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify({ ...chat, stream: true }) }));
-    await keep(await callWith({ BACKENDS: JSON.stringify([{ url: stubBackend('garbage', uniqueTag('sec')), weight: 1 }]) }, '/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify(chat) }));
+    await keep(
+      await callWith({ BACKENDS: brokenBackends }, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}` },
+        body: JSON.stringify({ ...chat, stream: true }),
+      }),
+    );
+    await keep(
+      await callWith(
+        { BACKENDS: JSON.stringify([{ url: stubBackend('garbage', uniqueTag('sec')), weight: 1 }]) },
+        '/v1/chat/completions',
+        { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify(chat) },
+      ),
+    );
     // an unexpected failure (no database binding) goes through the logging error handler
-    await keep(await callWith({ DB: undefined } as unknown as Partial<Record<keyof Env, string>>, '/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify(chat) }));
+    await keep(
+      await callWith({ DB: undefined } as unknown as Partial<Record<keyof Env, string>>, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}` },
+        body: JSON.stringify(chat),
+      }),
+    );
     await keep(await call(`/admin/tenants/${t.tenantId}/keys`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
-    await keep(await call(`/admin/tenants/${t.tenantId}/keys/${created.id}`, { method: 'DELETE', headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
+    await keep(
+      await call(`/admin/tenants/${t.tenantId}/keys/${created.id}`, {
+        method: 'DELETE',
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+      }),
+    );
     await keep(await postJson('/v1/chat/completions', key, chat)); // revoked
-    await keep(await call(`/admin/usage?tenant=${t.tenantId}&group_by=key`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
+    await keep(
+      await call(`/admin/usage?tenant=${t.tenantId}&group_by=key`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }),
+    );
     await keep(await call(`/admin/tenants/${t.tenantId}`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
     await keep(await call('/readyz'));
 
     expect(answers.some((a) => a.includes('"status":500') || a.includes('internal error'))).toBe(true);
-    const hash = (await env.DB.prepare('SELECT key_hash FROM api_keys WHERE id = ?').bind(created.id).first<{ key_hash: string }>())!.key_hash;
+    const hash = (await env.DB.prepare('SELECT key_hash FROM api_keys WHERE id = ?')
+      .bind(created.id)
+      .first<{ key_hash: string }>())!.key_hash;
     // the key's first characters are its public prefix (shown in listings); the rest must appear nowhere
     const secretPart = key.slice(KEY_PREFIX.length + 6);
-    for (const a of answers) for (const s of [secretPart, hash, ADMIN_TOKEN, env.BACKEND_HMAC_SECRET]) expect(leaks(a, s), s).toBe(false);
+    for (const a of answers)
+      for (const s of [secretPart, hash, ADMIN_TOKEN, env.BACKEND_HMAC_SECRET]) expect(leaks(a, s), s).toBe(false);
     const row = await env.DB.prepare('SELECT * FROM api_keys WHERE id = ?').bind(created.id).first<Record<string, unknown>>();
     expect(Object.values(row!).map(String)).not.toContain(key);
     expect(logged.length).toBeGreaterThan(0);
-    for (const line of logged) for (const s of [secretPart, hash, ADMIN_TOKEN, env.BACKEND_HMAC_SECRET, marker]) expect(leaks(line, s), `${s} in ${line.slice(0, 200)}`).toBe(false);
+    for (const line of logged)
+      for (const s of [secretPart, hash, ADMIN_TOKEN, env.BACKEND_HMAC_SECRET, marker])
+        expect(leaks(line, s), `${s} in ${line.slice(0, 200)}`).toBe(false);
   });
 });
 
@@ -163,7 +224,11 @@ describe('cache isolation', () => {
     const b = await makeTenant({ model });
     const body = { model, messages: [{ role: 'user', content: 'same question' }], temperature: 0, lambda: 0.5 };
     expect((await postJson('/v1/chat/completions', a.key, body)).headers.get('x-realign-cache')).toBe('MISS');
-    await vi.waitUntil(async () => (await postJson('/v1/chat/completions', a.key, { ...body, stream: true })).headers.get('x-realign-cache') === 'HIT', { timeout: 5_000, interval: 50 });
+    await vi.waitUntil(
+      async () =>
+        (await postJson('/v1/chat/completions', a.key, { ...body, stream: true })).headers.get('x-realign-cache') === 'HIT',
+      { timeout: 5_000, interval: 50 },
+    );
     const other = await postJson('/v1/chat/completions', b.key, { ...body, stream: true });
     expect(other.headers.get('x-realign-cache')).toBe('MISS');
     await other.text();
@@ -199,7 +264,10 @@ describe('browser-facing headers', () => {
       expect(res.headers.get('access-control-allow-credentials')).toBeNull();
       await res.body?.cancel();
     }
-    for (const init of [{ method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'GET' } }, { headers: { ...origin, authorization: `Bearer ${ADMIN_TOKEN}` } }]) {
+    for (const init of [
+      { method: 'OPTIONS', headers: { ...origin, 'access-control-request-method': 'GET' } },
+      { headers: { ...origin, authorization: `Bearer ${ADMIN_TOKEN}` } },
+    ]) {
       const res = await call('/admin/tenants', init);
       expect(res.headers.get('access-control-allow-origin')).toBeNull();
       expect(res.headers.get('access-control-allow-credentials')).toBeNull();

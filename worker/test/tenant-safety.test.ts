@@ -13,10 +13,19 @@ import { stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
 import { usageRowOf } from './helpers/usage.ts';
 import { eventually } from './helpers/eventually.ts';
 
-const chat = (model: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content: 'hi' }], ...extra });
+const chat = (model: string, extra: Record<string, unknown> = {}) => ({
+  model,
+  messages: [{ role: 'user', content: 'hi' }],
+  ...extra,
+});
 const adminCall = (method: string, path: string, body?: unknown) =>
-  call(`/admin${path}`, { method, headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
-const errorOf = async (res: Response) => ((await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
+  call(`/admin${path}`, {
+    method,
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+const errorOf = async (res: Response) =>
+  ((await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } }).error;
 const remaining = (res: Response, dim: 'requests' | 'tokens') => Number(res.headers.get(`x-ratelimit-remaining-${dim}`));
 
 describe('charge after validation (issue 13 item 2)', () => {
@@ -70,7 +79,10 @@ describe('charges capped by the model context (issue 13 item 2)', () => {
   it('with the catalogue context known, refuses a max_tokens that cannot fit and caps the charge of a preset max_tokens', async () => {
     const t = await makeTenant({ tokensPerMinute: 1000, presets: { deep: { lambda: 0.5, sampling: { max_tokens: 2048 } } } });
     await admin('PUT', `/models/${t.model}`, { context_length: 256 });
-    expect((await admin<{ data: { id: string; context_length: number | null }[] }>('GET', `/tenants/${t.tenantId}/models`)).data[0]!.context_length).toBe(256);
+    expect(
+      (await admin<{ data: { id: string; context_length: number | null }[] }>('GET', `/tenants/${t.tenantId}/models`)).data[0]!
+        .context_length,
+    ).toBe(256);
     const never = await postJson('/v1/chat/completions', t.key, chat(t.model, { max_tokens: 300 }));
     expect(never.status).toBe(400);
     expect(await errorOf(never)).toMatchObject({ param: 'max_tokens', code: 'context_length_exceeded' });
@@ -99,12 +111,16 @@ describe('rejected work still costs its sender (issue 13 item 9, edge part)', ()
     expect(await errorOf(res)).toMatchObject({ code: 'context_length_exceeded' });
     expect((await usageRowOf(res.headers.get('x-request-id')!)).status).toBe(400);
     // before settling, about 0.1 C is left (refill needs 24 s to reach 0.5 C); after it, about 0.7 C
-    const left = await eventually('the settled charge', async () => {
-      const after = await postJson('/v1/chat/completions', t.key, chat(t.model, { max_tokens: 1 }));
-      await after.text();
-      const l = remaining(after, 'tokens');
-      return l > 0.5 * C ? l : null;
-    }, 10_000);
+    const left = await eventually(
+      'the settled charge',
+      async () => {
+        const after = await postJson('/v1/chat/completions', t.key, chat(t.model, { max_tokens: 1 }));
+        await after.text();
+        const l = remaining(after, 'tokens');
+        return l > 0.5 * C ? l : null;
+      },
+      10_000,
+    );
     expect(left, 'the prompt estimate stays charged').toBeLessThan(0.85 * C);
   });
 });
@@ -115,7 +131,12 @@ describe('tenant ids reused (issue 13 item 5)', () => {
     const model = uniqueTag('model');
     await admin('PUT', `/models/${model}`, {});
     const create = async () => {
-      const { generation } = await admin<{ generation: string }>('POST', '/tenants', { id, name: id, requests_per_minute: 2, cache_ttl_seconds: 600 });
+      const { generation } = await admin<{ generation: string }>('POST', '/tenants', {
+        id,
+        name: id,
+        requests_per_minute: 2,
+        cache_ttl_seconds: 600,
+      });
       await admin('PUT', `/tenants/${id}/models/${model}`);
       return { key: (await admin<{ key: string }>('POST', `/tenants/${id}/keys`, {})).key, generation };
     };
@@ -125,7 +146,9 @@ describe('tenant ids reused (issue 13 item 5)', () => {
     const aJson = (await a.json()) as { id: string };
     expect(a.headers.get('x-realign-cache')).toBe('MISS');
     // the cache entry is written after the answer, under the tenant's generation
-    await eventually('the cache entry', async () => ((await env.CACHE.list({ prefix: `resp:v2:${generation}:` })).keys.length > 0 ? true : null));
+    await eventually('the cache entry', async () =>
+      (await env.CACHE.list({ prefix: `resp:v2:${generation}:` })).keys.length > 0 ? true : null,
+    );
     const hit = await postJson('/v1/chat/completions', first, body);
     expect(hit.headers.get('x-realign-cache')).toBe('HIT');
     expect(((await hit.json()) as { id: string }).id).toBe(aJson.id);
@@ -176,7 +199,10 @@ describe('λ policies never become an empty range (issue 13 item 10)', () => {
     const star = await adminCall('PUT', `/tenants/${u.tenantId}/policies/*`, { max_lambda: 0.8 });
     expect(star.status).toBe(400);
     expect(await errorOf(star)).toMatchObject({ code: 'empty_lambda_range', param: 'max_lambda' });
-    expect((await errorOf(await adminCall('PUT', `/tenants/${u.tenantId}/policies/${u.model}`, { min_lambda: 1.5 }))).code, 'against the built-in max of 1').toBe('empty_lambda_range');
+    expect(
+      (await errorOf(await adminCall('PUT', `/tenants/${u.tenantId}/policies/${u.model}`, { min_lambda: 1.5 }))).code,
+      'against the built-in max of 1',
+    ).toBe('empty_lambda_range');
 
     // deleting a row can empty a range too: the model's min 1.5 only fits under the tenant-wide max 2
     const v = await makeTenant();
@@ -196,7 +222,11 @@ describe('smaller edge items (issue 13 item 11)', () => {
     const tag = uniqueTag('nomodel');
     const vars = { BACKENDS: JSON.stringify([{ url: stubBackend('nomodel', tag) }]) };
     const t = await makeTenant();
-    const res = await callWith(vars, '/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: JSON.stringify(chat(t.model)) });
+    const res = await callWith(vars, '/v1/chat/completions', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(chat(t.model)),
+    });
     expect(res.status).toBe(404);
     const e = await errorOf(res);
     expect(e).toMatchObject({ code: 'model_not_found', param: 'model' });
@@ -220,7 +250,9 @@ describe('smaller edge items (issue 13 item 11)', () => {
     // a tenant of the older alphabet (inserted before the restriction) can still be deleted, and gets a generation
     const legacy = `Legacy:${uniqueTag('x')}`;
     await env.DB.prepare('INSERT INTO tenants (id, name, created_at) VALUES (?, ?, 0)').bind(legacy, 'old').run();
-    expect(await env.DB.prepare('SELECT generation FROM tenants WHERE id = ?').bind(legacy).first('generation')).toMatch(/^[0-9a-f]{32}$/);
+    expect(await env.DB.prepare('SELECT generation FROM tenants WHERE id = ?').bind(legacy).first('generation')).toMatch(
+      /^[0-9a-f]{32}$/,
+    );
     expect((await adminCall('GET', `/tenants/${legacy}`)).status).toBe(400);
     expect((await adminCall('DELETE', `/tenants/${legacy}`)).status).toBe(200);
   });
@@ -229,7 +261,10 @@ describe('smaller edge items (issue 13 item 11)', () => {
     const t = await makeTenant({ presets: { quick: { lambda: 0.25 } } });
     await admin('PUT', `/tenants/${t.tenantId}/users/alice/preferences`, { lambda: 0.75 });
     await admin('PUT', `/tenants/${t.tenantId}/users/bob/preferences`, { lambda: 0.1 });
-    const bound = await admin<{ key: string; user: string }>('POST', `/tenants/${t.tenantId}/keys`, { name: 'alice app', user: 'alice' });
+    const bound = await admin<{ key: string; user: string }>('POST', `/tenants/${t.tenantId}/keys`, {
+      name: 'alice app',
+      user: 'alice',
+    });
     expect(bound.user).toBe('alice');
     const asBob = await postJson('/v1/chat/completions', bound.key, chat(t.model, { user: 'bob' }));
     expect(asBob.status).toBe(403);
@@ -269,8 +304,19 @@ describe('/v1/logits answer size at the edge (issue 13 item 3, edge part)', () =
     const vars = { BACKENDS: JSON.stringify([{ url: stubBackend('ok', tag) }]) };
     const t = await makeTenant({ policy: { min_lambda: -2, max_lambda: 2 } });
     const lambdas = Array.from({ length: 32 }, (_, i) => -1 + i / 16);
-    const body = { model: t.model, input_ids: Array.from({ length: 1000 }, (_, i) => i), positions: 'all', top_logprobs: 100, lambdas, include_branches: true };
-    const res = await callWith(vars, '/v1/logits', { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const body = {
+      model: t.model,
+      input_ids: Array.from({ length: 1000 }, (_, i) => i),
+      positions: 'all',
+      top_logprobs: 100,
+      lambdas,
+      include_branches: true,
+    };
+    const res = await callWith(vars, '/v1/logits', {
+      method: 'POST',
+      headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     expect(res.status).toBe(400);
     const e = await errorOf(res);
     expect(e.code).toBe('logits_answer_too_large');
@@ -281,7 +327,13 @@ describe('/v1/logits answer size at the edge (issue 13 item 3, edge part)', () =
   it('charges a logits request by the size of its answer (positions × λ values × top_logprobs)', async () => {
     const C = 100_000;
     const t = await makeTenant({ tokensPerMinute: C });
-    const body = { model: t.model, input_ids: Array.from({ length: 200 }, (_, i) => i), positions: 'all', top_logprobs: 50, lambdas: [0, 0.25, 0.5, 1] };
+    const body = {
+      model: t.model,
+      input_ids: Array.from({ length: 200 }, (_, i) => i),
+      positions: 'all',
+      top_logprobs: 50,
+      lambdas: [0, 0.25, 0.5, 1],
+    };
     const res = await postJson('/v1/logits', t.key, body);
     expect(res.status).toBe(200);
     // 200 positions × 4 λ × 50 = 40,000 entries, on top of 200 prompt tokens
@@ -300,7 +352,11 @@ describe('preset max_tokens and the context (issue 15 item 8)', () => {
     const vars = { BACKENDS: JSON.stringify([{ url: stubBackend('ctx256', tag) }]) };
     const t = await makeTenant({ presets: { deep: { lambda: 0.5, sampling: { max_tokens: 2048 } } } });
     const send = (body: unknown) =>
-      callWith(vars, '/v1/chat/completions', { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      callWith(vars, '/v1/chat/completions', {
+        method: 'POST',
+        headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     const content = 'y'.repeat(400); // 100 tokens for the stub
     const viaPreset = await send({ model: t.model, messages: [{ role: 'user', content }], preset: 'deep' });
     expect(viaPreset.status).toBe(200);

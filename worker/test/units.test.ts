@@ -31,7 +31,7 @@ describe('worker building blocks', () => {
     ];
     let firstA = 0;
     let seed = 1;
-    const random = () => ((seed = (seed * 16807) % 2147483647) / 2147483647);
+    const random = () => (seed = (seed * 16807) % 2147483647) / 2147483647;
     for (let i = 0; i < 4000; i++) {
       const order = weightedOrder(backends, random);
       expect(order.map((b) => b.url).sort()).toEqual(['a', 'b']);
@@ -73,7 +73,9 @@ describe('worker building blocks', () => {
   });
 
   it('canonicalJson ignores key order', () => {
-    expect(canonicalJson({ b: 1, a: { d: [1, { y: 1, x: 2 }], c: null } })).toBe(canonicalJson({ a: { c: null, d: [1, { x: 2, y: 1 }] }, b: 1 }));
+    expect(canonicalJson({ b: 1, a: { d: [1, { y: 1, x: 2 }], c: null } })).toBe(
+      canonicalJson({ a: { c: null, d: [1, { x: 2, y: 1 }] }, b: 1 }),
+    );
   });
 
   it('a replayed stream reassembles into the stored completion', () => {

@@ -28,7 +28,10 @@ function row(dispatchId: string, status: number, completion: number, createdAt =
   };
 }
 
-const stored = (dispatchId: string) => env.DB.prepare('SELECT status, completion_tokens, prompt_tokens, usage_source FROM usage WHERE dispatch_id = ?').bind(dispatchId).all();
+const stored = (dispatchId: string) =>
+  env.DB.prepare('SELECT status, completion_tokens, prompt_tokens, usage_source FROM usage WHERE dispatch_id = ?')
+    .bind(dispatchId)
+    .all();
 
 describe('usage rows of dispatched requests', () => {
   it('the in-flight row is completed in place; a final row written first is not overwritten by a late in-flight write', async () => {
@@ -55,7 +58,12 @@ describe('usage rows of dispatched requests', () => {
     await completeRow(env.DB, row(done, 200, 9, now - 40 * 60_000));
     await reconcileInFlight(env.DB, config, now, true);
     expect((await stored(young)).results[0]).toMatchObject({ status: 0 });
-    expect((await stored(old)).results[0]).toEqual({ status: LOST_STATUS, completion_tokens: 0, prompt_tokens: 0, usage_source: 'lost' });
+    expect((await stored(old)).results[0]).toEqual({
+      status: LOST_STATUS,
+      completion_tokens: 0,
+      prompt_tokens: 0,
+      usage_source: 'lost',
+    });
     expect((await stored(done)).results[0]).toMatchObject({ status: 200, completion_tokens: 9 });
   });
 });

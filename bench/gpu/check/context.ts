@@ -24,7 +24,8 @@ export const { positionals, values } = parseArgs({
 });
 export const device = values.device as 'cpu' | 'cuda';
 export const maxContext = Number(values['max-context']);
-export const log = (msg: string) => process.stderr.write(`[gpu-check ${((performance.now() / 1000) | 0).toString().padStart(4)}s] ${msg}\n`);
+export const log = (msg: string) =>
+  process.stderr.write(`[gpu-check ${((performance.now() / 1000) | 0).toString().padStart(4)}s] ${msg}\n`);
 export const save = (file: string, obj: unknown) => writeFileSync(file, `${JSON.stringify(obj, null, 2)}\n`);
 export const need = (name: string, v: string | undefined): string => {
   if (v === undefined) throw new Error(`--${name} is required`);

@@ -16,7 +16,13 @@ export async function engine(): Promise<void> {
   const T = Number(values.tokens);
   const batches = values.batches!.split(',').map(Number);
   const vocab = openCheckpoint(join(dir, 'inra')).config.vocabSize;
-  const res: Record<string, unknown> = { device, promptTokens: P, newTokens: T, lambda: 0.5, rows: 'even rows greedy, odd rows temperature 0.8 top_p 0.95 seeded' };
+  const res: Record<string, unknown> = {
+    device,
+    promptTokens: P,
+    newTokens: T,
+    lambda: 0.5,
+    rows: 'even rows greedy, odd rows temperature 0.8 top_p 0.95 seeded',
+  };
   const t0 = performance.now();
   const eng = await Engine.start({
     source: { mode: 'inra', model: join(dir, 'inra') },

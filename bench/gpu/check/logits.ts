@@ -21,7 +21,12 @@ export function refLogits(): void {
   const za = last(new ReferenceModel(inra).forward(ids).logits);
   const zr = last(new ReferenceModel(openCheckpoint(join(dir, 'base'))).forward(ids).logits);
   const rows = CHECK_LAMBDAS.map((l) => Array.from(blend(za, zr, l)));
-  save(need('out', values.out), { source: 'realign float64 reference forward (dry run: no transformers here)', input_ids: ids, lambdas: CHECK_LAMBDAS, last_logits: rows });
+  save(need('out', values.out), {
+    source: 'realign float64 reference forward (dry run: no transformers here)',
+    input_ids: ids,
+    lambdas: CHECK_LAMBDAS,
+    last_logits: rows,
+  });
 }
 
 /** The engine's own graph (loadModel: same spec and cache as the engine stage): the check ids' last logits per λ. */
@@ -50,7 +55,10 @@ export function compare(): void {
   type Logits = { source?: string; device?: string; input_ids: number[]; lambdas: number[]; last_logits: number[][] };
   const ours = JSON.parse(readFileSync(need('ours', values.ours), 'utf8')) as Logits;
   const ref = JSON.parse(readFileSync(need('ref', values.ref), 'utf8')) as Logits;
-  if (JSON.stringify(ours.input_ids) !== JSON.stringify(ref.input_ids) || JSON.stringify(ours.lambdas) !== JSON.stringify(ref.lambdas)) {
+  if (
+    JSON.stringify(ours.input_ids) !== JSON.stringify(ref.input_ids) ||
+    JSON.stringify(ours.lambdas) !== JSON.stringify(ref.lambdas)
+  ) {
     throw new Error('the two sides computed logits for different ids or λ');
   }
   const argmax = (a: number[]) => a.reduce((best, v, i) => (v > a[best] ? i : best), 0);

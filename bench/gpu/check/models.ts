@@ -57,7 +57,9 @@ async function initModelParallel(out: string, preset: string, seed: number, dtyp
     load[k] += j.count;
   }
   const drawn = new Map<string, Uint8Array>();
-  const entry = import.meta.url.endsWith('.ts') ? new URL('../gpu-check-bootstrap.mjs', import.meta.url) : new URL(import.meta.url);
+  const entry = import.meta.url.endsWith('.ts')
+    ? new URL('../gpu-check-bootstrap.mjs', import.meta.url)
+    : new URL(import.meta.url);
   const t0 = performance.now();
   await Promise.all(
     queues.map(
@@ -74,7 +76,10 @@ async function initModelParallel(out: string, preset: string, seed: number, dtyp
   writeFolderAtomically(out, (dir) => {
     copyFileSync(files.json, join(dir, 'tokenizer.json'));
     copyFileSync(files.config, join(dir, 'tokenizer_config.json'));
-    writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2));
+    writeFileSync(
+      join(dir, 'generation_config.json'),
+      JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2),
+    );
     writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
     writeWeights(
       dir,
@@ -110,9 +115,19 @@ export async function models(): Promise<void> {
     syntheticInra(base, inra, 7, 0.02);
     res.inraMs = performance.now() - t;
   } else res.inraReused = true;
-  const bytes = (d: string) => readdirSync(d).filter((f) => f.endsWith('.safetensors')).reduce((s, f) => s + statSync(join(d, f)).size, 0);
+  const bytes = (d: string) =>
+    readdirSync(d)
+      .filter((f) => f.endsWith('.safetensors'))
+      .reduce((s, f) => s + statSync(join(d, f)).size, 0);
   const cfg = JSON.parse(readFileSync(join(inra, 'config.json'), 'utf8')) as Record<string, unknown>;
-  Object.assign(res, { base, inra, baseBytes: bytes(base), inraBytes: bytes(inra), inraLayers: cfg.num_hidden_layers, vocabSize: cfg.vocab_size });
+  Object.assign(res, {
+    base,
+    inra,
+    baseBytes: bytes(base),
+    inraBytes: bytes(inra),
+    inraLayers: cfg.num_hidden_layers,
+    vocabSize: cfg.vocab_size,
+  });
   save(out, res);
   log(`models: ${JSON.stringify(res)}`);
 }

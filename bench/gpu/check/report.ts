@@ -27,7 +27,10 @@ const verdict = (ok: boolean | undefined) => (ok === undefined ? 'not measured' 
 export function report(): void {
   const R = need('results', values.results);
   const stages = existsSync(join(R, 'stages.jsonl'))
-    ? readFileSync(join(R, 'stages.jsonl'), 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+    ? readFileSync(join(R, 'stages.jsonl'), 'utf8')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
     : [];
   const env = read(join(R, 'env.json'));
   const mdl = read(join(R, 'models.json'));
@@ -35,36 +38,81 @@ export function report(): void {
   const thr = read(join(R, 'throughput.json'));
   const table = (thr?.table as Record<string, number>[] | undefined) ?? [];
   const at = (B: number) => table.find((r) => r.batch === B && r.error === undefined);
-  const meets = (v: number | undefined, ok: (v: number) => boolean) => (typeof v === 'number' && Number.isFinite(v) ? ok(v) : undefined);
+  const meets = (v: number | undefined, ok: (v: number) => boolean) =>
+    typeof v === 'number' && Number.isFinite(v) ? ok(v) : undefined;
   const b1 = at(1);
   const b32 = at(32);
   const corRows = (cor?.rows as { lambda: number; relErr: number; argmaxEqual: boolean; pass: boolean }[] | undefined) ?? [];
   const checks = {
-    batch1StepMs: { value: b1?.msPerStep, target: `<= ${TARGETS.batch1StepMs}`, pass: meets(b1?.msPerStep, (v) => v <= TARGETS.batch1StepMs) },
-    batch32TokensPerSecond: { value: b32?.newTokensPerSecond, target: `>= ${TARGETS.batch32TokensPerSecond}`, pass: meets(b32?.newTokensPerSecond, (v) => v >= TARGETS.batch32TokensPerSecond) },
-    prefillBatch32TokensPerSecond: { value: b32?.prefillTokensPerSecond, target: `>= ${TARGETS.prefillBatch32TokensPerSecond}`, pass: meets(b32?.prefillTokensPerSecond, (v) => v >= TARGETS.prefillBatch32TokensPerSecond) },
-    hostDeviceBytesPerStepBatch32: { value: b32?.hostDeviceBytesPerStep ?? undefined, target: `<= ${TARGETS.hostDeviceBytesPerStep}`, pass: meets(b32?.hostDeviceBytesPerStep ?? undefined, (v) => v <= TARGETS.hostDeviceBytesPerStep) },
-    logits: { value: corRows.length ? Math.max(...corRows.map((r) => r.relErr)) : undefined, target: `<= ${TARGETS.relErr}, same argmax`, pass: corRows.length ? corRows.every((r) => r.pass) : undefined },
+    batch1StepMs: {
+      value: b1?.msPerStep,
+      target: `<= ${TARGETS.batch1StepMs}`,
+      pass: meets(b1?.msPerStep, (v) => v <= TARGETS.batch1StepMs),
+    },
+    batch32TokensPerSecond: {
+      value: b32?.newTokensPerSecond,
+      target: `>= ${TARGETS.batch32TokensPerSecond}`,
+      pass: meets(b32?.newTokensPerSecond, (v) => v >= TARGETS.batch32TokensPerSecond),
+    },
+    prefillBatch32TokensPerSecond: {
+      value: b32?.prefillTokensPerSecond,
+      target: `>= ${TARGETS.prefillBatch32TokensPerSecond}`,
+      pass: meets(b32?.prefillTokensPerSecond, (v) => v >= TARGETS.prefillBatch32TokensPerSecond),
+    },
+    hostDeviceBytesPerStepBatch32: {
+      value: b32?.hostDeviceBytesPerStep ?? undefined,
+      target: `<= ${TARGETS.hostDeviceBytesPerStep}`,
+      pass: meets(b32?.hostDeviceBytesPerStep ?? undefined, (v) => v <= TARGETS.hostDeviceBytesPerStep),
+    },
+    logits: {
+      value: corRows.length ? Math.max(...corRows.map((r) => r.relErr)) : undefined,
+      target: `<= ${TARGETS.relErr}, same argmax`,
+      pass: corRows.length ? corRows.every((r) => r.pass) : undefined,
+    },
   };
   const md: string[] = [];
   md.push(`# realign one-shot GPU check${env?.dryRun ? ' (DRY RUN on the CPU: tiny shape, numbers mean nothing)' : ''}`, '');
-  md.push(`Card: ${String(env?.gpu ?? 'n/a')}. Preset ${String(mdl?.preset ?? 'n/a')} (${String(mdl?.dtype ?? '')} weights, InRa ${String(mdl?.inraLayers ?? '?')} layers), device ${String(thr?.device ?? cor?.device ?? 'n/a')}, λ = 0.5, ${String(thr?.promptTokens ?? '?')}-token prompts, ${String(thr?.newTokens ?? '?')} new tokens, ${String(thr?.rows ?? '')}. Started ${String(env?.started ?? '?')}.`, '', `Command: \`${String(env?.command ?? 'bench/gpu/gpu-check.sh')}\``, '');
+  md.push(
+    `Card: ${String(env?.gpu ?? 'n/a')}. Preset ${String(mdl?.preset ?? 'n/a')} (${String(mdl?.dtype ?? '')} weights, InRa ${String(mdl?.inraLayers ?? '?')} layers), device ${String(thr?.device ?? cor?.device ?? 'n/a')}, λ = 0.5, ${String(thr?.promptTokens ?? '?')}-token prompts, ${String(thr?.newTokens ?? '?')} new tokens, ${String(thr?.rows ?? '')}. Started ${String(env?.started ?? '?')}.`,
+    '',
+    `Command: \`${String(env?.command ?? 'bench/gpu/gpu-check.sh')}\``,
+    '',
+  );
   md.push('| stage | status | seconds | budget s | note |', '| --- | --- | --- | --- | --- |');
-  for (const s of stages) md.push(`| ${String(s.name)} | ${String(s.status)} | ${fmt(s.seconds)} | ${String(s.budget)} | ${String(s.note ?? '')} |`);
+  for (const s of stages)
+    md.push(`| ${String(s.name)} | ${String(s.status)} | ${fmt(s.seconds)} | ${String(s.budget)} | ${String(s.note ?? '')} |`);
   md.push('', '| measure | value | target | verdict |', '| --- | --- | --- | --- |');
-  md.push(`| batch 1 ms per decode step | ${fmt(checks.batch1StepMs.value, 2)} | ${checks.batch1StepMs.target} | ${verdict(checks.batch1StepMs.pass)} |`);
-  md.push(`| batch 32 new tokens/s | ${fmt(checks.batch32TokensPerSecond.value, 0)} | ${checks.batch32TokensPerSecond.target} | ${verdict(checks.batch32TokensPerSecond.pass)} |`);
-  md.push(`| prefill at batch 32 tokens/s | ${fmt(checks.prefillBatch32TokensPerSecond.value, 0)} | ${checks.prefillBatch32TokensPerSecond.target} | ${verdict(checks.prefillBatch32TokensPerSecond.pass)} |`);
-  md.push(`| host↔device bytes per decode step at batch 32 | ${fmt(checks.hostDeviceBytesPerStepBatch32.value, 0)} | ${checks.hostDeviceBytesPerStepBatch32.target} | ${verdict(checks.hostDeviceBytesPerStepBatch32.pass)} |`);
-  md.push(`| logits vs ${String(cor?.reference ?? 'transformers float32')}: max relative error | ${checks.logits.value === undefined ? 'n/a' : checks.logits.value.toExponential(2)} | ${checks.logits.target} | ${verdict(checks.logits.pass)} |`);
-  md.push('', '| batch | ms/step | new tokens/s | prefill tokens/s | end-to-end tokens/s | host↔device bytes/step | decode steps |', '| --- | --- | --- | --- | --- | --- | --- |');
+  md.push(
+    `| batch 1 ms per decode step | ${fmt(checks.batch1StepMs.value, 2)} | ${checks.batch1StepMs.target} | ${verdict(checks.batch1StepMs.pass)} |`,
+  );
+  md.push(
+    `| batch 32 new tokens/s | ${fmt(checks.batch32TokensPerSecond.value, 0)} | ${checks.batch32TokensPerSecond.target} | ${verdict(checks.batch32TokensPerSecond.pass)} |`,
+  );
+  md.push(
+    `| prefill at batch 32 tokens/s | ${fmt(checks.prefillBatch32TokensPerSecond.value, 0)} | ${checks.prefillBatch32TokensPerSecond.target} | ${verdict(checks.prefillBatch32TokensPerSecond.pass)} |`,
+  );
+  md.push(
+    `| host↔device bytes per decode step at batch 32 | ${fmt(checks.hostDeviceBytesPerStepBatch32.value, 0)} | ${checks.hostDeviceBytesPerStepBatch32.target} | ${verdict(checks.hostDeviceBytesPerStepBatch32.pass)} |`,
+  );
+  md.push(
+    `| logits vs ${String(cor?.reference ?? 'transformers float32')}: max relative error | ${checks.logits.value === undefined ? 'n/a' : checks.logits.value.toExponential(2)} | ${checks.logits.target} | ${verdict(checks.logits.pass)} |`,
+  );
+  md.push(
+    '',
+    '| batch | ms/step | new tokens/s | prefill tokens/s | end-to-end tokens/s | host↔device bytes/step | decode steps |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
+  );
   for (const r of table) {
     if (r.error !== undefined) md.push(`| ${r.batch} | error: ${String(r.error).split('\n')[0]} | | | | | |`);
-    else md.push(`| ${r.batch} | ${fmt(r.msPerStep, 2)} | ${fmt(r.newTokensPerSecond, 0)} | ${fmt(r.prefillTokensPerSecond, 0)} | ${fmt(r.endToEndTokensPerSecond, 0)} | ${r.hostDeviceBytesPerStep === null ? 'n/a' : fmt(r.hostDeviceBytesPerStep, 0)} | ${r.decodeSteps} |`);
+    else
+      md.push(
+        `| ${r.batch} | ${fmt(r.msPerStep, 2)} | ${fmt(r.newTokensPerSecond, 0)} | ${fmt(r.prefillTokensPerSecond, 0)} | ${fmt(r.endToEndTokensPerSecond, 0)} | ${r.hostDeviceBytesPerStep === null ? 'n/a' : fmt(r.hostDeviceBytesPerStep, 0)} | ${r.decodeSteps} |`,
+      );
   }
   if (corRows.length) {
     md.push('', '| λ | relative error | same argmax | ours / theirs |', '| --- | --- | --- | --- |');
-    for (const r of corRows as (typeof corRows[number] & { ours: number; theirs: number })[]) md.push(`| ${r.lambda} | ${r.relErr.toExponential(2)} | ${r.argmaxEqual} | ${r.ours} / ${r.theirs} |`);
+    for (const r of corRows as ((typeof corRows)[number] & { ours: number; theirs: number })[])
+      md.push(`| ${r.lambda} | ${r.relErr.toExponential(2)} | ${r.argmaxEqual} | ${r.ours} / ${r.theirs} |`);
   }
   md.push('');
   writeFileSync(join(R, 'results.md'), md.join('\n'));

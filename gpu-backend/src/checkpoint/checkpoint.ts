@@ -28,7 +28,10 @@ export function openCheckpoint(dir: string, opts: OpenOptions = {}): Checkpoint 
   const config = readModelConfig(dir);
   if (opts.inraAdapterLayers !== undefined && config.adapterLayers === 0) config.adapterLayers = opts.inraAdapterLayers;
   if (config.adapterLayers >= config.numLayers) {
-    throw new CheckpointError(`${join(dir, 'config.json')}: ${config.adapterLayers} adapter layer(s) leave no original layer`, join(dir, 'config.json'));
+    throw new CheckpointError(
+      `${join(dir, 'config.json')}: ${config.adapterLayers} adapter layer(s) leave no original layer`,
+      join(dir, 'config.json'),
+    );
   }
   const store = TensorStore.open(dir);
   for (const t of expectedTensors(config)) store.entry(t.name, t.shape);
@@ -42,7 +45,14 @@ export function openCheckpoint(dir: string, opts: OpenOptions = {}): Checkpoint 
     }
   }
   const file = (n: string) => (existsSync(join(dir, n)) ? join(dir, n) : null);
-  return { dir, config, store, generationConfig, tokenizerFile: file('tokenizer.json'), tokenizerConfigFile: file('tokenizer_config.json') };
+  return {
+    dir,
+    config,
+    store,
+    generationConfig,
+    tokenizerFile: file('tokenizer.json'),
+    tokenizerConfigFile: file('tokenizer_config.json'),
+  };
 }
 
 /** EOS ids from generation_config.json, else from config.json. */

@@ -85,7 +85,11 @@ export function parseModelConfig(raw: Json, file = 'config.json'): ModelConfig {
   const numKvHeads = optNum('num_key_value_heads', numHeads);
   const headDim = optNum('head_dim', hiddenSize / numHeads);
   if (!Number.isInteger(headDim) || numHeads % numKvHeads !== 0) {
-    throw new CheckpointError(`${file}: heads (${numHeads}) must be a multiple of KV heads (${numKvHeads}) with an integer head_dim`, file, 'num_key_value_heads');
+    throw new CheckpointError(
+      `${file}: heads (${numHeads}) must be a multiple of KV heads (${numKvHeads}) with an integer head_dim`,
+      file,
+      'num_key_value_heads',
+    );
   }
   const rope = readRope(raw, file);
   const marker = raw[ADAPTER_MARKER] as { adapter_layers?: unknown } | undefined;
@@ -148,7 +152,11 @@ function readRope(raw: Json, file: string): { theta: number; scaling: RopeScalin
         },
       };
     default:
-      throw new CheckpointError(`${file}: unsupported rope type "${kind}" (supported: default, linear, llama3)`, file, 'rope_type');
+      throw new CheckpointError(
+        `${file}: unsupported rope type "${kind}" (supported: default, linear, llama3)`,
+        file,
+        'rope_type',
+      );
   }
 }
 

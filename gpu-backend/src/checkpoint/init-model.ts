@@ -29,7 +29,10 @@ export function initModel(out: string, opts: InitModelOptions): Record<string, u
   return writeFolderAtomically(out, (dir) => {
     const tok = writeTokenizer(dir, p);
     const config = hfConfig(arch, p, opts.dtype, tok);
-    writeFileSync(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2));
+    writeFileSync(
+      join(dir, 'generation_config.json'),
+      JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2),
+    );
     writeRandomCheckpoint(dir, config, opts.seed, opts.dtype, opts.onProgress);
     return config;
   });
@@ -40,7 +43,10 @@ function writeTokenizer(dir: string, p: ModelPreset): { bos: number | null; eos:
   else copyBundledTokenizer(p.tokenizer, dir);
   const tok = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
   if (tok.vocabSize > p.vocabSize) {
-    throw new CheckpointError(`tokenizer has ${tok.vocabSize} tokens but the model's vocabulary is ${p.vocabSize}`, join(dir, 'tokenizer.json'));
+    throw new CheckpointError(
+      `tokenizer has ${tok.vocabSize} tokens but the model's vocabulary is ${p.vocabSize}`,
+      join(dir, 'tokenizer.json'),
+    );
   }
   return { bos: tok.bosTokenId, eos: [...tok.eosTokenIds] };
 }

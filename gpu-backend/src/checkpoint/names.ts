@@ -38,7 +38,8 @@ export function expectedTensors(cfg: ModelConfig): { name: string; shape: number
     const n = layerTensorNames(i);
     out.push({ name: n.inputNorm, shape: [D] });
     out.push({ name: n.q, shape: [qDim, D] }, { name: n.k, shape: [kvDim, D] }, { name: n.v, shape: [kvDim, D] });
-    if (cfg.qkvBias) out.push({ name: n.qBias, shape: [qDim] }, { name: n.kBias, shape: [kvDim] }, { name: n.vBias, shape: [kvDim] });
+    if (cfg.qkvBias)
+      out.push({ name: n.qBias, shape: [qDim] }, { name: n.kBias, shape: [kvDim] }, { name: n.vBias, shape: [kvDim] });
     out.push({ name: n.o, shape: [D, qDim] });
     if (cfg.oBias) out.push({ name: n.oBias, shape: [D] });
     out.push({ name: n.postNorm, shape: [D] });

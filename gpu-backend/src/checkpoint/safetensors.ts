@@ -26,7 +26,10 @@ export function readSafetensorsHeader(file: string): TensorEntry[] {
     readSync(fd, lenBuf, 0, 8, 0);
     const headerLen = Number(lenBuf.readBigUInt64LE(0));
     if (headerLen > size - 8 || headerLen > 100_000_000) {
-      throw new CheckpointError(`${file}: truncated or corrupt safetensors header (declares ${headerLen} bytes, file has ${size})`, file);
+      throw new CheckpointError(
+        `${file}: truncated or corrupt safetensors header (declares ${headerLen} bytes, file has ${size})`,
+        file,
+      );
     }
     const headerBuf = Buffer.alloc(headerLen);
     readSync(fd, headerBuf, 0, headerLen, 8);
@@ -41,15 +44,27 @@ export function readSafetensorsHeader(file: string): TensorEntry[] {
     for (const [name, info] of Object.entries(header)) {
       if (name === '__metadata__') continue;
       if (!SUPPORTED.has(info.dtype)) {
-        throw new CheckpointError(`${file}: tensor "${name}" has dtype ${info.dtype}; supported: F32, F16, BF16, I64`, file, name);
+        throw new CheckpointError(
+          `${file}: tensor "${name}" has dtype ${info.dtype}; supported: F32, F16, BF16, I64`,
+          file,
+          name,
+        );
       }
       const dtype = info.dtype as StoredDType;
       const [start, end] = info.data_offsets;
       if (end - start !== tensorByteLength(dtype, info.shape)) {
-        throw new CheckpointError(`${file}: tensor "${name}" byte range does not match shape [${info.shape}] ${dtype}`, file, name);
+        throw new CheckpointError(
+          `${file}: tensor "${name}" byte range does not match shape [${info.shape}] ${dtype}`,
+          file,
+          name,
+        );
       }
       if (base + end > size) {
-        throw new CheckpointError(`${file}: truncated: tensor "${name}" ends at byte ${base + end}, file has ${size}`, file, name);
+        throw new CheckpointError(
+          `${file}: truncated: tensor "${name}" ends at byte ${base + end}, file has ${size}`,
+          file,
+          name,
+        );
       }
       entries.push({ name, dtype, shape: info.shape, file, offset: base + start, byteLength: end - start });
     }
@@ -111,11 +126,7 @@ export class TensorStore {
     const e = this.entries.get(name);
     if (!e) throw new CheckpointError(`${this.source}: missing tensor "${name}"`, this.source, name);
     if (expectShape && (e.shape.length !== expectShape.length || e.shape.some((d, i) => d !== expectShape[i]))) {
-      throw new CheckpointError(
-        `${e.file}: tensor "${name}" has shape [${e.shape}], expected [${expectShape}]`,
-        e.file,
-        name,
-      );
+      throw new CheckpointError(`${e.file}: tensor "${name}" has shape [${e.shape}], expected [${expectShape}]`, e.file, name);
     }
     return e;
   }
@@ -141,14 +152,16 @@ export class TensorStore {
   /** A tensor as float32, read from disk now (not cached). */
   readFloat32(name: string, expectShape?: readonly number[]): Float32Array {
     const { entry, bytes } = this.readBytes(name, expectShape);
-    if (entry.dtype === 'I64') throw new CheckpointError(`${entry.file}: tensor "${name}" is I64, expected a float tensor`, entry.file, name);
+    if (entry.dtype === 'I64')
+      throw new CheckpointError(`${entry.file}: tensor "${name}" is I64, expected a float tensor`, entry.file, name);
     return bytesToFloat32(bytes, entry.dtype);
   }
 
   /** An int64 tensor as numbers (ids in fixtures). */
   readInt64(name: string): number[] {
     const { entry, bytes } = this.readBytes(name);
-    if (entry.dtype !== 'I64') throw new CheckpointError(`${entry.file}: tensor "${name}" is ${entry.dtype}, expected I64`, entry.file, name);
+    if (entry.dtype !== 'I64')
+      throw new CheckpointError(`${entry.file}: tensor "${name}" is ${entry.dtype}, expected I64`, entry.file, name);
     return Array.from(new BigInt64Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 8), Number);
   }
 }
@@ -166,7 +179,12 @@ export interface TensorToWrite {
  * Writes a `.safetensors` file tensor by tensor, so that at most one tensor is in memory at a time.
  * The header is computed from shapes before any data is produced.
  */
-export function writeSafetensors(file: string, tensors: TensorToWrite[], metadata: Record<string, string> = {}, onTensor?: (i: number) => void): void {
+export function writeSafetensors(
+  file: string,
+  tensors: TensorToWrite[],
+  metadata: Record<string, string> = {},
+  onTensor?: (i: number) => void,
+): void {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt', ...metadata } };
   let offset = 0;
   for (const t of tensors) {
@@ -187,7 +205,11 @@ export function writeSafetensors(file: string, tensors: TensorToWrite[], metadat
       const data = t.bytes();
       const expected = tensorByteLength(t.dtype, t.shape);
       if (data.byteLength !== expected) {
-        throw new CheckpointError(`${basename(file)}: tensor "${t.name}" produced ${data.byteLength} bytes, expected ${expected}`, file, t.name);
+        throw new CheckpointError(
+          `${basename(file)}: tensor "${t.name}" produced ${data.byteLength} bytes, expected ${expected}`,
+          file,
+          t.name,
+        );
       }
       writeAll(fd, data);
       onTensor?.(i);

@@ -11,7 +11,12 @@ import { TensorStore } from './safetensors.ts';
 import { writeFolderAtomically, writeWeights } from './writer.ts';
 
 /** A Hugging Face `config.json` for a preset shape (transformers 4 layout, which every loader reads). */
-export function hfConfig(arch: Architecture, p: ModelPreset, dtype: DType, tok: { bos: number | null; eos: number[] }): Record<string, unknown> {
+export function hfConfig(
+  arch: Architecture,
+  p: ModelPreset,
+  dtype: DType,
+  tok: { bos: number | null; eos: number[] },
+): Record<string, unknown> {
   const common = {
     architectures: [arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
     model_type: arch,
@@ -53,7 +58,13 @@ export function hfConfig(arch: Architecture, p: ModelPreset, dtype: DType, tok: 
  * weights and biases N(0, σ²) with σ = min(0.08, 1/√hidden), so that tiny models have lively distributions and
  * large ones do not overflow in float16.
  */
-export function writeRandomCheckpoint(dir: string, config: Record<string, unknown>, seed: number, dtype: DType, onProgress?: (done: number, total: number) => void): void {
+export function writeRandomCheckpoint(
+  dir: string,
+  config: Record<string, unknown>,
+  seed: number,
+  dtype: DType,
+  onProgress?: (done: number, total: number) => void,
+): void {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const cfg = parseModelConfig(config, join(dir, 'config.json'));
   const std = Math.min(0.08, 1 / Math.sqrt(cfg.hiddenSize));
@@ -76,7 +87,8 @@ export function writeRandomCheckpoint(dir: string, config: Record<string, unknow
  */
 export function perturbCheckpoint(src: string, out: string, select: (name: string) => boolean, seed: number, std = 0.05): void {
   writeFolderAtomically(out, (dir) => {
-    for (const f of readdirSync(src)) if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(src, f), join(dir, f));
+    for (const f of readdirSync(src))
+      if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(src, f), join(dir, f));
     const store = TensorStore.open(src);
     const tensors = [...store.entries.values()].map((e) => ({
       name: e.name,

@@ -11,7 +11,12 @@ export const DEFAULT_SHARD_BYTES = 4 * 1024 ** 3;
  * Writes `tensors` as `model.safetensors`, or as shards with `model.safetensors.index.json` when they exceed
  * `shardBytes`. Tensors are produced one at a time (see TensorToWrite).
  */
-export function writeWeights(dir: string, tensors: TensorToWrite[], shardBytes = DEFAULT_SHARD_BYTES, onTensor?: (done: number, total: number) => void): void {
+export function writeWeights(
+  dir: string,
+  tensors: TensorToWrite[],
+  shardBytes = DEFAULT_SHARD_BYTES,
+  onTensor?: (done: number, total: number) => void,
+): void {
   const size = (t: TensorToWrite) => tensorByteLength(t.dtype, t.shape);
   const shards: TensorToWrite[][] = [[]];
   let current = 0;
@@ -38,7 +43,10 @@ export function writeWeights(dir: string, tensors: TensorToWrite[], shardBytes =
     for (const t of shard) weightMap[t.name] = file;
   });
   const totalSize = tensors.reduce((s, t) => s + size(t), 0);
-  writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2));
+  writeFileSync(
+    join(dir, 'model.safetensors.index.json'),
+    JSON.stringify({ metadata: { total_size: totalSize }, weight_map: weightMap }, null, 2),
+  );
 }
 
 /** Throws when `out` exists: a checkpoint is never written over an existing folder. */

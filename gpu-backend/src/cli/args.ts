@@ -44,7 +44,9 @@ export function lambdaList(value: string): number[] {
 
 /** The --device option: auto (CUDA when its provider loads, else CPU), cpu or cuda. */
 export function deviceOption(): Option {
-  return new Option('--device <device>', 'where to run: auto picks CUDA when its provider libraries load, else CPU').choices(['auto', 'cpu', 'cuda']).default('auto');
+  return new Option('--device <device>', 'where to run: auto picks CUDA when its provider libraries load, else CPU')
+    .choices(['auto', 'cpu', 'cuda'])
+    .default('auto');
 }
 
 /** The values of the model options (commander's camelCase names). */
@@ -70,30 +72,42 @@ export function blockSize(value: string): number {
 /** `--keep-float lm_head,embedding,adapter`. */
 export function keepFloatList(value: string): NonNullable<WeightOptions['keepFloat']> {
   const parts = value.split(',').map((s) => s.trim());
-  for (const p of parts) if (p !== 'lm_head' && p !== 'embedding' && p !== 'adapter') throw new InvalidArgumentError(`expected a list of lm_head, embedding, adapter; got "${p}"`);
+  for (const p of parts)
+    if (p !== 'lm_head' && p !== 'embedding' && p !== 'adapter')
+      throw new InvalidArgumentError(`expected a list of lm_head, embedding, adapter; got "${p}"`);
   return parts as NonNullable<WeightOptions['keepFloat']>;
 }
 
 /** The weight options as the engine takes them (undefined: the device's float type). */
 export function weightOptions(v: Pick<ModelValues, 'weights' | 'blockSize' | 'keepFloat'>): WeightOptions | undefined {
   if (!v.weights) {
-    if (v.blockSize !== undefined || v.keepFloat) throw new UsageError('--block-size and --keep-float need --weights int8 or int4');
+    if (v.blockSize !== undefined || v.keepFloat)
+      throw new UsageError('--block-size and --keep-float need --weights int8 or int4');
     return undefined;
   }
-  if ((v.blockSize !== undefined || v.keepFloat) && v.weights !== 'int8' && v.weights !== 'int4') throw new UsageError(`--block-size and --keep-float apply to int8 and int4 weights, not ${v.weights}`);
+  if ((v.blockSize !== undefined || v.keepFloat) && v.weights !== 'int8' && v.weights !== 'int4')
+    throw new UsageError(`--block-size and --keep-float apply to int8 and int4 weights, not ${v.weights}`);
   return { format: v.weights, blockSize: v.blockSize, keepFloat: v.keepFloat };
 }
 
 /** Adds the options that choose a model (logits, generate, build-graph). */
 export function addModelOptions(cmd: Command): Command {
   return cmd
-    .option('--model <dir>', 'checkpoint folder or Hugging Face model id (org/name): a plain model, or InRa when its config.json carries the realign_inra marker')
+    .option(
+      '--model <dir>',
+      'checkpoint folder or Hugging Face model id (org/name): a plain model, or InRa when its config.json carries the realign_inra marker',
+    )
     .option('--inra', 'load --model as InRa even without the marker (checkpoints of the original release)')
     .option('--adapter-layers <k>', 'with --inra: how many bottom layers are the adapter (default: 1)', positiveInt)
     .option('--reference <dir>', 'fusion: the reference checkpoint (λ = 0)')
     .option('--aligned <dir>', 'fusion: the aligned checkpoint (λ = 1); same vocabulary as --reference')
     .option('--revision <rev>', 'branch, tag or commit of the Hugging Face model ids among the model options (default: main)')
-    .addOption(new Option('--weights <format>', 'weight format of the graph: int8/int4 quantize blockwise while the graph is built (default: float32 on CPU, float16 on CUDA)').choices([...WEIGHT_FORMATS]))
+    .addOption(
+      new Option(
+        '--weights <format>',
+        'weight format of the graph: int8/int4 quantize blockwise while the graph is built (default: float32 on CPU, float16 on CUDA)',
+      ).choices([...WEIGHT_FORMATS]),
+    )
     .option('--block-size <n>', 'int8/int4: weights per quantization block, a power of two ≥ 16 (default: 32)', blockSize)
     .option('--keep-float <parts>', 'int8/int4: keep these in float: lm_head,embedding,adapter', keepFloatList);
 }
@@ -108,7 +122,12 @@ export async function modelSource(v: ModelValues): Promise<ModelSource> {
     if (!v.reference || !v.aligned) throw new UsageError('fusion needs both --reference <dir> and --aligned <dir>');
     if (v.model) throw new UsageError('give either --model or --reference/--aligned, not both');
     const reference = await resolveModelArg(v.reference, { option: '--reference', revision: v.revision });
-    return { mode: 'fusion', reference, aligned: await resolveModelArg(v.aligned, { option: '--aligned', revision: v.revision }), weights: weightOptions(v) };
+    return {
+      mode: 'fusion',
+      reference,
+      aligned: await resolveModelArg(v.aligned, { option: '--aligned', revision: v.revision }),
+      weights: weightOptions(v),
+    };
   }
   if (!v.model) throw new UsageError('--model <dir> is required (or --reference and --aligned for fusion)');
   const model = await resolveModelArg(v.model, { option: '--model', revision: v.revision });

@@ -24,10 +24,17 @@ export interface PreparedModel {
  * Opens the checkpoints, checks that the tokenizer is there (before any build), and builds the graph variants
  * needed on the device `auto` resolves to, reporting the cache folder once and each build's progress.
  */
-export async function prepareGraphs(source: ModelSource, requested: Device | 'auto', variants: (device: Device) => GraphVariant[]): Promise<PreparedModel> {
+export async function prepareGraphs(
+  source: ModelSource,
+  requested: Device | 'auto',
+  variants: (device: Device) => GraphVariant[],
+): Promise<PreparedModel> {
   const ckpts = openSource(source);
   const main = (ckpts.model ?? ckpts.reference)!;
-  if (!main.tokenizerFile) throw new Error(`${main.dir} has no tokenizer.json; realign needs the model's tokenizer (copy tokenizer.json and tokenizer_config.json from the model's release)`);
+  if (!main.tokenizerFile)
+    throw new Error(
+      `${main.dir} has no tokenizer.json; realign needs the model's tokenizer (copy tokenizer.json and tokenizer_config.json from the model's release)`,
+    );
   const { device, reason } = await chooseDevice(requested);
   const graphCache = defaultGraphCache();
   const maxContext = Math.min(8192, main.config.maxPositions);

@@ -15,12 +15,15 @@ import * as serve from './commands/serve.ts';
 import * as trainInra from './commands/train-inra.ts';
 import * as trainTrra from './commands/train-trra.ts';
 
-const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+const VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
 
 /** The program with every command registered. */
 function program(): Command {
   const p = new Command('realign')
-    .description('realign: serve and train language models with flexible realignment (a per-request λ between a reference and an aligned model)')
+    .description(
+      'realign: serve and train language models with flexible realignment (a per-request λ between a reference and an aligned model)',
+    )
     .version(VERSION, '-V, --version', 'print the version')
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')

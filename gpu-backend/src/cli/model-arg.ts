@@ -27,9 +27,11 @@ export function checkRevisionUse(values: (string | undefined)[], revision: strin
 
 /** The absolute checkpoint folder that a model argument names; a UsageError when there is none. */
 export async function resolveModelArg(value: string, opts: ResolveModelOptions = {}): Promise<string> {
-  if (isModelId(value, process.cwd())) return resolveModelSource(value, { revision: opts.revision, onProgress: downloadReporter() });
+  if (isModelId(value, process.cwd()))
+    return resolveModelSource(value, { revision: opts.revision, onProgress: downloadReporter() });
   const dir = resolve(value);
   if (!existsSync(dir)) throw new UsageError(`${opts.option ?? '--model'} ${value}: no such folder`);
-  if (!statSync(dir).isDirectory()) throw new UsageError(`${opts.option ?? '--model'} ${value}: not a folder (give the checkpoint's folder, with config.json)`);
+  if (!statSync(dir).isDirectory())
+    throw new UsageError(`${opts.option ?? '--model'} ${value}: not a folder (give the checkpoint's folder, with config.json)`);
   return dir;
 }

@@ -62,7 +62,13 @@ export class DeviceCopier {
       const type = this.float16 ? 'float16' : 'float32';
       const g = new Graph('realign-device-copy');
       const src = g.input('src', type, ['N'], 'flat source');
-      g.output(g.op1('Identity', [src], {}, '/copy/Identity'), 'dst', type, ['N'], 'flat destination (bound to the caller\'s memory)');
+      g.output(
+        g.op1('Identity', [src], {}, '/copy/Identity'),
+        'dst',
+        type,
+        ['N'],
+        "flat destination (bound to the caller's memory)",
+      );
       const session = this.session.fork(encodeOnnxModel(g));
       this.copyGraph = { session, binding: session.binding() };
     }

@@ -5,7 +5,17 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { EngineInfo, EngineInit, EngineStats, FromWorker, GenerateEvent, GenerateJob, LogitsJob, LogitsResult, ToWorker } from './protocol.ts';
+import type {
+  EngineInfo,
+  EngineInit,
+  EngineStats,
+  FromWorker,
+  GenerateEvent,
+  GenerateJob,
+  LogitsJob,
+  LogitsResult,
+  ToWorker,
+} from './protocol.ts';
 
 /** A request the engine refused or failed (queue full, too long, cancelled before running). */
 export class EngineRejection extends Error {

@@ -88,7 +88,14 @@ const TOP_OUTPUTS = ['sample_top_ids', 'sample_top_logprobs'];
 /** Sampling inputs that make every row greedy (steps whose tokens the host decides, or none). */
 function greedyFeed(B: number): SamplingFeed {
   const zeros = new Float64Array(B);
-  return { uniform: zeros, temperature: zeros, topP: new Float64Array(B).fill(1), minP: zeros, topK: new BigInt64Array(B), top: false };
+  return {
+    uniform: zeros,
+    temperature: zeros,
+    topP: new Float64Array(B).fill(1),
+    minP: zeros,
+    topK: new BigInt64Array(B),
+    top: false,
+  };
 }
 
 /** A session with its KV caches. */
@@ -111,7 +118,9 @@ export class GraphRunner {
     readonly manifest: GraphManifest,
     kvCapacity: KvCapacity = {},
   ) {
-    this.caches = manifest.kvGroups.map((g) => new KvGroupCache(g, manifest.floatType === 'float16', session, manifest.maxContext, kvCapacity));
+    this.caches = manifest.kvGroups.map(
+      (g) => new KvGroupCache(g, manifest.floatType === 'float16', session, manifest.maxContext, kvCapacity),
+    );
     this.stepBinding = session.binding();
   }
 
@@ -196,7 +205,13 @@ export class GraphRunner {
       if (view.device === 'cpu') return view.read() as Float32Array;
       this.rowReader ??= (() => {
         const g = new Graph('realign-row-read');
-        g.output(g.op1('Identity', [g.input('src', 'float32', ['N'], 'device row')], {}, '/read/Identity'), 'dst', 'float32', ['N'], 'the row on the host');
+        g.output(
+          g.op1('Identity', [g.input('src', 'float32', ['N'], 'device row')], {}, '/read/Identity'),
+          'dst',
+          'float32',
+          ['N'],
+          'the row on the host',
+        );
         const session = this.session.fork(encodeOnnxModel(g));
         return { session, binding: session.binding() };
       })();
@@ -299,7 +314,13 @@ export class GraphRunner {
    * `device` outputs are left in the session's memory, uncounted; of those, `keep` are returned as values (the
    * caller disposes them), the others released.
    */
-  private run(binding: IoBinding, feeds: Record<string, HostTensor>, fetch: string[], device: string[] = [], keep: string[] = []): { data: HostTensor['data'][]; kept: Value[] } {
+  private run(
+    binding: IoBinding,
+    feeds: Record<string, HostTensor>,
+    fetch: string[],
+    device: string[] = [],
+    keep: string[] = [],
+  ): { data: HostTensor['data'][]; kept: Value[] } {
     const before = { to: transfers.toDevice, from: transfers.fromDevice };
     const inputs: Value[] = [];
     const outputs: Value[] = [];

@@ -110,7 +110,8 @@ export class KvGroupCache {
 
   /** Checks that every row can hold `tokens` tokens (the capacity is fixed). */
   ensureTokens(tokens: number): void {
-    if (tokens > this.tokenCapacity) throw new Error(`kv group ${this.info.name}: ${tokens} tokens exceed the cache capacity of ${this.tokenCapacity}`);
+    if (tokens > this.tokenCapacity)
+      throw new Error(`kv group ${this.info.name}: ${tokens} tokens exceed the cache capacity of ${this.tokenCapacity}`);
   }
 
   /**
@@ -150,7 +151,8 @@ export class KvGroupCache {
   }
 
   private view(start: number, count: number): { keys: Value[]; values: Value[] } {
-    if (start < 0 || count < 0 || start + count > this.rowCapacity) throw new Error(`kv group ${this.info.name}: slots [${start}, ${start + count}) outside its ${this.rowCapacity} rows`);
+    if (start < 0 || count < 0 || start + count > this.rowCapacity)
+      throw new Error(`kv group ${this.info.name}: slots [${start}, ${start + count}) outside its ${this.rowCapacity} rows`);
     const key = `${start}:${count}`;
     let v = this.views.get(key);
     if (!v) {
@@ -158,7 +160,10 @@ export class KvGroupCache {
       const rowSize = this.rowElements();
       const dims = this.rowDims(count);
       const memory = this.session.memory;
-      v = { keys: this.keys.map((b) => Value.view(b, start * rowSize, dims, memory)), values: this.values.map((b) => Value.view(b, start * rowSize, dims, memory)) };
+      v = {
+        keys: this.keys.map((b) => Value.view(b, start * rowSize, dims, memory)),
+        values: this.values.map((b) => Value.view(b, start * rowSize, dims, memory)),
+      };
       this.views.set(key, v);
     }
     return v;

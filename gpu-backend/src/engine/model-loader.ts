@@ -65,7 +65,9 @@ export async function chooseDevice(requested: Device | 'auto'): Promise<{ device
     if (!probe.available) throw new Error(`--device cuda: ${probe.reason}`);
     return { device: 'cuda', reason: 'requested --device cuda' };
   }
-  return probe.available ? { device: 'cuda', reason: probe.reason } : { device: 'cpu', reason: `falling back to CPU: ${probe.reason}` };
+  return probe.available
+    ? { device: 'cuda', reason: probe.reason }
+    : { device: 'cpu', reason: `falling back to CPU: ${probe.reason}` };
 }
 
 /** Opens the checkpoints named by a source (validating them). */
@@ -75,7 +77,10 @@ export function openSource(source: ModelSource): { model?: Checkpoint; aligned?:
     return dir;
   };
   if (source.mode === 'fusion') {
-    return { aligned: openCheckpoint(need(source.aligned, 'aligned')), reference: openCheckpoint(need(source.reference, 'reference')) };
+    return {
+      aligned: openCheckpoint(need(source.aligned, 'aligned')),
+      reference: openCheckpoint(need(source.reference, 'reference')),
+    };
   }
   const opts = source.mode === 'inra' ? { inraAdapterLayers: source.inraAdapterLayers ?? 1 } : {};
   return { model: openCheckpoint(need(source.model, 'model'), opts) };
@@ -93,7 +98,10 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     maxContext,
     ...ckpts,
   };
-  const files = ensureGraph(opts.deviceSampling ? { ...spec, deviceSampling: true } : spec, opts.graphCache ?? defaultGraphCache());
+  const files = ensureGraph(
+    opts.deviceSampling ? { ...spec, deviceSampling: true } : spec,
+    opts.graphCache ?? defaultGraphCache(),
+  );
   opts.log?.('graph ready', { dir: files.dir, built: files.built, buildMs: Math.round(files.buildMs) });
   let session: ModelSession;
   try {
@@ -127,6 +135,11 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
 }
 
 function loadTokenizer(ckpt: Checkpoint): TextTokenizer {
-  if (!ckpt.tokenizerFile) throw new CheckpointError(`${ckpt.dir}: no tokenizer.json; realign needs the tokenizer to serve text`, ckpt.dir, 'tokenizer.json');
+  if (!ckpt.tokenizerFile)
+    throw new CheckpointError(
+      `${ckpt.dir}: no tokenizer.json; realign needs the tokenizer to serve text`,
+      ckpt.dir,
+      'tokenizer.json',
+    );
   return TextTokenizer.load(ckpt.tokenizerFile, ckpt.tokenizerConfigFile);
 }

@@ -133,7 +133,8 @@ export class RowAllocator {
     const layout = this.manifest.rowLayout;
     const groups = this.runner.caches.length;
     // the branch rows of the step: per group, a contiguous slot range covering the sequences' slots
-    const slotsIn = (g: number) => seqs.flatMap((s) => [s.handle.aligned?.get(g), s.handle.reference?.get(g)].filter((x): x is number => x !== undefined));
+    const slotsIn = (g: number) =>
+      seqs.flatMap((s) => [s.handle.aligned?.get(g), s.handle.reference?.get(g)].filter((x): x is number => x !== undefined));
     const ranges = Array.from({ length: groups }, (_, g) => {
       const slots = slotsIn(g);
       if (slots.length === 0) return { start: this.runner.caches[g].size, count: 0 };
@@ -143,7 +144,8 @@ export class RowAllocator {
       return { start, count };
     });
     // branch-row index of (group, slot)
-    const rowIndex = (g: number, slot: number) => (layout === 'rows' ? slot - ranges[0].start : g === 0 ? slot - ranges[0].start : ranges[0].count + slot - ranges[1].start);
+    const rowIndex = (g: number, slot: number) =>
+      layout === 'rows' ? slot - ranges[0].start : g === 0 ? slot - ranges[0].start : ranges[0].count + slot - ranges[1].start;
     const R = layout === 'rows' ? ranges[0].count : ranges[0].count + ranges[1].count;
     const tokens: number[][] = new Array(R);
     const totals: number[] = new Array(R);
@@ -168,6 +170,16 @@ export class RowAllocator {
         outputs.push({ lambda, aligned: a ?? r!, reference: r ?? a! });
       }
     }
-    return { ranges, tokens, totals, prefill, positions, adapterRows, outputs, handles: seqs.map((s) => s.handle), totalsBySeq: seqs.map((s) => s.total) };
+    return {
+      ranges,
+      tokens,
+      totals,
+      prefill,
+      positions,
+      adapterRows,
+      outputs,
+      handles: seqs.map((s) => s.handle),
+      totalsBySeq: seqs.map((s) => s.total),
+    };
   }
 }

@@ -56,10 +56,19 @@ export class Scheduler {
   submitGenerate(job: GenerateJob): void {
     let seq: Sequence;
     try {
-      seq = new Sequence(job, branchesFor(this.model.runner.manifest.mode, [job.lambda]), this.model.tokenizer, this.model.eosTokenIds, this.model.maxContext);
+      seq = new Sequence(
+        job,
+        branchesFor(this.model.runner.manifest.mode, [job.lambda]),
+        this.model.tokenizer,
+        this.model.eosTokenIds,
+        this.model.maxContext,
+      );
     } catch (err) {
       // a job the sequence cannot be built from (e.g. a seed that is not a number) is refused alone
-      this.sink.rejected(job.id, { message: `the engine cannot run this request: ${(err as Error).message}`, code: 'invalid_job' });
+      this.sink.rejected(job.id, {
+        message: `the engine cannot run this request: ${(err as Error).message}`,
+        code: 'invalid_job',
+      });
       return;
     }
     if (!this.accept(job.id, seq.reservedTokens, job.promptIds.length)) return;
@@ -140,7 +149,10 @@ export class Scheduler {
       // let cancel and submit messages in between steps
       await new Promise((r) => setImmediate(r));
     }
-    this.sink.events([...this.running.values()].filter((s) => !s.finish).map((s) => s.end('cancelled')), []);
+    this.sink.events(
+      [...this.running.values()].filter((s) => !s.finish).map((s) => s.end('cancelled')),
+      [],
+    );
   }
 
   private accept(id: number, reserved: number, promptLength: number): boolean {
@@ -149,15 +161,24 @@ export class Scheduler {
       return false;
     }
     if (promptLength >= this.model.maxContext) {
-      this.sink.rejected(id, { message: `the prompt has ${promptLength} tokens; this model serves at most ${this.model.maxContext - 1} prompt tokens`, code: 'context_length_exceeded' });
+      this.sink.rejected(id, {
+        message: `the prompt has ${promptLength} tokens; this model serves at most ${this.model.maxContext - 1} prompt tokens`,
+        code: 'context_length_exceeded',
+      });
       return false;
     }
     if (reserved > this.limits.maxKvTokens) {
-      this.sink.rejected(id, { message: `the request needs ${reserved} KV tokens but the engine's budget is ${this.limits.maxKvTokens}; lower max_tokens`, code: 'request_too_large' });
+      this.sink.rejected(id, {
+        message: `the request needs ${reserved} KV tokens but the engine's budget is ${this.limits.maxKvTokens}; lower max_tokens`,
+        code: 'request_too_large',
+      });
       return false;
     }
     if (this.queue.length >= this.limits.maxQueue) {
-      this.sink.rejected(id, { message: `the engine queue is full (${this.limits.maxQueue} waiting); retry later`, code: 'queue_full' });
+      this.sink.rejected(id, {
+        message: `the engine queue is full (${this.limits.maxQueue} waiting); retry later`,
+        code: 'queue_full',
+      });
       return false;
     }
     return true;
@@ -224,7 +245,11 @@ export class Scheduler {
       try {
         seq.handle = this.rows.add(seq.needs);
       } catch (err) {
-        this.emit(seq, seq.end('error', { message: `no KV cache rows for this request: ${(err as Error).message}`, code: 'engine_error' }), events);
+        this.emit(
+          seq,
+          seq.end('error', { message: `no KV cache rows for this request: ${(err as Error).message}`, code: 'engine_error' }),
+          events,
+        );
         continue;
       }
       this.count(this.promptTokens, seq, seq.job.promptIds.length);
@@ -252,7 +277,9 @@ export class Scheduler {
 
   /** One prefill run over sequences just placed, sampling each one's first token. */
   private async prefillRun(seqs: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
-    const plan = this.rows.prefillPlan(seqs.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })));
+    const plan = this.rows.prefillPlan(
+      seqs.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })),
+    );
     await this.sampleRun(plan, seqs, events, stepMs);
     this.prefillSteps++;
   }
@@ -281,7 +308,14 @@ export class Scheduler {
       return;
     }
     const B = seqs.length;
-    const feed: SamplingFeed = { uniform: new Float64Array(B), temperature: new Float64Array(B), topP: new Float64Array(B), minP: new Float64Array(B), topK: new BigInt64Array(B), top: false };
+    const feed: SamplingFeed = {
+      uniform: new Float64Array(B),
+      temperature: new Float64Array(B),
+      topP: new Float64Array(B),
+      minP: new Float64Array(B),
+      topK: new BigInt64Array(B),
+      top: false,
+    };
     seqs.forEach((seq, i) => {
       const p = seq.job.params;
       feed.uniform[i] = seq.uniform() ?? 0;
@@ -298,7 +332,10 @@ export class Scheduler {
     const K = res.topCount;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
-      const top = res.topIds && res.topLogprobs ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) } : null;
+      const top =
+        res.topIds && res.topLogprobs
+          ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) }
+          : null;
       let ev: GenerateEvent;
       try {
         ev = seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i));
@@ -330,7 +367,14 @@ export class Scheduler {
     // a row whose next input is not a vocabulary id would fail the run of the whole batch: it fails alone
     for (const seq of this.running.values()) {
       if (!seq.finish && !seq.cancelled && !seq.validNextToken(V)) {
-        this.emit(seq, seq.end('error', { message: `internal error: the next input token ${String(seq.nextToken)} is not an id of the vocabulary of ${V}; the request was ended`, code: 'sequence_failed' }), events);
+        this.emit(
+          seq,
+          seq.end('error', {
+            message: `internal error: the next input token ${String(seq.nextToken)} is not an id of the vocabulary of ${V}; the request was ended`,
+            code: 'sequence_failed',
+          }),
+          events,
+        );
       }
     }
     this.sweep(events);
@@ -397,7 +441,12 @@ export class Scheduler {
       const prompt = seq.job.promptIds.length;
       const completion = seq.generated;
       const branch = (on: boolean) => ({ prompt_tokens: on ? prompt : 0, completion_tokens: on ? completion : 0 });
-      ev.usage = { prompt_tokens: prompt, completion_tokens: completion, aligned: branch(seq.needs.aligned), reference: branch(seq.needs.reference) };
+      ev.usage = {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        aligned: branch(seq.needs.aligned),
+        reference: branch(seq.needs.reference),
+      };
     }
     events.push(ev);
   }
@@ -431,16 +480,21 @@ export class Scheduler {
       const P = plan.positions[0].length;
       const read = (k: number): TopEntry[][] =>
         Array.from({ length: P }, (_, p) => topLogprobs(logits.subarray((k * P + p) * V, (k * P + p + 1) * V), job.topLogprobs));
-      const positions = job.positions === 'all' ? Array.from({ length: job.inputIds.length }, (_, i) => i) : [job.inputIds.length - 1];
+      const positions =
+        job.positions === 'all' ? Array.from({ length: job.inputIds.length }, (_, i) => i) : [job.inputIds.length - 1];
       const result: LogitsResult = {
         positions,
         blends: job.lambdas.map((lambda, k) => ({ lambda, top: read(k) })),
         forwardPasses: 1,
       };
-      if (branchLambdas.length > 0) result.branches = { aligned: read(job.lambdas.length), reference: read(job.lambdas.length + 1) };
+      if (branchLambdas.length > 0)
+        result.branches = { aligned: read(job.lambdas.length), reference: read(job.lambdas.length + 1) };
       this.sink.logits(job.id, result);
     } catch (err) {
-      this.sink.rejected(job.id, { message: (err as Error).message, code: err instanceof NonFiniteLogitsError ? err.code : 'engine_error' });
+      this.sink.rejected(job.id, {
+        message: (err as Error).message,
+        code: err instanceof NonFiniteLogitsError ? err.code : 'engine_error',
+      });
     } finally {
       if (handle) this.rows.remove(handle);
       this.reserved -= reserved;

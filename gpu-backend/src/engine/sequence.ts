@@ -50,7 +50,13 @@ export class Sequence {
    */
   deviceSampleable(topCount: number): boolean {
     const p = this.job.params;
-    return p.repetition_penalty === 1 && p.presence_penalty === 0 && p.frequency_penalty === 0 && Object.keys(p.logit_bias).length === 0 && p.top_logprobs <= topCount;
+    return (
+      p.repetition_penalty === 1 &&
+      p.presence_penalty === 0 &&
+      p.frequency_penalty === 0 &&
+      Object.keys(p.logit_bias).length === 0 &&
+      p.top_logprobs <= topCount
+    );
   }
 
   /**
@@ -68,7 +74,12 @@ export class Sequence {
    * past the graph's candidates) or with no finite logit (−1) is sampled here from its logits with the same number,
    * so it gets the host's token or the host's error.
    */
-  fromDevice(token: number, logprob: number, top: { ids: BigInt64Array; logprobs: Float64Array } | null, logitsRow: () => Float32Array): GenerateEvent {
+  fromDevice(
+    token: number,
+    logprob: number,
+    top: { ids: BigInt64Array; logprobs: Float64Array } | null,
+    logitsRow: () => Float32Array,
+  ): GenerateEvent {
     if (token < 0) return this.step(logitsRow());
     this.pendingUniform = undefined;
     this.sampler.record(token);
@@ -77,7 +88,8 @@ export class Sequence {
     if (p.logprobs && p.top_logprobs > 0 && top) {
       out.top = [];
       // like the host's top-k, only tokens with a finite logit are listed
-      for (let j = 0; j < p.top_logprobs && j < top.ids.length; j++) if (top.logprobs[j] !== -Infinity) out.top.push({ token: Number(top.ids[j]), logprob: top.logprobs[j] });
+      for (let j = 0; j < p.top_logprobs && j < top.ids.length; j++)
+        if (top.logprobs[j] !== -Infinity) out.top.push({ token: Number(top.ids[j]), logprob: top.logprobs[j] });
     }
     return this.accept(out);
   }

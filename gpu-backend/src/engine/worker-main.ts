@@ -17,7 +17,15 @@ async function start(init: EngineInit): Promise<void> {
   const kvRows = device === 'cuda' ? 2 * limits.maxBatch : undefined;
   // sampling in the graph pays off where the logits would cross to the host: on CUDA (on the CPU the host is faster)
   const deviceSampling = limits.deviceSampling === 'on' || ((limits.deviceSampling ?? 'auto') === 'auto' && device === 'cuda');
-  const model = await loadModel(init.source, { device: init.device, maxContext: init.maxContext, graphCache: init.graphCache, threads: init.threads, decodeLoop: limits.decodeLoopSteps > 1, kvRows, deviceSampling });
+  const model = await loadModel(init.source, {
+    device: init.device,
+    maxContext: init.maxContext,
+    graphCache: init.graphCache,
+    threads: init.threads,
+    decodeLoop: limits.decodeLoopSteps > 1,
+    kvRows,
+    deviceSampling,
+  });
   const scheduler = new Scheduler(model, limits, {
     events: (events, stepMs) => post({ type: 'events', events, stats: scheduler.stats(), stepMs }),
     logits: (id, result) => post({ type: 'logits-result', id, result }),

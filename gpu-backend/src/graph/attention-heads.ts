@@ -28,7 +28,8 @@ const GQA_HEAD_MULTIPLE = 16;
 /** The head size the graphs and KV caches use for a checkpoint: its own, or padded to what GroupQueryAttention takes. */
 export function attentionHeadSize(cfg: Pick<ModelConfig, 'headDim'>): number {
   const E = cfg.headDim;
-  if (!Number.isInteger(E) || E <= 0 || E % 2 !== 0) throw new Error(`head size ${E} is not a positive even integer (rotary embedding pairs the two halves of each head)`);
+  if (!Number.isInteger(E) || E <= 0 || E % 2 !== 0)
+    throw new Error(`head size ${E} is not a positive even integer (rotary embedding pairs the two halves of each head)`);
   return Math.ceil(E / GQA_HEAD_MULTIPLE) * GQA_HEAD_MULTIPLE;
 }
 
@@ -56,7 +57,13 @@ export function attentionWeights(w: WeightSource, cfg: ModelConfig, n: ReturnTyp
   const E = cfg.headDim;
   const Ep = attentionHeadSize(cfg);
   if (Ep === E) {
-    return { qkv: w.linear([n.q, n.k, n.v]), qkvBias: cfg.qkvBias ? w.bias([n.qBias, n.kBias, n.vBias]) : null, o: w.linear([n.o]), oBias, attributes: {} };
+    return {
+      qkv: w.linear([n.q, n.k, n.v]),
+      qkvBias: cfg.qkvBias ? w.bias([n.qBias, n.kBias, n.vBias]) : null,
+      o: w.linear([n.o]),
+      oBias,
+      attributes: {},
+    };
   }
   const { hiddenSize: D, numHeads: H, numKvHeads: K } = cfg;
   const width = (H + 2 * K) * Ep;
@@ -90,7 +97,14 @@ export function attentionWeights(w: WeightSource, cfg: ModelConfig, n: ReturnTyp
 }
 
 /** dst[i·stride + col(o)] = src[o·cols + i] for src [rows, cols] (a linear weight [out, in] as a MatMul rhs). */
-function scatterTransposed(src: Values, rows: number, cols: number, dst: Values, stride: number, col: (o: number) => number): void {
+function scatterTransposed(
+  src: Values,
+  rows: number,
+  cols: number,
+  dst: Values,
+  stride: number,
+  col: (o: number) => number,
+): void {
   for (let o = 0; o < rows; o++) {
     const c = col(o);
     const srow = o * cols;

@@ -27,7 +27,17 @@ export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): 
   // `quant` and `deviceSampling` are left out of the JSON when absent, so other graphs keep the keys they had before
   // those options existed
   const sampling = spec.deviceSampling && variant === 'step' ? { deviceSampling: true } : {};
-  h.update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant, mode: spec.mode, floatType: spec.floatType, maxContext: spec.maxContext, quant: spec.quant, ...sampling }));
+  h.update(
+    JSON.stringify({
+      v: GRAPH_FORMAT_VERSION,
+      variant,
+      mode: spec.mode,
+      floatType: spec.floatType,
+      maxContext: spec.maxContext,
+      quant: spec.quant,
+      ...sampling,
+    }),
+  );
   for (const ckpt of [spec.model, spec.aligned, spec.reference]) {
     if (!ckpt) {
       h.update('-');
@@ -58,7 +68,12 @@ export function graphCached(spec: GraphSpec, cacheRoot: string, variant: GraphVa
  * Returns the graph for `spec`, building it into `cacheRoot/<key>/` when it is not there yet. The build writes
  * into a temporary folder that is renamed when complete, so an interrupted build leaves no half graph behind.
  */
-export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (done: number, total: number) => void, variant: GraphVariant = 'step'): GraphFiles {
+export function ensureGraph(
+  spec: GraphSpec,
+  cacheRoot: string,
+  onProgress?: (done: number, total: number) => void,
+  variant: GraphVariant = 'step',
+): GraphFiles {
   const dir = graphDir(spec, cacheRoot, variant);
   const manifestPath = join(dir, 'manifest.json');
   if (existsSync(manifestPath)) {
@@ -79,7 +94,13 @@ export function ensureGraph(spec: GraphSpec, cacheRoot: string, onProgress?: (do
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  return { dir, modelPath: join(dir, 'model.onnx'), manifest: JSON.parse(readFileSync(manifestPath, 'utf8')), built: true, buildMs: performance.now() - start };
+  return {
+    dir,
+    modelPath: join(dir, 'model.onnx'),
+    manifest: JSON.parse(readFileSync(manifestPath, 'utf8')),
+    built: true,
+    buildMs: performance.now() - start,
+  };
 }
 
 /** Default cache folder for built graphs (under the user's cache directory; see cache-dir.ts). */

@@ -53,7 +53,8 @@ export class DecoderBuilder {
     const half = attentionHeadSize(this.cfg) / 2;
     const table = (f: (x: number) => number) => () => {
       const out = new Float32Array(maxPositions * half);
-      for (let p = 0; p < maxPositions; p++) for (let i = 0; i < half; i++) out[p * half + i] = f(i < inv.length ? p * inv[i] : 0);
+      for (let p = 0; p < maxPositions; p++)
+        for (let i = 0; i < half; i++) out[p * half + i] = f(i < inv.length ? p * inv[i] : 0);
       return out;
     };
     return {
@@ -72,14 +73,23 @@ export class DecoderBuilder {
   norm(stream: Residual, gamma: string, path: string): { normed: string; residual: string } {
     const eps = { f: this.cfg.rmsNormEps };
     if (!stream.pending) {
-      const normed = this.g.op1('SimplifiedLayerNormalization', [stream.residual, gamma], { epsilon: eps, axis: { i: -1 }, stash_type: { i: 1 } }, `${path}/SimplifiedLayerNorm`);
+      const normed = this.g.op1(
+        'SimplifiedLayerNormalization',
+        [stream.residual, gamma],
+        { epsilon: eps, axis: { i: -1 }, stash_type: { i: 1 } },
+        `${path}/SimplifiedLayerNorm`,
+      );
       return { normed, residual: stream.residual };
     }
     const [normed, , , sum] = this.g.op(
       'SkipSimplifiedLayerNormalization',
       [stream.pending, stream.residual, gamma],
       { epsilon: eps },
-      { name: `${path}/SkipSimplifiedLayerNorm`, domain: MS_DOMAIN, outputs: [`${path}/SkipSimplifiedLayerNorm/output_0`, '', '', `${path}/SkipSimplifiedLayerNorm/output_3`] },
+      {
+        name: `${path}/SkipSimplifiedLayerNorm`,
+        domain: MS_DOMAIN,
+        outputs: [`${path}/SkipSimplifiedLayerNorm/output_0`, '', '', `${path}/SkipSimplifiedLayerNorm/output_3`],
+      },
     );
     return { normed, residual: sum };
   }
@@ -91,7 +101,9 @@ export class DecoderBuilder {
 
   /** x·W (+ b) with W and b given as initializers (W a quantized matrix's handle: MatMulNBits, see matmul-nbits.ts). */
   project(x: string, weight: string, bias: string | null, path: string): string {
-    const y = this.w.quantized?.matMul(this.g, x, weight, `${path}/MatMulNBits`) ?? this.g.op1('MatMul', [x, weight], {}, `${path}/MatMul`);
+    const y =
+      this.w.quantized?.matMul(this.g, x, weight, `${path}/MatMulNBits`) ??
+      this.g.op1('MatMul', [x, weight], {}, `${path}/MatMul`);
     return bias ? this.g.op1('Add', [y, bias], {}, `${path}/BiasAdd`) : y;
   }
 
@@ -112,13 +124,27 @@ export class DecoderBuilder {
       'GroupQueryAttention',
       [qkv, '', '', kv.pastKey, kv.pastValue, attn.seqlensK, attn.totalLength, attn.cos, attn.sin],
       { num_heads: { i: H }, kv_num_heads: { i: K }, do_rotary: { i: 1 }, rotary_interleaved: { i: 0 }, ...heads.attributes },
-      { name: `${path}/attn/GroupQueryAttention`, domain: MS_DOMAIN, outputs: [`${path}/attn/GroupQueryAttention/output_0`, kv.presentKey, kv.presentValue] },
+      {
+        name: `${path}/attn/GroupQueryAttention`,
+        domain: MS_DOMAIN,
+        outputs: [`${path}/attn/GroupQueryAttention/output_0`, kv.presentKey, kv.presentValue],
+      },
     ); // [R, S, H*E]
     const o = this.project(ctx, heads.o, heads.oBias, `${path}/attn/o_proj`); // [R, S, D]
     const m = this.norm({ residual: a.residual, pending: o }, this.w.raw(n.postNorm), `${path}/post_attention_layernorm`);
-    const gateUp = this.linear(m.normed, [n.gate, n.up], this.cfg.mlpBias ? [n.gateBias, n.upBias] : null, `${path}/mlp/gate_up_proj`); // [R, S, 2I]
+    const gateUp = this.linear(
+      m.normed,
+      [n.gate, n.up],
+      this.cfg.mlpBias ? [n.gateBias, n.upBias] : null,
+      `${path}/mlp/gate_up_proj`,
+    ); // [R, S, 2I]
     const I = this.cfg.intermediateSize;
-    const [gate, up] = this.g.op('Split', [gateUp, this.g.constant('int64', [I, I])], { axis: { i: -1 } }, { name: `${path}/mlp/Split`, outputs: 2 });
+    const [gate, up] = this.g.op(
+      'Split',
+      [gateUp, this.g.constant('int64', [I, I])],
+      { axis: { i: -1 } },
+      { name: `${path}/mlp/Split`, outputs: 2 },
+    );
     const sig = this.g.op1('Sigmoid', [gate], {}, `${path}/mlp/act/Sigmoid`);
     const silu = this.g.op1('Mul', [gate, sig], {}, `${path}/mlp/act/Mul`);
     const prod = this.g.op1('Mul', [silu, up], {}, `${path}/mlp/Mul`); // [R, S, I]

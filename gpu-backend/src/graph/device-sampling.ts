@@ -129,22 +129,50 @@ export interface DeviceSamplingOutputs {
 
 /** The graph inputs and outputs `addDeviceSampling` declares, in one table (Kb = biasSlots, K = top logprobs). */
 export const SAMPLING_IO = {
-  sample_temperature: { type: 'float64', dims: ['B'], doc: 'temperature of each output row; 0 (or one whose inverse overflows) = greedy' },
+  sample_temperature: {
+    type: 'float64',
+    dims: ['B'],
+    doc: 'temperature of each output row; 0 (or one whose inverse overflows) = greedy',
+  },
   sample_top_k: { type: 'int64', dims: ['B'], doc: 'top_k of each output row; ≤ 0 or ≥ V = off' },
   sample_top_p: { type: 'float64', dims: ['B'], doc: 'top_p of each output row; 1 = off' },
   sample_min_p: { type: 'float64', dims: ['B'], doc: 'min_p of each output row; 0 = off' },
-  sample_uniform: { type: 'float64', dims: ['B'], doc: "u in [0, 1): the row's next number from its seeded stream (any value for greedy rows)" },
-  sample_bias_ids: { type: 'int64', dims: ['B', 'Kb'], doc: 'logit_bias token ids of each row; unused slots (and ids outside [0, V)) hold V' },
-  sample_bias_values: { type: 'float64', dims: ['B', 'Kb'], doc: 'logit_bias values matching sample_bias_ids (0 in unused slots)' },
+  sample_uniform: {
+    type: 'float64',
+    dims: ['B'],
+    doc: "u in [0, 1): the row's next number from its seeded stream (any value for greedy rows)",
+  },
+  sample_bias_ids: {
+    type: 'int64',
+    dims: ['B', 'Kb'],
+    doc: 'logit_bias token ids of each row; unused slots (and ids outside [0, V)) hold V',
+  },
+  sample_bias_values: {
+    type: 'float64',
+    dims: ['B', 'Kb'],
+    doc: 'logit_bias values matching sample_bias_ids (0 in unused slots)',
+  },
   sample_repetition_penalty: { type: 'float64', dims: ['B'], doc: 'repetition_penalty of each row; 1 = off' },
   sample_presence_penalty: { type: 'float64', dims: ['B'], doc: 'presence_penalty of each row; 0 = off' },
   sample_frequency_penalty: { type: 'float64', dims: ['B'], doc: 'frequency_penalty of each row; 0 = off' },
   sample_seen: { type: 'bool', dims: ['B', 'V'], doc: 'per row: token in the prompt or generated so far (device-resident)' },
   sample_counts: { type: 'float32', dims: ['B', 'V'], doc: 'per row: times each token was generated so far (device-resident)' },
   sample_seen_next: { type: 'bool', dims: ['B', 'V'], doc: 'sample_seen after this step (unchanged for rows with token < 0)' },
-  sample_counts_next: { type: 'float32', dims: ['B', 'V'], doc: 'sample_counts after this step (unchanged for rows with token < 0)' },
-  sample_token: { type: 'int64', dims: ['B'], doc: 'chosen token; −1: no finite logit (the row fails); −2: the host must sample this row' },
-  sample_logprob: { type: 'float64', dims: ['B'], doc: 'log-probability of the chosen token under softmax(z / T) (T = 1 when greedy); NaN when token < 0' },
+  sample_counts_next: {
+    type: 'float32',
+    dims: ['B', 'V'],
+    doc: 'sample_counts after this step (unchanged for rows with token < 0)',
+  },
+  sample_token: {
+    type: 'int64',
+    dims: ['B'],
+    doc: 'chosen token; −1: no finite logit (the row fails); −2: the host must sample this row',
+  },
+  sample_logprob: {
+    type: 'float64',
+    dims: ['B'],
+    doc: 'log-probability of the chosen token under softmax(z / T) (T = 1 when greedy); NaN when token < 0',
+  },
   sample_top_ids: { type: 'int64', dims: ['B', 'K'], doc: 'the K most likely tokens, best first, ties to the lower id' },
   sample_top_logprobs: { type: 'float64', dims: ['B', 'K'], doc: 'their log-probabilities; −∞ past the last finite logit' },
 } as const;
@@ -160,12 +188,18 @@ export const SAMPLING_IO = {
  *                                                                         └─► nucleus ─► bucket re-sort ─► draw
  *   mode per row (greedy / top_k / top_p / min_p / full) ─► Where ─► token, logprob, top ids and logprobs
  */
-export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingInputs, opts: DeviceSamplingOptions): DeviceSamplingOutputs {
+export function emitDeviceSampling(
+  g: Graph,
+  logits: string,
+  io: DeviceSamplingInputs,
+  opts: DeviceSamplingOptions,
+): DeviceSamplingOutputs {
   const p = opts.prefix ?? '/sample';
   const V = opts.vocab;
   const C = Math.min(opts.candidates ?? 1024, V);
   const K = Math.min(opts.topLogprobs ?? 20, C);
-  const op = (type: string, inputs: string[], name: string, attrs: Parameters<Graph['op1']>[2] = {}) => g.op1(type, inputs, attrs, `${p}/${name}`);
+  const op = (type: string, inputs: string[], name: string, attrs: Parameters<Graph['op1']>[2] = {}) =>
+    g.op1(type, inputs, attrs, `${p}/${name}`);
   const f64 = (v: number) => g.constant('float64', [v], []);
   const f32 = (v: number) => g.constant('float32', [v], []);
   const i64 = (v: number) => g.constant('int64', [v], []);
@@ -179,13 +213,18 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   // as exact arithmetic instead, `keep` for w·[c] (w finite) and `orMinusInf` for a + ln[c] (a finite or −∞).
   const asD = (c: string, name: string) => cast(c, DOUBLE, name);
   const keep = (c: string, w: string, name: string) => op('Mul', [w, asD(c, name)], `${name}/keep`);
-  const orMinusInf = (c: string, a: string, name: string) => op('Add', [a, op('Log', [asD(c, name)], `${name}/Log`)], `${name}/orMinusInf`);
+  const orMinusInf = (c: string, a: string, name: string) =>
+    op('Add', [a, op('Log', [asD(c, name)], `${name}/Log`)], `${name}/orMinusInf`);
   /** Σ over axis 1 of a boolean [B, N] as float64 [B, 1] (exact below 2^53). */
-  const count = (b: string, name: string) => op('ReduceSum', [cast(b, DOUBLE, name), axis1], `${name}/ReduceSum`, { keepdims: { i: 1 } });
+  const count = (b: string, name: string) =>
+    op('ReduceSum', [cast(b, DOUBLE, name), axis1], `${name}/ReduceSum`, { keepdims: { i: 1 } });
   /** Column `j` of [B, N] as [B, 1]. */
-  const column = (x: string, j: number, name: string) => op('Gather', [x, g.constant('int64', [j])], `${name}/Gather`, { axis: { i: 1 } });
-  const cumsum = (x: string, name: string, exclusive = false) => op('CumSum', [x, i64(1)], `${name}/CumSum`, exclusive ? { exclusive: { i: 1 } } : {});
-  const range = (n: number, type: 'float32' | 'float64' | 'int64', name: string) => op('Range', [g.constant(type, [0], []), g.constant(type, [n], []), g.constant(type, [1], [])], `${name}/Range`);
+  const column = (x: string, j: number, name: string) =>
+    op('Gather', [x, g.constant('int64', [j])], `${name}/Gather`, { axis: { i: 1 } });
+  const cumsum = (x: string, name: string, exclusive = false) =>
+    op('CumSum', [x, i64(1)], `${name}/CumSum`, exclusive ? { exclusive: { i: 1 } } : {});
+  const range = (n: number, type: 'float32' | 'float64' | 'int64', name: string) =>
+    op('Range', [g.constant(type, [0], []), g.constant(type, [n], []), g.constant(type, [1], [])], `${name}/Range`);
   const rows = (x: string, name: string) => op('Unsqueeze', [x, axis1], `${name}/Unsqueeze`); // [B] → [B, 1]
 
   // ── processed logits: NaN and ±∞ masked to −∞ (sampler.ts process), then logit_bias ──
@@ -199,7 +238,12 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   }
 
   // ── ranked candidates, ties re-sorted to the lower id ──
-  const [vals, ids] = g.op('TopK', [z, g.constant('int64', [C])], { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } }, { name: `${p}/candidates/TopK`, outputs: 2 }); // [B, C] float32, int64
+  const [vals, ids] = g.op(
+    'TopK',
+    [z, g.constant('int64', [C])],
+    { axis: { i: -1 }, largest: { i: 1 }, sorted: { i: 1 } },
+    { name: `${p}/candidates/TopK`, outputs: 2 },
+  ); // [B, C] float32, int64
   const max32 = column(vals, 0, 'max'); // [B, 1]
   const none = op('Equal', [max32, f32(-Infinity)], 'none/Equal'); // [B, 1] no finite logit
   const maxD = cast(where(none, f32(0), max32, 'max/safe'), DOUBLE, 'max'); // [B, 1]
@@ -212,7 +256,11 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   // ── per-row parameters ──
   const temperature = rows(io.temperature, 'temperature'); // [B, 1]
   const inverse = op('Div', [f64(1), temperature], 'temperature/Div');
-  const sampled = and(op('Greater', [temperature, f64(0)], 'temperature/Greater'), op('Equal', [op('Sub', [inverse, inverse], 'temperature/Sub'), f64(0)], 'temperature/Equal'), 'sampled'); // [B, 1]
+  const sampled = and(
+    op('Greater', [temperature, f64(0)], 'temperature/Greater'),
+    op('Equal', [op('Sub', [inverse, inverse], 'temperature/Sub'), f64(0)], 'temperature/Equal'),
+    'sampled',
+  ); // [B, 1]
   const sampledD = asD(sampled, 'sampled');
   const tEff = op('Add', [op('Mul', [temperature, sampledD], 'invT/Mul'), op('Sub', [f64(1), sampledD], 'invT/Sub')], 'invT/T'); // T, or 1 when greedy
   const invT = op('Div', [f64(1), tEff], 'invT'); // [B, 1] greedy logprobs use T = 1
@@ -234,7 +282,11 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const logZ = op('Log', [sum], 'logZ/Log'); // [B, 1]
   const index = range(V, 'float32', 'index'); // [V] exact below 2^24
   const isMax = op('Equal', [z, max32], 'greedy/Equal');
-  const greedy = cast(op('ReduceMin', [where(isMax, index, f32(V), 'greedy'), axis1], 'greedy/ReduceMin', { keepdims: { i: 1 } }), INT64, 'greedy'); // [B, 1]
+  const greedy = cast(
+    op('ReduceMin', [where(isMax, index, f32(V), 'greedy'), axis1], 'greedy/ReduceMin', { keepdims: { i: 1 } }),
+    INT64,
+    'greedy',
+  ); // [B, 1]
 
   // ── candidate weights and positions ──
   const pos = range(C, 'float64', 'position'); // [C]
@@ -243,7 +295,8 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const xc = op('Mul', [op('Sub', [cVals, maxD], 'ranked/x/Sub'), invT], 'ranked/x/Mul'); // [B, C]
   const ec = op('Exp', [xc], 'ranked/w/Exp'); // [B, C] drawTopK's weights (no cut)
   const wc = keep(op('Greater', [xc, f64(NEGLIGIBLE)], 'ranked/w/live'), ec, 'ranked/w'); // [B, C] drawNucleus's
-  const lastOf = (n: string, name: string) => cast(op('Max', [op('Sub', [n, f64(1)], `${name}/Sub`), f64(0)], `${name}/Max`), INT64, name); // [B, 1]
+  const lastOf = (n: string, name: string) =>
+    cast(op('Max', [op('Sub', [n, f64(1)], `${name}/Sub`), f64(0)], `${name}/Max`), INT64, name); // [B, 1]
   /** Inverse CDF over weights [B, N] whose kept entries are a prefix of `n` entries: first j with Σ_{≤j} > u·Σ. */
   const draw = (weights: string, n: string, name: string) => {
     const acc = cumsum(weights, name); // [B, N]
@@ -256,30 +309,71 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const inK = and(valid, op('Less', [pos, cast(topK, DOUBLE, 'top_k')], 'top_k/in'), 'top_k/in'); // [B, C]
   const wK = keep(inK, ec, 'top_k/w');
   const limitK = op('Mul', [topP, column(cumsum(wK, 'top_k/sum'), C - 1, 'top_k/sum')], 'top_k/limit');
-  const nucleusK = or(first, or(not(pOn, 'top_k/p'), op('Less', [cumsum(wK, 'top_k/above', true), limitK], 'top_k/p/Less'), 'top_k/p'), 'top_k/p/first');
-  const minK = or(first, or(not(mOn, 'top_k/m'), op('GreaterOrEqual', [ec, minP], 'top_k/m/GreaterOrEqual'), 'top_k/m'), 'top_k/m/first');
+  const nucleusK = or(
+    first,
+    or(not(pOn, 'top_k/p'), op('Less', [cumsum(wK, 'top_k/above', true), limitK], 'top_k/p/Less'), 'top_k/p'),
+    'top_k/p/first',
+  );
+  const minK = or(
+    first,
+    or(not(mOn, 'top_k/m'), op('GreaterOrEqual', [ec, minP], 'top_k/m/GreaterOrEqual'), 'top_k/m'),
+    'top_k/m/first',
+  );
   const keptK = and(inK, and(nucleusK, minK, 'top_k/kept'), 'top_k/kept/in'); // [B, C]
   const nK = count(keptK, 'top_k/n');
-  const tokenK = op('GatherElements', [cIds, draw(keep(keptK, ec, 'top_k/draw/w'), nK, 'top_k/draw')], 'top_k/token', { axis: { i: 1 } }); // [B, 1]
+  const tokenK = op('GatherElements', [cIds, draw(keep(keptK, ec, 'top_k/draw/w'), nK, 'top_k/draw')], 'top_k/token', {
+    axis: { i: 1 },
+  }); // [B, 1]
   const kFits = or(op('LessOrEqual', [topK, i64(C)], 'top_k/fits'), not(pOn, 'top_k/fits/p'), 'top_k/fits');
   const exactK = C === V ? null : and(op('LessOrEqual', [nK, above], 'top_k/exact/LessOrEqual'), kFits, 'top_k/exact');
 
   // ── top_p without top_k (drawNucleus) ──
   const wN = keep(valid, wc, 'top_p/w'); // [B, C]
   const limitN = op('Mul', [topP, sum], 'top_p/limit');
-  const keptN = and(op('Greater', [wN, f64(0)], 'top_p/positive'), or(first, op('Less', [cumsum(wN, 'top_p/above', true), limitN], 'top_p/Less'), 'top_p/first'), 'top_p/kept'); // [B, C]
+  const keptN = and(
+    op('Greater', [wN, f64(0)], 'top_p/positive'),
+    or(first, op('Less', [cumsum(wN, 'top_p/above', true), limitN], 'top_p/Less'), 'top_p/first'),
+    'top_p/kept',
+  ); // [B, C]
   const nN = count(keptN, 'top_p/n');
   const lastN = lastOf(nN, 'top_p/last');
-  const binds = and(mOn, op('Less', [op('GatherElements', [wN, lastN], 'top_p/last/w', { axis: { i: 1 } }), minP], 'top_p/binds/Less'), 'top_p/binds'); // [B, 1]
-  const bucketD = op('Min', [op('Floor', [op('Mul', [op('Neg', [xc], 'top_p/bucket/Neg'), f64(BUCKET_SCALE)], 'top_p/bucket/Mul')], 'top_p/bucket/Floor'), f64(BUCKETS - 1)], 'top_p/bucket/Min'); // [B, C]
+  const binds = and(
+    mOn,
+    op('Less', [op('GatherElements', [wN, lastN], 'top_p/last/w', { axis: { i: 1 } }), minP], 'top_p/binds/Less'),
+    'top_p/binds',
+  ); // [B, 1]
+  const bucketD = op(
+    'Min',
+    [
+      op(
+        'Floor',
+        [op('Mul', [op('Neg', [xc], 'top_p/bucket/Neg'), f64(BUCKET_SCALE)], 'top_p/bucket/Mul')],
+        'top_p/bucket/Floor',
+      ),
+      f64(BUCKETS - 1),
+    ],
+    'top_p/bucket/Min',
+  ); // [B, C]
   const bucket = cast(op('Max', [bucketD, f64(0)], 'top_p/bucket/Max'), INT64, 'top_p/bucket'); // [B, C] (NaN only in rows with no finite logit)
   const boundary = op('GatherElements', [bucket, lastN], 'top_p/boundary', { axis: { i: 1 } }); // [B, 1]
   const posI = range(C, 'int64', 'position/int');
   const inner = op('Add', [op('Mul', [bucket, i64(V)], 'top_p/key/bucket'), cIds], 'top_p/key/inner'); // id order inside a bucket
   const edge = op('Add', [op('Mul', [boundary, i64(V)], 'top_p/key/boundary'), posI], 'top_p/key/edge'); // rank order in the boundary bucket
-  const keyN = where(keptN, where(op('Less', [bucket, boundary], 'top_p/key/Less'), inner, edge, 'top_p/key/kept'), op('Add', [posI, i64(BUCKETS * V)], 'top_p/key/rest'), 'top_p/key'); // [B, C] int64
-  const orderN = g.op('TopK', [keyN, g.constant('int64', [C])], { axis: { i: -1 }, largest: { i: 0 }, sorted: { i: 1 } }, { name: `${p}/top_p/order/TopK`, outputs: 2 })[1];
-  const wDraw = op('GatherElements', [keep(keptN, wN, 'top_p/draw/w'), orderN], 'top_p/draw/w/GatherElements', { axis: { i: 1 } });
+  const keyN = where(
+    keptN,
+    where(op('Less', [bucket, boundary], 'top_p/key/Less'), inner, edge, 'top_p/key/kept'),
+    op('Add', [posI, i64(BUCKETS * V)], 'top_p/key/rest'),
+    'top_p/key',
+  ); // [B, C] int64
+  const orderN = g.op(
+    'TopK',
+    [keyN, g.constant('int64', [C])],
+    { axis: { i: -1 }, largest: { i: 0 }, sorted: { i: 1 } },
+    { name: `${p}/top_p/order/TopK`, outputs: 2 },
+  )[1];
+  const wDraw = op('GatherElements', [keep(keptN, wN, 'top_p/draw/w'), orderN], 'top_p/draw/w/GatherElements', {
+    axis: { i: 1 },
+  });
   const idsDraw = op('GatherElements', [cIds, orderN], 'top_p/draw/ids', { axis: { i: 1 } });
   const tokenN = op('GatherElements', [idsDraw, draw(wDraw, nN, 'top_p/draw')], 'top_p/token', { axis: { i: 1 } }); // [B, 1]
   const exactN = C === V ? null : op('LessOrEqual', [nN, above], 'top_p/exact');
@@ -293,21 +387,35 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
   const xAbove = orMinusInf(not(useMinP, 'id/x'), f64(NEGLIGIBLE), 'id/x'); // −∞ for drawMinP, else −60
   const wAtLeast = keep(or(useMinP, useAtLeast, 'id/w/on'), minP, 'id/w');
   // zFloor is finite where it is used; elsewhere it may be −∞, so it is bounded before the select (no float32 lies below)
-  const zAtLeast = orMinusInf(useMinP, op('Mul', [op('Max', [zFloor, f64(-1e308)], 'id/z/Max'), asD(useMinP, 'id/z/on')], 'id/z/Mul'), 'id/z');
-  const mask = and(and(op('Greater', [x, xAbove], 'id/x/Greater'), op('GreaterOrEqual', [e, wAtLeast], 'id/w/GreaterOrEqual'), 'id/xw'), op('GreaterOrEqual', [zD, zAtLeast], 'id/z/GreaterOrEqual'), 'id/mask'); // [B, V]
+  const zAtLeast = orMinusInf(
+    useMinP,
+    op('Mul', [op('Max', [zFloor, f64(-1e308)], 'id/z/Max'), asD(useMinP, 'id/z/on')], 'id/z/Mul'),
+    'id/z',
+  );
+  const mask = and(
+    and(op('Greater', [x, xAbove], 'id/x/Greater'), op('GreaterOrEqual', [e, wAtLeast], 'id/w/GreaterOrEqual'), 'id/xw'),
+    op('GreaterOrEqual', [zD, zAtLeast], 'id/z/GreaterOrEqual'),
+    'id/mask',
+  ); // [B, V]
   const tokenId = idOrderDraw(g, keep(mask, e, 'id/weights'), mask, u, index, V, `${p}/id`);
 
   // ── per-row choice ──
   const host = i64(HOST_DECIDES);
   const fromK = exactK ? where(exactK, tokenK, host, 'choice/top_k') : tokenK;
   const fromN = exactN ? where(exactN, tokenN, host, 'choice/top_p/exact') : tokenN;
-  const sampledToken = where(kOn, fromK, where(pOn, where(binds, tokenId, fromN, 'choice/top_p'), tokenId, 'choice/id'), 'choice/sampled');
+  const sampledToken = where(
+    kOn,
+    fromK,
+    where(pOn, where(binds, tokenId, fromN, 'choice/top_p'), tokenId, 'choice/id'),
+    'choice/sampled',
+  );
   const token2 = where(none, i64(NO_FINITE_LOGIT), where(sampled, sampledToken, greedy, 'choice/greedy'), 'choice'); // [B, 1]
   const safe = op('Max', [token2, i64(0)], 'logprob/safe');
   const chosen = op('Sub', [op('GatherElements', [x, safe], 'logprob/x', { axis: { i: 1 } }), logZ], 'logprob/Sub');
   const noneLog = op('Log', [asD(op('GreaterOrEqual', [token2, i64(0)], 'logprob/some'), 'logprob/some')], 'logprob/Log'); // 0, or −∞ when token < 0
   const logprob = op('Add', [chosen, op('Sub', [noneLog, noneLog], 'logprob/nan')], 'logprob'); // NaN when token < 0
-  const upToK = (v: string, name: string) => op('Slice', [v, g.constant('int64', [0]), g.constant('int64', [K]), axis1], `${name}/Slice`);
+  const upToK = (v: string, name: string) =>
+    op('Slice', [v, g.constant('int64', [0]), g.constant('int64', [K]), axis1], `${name}/Slice`);
   const token = op('Squeeze', [token2, axis1], 'token/Squeeze'); // [B]
   const state = opts.penalties && io.penalties ? nextPenaltyState(g, token, io.penalties, p) : null;
   return {
@@ -325,13 +433,18 @@ export function emitDeviceSampling(g: Graph, logits: string, io: DeviceSamplingI
  */
 function logitBias(z: string, io: DeviceSamplingInputs, V: number, p: string, g: Graph): string {
   if (!io.biasIds || !io.biasValues) throw new Error('device sampling: biasSlots > 0 needs the biasIds and biasValues inputs');
-  const op = (type: string, inputs: string[], name: string, attrs: Parameters<Graph['op1']>[2] = {}) => g.op1(type, inputs, attrs, `${p}/bias/${name}`);
+  const op = (type: string, inputs: string[], name: string, attrs: Parameters<Graph['op1']>[2] = {}) =>
+    g.op1(type, inputs, attrs, `${p}/bias/${name}`);
   const f64 = (v: number) => g.constant('float64', [v], []);
   const padded = op('Pad', [z, g.constant('int64', [0, 0, 0, 1]), g.constant('float32', [-Infinity], [])], 'Pad'); // [B, V + 1]
-  const old = op('Cast', [op('GatherElements', [padded, io.biasIds], 'GatherElements', { axis: { i: 1 } })], 'old/Cast', { to: { i: DOUBLE } }); // [B, Kb]
+  const old = op('Cast', [op('GatherElements', [padded, io.biasIds], 'GatherElements', { axis: { i: 1 } })], 'old/Cast', {
+    to: { i: DOUBLE },
+  }); // [B, Kb]
   const sum = op('Add', [old, io.biasValues], 'Add');
   // saturated in float64, stored to float32, then the special cases selected in float32 (CUDA's Where has no float64)
-  const clamped = op('Cast', [op('Min', [op('Max', [sum, f64(-FLOAT32_MAX)], 'Max'), f64(FLOAT32_MAX)], 'Min')], 'new/Cast', { to: { i: FLOAT } });
+  const clamped = op('Cast', [op('Min', [op('Max', [sum, f64(-FLOAT32_MAX)], 'Max'), f64(FLOAT32_MAX)], 'Min')], 'new/Cast', {
+    to: { i: FLOAT },
+  });
   const minusInf = g.constant('float32', [-Infinity], []);
   const keepBan = op('Where', [op('Equal', [sum, f64(-Infinity)], 'ban'), minusInf, clamped], 'ban/Where');
   const noNaN = op('Where', [op('Equal', [sum, sum], 'nan'), keepBan, minusInf], 'nan/Where');
@@ -347,7 +460,8 @@ function logitBias(z: string, io: DeviceSamplingInputs, V: number, p: string, g:
 export function addDeviceSampling(g: Graph, logits: string, opts: DeviceSamplingOptions): void {
   const kb = opts.biasSlots ?? 0;
   const K = Math.min(opts.topLogprobs ?? 20, opts.candidates ?? 1024, opts.vocab);
-  const input = (name: keyof typeof SAMPLING_IO, dims: (string | number)[]) => g.input(name, SAMPLING_IO[name].type, dims, SAMPLING_IO[name].doc);
+  const input = (name: keyof typeof SAMPLING_IO, dims: (string | number)[]) =>
+    g.input(name, SAMPLING_IO[name].type, dims, SAMPLING_IO[name].doc);
   const io: DeviceSamplingInputs = {
     temperature: input('sample_temperature', ['B']),
     topK: input('sample_top_k', ['B']),
@@ -368,7 +482,8 @@ export function addDeviceSampling(g: Graph, logits: string, opts: DeviceSampling
       : {}),
   };
   const out = emitDeviceSampling(g, logits, io, opts);
-  const output = (value: string, name: keyof typeof SAMPLING_IO, dims: (string | number)[]) => g.output(value, name, SAMPLING_IO[name].type, dims, SAMPLING_IO[name].doc);
+  const output = (value: string, name: keyof typeof SAMPLING_IO, dims: (string | number)[]) =>
+    g.output(value, name, SAMPLING_IO[name].type, dims, SAMPLING_IO[name].doc);
   output(out.token, 'sample_token', ['B']);
   output(out.logprob, 'sample_logprob', ['B']);
   output(out.topIds, 'sample_top_ids', ['B', K]);

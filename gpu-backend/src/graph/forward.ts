@@ -44,7 +44,12 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
     return b.lmHead(blended, '/model'); // [B, P, V]
   }
   const branches = branchCheckpoints(spec);
-  const alignedRows = g.op1('Gather', [g.op1('Shape', [io.kv[0][0].pastKey], {}, '/split/aligned/Shape'), g.scalarI64(0)], { axis: { i: 0 } }, '/split/aligned/Gather'); // []
+  const alignedRows = g.op1(
+    'Gather',
+    [g.op1('Shape', [io.kv[0][0].pastKey], {}, '/split/aligned/Shape'), g.scalarI64(0)],
+    { axis: { i: 0 } },
+    '/split/aligned/Gather',
+  ); // []
   const cut = g.op1('Unsqueeze', [alignedRows, g.constant('int64', [0])], {}, '/split/Unsqueeze'); // [1]
   const ranges: [string, string][] = [
     [g.constant('int64', [0]), cut],
@@ -54,7 +59,8 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
   const shared = spec.mode === 'naive-inra' ? new WeightSource(weights, branches[0].ckpt, ft, '', spec.quant) : null;
   const perBranch = branches.map((br, k) => {
     const [start, end] = ranges[k];
-    const slice = (v: string, what: string) => g.op1('Slice', [v, start, end, g.constant('int64', [0])], {}, `/split/${br.name}/${what}/Slice`);
+    const slice = (v: string, what: string) =>
+      g.op1('Slice', [v, start, end, g.constant('int64', [0])], {}, `/split/${br.name}/${what}/Slice`);
     const w = shared ?? new WeightSource(weights, br.ckpt, ft, `${br.name}/`, spec.quant);
     return branchLogits(g, new DecoderBuilder(g, w, br.ckpt.config), br.name, br.first, {
       ids: slice(io.ids, 'input_ids'),
@@ -77,20 +83,48 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
  *   x [R,S,D] ─► Gather(adapter_rows) ─► adapter layers ─► ScatterND into x ─► x'
  *            └─────────────────────────── (A = 0) ───────────────────────────► x'
  */
-function adapterBlock(g: Graph, b: DecoderBuilder, rows: string, x: string, attn: AttentionInputs, kv: KvNames[], adapters: number): string {
-  const count = g.op1('Gather', [g.op1('Shape', [rows], {}, '/model/adapter/Shape'), g.scalarI64(0)], { axis: { i: 0 } }, '/model/adapter/count');
+function adapterBlock(
+  g: Graph,
+  b: DecoderBuilder,
+  rows: string,
+  x: string,
+  attn: AttentionInputs,
+  kv: KvNames[],
+  adapters: number,
+): string {
+  const count = g.op1(
+    'Gather',
+    [g.op1('Shape', [rows], {}, '/model/adapter/Shape'), g.scalarI64(0)],
+    { axis: { i: 0 } },
+    '/model/adapter/count',
+  );
   const any = g.op1('Greater', [count, g.scalarI64(0)], {}, '/model/adapter/any');
   const then = new Graph('adapter_then');
   const xa = then.op1('Gather', [x, rows], { axis: { i: 0 } }, '/model/adapter/rows/Gather'); // [A, S, D]
   const seqA = then.op1('Gather', [attn.seqlensK, rows], { axis: { i: 0 } }, '/model/adapter/seqlens/Gather'); // [A]
   const tb = new DecoderBuilder(then, b.w, b.cfg);
   let stream: Residual = { residual: xa, pending: null };
-  for (let l = 0; l < adapters; l++) stream = tb.layer(l, `/model/adapter.${l}`, stream, { ...attn, seqlensK: seqA }, { ...kv[l], presentKey: `${kv[l].presentKey}/then`, presentValue: `${kv[l].presentValue}/then` });
+  for (let l = 0; l < adapters; l++)
+    stream = tb.layer(
+      l,
+      `/model/adapter.${l}`,
+      stream,
+      { ...attn, seqlensK: seqA },
+      { ...kv[l], presentKey: `${kv[l].presentKey}/then`, presentValue: `${kv[l].presentValue}/then` },
+    );
   const out = tb.materialize(stream, '/model/adapter');
   const idx = then.op1('Unsqueeze', [rows, then.constant('int64', [-1])], {}, '/model/adapter/rows/Unsqueeze'); // [A, 1]
-  then.output(then.op1('ScatterND', [x, idx, out], {}, '/model/adapter/ScatterND'), '/model/adapter/x/then', b.w.floatType, ['R', 'S', b.cfg.hiddenSize]);
+  then.output(then.op1('ScatterND', [x, idx, out], {}, '/model/adapter/ScatterND'), '/model/adapter/x/then', b.w.floatType, [
+    'R',
+    'S',
+    b.cfg.hiddenSize,
+  ]);
   const els = new Graph('adapter_else');
-  els.output(els.op1('Identity', [x], {}, '/model/adapter/skip/x'), '/model/adapter/x/else', b.w.floatType, ['R', 'S', b.cfg.hiddenSize]);
+  els.output(els.op1('Identity', [x], {}, '/model/adapter/skip/x'), '/model/adapter/x/else', b.w.floatType, [
+    'R',
+    'S',
+    b.cfg.hiddenSize,
+  ]);
   const kvDims = ['A', b.cfg.numKvHeads, 'T', attentionHeadSize(b.cfg)];
   for (let l = 0; l < adapters; l++) {
     for (const [past, present] of [
@@ -102,7 +136,12 @@ function adapterBlock(g: Graph, b: DecoderBuilder, rows: string, x: string, attn
     }
   }
   const outs = ['/model/adapter/x', ...kv.flatMap((k) => [k.presentKey, k.presentValue])];
-  return g.op('If', [any], { then_branch: { g: then }, else_branch: { g: els } }, { name: '/model/adapter/If', outputs: outs })[0];
+  return g.op(
+    'If',
+    [any],
+    { then_branch: { g: then }, else_branch: { g: els } },
+    { name: '/model/adapter/If', outputs: outs },
+  )[0];
 }
 
 interface BranchInputs {
@@ -122,7 +161,12 @@ interface BranchInputs {
 function branchLogits(g: Graph, outer: DecoderBuilder, name: string, firstLayer: number, io: BranchInputs): string {
   const cfg = outer.cfg;
   const path = `/${name}`;
-  const count = g.op1('Gather', [g.op1('Shape', [io.ids], {}, `${path}/Shape`), g.scalarI64(0)], { axis: { i: 0 } }, `${path}/count`);
+  const count = g.op1(
+    'Gather',
+    [g.op1('Shape', [io.ids], {}, `${path}/Shape`), g.scalarI64(0)],
+    { axis: { i: 0 } },
+    `${path}/count`,
+  );
   const any = g.op1('Greater', [count, g.scalarI64(0)], {}, `${path}/any`);
   const then = new Graph(`${name}_then`);
   const b = new DecoderBuilder(then, outer.w, cfg);
@@ -131,7 +175,11 @@ function branchLogits(g: Graph, outer: DecoderBuilder, name: string, firstLayer:
   let stream: Residual = { residual: b.embed(io.ids, path), pending: null };
   for (let l = 0; l < io.kv.length; l++) {
     const kv = io.kv[l];
-    stream = b.layer(firstLayer + l, `${path}/layers.${l}`, stream, attn, { ...kv, presentKey: `${kv.presentKey}/then`, presentValue: `${kv.presentValue}/then` });
+    stream = b.layer(firstLayer + l, `${path}/layers.${l}`, stream, attn, {
+      ...kv,
+      presentKey: `${kv.presentKey}/then`,
+      presentValue: `${kv.presentValue}/then`,
+    });
   }
   const hidden = b.finalNorm(stream, path); // [Rb, S, D]
   const idx = then.op1('Unsqueeze', [io.positions, then.constant('int64', [-1])], {}, `${path}/positions/Unsqueeze`);
@@ -139,10 +187,37 @@ function branchLogits(g: Graph, outer: DecoderBuilder, name: string, firstLayer:
   const V = cfg.vocabSize;
   then.output(b.lmHead(atPositions, path), `${path}/logits/then`, io.floatType, [`R_${name}`, 'P', V]);
   const els = new Graph(`${name}_else`);
-  const p = els.op1('Gather', [els.op1('Shape', [io.positions], {}, `${path}/empty/Shape`), els.scalarI64(1)], { axis: { i: 0 } }, `${path}/empty/P`);
-  const shape = els.op1('Concat', [els.constant('int64', [0]), els.op1('Unsqueeze', [p, els.constant('int64', [0])], {}, `${path}/empty/Unsqueeze`), els.constant('int64', [V])], { axis: { i: 0 } }, `${path}/empty/shape`);
-  const zero = { t: { name: 'value', type: io.floatType, dims: [1], data: io.floatType === 'float32' ? new Uint8Array(4) : new Uint8Array(2), external: false } };
-  els.output(els.op1('ConstantOfShape', [shape], { value: zero }, `${path}/empty/ConstantOfShape`), `${path}/logits/else`, io.floatType, [0, 'P', V]);
+  const p = els.op1(
+    'Gather',
+    [els.op1('Shape', [io.positions], {}, `${path}/empty/Shape`), els.scalarI64(1)],
+    { axis: { i: 0 } },
+    `${path}/empty/P`,
+  );
+  const shape = els.op1(
+    'Concat',
+    [
+      els.constant('int64', [0]),
+      els.op1('Unsqueeze', [p, els.constant('int64', [0])], {}, `${path}/empty/Unsqueeze`),
+      els.constant('int64', [V]),
+    ],
+    { axis: { i: 0 } },
+    `${path}/empty/shape`,
+  );
+  const zero = {
+    t: {
+      name: 'value',
+      type: io.floatType,
+      dims: [1],
+      data: io.floatType === 'float32' ? new Uint8Array(4) : new Uint8Array(2),
+      external: false,
+    },
+  };
+  els.output(
+    els.op1('ConstantOfShape', [shape], { value: zero }, `${path}/empty/ConstantOfShape`),
+    `${path}/logits/else`,
+    io.floatType,
+    [0, 'P', V],
+  );
   const kvDims = [`R_${name}`, cfg.numKvHeads, 'T', attentionHeadSize(cfg)];
   for (const kv of io.kv) {
     for (const [past, present] of [
@@ -161,7 +236,13 @@ function branchLogits(g: Graph, outer: DecoderBuilder, name: string, firstLayer:
  * Per output row: λ·x[aligned_row] + (1 − λ)·x[reference_row] over the leading axis of x [R, P, N] → [B, P, N].
  * Written as λ·a + (1 − λ)·r (not r + λ(a − r)) so that λ = 1 and λ = 0 return one branch bit for bit.
  */
-function blendRows(g: Graph, x: string, io: Pick<ForwardIo, "lambda" | "alignedRow" | "referenceRow">, ft: FloatType, path: string): string {
+function blendRows(
+  g: Graph,
+  x: string,
+  io: Pick<ForwardIo, 'lambda' | 'alignedRow' | 'referenceRow'>,
+  ft: FloatType,
+  path: string,
+): string {
   const a = g.op1('Gather', [x, io.alignedRow], { axis: { i: 0 } }, `${path}/aligned/Gather`); // [B, P, N]
   const r = g.op1('Gather', [x, io.referenceRow], { axis: { i: 0 } }, `${path}/reference/Gather`); // [B, P, N]
   let lam = g.op1('Unsqueeze', [io.lambda, g.constant('int64', [1, 2])], {}, `${path}/lambda/Unsqueeze`); // [B, 1, 1]

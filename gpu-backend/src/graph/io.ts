@@ -108,7 +108,16 @@ export function kvGroupsFor(spec: GraphSpec): { info: KvGroupInfo; cfg: ModelCon
     const prefix = name === 'layers' ? '' : `${name}.`;
     const names = (what: string) => Array.from({ length: layers }, (_, l) => `${prefix}${what}.${l}`);
     return {
-      info: { name, layers, numKvHeads: cfg.numKvHeads, headDim: attentionHeadSize(cfg), pastKey: names('past_key'), pastValue: names('past_value'), presentKey: names('present_key'), presentValue: names('present_value') },
+      info: {
+        name,
+        layers,
+        numKvHeads: cfg.numKvHeads,
+        headDim: attentionHeadSize(cfg),
+        pastKey: names('past_key'),
+        pastValue: names('past_value'),
+        presentKey: names('present_key'),
+        presentValue: names('present_value'),
+      },
       cfg,
       rowDim,
     };
@@ -116,22 +125,30 @@ export function kvGroupsFor(spec: GraphSpec): { info: KvGroupInfo; cfg: ModelCon
   if (spec.mode === 'single' || spec.mode === 'inra') {
     const cfg = need(spec.model, 'model').config;
     const adapters = spec.mode === 'inra' ? cfg.adapterLayers : 0;
-    if (spec.mode === 'inra' && adapters === 0) throw new Error(`${spec.model!.dir}: inra mode needs a checkpoint with adapter layers (expand it, or open it with --inra)`);
+    if (spec.mode === 'inra' && adapters === 0)
+      throw new Error(`${spec.model!.dir}: inra mode needs a checkpoint with adapter layers (expand it, or open it with --inra)`);
     const groups = [make('layers', cfg, cfg.numLayers - adapters, 'R')];
     if (adapters > 0) groups.push(make('adapter', cfg, adapters, 'A'));
     return groups;
   }
   const [a, r] = branchCheckpoints(spec);
-  return [make('aligned', a.ckpt.config, a.ckpt.config.numLayers - a.first, 'R_aligned'), make('reference', r.ckpt.config, r.ckpt.config.numLayers - r.first, 'R_reference')];
+  return [
+    make('aligned', a.ckpt.config, a.ckpt.config.numLayers - a.first, 'R_aligned'),
+    make('reference', r.ckpt.config, r.ckpt.config.numLayers - r.first, 'R_reference'),
+  ];
 }
 
 /** fusion and naive-inra: the two branches' checkpoints and the first layer each runs. */
-export function branchCheckpoints(spec: GraphSpec): [{ name: 'aligned'; ckpt: Checkpoint; first: number }, { name: 'reference'; ckpt: Checkpoint; first: number }] {
+export function branchCheckpoints(
+  spec: GraphSpec,
+): [{ name: 'aligned'; ckpt: Checkpoint; first: number }, { name: 'reference'; ckpt: Checkpoint; first: number }] {
   if (spec.mode === 'fusion') {
     const a = need(spec.aligned, 'aligned');
     const r = need(spec.reference, 'reference');
     if (a.config.vocabSize !== r.config.vocabSize) {
-      throw new Error(`fusion needs one vocabulary: ${a.dir} has ${a.config.vocabSize} tokens, ${r.dir} has ${r.config.vocabSize}`);
+      throw new Error(
+        `fusion needs one vocabulary: ${a.dir} has ${a.config.vocabSize} tokens, ${r.dir} has ${r.config.vocabSize}`,
+      );
     }
     return [
       { name: 'aligned', ckpt: a, first: 0 },

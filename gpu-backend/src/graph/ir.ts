@@ -31,13 +31,7 @@ export interface Initializer {
 
 /** Attribute values, tagged so that ints and floats are never confused. */
 export type Attr =
-  | { i: number }
-  | { f: number }
-  | { s: string }
-  | { ints: number[] }
-  | { floats: number[] }
-  | { g: Graph }
-  | { t: Initializer };
+  { i: number } | { f: number } | { s: string } | { ints: number[] } | { floats: number[] } | { g: Graph } | { t: Initializer };
 
 /** One operator application. */
 export interface GraphNode {
@@ -99,7 +93,11 @@ export class Graph {
   }
 
   /** A small constant, made once per distinct value and reused. */
-  constant(type: 'int64' | 'int32' | 'float32' | 'float16' | 'float64', values: number[] | Uint16Array, dims: number[] = [values.length]): string {
+  constant(
+    type: 'int64' | 'int32' | 'float32' | 'float16' | 'float64',
+    values: number[] | Uint16Array,
+    dims: number[] = [values.length],
+  ): string {
     const key = `${type}:${dims.join('x')}:${Array.from(values).join(',')}`;
     const found = this.constants.get(key);
     if (found) return found;
@@ -123,7 +121,9 @@ export class Graph {
   /** Adds a node and returns its output names. */
   op(opType: string, inputs: string[], attributes: Record<string, Attr>, opts: OpOptions): string[] {
     const outputs =
-      typeof opts.outputs === 'object' ? opts.outputs : Array.from({ length: opts.outputs ?? 1 }, (_, k) => `${opts.name}/output_${k}`);
+      typeof opts.outputs === 'object'
+        ? opts.outputs
+        : Array.from({ length: opts.outputs ?? 1 }, (_, k) => `${opts.name}/output_${k}`);
     for (const o of outputs) if (o) this.claim(o);
     this.nodes.push({ name: opts.name, opType, domain: opts.domain ?? '', inputs, outputs, attributes });
     return outputs;

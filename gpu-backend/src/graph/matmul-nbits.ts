@@ -94,7 +94,13 @@ export class QuantizedWeights {
     if (!m) return null;
     const { bits, blockSize } = this.spec;
     const { data, scales } = this.register(m, 'nbits', [m.N, Math.ceil(m.K / blockSize), (blockSize * bits) / 8]);
-    const attrs = { K: { i: m.K }, N: { i: m.N }, bits: { i: bits }, block_size: { i: blockSize }, accuracy_level: { i: this.spec.accuracyLevel } };
+    const attrs = {
+      K: { i: m.K },
+      N: { i: m.N },
+      bits: { i: bits },
+      block_size: { i: blockSize },
+      accuracy_level: { i: this.spec.accuracyLevel },
+    };
     return g.op1('MatMulNBits', [x, data, scales], attrs, name, MS_DOMAIN);
   }
 

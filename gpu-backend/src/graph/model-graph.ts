@@ -49,7 +49,12 @@ function declareInputs(g: Graph, spec: GraphSpec, keys: (keyof typeof IO)[]) {
 }
 
 /** Declares each group's present outputs; returns their manifest entries. */
-function declarePresents(g: Graph, spec: GraphSpec, groups: ReturnType<typeof kvGroupsFor>, from: (group: number, l: number, kind: 'key' | 'value') => string): IoEntry[] {
+function declarePresents(
+  g: Graph,
+  spec: GraphSpec,
+  groups: ReturnType<typeof kvGroupsFor>,
+  from: (group: number, l: number, kind: 'key' | 'value') => string,
+): IoEntry[] {
   const outputs: IoEntry[] = [];
   groups.forEach(({ info, rowDim }, gi) => {
     const dims = [rowDim, info.numKvHeads, 'T', info.headDim];
@@ -67,7 +72,15 @@ function declarePresents(g: Graph, spec: GraphSpec, groups: ReturnType<typeof kv
   return outputs;
 }
 
-const STEP_INPUTS: (keyof typeof IO)[] = ['input_ids', 'seqlens_k', 'total_sequence_length', 'positions', 'lambda', 'aligned_row', 'reference_row'];
+const STEP_INPUTS: (keyof typeof IO)[] = [
+  'input_ids',
+  'seqlens_k',
+  'total_sequence_length',
+  'positions',
+  'lambda',
+  'aligned_row',
+  'reference_row',
+];
 
 /** Builds the step graph for a spec. */
 export function buildModelGraph(spec: GraphSpec): BuiltGraph {
@@ -75,7 +88,12 @@ export function buildModelGraph(spec: GraphSpec): BuiltGraph {
   const keys = spec.mode === 'inra' ? [...STEP_INPUTS, 'adapter_rows' as const] : STEP_INPUTS;
   const { inputs, names, groups } = declareInputs(g, spec, keys);
   const kv: KvNames[][] = groups.map(({ info }) =>
-    info.pastKey.map((pastKey, l) => ({ pastKey, pastValue: info.pastValue[l], presentKey: info.presentKey[l], presentValue: info.presentValue[l] })),
+    info.pastKey.map((pastKey, l) => ({
+      pastKey,
+      pastValue: info.pastValue[l],
+      presentKey: info.presentKey[l],
+      presentValue: info.presentValue[l],
+    })),
   );
   const io: ForwardIo = {
     ids: names.input_ids,
@@ -93,7 +111,9 @@ export function buildModelGraph(spec: GraphSpec): BuiltGraph {
   g.output(logits, 'logits', 'float32', [...IO.logits.dims], IO.logits.doc);
   const outputs: IoEntry[] = [{ name: 'logits', type: 'float32', dims: [...IO.logits.dims], doc: IO.logits.doc }];
   // GroupQueryAttention wrote the presents under their final names already
-  outputs.push(...declarePresents(g, spec, groups, (gi, l, kind) => (kind === 'key' ? kv[gi][l].presentKey : kv[gi][l].presentValue)));
+  outputs.push(
+    ...declarePresents(g, spec, groups, (gi, l, kind) => (kind === 'key' ? kv[gi][l].presentKey : kv[gi][l].presentValue)),
+  );
   if (!spec.deviceSampling) return { graph: g, manifest: manifest(spec, groups, inputs, outputs) };
   const sampling = appendSampling(g, spec, logits, inputs, outputs);
   return { graph: g, manifest: { ...manifest(spec, groups, inputs, outputs), deviceSampling: sampling } };
@@ -109,14 +129,25 @@ export const SAMPLING_TOP_LOGPROBS = 20;
  * step and a generation's prefill project just that one); its inputs and outputs are added to the manifest lists.
  * logit_bias and penalties stay on the host (the engine samples rows that have them from the logits).
  */
-function appendSampling(g: Graph, spec: GraphSpec, logits: string, inputs: IoEntry[], outputs: IoEntry[]): { candidates: number; topLogprobs: number } {
+function appendSampling(
+  g: Graph,
+  spec: GraphSpec,
+  logits: string,
+  inputs: IoEntry[],
+  outputs: IoEntry[],
+): { candidates: number; topLogprobs: number } {
   const V = specVocab(spec);
   const candidates = Math.min(SAMPLING_CANDIDATES, V);
   const topLogprobs = Math.min(SAMPLING_TOP_LOGPROBS, candidates);
   const last = g.op1('Gather', [logits, g.constant('int64', [-1], [])], { axis: { i: 1 } }, '/sample/last/Gather'); // [B, V]
   const before = { inputs: g.inputs.length, outputs: g.outputs.length };
   addDeviceSampling(g, last, { vocab: V, logitsType: 'float32', candidates, topLogprobs });
-  const entry = (v: { name: string; type: ElemType; dims: (string | number)[] }): IoEntry => ({ name: v.name, type: v.type, dims: [...v.dims], doc: SAMPLING_IO[v.name as keyof typeof SAMPLING_IO].doc });
+  const entry = (v: { name: string; type: ElemType; dims: (string | number)[] }): IoEntry => ({
+    name: v.name,
+    type: v.type,
+    dims: [...v.dims],
+    doc: SAMPLING_IO[v.name as keyof typeof SAMPLING_IO].doc,
+  });
   inputs.push(...g.inputs.slice(before.inputs).map(entry));
   outputs.push(...g.outputs.slice(before.outputs).map(entry));
   return { candidates, topLogprobs };
@@ -129,7 +160,16 @@ function appendSampling(g: Graph, spec: GraphSpec, logits: string, inputs: IoEnt
  */
 export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
   const g = new Graph(`realign-${spec.mode}-decode-loop`);
-  const keys: (keyof typeof IO)[] = ['input_ids', 'seqlens_k', 'total_sequence_length', 'lambda', 'aligned_row', 'reference_row', 'steps', 'row_output'];
+  const keys: (keyof typeof IO)[] = [
+    'input_ids',
+    'seqlens_k',
+    'total_sequence_length',
+    'lambda',
+    'aligned_row',
+    'reference_row',
+    'steps',
+    'row_output',
+  ];
   if (spec.mode === 'inra') keys.push('adapter_rows');
   const { inputs, names, groups } = declareInputs(g, spec, keys);
   const body = new Graph('decode_step');
@@ -142,15 +182,28 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
   ];
   const kv: KvNames[][] = groups.map(({ info, rowDim }) =>
     info.pastKey.map((pastKey, l) => {
-      const names = { pastKey: `/loop/${pastKey}`, pastValue: `/loop/${info.pastValue[l]}`, presentKey: `/loop/${info.presentKey[l]}`, presentValue: `/loop/${info.presentValue[l]}` };
+      const names = {
+        pastKey: `/loop/${pastKey}`,
+        pastValue: `/loop/${info.pastValue[l]}`,
+        presentKey: `/loop/${info.presentKey[l]}`,
+        presentValue: `/loop/${info.presentValue[l]}`,
+      };
       const dims = [rowDim, info.numKvHeads, 'T', info.headDim];
-      carried.push({ outer: pastKey, inner: names.pastKey, type: spec.floatType, dims }, { outer: info.pastValue[l], inner: names.pastValue, type: spec.floatType, dims });
+      carried.push(
+        { outer: pastKey, inner: names.pastKey, type: spec.floatType, dims },
+        { outer: info.pastValue[l], inner: names.pastValue, type: spec.floatType, dims },
+      );
       return names;
     }),
   );
   for (const c of carried) body.input(c.inner, c.type, c.dims);
   const ids = '/loop/input_ids';
-  const positions = body.op1('ConstantOfShape', [body.op1('Shape', [ids], {}, '/loop/positions/Shape')], { value: { t: { name: 'value', type: 'int64', dims: [1], data: new Uint8Array(8), external: false } } }, '/loop/positions/zeros');
+  const positions = body.op1(
+    'ConstantOfShape',
+    [body.op1('Shape', [ids], {}, '/loop/positions/Shape')],
+    { value: { t: { name: 'value', type: 'int64', dims: [1], data: new Uint8Array(8), external: false } } },
+    '/loop/positions/zeros',
+  );
   const io: ForwardIo = {
     ids,
     seqlensK: '/loop/seqlens_k',
@@ -170,7 +223,12 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
   body.output(body.op1('Identity', ['/loop/cond'], {}, '/loop/cond/Identity'), '/loop/cond_out', 'bool', []);
   body.output(nextIds, '/loop/input_ids_out', 'int64', ['R', 1]);
   body.output(body.op1('Add', ['/loop/seqlens_k', one32], {}, '/loop/seqlens_k/Add'), '/loop/seqlens_k_out', 'int32', ['R']);
-  body.output(body.op1('Add', ['/loop/total_sequence_length', one32], {}, '/loop/total/Add'), '/loop/total_sequence_length_out', 'int32', []);
+  body.output(
+    body.op1('Add', ['/loop/total_sequence_length', one32], {}, '/loop/total/Add'),
+    '/loop/total_sequence_length_out',
+    'int32',
+    [],
+  );
   kv.forEach((layers, gi) =>
     layers.forEach((k) => {
       const dims = [groups[gi].rowDim, groups[gi].info.numKvHeads, 'T', groups[gi].info.headDim];
@@ -178,12 +236,37 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
       body.output(k.presentValue, `${k.presentValue}_out`, spec.floatType, dims);
     }),
   );
-  body.output(body.op1('Squeeze', [best, body.constant('int64', [1])], {}, '/loop/tokens/Squeeze'), '/loop/tokens', 'int64', ['B']);
-  const loopOuts = ['/decode-loop/input_ids', '/decode-loop/seqlens_k', '/decode-loop/total', ...kv.flatMap((layers, gi) => layers.flatMap((_, l) => [`/decode-loop/${groups[gi].info.presentKey[l]}`, `/decode-loop/${groups[gi].info.presentValue[l]}`])), '/decode-loop/tokens'];
-  g.op('Loop', [names.steps, '', ...carried.map((c) => c.outer)], { body: { g: body } }, { name: '/decode-loop/Loop', outputs: loopOuts });
+  body.output(body.op1('Squeeze', [best, body.constant('int64', [1])], {}, '/loop/tokens/Squeeze'), '/loop/tokens', 'int64', [
+    'B',
+  ]);
+  const loopOuts = [
+    '/decode-loop/input_ids',
+    '/decode-loop/seqlens_k',
+    '/decode-loop/total',
+    ...kv.flatMap((layers, gi) =>
+      layers.flatMap((_, l) => [
+        `/decode-loop/${groups[gi].info.presentKey[l]}`,
+        `/decode-loop/${groups[gi].info.presentValue[l]}`,
+      ]),
+    ),
+    '/decode-loop/tokens',
+  ];
+  g.op(
+    'Loop',
+    [names.steps, '', ...carried.map((c) => c.outer)],
+    { body: { g: body } },
+    { name: '/decode-loop/Loop', outputs: loopOuts },
+  );
   g.output('/decode-loop/tokens', 'tokens', 'int64', [...IO.tokens.dims], IO.tokens.doc);
   const outputs: IoEntry[] = [{ name: 'tokens', type: 'int64', dims: [...IO.tokens.dims], doc: IO.tokens.doc }];
-  outputs.push(...declarePresents(g, spec, groups, (gi, l, kind) => `/decode-loop/${kind === 'key' ? groups[gi].info.presentKey[l] : groups[gi].info.presentValue[l]}`));
+  outputs.push(
+    ...declarePresents(
+      g,
+      spec,
+      groups,
+      (gi, l, kind) => `/decode-loop/${kind === 'key' ? groups[gi].info.presentKey[l] : groups[gi].info.presentValue[l]}`,
+    ),
+  );
   return { graph: g, manifest: { ...manifest(spec, groups, inputs, outputs), decodeLoop: true } };
 }
 
@@ -196,7 +279,12 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
  *         ─► IsInf ─┴► Or ─► Where(·, −∞, logits) ─► ArgMax ─► GatherElements ─► IsInf ─► Where(·, −1, argmax) ─► [B, 1]
  */
 function finiteArgMax(body: Graph, logits: string): string {
-  const bad = body.op1('Or', [body.op1('IsNaN', [logits], {}, '/loop/finite/IsNaN'), body.op1('IsInf', [logits], {}, '/loop/finite/IsInf')], {}, '/loop/finite/Or'); // [B, 1, V]
+  const bad = body.op1(
+    'Or',
+    [body.op1('IsNaN', [logits], {}, '/loop/finite/IsNaN'), body.op1('IsInf', [logits], {}, '/loop/finite/IsInf')],
+    {},
+    '/loop/finite/Or',
+  ); // [B, 1, V]
   const masked = body.op1('Where', [bad, body.constant('float32', [-Infinity], []), logits], {}, '/loop/finite/Where'); // [B, 1, V]
   const arg = body.op1('ArgMax', [masked], { axis: { i: -1 }, keepdims: { i: 1 } }, '/loop/ArgMax'); // [B, 1, 1]
   const chosen = body.op1('GatherElements', [masked, arg], { axis: { i: -1 } }, '/loop/finite/GatherElements'); // [B, 1, 1]

@@ -33,7 +33,12 @@ export interface WrittenModel {
  * Writes `graph` as `<dir>/<name>.onnx` with its external weights in `<name>.onnx.data`, producing each weight
  * only when it is written (weights are never all in memory). `onWeight` reports progress in bytes.
  */
-export function writeOnnxModel(graph: Graph, dir: string, name: string, onWeight?: (done: number, total: number) => void): WrittenModel {
+export function writeOnnxModel(
+  graph: Graph,
+  dir: string,
+  name: string,
+  onWeight?: (done: number, total: number) => void,
+): WrittenModel {
   const modelPath = join(dir, `${name}.onnx`);
   const dataPath = `${modelPath}.data`;
   const external = new Map<string, { offset: number; length: number }>();
@@ -46,7 +51,8 @@ export function writeOnnxModel(graph: Graph, dir: string, name: string, onWeight
       if (!init.external) continue;
       const bytes = typeof init.data === 'function' ? init.data() : init.data;
       const expected = tensorBytes(init.type, init.dims);
-      if (bytes.byteLength !== expected) throw new Error(`weight ${init.name}: ${bytes.byteLength} bytes, expected ${expected} for [${init.dims}]`);
+      if (bytes.byteLength !== expected)
+        throw new Error(`weight ${init.name}: ${bytes.byteLength} bytes, expected ${expected} for [${init.dims}]`);
       const pad = (64 - (offset % 64)) % 64; // keep every tensor 64-byte aligned
       if (pad) writeAll(fd, new Uint8Array(pad));
       offset += pad;

@@ -77,7 +77,14 @@ export interface QuantizedRows {
  * Quantizes rows [N, K] (row-major) along K. `roundScale` rounds each scale to the type it is stored in
  * (float16 for float16 graphs) before the codes are computed from it, so the stored scale is the one the bound holds for.
  */
-export function quantizeRows(w: ArrayLike<number>, N: number, K: number, bits: 4 | 8, blockSize: number, roundScale: (s: number) => number = Math.fround): QuantizedRows {
+export function quantizeRows(
+  w: ArrayLike<number>,
+  N: number,
+  K: number,
+  bits: 4 | 8,
+  blockSize: number,
+  roundScale: (s: number) => number = Math.fround,
+): QuantizedRows {
   checkBlockSize(blockSize);
   if (w.length !== N * K) throw new Error(`quantize: ${w.length} values for [${N}, ${K}]`);
   const kBlocks = Math.ceil(K / blockSize);
@@ -156,12 +163,19 @@ export interface WeightOptions {
  * The float type and quantization of a graph for configured weights on a device. Without a format the device
  * decides (float32 on the CPU, float16 on CUDA); int8/int4 keep the device's float type for activations and scales.
  */
-export function graphWeights(weights: WeightOptions | undefined, device: 'cpu' | 'cuda'): { floatType: 'float32' | 'float16'; quant?: QuantSpec } {
+export function graphWeights(
+  weights: WeightOptions | undefined,
+  device: 'cpu' | 'cuda',
+): { floatType: 'float32' | 'float16'; quant?: QuantSpec } {
   const deviceFloat = device === 'cuda' ? 'float16' : 'float32';
   if (!weights) return { floatType: deviceFloat };
   if (weights.format === 'float32' || weights.format === 'float16') return { floatType: weights.format };
   const keep = new Set(weights.keepFloat ?? []);
-  const quant: QuantSpec = { bits: formatBits(weights.format)!, blockSize: checkBlockSize(weights.blockSize ?? DEFAULT_BLOCK_SIZE), accuracyLevel: weights.accuracyLevel ?? (device === 'cpu' ? 4 : 0) };
+  const quant: QuantSpec = {
+    bits: formatBits(weights.format)!,
+    blockSize: checkBlockSize(weights.blockSize ?? DEFAULT_BLOCK_SIZE),
+    accuracyLevel: weights.accuracyLevel ?? (device === 'cpu' ? 4 : 0),
+  };
   if (keep.has('lm_head')) quant.floatLmHead = true;
   if (keep.has('embedding')) quant.floatEmbedding = true;
   if (keep.has('adapter')) quant.floatAdapter = true;

@@ -16,4 +16,13 @@ export { OrtEnvironment, type SessionConfig } from './environment.ts';
 export { RunOptions, IoBinding } from './io-binding.ts';
 export { liveObjects } from './native.ts';
 export { Session, type IoInfo } from './native-session.ts';
-export { Allocator, copyTensors, MemoryInfo, TransferCounter, transfers, Value, type TensorData, type TensorType } from './values.ts';
+export {
+  Allocator,
+  copyTensors,
+  MemoryInfo,
+  TransferCounter,
+  transfers,
+  Value,
+  type TensorData,
+  type TensorType,
+} from './values.ts';

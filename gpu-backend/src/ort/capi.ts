@@ -20,7 +20,23 @@ export const ORT_API_VERSION = 29;
 export type Ptr = unknown;
 
 /** `OrtErrorCode` names, by value. */
-const ERROR_CODES = ['ORT_OK', 'ORT_FAIL', 'ORT_INVALID_ARGUMENT', 'ORT_NO_SUCHFILE', 'ORT_NO_MODEL', 'ORT_ENGINE_ERROR', 'ORT_RUNTIME_EXCEPTION', 'ORT_INVALID_PROTOBUF', 'ORT_MODEL_LOADED', 'ORT_NOT_IMPLEMENTED', 'ORT_INVALID_GRAPH', 'ORT_EP_FAIL', 'ORT_MODEL_LOAD_CANCELED', 'ORT_MODEL_REQUIRES_COMPILATION', 'ORT_NOT_FOUND'];
+const ERROR_CODES = [
+  'ORT_OK',
+  'ORT_FAIL',
+  'ORT_INVALID_ARGUMENT',
+  'ORT_NO_SUCHFILE',
+  'ORT_NO_MODEL',
+  'ORT_ENGINE_ERROR',
+  'ORT_RUNTIME_EXCEPTION',
+  'ORT_INVALID_PROTOBUF',
+  'ORT_MODEL_LOADED',
+  'ORT_NOT_IMPLEMENTED',
+  'ORT_INVALID_GRAPH',
+  'ORT_EP_FAIL',
+  'ORT_MODEL_LOAD_CANCELED',
+  'ORT_MODEL_REQUIRES_COMPILATION',
+  'ORT_NOT_FOUND',
+];
 
 /** An error reported by ONNX Runtime through an `OrtStatus`. */
 export class OrtError extends Error {
@@ -49,7 +65,10 @@ const SLOTS = {
   CreateEnv: [3, 'void * f(int level, const char *logid, _Out_ void **out)'],
   CreateSession: [7, 'void * f(void *env, const char *path, void *options, _Out_ void **out)'],
   CreateSessionFromArray: [8, 'void * f(void *env, void *data, size_t bytes, void *options, _Out_ void **out)'],
-  Run: [9, 'void * f(void *session, void *runOptions, const char **inputNames, void **inputs, size_t inputCount, const char **outputNames, size_t outputCount, _Inout_ void **outputs)'],
+  Run: [
+    9,
+    'void * f(void *session, void *runOptions, const char **inputNames, void **inputs, size_t inputCount, const char **outputNames, size_t outputCount, _Inout_ void **outputs)',
+  ],
   CreateSessionOptions: [10, 'void * f(_Out_ void **out)'],
   SetSessionExecutionMode: [13, 'void * f(void *options, int mode)'],
   EnableMemPattern: [16, 'void * f(void *options)'],
@@ -69,7 +88,10 @@ const SLOTS = {
   CreateRunOptions: [39, 'void * f(_Out_ void **out)'],
   RunOptionsSetTerminate: [46, 'void * f(void *runOptions)'],
   CreateTensorAsOrtValue: [48, 'void * f(void *allocator, void *shape, size_t shapeLen, int type, _Out_ void **out)'],
-  CreateTensorWithDataAsOrtValue: [49, 'void * f(void *info, intptr_t data, size_t bytes, void *shape, size_t shapeLen, int type, _Out_ void **out)'],
+  CreateTensorWithDataAsOrtValue: [
+    49,
+    'void * f(void *info, intptr_t data, size_t bytes, void *shape, size_t shapeLen, int type, _Out_ void **out)',
+  ],
   GetTensorMutableData: [51, 'void * f(void *value, _Out_ void **out)'],
   CastTypeInfoToTensorInfo: [55, 'void * f(void *typeInfo, _Out_ void **out)'],
   GetTensorElementType: [60, 'void * f(void *info, _Out_ int *out)'],
@@ -140,9 +162,17 @@ export function onnxruntimeLibDir(): string {
 
 function libraryFile(): string {
   const dir = onnxruntimeLibDir();
-  const name = process.platform === 'win32' ? 'onnxruntime.dll' : process.platform === 'darwin' ? 'libonnxruntime.1.dylib' : 'libonnxruntime.so.1';
+  const name =
+    process.platform === 'win32'
+      ? 'onnxruntime.dll'
+      : process.platform === 'darwin'
+        ? 'libonnxruntime.1.dylib'
+        : 'libonnxruntime.so.1';
   const file = join(dir, name);
-  if (!existsSync(file)) throw new Error(`ONNX Runtime library not found at ${file} (is onnxruntime-node installed for ${process.platform}-${process.arch}?)`);
+  if (!existsSync(file))
+    throw new Error(
+      `ONNX Runtime library not found at ${file} (is onnxruntime-node installed for ${process.platform}-${process.arch}?)`,
+    );
   return file;
 }
 

@@ -86,11 +86,19 @@ export function appendCuda(options: SessionOptions, settings: Record<string, str
   try {
     const all = { device_id: '0', ...settings };
     const keys = Object.keys(all);
-    call('UpdateCUDAProviderOptions', cuda.handle, keys, keys.map((k) => all[k as keyof typeof all]), keys.length);
+    call(
+      'UpdateCUDAProviderOptions',
+      cuda.handle,
+      keys,
+      keys.map((k) => all[k as keyof typeof all]),
+      keys.length,
+    );
     call('SessionOptionsAppendExecutionProvider_CUDA_V2', options.handle, cuda.handle);
   } catch (err) {
     if (err instanceof OrtError) {
-      throw new Error(`CUDA execution provider could not be added (are libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of the same version next to libonnxruntime.so.1, and CUDA's libraries on LD_LIBRARY_PATH?): ${err.ortMessage}`);
+      throw new Error(
+        `CUDA execution provider could not be added (are libonnxruntime_providers_cuda.so and libonnxruntime_providers_shared.so of the same version next to libonnxruntime.so.1, and CUDA's libraries on LD_LIBRARY_PATH?): ${err.ortMessage}`,
+      );
     }
     throw err;
   } finally {

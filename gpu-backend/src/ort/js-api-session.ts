@@ -39,7 +39,11 @@ export class JsApiSession {
    * the same memory as the matching past input, which GroupQueryAttention then updates in place). Only `fetch`
    * outputs are returned.
    */
-  async run(feeds: Record<string, HostTensor>, fetch: string[], inPlace: Record<string, HostTensor> = {}): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    fetch: string[],
+    inPlace: Record<string, HostTensor> = {},
+  ): Promise<Record<string, HostTensor>> {
     const ortFeeds: Record<string, ort.Tensor> = {};
     for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = toOrt(t);
     const fetches: Record<string, ort.Tensor | null> = {};

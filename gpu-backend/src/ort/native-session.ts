@@ -75,7 +75,17 @@ export class Session extends Native {
    */
   run(inputNames: string[], inputs: Value[], outputNames: string[], outputs: (Value | null)[], runOptions?: RunOptions): Value[] {
     const outPtrs = outputs.map((v) => (v ? v.handle : null));
-    call('Run', this.handle, runOptions?.handle ?? null, inputNames, inputs.map((v) => v.handle), inputs.length, outputNames, outputNames.length, outPtrs);
+    call(
+      'Run',
+      this.handle,
+      runOptions?.handle ?? null,
+      inputNames,
+      inputs.map((v) => v.handle),
+      inputs.length,
+      outputNames,
+      outputNames.length,
+      outPtrs,
+    );
     return outPtrs.map((p, i) => outputs[i] ?? Value.adopt(p));
   }
 

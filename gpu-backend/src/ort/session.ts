@@ -6,9 +6,30 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { onnxruntimeLibDir } from './capi.ts';
-import { Allocator, IoBinding, MemoryInfo, OrtEnvironment, Session, Value, type SessionConfig, type TensorData, type TensorType } from './binding.ts';
+import {
+  Allocator,
+  IoBinding,
+  MemoryInfo,
+  OrtEnvironment,
+  Session,
+  Value,
+  type SessionConfig,
+  type TensorData,
+  type TensorType,
+} from './binding.ts';
 
-export { IoBinding, MemoryInfo, OrtEnvironment, OrtError, RunOptions, TransferCounter, Value, copyTensors, liveObjects, transfers } from './binding.ts';
+export {
+  IoBinding,
+  MemoryInfo,
+  OrtEnvironment,
+  OrtError,
+  RunOptions,
+  TransferCounter,
+  Value,
+  copyTensors,
+  liveObjects,
+  transfers,
+} from './binding.ts';
 export type { TensorData, TensorType } from './binding.ts';
 
 /** Where a graph runs. */
@@ -69,12 +90,23 @@ export class ModelSession {
   /** Opens a small model held in memory; `graphOptimizationLevel` 0 keeps it exactly as written. */
   static fromBytes(model: Uint8Array, opts: SessionOptions & { graphOptimizationLevel?: 0 | 1 | 2 | 99 }): ModelSession {
     const config = sessionConfig(opts);
-    return new ModelSession(Session.fromBytes(model, { ...config, graphOptimizationLevel: opts.graphOptimizationLevel ?? config.graphOptimizationLevel }), opts.device);
+    return new ModelSession(
+      Session.fromBytes(model, {
+        ...config,
+        graphOptimizationLevel: opts.graphOptimizationLevel ?? config.graphOptimizationLevel,
+      }),
+      opts.device,
+    );
   }
 
   /** A session of another (small, in-memory) model on the same device with the same settings, unoptimised. */
   fork(model: Uint8Array): ModelSession {
-    return ModelSession.fromBytes(model, { device: this.device, threads: 1, cuda: this.session.config.cuda, graphOptimizationLevel: 0 });
+    return ModelSession.fromBytes(model, {
+      device: this.device,
+      threads: 1,
+      cuda: this.session.config.cuda,
+      graphOptimizationLevel: 0,
+    });
   }
 
   get inputNames(): readonly string[] {
@@ -101,7 +133,11 @@ export class ModelSession {
    * the same memory as the matching past input, which GroupQueryAttention then updates in place). Only `fetch`
    * outputs are returned, copied to the host.
    */
-  async run(feeds: Record<string, HostTensor>, fetch: string[], inPlace: Record<string, HostTensor> = {}): Promise<Record<string, HostTensor>> {
+  async run(
+    feeds: Record<string, HostTensor>,
+    fetch: string[],
+    inPlace: Record<string, HostTensor> = {},
+  ): Promise<Record<string, HostTensor>> {
     const created: Value[] = [];
     try {
       // as onnxruntime-node's run(), feeds the graph has no input for are ignored (the C API would refuse them)
@@ -113,7 +149,10 @@ export class ModelSession {
       });
       const placed = Object.keys(inPlace);
       const outputNames = [...fetch, ...placed];
-      const outputs: (Value | null)[] = [...fetch.map(() => null), ...placed.map((n) => Value.fromHost(inPlace[n].type, inPlace[n].data, inPlace[n].dims))];
+      const outputs: (Value | null)[] = [
+        ...fetch.map(() => null),
+        ...placed.map((n) => Value.fromHost(inPlace[n].type, inPlace[n].data, inPlace[n].dims)),
+      ];
       for (const v of outputs) if (v) created.push(v);
       const results = this.session.run(inputNames, inputs, outputNames, outputs);
       const out: Record<string, HostTensor> = {};
@@ -153,7 +192,10 @@ export function probeCuda(): CudaProbe {
   } catch {
     return { available: false, reason: 'onnxruntime-node is not installed' };
   }
-  const missing = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter((f) => !existsSync(join(binDir, f)));
-  if (missing.length > 0) return { available: false, reason: `CUDA provider libraries not found in ${binDir}: ${missing.join(', ')}` };
+  const missing = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter(
+    (f) => !existsSync(join(binDir, f)),
+  );
+  if (missing.length > 0)
+    return { available: false, reason: `CUDA provider libraries not found in ${binDir}: ${missing.join(', ')}` };
   return { available: true, reason: `CUDA provider libraries found in ${binDir}; ONNX Runtime ${OrtEnvironment.version}` };
 }

@@ -124,10 +124,20 @@ export class Value extends Native {
    */
   static fromHost(type: TensorType, data: TensorData, dims: readonly number[]): Value {
     const elements = dims.reduce((a, b) => a * b, 1);
-    if (data.length < elements) throw new Error(`tensor data has ${data.length} elements, dims ${JSON.stringify(dims)} need ${elements}`);
+    if (data.length < elements)
+      throw new Error(`tensor data has ${data.length} elements, dims ${JSON.stringify(dims)} need ${elements}`);
     const o = out();
     const address = elements === 0 ? 0n : addressOf(data);
-    call('CreateTensorWithDataAsOrtValue', MemoryInfo.cpu().handle, address, elements * ELEMENT_BYTES[type], BigInt64Array.from(dims, BigInt), dims.length, TYPE_CODES[type], o);
+    call(
+      'CreateTensorWithDataAsOrtValue',
+      MemoryInfo.cpu().handle,
+      address,
+      elements * ELEMENT_BYTES[type],
+      BigInt64Array.from(dims, BigInt),
+      dims.length,
+      TYPE_CODES[type],
+      o,
+    );
     return new Value(o[0], type, [...dims], 'cpu', data);
   }
 
@@ -144,10 +154,20 @@ export class Value extends Native {
    */
   static view(base: Value, offset: number, dims: readonly number[], memory: MemoryInfo): Value {
     const elements = dims.reduce((a, b) => a * b, 1);
-    if (offset < 0 || offset + elements > base.elements) throw new Error(`view [${offset}, ${offset + elements}) outside a tensor of ${base.elements} elements`);
+    if (offset < 0 || offset + elements > base.elements)
+      throw new Error(`view [${offset}, ${offset + elements}) outside a tensor of ${base.elements} elements`);
     const o = out();
     const address = addressOf(base.dataPointer()) + BigInt(offset * ELEMENT_BYTES[base.type]);
-    call('CreateTensorWithDataAsOrtValue', memory.handle, address, elements * ELEMENT_BYTES[base.type], BigInt64Array.from(dims, BigInt), dims.length, TYPE_CODES[base.type], o);
+    call(
+      'CreateTensorWithDataAsOrtValue',
+      memory.handle,
+      address,
+      elements * ELEMENT_BYTES[base.type],
+      BigInt64Array.from(dims, BigInt),
+      dims.length,
+      TYPE_CODES[base.type],
+      o,
+    );
     return new Value(o[0], base.type, [...dims], base.device, base);
   }
 
@@ -174,7 +194,13 @@ export class Value extends Native {
         call('MemoryInfoGetName', memory[0], n);
         return n[0] ?? '';
       })();
-      return new Value(handle, typeOfCode(code[0]), Array.from(dims, Number), name === 'Cpu' || name === 'CudaPinned' ? 'cpu' : 'cuda', null);
+      return new Value(
+        handle,
+        typeOfCode(code[0]),
+        Array.from(dims, Number),
+        name === 'Cpu' || name === 'CudaPinned' ? 'cpu' : 'cuda',
+        null,
+      );
     } finally {
       capi().fn.ReleaseTensorTypeAndShapeInfo(info[0]);
     }
@@ -245,8 +271,19 @@ export function copyTensors(src: Value[], dst: Value[]): void {
   });
   const onHost = src.every((s, i) => s.device === 'cpu' && dst[i].device === 'cpu');
   if (onHost) {
-    src.forEach((s, i) => new Uint8Array(hostView(dst[i].dataPointer(), dst[i].byteLength)).set(new Uint8Array(hostView(s.dataPointer(), s.byteLength))));
+    src.forEach((s, i) =>
+      new Uint8Array(hostView(dst[i].dataPointer(), dst[i].byteLength)).set(
+        new Uint8Array(hostView(s.dataPointer(), s.byteLength)),
+      ),
+    );
     return;
   }
-  call('CopyTensors', OrtEnvironment.get().handle, src.map((v) => v.handle), dst.map((v) => v.handle), null, src.length);
+  call(
+    'CopyTensors',
+    OrtEnvironment.get().handle,
+    src.map((v) => v.handle),
+    dst.map((v) => v.handle),
+    null,
+    src.length,
+  );
 }

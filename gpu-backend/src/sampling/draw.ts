@@ -64,7 +64,16 @@ export function drawFull(z: Float32Array, vocab: number, max: number, invT: numb
 }
 
 /** top_k by partial selection, then top_p and min_p among the k (renormalised over them). */
-export function drawTopK(z: Float32Array, vocab: number, max: number, invT: number, k: number, topP: number, minP: number, u: number): number {
+export function drawTopK(
+  z: Float32Array,
+  vocab: number,
+  max: number,
+  invT: number,
+  k: number,
+  topP: number,
+  minP: number,
+  u: number,
+): number {
   ensureScratch(vocab);
   const idx = idxBuf;
   const w = wBuf;
@@ -98,7 +107,15 @@ export function drawTopK(z: Float32Array, vocab: number, max: number, invT: numb
  * sorted, and the nucleus ends where the crossing happens inside it. The draw then picks a bucket by its
  * mass and a token inside it. Returns the token and the softmax normaliser.
  */
-export function drawNucleus(z: Float32Array, vocab: number, max: number, invT: number, topP: number, minP: number, u: number): [token: number, sum: number] {
+export function drawNucleus(
+  z: Float32Array,
+  vocab: number,
+  max: number,
+  invT: number,
+  topP: number,
+  minP: number,
+  u: number,
+): [token: number, sum: number] {
   ensureScratch(vocab);
   const w = wBuf;
   const bucket = bucketBuf;

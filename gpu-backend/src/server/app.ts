@@ -49,7 +49,16 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     c.res.headers.set('x-request-id', requestId);
     const route = c.req.routePath;
     metrics.requests.inc({ route, status: String(c.res.status) });
-    log.info({ method: c.req.method, path: new URL(c.req.url).pathname, status: c.res.status, ms: Math.round(performance.now() - started), auth: c.get('auth') }, 'request');
+    log.info(
+      {
+        method: c.req.method,
+        path: new URL(c.req.url).pathname,
+        status: c.res.status,
+        ms: Math.round(performance.now() - started),
+        auth: c.get('auth'),
+      },
+      'request',
+    );
   });
 
   app.onError((err, c) => {
@@ -59,15 +68,20 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     if (e.retryAfterSeconds !== undefined) headers['retry-after'] = String(e.retryAfterSeconds);
     // the rest of the body is never read (too large, too slow, or refused before reading): a client must not reuse
     // this connection
-    if (e.status === 413 || e.status === 408 || (c.get('body') === undefined && declaresBody(c.req.raw))) headers.connection = 'close';
+    if (e.status === 413 || e.status === 408 || (c.get('body') === undefined && declaresBody(c.req.raw)))
+      headers.connection = 'close';
     return c.json(e.toBody(), e.status as 400, headers);
   });
 
   app.notFound((c) => {
     const path = new URL(c.req.url).pathname;
     const allowed = allowedMethods(app.routes, path);
-    if (allowed.length > 0) return c.json(methodNotAllowed(c.req.method, path, allowed).toBody(), 405, { allow: allowed.join(', ') });
-    const e = notFound(`no route ${c.req.method} ${path}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`, 'unknown_route');
+    if (allowed.length > 0)
+      return c.json(methodNotAllowed(c.req.method, path, allowed).toBody(), 405, { allow: allowed.join(', ') });
+    const e = notFound(
+      `no route ${c.req.method} ${path}; see /v1/models, /v1/chat/completions, /v1/completions, /v1/logits`,
+      'unknown_route',
+    );
     return c.json(e.toBody(), 404);
   });
 
@@ -81,7 +95,8 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
   const auth = authenticate(deps.auth);
   const guard = [
     async function accepting(_c: unknown, next: () => Promise<void>) {
-      if (!deps.accepting()) throw serviceUnavailable('the server is shutting down; retry on another backend', 1, 'shutting_down');
+      if (!deps.accepting())
+        throw serviceUnavailable('the server is shutting down; retry on another backend', 1, 'shutting_down');
       await next();
     },
     auth.beforeBody,
@@ -110,7 +125,13 @@ export function createApp(deps: AppDeps): Hono<BackendEnv> {
     object: 'model',
     created: m.created,
     owned_by: 'realign',
-    realign: { mode: m.config.mode, default_lambda: m.config.default_lambda, lambda_range: m.config.lambda_range, max_context: m.engine.info.maxContext, device: m.engine.info.device },
+    realign: {
+      mode: m.config.mode,
+      default_lambda: m.config.default_lambda,
+      lambda_range: m.config.lambda_range,
+      max_context: m.engine.info.maxContext,
+      device: m.engine.info.device,
+    },
   });
   app.get('/v1/models', ...guard, (c) => c.json({ object: 'list', data: registry.models().map(modelObject) }));
   // OpenAI's `models.retrieve`: one model object (ids may hold `/`, as Hugging Face ids do); 404 for an unknown id,

@@ -52,14 +52,22 @@ export function bearerMatches(token: string, tokens: readonly Buffer[]): boolean
  * is decided, and a signed request's headers are checked for form and clock skew, so a request that cannot be
  * genuine is refused without its body being read. After it: the signature over the body, then its nonce.
  */
-export function authenticate(opts: AuthOptions): { beforeBody: MiddlewareHandler<BackendEnv>; afterBody: MiddlewareHandler<BackendEnv> } {
+export function authenticate(opts: AuthOptions): {
+  beforeBody: MiddlewareHandler<BackendEnv>;
+  afterBody: MiddlewareHandler<BackendEnv>;
+} {
   const nonces = new NonceStore(opts.maxSkewSeconds * 2 * 1000);
   const tokens = opts.bearerTokens.map(digest);
-  const isSigned = (c: Context<BackendEnv>) => c.req.header(SIGNATURE_HEADERS.signature) !== undefined || c.req.header(SIGNATURE_HEADERS.timestamp) !== undefined;
+  const isSigned = (c: Context<BackendEnv>) =>
+    c.req.header(SIGNATURE_HEADERS.signature) !== undefined || c.req.header(SIGNATURE_HEADERS.timestamp) !== undefined;
   return {
     beforeBody: async function authenticateHeaders(c, next) {
       if (isSigned(c)) {
-        if (!opts.hmacSecret) throw authenticationError('this backend has no HMAC secret configured; signed requests cannot be verified', 'signature_not_configured');
+        if (!opts.hmacSecret)
+          throw authenticationError(
+            'this backend has no HMAC secret configured; signed requests cannot be verified',
+            'signature_not_configured',
+          );
         const checked = checkSignatureHeaders(c.req.raw.headers, Date.now(), opts.maxSkewSeconds);
         if (!checked.ok) throw authenticationError(checked.reason, checked.code);
         return next();
@@ -67,7 +75,8 @@ export function authenticate(opts: AuthOptions): { beforeBody: MiddlewareHandler
       const header = c.req.header('authorization');
       if (header !== undefined) {
         const m = /^Bearer\s+(.+)$/i.exec(header);
-        if (!m || tokens.length === 0 || !bearerMatches(m[1].trim(), tokens)) throw authenticationError('invalid bearer token', 'invalid_api_key');
+        if (!m || tokens.length === 0 || !bearerMatches(m[1].trim(), tokens))
+          throw authenticationError('invalid bearer token', 'invalid_api_key');
         c.set('auth', 'bearer');
         return next();
       }
@@ -75,14 +84,24 @@ export function authenticate(opts: AuthOptions): { beforeBody: MiddlewareHandler
         c.set('auth', 'none');
         return next();
       }
-      throw authenticationError('missing credentials: send "Authorization: Bearer <token>" or a request signed by the edge', 'missing_credentials');
+      throw authenticationError(
+        'missing credentials: send "Authorization: Bearer <token>" or a request signed by the edge',
+        'missing_credentials',
+      );
     },
     afterBody: async function authenticateBody(c, next) {
       if (!isSigned(c)) return next();
       const url = new URL(c.req.url);
-      const result = await verifySignature(opts.hmacSecret!, c.req.raw.headers, { method: c.req.method, path: url.pathname + url.search, body: c.get('body') }, Date.now(), opts.maxSkewSeconds);
+      const result = await verifySignature(
+        opts.hmacSecret!,
+        c.req.raw.headers,
+        { method: c.req.method, path: url.pathname + url.search, body: c.get('body') },
+        Date.now(),
+        opts.maxSkewSeconds,
+      );
       if (!result.ok) throw authenticationError(result.reason, result.code);
-      if (!nonces.accept(result.nonce)) throw authenticationError('this nonce was already used: every signed request needs a fresh nonce', 'replayed_nonce');
+      if (!nonces.accept(result.nonce))
+        throw authenticationError('this nonce was already used: every signed request needs a fresh nonce', 'replayed_nonce');
       c.set('auth', 'hmac');
       return next();
     },

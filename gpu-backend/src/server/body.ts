@@ -10,7 +10,10 @@ import type { BackendEnv } from './http-types.ts';
 
 /** The 408 for a body that did not arrive in time. */
 export function bodyTimeout(timeoutMs: number): ApiError {
-  return new ApiError(408, `the request body did not arrive within ${timeoutMs} ms; send the whole body promptly`, { type: 'invalid_request_error', code: 'request_timeout' });
+  return new ApiError(408, `the request body did not arrive within ${timeoutMs} ms; send the whole body promptly`, {
+    type: 'invalid_request_error',
+    code: 'request_timeout',
+  });
 }
 
 /** The body-reading middleware. */

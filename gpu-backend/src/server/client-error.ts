@@ -12,34 +12,71 @@ import { errorBody, invalidRequest, payloadTooLarge, serverError } from '../../.
 
 /** Status, reason phrase, error code and message for a parser error code. */
 function describe(code: string | undefined): [number, string, string, string] {
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'Request Header Fields Too Large', 'headers_too_large', 'request headers (or the URL) are too large; send a shorter URL and fewer or smaller headers'];
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'Request Timeout', 'request_timeout', 'the request was not received in time; send the whole request promptly'];
-  return [400, 'Bad Request', 'malformed_http', `malformed HTTP request (${code ?? 'parse error'}); check the request line, headers and body framing`];
+  if (code === 'HPE_HEADER_OVERFLOW')
+    return [
+      431,
+      'Request Header Fields Too Large',
+      'headers_too_large',
+      'request headers (or the URL) are too large; send a shorter URL and fewer or smaller headers',
+    ];
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT')
+    return [408, 'Request Timeout', 'request_timeout', 'the request was not received in time; send the whole request promptly'];
+  return [
+    400,
+    'Bad Request',
+    'malformed_http',
+    `malformed HTTP request (${code ?? 'parse error'}); check the request line, headers and body framing`,
+  ];
 }
 
 /** Writes an error answer straight onto a socket (no response object exists for it) and closes it. */
 function writeRaw(socket: Socket, status: number, reason: string, code: string, message: string, extra: string[] = []): void {
   const body = JSON.stringify(errorBody(message, 'invalid_request_error', null, code));
-  const head = [`HTTP/1.1 ${status} ${reason}`, 'content-type: application/json', `content-length: ${Buffer.byteLength(body)}`, `x-request-id: ${randomUUID()}`, ...extra, 'connection: close'];
+  const head = [
+    `HTTP/1.1 ${status} ${reason}`,
+    'content-type: application/json',
+    `content-length: ${Buffer.byteLength(body)}`,
+    `x-request-id: ${randomUUID()}`,
+    ...extra,
+    'connection: close',
+  ];
   socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
 }
 
 /** Answers on a response object and closes the connection (whatever body the client meant to send is not read). */
 function writeJson(res: ServerResponse, status: number, code: string, message: string, extra: Record<string, string> = {}): void {
   const body = JSON.stringify(errorBody(message, 'invalid_request_error', null, code));
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'x-request-id': randomUUID(), connection: 'close', ...extra });
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(body),
+    'x-request-id': randomUUID(),
+    connection: 'close',
+    ...extra,
+  });
   res.end(body);
 }
 
 /** The server's `connect` listener: realign is no proxy, so CONNECT gets a 405, not a dropped connection. */
 export function refuseConnect(_req: IncomingMessage, socket: Socket): void {
   socket.on('error', () => undefined);
-  writeRaw(socket, 405, 'Method Not Allowed', 'method_not_allowed', 'CONNECT is not allowed: this server is not a proxy; send GET or POST to a /v1 route', ['allow: GET, POST']);
+  writeRaw(
+    socket,
+    405,
+    'Method Not Allowed',
+    'method_not_allowed',
+    'CONNECT is not allowed: this server is not a proxy; send GET or POST to a /v1 route',
+    ['allow: GET, POST'],
+  );
 }
 
 /** The server's `checkExpectation` listener: an `Expect` other than 100-continue gets a 417 with the error JSON. */
 export function refuseExpectation(req: IncomingMessage, res: ServerResponse): void {
-  writeJson(res, 417, 'expectation_failed', `unsupported expectation "${String(req.headers.expect).slice(0, 64)}"; only "Expect: 100-continue" is understood, or send no Expect header`);
+  writeJson(
+    res,
+    417,
+    'expectation_failed',
+    `unsupported expectation "${String(req.headers.expect).slice(0, 64)}"; only "Expect: 100-continue" is understood, or send no Expect header`,
+  );
 }
 
 /**
@@ -87,7 +124,11 @@ export function answerClientError(err: Error & { code?: string }, socket: Socket
 export function unreadableRequest(err: unknown): Response {
   const e =
     err instanceof RequestError
-      ? invalidRequest(`the request cannot be read (${err.message}); send an origin-form target like /v1/completions and a valid Host header`, null, 'malformed_http')
+      ? invalidRequest(
+          `the request cannot be read (${err.message}); send an origin-form target like /v1/completions and a valid Host header`,
+          null,
+          'malformed_http',
+        )
       : serverError();
   return Response.json(e.toBody(), { status: e.status, headers: { 'x-request-id': randomUUID() } });
 }

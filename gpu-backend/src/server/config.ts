@@ -30,8 +30,16 @@ const modelSchema = z
     threads: z.number().int().positive().optional(),
     max_batch: z.number().int().positive().default(32),
     max_queue: z.number().int().nonnegative().default(256),
-    kv_budget_tokens: z.number().int().positive().default(1 << 18),
-    max_prefill_tokens: z.number().int().positive().default(1 << 14),
+    kv_budget_tokens: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 18),
+    max_prefill_tokens: z
+      .number()
+      .int()
+      .positive()
+      .default(1 << 14),
     /** greedy decode steps per run when every running sequence is greedy; unset: 16 on CUDA, 0 on CPU */
     decode_loop_steps: z.number().int().nonnegative().optional(),
     /** sampling inside the step graph (EngineLimits.deviceSampling); auto: on for CUDA, off for CPU */
@@ -39,17 +47,26 @@ const modelSchema = z
     /** weight format of the graphs (graph/quantize.ts); unset: float32 on CPU, float16 on CUDA */
     weights: z.enum(['float32', 'float16', 'int8', 'int4']).optional(),
     /** int8/int4: weights per quantization block (a power of two ≥ 16; default 32) */
-    block_size: z.number().int().min(16).refine((n) => (n & (n - 1)) === 0, 'block_size must be a power of two').optional(),
+    block_size: z
+      .number()
+      .int()
+      .min(16)
+      .refine((n) => (n & (n - 1)) === 0, 'block_size must be a power of two')
+      .optional(),
     /** int8/int4: parts kept in float */
     keep_float: z.array(z.enum(['lm_head', 'embedding', 'adapter'])).optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
-    if (m.mode === 'fusion' && (!m.aligned || !m.reference)) ctx.addIssue({ code: 'custom', message: 'fusion models need "aligned" and "reference" paths' });
+    if (m.mode === 'fusion' && (!m.aligned || !m.reference))
+      ctx.addIssue({ code: 'custom', message: 'fusion models need "aligned" and "reference" paths' });
     if (m.mode !== 'fusion' && !m.model) ctx.addIssue({ code: 'custom', message: `${m.mode} models need a "model" path` });
-    if (m.lambda_range[0] > m.lambda_range[1]) ctx.addIssue({ code: 'custom', message: 'lambda_range must be [min, max] with min ≤ max' });
-    if (m.default_lambda < m.lambda_range[0] || m.default_lambda > m.lambda_range[1]) ctx.addIssue({ code: 'custom', message: 'default_lambda must lie in lambda_range' });
-    if ((m.block_size !== undefined || m.keep_float) && m.weights !== 'int8' && m.weights !== 'int4') ctx.addIssue({ code: 'custom', message: 'block_size and keep_float need "weights": "int8" or "int4"' });
+    if (m.lambda_range[0] > m.lambda_range[1])
+      ctx.addIssue({ code: 'custom', message: 'lambda_range must be [min, max] with min ≤ max' });
+    if (m.default_lambda < m.lambda_range[0] || m.default_lambda > m.lambda_range[1])
+      ctx.addIssue({ code: 'custom', message: 'default_lambda must lie in lambda_range' });
+    if ((m.block_size !== undefined || m.keep_float) && m.weights !== 'int8' && m.weights !== 'int4')
+      ctx.addIssue({ code: 'custom', message: 'block_size and keep_float need "weights": "int8" or "int4"' });
   });
 
 const configSchema = z
@@ -57,7 +74,11 @@ const configSchema = z
     models: z.array(modelSchema).min(1),
     limits: z
       .object({
-        max_body_bytes: z.number().int().positive().default(1 << 20),
+        max_body_bytes: z
+          .number()
+          .int()
+          .positive()
+          .default(1 << 20),
         max_tokens: z.number().int().positive().default(4096),
         default_max_tokens: z.number().int().positive().default(256),
         max_n: z.number().int().positive().default(8),
@@ -134,12 +155,18 @@ export function readServerConfig(file: string): ServerConfig {
  * Reads a models.json (readServerConfig) and turns the Hugging Face model ids among its model paths into snapshot
  * folders of the hub cache, downloading them when needed and allowed: once, before any engine starts.
  */
-export async function loadServerConfig(file: string, hub: ResolveOptions = { onProgress: downloadReporter() }): Promise<ServerConfig> {
+export async function loadServerConfig(
+  file: string,
+  hub: ResolveOptions = { onProgress: downloadReporter() },
+): Promise<ServerConfig> {
   const config = readServerConfig(file);
   const baseDir = dirname(resolve(file));
   for (const [i, m] of config.models.entries()) {
     const ids = MODEL_PATHS.filter((key) => m[key] !== undefined && !isAbsolute(m[key]));
-    if (m.revision !== undefined && ids.length === 0) throw new Error(`models config: models.${i}.revision: applies to Hugging Face model ids, but the model paths of "${m.id}" are folders`);
+    if (m.revision !== undefined && ids.length === 0)
+      throw new Error(
+        `models config: models.${i}.revision: applies to Hugging Face model ids, but the model paths of "${m.id}" are folders`,
+      );
     for (const key of ids) {
       try {
         m[key] = await resolveModelSource(m[key]!, { ...hub, baseDir, revision: m.revision });
@@ -161,5 +188,12 @@ export function modelSource(m: ModelConfig): ModelSource {
 
 /** The engine limits of a model config. */
 export function engineLimits(m: ModelConfig): EngineLimits {
-  return { maxBatch: m.max_batch, maxKvTokens: m.kv_budget_tokens, maxQueue: m.max_queue, maxPrefillTokens: m.max_prefill_tokens, decodeLoopSteps: m.decode_loop_steps, deviceSampling: m.device_sampling };
+  return {
+    maxBatch: m.max_batch,
+    maxKvTokens: m.kv_budget_tokens,
+    maxQueue: m.max_queue,
+    maxPrefillTokens: m.max_prefill_tokens,
+    decodeLoopSteps: m.decode_loop_steps,
+    deviceSampling: m.device_sampling,
+  };
 }

@@ -12,7 +12,10 @@ export function tokenWire(tok: TextTokenizer, id: number, logprob: number): TopL
 export function chatLogprobs(tok: TextTokenizer, tokens: TokenOut[]): ChatTokenLogprob[] {
   return tokens
     .filter((t) => t.logprob !== undefined)
-    .map((t) => ({ ...tokenWire(tok, t.id, t.logprob!), top_logprobs: (t.top ?? []).map((x) => tokenWire(tok, x.token, x.logprob)) }));
+    .map((t) => ({
+      ...tokenWire(tok, t.id, t.logprob!),
+      top_logprobs: (t.top ?? []).map((x) => tokenWire(tok, x.token, x.logprob)),
+    }));
 }
 
 /** Completions logprobs of the tokens of one event; `offset` is the text length before them. */

@@ -33,11 +33,19 @@ export function checkLambda(model: ServedModel, lambda: number | undefined, para
   const m = model.config;
   const value = lambda ?? m.default_lambda;
   if (m.mode === 'single' && value !== 1 && lambda !== undefined) {
-    throw invalidRequest(`model "${m.id}" serves a single checkpoint and has no λ; remove \`${param}\` or set it to 1`, param, 'lambda_not_supported');
+    throw invalidRequest(
+      `model "${m.id}" serves a single checkpoint and has no λ; remove \`${param}\` or set it to 1`,
+      param,
+      'lambda_not_supported',
+    );
   }
   const [lo, hi] = m.lambda_range;
   if (value < lo || value > hi) {
-    throw invalidRequest(`\`${param}\` must be in [${lo}, ${hi}] for model "${m.id}", got ${value}`, param, 'lambda_out_of_range');
+    throw invalidRequest(
+      `\`${param}\` must be in [${lo}, ${hi}] for model "${m.id}", got ${value}`,
+      param,
+      'lambda_out_of_range',
+    );
   }
   return m.mode === 'single' ? 1 : value;
 }
@@ -46,24 +54,40 @@ export function checkLambda(model: ServedModel, lambda: number | undefined, para
  * Tokens of a chat request (its template) or of each prompt of a completions request, on the model's tokenizer
  * thread; a prompt whose size alone puts it over `limit` tokens is refused without being tokenized.
  */
-export async function tokenizePrompts(model: ServedModel, req: ChatCompletionRequest | CompletionRequest, kind: 'chat' | 'completions', limit: number): Promise<PreparedPrompt[]> {
+export async function tokenizePrompts(
+  model: ServedModel,
+  req: ChatCompletionRequest | CompletionRequest,
+  kind: 'chat' | 'completions',
+  limit: number,
+): Promise<PreparedPrompt[]> {
   const tok = model.tokenizer;
   if (kind === 'chat') {
-    if (!tok.hasChatTemplate) throw invalidRequest(`model "${model.config.id}" has no chat template; use /v1/completions with a prompt`, 'messages', 'no_chat_template');
+    if (!tok.hasChatTemplate)
+      throw invalidRequest(
+        `model "${model.config.id}" has no chat template; use /v1/completions with a prompt`,
+        'messages',
+        'no_chat_template',
+      );
     return [{ ids: await encodeChatPrompt(model, (req as ChatCompletionRequest).messages, {}, limit) }];
   }
   const prompt = (req as CompletionRequest).prompt;
   const vocab = model.engine.info.vocabSize;
   const fromIds = (ids: number[], param: string): PreparedPrompt => {
     const bad = ids.findIndex((t) => t >= vocab);
-    if (bad >= 0) throw invalidRequest(`\`${param}[${bad}]\` is token id ${ids[bad]}, but the vocabulary has ${vocab} tokens`, `${param}[${bad}]`, 'invalid_token_id');
+    if (bad >= 0)
+      throw invalidRequest(
+        `\`${param}[${bad}]\` is token id ${ids[bad]}, but the vocabulary has ${vocab} tokens`,
+        `${param}[${bad}]`,
+        'invalid_token_id',
+      );
     return { ids };
   };
   if (typeof prompt === 'string') return [{ ids: await encodePrompt(model, prompt, 'prompt', limit) }];
   if (prompt.length > 0 && typeof prompt[0] === 'number') return [fromIds(prompt as number[], 'prompt')];
   const out: PreparedPrompt[] = [];
   // one after another: a request's prompts queue behind each other, not ahead of other requests' prompts
-  for (const [i, p] of (prompt as (string | number[])[]).entries()) out.push(typeof p === 'string' ? { ids: await encodePrompt(model, p, `prompt[${i}]`, limit) } : fromIds(p, `prompt[${i}]`));
+  for (const [i, p] of (prompt as (string | number[])[]).entries())
+    out.push(typeof p === 'string' ? { ids: await encodePrompt(model, p, `prompt[${i}]`, limit) } : fromIds(p, `prompt[${i}]`));
   return out;
 }
 
@@ -79,31 +103,61 @@ export async function prepareGeneration(
   // the cheap bounds first: a request refused for them costs no tokenization
   const n = req.n ?? 1;
   if (n > limits.max_n) throw invalidRequest(`\`n\` must be at most ${limits.max_n}, got ${n}`, 'n', 'n_too_large');
-  if (req.max_tokens !== undefined && req.max_tokens > limits.max_tokens) throw invalidRequest(`\`max_tokens\` must be at most ${limits.max_tokens}, got ${req.max_tokens}`, 'max_tokens', 'max_tokens_too_large');
+  if (req.max_tokens !== undefined && req.max_tokens > limits.max_tokens)
+    throw invalidRequest(
+      `\`max_tokens\` must be at most ${limits.max_tokens}, got ${req.max_tokens}`,
+      'max_tokens',
+      'max_tokens_too_large',
+    );
   const stop = req.stop ?? [];
-  if (stop.length > limits.max_stop) throw invalidRequest(`\`stop\` may hold at most ${limits.max_stop} strings, got ${stop.length}`, 'stop', 'too_many_stops');
+  if (stop.length > limits.max_stop)
+    throw invalidRequest(`\`stop\` may hold at most ${limits.max_stop} strings, got ${stop.length}`, 'stop', 'too_many_stops');
   const vocab = model.engine.info.vocabSize;
   for (const [key] of Object.entries(req.logit_bias ?? {})) {
-    if (Number(key) >= vocab) throw invalidRequest(`\`logit_bias\` names token id ${key}, but the vocabulary has ${vocab} tokens`, 'logit_bias', 'invalid_token_id');
+    if (Number(key) >= vocab)
+      throw invalidRequest(
+        `\`logit_bias\` names token id ${key}, but the vocabulary has ${vocab} tokens`,
+        'logit_bias',
+        'invalid_token_id',
+      );
   }
   // a stop id outside the vocabulary can never be generated: accepted and dropped (as vLLM does), so a client
   // written for another model (e.g. Qwen's 151643) works unchanged
   const stopTokenIds = (req.stop_token_ids ?? []).filter((id) => id < vocab);
   const sent = kind === 'chat' ? null : (req as CompletionRequest).prompt;
   const promptCount = Array.isArray(sent) && sent.length > 0 && typeof sent[0] !== 'number' ? sent.length : 1;
-  if (promptCount * n > limits.max_n * 4) throw invalidRequest(`${promptCount} prompts × n=${n} is too many choices; send at most ${limits.max_n * 4}`, 'prompt', 'too_many_choices');
+  if (promptCount * n > limits.max_n * 4)
+    throw invalidRequest(
+      `${promptCount} prompts × n=${n} is too many choices; send at most ${limits.max_n * 4}`,
+      'prompt',
+      'too_many_choices',
+    );
   const prompts = await tokenizePrompts(model, req, kind, promptTokenLimit(model, limits));
   const context = model.engine.info.maxContext;
   const param = kind === 'chat' ? 'messages' : 'prompt';
   for (const p of prompts) {
     if (p.ids.length === 0) throw invalidRequest(`\`${param}\` encodes to no tokens; send some text`, param, 'empty_prompt');
-    if (p.ids.length > limits.max_prompt_tokens) throw invalidRequest(`\`${param}\` has ${p.ids.length} tokens; this server accepts at most ${limits.max_prompt_tokens}`, param, 'prompt_too_long');
-    if (p.ids.length >= context) throw invalidRequest(`\`${param}\` has ${p.ids.length} tokens but model "${model.config.id}" has a context of ${context}`, param, 'context_length_exceeded');
+    if (p.ids.length > limits.max_prompt_tokens)
+      throw invalidRequest(
+        `\`${param}\` has ${p.ids.length} tokens; this server accepts at most ${limits.max_prompt_tokens}`,
+        param,
+        'prompt_too_long',
+      );
+    if (p.ids.length >= context)
+      throw invalidRequest(
+        `\`${param}\` has ${p.ids.length} tokens but model "${model.config.id}" has a context of ${context}`,
+        param,
+        'context_length_exceeded',
+      );
   }
   const longest = Math.max(...prompts.map((p) => p.ids.length));
   if (req.max_tokens !== undefined) {
     if (longest + req.max_tokens > context) {
-      throw invalidRequest(`\`max_tokens\` is ${req.max_tokens} but the prompt already has ${longest} of the model's ${context} tokens of context; lower max_tokens to ${context - longest}`, 'max_tokens', 'context_length_exceeded');
+      throw invalidRequest(
+        `\`max_tokens\` is ${req.max_tokens} but the prompt already has ${longest} of the model's ${context} tokens of context; lower max_tokens to ${context - longest}`,
+        'max_tokens',
+        'context_length_exceeded',
+      );
     }
   }
   const chat = kind === 'chat' ? (req as ChatCompletionRequest) : null;

@@ -10,9 +10,24 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 export class BackendMetrics {
   readonly registry = new Registry();
   private readonly registers = [this.registry];
-  readonly requests = new Counter({ name: 'realign_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'status'] as const, registers: this.registers });
-  readonly promptTokens = new Counter({ name: 'realign_prompt_tokens_total', help: 'Prompt tokens processed, per model and branch', labelNames: ['branch', 'model'] as const, registers: this.registers });
-  readonly completionTokens = new Counter({ name: 'realign_completion_tokens_total', help: 'Completion tokens generated, per model and branch', labelNames: ['branch', 'model'] as const, registers: this.registers });
+  readonly requests = new Counter({
+    name: 'realign_requests_total',
+    help: 'HTTP requests by route and status',
+    labelNames: ['route', 'status'] as const,
+    registers: this.registers,
+  });
+  readonly promptTokens = new Counter({
+    name: 'realign_prompt_tokens_total',
+    help: 'Prompt tokens processed, per model and branch',
+    labelNames: ['branch', 'model'] as const,
+    registers: this.registers,
+  });
+  readonly completionTokens = new Counter({
+    name: 'realign_completion_tokens_total',
+    help: 'Completion tokens generated, per model and branch',
+    labelNames: ['branch', 'model'] as const,
+    registers: this.registers,
+  });
   readonly batchSize = this.modelGauge('realign_batch_size', 'Sequences in the last decode step');
   readonly queueDepth = this.modelGauge('realign_queue_depth', 'Requests waiting for admission');
   readonly running = this.modelGauge('realign_running_sequences', 'Sequences being generated');
@@ -20,7 +35,12 @@ export class BackendMetrics {
   readonly kvBudget = this.modelGauge('realign_kv_tokens_budget', 'KV admission budget in tokens');
   readonly kvBytes = this.modelGauge('realign_kv_bytes_allocated', 'Bytes allocated for KV caches');
   /** A counter: the engine's running total only rises (see {@link forwardPassesSoFar}). */
-  private readonly forwardPasses = new Counter({ name: 'realign_forward_passes_total', help: 'Forward passes run since start', labelNames: ['model'] as const, registers: this.registers });
+  private readonly forwardPasses = new Counter({
+    name: 'realign_forward_passes_total',
+    help: 'Forward passes run since start',
+    labelNames: ['model'] as const,
+    registers: this.registers,
+  });
   readonly stepSeconds = new Histogram({
     name: 'realign_step_seconds',
     help: 'Duration of one engine run (prefill or decode step)',

@@ -35,7 +35,13 @@ function threadError(err: unknown, param: string): Error {
 }
 
 /** Token ids of a text prompt; `param` names it in errors. */
-export async function encodePrompt(model: ServedModel, text: string, param: string, limit: number, addSpecialTokens = true): Promise<number[]> {
+export async function encodePrompt(
+  model: ServedModel,
+  text: string,
+  param: string,
+  limit: number,
+  addSpecialTokens = true,
+): Promise<number[]> {
   const bytes = Buffer.byteLength(text, 'utf8');
   const bound = byteBound(model, limit);
   if (bound !== null && bytes > bound) tooLong(model, param, bytes, limit);
@@ -47,7 +53,12 @@ export async function encodePrompt(model: ServedModel, text: string, param: stri
 }
 
 /** Token ids of a chat rendered with the model's template (rendered and checked on the tokenizer thread). */
-export async function encodeChatPrompt(model: ServedModel, messages: readonly ChatMessage[], options: ChatTemplateOptions, limit: number): Promise<number[]> {
+export async function encodeChatPrompt(
+  model: ServedModel,
+  messages: readonly ChatMessage[],
+  options: ChatTemplateOptions,
+  limit: number,
+): Promise<number[]> {
   try {
     return await model.encoder.encodeChat(messages, options, byteBound(model, limit));
   } catch (err) {

@@ -48,7 +48,16 @@ export class ModelRegistry {
           const model = await this.load(m);
           onReady(model);
           this.slots.set(m.id, { state: 'ready', model });
-          log.info({ model: m.id, mode: m.mode, device: model.engine.info.device, deviceReason: model.engine.info.deviceReason, ms: Date.now() - started }, 'model loaded');
+          log.info(
+            {
+              model: m.id,
+              mode: m.mode,
+              device: model.engine.info.device,
+              deviceReason: model.engine.info.deviceReason,
+              ms: Date.now() - started,
+            },
+            'model loaded',
+          );
         } catch (err) {
           this.slots.set(m.id, { state: 'failed', error: (err as Error).message });
           log.error({ model: m.id, error: (err as Error).message }, 'model failed to load');
@@ -79,17 +88,20 @@ export class ModelRegistry {
     // the backend's other models are not the caller's business: name only the one asked for
     if (!slot) return notFound(`model "${id}" is not served by this backend; check the model id`, 'model_not_found', 'model');
     if (slot.state === 'loading') return serviceUnavailable(`model "${id}" is still loading; retry shortly`, 5, 'model_loading');
-    if (slot.state === 'failed') return serviceUnavailable(`model "${id}" failed to load: ${slot.error}`, undefined, 'model_unavailable');
+    if (slot.state === 'failed')
+      return serviceUnavailable(`model "${id}" failed to load: ${slot.error}`, undefined, 'model_unavailable');
     return slot.model;
   }
 
   /** Stops every engine (running sequences end as cancelled). */
   async shutdown(): Promise<void> {
     await this.loaded;
-    await Promise.all(this.models().map(async (m) => {
-      await m.engine.shutdown();
-      await m.encoder.close();
-    }));
+    await Promise.all(
+      this.models().map(async (m) => {
+        await m.engine.shutdown();
+        await m.encoder.close();
+      }),
+    );
   }
 
   private async load(m: ModelConfig): Promise<ServedModel> {
@@ -100,7 +112,10 @@ export class ModelRegistry {
     const tokenizer = TextTokenizer.load(main.tokenizerFile, main.tokenizerConfigFile);
     // worked out once here rather than on the first request
     void tokenizer.maxBytesPerToken;
-    const encoder = await TokenizerThread.start({ tokenizerFile: main.tokenizerFile, tokenizerConfigFile: main.tokenizerConfigFile });
+    const encoder = await TokenizerThread.start({
+      tokenizerFile: main.tokenizerFile,
+      tokenizerConfigFile: main.tokenizerConfigFile,
+    });
     let engine: Engine;
     try {
       engine = await Engine.start({

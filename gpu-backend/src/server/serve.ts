@@ -7,7 +7,14 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import pino, { type Logger } from 'pino';
 import { createApp } from './app.ts';
-import { answerClientError, answeredMalformed, continueUnlessTooLarge, refuseConnect, refuseExpectation, unreadableRequest } from './client-error.ts';
+import {
+  answerClientError,
+  answeredMalformed,
+  continueUnlessTooLarge,
+  refuseConnect,
+  refuseExpectation,
+  unreadableRequest,
+} from './client-error.ts';
 import type { ServerConfig } from './config.ts';
 import { BackendMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
@@ -44,9 +51,14 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
   let accepting = true;
   let inFlight = 0;
   const hmacSecret = env[config.auth.hmac_secret_env] || null;
-  const bearerTokens = (env[config.auth.bearer_tokens_env] ?? '').split(',').map((s) => s.trim()).filter(Boolean);
+  const bearerTokens = (env[config.auth.bearer_tokens_env] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (!hmacSecret && bearerTokens.length === 0 && !config.auth.allow_unauthenticated) {
-    throw new Error(`no credentials configured: set ${config.auth.hmac_secret_env} (edge HMAC secret) or ${config.auth.bearer_tokens_env} (bearer tokens), or "auth": {"allow_unauthenticated": true} for local use`);
+    throw new Error(
+      `no credentials configured: set ${config.auth.hmac_secret_env} (edge HMAC secret) or ${config.auth.bearer_tokens_env} (bearer tokens), or "auth": {"allow_unauthenticated": true} for local use`,
+    );
   }
   const app = createApp({
     config,
@@ -54,7 +66,12 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
     metrics,
     logger,
     accepting: () => accepting,
-    auth: { hmacSecret, bearerTokens, allowUnauthenticated: config.auth.allow_unauthenticated, maxSkewSeconds: config.auth.max_skew_seconds },
+    auth: {
+      hmacSecret,
+      bearerTokens,
+      allowUnauthenticated: config.auth.allow_unauthenticated,
+      maxSkewSeconds: config.auth.max_skew_seconds,
+    },
   });
   const listener = getRequestListener((req: Request) => app.fetch(req), { errorHandler: unreadableRequest });
   const handle = (req: IncomingMessage, res: ServerResponse) => {
@@ -74,7 +91,9 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
   // request sent on a connection just as it closes fails ("Broken pipe" / "Network connection lost"), after which
   // the edge marks a healthy backend down. Keep idle connections well past any gap between requests instead.
   server.keepAliveTimeout = KEEP_ALIVE_MS;
-  const port = await new Promise<number>((resolve) => server.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1', () => resolve((server.address() as AddressInfo).port)));
+  const port = await new Promise<number>((resolve) =>
+    server.listen(opts.port ?? 8000, opts.host ?? '127.0.0.1', () => resolve((server.address() as AddressInfo).port)),
+  );
   const url = `http://${opts.host ?? '127.0.0.1'}:${port}`;
   logger.info({ url, models: config.models.map((m) => m.id) }, 'listening');
   return {

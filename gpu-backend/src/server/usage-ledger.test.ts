@@ -26,7 +26,10 @@ describe('usage ledger', () => {
       prompt_tokens: 4,
       completion_tokens: 5,
       total_tokens: 9,
-      realign: { lambda: 0.5, branches: { aligned: { prompt_tokens: 8, completion_tokens: 5 }, reference: { prompt_tokens: 8, completion_tokens: 5 } } },
+      realign: {
+        lambda: 0.5,
+        branches: { aligned: { prompt_tokens: 8, completion_tokens: 5 }, reference: { prompt_tokens: 8, completion_tokens: 5 } },
+      },
     });
     // events after the end change nothing
     t.event(0, tok(5));
@@ -42,7 +45,10 @@ describe('usage ledger', () => {
     t.broken(0);
     const r = ledger.get('dispatch-2')!;
     expect(r.state).toBe('failed');
-    expect(r.usage.realign!.branches).toEqual({ aligned: { prompt_tokens: 3, completion_tokens: 2 }, reference: { prompt_tokens: 0, completion_tokens: 0 } });
+    expect(r.usage.realign!.branches).toEqual({
+      aligned: { prompt_tokens: 3, completion_tokens: 2 },
+      reference: { prompt_tokens: 0, completion_tokens: 0 },
+    });
     expect(await metrics.render()).toMatch(/realign_completion_tokens_total\{branch="aligned",model="m"\} 2/);
     const ok = ledger.open('dispatch-3', { id: 'm', mode: 'single' }, 1, [3], 3);
     ok.event(0, end('stop', 1));

@@ -70,7 +70,12 @@ function usageOf(entry: Entry, promptsOnce: number): Usage {
       branches[b].completion_tokens += ch.generated;
     }
   }
-  return { prompt_tokens: promptsOnce, completion_tokens: completion, total_tokens: promptsOnce + completion, realign: { lambda: entry.record.usage.realign!.lambda, branches } };
+  return {
+    prompt_tokens: promptsOnce,
+    completion_tokens: completion,
+    total_tokens: promptsOnce + completion,
+    realign: { lambda: entry.record.usage.realign!.lambda, branches },
+  };
 }
 
 /** The ledger of one backend process. */
@@ -94,7 +99,13 @@ export class UsageLedger {
    * Starts the entry of request `dispatchId` of `model` (mode, for the branches it runs): one prompt length per
    * choice, each prompt counted once in `promptsOnce`. A second request with the same id replaces the first.
    */
-  open(dispatchId: string, model: { id: string; mode: 'single' | 'inra' | 'fusion' }, lambda: number, choicePrompts: number[], promptsOnce: number): LedgerTicket {
+  open(
+    dispatchId: string,
+    model: { id: string; mode: 'single' | 'inra' | 'fusion' },
+    lambda: number,
+    choicePrompts: number[],
+    promptsOnce: number,
+  ): LedgerTicket {
     this.evict();
     const entry: Entry = {
       record: {
@@ -102,7 +113,18 @@ export class UsageLedger {
         dispatch_id: dispatchId,
         model: model.id,
         state: 'running',
-        usage: { prompt_tokens: promptsOnce, completion_tokens: 0, total_tokens: promptsOnce, realign: { lambda, branches: { aligned: { prompt_tokens: 0, completion_tokens: 0 }, reference: { prompt_tokens: 0, completion_tokens: 0 } } } },
+        usage: {
+          prompt_tokens: promptsOnce,
+          completion_tokens: 0,
+          total_tokens: promptsOnce,
+          realign: {
+            lambda,
+            branches: {
+              aligned: { prompt_tokens: 0, completion_tokens: 0 },
+              reference: { prompt_tokens: 0, completion_tokens: 0 },
+            },
+          },
+        },
         started_at: this.now(),
         ended_at: null,
       },
@@ -115,7 +137,12 @@ export class UsageLedger {
       entry.record.usage = usageOf(entry, promptsOnce);
       if (!entry.choices.every((c) => c.ended) || entry.record.state !== 'running') return;
       const finishes = entry.choices.map((c) => c.finish);
-      entry.record.state = finishes.includes('error') || finishes.includes(null) ? 'failed' : finishes.includes('cancelled') ? 'cancelled' : 'completed';
+      entry.record.state =
+        finishes.includes('error') || finishes.includes(null)
+          ? 'failed'
+          : finishes.includes('cancelled')
+            ? 'cancelled'
+            : 'completed';
       entry.record.ended_at = this.now();
       this.count(entry);
     };
@@ -180,7 +207,11 @@ export function ledgerRoute(ledger: UsageLedger) {
   return function ledgerHandler(c: Context<BackendEnv>): Response {
     const id = c.req.param('dispatchId') ?? '';
     const record = DISPATCH_ID.test(id) ? ledger.get(id) : null;
-    if (record === null) throw notFound(`no generation with dispatch id \`${id.slice(0, 64)}\` is known here (never sent here, refused before it ran, or expired)`, 'unknown_dispatch');
+    if (record === null)
+      throw notFound(
+        `no generation with dispatch id \`${id.slice(0, 64)}\` is known here (never sent here, refused before it ran, or expired)`,
+        'unknown_dispatch',
+      );
     return c.json(record);
   };
 }

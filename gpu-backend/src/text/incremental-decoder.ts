@@ -44,8 +44,10 @@ export class IncrementalDecoder {
   push(id: number): string {
     this.ids.push(id);
     const { prefixText, windowText } = this.decodeWindow();
-    if (windowText.length > prefixText.length && !windowText.endsWith(REPLACEMENT)) return this.advance(this.ids.length, windowText.slice(prefixText.length));
-    if (this.ids.length - this.readOffset > MAX_HELD && windowText.endsWith(REPLACEMENT)) return this.release(prefixText, windowText);
+    if (windowText.length > prefixText.length && !windowText.endsWith(REPLACEMENT))
+      return this.advance(this.ids.length, windowText.slice(prefixText.length));
+    if (this.ids.length - this.readOffset > MAX_HELD && windowText.endsWith(REPLACEMENT))
+      return this.release(prefixText, windowText);
     return '';
   }
 
@@ -73,7 +75,8 @@ export class IncrementalDecoder {
     const lowest = Math.max(this.readOffset + 1, this.ids.length - RELEASE_SCAN);
     for (let end = this.ids.length - 1; end >= lowest; end--) {
       const text = this.tokenizer.decode(this.ids.slice(this.prefixOffset, end), this.decodeOptions);
-      if (text.length > prefixText.length && text.length < windowText.length && windowText.startsWith(text)) return this.advance(end, text.slice(prefixText.length));
+      if (text.length > prefixText.length && text.length < windowText.length && windowText.startsWith(text))
+        return this.advance(end, text.slice(prefixText.length));
     }
     return '';
   }

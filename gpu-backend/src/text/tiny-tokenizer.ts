@@ -39,7 +39,11 @@ export function writeTinyTokenizer(dir: string, { vocabSize }: { vocabSize: numb
  * Writes a byte-level BPE tokenizer with the given merges (in the GPT-2 byte alphabet; a merge whose result is
  * already a token is skipped): ids 0–255 are the bytes, then the merges, then the ChatML special tokens.
  */
-export function writeByteLevelTokenizer(dir: string, merges: readonly [string, string][], modelMaxLength: number): TinyTokenizerInfo {
+export function writeByteLevelTokenizer(
+  dir: string,
+  merges: readonly [string, string][],
+  modelMaxLength: number,
+): TinyTokenizerInfo {
   const vocab: Record<string, number> = {};
   for (let byte = 0; byte < 256; byte++) vocab[byteToChar(byte)] = byte;
   let nextId = 256;
@@ -121,7 +125,8 @@ export interface BundledTokenizerInfo {
 /** Copies the real `tokenizer.json` and `tokenizer_config.json` of Qwen3 or Llama 3.1 into `dir`. */
 export function copyBundledTokenizer(kind: BundledTokenizerKind, dir: string): BundledTokenizerInfo {
   const pkg = BUNDLED_PACKAGES[kind];
-  if (pkg === undefined) throw new RangeError(`unknown bundled tokenizer "${kind}"; use one of ${Object.keys(BUNDLED_PACKAGES).join(', ')}`);
+  if (pkg === undefined)
+    throw new RangeError(`unknown bundled tokenizer "${kind}"; use one of ${Object.keys(BUNDLED_PACKAGES).join(', ')}`);
   const require = createRequire(import.meta.url);
   mkdirSync(dir, { recursive: true });
   const tokenizerJsonPath = join(dir, 'tokenizer.json');

@@ -65,7 +65,11 @@ export class TokenizerThread {
   }
 
   /** Token ids of the rendered chat; a rendering longer than `maxBytes` rejects with {@link PromptTooLongError}. */
-  encodeChat(messages: readonly ChatMessage[], options: ChatTemplateOptions = {}, maxBytes: number | null = null): Promise<number[]> {
+  encodeChat(
+    messages: readonly ChatMessage[],
+    options: ChatTemplateOptions = {},
+    maxBytes: number | null = null,
+  ): Promise<number[]> {
     return this.ask({ id: 0, op: 'chat', messages: messages.map((m) => ({ ...m })), options, maxBytes });
   }
 

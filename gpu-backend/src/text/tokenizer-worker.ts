@@ -24,15 +24,27 @@ port.on('message', (req: TokenizeRequest) => {
     if (req.op === 'chat') {
       text = tokenizer.applyChatTemplate(req.messages, req.options);
       bytes = utf8.encode(text).length;
-      if (req.maxBytes !== null && bytes > req.maxBytes) return reply({ id: req.id, ok: false, kind: 'too_long', message: 'rendered chat over the byte bound', bytes });
+      if (req.maxBytes !== null && bytes > req.maxBytes)
+        return reply({ id: req.id, ok: false, kind: 'too_long', message: 'rendered chat over the byte bound', bytes });
       reply({ id: req.id, ok: true, ids: Int32Array.from(tokenizer.encode(text, { addSpecialTokens: false })), bytes });
     } else {
       text = req.text;
       bytes = utf8.encode(text).length;
-      reply({ id: req.id, ok: true, ids: Int32Array.from(tokenizer.encode(text, { addSpecialTokens: req.addSpecialTokens })), bytes });
+      reply({
+        id: req.id,
+        ok: true,
+        ids: Int32Array.from(tokenizer.encode(text, { addSpecialTokens: req.addSpecialTokens })),
+        bytes,
+      });
     }
   } catch (err) {
-    reply({ id: req.id, ok: false, kind: err instanceof TokenizerError ? 'tokenizer' : 'internal', message: (err as Error).message, bytes });
+    reply({
+      id: req.id,
+      ok: false,
+      kind: err instanceof TokenizerError ? 'tokenizer' : 'internal',
+      message: (err as Error).message,
+      bytes,
+    });
   }
 });
 port.postMessage({ ready: true });

@@ -199,9 +199,13 @@ export class TextTokenizer {
   static load(tokenizerJsonPath: string, tokenizerConfigPath: string | null): TextTokenizer {
     const json = readJson(tokenizerJsonPath, 'tokenizer.json') as TokenizerJson;
     if (typeof json !== 'object' || json === null || typeof json.model !== 'object') {
-      throw new TokenizerError(`${tokenizerJsonPath} has no "model" section; expected a Hugging Face tokenizer.json`, tokenizerJsonPath);
+      throw new TokenizerError(
+        `${tokenizerJsonPath} has no "model" section; expected a Hugging Face tokenizer.json`,
+        tokenizerJsonPath,
+      );
     }
-    const config = tokenizerConfigPath === null ? {} : (readJson(tokenizerConfigPath, 'tokenizer_config.json') as TokenizerConfigJson);
+    const config =
+      tokenizerConfigPath === null ? {} : (readJson(tokenizerConfigPath, 'tokenizer_config.json') as TokenizerConfigJson);
     return new TextTokenizer(json, config, tokenizerJsonPath);
   }
 
@@ -286,7 +290,9 @@ export class TextTokenizer {
     const last = messages.at(-1)?.content ?? '';
     const at = last === '' ? -1 : rendered.lastIndexOf(last);
     if (at < 0) {
-      throw new TokenizerError('the chat template does not write the last message verbatim, so it cannot be continued; send `prompt` instead');
+      throw new TokenizerError(
+        'the chat template does not write the last message verbatim, so it cannot be continued; send `prompt` instead',
+      );
     }
     return rendered.slice(0, at + last.length);
   }

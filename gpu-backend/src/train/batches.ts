@@ -56,7 +56,8 @@ export class BatchOrder {
     private readonly batchSize: number,
     private readonly seed: number,
   ) {
-    if (!Number.isInteger(batchSize) || batchSize < 1) throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
+    if (!Number.isInteger(batchSize) || batchSize < 1)
+      throw new RangeError(`batch size must be a positive integer, got ${batchSize}`);
   }
 
   /** Batches per epoch (the last one may be smaller). */
@@ -67,7 +68,10 @@ export class BatchOrder {
   /** The example indices of each batch of `epoch`. */
   epoch(epoch: number): number[][] {
     const rng = new NormalStream((this.seed * 0x9e3779b1 + epoch * 0x85ebca6b) >>> 0);
-    const idx = shuffle(Array.from(this.lengths, (_, i) => i), rng);
+    const idx = shuffle(
+      Array.from(this.lengths, (_, i) => i),
+      rng,
+    );
     const window = this.batchSize * 16;
     const batches: number[][] = [];
     for (let w = 0; w < idx.length; w += window) {

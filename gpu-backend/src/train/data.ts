@@ -32,27 +32,51 @@ export interface ParsedExample {
 
 /** Parses one JSONL record. */
 export function parseRecord(raw: unknown, where: string): ParsedExample {
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new DataError(`${where}: expected a JSON object with "prompt" and "response", or "messages"`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw))
+    throw new DataError(`${where}: expected a JSON object with "prompt" and "response", or "messages"`);
   const r = raw as Record<string, unknown>;
   if (Array.isArray(r.messages)) {
     const msgs = r.messages as unknown[];
-    const ok = msgs.every((m) => typeof m === 'object' && m !== null && typeof (m as ChatMessage).role === 'string' && typeof (m as ChatMessage).content === 'string');
-    if (!ok || msgs.length < 2) throw new DataError(`${where}: "messages" must hold at least two {"role", "content"} objects of strings`);
+    const ok = msgs.every(
+      (m) =>
+        typeof m === 'object' &&
+        m !== null &&
+        typeof (m as ChatMessage).role === 'string' &&
+        typeof (m as ChatMessage).content === 'string',
+    );
+    if (!ok || msgs.length < 2)
+      throw new DataError(`${where}: "messages" must hold at least two {"role", "content"} objects of strings`);
     const last = msgs[msgs.length - 1] as ChatMessage;
-    if (last.role !== 'assistant') throw new DataError(`${where}: the last message must be the assistant's response, got role "${last.role}"`);
-    return { context: (msgs.slice(0, -1) as ChatMessage[]).map((m) => ({ role: m.role, content: m.content })), response: last.content };
+    if (last.role !== 'assistant')
+      throw new DataError(`${where}: the last message must be the assistant's response, got role "${last.role}"`);
+    return {
+      context: (msgs.slice(0, -1) as ChatMessage[]).map((m) => ({ role: m.role, content: m.content })),
+      response: last.content,
+    };
   }
-  if (typeof r.prompt !== 'string' || typeof r.response !== 'string') throw new DataError(`${where}: "prompt" and "response" must be strings (or give "messages")`);
+  if (typeof r.prompt !== 'string' || typeof r.response !== 'string')
+    throw new DataError(`${where}: "prompt" and "response" must be strings (or give "messages")`);
   const context: ChatMessage[] = typeof r.system === 'string' ? [{ role: 'system', content: r.system }] : [];
   context.push({ role: 'user', content: r.prompt });
   return { context, response: r.response };
 }
 
 /** Tokenizes one example; the response is cut to fit `maxLength` tokens in all. */
-export function tokenizeExample(tok: TextTokenizer, ex: ParsedExample, eos: number, maxLength: number, where: string): TrainExample {
-  const prompt = tok.hasChatTemplate ? tok.encodeChat(ex.context, { addGenerationPrompt: true }) : tok.encode(ex.context.map((m) => m.content).join('\n'));
+export function tokenizeExample(
+  tok: TextTokenizer,
+  ex: ParsedExample,
+  eos: number,
+  maxLength: number,
+  where: string,
+): TrainExample {
+  const prompt = tok.hasChatTemplate
+    ? tok.encodeChat(ex.context, { addGenerationPrompt: true })
+    : tok.encode(ex.context.map((m) => m.content).join('\n'));
   const response = [...tok.encode(ex.response, { addSpecialTokens: false }), eos];
-  if (prompt.length + 1 > maxLength) throw new DataError(`${where}: the prompt has ${prompt.length} tokens, which leaves no room for a response within --max-length ${maxLength}`);
+  if (prompt.length + 1 > maxLength)
+    throw new DataError(
+      `${where}: the prompt has ${prompt.length} tokens, which leaves no room for a response within --max-length ${maxLength}`,
+    );
   const ids = [...prompt, ...response].slice(0, maxLength);
   return { ids, promptLength: prompt.length };
 }

@@ -30,7 +30,15 @@ export interface EvalLossOptions {
 export async function meanLoss(o: EvalLossOptions): Promise<number> {
   const dir = mkdtempSync(join(tmpdir(), 'realign-eval-'));
   try {
-    const spec = { ckpt: o.ckpt, trainable: { kind: 'full' as const }, loss: o.loss, floatType: 'float32' as const, maxPositions: o.maxLength, optimizer: DEFAULT_ADAMW, accumulated: false };
+    const spec = {
+      ckpt: o.ckpt,
+      trainable: { kind: 'full' as const },
+      loss: o.loss,
+      floatType: 'float32' as const,
+      maxPositions: o.maxLength,
+      optimizer: DEFAULT_ADAMW,
+      accumulated: false,
+    };
     const { modelPath, params } = writeTrainGraph(spec, 'forward', dir);
     const session = await ModelSession.open(modelPath, { device: o.device ?? 'cpu' });
     const weights = new Map(params.map((p) => [p.name, o.ckpt.store.readFloat32(p.name)]));

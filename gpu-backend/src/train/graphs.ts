@@ -65,9 +65,17 @@ export function buildTrainGraph(spec: TrainGraphSpec, kind: TrainGraphKind): Tra
   for (const p of params) g.input(p.name, ft, p.shape, 'trainable');
   const ids = g.input(TRAIN_IO.ids, 'int64', ['B', 'T'], 'prompt and response tokens, right-padded');
   const weights = g.input(TRAIN_IO.weights, ft, ['B', 'T'], 'loss weight of each position (0 at prompt and pad positions)');
-  const targets = spec.loss === 'sft' ? g.input(TRAIN_IO.targets, 'int64', ['B', 'T'], 'the next token at each position') : undefined;
-  const teacherLogprobs = spec.loss === 'sft' ? undefined : g.input(TRAIN_IO.teacher, ft, ['B', 'T', cfg.vocabSize], "the teacher's log-probabilities");
-  const w = new TrainWeights(g, spec.ckpt, ft, new Set(params.filter((p) => !p.name.includes('.lora_')).map((p) => p.name)), loraPairs(cfg, spec.trainable));
+  const targets =
+    spec.loss === 'sft' ? g.input(TRAIN_IO.targets, 'int64', ['B', 'T'], 'the next token at each position') : undefined;
+  const teacherLogprobs =
+    spec.loss === 'sft' ? undefined : g.input(TRAIN_IO.teacher, ft, ['B', 'T', cfg.vocabSize], "the teacher's log-probabilities");
+  const w = new TrainWeights(
+    g,
+    spec.ckpt,
+    ft,
+    new Set(params.filter((p) => !p.name.includes('.lora_')).map((p) => p.name)),
+    loraPairs(cfg, spec.trainable),
+  );
   const logits = emitTrainForward(w, cfg, { ids, maxPositions: spec.maxPositions, firstLayer: spec.firstLayer });
   const loss = emitLoss(g, spec.loss, logits, { weights, targets, teacherLogprobs });
   g.output(loss, TRAIN_IO.loss, ft, []);
@@ -75,7 +83,12 @@ export function buildTrainGraph(spec: TrainGraphSpec, kind: TrainGraphKind): Tra
     g.output(logits, TRAIN_IO.logits, ft, ['B', 'T', cfg.vocabSize]);
     return { graph: g, params };
   }
-  const raw = addGradients(g, loss, params.map((p) => p.name), { floatType: ft });
+  const raw = addGradients(
+    g,
+    loss,
+    params.map((p) => p.name),
+    { floatType: ft },
+  );
   const grads = new Map<string, string>();
   for (const p of params) {
     let d = raw.get(p.name)!;
@@ -95,7 +108,11 @@ export function buildTrainGraph(spec: TrainGraphSpec, kind: TrainGraphKind): Tra
 }
 
 /** Builds and writes a training graph as `<dir>/<kind>.onnx` (frozen weights as external data); returns its path. */
-export function writeTrainGraph(spec: TrainGraphSpec, kind: TrainGraphKind, dir: string): { modelPath: string; params: ParamInfo[] } {
+export function writeTrainGraph(
+  spec: TrainGraphSpec,
+  kind: TrainGraphKind,
+  dir: string,
+): { modelPath: string; params: ParamInfo[] } {
   const { graph, params } = buildTrainGraph(spec, kind);
   return { modelPath: writeOnnxModel(graph, dir, kind).modelPath, params };
 }

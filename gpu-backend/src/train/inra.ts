@@ -29,12 +29,24 @@ export async function trainInra(o: TrainInraOptions): Promise<TrainReport> {
   assertNewFolder(o.out);
   const ckpt = openCheckpoint(o.model);
   if (ckpt.config.adapterLayers === 0) {
-    throw new CheckpointError(`${o.model} has no InRa adapter layer: run \`realign expand ${o.model} <dir>\` first and train that`, o.model);
+    throw new CheckpointError(
+      `${o.model} has no InRa adapter layer: run \`realign expand ${o.model} <dir>\` first and train that`,
+      o.model,
+    );
   }
   const { tok, eos, pad } = tokenizerOf(ckpt.tokenizerFile, ckpt.tokenizerConfigFile, o.model);
   const examples = loadDataset(o.data, tok, { eos, maxLength: o.maxLength });
   const workDir = o.workDir ?? `${o.out}.train`;
-  const result = await train({ ...o, ckpt, trainable: { kind: 'adapter' }, loss: 'sft', examples, padId: pad, workDir, progress: o.progress });
+  const result = await train({
+    ...o,
+    ckpt,
+    trainable: { kind: 'adapter' },
+    loss: 'sft',
+    examples,
+    padId: pad,
+    workDir,
+    progress: o.progress,
+  });
   const report: TrainReport = {
     kind: 'inra',
     out: o.out,
@@ -51,10 +63,24 @@ export async function trainInra(o: TrainInraOptions): Promise<TrainReport> {
 }
 
 /** The tokenizer of a checkpoint with its end-of-turn and pad ids; training needs both. */
-export function tokenizerOf(file: string | null, configFile: string | null, dir: string): { tok: TextTokenizer; eos: number; pad: number } {
-  if (!file) throw new CheckpointError(`${dir} has no tokenizer.json; training tokenizes its data with the model's tokenizer`, dir, 'tokenizer.json');
+export function tokenizerOf(
+  file: string | null,
+  configFile: string | null,
+  dir: string,
+): { tok: TextTokenizer; eos: number; pad: number } {
+  if (!file)
+    throw new CheckpointError(
+      `${dir} has no tokenizer.json; training tokenizes its data with the model's tokenizer`,
+      dir,
+      'tokenizer.json',
+    );
   const tok = TextTokenizer.load(file, configFile);
   const eos = tok.eosTokenIds[0];
-  if (eos === undefined) throw new CheckpointError(`${dir}: tokenizer_config.json names no eos_token; the response must end with one`, dir, 'eos_token');
+  if (eos === undefined)
+    throw new CheckpointError(
+      `${dir}: tokenizer_config.json names no eos_token; the response must end with one`,
+      dir,
+      'eos_token',
+    );
   return { tok, eos, pad: eos };
 }

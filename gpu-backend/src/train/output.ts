@@ -20,14 +20,24 @@ export interface TrainedCheckpointOptions {
 }
 
 /** Copies `base` to `out` with `trained` (Hugging Face name → float32 values) replacing those tensors. */
-export function writeTrainedCheckpoint(base: Checkpoint, out: string, trained: ReadonlyMap<string, Float32Array>, opts: TrainedCheckpointOptions = {}): void {
+export function writeTrainedCheckpoint(
+  base: Checkpoint,
+  out: string,
+  trained: ReadonlyMap<string, Float32Array>,
+  opts: TrainedCheckpointOptions = {},
+): void {
   for (const name of trained.keys()) base.store.entry(name);
   writeFolderAtomically(out, (dir) => {
     const tensors: TensorToWrite[] = [...base.store.entries.values()].map((e) => {
       const values = trained.get(e.name);
       if (!values) return { name: e.name, dtype: e.dtype, shape: e.shape, bytes: () => base.store.readBytes(e.name).bytes };
       if (e.dtype === 'I64') throw new Error(`${e.file}: tensor "${e.name}" is I64 and cannot be trained`);
-      return { name: e.name, dtype: e.dtype, shape: e.shape, bytes: () => float32ToBytes(values, e.dtype as 'F32' | 'F16' | 'BF16') };
+      return {
+        name: e.name,
+        dtype: e.dtype,
+        shape: e.shape,
+        bytes: () => float32ToBytes(values, e.dtype as 'F32' | 'F16' | 'BF16'),
+      };
     });
     writeWeights(dir, tensors, undefined, opts.onProgress);
     for (const f of readdirSync(base.dir)) {

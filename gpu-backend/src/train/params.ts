@@ -57,10 +57,15 @@ export function loraPairs(cfg: ModelConfig, spec: TrainableSpec): LoraPair[] {
 /** The trainable tensors of a spec, in a stable order. */
 export function trainableParams(cfg: ModelConfig, spec: TrainableSpec): ParamInfo[] {
   const all = expectedTensors(cfg);
-  const info = (t: { name: string; shape: number[] }): ParamInfo => ({ name: t.name, shape: t.shape, decay: t.shape.length >= 2 });
+  const info = (t: { name: string; shape: number[] }): ParamInfo => ({
+    name: t.name,
+    shape: t.shape,
+    decay: t.shape.length >= 2,
+  });
   if (spec.kind === 'full') return all.map(info);
   if (spec.kind === 'adapter') {
-    if (cfg.adapterLayers === 0) throw new Error('this checkpoint has no InRa adapter layer: run `realign expand` on the base model first');
+    if (cfg.adapterLayers === 0)
+      throw new Error('this checkpoint has no InRa adapter layer: run `realign expand` on the base model first');
     const adapter = (name: string) => {
       const m = /^model\.layers\.(\d+)\./.exec(name);
       return m !== null && Number(m[1]) < cfg.adapterLayers;
@@ -93,7 +98,14 @@ export function initialParams(ckpt: Checkpoint, spec: TrainableSpec, seed: numbe
 }
 
 /** Folds LoRA factors into their weights: W + (α/r)·B·A, for every pair (W as float32 [out, in]). */
-export function mergeLora(weight: Float32Array, a: Float32Array, b: Float32Array, pair: LoraPair, out: number, inp: number): Float32Array {
+export function mergeLora(
+  weight: Float32Array,
+  a: Float32Array,
+  b: Float32Array,
+  pair: LoraPair,
+  out: number,
+  inp: number,
+): Float32Array {
   const merged = Float32Array.from(weight);
   const r = pair.rank;
   for (let o = 0; o < out; o++) {

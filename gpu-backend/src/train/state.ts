@@ -35,16 +35,32 @@ export function saveState(dir: string, state: TrainState, shapes: ReadonlyMap<st
   const tensors = [...state.params.keys()].flatMap((p) =>
     (['param', 'm', 'v'] as const).map((kind) => {
       const values = (kind === 'param' ? state.params : kind === 'm' ? state.m : state.v).get(p)!;
-      return { name: `${kind}/${p}`, dtype: 'F32' as const, shape: shapes.get(p)!, bytes: () => new Uint8Array(values.buffer, values.byteOffset, values.byteLength) };
+      return {
+        name: `${kind}/${p}`,
+        dtype: 'F32' as const,
+        shape: shapes.get(p)!,
+        bytes: () => new Uint8Array(values.buffer, values.byteOffset, values.byteLength),
+      };
     }),
   );
   writeSafetensors(join(tmp, 'state.safetensors'), tensors);
-  writeFileSync(join(tmp, 'state.json'), JSON.stringify({ step: state.step, tokens: state.tokens, losses: state.losses, fingerprint: state.fingerprint, params: [...state.params.keys()] }));
+  writeFileSync(
+    join(tmp, 'state.json'),
+    JSON.stringify({
+      step: state.step,
+      tokens: state.tokens,
+      losses: state.losses,
+      fingerprint: state.fingerprint,
+      params: [...state.params.keys()],
+    }),
+  );
   rmSync(target, { recursive: true, force: true });
   renameSync(tmp, target);
   writeFileSync(join(dir, 'latest.json.tmp'), JSON.stringify({ folder: name }));
   renameSync(join(dir, 'latest.json.tmp'), join(dir, 'latest.json'));
-  const old = readdirSync(dir).filter((f) => /^step-\d+$/.test(f)).sort();
+  const old = readdirSync(dir)
+    .filter((f) => /^step-\d+$/.test(f))
+    .sort();
   for (const f of old.slice(0, Math.max(0, old.length - KEEP))) rmSync(join(dir, f), { recursive: true, force: true });
   return target;
 }
@@ -54,8 +70,22 @@ export function loadLatestState(dir: string): TrainState | null {
   const latest = join(dir, 'latest.json');
   if (!existsSync(latest)) return null;
   const { folder } = JSON.parse(readFileSync(latest, 'utf8')) as { folder: string };
-  const meta = JSON.parse(readFileSync(join(dir, folder, 'state.json'), 'utf8')) as { step: number; tokens: number; losses: number[]; fingerprint: string; params: string[] };
+  const meta = JSON.parse(readFileSync(join(dir, folder, 'state.json'), 'utf8')) as {
+    step: number;
+    tokens: number;
+    losses: number[];
+    fingerprint: string;
+    params: string[];
+  };
   const store = TensorStore.openFile(join(dir, folder, 'state.safetensors'));
   const read = (kind: string) => new Map(meta.params.map((p) => [p, store.readFloat32(`${kind}/${p}`)]));
-  return { step: meta.step, tokens: meta.tokens, losses: meta.losses, fingerprint: meta.fingerprint, params: read('param'), m: read('m'), v: read('v') };
+  return {
+    step: meta.step,
+    tokens: meta.tokens,
+    losses: meta.losses,
+    fingerprint: meta.fingerprint,
+    params: read('param'),
+    m: read('m'),
+    v: read('v'),
+  };
 }

@@ -30,9 +30,23 @@ export class FusionTeacher implements Teacher {
   ) {}
 
   /** Builds (or reuses) the fusion graph of the two checkpoints and opens it. */
-  static async open(reference: Checkpoint, aligned: Checkpoint, lambda: number, opts: FusionTeacherOptions): Promise<FusionTeacher> {
+  static async open(
+    reference: Checkpoint,
+    aligned: Checkpoint,
+    lambda: number,
+    opts: FusionTeacherOptions,
+  ): Promise<FusionTeacher> {
     if (!Number.isFinite(lambda)) throw new Error(`--lambda must be a finite number, got ${lambda}`);
-    const files = ensureGraph({ mode: 'fusion', floatType: opts.device === 'cuda' ? 'float16' : 'float32', maxContext: opts.maxContext, aligned, reference }, opts.graphCache);
+    const files = ensureGraph(
+      {
+        mode: 'fusion',
+        floatType: opts.device === 'cuda' ? 'float16' : 'float32',
+        maxContext: opts.maxContext,
+        aligned,
+        reference,
+      },
+      opts.graphCache,
+    );
     const session = await ModelSession.open(files.modelPath, { device: opts.device, threads: opts.threads });
     const runner = new GraphRunner(session, files.manifest);
     return new FusionTeacher(runner, new RowAllocator(runner), lambda, files.manifest.vocabSize);

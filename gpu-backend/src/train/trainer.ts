@@ -71,7 +71,9 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const fingerprint = fingerprintOf(opts, total);
   let state: TrainState | null = opts.resume ? loadLatestState(stateDir) : null;
   if (state && state.fingerprint !== fingerprint) {
-    throw new Error(`${stateDir} holds a state of a run with other options or data; resume with the same options, or remove the folder to start over`);
+    throw new Error(
+      `${stateDir} holds a state of a run with other options or data; resume with the same options, or remove the folder to start over`,
+    );
   }
   const spec: TrainGraphSpec = {
     ckpt: opts.ckpt,
@@ -87,7 +89,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   const params: ParamInfo[] = stepGraph.params;
   const sessionOpts = { device: opts.device, threads: opts.threads };
   const stepSession = await ModelSession.open(stepGraph.modelPath, sessionOpts);
-  const gradSession = opts.gradAccum > 1 ? await ModelSession.open(writeTrainGraph(spec, 'gradients', graphDir).modelPath, sessionOpts) : null;
+  const gradSession =
+    opts.gradAccum > 1 ? await ModelSession.open(writeTrainGraph(spec, 'gradients', graphDir).modelPath, sessionOpts) : null;
   if (!state) {
     const init = initialParams(opts.ckpt, opts.trainable, opts.seed);
     const zeros = () => new Map(params.map((p) => [p.name, new Float32Array(init.get(p.name)!.length)]));
@@ -107,16 +110,27 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
   let tokensThisRun = 0;
   try {
     for (let step = state.step; step < total; step++) {
-      const batches = Array.from({ length: opts.gradAccum }, (_, j) => makeBatch(order.at(step * opts.gradAccum + j).map((i) => opts.examples[i]), opts.padId));
+      const batches = Array.from({ length: opts.gradAccum }, (_, j) =>
+        makeBatch(
+          order.at(step * opts.gradAccum + j).map((i) => opts.examples[i]),
+          opts.padId,
+        ),
+      );
       const stepTokens = batches.reduce((s, b) => s + b.responseTokens, 0);
       const lr = learningRate(schedule, step);
       // each response position weighs 1/N over the whole step, so accumulated micro-batches sum to a token mean
       const scale = stepTokens > 0 ? 1 / stepTokens : 0;
-      let grads: Map<string, Float32Array> | null = gradSession ? new Map(params.map((p) => [p.name, new Float32Array(state!.params.get(p.name)!.length)])) : null;
+      let grads: Map<string, Float32Array> | null = gradSession
+        ? new Map(params.map((p) => [p.name, new Float32Array(state!.params.get(p.name)!.length)]))
+        : null;
       let loss = 0;
       let gradNorm = 0;
       for (const [j, batch] of batches.entries()) {
-        const feeds = await batchFeeds(batch, batch.mask.map((m) => m * scale), opts);
+        const feeds = await batchFeeds(
+          batch,
+          batch.mask.map((m) => m * scale),
+          opts,
+        );
         for (const p of params) feeds[p.name] = tensor(p, state.params.get(p.name)!);
         if (grads) for (const p of params) feeds[gradNames(p.name).input] = tensor(p, grads.get(p.name)!);
         if (j < batches.length - 1) {
@@ -133,7 +147,11 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           feeds[stateNames(p.name).m] = tensor(p, state.m.get(p.name)!);
           feeds[stateNames(p.name).v] = tensor(p, state.v.get(p.name)!);
         }
-        const fetch = [TRAIN_IO.loss, TRAIN_IO.gradNorm, ...params.flatMap((p) => [stateNames(p.name).newParam, stateNames(p.name).newM, stateNames(p.name).newV])];
+        const fetch = [
+          TRAIN_IO.loss,
+          TRAIN_IO.gradNorm,
+          ...params.flatMap((p) => [stateNames(p.name).newParam, stateNames(p.name).newM, stateNames(p.name).newV]),
+        ];
         const out = await stepSession.run(feeds, fetch);
         loss += scalar(out[TRAIN_IO.loss]);
         gradNorm = scalar(out[TRAIN_IO.gradNorm]);
@@ -144,7 +162,8 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
           state.v.set(p.name, out[s.newV].data as Float32Array);
         }
       }
-      if (!Number.isFinite(loss)) throw new Error(`training diverged at step ${step + 1}: the loss is ${loss}; lower --lr or raise --warmup`);
+      if (!Number.isFinite(loss))
+        throw new Error(`training diverged at step ${step + 1}: the loss is ${loss}; lower --lr or raise --warmup`);
       state.step = step + 1;
       state.tokens += stepTokens;
       state.losses.push(loss);
@@ -158,18 +177,34 @@ export async function train(opts: TrainOptions): Promise<TrainResult> {
     await gradSession?.release();
   }
   if (opts.saveEvery > 0 && total > resumedFrom) saveState(stateDir, state, shapes);
-  return { params: state.params, steps: state.step, losses: state.losses, tokens: state.tokens, seconds: (performance.now() - start) / 1000, resumedFrom };
+  return {
+    params: state.params,
+    steps: state.step,
+    losses: state.losses,
+    tokens: state.tokens,
+    seconds: (performance.now() - start) / 1000,
+    resumedFrom,
+  };
 }
 
 /** The data feeds of a batch: ids, the loss weight of each position, and the targets (sft) or the teacher's log-probabilities. */
-export async function batchFeeds(batch: Batch, weights: Float32Array, opts: Pick<TrainOptions, 'loss' | 'teacher' | 'ckpt'>): Promise<Record<string, HostTensor>> {
+export async function batchFeeds(
+  batch: Batch,
+  weights: Float32Array,
+  opts: Pick<TrainOptions, 'loss' | 'teacher' | 'ckpt'>,
+): Promise<Record<string, HostTensor>> {
   const dims = [batch.rows, batch.width];
   const feeds: Record<string, HostTensor> = {
     [TRAIN_IO.ids]: { type: 'int64', data: batch.ids, dims },
     [TRAIN_IO.weights]: { type: 'float32', data: weights, dims },
   };
   if (opts.loss === 'sft') feeds[TRAIN_IO.targets] = { type: 'int64', data: batch.targets, dims };
-  else feeds[TRAIN_IO.teacher] = { type: 'float32', data: await opts.teacher!.logprobs(batch), dims: [...dims, opts.ckpt.config.vocabSize] };
+  else
+    feeds[TRAIN_IO.teacher] = {
+      type: 'float32',
+      data: await opts.teacher!.logprobs(batch),
+      dims: [...dims, opts.ckpt.config.vocabSize],
+    };
   return feeds;
 }
 

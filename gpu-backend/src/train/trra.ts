@@ -38,7 +38,8 @@ export interface TrainTrraOptions extends TrainSettings {
 /** Runs TrRa (and TrRa-iter) and writes the final student to `out`. */
 export async function trainTrra(o: TrainTrraOptions): Promise<TrainReport> {
   assertNewFolder(o.out);
-  if (!Number.isInteger(o.iterations) || o.iterations < 1) throw new RangeError(`--iterations must be a positive integer, got ${o.iterations}`);
+  if (!Number.isInteger(o.iterations) || o.iterations < 1)
+    throw new RangeError(`--iterations must be a positive integer, got ${o.iterations}`);
   const reference = openCheckpoint(o.reference);
   const { tok, eos, pad } = tokenizerOf(reference.tokenizerFile, reference.tokenizerConfigFile, o.reference);
   const examples = loadDataset(o.data, tok, { eos, maxLength: o.maxLength });
@@ -59,8 +60,15 @@ export async function trainTrra(o: TrainTrraOptions): Promise<TrainReport> {
     }
     const aligned = openCheckpoint(alignedDir);
     const rest = 1 - o.lambda;
-    o.progress?.note(`iteration ${it}/${o.iterations}: teacher = softmax(${o.lambda}·z(${alignedDir}) ${rest < 0 ? '−' : '+'} ${Math.abs(rest)}·z(${o.reference}))`);
-    const teacher = await FusionTeacher.open(reference, aligned, o.lambda, { device: o.device, threads: o.threads, maxContext: o.maxLength, graphCache: o.graphCache ?? join(workDir, 'teacher-graphs') });
+    o.progress?.note(
+      `iteration ${it}/${o.iterations}: teacher = softmax(${o.lambda}·z(${alignedDir}) ${rest < 0 ? '−' : '+'} ${Math.abs(rest)}·z(${o.reference}))`,
+    );
+    const teacher = await FusionTeacher.open(reference, aligned, o.lambda, {
+      device: o.device,
+      threads: o.threads,
+      maxContext: o.maxLength,
+      graphCache: o.graphCache ?? join(workDir, 'teacher-graphs'),
+    });
     let result;
     try {
       result = await train({
@@ -91,7 +99,14 @@ export async function trainTrra(o: TrainTrraOptions): Promise<TrainReport> {
   return trraReport(o, losses, tokens, seconds, resumedFrom, o.iterations);
 }
 
-function trraReport(o: TrainTrraOptions, losses: number[], tokens: number, seconds: number, resumedFrom: number, iterations: number): TrainReport {
+function trraReport(
+  o: TrainTrraOptions,
+  losses: number[],
+  tokens: number,
+  seconds: number,
+  resumedFrom: number,
+  iterations: number,
+): TrainReport {
   return {
     kind: 'trra',
     out: o.out,
@@ -106,12 +121,19 @@ function trraReport(o: TrainTrraOptions, losses: number[], tokens: number, secon
 }
 
 /** The student's tensors in checkpoint form: trained tensors as they are, LoRA factors merged into their weights. */
-function studentTensors(reference: Checkpoint, trainable: TrainableSpec, params: Map<string, Float32Array>): Map<string, Float32Array> {
+function studentTensors(
+  reference: Checkpoint,
+  trainable: TrainableSpec,
+  params: Map<string, Float32Array>,
+): Map<string, Float32Array> {
   if (trainable.kind !== 'lora') return params;
   const out = new Map<string, Float32Array>();
   for (const pair of loraPairs(reference.config, trainable)) {
     const [rows, cols] = reference.store.entry(pair.weight).shape;
-    out.set(pair.weight, mergeLora(reference.store.readFloat32(pair.weight), params.get(pair.a)!, params.get(pair.b)!, pair, rows, cols));
+    out.set(
+      pair.weight,
+      mergeLora(reference.store.readFloat32(pair.weight), params.get(pair.a)!, params.get(pair.b)!, pair, rows, cols),
+    );
   }
   return out;
 }

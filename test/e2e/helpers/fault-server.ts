@@ -25,7 +25,14 @@ export interface FaultServer {
   close(): Promise<void>;
 }
 
-const chunk = { id: 'cmpl-standin', object: 'text_completion', created: 1_800_000_000, model: 'standin', lambda: 1, choices: [{ index: 0, text: 'first words', logprobs: null, finish_reason: null }] };
+const chunk = {
+  id: 'cmpl-standin',
+  object: 'text_completion',
+  created: 1_800_000_000,
+  model: 'standin',
+  lambda: 1,
+  choices: [{ index: 0, text: 'first words', logprobs: null, finish_reason: null }],
+};
 
 /** Starts the stand-in on a free loopback port in `mode`. */
 export async function startFaultServer(mode: FaultMode): Promise<FaultServer> {

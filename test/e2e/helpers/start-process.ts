@@ -28,18 +28,36 @@ export async function npmStart(args: string[], dirs: { cache: string; state: str
   const edgePort = await freePort();
   const backendPort = await freePort();
   const startedAt = Date.now();
-  const child = spawn('npm', ['start', '--', ...args, '--port', String(edgePort), '--backend-port', String(backendPort), '--state-dir', dirs.state, '--device', 'cpu'], {
-    cwd: ROOT,
-    env: { ...process.env, REALIGN_CACHE: dirs.cache, REALIGN_GRAPH_CACHE: '', XDG_CACHE_HOME: join(dirs.cache, 'xdg') },
-    stdio: ['ignore', 'pipe', 'pipe'],
-    // its own process group, as a shell job is: a terminal's hang-up (or Ctrl-C) signals the whole group
-    detached: true,
-  });
+  const child = spawn(
+    'npm',
+    [
+      'start',
+      '--',
+      ...args,
+      '--port',
+      String(edgePort),
+      '--backend-port',
+      String(backendPort),
+      '--state-dir',
+      dirs.state,
+      '--device',
+      'cpu',
+    ],
+    {
+      cwd: ROOT,
+      env: { ...process.env, REALIGN_CACHE: dirs.cache, REALIGN_GRAPH_CACHE: '', XDG_CACHE_HOME: join(dirs.cache, 'xdg') },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      // its own process group, as a shell job is: a terminal's hang-up (or Ctrl-C) signals the whole group
+      detached: true,
+    },
+  );
   let out = '';
   let err = '';
   child.stdout!.on('data', (b) => (out += b));
   child.stderr!.on('data', (b) => (err += b));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((res) => child.once('close', (code, signal) => res({ code, signal, ms: Date.now() - startedAt })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; ms: number }>((res) =>
+    child.once('close', (code, signal) => res({ code, signal, ms: Date.now() - startedAt })),
+  );
   return { child, stdout: () => out, stderr: () => err, exited, edgePort, backendPort, stateDir: dirs.state };
 }
 
@@ -49,20 +67,35 @@ export async function waitRunning(s: NpmStart, timeoutMs = 240_000): Promise<voi
   let ended = false;
   void s.exited.then(() => (ended = true));
   while (!/realign is running[\s\S]*Ctrl-C stops everything/.test(s.stdout())) {
-    if (ended || Date.now() > deadline) throw new Error(`npm start did not come up (${ended ? 'it exited' : 'timeout'}):\n${s.stdout()}\n${s.stderr()}`);
+    if (ended || Date.now() > deadline)
+      throw new Error(`npm start did not come up (${ended ? 'it exited' : 'timeout'}):\n${s.stdout()}\n${s.stderr()}`);
     await new Promise((r) => setTimeout(r, 200));
   }
 }
 
 /** The variables of the banner's `export …` line. */
 export function bannerExports(s: NpmStart): Record<string, string> {
-  const line = s.stdout().split('\n').find((l) => l.trim().startsWith('export EDGE='));
+  const line = s
+    .stdout()
+    .split('\n')
+    .find((l) => l.trim().startsWith('export EDGE='));
   if (!line) throw new Error(`no export line in:\n${s.stdout()}`);
-  return Object.fromEntries(line.trim().replace(/^export /, '').split(' ').map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  return Object.fromEntries(
+    line
+      .trim()
+      .replace(/^export /, '')
+      .split(' ')
+      .map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]),
+  );
 }
 
 /** What npm start wrote to <state dir>/dev.json. */
-export function devJson(s: NpmStart): { pids: { npmStart: number; backend: number; wrangler: number }; logs: string[]; adminToken: string; backendToken: string } {
+export function devJson(s: NpmStart): {
+  pids: { npmStart: number; backend: number; wrangler: number };
+  logs: string[];
+  adminToken: string;
+  backendToken: string;
+} {
   const file = join(s.stateDir, 'dev.json');
   if (!existsSync(file)) throw new Error(`no ${file}`);
   return JSON.parse(readFileSync(file, 'utf8'));

@@ -31,7 +31,11 @@ describe('bench/gpu one-shot check', () => {
     const big = randomBytes(2_500_000); // does not compress: three 1 MB pieces
     writeFileSync(join(src, '.gpu/bundle/big.bin'), big);
     writeFileSync(join(src, '.gpu/node'), 'node');
-    execFileSync('bash', [join(GPU, 'parts.sh'), join(dir, 'out'), '.gpu'], { cwd: src, env: { ...process.env, PART_MB: '1' }, stdio: 'pipe' });
+    execFileSync('bash', [join(GPU, 'parts.sh'), join(dir, 'out'), '.gpu'], {
+      cwd: src,
+      env: { ...process.env, PART_MB: '1' },
+      stdio: 'pipe',
+    });
     const folders = readdirSync(join(dir, 'out')).sort((a, b) => Number(a) - Number(b));
     expect(folders.length).toBeGreaterThan(1);
     const env = { ...process.env, PLACE_PARTS: join(dir, 'parts'), PLACE_ROOT: join(dir, 'root') };
@@ -55,12 +59,27 @@ describe('bench/gpu one-shot check', () => {
     });
     const res = join(out, 'gpu-check');
     expect(r.status, `${r.stdout}\n${r.stderr}`).toBe(0);
-    for (const f of ['env.txt', 'env.json', 'nvidia-smi.txt', 'stages.jsonl', 'models.json', 'correctness.json', 'throughput.json', 'results.md', 'summary.json', 'engine.log']) {
+    for (const f of [
+      'env.txt',
+      'env.json',
+      'nvidia-smi.txt',
+      'stages.jsonl',
+      'models.json',
+      'correctness.json',
+      'throughput.json',
+      'results.md',
+      'summary.json',
+      'engine.log',
+    ]) {
       expect(existsSync(join(res, f)), f).toBe(true);
     }
-    const stages = readFileSync(join(res, 'stages.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { name: string; status: string; seconds: number; budget: number });
+    const stages = readFileSync(join(res, 'stages.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { name: string; status: string; seconds: number; budget: number });
     const byName = new Map(stages.map((s) => [s.name, s]));
-    for (const name of ['env', 'models', 'logits', 'compare', 'engine', 'report']) expect(byName.get(name)?.status, name).toBe('ok');
+    for (const name of ['env', 'models', 'logits', 'compare', 'engine', 'report'])
+      expect(byName.get(name)?.status, name).toBe('ok');
     // the reference side: transformers where python3 has it, else realign's float64 forward (said so)
     const hf = byName.get('hf')!;
     expect(['ok', 'skipped']).toContain(hf.status);
@@ -80,7 +99,9 @@ describe('bench/gpu one-shot check', () => {
     for (const f of readdirSync(theirs)) expect(readFileSync(join(mine, f)).equals(readFileSync(join(theirs, f))), f).toBe(true);
 
     // float32 graph on the CPU against a float64 forward (or transformers float32): the reference tests' 1e-4
-    const cor = JSON.parse(readFileSync(join(res, 'correctness.json'), 'utf8')) as { rows: { lambda: number; relErr: number; argmaxEqual: boolean }[] };
+    const cor = JSON.parse(readFileSync(join(res, 'correctness.json'), 'utf8')) as {
+      rows: { lambda: number; relErr: number; argmaxEqual: boolean }[];
+    };
     expect(cor.rows.map((r) => r.lambda)).toEqual([0, 0.5, 1]);
     for (const row of cor.rows) {
       expect(row.relErr).toBeLessThan(1e-4);
@@ -100,8 +121,18 @@ describe('bench/gpu one-shot check', () => {
 
     const md = readFileSync(join(res, 'results.md'), 'utf8');
     expect(md).toContain('DRY RUN');
-    for (const s of ['batch 1 ms per decode step', '<= 2.5', '>= 8000', '>= 30000', '<= 0.005, same argmax', 'host↔device bytes/step']) expect(md).toContain(s);
+    for (const s of [
+      'batch 1 ms per decode step',
+      '<= 2.5',
+      '>= 8000',
+      '>= 30000',
+      '<= 0.005, same argmax',
+      'host↔device bytes/step',
+    ])
+      expect(md).toContain(s);
     const summary = JSON.parse(readFileSync(join(res, 'summary.json'), 'utf8')) as Record<string, unknown>;
-    expect(Object.keys(summary)).toEqual(expect.arrayContaining(['env', 'stages', 'models', 'correctness', 'throughput', 'checks']));
+    expect(Object.keys(summary)).toEqual(
+      expect.arrayContaining(['env', 'stages', 'models', 'correctness', 'throughput', 'checks']),
+    );
   }, 120_000);
 });

@@ -64,28 +64,34 @@ const broken: { name: string; make: (dir: string) => void; file: RegExp; key: Re
 ];
 
 describe(`broken checkpoints (seed ${seed})`, () => {
-  it.each(broken)('$name: the error names the file and the tensor or key, and expand leaves no output behind', ({ make, file, key }) => {
-    const dir = tinyCheckpoint({ arch: 'qwen2', seed });
-    make(dir);
-    let err: unknown;
-    try {
-      openCheckpoint(dir);
-    } catch (e) {
-      err = e;
-    }
-    expect(err).toBeInstanceOf(CheckpointError);
-    expect((err as Error).message).toMatch(file);
-    expect((err as Error).message).toMatch(key);
+  it.each(broken)(
+    '$name: the error names the file and the tensor or key, and expand leaves no output behind',
+    ({ make, file, key }) => {
+      const dir = tinyCheckpoint({ arch: 'qwen2', seed });
+      make(dir);
+      let err: unknown;
+      try {
+        openCheckpoint(dir);
+      } catch (e) {
+        err = e;
+      }
+      expect(err).toBeInstanceOf(CheckpointError);
+      expect((err as Error).message).toMatch(file);
+      expect((err as Error).message).toMatch(key);
 
-    const out = join(tempDir(), 'expanded');
-    expect(() => expandCheckpoint(dir, out, 1)).toThrow(CheckpointError);
-    expect(existsSync(out)).toBe(false);
-    expect(readdirSync(dirname(out))).toEqual([]);
-  });
+      const out = join(tempDir(), 'expanded');
+      expect(() => expandCheckpoint(dir, out, 1)).toThrow(CheckpointError);
+      expect(existsSync(out)).toBe(false);
+      expect(readdirSync(dirname(out))).toEqual([]);
+    },
+  );
 
   it('a shard listed in the index but missing is named', () => {
     const dir = tinyCheckpoint({ arch: 'llama', seed });
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'model.norm.weight': 'model-00002-of-00002.safetensors' } }));
+    writeFileSync(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ weight_map: { 'model.norm.weight': 'model-00002-of-00002.safetensors' } }),
+    );
     expect(() => openCheckpoint(dir)).toThrow(/model-00002-of-00002\.safetensors/);
   });
 

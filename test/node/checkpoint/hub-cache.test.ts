@@ -40,7 +40,12 @@ const C1 = 'a'.repeat(40);
 const C2 = '0123456789abcdef0123456789abcdef01234567';
 
 /** Lays out `id` in `cache`: one snapshot per commit with `files` as symlinks into blobs/, and the given refs. */
-function layOut(cache: string, id: string, snapshots: Record<string, Record<string, string>>, refs: Record<string, string>): string {
+function layOut(
+  cache: string,
+  id: string,
+  snapshots: Record<string, Record<string, string>>,
+  refs: Record<string, string>,
+): string {
   const repo = join(cache, `models--${id.replace('/', '--')}`);
   mkdirSync(join(repo, 'blobs'), { recursive: true });
   for (const [commit, files] of Object.entries(snapshots)) {
@@ -59,7 +64,11 @@ function layOut(cache: string, id: string, snapshots: Record<string, Record<stri
   return repo;
 }
 
-const model = (tag: string) => ({ 'config.json': `{"tag":"${tag}"}`, 'model.safetensors': `weights ${tag}`, 'tokenizer.json': '{}' });
+const model = (tag: string) => ({
+  'config.json': `{"tag":"${tag}"}`,
+  'model.safetensors': `weights ${tag}`,
+  'tokenizer.json': '{}',
+});
 
 describe('model ids resolved from the Hugging Face cache', () => {
   it('follows refs/main in HF_HUB_CACHE, and a branch, tag or commit given as the revision', async () => {
@@ -70,7 +79,9 @@ describe('model ids resolved from the Hugging Face cache', () => {
     const baseDir = tempDir();
     expect(await resolveModelSource('org/name', { baseDir, onProgress })).toBe(join(repo, 'snapshots', C1));
     expect(await resolveModelSource('org/name', { baseDir, revision: 'v1', onProgress })).toBe(join(repo, 'snapshots', C2));
-    expect(await resolveModelSource('org/name', { baseDir, revision: 'refs/pr/3', onProgress })).toBe(join(repo, 'snapshots', C2));
+    expect(await resolveModelSource('org/name', { baseDir, revision: 'refs/pr/3', onProgress })).toBe(
+      join(repo, 'snapshots', C2),
+    );
     expect(await resolveModelSource('org/name', { baseDir, revision: C2, onProgress })).toBe(join(repo, 'snapshots', C2));
     expect(reported).toEqual([]);
   });
@@ -79,7 +90,9 @@ describe('model ids resolved from the Hugging Face cache', () => {
     const home = tempDir();
     const repo = layOut(join(home, 'hub'), 'org/name', { [C1]: model('home') }, { main: C1 });
     vi.stubEnv('HF_HOME', home);
-    expect(await resolveModelSource('org/name', { baseDir: tempDir(), offline: true, onProgress })).toBe(join(repo, 'snapshots', C1));
+    expect(await resolveModelSource('org/name', { baseDir: tempDir(), offline: true, onProgress })).toBe(
+      join(repo, 'snapshots', C1),
+    );
     expect(reported).toEqual([]);
     vi.stubEnv('HF_HOME', '');
     vi.stubEnv('XDG_CACHE_HOME', '/xdg');
@@ -94,7 +107,9 @@ describe('model ids resolved from the Hugging Face cache', () => {
     const cache = tempDir();
     const repo = layOut(cache, 'org/name', { [C2]: model('pinned') }, {});
     vi.stubEnv('HF_HUB_OFFLINE', '0');
-    expect(await resolveModelSource('org/name', { cacheDir: cache, baseDir: tempDir(), revision: C2, onProgress })).toBe(join(repo, 'snapshots', C2));
+    expect(await resolveModelSource('org/name', { cacheDir: cache, baseDir: tempDir(), revision: C2, onProgress })).toBe(
+      join(repo, 'snapshots', C2),
+    );
     expect(reported).toEqual([]);
   });
 
@@ -107,20 +122,32 @@ describe('model ids resolved from the Hugging Face cache', () => {
     );
     // a branch the cache never saw is missing too, though other revisions are there
     layOut(cache, 'org/name', { [C1]: model('main') }, { main: C1 });
-    await expect(resolveModelSource('org/name', { cacheDir: cache, baseDir, revision: 'dev' })).rejects.toThrow(/"org\/name" at revision "dev" is not in the Hugging Face cache/);
+    await expect(resolveModelSource('org/name', { cacheDir: cache, baseDir, revision: 'dev' })).rejects.toThrow(
+      /"org\/name" at revision "dev" is not in the Hugging Face cache/,
+    );
   });
 
   it('offline, a partial snapshot (a shard or blob missing) is an error naming what is missing', async () => {
     const cache = tempDir();
-    const index = JSON.stringify({ metadata: {}, weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' } });
-    layOut(cache, 'org/sharded', { [C1]: { 'config.json': '{}', 'model.safetensors.index.json': index, 'model-00001-of-00002.safetensors': 'x' } }, { main: C1 });
+    const index = JSON.stringify({
+      metadata: {},
+      weight_map: { a: 'model-00001-of-00002.safetensors', b: 'model-00002-of-00002.safetensors' },
+    });
+    layOut(
+      cache,
+      'org/sharded',
+      { [C1]: { 'config.json': '{}', 'model.safetensors.index.json': index, 'model-00001-of-00002.safetensors': 'x' } },
+      { main: C1 },
+    );
     await expect(resolveModelSource('org/sharded', { cacheDir: cache, baseDir: tempDir(), offline: true })).rejects.toThrow(
       `(snapshot ${C1} lacks model-00002-of-00002.safetensors)`,
     );
     // a snapshot link whose blob was deleted counts as missing
     const repo = layOut(cache, 'org/pruned', { [C1]: model('x') }, { main: C1 });
     rmSync(join(repo, 'blobs', createHash('sha1').update('weights x').digest('hex')));
-    await expect(resolveModelSource('org/pruned', { cacheDir: cache, baseDir: tempDir(), offline: true })).rejects.toThrow(`lacks model.safetensors`);
+    await expect(resolveModelSource('org/pruned', { cacheDir: cache, baseDir: tempDir(), offline: true })).rejects.toThrow(
+      `lacks model.safetensors`,
+    );
   });
 
   it('a local folder always wins over an id; ./org/name and absolute paths are always paths', async () => {
@@ -129,20 +156,27 @@ describe('model ids resolved from the Hugging Face cache', () => {
     const baseDir = tempDir();
     mkdirSync(join(baseDir, 'org', 'name'), { recursive: true });
     expect(await resolveModelSource('org/name', { cacheDir: cache, baseDir, offline: true })).toBe(join(baseDir, 'org', 'name'));
-    expect(await resolveModelSource('./org/other', { cacheDir: cache, baseDir, offline: true })).toBe(join(baseDir, 'org', 'other'));
+    expect(await resolveModelSource('./org/other', { cacheDir: cache, baseDir, offline: true })).toBe(
+      join(baseDir, 'org', 'other'),
+    );
     expect(await resolveModelSource('/abs/org/name', { cacheDir: cache, baseDir, offline: true })).toBe('/abs/org/name');
     expect(await resolveModelSource('models', { cacheDir: cache, baseDir, offline: true })).toBe(join(baseDir, 'models'));
     expect(isModelId('org/name', tempDir())).toBe(true);
-    for (const v of ['org/name', './org/x', '../org/x', 'a/b/c', '/org/x', 'org', '.hidden/x', 'org/-x']) expect(isModelId(v, baseDir)).toBe(false);
+    for (const v of ['org/name', './org/x', '../org/x', 'a/b/c', '/org/x', 'org', '.hidden/x', 'org/-x'])
+      expect(isModelId(v, baseDir)).toBe(false);
   });
 
   it('refuses a revision that would leave the cache folder, and a token that is not a hub token', async () => {
     const opts = { cacheDir: tempDir(), baseDir: tempDir(), offline: true };
     for (const revision of ['../../etc', 'main/../..', '', 'a\\b']) {
-      await expect(resolveModelSource('org/name', { ...opts, revision })).rejects.toThrow(`revision "${revision}" is not a branch, tag or commit name`);
+      await expect(resolveModelSource('org/name', { ...opts, revision })).rejects.toThrow(
+        `revision "${revision}" is not a branch, tag or commit name`,
+      );
     }
     vi.stubEnv('HF_TOKEN', 'ghp_not_a_hub_token');
-    await expect(resolveModelSource('org/name', opts)).rejects.toThrow('the Hugging Face token from HF_TOKEN does not start with "hf_"');
+    await expect(resolveModelSource('org/name', opts)).rejects.toThrow(
+      'the Hugging Face token from HF_TOKEN does not start with "hf_"',
+    );
   });
 });
 
@@ -176,13 +210,21 @@ describe('model ids in models.json', () => {
     ]);
     expect(reported).toEqual([]);
     // readServerConfig alone leaves ids for loadServerConfig and resolves folders
-    expect(readServerConfig(file).models.map((m) => m.model)).toEqual([undefined, 'org/single', join(file, '..', 'checkpoints', 'here')]);
+    expect(readServerConfig(file).models.map((m) => m.model)).toEqual([
+      undefined,
+      'org/single',
+      join(file, '..', 'checkpoints', 'here'),
+    ]);
   });
 
   it('an id that cannot be resolved names the entry and field; a revision on folders is an error', async () => {
     const file = modelsJson([{ id: 'x', mode: 'single', model: 'org/absent' }]);
-    await expect(loadServerConfig(file, { cacheDir: tempDir(), offline: true })).rejects.toThrow(/^models config: models\.0\.model: "org\/absent" at revision "main" is not in the Hugging Face cache/);
+    await expect(loadServerConfig(file, { cacheDir: tempDir(), offline: true })).rejects.toThrow(
+      /^models config: models\.0\.model: "org\/absent" at revision "main" is not in the Hugging Face cache/,
+    );
     const folders = modelsJson([{ id: 'y', mode: 'single', model: './here', revision: 'main' }]);
-    await expect(loadServerConfig(folders, { offline: true })).rejects.toThrow('models config: models.0.revision: applies to Hugging Face model ids, but the model paths of "y" are folders');
+    await expect(loadServerConfig(folders, { offline: true })).rejects.toThrow(
+      'models config: models.0.revision: applies to Hugging Face model ids, but the model paths of "y" are folders',
+    );
   });
 });

@@ -20,11 +20,24 @@ let cache: string;
 let tagged: string;
 
 /** `realign <args>` in a fresh folder with the hub settings of this test; never rejects. */
-async function realign(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+async function realign(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   const cwd = tempDir();
-  const hf = { HF_ENDPOINT: hub.url, HF_HUB_CACHE: cache, HF_TOKEN: '', HF_TOKEN_PATH: join(cwd, 'no-token'), HF_HUB_OFFLINE: '', REALIGN_PROGRESS: 'lines' };
+  const hf = {
+    HF_ENDPOINT: hub.url,
+    HF_HUB_CACHE: cache,
+    HF_TOKEN: '',
+    HF_TOKEN_PATH: join(cwd, 'no-token'),
+    HF_HUB_OFFLINE: '',
+    REALIGN_PROGRESS: 'lines',
+  };
   try {
-    const r = await promisify(execFile)(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, REALIGN_GRAPH_CACHE: join(cwd, 'graphs'), ...hf, ...env } });
+    const r = await promisify(execFile)(process.execPath, [BIN, ...args], {
+      cwd,
+      env: { ...process.env, REALIGN_GRAPH_CACHE: join(cwd, 'graphs'), ...hf, ...env },
+    });
     return { code: 0, stdout: r.stdout, stderr: r.stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -56,7 +69,9 @@ describe('realign with a Hugging Face model id', () => {
     expect(JSON.parse(first.stdout).built).toBe(true);
 
     hub.requests.length = 0;
-    const offline = await realign(['build-graph', '--model', 'test-org/cli-tiny', '--revision', 'v1', '--out', out], { HF_HUB_OFFLINE: '1' });
+    const offline = await realign(['build-graph', '--model', 'test-org/cli-tiny', '--revision', 'v1', '--out', out], {
+      HF_HUB_OFFLINE: '1',
+    });
     expect(offline.code).toBe(0);
     expect(JSON.parse(offline.stdout).built).toBe(false);
     expect(hub.requests).toEqual([]);
@@ -69,10 +84,20 @@ describe('realign with a Hugging Face model id', () => {
     const models = [{ id: 'tiny', mode: 'single', model: 'test-org/cli-tiny', revision: 'v1', device: 'cpu', threads: 1 }];
     writeFileSync(config, JSON.stringify({ models, graph_cache: join(dir, 'graphs'), auth: { allow_unauthenticated: true } }));
     // the cache holds v1 (downloaded here, so that this test stands alone); serve must not ask the hub
-    await resolveModelSource('test-org/cli-tiny', { cacheDir: cache, endpoint: hub.url, revision: 'v1', offline: false, token: undefined });
+    await resolveModelSource('test-org/cli-tiny', {
+      cacheDir: cache,
+      endpoint: hub.url,
+      revision: 'v1',
+      offline: false,
+      token: undefined,
+    });
     hub.requests.length = 0;
     const env = { ...process.env, HF_HUB_CACHE: cache, HF_HUB_OFFLINE: '1', HF_TOKEN: '', HF_TOKEN_PATH: join(dir, 'no-token') };
-    const proc = spawn(process.execPath, [BIN, 'serve', '--config', config, '--port', String(port)], { cwd: dir, env, stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [BIN, 'serve', '--config', config, '--port', String(port)], {
+      cwd: dir,
+      env,
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
     let stderr = '';
     proc.stderr.on('data', (b: Buffer) => (stderr += b.toString()));
     try {
@@ -98,7 +123,9 @@ describe('realign with a Hugging Face model id', () => {
   it('ends with status 1 and a message naming the id and the cache folder when the offline cache lacks the model', async () => {
     const r = await realign(['build-graph', '--model', 'test-org/absent', '--out', tempDir()], { HF_HUB_OFFLINE: '1' });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`"test-org/absent" at revision "main" is not in the Hugging Face cache ${join(cache, 'models--test-org--absent')}`);
+    expect(r.stderr).toContain(
+      `"test-org/absent" at revision "main" is not in the Hugging Face cache ${join(cache, 'models--test-org--absent')}`,
+    );
   });
 
   it('--revision with a folder is a usage error (status 2)', async () => {

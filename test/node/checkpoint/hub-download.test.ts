@@ -37,7 +37,12 @@ let MODEL_FILES: string[];
 function shardedFiles(dir: string, shardBytes: number): Files {
   const files = filesOf(dir).set('chat_template.jinja', Buffer.from('{{ messages }}'));
   const store = TensorStore.open(dir);
-  const tensors = [...store.entries.values()].map((e) => ({ name: e.name, dtype: e.dtype, shape: e.shape, bytes: () => store.readBytes(e.name).bytes }));
+  const tensors = [...store.entries.values()].map((e) => ({
+    name: e.name,
+    dtype: e.dtype,
+    shape: e.shape,
+    bytes: () => store.readBytes(e.name).bytes,
+  }));
   const shardDir = tempDir();
   writeWeights(shardDir, tensors, shardBytes);
   files.delete('model.safetensors');
@@ -51,7 +56,14 @@ beforeAll(async () => {
   single = filesOf(dir).set('chat_template.jinja', Buffer.from('{% for m in messages %}{{ m.content }}{% endfor %}'));
   sharded = shardedFiles(dir, 120_000);
   MODEL_FILES = [...single.keys()].sort();
-  expect(MODEL_FILES).toEqual(['chat_template.jinja', 'config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']);
+  expect(MODEL_FILES).toEqual([
+    'chat_template.jinja',
+    'config.json',
+    'generation_config.json',
+    'model.safetensors',
+    'tokenizer.json',
+    'tokenizer_config.json',
+  ]);
   hub = await new StandInHub().start();
 });
 afterAll(async () => {
@@ -78,7 +90,13 @@ const sha256 = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let repoCount = 0;
 /** A fresh repo id, so that tests do not share cache entries. */
 const newId = () => `test-org/tiny-${++repoCount}`;
-const options = (cacheDir: string, extra: ResolveOptions = {}): ResolveOptions => ({ cacheDir, endpoint: hub.url, offline: false, baseDir: tempDir(), ...extra });
+const options = (cacheDir: string, extra: ResolveOptions = {}): ResolveOptions => ({
+  cacheDir,
+  endpoint: hub.url,
+  offline: false,
+  baseDir: tempDir(),
+  ...extra,
+});
 
 describe('model ids downloaded from a stand-in hub', () => {
   it('downloads only the files a model needs, in the hub cache layout, through the hub file API', async () => {
@@ -103,7 +121,10 @@ describe('model ids downloaded from a stand-in hub', () => {
     expect(openCheckpoint(dir).config.hiddenSize).toBe(64);
 
     // the calls @huggingface/hub made: model info, the listing, then resolve/<commit>/<file> per file, LFS via the CDN
-    expect(hub.requested('/api/models/').map((r) => r.path.split('?')[0])).toEqual([`/api/models/${id}/revision/main`, `/api/models/${id}/tree/${commit}`]);
+    expect(hub.requested('/api/models/').map((r) => r.path.split('?')[0])).toEqual([
+      `/api/models/${id}/revision/main`,
+      `/api/models/${id}/tree/${commit}`,
+    ]);
     const resolved = new Set(hub.requested(`/${id}/resolve/`).map((r) => r.path.slice(`/${id}/resolve/${commit}/`.length)));
     expect([...resolved].sort()).toEqual(MODEL_FILES);
     expect(hub.requested('/cdn/').length).toBeGreaterThan(0);
@@ -128,7 +149,9 @@ describe('model ids downloaded from a stand-in hub', () => {
     const shards = [...sharded.keys()].filter((p) => /^model-\d{5}-of-\d{5}\.safetensors$/.test(p));
     expect(shards.length).toBeGreaterThan(1);
     const dir = await resolveModelSource(id, options(tempDir()));
-    expect(readdirSync(dir).sort()).toEqual([...MODEL_FILES.filter((f) => f !== 'model.safetensors'), 'model.safetensors.index.json', ...shards].sort());
+    expect(readdirSync(dir).sort()).toEqual(
+      [...MODEL_FILES.filter((f) => f !== 'model.safetensors'), 'model.safetensors.index.json', ...shards].sort(),
+    );
     expect(hub.requested(`/api/models/${id}/tree/${commit}`).length).toBeGreaterThan(2);
     expect(hub.requested(`/${id}/resolve/${commit}/consolidated.safetensors`)).toEqual([]);
     expect(openCheckpoint(dir).store.entries.size).toBe(TensorStore.open(dir).entries.size);
@@ -181,7 +204,9 @@ describe('model ids downloaded from a stand-in hub', () => {
     const cacheDir = tempDir();
     await expect(resolveModelSource(id, options(cacheDir))).rejects.toThrow(/refused "test-org\/tiny-\d+" \(401\).*set HF_TOKEN/);
     vi.stubEnv('HF_TOKEN', 'hf_wrong');
-    await expect(resolveModelSource(id, options(cacheDir))).rejects.toThrow(/no model "test-org\/tiny-\d+" at revision "main" on http:\/\/127\.0\.0\.1:\d+/);
+    await expect(resolveModelSource(id, options(cacheDir))).rejects.toThrow(
+      /no model "test-org\/tiny-\d+" at revision "main" on http:\/\/127\.0\.0\.1:\d+/,
+    );
     vi.stubEnv('HF_TOKEN', 'hf_test_reader');
     vi.stubEnv('HF_ENDPOINT', hub.url);
     hub.requests.length = 0;
@@ -198,8 +223,12 @@ describe('model ids downloaded from a stand-in hub', () => {
     hub.corrupt.add('model.safetensors');
     const cacheDir = tempDir();
     const repoDir = join(cacheDir, `models--${id.replace('/', '--')}`);
-    await expect(resolveModelSource(id, options(cacheDir))).rejects.toThrow(/model\.safetensors: the downloaded bytes hash to [0-9a-f]{64}, not [0-9a-f]{64}.*nothing was kept/);
-    expect(readdirSync(join(repoDir, 'blobs')).some((b) => b === sha256(single.get('model.safetensors')!) || b.includes('incomplete'))).toBe(false);
+    await expect(resolveModelSource(id, options(cacheDir))).rejects.toThrow(
+      /model\.safetensors: the downloaded bytes hash to [0-9a-f]{64}, not [0-9a-f]{64}.*nothing was kept/,
+    );
+    expect(
+      readdirSync(join(repoDir, 'blobs')).some((b) => b === sha256(single.get('model.safetensors')!) || b.includes('incomplete')),
+    ).toBe(false);
     expect(existsSync(join(repoDir, 'refs', 'main'))).toBe(false);
     hub.corrupt.clear();
     const dir = await resolveModelSource(id, options(cacheDir));
@@ -212,25 +241,41 @@ describe('model ids downloaded from a stand-in hub', () => {
     hub.stall.add('model.safetensors');
     const cacheDir = tempDir();
     const t0 = Date.now();
-    await expect(resolveModelSource(id, options(cacheDir, { stallMs: 500 }))).rejects.toThrow(/no data for 0\.5 s while downloading model\.safetensors/);
+    await expect(resolveModelSource(id, options(cacheDir, { stallMs: 500 }))).rejects.toThrow(
+      /no data for 0\.5 s while downloading model\.safetensors/,
+    );
     expect(Date.now() - t0).toBeLessThan(10_000);
     const blobs = join(cacheDir, `models--${id.replace('/', '--')}`, 'blobs');
-    expect(readdirSync(blobs).filter((b) => b.includes('incomplete') || b === sha256(single.get('model.safetensors')!))).toEqual([]);
+    expect(readdirSync(blobs).filter((b) => b.includes('incomplete') || b === sha256(single.get('model.safetensors')!))).toEqual(
+      [],
+    );
   });
 
   it('names the id and the hub for a model that does not exist; refuses a repo without safetensors weights or with shard names that leave the folder', async () => {
     vi.stubEnv('HF_TOKEN', 'hf_any');
-    await expect(resolveModelSource('test-org/absent', options(tempDir()))).rejects.toThrow(/no model "test-org\/absent" at revision "main" on http:\/\/127\.0\.0\.1:\d+ \(and there is no folder \/.*test-org\/absent\)/);
+    await expect(resolveModelSource('test-org/absent', options(tempDir()))).rejects.toThrow(
+      /no model "test-org\/absent" at revision "main" on http:\/\/127\.0\.0\.1:\d+ \(and there is no folder \/.*test-org\/absent\)/,
+    );
     const id = newId();
     hub.commit(id, new Map([...single].filter(([p]) => p !== 'model.safetensors')).set('pytorch_model.bin', Buffer.alloc(10)));
-    await expect(resolveModelSource(id, options(tempDir()))).rejects.toThrow(/has no model\.safetensors or model\.safetensors\.index\.json.*\(the repo has pytorch_model\.bin\)/);
+    await expect(resolveModelSource(id, options(tempDir()))).rejects.toThrow(
+      /has no model\.safetensors or model\.safetensors\.index\.json.*\(the repo has pytorch_model\.bin\)/,
+    );
     // a weight index whose shard names would leave the snapshot folder is refused before anything is written there
     const evil = newId();
     const index = JSON.stringify({ metadata: {}, weight_map: { 'model.embed_tokens.weight': '../../../outside.safetensors' } });
-    hub.commit(evil, new Map([...single].filter(([p]) => p !== 'model.safetensors')).set('model.safetensors.index.json', Buffer.from(index)));
+    hub.commit(
+      evil,
+      new Map([...single].filter(([p]) => p !== 'model.safetensors')).set('model.safetensors.index.json', Buffer.from(index)),
+    );
     const cacheDir = tempDir();
-    await expect(resolveModelSource(evil, options(cacheDir))).rejects.toThrow(/weight_map names a shard "\.\.\/\.\.\/\.\.\/outside\.safetensors" that is not a \.safetensors file name/);
-    expect(hub.requested(`/${evil}/resolve/`).map((r) => r.path.split('/').at(-1))).toEqual(['model.safetensors.index.json', 'model.safetensors.index.json']);
+    await expect(resolveModelSource(evil, options(cacheDir))).rejects.toThrow(
+      /weight_map names a shard "\.\.\/\.\.\/\.\.\/outside\.safetensors" that is not a \.safetensors file name/,
+    );
+    expect(hub.requested(`/${evil}/resolve/`).map((r) => r.path.split('/').at(-1))).toEqual([
+      'model.safetensors.index.json',
+      'model.safetensors.index.json',
+    ]);
   });
 
   it('falls back to a complete cached copy when the hub cannot be reached or fails, and says why when there is none', async () => {
@@ -243,14 +288,21 @@ describe('model ids downloaded from a stand-in hub', () => {
     const deadUrl = closed.url;
     await closed.stop();
     const notes: string[] = [];
-    const again = await resolveModelSource(id, options(cacheDir, { endpoint: deadUrl, onProgress: (e) => e.type === 'note' && notes.push(e.message) }));
+    const again = await resolveModelSource(
+      id,
+      options(cacheDir, { endpoint: deadUrl, onProgress: (e) => e.type === 'note' && notes.push(e.message) }),
+    );
     expect(again).toBe(dir);
     expect(notes.join('\n')).toMatch(/cannot reach http:\/\/127\.0\.0\.1:\d+ \(ECONNREFUSED\); using the cached/);
     // a hub that answers with an error cannot say where main points now either
     hub.apiStatus = 503;
     notes.length = 0;
-    expect(await resolveModelSource(id, options(cacheDir, { onProgress: (e) => e.type === 'note' && notes.push(e.message) }))).toBe(dir);
-    expect(notes.join('\n')).toMatch(/could not be asked \(test-org\/tiny-\d+: http:\/\/127\.0\.0\.1:\d+ answered 503: the hub is having trouble.*\); using the cached/);
+    expect(
+      await resolveModelSource(id, options(cacheDir, { onProgress: (e) => e.type === 'note' && notes.push(e.message) })),
+    ).toBe(dir);
+    expect(notes.join('\n')).toMatch(
+      /could not be asked \(test-org\/tiny-\d+: http:\/\/127\.0\.0\.1:\d+ answered 503: the hub is having trouble.*\); using the cached/,
+    );
     await expect(resolveModelSource(id, options(tempDir()))).rejects.toThrow(/answered 503: the hub is having trouble/);
     hub.apiStatus = undefined;
     const fresh = tempDir();
@@ -265,16 +317,27 @@ describe('model ids downloaded from a stand-in hub', () => {
     vi.stubEnv('REALIGN_PROGRESS', '');
     hub.commit(id, single);
     const lines: string[] = [];
-    await resolveModelSource(id, options(tempDir(), { onProgress: downloadReporter({ write: (s) => lines.push(s), isTTY: false }) }));
+    await resolveModelSource(
+      id,
+      options(tempDir(), { onProgress: downloadReporter({ write: (s) => lines.push(s), isTTY: false }) }),
+    );
     const text = lines.join('');
-    expect(text).toMatch(new RegExp(`^realign: downloading ${id} \\([0-9a-f]{12}\\): ${MODEL_FILES.length} of ${MODEL_FILES.length} files, [\\d.]+ kB, into /`));
-    for (const f of MODEL_FILES) expect(text).toMatch(new RegExp(`realign: ${id}: ${f.replace('.', '\\.')} \\([\\d.]+ k?B\\) \\d/${MODEL_FILES.length}\\n`));
+    expect(text).toMatch(
+      new RegExp(
+        `^realign: downloading ${id} \\([0-9a-f]{12}\\): ${MODEL_FILES.length} of ${MODEL_FILES.length} files, [\\d.]+ kB, into /`,
+      ),
+    );
+    for (const f of MODEL_FILES)
+      expect(text).toMatch(new RegExp(`realign: ${id}: ${f.replace('.', '\\.')} \\([\\d.]+ k?B\\) \\d/${MODEL_FILES.length}\\n`));
     expect(text).not.toContain('\r');
 
     const id2 = newId();
     hub.commit(id2, single);
     const tty: string[] = [];
-    await resolveModelSource(id2, options(tempDir(), { onProgress: downloadReporter({ write: (s) => tty.push(s), isTTY: true }) }));
+    await resolveModelSource(
+      id2,
+      options(tempDir(), { onProgress: downloadReporter({ write: (s) => tty.push(s), isTTY: true }) }),
+    );
     const bar = tty.join('');
     expect(bar).toMatch(/\r {2}\[#{30}\] 100% {2}[\d.]+ kB \/ [\d.]+ kB/);
     expect(bar).toMatch(/realign: test-org\/tiny-\d+: [\d.]+ kB in [\d.]+ s\n$/);
@@ -283,7 +346,10 @@ describe('model ids downloaded from a stand-in hub', () => {
     const id3 = newId();
     hub.commit(id3, single);
     const off: string[] = [];
-    await resolveModelSource(id3, options(tempDir(), { onProgress: downloadReporter({ write: (s) => off.push(s), isTTY: true }) }));
+    await resolveModelSource(
+      id3,
+      options(tempDir(), { onProgress: downloadReporter({ write: (s) => off.push(s), isTTY: true }) }),
+    );
     expect(off).toEqual([]);
     vi.stubEnv('REALIGN_PROGRESS', 'lines');
     expect(reporterMode({ write: () => 0, isTTY: true })).toBe('lines');

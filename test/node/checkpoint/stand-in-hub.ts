@@ -103,7 +103,12 @@ export class StandInHub {
 
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const url = new URL(req.url!, this.url);
-    this.requests.push({ method: req.method!, path: url.pathname + url.search, range: req.headers.range, authorization: req.headers.authorization });
+    this.requests.push({
+      method: req.method!,
+      path: url.pathname + url.search,
+      range: req.headers.range,
+      authorization: req.headers.authorization,
+    });
     const parts = url.pathname.split('/').slice(1).map(decodeURIComponent);
     if (parts[0] === 'cdn') {
       const blob = this.blobs.get(parts[1]);
@@ -117,15 +122,20 @@ export class StandInHub {
   }
 
   /** The repo and commit a request names, or an error answered. */
-  private lookup(req: IncomingMessage, res: ServerResponse, id: string, rev: string): { repo: Repo; sha: string; files: Files } | null {
+  private lookup(
+    req: IncomingMessage,
+    res: ServerResponse,
+    id: string,
+    rev: string,
+  ): { repo: Repo; sha: string; files: Files } | null {
     const repo = this.repos.get(id);
     if (!repo || (repo.token && req.headers.authorization !== `Bearer ${repo.token}`)) {
       // the hub answers 401 for private repos and for repos that do not exist, unauthenticated
-      if (!req.headers.authorization) return error(res, 401, 'RepoNotFound', 'Invalid username or password.'), null;
-      return error(res, 404, 'RepoNotFound', 'Repository not found'), null;
+      if (!req.headers.authorization) return (error(res, 401, 'RepoNotFound', 'Invalid username or password.'), null);
+      return (error(res, 404, 'RepoNotFound', 'Repository not found'), null);
     }
     const sha = repo.refs.get(rev) ?? (repo.commits.has(rev) ? rev : undefined);
-    if (!sha) return error(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`), null;
+    if (!sha) return (error(res, 404, 'RevisionNotFound', `Invalid rev id: ${rev}`), null);
     return { repo, sha, files: repo.commits.get(sha)! };
   }
 
@@ -135,7 +145,18 @@ export class StandInHub {
     if (!found) return;
     if (parts[2] === 'revision') {
       const siblings = [...found.files.keys()].map((rfilename) => ({ rfilename }));
-      return json(res, 200, { _id: `id-${parts[1]}`, id, sha: found.sha, private: Boolean(found.repo.token), gated: false, disabled: false, downloads: 0, likes: 0, lastModified: '2026-01-01T00:00:00.000Z', siblings });
+      return json(res, 200, {
+        _id: `id-${parts[1]}`,
+        id,
+        sha: found.sha,
+        private: Boolean(found.repo.token),
+        gated: false,
+        disabled: false,
+        downloads: 0,
+        likes: 0,
+        lastModified: '2026-01-01T00:00:00.000Z',
+        siblings,
+      });
     }
     if (parts[2] !== 'tree') return error(res, 404, undefined, 'no such api');
     const dir = parts.slice(4).join('/');
@@ -147,12 +168,21 @@ export class StandInHub {
       const rest = dir ? p.slice(dir.length + 1) : p;
       if (rest.includes('/') && !recursive) {
         const sub = (dir ? `${dir}/` : '') + rest.split('/')[0];
-        if (!dirs.has(sub)) entries.push({ type: 'directory', oid: createHash('sha1').update(sub).digest('hex'), size: 0, path: sub });
+        if (!dirs.has(sub))
+          entries.push({ type: 'directory', oid: createHash('sha1').update(sub).digest('hex'), size: 0, path: sub });
         dirs.add(sub);
         continue;
       }
       const lfs = isLfs(p) ? { oid: sha256(b), size: b.length, pointerSize: 134 } : undefined;
-      entries.push({ type: 'file', oid: lfs ? gitOid(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${lfs.oid}\nsize ${b.length}\n`)) : gitOid(b), size: b.length, path: p, ...(lfs && { lfs }) });
+      entries.push({
+        type: 'file',
+        oid: lfs
+          ? gitOid(Buffer.from(`version https://git-lfs.github.com/spec/v1\noid sha256:${lfs.oid}\nsize ${b.length}\n`))
+          : gitOid(b),
+        size: b.length,
+        path: p,
+        ...(lfs && { lfs }),
+      });
     }
     const cursor = Number(url.searchParams.get('cursor') ?? 0);
     const page = entries.slice(cursor, cursor + this.pageSize);
@@ -172,14 +202,20 @@ export class StandInHub {
     res.setHeader('X-Repo-Commit', found.sha);
     if (isLfs(path)) {
       const oid = sha256(b);
-      res.writeHead(302, { Location: `${this.url}/cdn/${oid}`, 'X-Linked-Etag': `"${oid}"`, 'X-Linked-Size': String(b.length), ETag: `"${gitOid(b)}"` });
+      res.writeHead(302, {
+        Location: `${this.url}/cdn/${oid}`,
+        'X-Linked-Etag': `"${oid}"`,
+        'X-Linked-Size': String(b.length),
+        ETag: `"${gitOid(b)}"`,
+      });
       return void res.end();
     }
     this.send(req, res, b, { etag: gitOid(b) }, path);
   }
 
   private pathOfBlob(oid: string): string {
-    for (const repo of this.repos.values()) for (const files of repo.commits.values()) for (const [p, b] of files) if (isLfs(p) && sha256(b) === oid) return p;
+    for (const repo of this.repos.values())
+      for (const files of repo.commits.values()) for (const [p, b] of files) if (isLfs(p) && sha256(b) === oid) return p;
     return '';
   }
 

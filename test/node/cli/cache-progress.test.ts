@@ -88,7 +88,10 @@ describe('realign logits and generate: graphs', () => {
     expect(readdirSync(join(cache, 'graphs')).filter((d) => d.startsWith('single-float32-'))).toHaveLength(1);
     expect(existsSync(join(cwd, '.realign')), 'nothing is written into the current folder').toBe(false);
 
-    const second = await cli(['generate', '--model', model, '--prompt', 'hello', '--max-tokens', '2', '--device', 'cpu'], { cwd, cache });
+    const second = await cli(['generate', '--model', model, '--prompt', 'hello', '--max-tokens', '2', '--device', 'cpu'], {
+      cwd,
+      cache,
+    });
     expect(second.code, second.stderr).toBe(0);
     expect(second.stderr).toMatch(/graph single \(float32, context \d+\): cached in /);
     expect(second.stderr).not.toMatch(/building/);
@@ -114,13 +117,20 @@ describe('realign serve', () => {
     const model = join(work, 'model');
     initModel(model, { arch: 'qwen2', preset: 'tiny', seed: 1, dtype: 'F32' });
     const config = join(work, 'models.json');
-    writeFileSync(config, JSON.stringify({ models: [{ id: 'm', mode: 'single', model, device: 'cpu' }], auth: { allow_unauthenticated: true } }));
+    writeFileSync(
+      config,
+      JSON.stringify({ models: [{ id: 'm', mode: 'single', model, device: 'cpu' }], auth: { allow_unauthenticated: true } }),
+    );
     const cache = join(work, 'cache');
-    const child = spawn(process.execPath, [join(import.meta.dirname, '../../../bin/realign.js'), 'serve', '--config', config, '--port', '0'], {
-      cwd: tempDir(),
-      env: { ...process.env, REALIGN_GRAPH_CACHE: '', REALIGN_CACHE: cache, REALIGN_NO_MALLOC_TUNING: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [join(import.meta.dirname, '../../../bin/realign.js'), 'serve', '--config', config, '--port', '0'],
+      {
+        cwd: tempDir(),
+        env: { ...process.env, REALIGN_GRAPH_CACHE: '', REALIGN_CACHE: cache, REALIGN_NO_MALLOC_TUNING: '1' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (b) => (out += b));
     child.stderr.on('data', (b) => (out += b));

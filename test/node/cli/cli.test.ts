@@ -10,7 +10,6 @@ import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
 import { realign } from '../helpers/cli.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
 
-
 afterAll(cleanupTempDirs);
 
 describe('realign CLI', () => {
@@ -22,7 +21,8 @@ describe('realign CLI', () => {
     const r = join(work, 'reference');
     await realign(['init-model', a, '--arch', 'qwen2', '--preset', 'tiny', '--seed', String(seed)], work);
     await realign(['init-model', r, '--arch', 'qwen2', '--preset', 'tiny', '--seed', String(seed + 1)], work);
-    for (const f of ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) expect(existsSync(join(a, f))).toBe(true);
+    for (const f of ['config.json', 'generation_config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json'])
+      expect(existsSync(join(a, f))).toBe(true);
     const e = join(work, 'expanded');
     await realign(['expand', r, e, '--adapter-layers', '2'], work);
     const ecfg = JSON.parse(readFileSync(join(e, 'config.json'), 'utf8'));
@@ -30,7 +30,10 @@ describe('realign CLI', () => {
     expect(ecfg.realign_inra).toEqual({ adapter_layers: 2, base_layers: PRESETS.tiny.numLayers });
 
     const prompt = 'The λ knob: 世界 🙂';
-    const { stdout } = await realign(['logits', '--reference', r, '--aligned', a, '--prompt', prompt, '--lambda', '0,0.5,1.5', '--top', '4', '--device', 'cpu'], work);
+    const { stdout } = await realign(
+      ['logits', '--reference', r, '--aligned', a, '--prompt', prompt, '--lambda', '0,0.5,1.5', '--top', '4', '--device', 'cpu'],
+      work,
+    );
     const out = JSON.parse(stdout) as { results: { lambda: number; top: { id: number; token: string; logprob: number }[] }[] };
     const tok = TextTokenizer.load(join(r, 'tokenizer.json'), join(r, 'tokenizer_config.json'));
     const ids = tok.encode(prompt);
@@ -54,9 +57,18 @@ describe('realign CLI', () => {
 
   it('usage errors exit with status 2 and say what to change', async () => {
     const work = tempDir();
-    await expect(realign(['init-model', join(work, 'x'), '--preset', 'huge', '--seed', '1'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--preset.*Allowed choices/) });
-    await expect(realign(['logits', '--model', work, '--lambda', 'NaN'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--lambda.*finite number/) });
-    await expect(realign(['logits', '--model', work, '--lambda', '1'], work)).rejects.toMatchObject({ code: 2, stderr: expect.stringMatching(/--prompt <text>' not specified/) });
+    await expect(realign(['init-model', join(work, 'x'), '--preset', 'huge', '--seed', '1'], work)).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--preset.*Allowed choices/),
+    });
+    await expect(realign(['logits', '--model', work, '--lambda', 'NaN'], work)).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--lambda.*finite number/),
+    });
+    await expect(realign(['logits', '--model', work, '--lambda', '1'], work)).rejects.toMatchObject({
+      code: 2,
+      stderr: expect.stringMatching(/--prompt <text>' not specified/),
+    });
     await expect(realign(['frobnicate'], work)).rejects.toMatchObject({ code: 2 });
     expect(existsSync(join(work, 'x'))).toBe(false);
   }, 60_000);
@@ -76,7 +88,10 @@ describe('presets', () => {
 
   it('the real shapes use the real tokenizers, which fit their vocabularies', async () => {
     const { copyBundledTokenizer } = await import('../../../gpu-backend/src/text/tiny-tokenizer.ts');
-    for (const [name, kind] of [['r1-distill-qwen-1.5b', 'qwen'], ['llama-3.2-1b', 'llama3']] as const) {
+    for (const [name, kind] of [
+      ['r1-distill-qwen-1.5b', 'qwen'],
+      ['llama-3.2-1b', 'llama3'],
+    ] as const) {
       const dir = tempDir();
       copyBundledTokenizer(kind, dir);
       const tok = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));

@@ -24,10 +24,15 @@ describe('realign --help, --version and usage errors', () => {
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(new RegExp(`^Usage: realign ${name} `));
     // every option line carries a description (a flag alone on its line has none)
-    const options = r.stdout.slice(r.stdout.indexOf('Options:')).split('\n').slice(1).filter((l) => /^ {2}-/.test(l));
+    const options = r.stdout
+      .slice(r.stdout.indexOf('Options:'))
+      .split('\n')
+      .slice(1)
+      .filter((l) => /^ {2}-/.test(l));
     expect(options.length).toBeGreaterThan(1);
     for (const line of options) expect(line.trim(), `option without a description in ${name} --help`).toMatch(/^\S.*\s{2,}\S/);
-    if (['logits', 'generate', 'train-inra', 'train-trra'].includes(name)) expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--device <device> .*default: "auto"/);
+    if (['logits', 'generate', 'train-inra', 'train-trra'].includes(name))
+      expect(r.stdout.replace(/\s+/g, ' ')).toMatch(/--device <device> .*default: "auto"/);
   });
 
   it('states the defaults that matter: λ and the chat template of generate, --arch of init-model (optional)', async () => {
@@ -104,10 +109,33 @@ describe('negative λ and generate defaults', () => {
     const l = await run(['logits', '--model', model, '--prompt', 'abc', '--lambda', '-0.5,1', '--device', 'cpu']);
     expect(l.code, l.stderr).toBe(0);
     expect((JSON.parse(l.stdout) as { results: { lambda: number }[] }).results.map((x) => x.lambda)).toEqual([-0.5, 1]);
-    const g = await run(['generate', '--model', TOY, '--prompt', '708+465', '--lambda', '-0.5', '--max-tokens', '4', '--device', 'cpu']);
+    const g = await run([
+      'generate',
+      '--model',
+      TOY,
+      '--prompt',
+      '708+465',
+      '--lambda',
+      '-0.5',
+      '--max-tokens',
+      '4',
+      '--device',
+      'cpu',
+    ]);
     expect(g.code, g.stderr).toBe(0);
     expect(g.stderr).toMatch(/λ = -0\.5,/);
-    const eq = await run(['generate', '--model', TOY, '--prompt', '708+465', '--lambda=-0.5', '--max-tokens', '4', '--device', 'cpu']);
+    const eq = await run([
+      'generate',
+      '--model',
+      TOY,
+      '--prompt',
+      '708+465',
+      '--lambda=-0.5',
+      '--max-tokens',
+      '4',
+      '--device',
+      'cpu',
+    ]);
     expect(eq.stdout).toBe(g.stdout);
   }, 120_000);
 

@@ -20,7 +20,18 @@ export function cli(args: string[], opts: { cwd: string; cache: string; env?: No
     execFile(
       process.execPath,
       [BIN, ...args],
-      { cwd: opts.cwd, env: { ...process.env, REALIGN_GRAPH_CACHE: '', REALIGN_PROGRESS: '', REALIGN_NO_MALLOC_TUNING: '1', REALIGN_CACHE: opts.cache, ...opts.env }, timeout: 120_000 },
+      {
+        cwd: opts.cwd,
+        env: {
+          ...process.env,
+          REALIGN_GRAPH_CACHE: '',
+          REALIGN_PROGRESS: '',
+          REALIGN_NO_MALLOC_TUNING: '1',
+          REALIGN_CACHE: opts.cache,
+          ...opts.env,
+        },
+        timeout: 120_000,
+      },
       (err, stdout, stderr) => resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
     );
   });

@@ -52,7 +52,8 @@ function logprobsOf(c: Collected) {
 }
 
 function bytesPerStep(a: EngineStats, b: EngineStats): number {
-  const bytes = b.hostDeviceBytes.toDevice + b.hostDeviceBytes.fromDevice - a.hostDeviceBytes.toDevice - a.hostDeviceBytes.fromDevice;
+  const bytes =
+    b.hostDeviceBytes.toDevice + b.hostDeviceBytes.fromDevice - a.hostDeviceBytes.toDevice - a.hostDeviceBytes.fromDevice;
   return bytes / (b.hostDeviceBytes.steps - a.hostDeviceBytes.steps);
 }
 
@@ -104,8 +105,16 @@ describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
   }, 120_000);
 
   it('batch 32 without logprobs: at most 64 KiB cross per step (the host sampler path moves the logits)', async () => {
-    const kinds: Partial<SamplingParams>[] = [{}, { temperature: 0.8 }, { temperature: 1, top_k: 40 }, { temperature: 0.7, min_p: 0.1 }, { temperature: 1.3, top_p: 0.05 }];
-    const jobs = Array.from({ length: 32 }, (_, i) => job(prompt(100 + i, 5 + (i % 4)), (i % 5) * 0.5 - 0.5, 20, { ...kinds[i % kinds.length], seed: 300 + i }));
+    const kinds: Partial<SamplingParams>[] = [
+      {},
+      { temperature: 0.8 },
+      { temperature: 1, top_k: 40 },
+      { temperature: 0.7, min_p: 0.1 },
+      { temperature: 1.3, top_p: 0.05 },
+    ];
+    const jobs = Array.from({ length: 32 }, (_, i) =>
+      job(prompt(100 + i, 5 + (i % 4)), (i % 5) * 0.5 - 0.5, 20, { ...kinds[i % kinds.length], seed: 300 + i }),
+    );
     const measure = async (engine: Engine) => {
       const before = await engine.refreshStats();
       let widest = 0;
@@ -113,13 +122,20 @@ describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
       const out = await together(engine, jobs);
       engine.onSteps = null;
       const after = await engine.refreshStats();
-      return { perStep: bytesPerStep(before, after), steps: after.hostDeviceBytes.steps - before.hostDeviceBytes.steps, widest, tokens: out.map((c) => c.tokens) };
+      return {
+        perStep: bytesPerStep(before, after),
+        steps: after.hostDeviceBytes.steps - before.hostDeviceBytes.steps,
+        widest,
+        tokens: out.map((c) => c.tokens),
+      };
     };
     const [a, b] = [await measure(on), await measure(off)];
     expect(a.tokens).toEqual(b.tokens);
     expect(a.widest).toBe(32);
     expect(a.steps).toBeGreaterThanOrEqual(19);
-    console.log(`bytes per step at batch 32 (V = ${VOCAB}): device sampling ${a.perStep.toFixed(0)}, host sampling ${b.perStep.toFixed(0)} (${a.steps} steps)`);
+    console.log(
+      `bytes per step at batch 32 (V = ${VOCAB}): device sampling ${a.perStep.toFixed(0)}, host sampling ${b.perStep.toFixed(0)} (${a.steps} steps)`,
+    );
     expect(a.perStep).toBeLessThanOrEqual(64 * 1024);
     expect(b.perStep).toBeGreaterThan(64 * 1024); // the measure can fail: the logits alone are 32 × 2048 × 4 bytes
   }, 180_000);
@@ -128,9 +144,15 @@ describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
     for (const positions of ['last', 'all'] as const) {
       const j = { inputIds: prompt(7, 9), lambdas: [0, 0.5, 1.5], positions, topLogprobs: 8, includeBranches: true };
       const [a, b] = [await on.logits(j), await off.logits(j)];
-      expect(a.blends.map((x) => x.top.map((p) => p.map((t) => t.token)))).toEqual(b.blends.map((x) => x.top.map((p) => p.map((t) => t.token))));
-      a.blends.forEach((x, k) => x.top.flat().forEach((t, i) => expect(Math.abs(t.logprob - b.blends[k].top.flat()[i].logprob)).toBeLessThan(1e-5)));
-      expect(a.branches?.aligned.map((p) => p.map((t) => t.token))).toEqual(b.branches?.aligned.map((p) => p.map((t) => t.token)));
+      expect(a.blends.map((x) => x.top.map((p) => p.map((t) => t.token)))).toEqual(
+        b.blends.map((x) => x.top.map((p) => p.map((t) => t.token))),
+      );
+      a.blends.forEach((x, k) =>
+        x.top.flat().forEach((t, i) => expect(Math.abs(t.logprob - b.blends[k].top.flat()[i].logprob)).toBeLessThan(1e-5)),
+      );
+      expect(a.branches?.aligned.map((p) => p.map((t) => t.token))).toEqual(
+        b.branches?.aligned.map((p) => p.map((t) => t.token)),
+      );
     }
   }, 60_000);
 
@@ -145,7 +167,13 @@ describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
     for (const mode of ['on', 'off'] as const) {
       const e = await startEngine({ mode: 'single', model }, { deviceSampling: mode });
       try {
-        results.push(await together(e, [job([c[0]], 1, 8, { temperature: 1.2, seed: 3 }), job([c[3]], 1, 3), job([c[4]], 1, 2, { temperature: 0.5, seed: 4 })]));
+        results.push(
+          await together(e, [
+            job([c[0]], 1, 8, { temperature: 1.2, seed: 3 }),
+            job([c[3]], 1, 3),
+            job([c[4]], 1, 2, { temperature: 0.5, seed: 4 }),
+          ]),
+        );
       } finally {
         await e.shutdown();
       }
@@ -163,7 +191,13 @@ describe('graph cache key of the sampling variant', () => {
   const spec: GraphSpec = { mode: 'single', floatType: 'float32', maxContext: 64 };
   it('is the key of before when the option is off, another one when it is on (step graphs only)', () => {
     // the key as it was computed before the option existed
-    const old = createHash('sha256').update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant: 'step', mode: 'single', floatType: 'float32', maxContext: 64 })).update('-').update('-').update('-').digest('hex').slice(0, 20);
+    const old = createHash('sha256')
+      .update(JSON.stringify({ v: GRAPH_FORMAT_VERSION, variant: 'step', mode: 'single', floatType: 'float32', maxContext: 64 }))
+      .update('-')
+      .update('-')
+      .update('-')
+      .digest('hex')
+      .slice(0, 20);
     expect(graphCacheKey(spec)).toBe(old);
     expect(graphCacheKey({ ...spec, deviceSampling: false })).toBe(old);
     expect(graphCacheKey({ ...spec, deviceSampling: true })).not.toBe(old);

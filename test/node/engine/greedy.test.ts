@@ -70,7 +70,13 @@ describe(`greedy generation equals step-by-step argmax of the reference forward 
       const runs = await Promise.all(LAMBDAS.map((l, i) => collect(engine.generate(job(prompts[i], l, 32)))));
       runs.forEach((run, i) => {
         expect(run.tokens).toHaveLength(32);
-        expectGreedy(prompts[i], run.tokens, (ids) => blend(refA.forward(ids).logits.subarray((ids.length - 1) * V), refR.forward(ids).logits.subarray((ids.length - 1) * V), LAMBDAS[i]));
+        expectGreedy(prompts[i], run.tokens, (ids) =>
+          blend(
+            refA.forward(ids).logits.subarray((ids.length - 1) * V),
+            refR.forward(ids).logits.subarray((ids.length - 1) * V),
+            LAMBDAS[i],
+          ),
+        );
       });
     } finally {
       await engine.shutdown();
@@ -87,23 +93,33 @@ describe('the Hugging Face greedy sequences at λ = 0.5', () => {
     writeTinyTokenizer(dir, { vocabSize: 384 });
     return dir;
   };
-  it.each(['qwen2-tiny', 'qwen2-tiny-tied', 'llama-tiny-rope3'])('%s: inra-trained as InRa, and base + inra-trained as fusion', async (name) => {
-    const dir = join(ROOT, name);
-    const meta = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as { greedy_lambda: number; greedy_steps: number };
-    const ref = TensorStore.openFile(join(dir, 'reference.safetensors'));
-    const prompt = ref.readInt64('input_ids');
-    const want = ref.readInt64(`greedy_lambda_${meta.greedy_lambda}`);
-    const engines: Engine[] = [
-      await startEngine({ mode: 'inra', model: withTokenizer(join(dir, 'inra-trained')), inraAdapterLayers: 1 }),
-      await startEngine({ mode: 'fusion', aligned: withTokenizer(join(dir, 'inra-trained')), reference: withTokenizer(join(dir, 'base')) }),
-    ];
-    try {
-      for (const engine of engines) {
-        const out = await collect(engine.generate(job(prompt, meta.greedy_lambda, meta.greedy_steps)));
-        expect(out.tokens).toEqual(want);
+  it.each(['qwen2-tiny', 'qwen2-tiny-tied', 'llama-tiny-rope3'])(
+    '%s: inra-trained as InRa, and base + inra-trained as fusion',
+    async (name) => {
+      const dir = join(ROOT, name);
+      const meta = JSON.parse(readFileSync(join(dir, 'reference.json'), 'utf8')) as {
+        greedy_lambda: number;
+        greedy_steps: number;
+      };
+      const ref = TensorStore.openFile(join(dir, 'reference.safetensors'));
+      const prompt = ref.readInt64('input_ids');
+      const want = ref.readInt64(`greedy_lambda_${meta.greedy_lambda}`);
+      const engines: Engine[] = [
+        await startEngine({ mode: 'inra', model: withTokenizer(join(dir, 'inra-trained')), inraAdapterLayers: 1 }),
+        await startEngine({
+          mode: 'fusion',
+          aligned: withTokenizer(join(dir, 'inra-trained')),
+          reference: withTokenizer(join(dir, 'base')),
+        }),
+      ];
+      try {
+        for (const engine of engines) {
+          const out = await collect(engine.generate(job(prompt, meta.greedy_lambda, meta.greedy_steps)));
+          expect(out.tokens).toEqual(want);
+        }
+      } finally {
+        await Promise.all(engines.map((e) => e.shutdown()));
       }
-    } finally {
-      await Promise.all(engines.map((e) => e.shutdown()));
-    }
-  });
+    },
+  );
 });

@@ -9,7 +9,10 @@ const seed = testSeed();
 
 /** Prefills, then decodes `steps` greedy tokens either one run per step or all in one decode-loop run. */
 async function greedy(g: TestGraph, prompts: number[][], lambdas: number[], steps: number, inOneRun: boolean) {
-  const pre = await prefill(g, prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })));
+  const pre = await prefill(
+    g,
+    prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })),
+  );
   let next = new Map(pre.handles.map((h, i) => [h.id, { token: argmax(pre.logits[i][0]), lambdas: [lambdas[i]] }]));
   const out: number[][] = pre.handles.map((h) => [next.get(h.id)!.token]);
   if (inOneRun) {
@@ -27,7 +30,11 @@ async function greedy(g: TestGraph, prompts: number[][], lambdas: number[], step
     }
   }
   // one more ordinary step from where both paths ended shows the caches hold the same tokens
-  const after = await decode(g, new Map(pre.handles.map((h, i) => [h.id, { token: out[i].at(-1)!, lambdas: [lambdas[i]] }])), pre.handles);
+  const after = await decode(
+    g,
+    new Map(pre.handles.map((h, i) => [h.id, { token: out[i].at(-1)!, lambdas: [lambdas[i]] }])),
+    pre.handles,
+  );
   return { tokens: out, after: after.map((a) => a[0]) };
 }
 

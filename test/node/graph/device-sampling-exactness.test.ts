@@ -15,7 +15,19 @@ import { samplingParams } from '../../../gpu-backend/src/sampling/params.ts';
 import { Rng } from '../../../gpu-backend/src/sampling/rng.ts';
 import { SequenceSampler } from '../../../gpu-backend/src/sampling/sampler.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/models.ts';
-import { K, LOGPROB_TOL, SamplingGraph, expectSameAsHost, lcg, nastyRow, normals, randomParams, roundToHalf, type Params, type PenaltyState } from './device-sampling-helpers.ts';
+import {
+  K,
+  LOGPROB_TOL,
+  SamplingGraph,
+  expectSameAsHost,
+  lcg,
+  nastyRow,
+  normals,
+  randomParams,
+  roundToHalf,
+  type Params,
+  type PenaltyState,
+} from './device-sampling-helpers.ts';
 
 afterAll(() => cleanupTempDirs());
 
@@ -29,7 +41,20 @@ describe('device sampling: greedy', () => {
     const rows = [
       Float32Array.of(1, 3, 2, 3, 3, 0, -1, 2, 3, 0, 1, 1),
       Float32Array.of(NaN, Infinity, 5, -Infinity, 7, 7, NaN, 6, 7, Infinity, 1, 1),
-      Float32Array.of(-Infinity, -Infinity, -Infinity, -Infinity, -3, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity, -Infinity),
+      Float32Array.of(
+        -Infinity,
+        -Infinity,
+        -Infinity,
+        -Infinity,
+        -3,
+        -Infinity,
+        -Infinity,
+        -Infinity,
+        -Infinity,
+        -Infinity,
+        -Infinity,
+        -Infinity,
+      ),
       Float32Array.of(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
     ];
     const params = rows.map(() => ({ temperature: 0, top_k: 3, top_p: 0.5, min_p: 0.1 }));
@@ -39,7 +64,10 @@ describe('device sampling: greedy', () => {
   });
 
   it('gives −1 for a row with no finite logit (the host throws NonFiniteLogitsError) and leaves the other rows alone', async () => {
-    const rows = [Float32Array.from({ length: 12 }, (_, i) => [NaN, Infinity, -Infinity][i % 3]), Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11)];
+    const rows = [
+      Float32Array.from({ length: 12 }, (_, i) => [NaN, Infinity, -Infinity][i % 3]),
+      Float32Array.of(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11),
+    ];
     const params = [
       { temperature: 0.8, top_k: 0, top_p: 1, min_p: 0 },
       { temperature: 0, top_k: 0, top_p: 1, min_p: 0 },
@@ -70,7 +98,11 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
       const rows = Array.from({ length: B }, () => nastyRow(V, rand));
       const params = rows.map(() => randomParams(rand, V));
       const seeds = rows.map((_, b) => round * 1000 + b);
-      const device = await full.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+      const device = await full.run(
+        rows,
+        params,
+        seeds.map((s) => new Rng(s).nextFloat()),
+      );
       expect(expectSameAsHost(device, rows, params, seeds), 'C = V decides every row').toBe(0);
     }
   });
@@ -84,7 +116,11 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
       const rows = Array.from({ length: B }, () => nastyRow(V, rand));
       const params = rows.map(() => randomParams(rand, V));
       const seeds = rows.map((_, b) => 50_000 + round * 1000 + b);
-      const device = await capped.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+      const device = await capped.run(
+        rows,
+        params,
+        seeds.map((s) => new Rng(s).nextFloat()),
+      );
       deferred += expectSameAsHost(device, rows, params, seeds);
       total += B;
       // rows that need no ranking (greedy, no truncation, min_p alone) are always decided on the device
@@ -106,7 +142,11 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
       { temperature: 1, top_k: 40, top_p: 1, min_p: 0 }, // top_k past C = 24
     ];
     const seeds = [7, 8, 9];
-    const device = await capped.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+    const device = await capped.run(
+      rows,
+      params,
+      seeds.map((s) => new Rng(s).nextFloat()),
+    );
     expect(device.map((d) => d.token === HOST_DECIDES)).toEqual([true, false, true]);
     expectSameAsHost(device, rows, params, seeds);
   });
@@ -119,7 +159,11 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
       { temperature: 1, top_k: 0, top_p: 0.3, min_p: 0 }, // the nucleus ends inside the 16
     ];
     const seeds = [21, 22, 23];
-    const device = await capped.run([row, row, row], params, seeds.map((s) => new Rng(s).nextFloat()));
+    const device = await capped.run(
+      [row, row, row],
+      params,
+      seeds.map((s) => new Rng(s).nextFloat()),
+    );
     expect(device.map((d) => d.token === HOST_DECIDES)).toEqual([true, false, false]);
     expectSameAsHost(device, [row, row, row], params, seeds);
   });
@@ -131,7 +175,11 @@ describe('device sampling: the same u gives the host sampler’s token', () => {
     const rows = Array.from({ length: B }, () => roundToHalf(nastyRow(V, rand)));
     const params = rows.map(() => randomParams(rand, V));
     const seeds = rows.map((_, b) => 90_000 + b);
-    const device = await half.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+    const device = await half.run(
+      rows,
+      params,
+      seeds.map((s) => new Rng(s).nextFloat()),
+    );
     expect(expectSameAsHost(device, rows, params, seeds)).toBe(0);
   });
 });
@@ -156,7 +204,11 @@ describe('device sampling: at the real vocabulary size', () => {
       return roundToHalf(row);
     });
     const seeds = params.map((_, b) => 7000 + b);
-    const device = await graph.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+    const device = await graph.run(
+      rows,
+      params,
+      seeds.map((s) => new Rng(s).nextFloat()),
+    );
     expect(expectSameAsHost(device, rows, params, seeds)).toBe(0);
   });
 });
@@ -198,7 +250,15 @@ describe('device sampling: penalties from device-resident state', () => {
     const params: Params[] = [
       { temperature: 0, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1.8 }, // greedy would repeat without it
       { temperature: 0.8, top_k: 0, top_p: 0.9, min_p: 0, presence_penalty: 1.5, frequency_penalty: 0.7 },
-      { temperature: 1, top_k: 10, top_p: 1, min_p: 0.05, repetition_penalty: 0.7, frequency_penalty: -0.4, logit_bias: { 3: 2, 4: -100 } },
+      {
+        temperature: 1,
+        top_k: 10,
+        top_p: 1,
+        min_p: 0.05,
+        repetition_penalty: 0.7,
+        frequency_penalty: -0.4,
+        logit_bias: { 3: 2, 4: -100 },
+      },
       { temperature: 1.3, top_k: 0, top_p: 1, min_p: 0, repetition_penalty: 1.2, presence_penalty: -0.5 },
       { temperature: 0.5, top_k: 0, top_p: 1, min_p: 0.2 }, // no penalties: untouched by the state
     ];
@@ -243,7 +303,8 @@ describe('device sampling: graph shape', () => {
     const g = new Graph('shape-check');
     addDeviceSampling(g, g.input('logits', 'float16', ['B', 151936]), { vocab: 151936, logitsType: 'float16', biasSlots: 8 });
     const kinds = new Set(g.nodes.map((n) => n.opType));
-    for (const banned of ['If', 'Loop', 'Scan', 'NonZero', 'Shape', 'Size', 'ConstantOfShape', 'Expand', 'Compress', 'Unique']) expect(kinds.has(banned), banned).toBe(false);
+    for (const banned of ['If', 'Loop', 'Scan', 'NonZero', 'Shape', 'Size', 'ConstantOfShape', 'Expand', 'Compress', 'Unique'])
+      expect(kinds.has(banned), banned).toBe(false);
     expect(g.nodes.every((n) => n.domain === '')).toBe(true); // standard ONNX ops only
     expect(g.inputs.map((i) => i.dims)).toEqual([['B', 151936], ['B'], ['B'], ['B'], ['B'], ['B'], ['B', 8], ['B', 8]]);
   });
@@ -276,16 +337,21 @@ describe('device sampling: tie order of the candidates', () => {
       [800, 8, 1, 2, 3, 0, 5, 4],
     ];
     const res = await session.run(
-      { values: { type: 'float32', data: Float32Array.from(vals.flat()), dims: [4, C] }, ids: { type: 'int64', data: BigInt64Array.from(idx.flat(), BigInt), dims: [4, C] } },
+      {
+        values: { type: 'float32', data: Float32Array.from(vals.flat()), dims: [4, C] },
+        ids: { type: 'int64', data: BigInt64Array.from(idx.flat(), BigInt), dims: [4, C] },
+      },
       ['ranked_values', 'ranked_ids'],
     );
     const got = Array.from(res.ranked_ids.data as BigInt64Array, Number);
-    expect(got).toEqual([
-      [12, 300, 907, 0, 999, 7, 42, 500],
-      [0, 1, 2, 3, 4, 5, 6, 7],
-      [3, 1, 4, 15, 9, 2, 6, 5],
-      [8, 800, 0, 1, 2, 3, 4, 5],
-    ].flat());
+    expect(got).toEqual(
+      [
+        [12, 300, 907, 0, 999, 7, 42, 500],
+        [0, 1, 2, 3, 4, 5, 6, 7],
+        [3, 1, 4, 15, 9, 2, 6, 5],
+        [8, 800, 0, 1, 2, 3, 4, 5],
+      ].flat(),
+    );
     expect(Array.from(res.ranked_values.data as Float32Array)).toEqual(vals.flat());
     await session.release();
   });
@@ -308,7 +374,11 @@ describe('device sampling: logit_bias', () => {
       { temperature: 0.9, top_k: 4, top_p: 0.8, min_p: 0, logit_bias: { 1: 3.25, 4: 2 } },
     ];
     const seeds = [1, 2, 3, 4, 5];
-    const device = await graph.run(rows, params, seeds.map((s) => new Rng(s).nextFloat()));
+    const device = await graph.run(
+      rows,
+      params,
+      seeds.map((s) => new Rng(s).nextFloat()),
+    );
     expect(device[0].token).toBe(0);
     expect(device[1].token).toBe(15);
     expect(expectSameAsHost(device, rows, params, seeds)).toBe(0);

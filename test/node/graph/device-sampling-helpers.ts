@@ -2,7 +2,12 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { halfToFloat, float32ToHalfBits } from '../../../gpu-backend/src/checkpoint/dtype.ts';
-import { HOST_DECIDES, NO_FINITE_LOGIT, addDeviceSampling, type DeviceSamplingOptions } from '../../../gpu-backend/src/graph/device-sampling.ts';
+import {
+  HOST_DECIDES,
+  NO_FINITE_LOGIT,
+  addDeviceSampling,
+  type DeviceSamplingOptions,
+} from '../../../gpu-backend/src/graph/device-sampling.ts';
 import { Graph } from '../../../gpu-backend/src/graph/ir.ts';
 import { encodeOnnxModel } from '../../../gpu-backend/src/graph/onnx-writer.ts';
 import { ModelSession, type HostTensor } from '../../../gpu-backend/src/ort/session.ts';
@@ -21,7 +26,9 @@ import { tempDir } from '../helpers/models.ts';
  */
 
 export type Params = Pick<SamplingParams, 'temperature' | 'top_k' | 'top_p' | 'min_p'> &
-  Partial<Pick<SamplingParams, 'repetition_penalty' | 'presence_penalty' | 'frequency_penalty'>> & { logit_bias?: Record<string, number> };
+  Partial<Pick<SamplingParams, 'repetition_penalty' | 'presence_penalty' | 'frequency_penalty'>> & {
+    logit_bias?: Record<string, number>;
+  };
 
 /** Dense penalty state of the rows, as the engine would keep it on the device. */
 export interface PenaltyState {
@@ -55,7 +62,10 @@ export class SamplingGraph {
     const flat = new Float32Array(B * V);
     rows.forEach((r, b) => flat.set(r, b * V));
     const feeds: Record<string, HostTensor> = {
-      logits: this.opts.logitsType === 'float16' ? { type: 'float16', data: float32ToHalfBits(flat), dims: [B, V] } : { type: 'float32', data: flat, dims: [B, V] },
+      logits:
+        this.opts.logitsType === 'float16'
+          ? { type: 'float16', data: float32ToHalfBits(flat), dims: [B, V] }
+          : { type: 'float32', data: flat, dims: [B, V] },
       sample_temperature: { type: 'float64', data: Float64Array.from(params, (p) => p.temperature), dims: [B] },
       sample_top_k: { type: 'int64', data: BigInt64Array.from(params, (p) => BigInt(p.top_k)), dims: [B] },
       sample_top_p: { type: 'float64', data: Float64Array.from(params, (p) => p.top_p), dims: [B] },
@@ -78,9 +88,21 @@ export class SamplingGraph {
     const fetch = ['sample_token', 'sample_logprob', 'sample_top_ids', 'sample_top_logprobs'];
     if (this.opts.penalties) {
       if (!state) throw new Error('this graph needs the penalty state');
-      feeds.sample_repetition_penalty = { type: 'float64', data: Float64Array.from(params, (p) => p.repetition_penalty ?? 1), dims: [B] };
-      feeds.sample_presence_penalty = { type: 'float64', data: Float64Array.from(params, (p) => p.presence_penalty ?? 0), dims: [B] };
-      feeds.sample_frequency_penalty = { type: 'float64', data: Float64Array.from(params, (p) => p.frequency_penalty ?? 0), dims: [B] };
+      feeds.sample_repetition_penalty = {
+        type: 'float64',
+        data: Float64Array.from(params, (p) => p.repetition_penalty ?? 1),
+        dims: [B],
+      };
+      feeds.sample_presence_penalty = {
+        type: 'float64',
+        data: Float64Array.from(params, (p) => p.presence_penalty ?? 0),
+        dims: [B],
+      };
+      feeds.sample_frequency_penalty = {
+        type: 'float64',
+        data: Float64Array.from(params, (p) => p.frequency_penalty ?? 0),
+        dims: [B],
+      };
       feeds.sample_seen = { type: 'bool', data: state.seen, dims: [B, V] };
       feeds.sample_counts = { type: 'float32', data: state.counts, dims: [B, V] };
       fetch.push('sample_seen_next', 'sample_counts_next');
@@ -103,7 +125,10 @@ export class SamplingGraph {
 
 /** The host's choice for this row at its first step with `seed`, and the u it drew. */
 export function host(row: Float32Array, p: Params, seed: number) {
-  const sampler = new SequenceSampler(samplingParams({ ...p, logit_bias: p.logit_bias ?? {}, seed, logprobs: true, top_logprobs: K }), []);
+  const sampler = new SequenceSampler(
+    samplingParams({ ...p, logit_bias: p.logit_bias ?? {}, seed, logprobs: true, top_logprobs: K }),
+    [],
+  );
   const u = new Rng(seed).nextFloat();
   try {
     return { u, result: sampler.next(row) };
@@ -142,7 +167,7 @@ export function nastyRow(V: number, rand: () => number): Float32Array {
 
 const TEMPERATURES = [0, 1, 0.7, 1.5, 1e-3, 50, 1e-300];
 export function randomParams(rand: () => number, V: number): Params {
-  const pick = <T,>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
   return {
     temperature: pick(TEMPERATURES),
     top_k: pick([0, 0, 1, 2, 5, 17, V - 1, V, -1]),
@@ -152,7 +177,12 @@ export function randomParams(rand: () => number, V: number): Params {
 }
 
 /** Compares device and host row by row; returns how many rows the device left to the host. */
-export function expectSameAsHost(device: Awaited<ReturnType<SamplingGraph['run']>>, rows: Float32Array[], params: Params[], seeds: number[]): number {
+export function expectSameAsHost(
+  device: Awaited<ReturnType<SamplingGraph['run']>>,
+  rows: Float32Array[],
+  params: Params[],
+  seeds: number[],
+): number {
   let deferred = 0;
   device.forEach((d, b) => {
     const { result } = host(rows[b], params[b], seeds[b]);

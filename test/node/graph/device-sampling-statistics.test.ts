@@ -27,7 +27,11 @@ describe('device sampling: distribution (chi-square)', () => {
     const rng = new Rng(seed);
     const counts = new Float64Array(logits.length);
     for (let done = 0; done < n; done += B) {
-      const device = await graph.run(Array.from({ length: B }, () => logits), Array.from({ length: B }, () => p), Array.from({ length: B }, () => rng.nextFloat()));
+      const device = await graph.run(
+        Array.from({ length: B }, () => logits),
+        Array.from({ length: B }, () => p),
+        Array.from({ length: B }, () => rng.nextFloat()),
+      );
       for (const d of device) {
         expect(d.token).toBeGreaterThanOrEqual(0);
         counts[d.token]++;
@@ -37,7 +41,10 @@ describe('device sampling: distribution (chi-square)', () => {
     for (let i = 0; i < probs.length; i++) if (probs[i] === 0) expect(counts[i], `token ${i} is outside the support`).toBe(0);
     const result = chiSquareTest(counts, probs, ALPHA);
     expect(result.df).toBeGreaterThan(0);
-    expect(result.statistic, `chi-square ${result.statistic.toFixed(2)} on ${result.df} df (p = ${result.pValue.toExponential(2)})`).toBeLessThan(result.critical);
+    expect(
+      result.statistic,
+      `chi-square ${result.statistic.toFixed(2)} on ${result.df} df (p = ${result.pValue.toExponential(2)})`,
+    ).toBeLessThan(result.critical);
   }
 
   it('fits softmax, top_k, top_p, min_p and their combinations on 10 tokens', async () => {

@@ -17,12 +17,22 @@ describe(`fusion graphs (seed ${seed})`, () => {
     const fused = await openGraph('fusion', { aligned: m, reference: m });
     const prompts = [randomTokens(16, single.vocab), randomTokens(7, single.vocab)];
     const lambdas = [-1, 0, 0.5, 1, 3];
-    const want = await prefill(single, prompts.map((tokens) => ({ tokens, lambdas: [1] })), true);
-    const got = await prefill(fused, prompts.map((tokens) => ({ tokens, lambdas })), true);
-    prompts.forEach((t, i) => lambdas.forEach((_, k) => {
-      const n = t.length * single.vocab;
-      expect(relErr(got.logits[i][k].subarray(0, n), want.logits[i][0].subarray(0, n))).toBeLessThan(1e-5);
-    }));
+    const want = await prefill(
+      single,
+      prompts.map((tokens) => ({ tokens, lambdas: [1] })),
+      true,
+    );
+    const got = await prefill(
+      fused,
+      prompts.map((tokens) => ({ tokens, lambdas })),
+      true,
+    );
+    prompts.forEach((t, i) =>
+      lambdas.forEach((_, k) => {
+        const n = t.length * single.vocab;
+        expect(relErr(got.logits[i][k].subarray(0, n), want.logits[i][0].subarray(0, n))).toBeLessThan(1e-5);
+      }),
+    );
   });
 
   it('fusing two different models gives the λ-blend of their reference logits, rows of different λ and length in one batch, through decode', async () => {
@@ -43,7 +53,10 @@ describe(`fusion graphs (seed ${seed})`, () => {
       const zr = refR.forward(tokens).logits.subarray((tokens.length - 1) * V);
       expect(relErr(got, blend(za, zr, lambda))).toBeLessThan(1e-4);
     };
-    const pre = await prefill(g, rows.map((x) => ({ tokens: x.tokens, lambdas: [x.lambda] })));
+    const pre = await prefill(
+      g,
+      rows.map((x) => ({ tokens: x.tokens, lambdas: [x.lambda] })),
+    );
     rows.forEach((x, i) => check(x.tokens, x.lambda, pre.logits[i][0]));
     const seqs = rows.map((x) => [...x.tokens]);
     let last = pre.logits.map((l) => l[0]);

@@ -23,11 +23,21 @@ describe.each(['qwen2', 'llama'] as const)('InRa graphs (%s)', (arch) => {
     const inra = await openGraph('inra', { model: expanded });
     const prompts = [randomTokens(18, plain.vocab), randomTokens(11, plain.vocab)];
     const lambdas = [-1, 0, 0.3, 1, 2.5];
-    const want = await prefill(plain, prompts.map((tokens) => ({ tokens, lambdas: [1] })), true);
-    const got = await prefill(inra, prompts.map((tokens) => ({ tokens, lambdas })), true);
+    const want = await prefill(
+      plain,
+      prompts.map((tokens) => ({ tokens, lambdas: [1] })),
+      true,
+    );
+    const got = await prefill(
+      inra,
+      prompts.map((tokens) => ({ tokens, lambdas })),
+      true,
+    );
     prompts.forEach((tokens, i) => {
       const expected = want.logits[i][0].subarray(0, tokens.length * plain.vocab);
-      lambdas.forEach((_, k) => expect(relErr(got.logits[i][k].subarray(0, tokens.length * plain.vocab), expected)).toBeLessThan(1e-5));
+      lambdas.forEach((_, k) =>
+        expect(relErr(got.logits[i][k].subarray(0, tokens.length * plain.vocab), expected)).toBeLessThan(1e-5),
+      );
     });
   });
 
@@ -50,7 +60,10 @@ describe.each(['qwen2', 'llama'] as const)('InRa graphs (%s)', (arch) => {
       const reference = ref.forward(tokens, 2).logits.subarray((tokens.length - 1) * V); // layers only
       expect(relErr(got, blend(aligned, reference, lambda))).toBeLessThan(1e-4);
     };
-    const pre = await prefill(g, rows.map((r) => ({ tokens: r.tokens, lambdas: [r.lambda] })));
+    const pre = await prefill(
+      g,
+      rows.map((r) => ({ tokens: r.tokens, lambdas: [r.lambda] })),
+    );
     rows.forEach((r, i) => expect1(r.tokens, r.lambda, pre.logits[i][0]));
     // λ = 0 rows own no adapter slot, λ = 1 rows no reference slot: 8 branch rows, 4 adapter rows
     expect(g.runner.caches[0].size).toBe(8);

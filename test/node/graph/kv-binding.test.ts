@@ -37,21 +37,30 @@ describe('KV caches bound in place', () => {
   it.each([
     ['host copies of the used tokens', false],
     ['whole-row device-to-device copies (the Identity copy graph run through an IoBinding)', true],
-  ])(`a row leaving the batch (the last row moved into its slot) leaves the others' logits unchanged: %s (seed ${seed})`, async (_, deviceCopies) => {
-    const dir = join(tempDir(), 'trained');
-    syntheticInra(tinyCheckpoint({ arch: 'qwen2', seed }), dir, seed + 1, 0.05, 1);
-    const opened = await openGraph('inra', { model: dir });
-    const runner = new GraphRunner(opened.runner.session, opened.runner.manifest, { deviceCopies });
-    const g = { runner, rows: new RowAllocator(runner), vocab: opened.vocab };
-    const prompts = [randomTokens(12, g.vocab), randomTokens(9, g.vocab), randomTokens(15, g.vocab)];
-    const all = await prefill(g, prompts.map((tokens) => ({ tokens, lambdas: [0.5] })));
-    g.rows.remove(all.handles[0]); // slot 0 freed: the last sequence's rows move into it
-    const rest = [all.handles[1], all.handles[2]];
-    const after = await decode(g, new Map(rest.map((h) => [h.id, { token: 3, lambdas: [0.5] }])), rest);
-    // the same two sequences alone in a fresh graph
-    const h = await openGraph('inra', { model: dir });
-    const alone = await prefill(h, [prompts[1], prompts[2]].map((tokens) => ({ tokens, lambdas: [0.5] })));
-    const expected = await decode(h, new Map(alone.handles.map((x) => [x.id, { token: 3, lambdas: [0.5] }])), alone.handles);
-    for (let i = 0; i < 2; i++) expect(relErr(after[i][0], expected[i][0])).toBeLessThan(1e-5);
-  });
+  ])(
+    `a row leaving the batch (the last row moved into its slot) leaves the others' logits unchanged: %s (seed ${seed})`,
+    async (_, deviceCopies) => {
+      const dir = join(tempDir(), 'trained');
+      syntheticInra(tinyCheckpoint({ arch: 'qwen2', seed }), dir, seed + 1, 0.05, 1);
+      const opened = await openGraph('inra', { model: dir });
+      const runner = new GraphRunner(opened.runner.session, opened.runner.manifest, { deviceCopies });
+      const g = { runner, rows: new RowAllocator(runner), vocab: opened.vocab };
+      const prompts = [randomTokens(12, g.vocab), randomTokens(9, g.vocab), randomTokens(15, g.vocab)];
+      const all = await prefill(
+        g,
+        prompts.map((tokens) => ({ tokens, lambdas: [0.5] })),
+      );
+      g.rows.remove(all.handles[0]); // slot 0 freed: the last sequence's rows move into it
+      const rest = [all.handles[1], all.handles[2]];
+      const after = await decode(g, new Map(rest.map((h) => [h.id, { token: 3, lambdas: [0.5] }])), rest);
+      // the same two sequences alone in a fresh graph
+      const h = await openGraph('inra', { model: dir });
+      const alone = await prefill(
+        h,
+        [prompts[1], prompts[2]].map((tokens) => ({ tokens, lambdas: [0.5] })),
+      );
+      const expected = await decode(h, new Map(alone.handles.map((x) => [x.id, { token: 3, lambdas: [0.5] }])), alone.handles);
+      for (let i = 0; i < 2; i++) expect(relErr(after[i][0], expected[i][0])).toBeLessThan(1e-5);
+    },
+  );
 });

@@ -73,15 +73,19 @@ async function expectMatchesReference(g: TestGraph, ref: RefLogits, lambdas: num
 }
 
 /** The reference of a single model or of an InRa/fusion pair: λ·aligned + (1 − λ)·reference. */
-const single = (ref: ReferenceModel): RefLogits => (t) => {
-  const z = ref.forward(t).logits;
-  return () => z;
-};
-const pair = (aligned: (t: number[]) => Float64Array, reference: (t: number[]) => Float64Array): RefLogits => (t) => {
-  const a = aligned(t);
-  const r = reference(t);
-  return (lambda) => blend(a, r, lambda);
-};
+const single =
+  (ref: ReferenceModel): RefLogits =>
+  (t) => {
+    const z = ref.forward(t).logits;
+    return () => z;
+  };
+const pair =
+  (aligned: (t: number[]) => Float64Array, reference: (t: number[]) => Float64Array): RefLogits =>
+  (t) => {
+    const a = aligned(t);
+    const r = reference(t);
+    return (lambda) => blend(a, r, lambda);
+  };
 
 /** The KV caches hold padded heads: the manifest says so, and the engine's buffers are sized from it. */
 function expectPaddedCaches(g: TestGraph, headDims: number[]): void {
@@ -97,23 +101,37 @@ describe(`head sizes GroupQueryAttention refuses are padded and match the refere
     { name: 'e6', arch: 'qwen2', tie: true },
   ] as const;
 
-  it.each(singles)('single, $arch, head size $name, tied=$tie: every position of a batch, then 8 cached decode steps', async ({ name, arch, tie }) => {
-    const dir = tinyCheckpoint({ arch, tie, seed, shape: SHAPES[name] });
-    const ref = new ReferenceModel(openCheckpoint(dir));
-    const g = await openGraph('single', { model: dir });
-    expectPaddedCaches(g, [SHAPES[name].headDim]);
-    await expectMatchesReference(g, single(ref), [1], 8);
-  });
+  it.each(singles)(
+    'single, $arch, head size $name, tied=$tie: every position of a batch, then 8 cached decode steps',
+    async ({ name, arch, tie }) => {
+      const dir = tinyCheckpoint({ arch, tie, seed, shape: SHAPES[name] });
+      const ref = new ReferenceModel(openCheckpoint(dir));
+      const g = await openGraph('single', { model: dir });
+      expectPaddedCaches(g, [SHAPES[name].headDim]);
+      await expectMatchesReference(g, single(ref), [1], 8);
+    },
+  );
 
-  it.each(['inra', 'naive-inra'] as const)('%s, qwen2, head size 12, two adapter layers: λ ∈ {−0.5, 0, 0.3, 1, 1.7}, prefill and 4 decode steps', async (mode: GraphMode) => {
-    const base = tinyCheckpoint({ arch: 'qwen2', seed, shape: { ...SHAPES.e12, numLayers: 3 } });
-    const trained = join(tempDir(), 'trained');
-    syntheticInra(base, trained, seed + 1, 0.05, 2);
-    const ref = new ReferenceModel(openCheckpoint(trained));
-    const g = await openGraph(mode, { model: trained });
-    expectPaddedCaches(g, [12, 12]);
-    await expectMatchesReference(g, pair((t) => ref.forward(t).logits, (t) => ref.forward(t, 2).logits), [-0.5, 0, 0.3, 1, 1.7], 4);
-  });
+  it.each(['inra', 'naive-inra'] as const)(
+    '%s, qwen2, head size 12, two adapter layers: λ ∈ {−0.5, 0, 0.3, 1, 1.7}, prefill and 4 decode steps',
+    async (mode: GraphMode) => {
+      const base = tinyCheckpoint({ arch: 'qwen2', seed, shape: { ...SHAPES.e12, numLayers: 3 } });
+      const trained = join(tempDir(), 'trained');
+      syntheticInra(base, trained, seed + 1, 0.05, 2);
+      const ref = new ReferenceModel(openCheckpoint(trained));
+      const g = await openGraph(mode, { model: trained });
+      expectPaddedCaches(g, [12, 12]);
+      await expectMatchesReference(
+        g,
+        pair(
+          (t) => ref.forward(t).logits,
+          (t) => ref.forward(t, 2).logits,
+        ),
+        [-0.5, 0, 0.3, 1, 1.7],
+        4,
+      );
+    },
+  );
 
   it('fusion of a head-size-20 llama and a head-size-16 llama (each KV group its own head size): λ ∈ {−0.5, 0.5, 1, 1.5}', async () => {
     const a = tinyCheckpoint({ arch: 'llama', seed: seed + 3, shape: SHAPES.e20 });
@@ -123,7 +141,15 @@ describe(`head sizes GroupQueryAttention refuses are padded and match the refere
     const g = await openGraph('fusion', { aligned: a, reference: r });
     expectPaddedCaches(g, [20, 16]);
     expect(g.runner.manifest.kvGroups[1].headDim).toBe(16); // a head size GQA takes is left as it is
-    await expectMatchesReference(g, pair((t) => refA.forward(t).logits, (t) => refR.forward(t).logits), [-0.5, 0.5, 1, 1.5], 4);
+    await expectMatchesReference(
+      g,
+      pair(
+        (t) => refA.forward(t).logits,
+        (t) => refR.forward(t).logits,
+      ),
+      [-0.5, 0.5, 1, 1.5],
+      4,
+    );
   });
 
   it('decode-loop graph (inra, head size 12): 8 greedy steps in one run give the reference argmax at every step', async () => {
@@ -135,13 +161,21 @@ describe(`head sizes GroupQueryAttention refuses are padded and match the refere
     const V = g.vocab;
     const lambdas = [0, 0.5, 1.5];
     const prompts = [randomTokens(9, V), randomTokens(4, V), randomTokens(13, V)];
-    const pre = await prefill(g, prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })));
+    const pre = await prefill(
+      g,
+      prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })),
+    );
     const next = new Map(pre.handles.map((h, i) => [h.id, { token: argmax(pre.logits[i][0]), lambdas: [lambdas[i]] }]));
     const plan = g.rows.decodePlan(next);
     const tokens = await g.runner.loop(plan, 8);
     plan.handles.forEach((h, b) => {
       const i = pre.handles.indexOf(h);
-      expectGreedy([...prompts[i], next.get(h.id)!.token], tokens.map((t) => t[b]), V, (ids) => blend(ref.forward(ids).logits, ref.forward(ids, 1).logits, lambdas[i]));
+      expectGreedy(
+        [...prompts[i], next.get(h.id)!.token],
+        tokens.map((t) => t[b]),
+        V,
+        (ids) => blend(ref.forward(ids).logits, ref.forward(ids, 1).logits, lambdas[i]),
+      );
     });
   });
 });
@@ -166,25 +200,28 @@ function expectGreedy(prompt: number[], generated: number[], V: number, logits: 
 }
 
 describe(`the engine serves a head-size-12 checkpoint (seed ${seed})`, () => {
-  it.each([0, 4])('InRa, 24 greedy tokens at λ ∈ {−0.5, 0, 0.5, 1, 1.5} in one batch equal the reference argmax (decode-loop steps %i)', async (decodeLoopSteps) => {
-    const base = join(tempDir(), 'model');
-    initModel(base, { arch: 'qwen2', preset: 'tiny', seed, dtype: 'F32', overrides: SHAPES.e12 });
-    const dir = join(tempDir(), 'inra');
-    syntheticInra(base, dir, seed + 1, 0.08);
-    const ref = new ReferenceModel(openCheckpoint(dir));
-    const engine = await startEngine({ mode: 'inra', model: dir }, { decodeLoopSteps });
-    try {
-      const V = engine.info.vocabSize;
-      const lambdas = [-0.5, 0, 0.5, 1, 1.5];
-      const prompts = lambdas.map((_, i) => randomTokens(5 + 3 * i, V));
-      const runs = await Promise.all(lambdas.map((l, i) => collect(engine.generate(job(prompts[i], l, 24)))));
-      runs.forEach((r, i) => {
-        expect(r.finish).toBe('length');
-        expect(r.tokens).toHaveLength(24);
-        expectGreedy(prompts[i], r.tokens, V, (ids) => blend(ref.forward(ids).logits, ref.forward(ids, 1).logits, lambdas[i]));
-      });
-    } finally {
-      await engine.shutdown();
-    }
-  });
+  it.each([0, 4])(
+    'InRa, 24 greedy tokens at λ ∈ {−0.5, 0, 0.5, 1, 1.5} in one batch equal the reference argmax (decode-loop steps %i)',
+    async (decodeLoopSteps) => {
+      const base = join(tempDir(), 'model');
+      initModel(base, { arch: 'qwen2', preset: 'tiny', seed, dtype: 'F32', overrides: SHAPES.e12 });
+      const dir = join(tempDir(), 'inra');
+      syntheticInra(base, dir, seed + 1, 0.08);
+      const ref = new ReferenceModel(openCheckpoint(dir));
+      const engine = await startEngine({ mode: 'inra', model: dir }, { decodeLoopSteps });
+      try {
+        const V = engine.info.vocabSize;
+        const lambdas = [-0.5, 0, 0.5, 1, 1.5];
+        const prompts = lambdas.map((_, i) => randomTokens(5 + 3 * i, V));
+        const runs = await Promise.all(lambdas.map((l, i) => collect(engine.generate(job(prompts[i], l, 24)))));
+        runs.forEach((r, i) => {
+          expect(r.finish).toBe('length');
+          expect(r.tokens).toHaveLength(24);
+          expectGreedy(prompts[i], r.tokens, V, (ids) => blend(ref.forward(ids).logits, ref.forward(ids, 1).logits, lambdas[i]));
+        });
+      } finally {
+        await engine.shutdown();
+      }
+    },
+  );
 });

@@ -36,7 +36,8 @@ function dequantizedModel(dir: string, q: QuantSpec): ReferenceModel {
     for (const t of [n.q, n.k, n.v, n.o, n.gate, n.up, n.down]) names.add(t);
   }
   const embedQuantized = !q.floatEmbedding && cfg.hiddenSize % q.blockSize === 0;
-  if (cfg.tieWordEmbeddings && embedQuantized === !!q.floatLmHead) throw new Error('a tied model whose embedding and lm_head differ in precision has no single-table reference');
+  if (cfg.tieWordEmbeddings && embedQuantized === !!q.floatLmHead)
+    throw new Error('a tied model whose embedding and lm_head differ in precision has no single-table reference');
   if (!q.floatLmHead) names.add(cfg.tieWordEmbeddings ? EMBED : LM_HEAD);
   if (embedQuantized) names.add(EMBED);
   const store = {
@@ -127,7 +128,12 @@ const cases = [
   // block 64: the MLP's K = 160 ends in a half block (padded); the embedding's blocks tile D = 64
   { arch: 'qwen2', tie: false, q: { ...int4, blockSize: 64 }, name: 'int4, block 64' },
   // float lm_head and embedding, quantized layers only
-  { arch: 'llama', tie: false, q: { ...int8, floatLmHead: true, floatEmbedding: true }, name: 'int8, float lm_head and embedding' },
+  {
+    arch: 'llama',
+    tie: false,
+    q: { ...int8, floatLmHead: true, floatEmbedding: true },
+    name: 'int8, float lm_head and embedding',
+  },
 ] as const;
 
 describe.each(cases)('$name single graph, $arch, tied=$tie', ({ arch, tie, q }) => {
@@ -138,12 +144,23 @@ describe.each(cases)('$name single graph, $arch, tied=$tie', ({ arch, tie, q }) 
     const ref = dequantizedModel(dir, q);
     const g = await openGraph('single', { model: dir }, 128, false, q);
     const prompts = [randomTokens(19, g.vocab), randomTokens(16, g.vocab), randomTokens(23, g.vocab)];
-    const { handles, logits } = await prefill(g, prompts.map((tokens) => ({ tokens, lambdas: [1] })), true);
+    const { handles, logits } = await prefill(
+      g,
+      prompts.map((tokens) => ({ tokens, lambdas: [1] })),
+      true,
+    );
     const V = g.vocab;
-    prompts.forEach((tokens, i) => expect(relErr(logits[i][0].subarray(0, tokens.length * V), ref.forward(tokens).logits)).toBeLessThan(TOL));
+    prompts.forEach((tokens, i) =>
+      expect(relErr(logits[i][0].subarray(0, tokens.length * V), ref.forward(tokens).logits)).toBeLessThan(TOL),
+    );
     const seqs = prompts.map((p) => [...p]);
     for (let step = 0; step < 8; step++) {
-      const next = new Map(handles.map((h, i) => [h.id, { token: argmax(ref.forward(seqs[i]).logits.subarray((seqs[i].length - 1) * V)), lambdas: [1] }]));
+      const next = new Map(
+        handles.map((h, i) => [
+          h.id,
+          { token: argmax(ref.forward(seqs[i]).logits.subarray((seqs[i].length - 1) * V)), lambdas: [1] },
+        ]),
+      );
       handles.forEach((h, i) => seqs[i].push(next.get(h.id)!.token));
       const out = await decode(g, next, handles);
       seqs.forEach((s, i) => expect(relErr(out[i][0], ref.forward(s).logits.subarray((s.length - 1) * V))).toBeLessThan(TOL));
@@ -156,7 +173,11 @@ describe('which weights a quantized graph holds', () => {
 
   it(`every projection, lm_head and the embedding by default; lm_head and embedding in float on request (seed ${seed})`, () => {
     const dir = tinyCheckpoint({ arch: 'qwen2', seed });
-    const build = (quant?: QuantSpec) => ensureGraph({ mode: 'single', floatType: 'float32', maxContext: 64, model: openCheckpoint(dir), quant }, tempDir('realign-graph-'));
+    const build = (quant?: QuantSpec) =>
+      ensureGraph(
+        { mode: 'single', floatType: 'float32', maxContext: 64, model: openCheckpoint(dir), quant },
+        tempDir('realign-graph-'),
+      );
     const layers = openCheckpoint(dir).config.numLayers;
     const float = build();
     const full = build(int4);
@@ -165,7 +186,13 @@ describe('which weights a quantized graph holds', () => {
     expect(opCounts(full.dir)).toEqual({ MatMulNBits: 4 * layers + 1, GatherBlockQuantized: 1 });
     expect(opCounts(partial.dir)).toEqual({ MatMulNBits: 4 * layers, GatherBlockQuantized: 0 });
     expect(opCounts(float.dir)).toEqual({ MatMulNBits: 0, GatherBlockQuantized: 0 });
-    const dataBytes = (d: string) => readFileSync(join(d, readdirSync(d).find((f) => f.endsWith('.data'))!)).length;
+    const dataBytes = (d: string) =>
+      readFileSync(
+        join(
+          d,
+          readdirSync(d).find((f) => f.endsWith('.data'))!,
+        ),
+      ).length;
     // int4: half a byte per weight plus a float32 scale per 32 (≈ 0.625 bytes) against 4 bytes
     expect(dataBytes(full.dir)).toBeLessThan(dataBytes(float.dir) / 5);
     expect(full.dir).not.toBe(float.dir);
@@ -197,11 +224,21 @@ describe.each([
     const inra = await openGraph('inra', { model: expanded }, 128, false, q);
     const prompts = [randomTokens(18, plain.vocab), randomTokens(11, plain.vocab)];
     const lambdas = [-1, 0, 0.3, 1, 2.5];
-    const want = await prefill(plain, prompts.map((tokens) => ({ tokens, lambdas: [1] })), true);
-    const got = await prefill(inra, prompts.map((tokens) => ({ tokens, lambdas })), true);
+    const want = await prefill(
+      plain,
+      prompts.map((tokens) => ({ tokens, lambdas: [1] })),
+      true,
+    );
+    const got = await prefill(
+      inra,
+      prompts.map((tokens) => ({ tokens, lambdas })),
+      true,
+    );
     prompts.forEach((tokens, i) => {
       const expected = want.logits[i][0].subarray(0, tokens.length * plain.vocab);
-      lambdas.forEach((_, k) => expect(relErr(got.logits[i][k].subarray(0, tokens.length * plain.vocab), expected)).toBeLessThan(1e-5));
+      lambdas.forEach((_, k) =>
+        expect(relErr(got.logits[i][k].subarray(0, tokens.length * plain.vocab), expected)).toBeLessThan(1e-5),
+      );
     });
   });
 
@@ -230,7 +267,10 @@ describe('accuracy_level 4 (int8 activations in the CPU kernel, the CPU default)
   // alike: the activation rounding dominates); the bound is twice the worst, a guard against a wrong kernel path
   // (wrong packing or scales give errors of order 1), not a precision claim.
   const BOUND = 6e-2;
-  for (const q of [{ ...int8, accuracyLevel: 4 as const }, { ...int4, accuracyLevel: 4 as const }]) {
+  for (const q of [
+    { ...int8, accuracyLevel: 4 as const },
+    { ...int4, accuracyLevel: 4 as const },
+  ]) {
     it(`int${q.bits}: logits within ${BOUND} of the float64 reference on the dequantized weights (seed ${seed})`, async () => {
       const dir = tinyCheckpoint({ arch: 'qwen2', seed });
       const ref = dequantizedModel(dir, q);
@@ -258,7 +298,10 @@ describe('int4 decode-loop graphs', () => {
     const prompts = [randomTokens(9, V), randomTokens(4, V), randomTokens(13, V)];
     const lambdas = [0, 0.5, 1];
     const run = async (g: typeof stepwise, inOneRun: boolean) => {
-      const pre = await prefill(g, prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })));
+      const pre = await prefill(
+        g,
+        prompts.map((tokens, i) => ({ tokens, lambdas: [lambdas[i]] })),
+      );
       let next = new Map(pre.handles.map((h, i) => [h.id, { token: argmax(pre.logits[i][0]), lambdas: [lambdas[i]] }]));
       const out: number[][] = pre.handles.map((h) => [next.get(h.id)!.token]);
       if (inOneRun) {
@@ -275,7 +318,11 @@ describe('int4 decode-loop graphs', () => {
           pre.handles.forEach((h, i) => out[i].push(next.get(h.id)!.token));
         }
       }
-      const after = await decode(g, new Map(pre.handles.map((h, i) => [h.id, { token: out[i].at(-1)!, lambdas: [lambdas[i]] }])), pre.handles);
+      const after = await decode(
+        g,
+        new Map(pre.handles.map((h, i) => [h.id, { token: out[i].at(-1)!, lambdas: [lambdas[i]] }])),
+        pre.handles,
+      );
       return { tokens: out, after: after.map((a) => a[0]) };
     };
     const a = await run(stepwise, false);
@@ -287,11 +334,18 @@ describe('int4 decode-loop graphs', () => {
 
 describe('the weights setting', () => {
   it('models.json weights/block_size/keep_float reach the graph spec; float formats and no setting keep the device float type; bad values are refused', () => {
-    const config = (extra: Record<string, unknown>) => parseServerConfig({ models: [{ id: 'm', mode: 'single', model: './m', ...extra }] }, '/tmp');
+    const config = (extra: Record<string, unknown>) =>
+      parseServerConfig({ models: [{ id: 'm', mode: 'single', model: './m', ...extra }] }, '/tmp');
     const source = modelSource(config({ weights: 'int4', block_size: 64, keep_float: ['lm_head'] }).models[0]);
     expect(source.weights).toEqual({ format: 'int4', blockSize: 64, keepFloat: ['lm_head'] });
-    expect(graphWeights(source.weights, 'cpu')).toEqual({ floatType: 'float32', quant: { bits: 4, blockSize: 64, accuracyLevel: 4, floatLmHead: true } });
-    expect(graphWeights(source.weights, 'cuda')).toEqual({ floatType: 'float16', quant: { bits: 4, blockSize: 64, accuracyLevel: 0, floatLmHead: true } });
+    expect(graphWeights(source.weights, 'cpu')).toEqual({
+      floatType: 'float32',
+      quant: { bits: 4, blockSize: 64, accuracyLevel: 4, floatLmHead: true },
+    });
+    expect(graphWeights(source.weights, 'cuda')).toEqual({
+      floatType: 'float16',
+      quant: { bits: 4, blockSize: 64, accuracyLevel: 0, floatLmHead: true },
+    });
     expect(graphWeights(modelSource(config({}).models[0]).weights, 'cpu')).toEqual({ floatType: 'float32' });
     expect(graphWeights(modelSource(config({}).models[0]).weights, 'cuda')).toEqual({ floatType: 'float16' });
     expect(graphWeights(modelSource(config({ weights: 'float16' }).models[0]).weights, 'cpu')).toEqual({ floatType: 'float16' });

@@ -40,7 +40,12 @@ describe.each(cases)('single graph, $arch, tied=$tie', ({ arch, tie }) => {
 
     const seqs = prompts.map((p) => [...p]);
     for (let step = 0; step < 8; step++) {
-      const next = new Map(handles.map((h, i) => [h.id, { token: argmax(ref.forward(seqs[i]).logits.subarray((seqs[i].length - 1) * V)), lambdas: [1] }]));
+      const next = new Map(
+        handles.map((h, i) => [
+          h.id,
+          { token: argmax(ref.forward(seqs[i]).logits.subarray((seqs[i].length - 1) * V)), lambdas: [1] },
+        ]),
+      );
       handles.forEach((h, i) => seqs[i].push(next.get(h.id)!.token));
       const out = await decode(g, next, handles);
       seqs.forEach((s, i) => {

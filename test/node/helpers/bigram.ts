@@ -25,7 +25,8 @@ export function bigramModel(text: string): { dir: string; cycle: number[]; token
   const tokenizer = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
   const cycle = tokenizer.encode(text, { addSpecialTokens: false });
   const D = p.hiddenSize;
-  if (new Set(cycle).size !== cycle.length || cycle.length >= D) throw new Error(`"${text}" must tokenize to < ${D} distinct tokens`);
+  if (new Set(cycle).size !== cycle.length || cycle.length >= D)
+    throw new Error(`"${text}" must tokenize to < ${D} distinct tokens`);
   const inCycle = new Set(cycle);
   const config = hfConfig('llama', p, 'F32', { bos: null, eos: [...tokenizer.eosTokenIds] });
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config));

@@ -7,4 +7,5 @@ const run = promisify(execFile);
 const BIN = join(import.meta.dirname, '../../../bin/realign.js');
 
 /** `realign <args>` in `cwd`; resolves with its stdout and stderr, rejects on a non-zero exit. */
-export const realign = (args: string[], cwd: string) => run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, REALIGN_GRAPH_CACHE: join(cwd, 'graphs') } });
+export const realign = (args: string[], cwd: string) =>
+  run(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, REALIGN_GRAPH_CACHE: join(cwd, 'graphs') } });

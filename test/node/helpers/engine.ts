@@ -26,11 +26,23 @@ export function tinyInra(seed: number, arch: 'qwen2' | 'llama' = 'qwen2'): strin
 
 /** Starts an engine on the CPU with a private graph cache. */
 export function startEngine(source: ModelSource, limits: Partial<EngineLimits> = {}): Promise<Engine> {
-  return Engine.start({ source, device: 'cpu', threads: 1, graphCache: join(tempDir(), 'graphs'), limits: { ...DEFAULT_LIMITS, ...limits } });
+  return Engine.start({
+    source,
+    device: 'cpu',
+    threads: 1,
+    graphCache: join(tempDir(), 'graphs'),
+    limits: { ...DEFAULT_LIMITS, ...limits },
+  });
 }
 
 /** A generation job with defaults: greedy, no stops, EOS ignored. */
-export function job(promptIds: number[], lambda: number, maxTokens: number, params: Partial<SamplingParams> = {}, extra: Partial<GenerateJob> = {}): Omit<GenerateJob, 'id'> {
+export function job(
+  promptIds: number[],
+  lambda: number,
+  maxTokens: number,
+  params: Partial<SamplingParams> = {},
+  extra: Partial<GenerateJob> = {},
+): Omit<GenerateJob, 'id'> {
   return {
     promptIds,
     lambda,

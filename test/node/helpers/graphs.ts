@@ -12,7 +12,11 @@ import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts'
 import { tempDir, tinyCheckpoint } from './models.ts';
 
 /** The checkpoints of the one-branch-row tests on top of `base`: a synthetic InRa model, or an aligned/reference pair. */
-export function oneBranchCheckpoints(mode: 'inra' | 'fusion', base: string, seed: number): { model?: string; aligned?: string; reference?: string } {
+export function oneBranchCheckpoints(
+  mode: 'inra' | 'fusion',
+  base: string,
+  seed: number,
+): { model?: string; aligned?: string; reference?: string } {
   if (mode === 'inra') {
     const trained = join(tempDir(), 't');
     syntheticInra(base, trained, seed, 0.05);
@@ -29,9 +33,24 @@ export interface TestGraph {
 }
 
 /** Builds and opens a float32 CPU graph (with `quant`: int8/int4 weights in it). */
-export async function openGraph(mode: GraphMode, ckpts: { model?: string; aligned?: string; reference?: string; inra?: number }, maxContext = 128, withLoop = false, quant?: QuantSpec): Promise<TestGraph> {
-  const open = (d?: string): Checkpoint | undefined => (d ? openCheckpoint(d, ckpts.inra ? { inraAdapterLayers: ckpts.inra } : {}) : undefined);
-  const spec: GraphSpec = { mode, floatType: 'float32', maxContext, model: open(ckpts.model), aligned: open(ckpts.aligned), reference: open(ckpts.reference), quant };
+export async function openGraph(
+  mode: GraphMode,
+  ckpts: { model?: string; aligned?: string; reference?: string; inra?: number },
+  maxContext = 128,
+  withLoop = false,
+  quant?: QuantSpec,
+): Promise<TestGraph> {
+  const open = (d?: string): Checkpoint | undefined =>
+    d ? openCheckpoint(d, ckpts.inra ? { inraAdapterLayers: ckpts.inra } : {}) : undefined;
+  const spec: GraphSpec = {
+    mode,
+    floatType: 'float32',
+    maxContext,
+    model: open(ckpts.model),
+    aligned: open(ckpts.aligned),
+    reference: open(ckpts.reference),
+    quant,
+  };
   const cache = tempDir('realign-graph-');
   const files = ensureGraph(spec, cache);
   const session = await ModelSession.open(files.modelPath, { device: 'cpu', threads: 1 });
@@ -55,7 +74,11 @@ export interface SeqSpec {
 export type SeqLogits = Float32Array[][];
 
 /** Prefills sequences in one batch; `all` projects every position (P = longest prompt). */
-export async function prefill(t: TestGraph, seqs: SeqSpec[], all = false): Promise<{ handles: RowHandle[]; logits: SeqLogits; P: number }> {
+export async function prefill(
+  t: TestGraph,
+  seqs: SeqSpec[],
+  all = false,
+): Promise<{ handles: RowHandle[]; logits: SeqLogits; P: number }> {
   const handles = seqs.map((s) => t.rows.add(branchesFor(t.runner.manifest.mode, s.lambdas, s.bothBranches)));
   const plan = t.rows.prefillPlan(
     seqs.map((s, i) => ({ handle: handles[i], tokens: s.tokens, lambdas: s.lambdas })),
@@ -63,16 +86,32 @@ export async function prefill(t: TestGraph, seqs: SeqSpec[], all = false): Promi
   );
   const res = await t.runner.step(plan);
   t.rows.commit(plan);
-  return { handles, logits: split(res.logits, seqs.map((s) => s.lambdas.length), res.positions * res.vocabSize), P: res.positions };
+  return {
+    handles,
+    logits: split(
+      res.logits,
+      seqs.map((s) => s.lambdas.length),
+      res.positions * res.vocabSize,
+    ),
+    P: res.positions,
+  };
 }
 
 /** One decode step for every live sequence. */
-export async function decode(t: TestGraph, next: Map<number, { token: number; lambdas: number[] }>, order: RowHandle[]): Promise<SeqLogits> {
+export async function decode(
+  t: TestGraph,
+  next: Map<number, { token: number; lambdas: number[] }>,
+  order: RowHandle[],
+): Promise<SeqLogits> {
   const plan = t.rows.decodePlan(next);
   const res = await t.runner.step(plan);
   t.rows.commit(plan);
   // outputs come in the allocator's sequence order; regroup by the caller's order
-  const perSeq = split(res.logits, plan.handles.map((h) => next.get(h.id)!.lambdas.length), res.vocabSize);
+  const perSeq = split(
+    res.logits,
+    plan.handles.map((h) => next.get(h.id)!.lambdas.length),
+    res.vocabSize,
+  );
   const byId = new Map(plan.handles.map((h, i) => [h.id, perSeq[i]]));
   return order.map((h) => byId.get(h.id)!);
 }

@@ -8,7 +8,12 @@ import { TEST_SECRET, TEST_TOKEN } from './backend.ts';
 export type Credentials = 'bearer' | 'hmac' | 'none';
 
 /** Sends a request to `base + path`; a string or object body is sent as JSON text. */
-export async function send(base: string, path: string, body?: unknown, opts: { method?: string; auth?: Credentials; headers?: Record<string, string>; signal?: AbortSignal } = {}): Promise<Response> {
+export async function send(
+  base: string,
+  path: string,
+  body?: unknown,
+  opts: { method?: string; auth?: Credentials; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
   const method = opts.method ?? (body === undefined ? 'GET' : 'POST');
   const text = body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body);
   const headers: Record<string, string> = { 'content-type': 'application/json', ...opts.headers };
@@ -19,7 +24,9 @@ export async function send(base: string, path: string, body?: unknown, opts: { m
 }
 
 /** The error body of a response, checked to be exactly OpenAI's shape. */
-export async function errorOf(res: Response): Promise<{ message: string; type: string; param: string | null; code: string | null }> {
+export async function errorOf(
+  res: Response,
+): Promise<{ message: string; type: string; param: string | null; code: string | null }> {
   expect(res.headers.get('content-type')).toMatch(/^application\/json/);
   const body = (await res.json()) as { error: { message: string; type: string; param: string | null; code: string | null } };
   expect(Object.keys(body)).toEqual(['error']);

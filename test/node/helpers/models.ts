@@ -27,7 +27,13 @@ export function cleanupTempDirs(): void {
 }
 
 /** Writes a tiny random checkpoint (no tokenizer) and returns its folder. */
-export function tinyCheckpoint(opts: { arch: Architecture; seed: number; tie?: boolean; shape?: Partial<ModelPreset>; raw?: Record<string, unknown> }): string {
+export function tinyCheckpoint(opts: {
+  arch: Architecture;
+  seed: number;
+  tie?: boolean;
+  shape?: Partial<ModelPreset>;
+  raw?: Record<string, unknown>;
+}): string {
   const dir = tempDir();
   const p: ModelPreset = { ...PRESETS.tiny, tieWordEmbeddings: opts.tie ?? false, ...opts.shape };
   const config = { ...hfConfig(opts.arch, p, 'F32', { bos: 1, eos: [2] }), ...opts.raw };

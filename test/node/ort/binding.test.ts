@@ -8,7 +8,17 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { ensureGraph } from '../../../gpu-backend/src/graph/build.ts';
 import { capi } from '../../../gpu-backend/src/ort/capi.ts';
-import { IoBinding, MemoryInfo, OrtEnvironment, OrtError, Session, Value, copyTensors, liveObjects, transfers } from '../../../gpu-backend/src/ort/binding.ts';
+import {
+  IoBinding,
+  MemoryInfo,
+  OrtEnvironment,
+  OrtError,
+  Session,
+  Value,
+  copyTensors,
+  liveObjects,
+  transfers,
+} from '../../../gpu-backend/src/ort/binding.ts';
 import { ModelSession, probeCuda } from '../../../gpu-backend/src/ort/session.ts';
 import { decode, openGraph, prefill } from '../helpers/graphs.ts';
 import { cleanupTempDirs, tempDir, tinyCheckpoint } from '../helpers/models.ts';
@@ -22,13 +32,20 @@ const gc = runInNewContext('gc') as () => void;
 /** A tiny single-model step graph (float32, CPU). */
 function tinyGraph(): string {
   const dir = tinyCheckpoint({ arch: 'qwen2', seed: 7 });
-  return ensureGraph({ mode: 'single', floatType: 'float32', maxContext: 64, model: openCheckpoint(dir) }, tempDir('realign-ort-')).modelPath;
+  return ensureGraph(
+    { mode: 'single', floatType: 'float32', maxContext: 64, model: openCheckpoint(dir) },
+    tempDir('realign-ort-'),
+  ).modelPath;
 }
 
 /** Feeds of a one-row prefill of `n` tokens with an empty cache of capacity 64. */
 function feeds(session: Session, n: number): Record<string, Value> {
   const f: Record<string, Value> = {
-    input_ids: Value.fromHost('int64', BigInt64Array.from({ length: n }, (_, i) => BigInt((i * 7) % 50)), [1, n]),
+    input_ids: Value.fromHost(
+      'int64',
+      BigInt64Array.from({ length: n }, (_, i) => BigInt((i * 7) % 50)),
+      [1, n],
+    ),
     seqlens_k: Value.fromHost('int32', Int32Array.of(n - 1), [1]),
     total_sequence_length: Value.fromHost('int32', Int32Array.of(n), []),
     positions: Value.fromHost('int64', BigInt64Array.of(BigInt(n - 1)), [1, 1]),
@@ -50,7 +67,9 @@ describe('ONNX Runtime C API binding', () => {
     expect(OrtEnvironment.availableProviders()).toContain('CPUExecutionProvider');
     // CreateStatus (slot 0) → GetErrorCode (1), GetErrorMessage (2) → ReleaseStatus (93), all through call()
     const status = capi().fn.CreateStatus(2, 'made by the test');
-    expect(() => capi().check(status, 'TestCall')).toThrowError(/onnxruntime TestCall: made by the test \(ORT_INVALID_ARGUMENT\)/);
+    expect(() => capi().check(status, 'TestCall')).toThrowError(
+      /onnxruntime TestCall: made by the test \(ORT_INVALID_ARGUMENT\)/,
+    );
     const m = MemoryInfo.cpu();
     expect(m.name).toBe('Cpu');
   });
@@ -72,7 +91,14 @@ describe('ONNX Runtime C API binding', () => {
     const f = feeds(s, 4);
     f.seqlens_k = Value.fromHost('int32', Int32Array.of(3, 3), [2, 1]);
     const names = Object.keys(f);
-    expect(() => s.run(names, names.map((n) => f[n]), ['logits'], [null])).toThrowError(/onnxruntime Run: .+/);
+    expect(() =>
+      s.run(
+        names,
+        names.map((n) => f[n]),
+        ['logits'],
+        [null],
+      ),
+    ).toThrowError(/onnxruntime Run: .+/);
     s.dispose();
   });
 
@@ -90,7 +116,12 @@ describe('ONNX Runtime C API binding', () => {
     const names = Object.keys(plainFeeds);
     const presents = s.outputNames.filter((n) => n !== 'logits');
     const inPlace = presents.map((n) => plainFeeds[n.replace('present', 'past')]);
-    const [plainLogits] = s.run(names, names.map((n) => plainFeeds[n]), ['logits', ...presents], [null, ...inPlace]);
+    const [plainLogits] = s.run(
+      names,
+      names.map((n) => plainFeeds[n]),
+      ['logits', ...presents],
+      [null, ...inPlace],
+    );
     const expected = plainLogits.read() as Float32Array;
     const expectedKv = (plainFeeds['past_key.0'].hostData() as Float32Array).slice();
 
@@ -135,7 +166,9 @@ describe('ONNX Runtime C API binding', () => {
   it('2,000 runs keep RSS bounded and release every object (each run creates and frees its values)', async () => {
     const m = await ModelSession.open(tinyGraph(), { device: 'cpu', threads: 1 });
     const kvDims = [1, 2, 64, 16];
-    const kv = Object.fromEntries(m.inputNames.filter((n) => n.startsWith('past_')).map((n) => [n, new Float32Array(kvDims.reduce((a, b) => a * b))]));
+    const kv = Object.fromEntries(
+      m.inputNames.filter((n) => n.startsWith('past_')).map((n) => [n, new Float32Array(kvDims.reduce((a, b) => a * b))]),
+    );
     const step = async () => {
       const f = {
         input_ids: { type: 'int64' as const, data: BigInt64Array.of(1n, 2n, 3n), dims: [1, 3] },
@@ -147,7 +180,9 @@ describe('ONNX Runtime C API binding', () => {
         reference_row: { type: 'int64' as const, data: BigInt64Array.of(0n), dims: [1] },
         ...Object.fromEntries(Object.entries(kv).map(([n, d]) => [n, { type: 'float32' as const, data: d, dims: kvDims }])),
       };
-      const inPlace = Object.fromEntries(Object.entries(kv).map(([n, d]) => [n.replace('past', 'present'), { type: 'float32' as const, data: d, dims: kvDims }]));
+      const inPlace = Object.fromEntries(
+        Object.entries(kv).map(([n, d]) => [n.replace('past', 'present'), { type: 'float32' as const, data: d, dims: kvDims }]),
+      );
       return m.run(f, ['logits'], inPlace);
     };
     const live = () => Object.values(liveObjects).reduce((a, b) => a + b, 0);
@@ -174,8 +209,12 @@ describe('ONNX Runtime C API binding', () => {
     let step = 0;
     const cycle = async (steps: number) => {
       // 4 sequences of 8-token prompts, decoded up to 48 tokens, then freed (rows moved and removed)
-      const { handles } = await prefill(g, [0, 1, 2, 3].map((i) => ({ tokens: Array.from({ length: 8 }, (_, k) => (i * 5 + k) % 50), lambdas: [1] })));
-      for (let i = 0; i < steps; i++, step++) await decode(g, new Map(handles.map((h, k) => [h.id, { token: (k + i) % 50, lambdas: [1] }])), handles);
+      const { handles } = await prefill(
+        g,
+        [0, 1, 2, 3].map((i) => ({ tokens: Array.from({ length: 8 }, (_, k) => (i * 5 + k) % 50), lambdas: [1] })),
+      );
+      for (let i = 0; i < steps; i++, step++)
+        await decode(g, new Map(handles.map((h, k) => [h.id, { token: (k + i) % 50, lambdas: [1] }])), handles);
       for (const h of [handles[1], handles[0], handles[3], handles[2]]) g.rows.remove(h);
     };
     while (step < 1000) await cycle(40); // warm up

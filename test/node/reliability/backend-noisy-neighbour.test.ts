@@ -18,7 +18,9 @@ let backend: RunningBackend;
 let model: ServedModel;
 
 beforeAll(async () => {
-  backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigramModel(TEXT).dir, max_context: 64 }], { limits: { max_body_bytes: 2 << 20 } });
+  backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigramModel(TEXT).dir, max_context: 64 }], {
+    limits: { max_body_bytes: 2 << 20 },
+  });
   model = backend.registry.models()[0];
 }, 120_000);
 afterAll(async () => {
@@ -29,7 +31,13 @@ afterAll(async () => {
 /** The victim: a 20-token stream read to its end; its latency in ms. */
 async function victim(): Promise<number> {
   const started = performance.now();
-  const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'hi', max_tokens: 20, temperature: 0, stream: true });
+  const res = await send(backend.url, '/v1/completions', {
+    model: 'bigram',
+    prompt: 'hi',
+    max_tokens: 20,
+    temperature: 0,
+    stream: true,
+  });
   expect(res.status).toBe(200);
   let done = false;
   for await (const data of sseData(res)) if (data === '[DONE]') done = true;
@@ -60,33 +68,41 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const MB = 'lorem ipsum dolor sit amet, '.repeat(Math.ceil((1 << 20) / 28)).slice(0, 1 << 20);
 
 describe('a noisy neighbour', () => {
-  it('16 requests with 1 MB prompts: refused before tokenizing, and another stream keeps its pace', { timeout: 120_000 }, async () => {
-    await victim(); // warm up
-    const alone = median([await victim(), await victim(), await victim()]);
-    // the bodies are written before the clock starts: this process is the client too
-    const completion = JSON.stringify({ model: 'bigram', prompt: MB, max_tokens: 4 });
-    const chat = JSON.stringify({ model: 'bigram', messages: [{ role: 'user', content: MB }], max_tokens: 4 });
-    const before = { ...encoderStats() };
-    const { result, holdMs } = await longestHold(async () => {
-      const noisy = Array.from({ length: 16 }, (_, i) => (i % 2 === 0 ? send(backend.url, '/v1/completions', completion) : send(backend.url, '/v1/chat/completions', chat)));
-      const latency = await victim();
-      return { latency, noisy: await Promise.all(noisy) };
-    });
-    console.log(`[noisy neighbour] victim alone ${alone.toFixed(0)} ms, beside 16 × 1 MB prompts ${result.latency.toFixed(0)} ms; longest event-loop hold ${holdMs.toFixed(0)} ms`);
-    // tokenizing 1 MB on the event loop takes the better part of a second each: 16 of them held the loop 8.9 s and the
-    // stream took 22.6 s on this machine (loaded); the bounds leave room for a loaded machine, not for that.
-    // what is left is reading and parsing the bodies, bounded by max_body_bytes
-    expect(holdMs).toBeLessThan(2_000);
-    expect(result.latency).toBeLessThan(alone * 4 + 6_000);
-    for (const res of result.noisy) {
-      expect(res.status).toBe(400);
-      const err = await errorOf(res);
-      expect(err.code).toBe('context_length_exceeded');
-      expect(err.message).toMatch(/is 10\d{5} bytes/);
-    }
-    // the tokenizer thread saw the victim's prompt and the chat renderings it refused, never 1 MB to tokenize
-    expect(encoderStats().bytesTokenized - before.bytesTokenized).toBeLessThan(100);
-  });
+  it(
+    '16 requests with 1 MB prompts: refused before tokenizing, and another stream keeps its pace',
+    { timeout: 120_000 },
+    async () => {
+      await victim(); // warm up
+      const alone = median([await victim(), await victim(), await victim()]);
+      // the bodies are written before the clock starts: this process is the client too
+      const completion = JSON.stringify({ model: 'bigram', prompt: MB, max_tokens: 4 });
+      const chat = JSON.stringify({ model: 'bigram', messages: [{ role: 'user', content: MB }], max_tokens: 4 });
+      const before = { ...encoderStats() };
+      const { result, holdMs } = await longestHold(async () => {
+        const noisy = Array.from({ length: 16 }, (_, i) =>
+          i % 2 === 0 ? send(backend.url, '/v1/completions', completion) : send(backend.url, '/v1/chat/completions', chat),
+        );
+        const latency = await victim();
+        return { latency, noisy: await Promise.all(noisy) };
+      });
+      console.log(
+        `[noisy neighbour] victim alone ${alone.toFixed(0)} ms, beside 16 × 1 MB prompts ${result.latency.toFixed(0)} ms; longest event-loop hold ${holdMs.toFixed(0)} ms`,
+      );
+      // tokenizing 1 MB on the event loop takes the better part of a second each: 16 of them held the loop 8.9 s and the
+      // stream took 22.6 s on this machine (loaded); the bounds leave room for a loaded machine, not for that.
+      // what is left is reading and parsing the bodies, bounded by max_body_bytes
+      expect(holdMs).toBeLessThan(2_000);
+      expect(result.latency).toBeLessThan(alone * 4 + 6_000);
+      for (const res of result.noisy) {
+        expect(res.status).toBe(400);
+        const err = await errorOf(res);
+        expect(err.code).toBe('context_length_exceeded');
+        expect(err.message).toMatch(/is 10\d{5} bytes/);
+      }
+      // the tokenizer thread saw the victim's prompt and the chat renderings it refused, never 1 MB to tokenize
+      expect(encoderStats().bytesTokenized - before.bytesTokenized).toBeLessThan(100);
+    },
+  );
 
   it('a prompt the byte bound cannot rule out is tokenized on the tokenizer thread and refused by its token count', async () => {
     const perToken = model.tokenizer.maxBytesPerToken!;

@@ -25,7 +25,9 @@ beforeAll(async () => {
   const logger = pino({ level: 'debug' }, { write: (line: string) => void logLines.push(line) });
   backend = await startTestBackend(
     [{ id: 'inra', mode: 'inra', model: tinyInra(seed), default_lambda: 0.5, lambda_range: [-1, 2], max_context: 64 }],
-    { limits: { max_body_bytes: BODY_LIMIT, max_tokens: 8, default_max_tokens: 2, max_n: 2, max_stop: 4, max_prompt_tokens: 48 } },
+    {
+      limits: { max_body_bytes: BODY_LIMIT, max_tokens: 8, default_max_tokens: 2, max_n: 2, max_stop: 4, max_prompt_tokens: 48 },
+    },
     logger,
   );
 }, 120_000);
@@ -37,13 +39,26 @@ afterAll(async () => {
 const body = (prompt = 'hello') => JSON.stringify({ model: 'inra', prompt, max_tokens: 2 });
 
 /** Sends a request with the given signature headers (signed or tampered by the caller). */
-function sendSigned(headers: SignatureHeaders | Record<string, string>, opts: { method?: string; path?: string; body?: string } = {}): Promise<Response> {
+function sendSigned(
+  headers: SignatureHeaders | Record<string, string>,
+  opts: { method?: string; path?: string; body?: string } = {},
+): Promise<Response> {
   const method = opts.method ?? 'POST';
-  return fetch(backend.url + (opts.path ?? '/v1/completions'), { method, headers: { 'content-type': 'application/json', ...headers }, body: method === 'GET' ? undefined : (opts.body ?? body()) });
+  return fetch(backend.url + (opts.path ?? '/v1/completions'), {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: method === 'GET' ? undefined : (opts.body ?? body()),
+  });
 }
 
-async function sign(opts: { secret?: string; method?: string; path?: string; body?: string; now?: number; nonce?: string } = {}): Promise<SignatureHeaders> {
-  return signRequest(opts.secret ?? TEST_SECRET, { method: opts.method ?? 'POST', path: opts.path ?? '/v1/completions', body: opts.body ?? body() }, { now: opts.now, nonce: opts.nonce });
+async function sign(
+  opts: { secret?: string; method?: string; path?: string; body?: string; now?: number; nonce?: string } = {},
+): Promise<SignatureHeaders> {
+  return signRequest(
+    opts.secret ?? TEST_SECRET,
+    { method: opts.method ?? 'POST', path: opts.path ?? '/v1/completions', body: opts.body ?? body() },
+    { now: opts.now, nonce: opts.nonce },
+  );
 }
 
 describe(`backend security (seed ${seed})`, () => {
@@ -69,7 +84,10 @@ describe(`backend security (seed ${seed})`, () => {
       ['body', sign().then((h) => sendSigned(h, { body: body('changed') }))],
       ['path', sign({ path: '/v1/completions' }).then((h) => sendSigned(h, { path: '/v1/chat/completions' }))],
       ['query', sign({ path: '/v1/completions?x=1' }).then((h) => sendSigned(h, { path: '/v1/completions?x=2' }))],
-      ['method', sign({ method: 'POST', path: '/v1/models', body: '' }).then((h) => sendSigned(h, { method: 'GET', path: '/v1/models' }))],
+      [
+        'method',
+        sign({ method: 'POST', path: '/v1/models', body: '' }).then((h) => sendSigned(h, { method: 'GET', path: '/v1/models' })),
+      ],
       ['secret', sign({ secret: `${TEST_SECRET}x` }).then((h) => sendSigned(h))],
     ];
     for (const [what, pending] of cases) {
@@ -107,7 +125,16 @@ describe(`backend security (seed ${seed})`, () => {
     const tokens = ['first-token-aaaa', 'second-token-bbbb'].map(digest);
     expect(bearerMatches('first-token-aaaa', tokens)).toBe(true);
     expect(bearerMatches('second-token-bbbb', tokens)).toBe(true);
-    for (const wrong of ['', 'f', 'first-token-aaab', 'Xirst-token-aaaa', 'first-token-aaaa ', 'first-token-aaaaa', 'second-token-bbbb'.toUpperCase(), 'ж'.repeat(1000)]) {
+    for (const wrong of [
+      '',
+      'f',
+      'first-token-aaab',
+      'Xirst-token-aaaa',
+      'first-token-aaaa ',
+      'first-token-aaaaa',
+      'second-token-bbbb'.toUpperCase(),
+      'ж'.repeat(1000),
+    ]) {
       expect(bearerMatches(wrong, tokens), JSON.stringify(wrong)).toBe(false);
     }
     expect(bearerMatches('first-token-aaaa', [])).toBe(false);
@@ -121,19 +148,49 @@ describe(`backend security (seed ${seed})`, () => {
     await keep(await sendSigned(h, { body: body(MARKER) }));
     await keep(await sendSigned(h, { body: body(MARKER) })); // replay
     await keep(await sendSigned(await sign({ secret: 'nope', body: body(MARKER) }), { body: body(MARKER) }));
-    await keep(await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` }, body: body(MARKER) }));
-    await keep(await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${wrongToken}` }, body: body(MARKER) }));
-    await keep(await fetch(`${backend.url}/v1/chat/completions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` }, body: JSON.stringify({ model: 'inra', messages: [{ role: 'user', content: MARKER }], max_tokens: 2, stream: true }) }));
-    await keep(await fetch(`${backend.url}/v1/logits`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` }, body: JSON.stringify({ model: 'inra', prompt: MARKER }) }));
+    await keep(
+      await fetch(`${backend.url}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKEN}` },
+        body: body(MARKER),
+      }),
+    );
+    await keep(
+      await fetch(`${backend.url}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${wrongToken}` },
+        body: body(MARKER),
+      }),
+    );
+    await keep(
+      await fetch(`${backend.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKEN}` },
+        body: JSON.stringify({ model: 'inra', messages: [{ role: 'user', content: MARKER }], max_tokens: 2, stream: true }),
+      }),
+    );
+    await keep(
+      await fetch(`${backend.url}/v1/logits`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKEN}` },
+        body: JSON.stringify({ model: 'inra', prompt: MARKER }),
+      }),
+    );
     const logs = logLines.join('\n');
     expect(logs).toMatch(/"msg":"request"/);
-    for (const secret of [TEST_TOKEN, TEST_SECRET, wrongToken, h['x-realign-signature'].slice(3), MARKER]) expect(logs).not.toContain(secret);
-    for (const secret of [TEST_TOKEN, TEST_SECRET, wrongToken, h['x-realign-signature'].slice(3)]) for (const a of answers) expect(a).not.toContain(secret);
+    for (const secret of [TEST_TOKEN, TEST_SECRET, wrongToken, h['x-realign-signature'].slice(3), MARKER])
+      expect(logs).not.toContain(secret);
+    for (const secret of [TEST_TOKEN, TEST_SECRET, wrongToken, h['x-realign-signature'].slice(3)])
+      for (const a of answers) expect(a).not.toContain(secret);
   });
 
   it('body limit: over it with or without Content-Length is a 413 before any generation; at it is read', async () => {
     const over = JSON.stringify({ model: 'inra', prompt: 'x'.repeat(BODY_LIMIT) });
-    const declared = await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body: over });
+    const declared = await fetch(`${backend.url}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+      body: over,
+    });
     expect(declared.status).toBe(413);
     expect(declared.headers.get('connection')).toBe('close');
     expect(await errorOf(declared)).toMatchObject({ code: 'payload_too_large' });
@@ -146,9 +203,16 @@ describe(`backend security (seed ${seed})`, () => {
     } as RequestInit);
     expect(chunked.status).toBe(413);
     // exactly at the limit the body is read (and then judged on its content: the prompt is too long for the model)
-    const atLimit = JSON.stringify({ model: 'inra', prompt: 'x' }).replace('"x"', `"${'x'.repeat(BODY_LIMIT - JSON.stringify({ model: 'inra', prompt: '' }).length)}"`);
+    const atLimit = JSON.stringify({ model: 'inra', prompt: 'x' }).replace(
+      '"x"',
+      `"${'x'.repeat(BODY_LIMIT - JSON.stringify({ model: 'inra', prompt: '' }).length)}"`,
+    );
     expect(new TextEncoder().encode(atLimit).length).toBe(BODY_LIMIT);
-    const at = await fetch(`${backend.url}/v1/completions`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' }, body: atLimit });
+    const at = await fetch(`${backend.url}/v1/completions`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${TEST_TOKEN}`, 'content-type': 'application/json' },
+      body: atLimit,
+    });
     expect(at.status).toBe(400);
     expect(await errorOf(at)).not.toMatchObject({ code: 'payload_too_large' });
   });

@@ -72,7 +72,13 @@ describe('non-finite logits', () => {
 
   it('blended logits skip the non-finite token and report finite logprobs that sum to at most 1', async () => {
     const e = await engine(infHead);
-    const r = await e.logits({ inputIds: [cycle[0], cycle[3], cycle[0]], lambdas: [1], positions: 'all', topLogprobs: 10, includeBranches: false });
+    const r = await e.logits({
+      inputIds: [cycle[0], cycle[3], cycle[0]],
+      lambdas: [1],
+      positions: 'all',
+      topLogprobs: 10,
+      includeBranches: false,
+    });
     for (const top of r.blends[0].top) {
       expect(top.map((t) => t.token)).not.toContain(cycle[1]);
       for (const t of top) expect(Number.isFinite(t.logprob)).toBe(true);
@@ -104,7 +110,9 @@ describe('non-finite logits', () => {
 
   it('no finite logit at all: a blended-logits request is refused with a message', async () => {
     const e = await engine(nanNorm);
-    await expect(e.logits({ inputIds: [cycle[0]], lambdas: [1], positions: 'last', topLogprobs: 5, includeBranches: false })).rejects.toMatchObject({
+    await expect(
+      e.logits({ inputIds: [cycle[0]], lambdas: [1], positions: 'last', topLogprobs: 5, includeBranches: false }),
+    ).rejects.toMatchObject({
       code: 'non_finite_logits',
       message: expect.stringMatching(/NaN/),
     });

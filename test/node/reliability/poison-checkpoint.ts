@@ -18,9 +18,11 @@ export interface Poison {
 /** Copies the checkpoint folder `src` to `out` with the `poisons` applied (other files copied as they are). */
 export function poisonCheckpoint(src: string, out: string, poisons: Poison[]): void {
   writeFolderAtomically(out, (dir) => {
-    for (const f of readdirSync(src)) if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(src, f), join(dir, f));
+    for (const f of readdirSync(src))
+      if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(src, f), join(dir, f));
     const store = TensorStore.open(src);
-    for (const p of poisons) if (!store.entries.has(p.tensor)) throw new Error(`poisonCheckpoint: ${src} has no tensor ${p.tensor}`);
+    for (const p of poisons)
+      if (!store.entries.has(p.tensor)) throw new Error(`poisonCheckpoint: ${src} has no tensor ${p.tensor}`);
     const tensors = [...store.entries.values()].map((e) => ({
       name: e.name,
       dtype: e.dtype,

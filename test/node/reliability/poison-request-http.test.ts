@@ -48,7 +48,14 @@ describe(`an overflowing repetition_penalty at the HTTP API (seed ${seed})`, () 
       const others = Array.from({ length: 10 }, (_, i) => stream({ temperature: i % 2 ? 0.8 : 0, seed: i }));
       // let the streams start decoding before the bad request arrives
       await new Promise((r) => setTimeout(r, 50));
-      const bad = await send(backend.url, '/v1/completions', { model: 'plain', prompt, max_tokens: 16, temperature: 1, repetition_penalty: 1e-300, ...extra });
+      const bad = await send(backend.url, '/v1/completions', {
+        model: 'plain',
+        prompt,
+        max_tokens: 16,
+        temperature: 1,
+        repetition_penalty: 1e-300,
+        ...extra,
+      });
       expect(bad.status).toBe(400);
       const error = await errorOf(bad);
       expect(error.type).toBe('invalid_request_error');
@@ -61,7 +68,14 @@ describe(`an overflowing repetition_penalty at the HTTP API (seed ${seed})`, () 
       expect((await send(backend.url, '/healthz')).status).toBe(200);
       expect((await send(backend.url, '/readyz')).status).toBe(200);
       // the same request at the bound is served
-      const ok = await send(backend.url, '/v1/completions', { model: 'plain', prompt, max_tokens: 8, temperature: 1, repetition_penalty: 0.01, ...extra });
+      const ok = await send(backend.url, '/v1/completions', {
+        model: 'plain',
+        prompt,
+        max_tokens: 8,
+        temperature: 1,
+        repetition_penalty: 0.01,
+        ...extra,
+      });
       expect(ok.status).toBe(200);
     });
   }

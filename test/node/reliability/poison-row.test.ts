@@ -73,7 +73,10 @@ describe(`one poison request in a batch (seed ${seed})`, () => {
       await started;
       // every prompt token is "seen": with 48 random ones some has a positive logit, which the penalty sends to +∞
       let finishedWhenPoisonStarted = -1;
-      const bad = collect(engine.generate(job(randomTokens(48, V), 1, 24, poison)), (_ev, n) => n === 1 && (finishedWhenPoisonStarted = finished));
+      const bad = collect(
+        engine.generate(job(randomTokens(48, V), 1, 24, poison)),
+        (_ev, n) => n === 1 && (finishedWhenPoisonStarted = finished),
+      );
       const results = await Promise.all(together);
       const poisoned = await bad;
       engine.onSteps = null;

@@ -30,25 +30,34 @@ class Harness {
   widest = 0;
 
   constructor(decodeLoopSteps = 0) {
-    this.scheduler = new Scheduler(model, { ...DEFAULT_LIMITS, decodeLoopSteps }, {
-      events: (events) => {
-        this.widest = Math.max(this.widest, this.scheduler.stats().lastBatchSize);
-        for (const ev of events) {
-          const w = this.waiting.get(ev.id)!;
-          w.events.push(ev);
-          if (ev.finish) {
-            this.waiting.delete(ev.id);
-            w.done({ tokens: w.events.flatMap((e) => e.tokens.map((t) => t.id)), finish: ev.finish, error: ev.error, usage: ev.usage });
+    this.scheduler = new Scheduler(
+      model,
+      { ...DEFAULT_LIMITS, decodeLoopSteps },
+      {
+        events: (events) => {
+          this.widest = Math.max(this.widest, this.scheduler.stats().lastBatchSize);
+          for (const ev of events) {
+            const w = this.waiting.get(ev.id)!;
+            w.events.push(ev);
+            if (ev.finish) {
+              this.waiting.delete(ev.id);
+              w.done({
+                tokens: w.events.flatMap((e) => e.tokens.map((t) => t.id)),
+                finish: ev.finish,
+                error: ev.error,
+                usage: ev.usage,
+              });
+            }
           }
-        }
+        },
+        logits: () => {},
+        rejected: (id, error) => {
+          const w = this.waiting.get(id)!;
+          this.waiting.delete(id);
+          w.done({ tokens: [], finish: 'rejected', error });
+        },
       },
-      logits: () => {},
-      rejected: (id, error) => {
-        const w = this.waiting.get(id)!;
-        this.waiting.delete(id);
-        w.done({ tokens: [], finish: 'rejected', error });
-      },
-    });
+    );
     this.running = this.scheduler.loop();
   }
 
@@ -74,7 +83,10 @@ interface Outcome {
 }
 
 beforeAll(async () => {
-  model = await loadModel({ mode: 'single', model: tinyModel(seed) }, { device: 'cpu', threads: 1, graphCache: join(tempDir(), 'graphs'), decodeLoop: true });
+  model = await loadModel(
+    { mode: 'single', model: tinyModel(seed) },
+    { device: 'cpu', threads: 1, graphCache: join(tempDir(), 'graphs'), decodeLoop: true },
+  );
 }, 120_000);
 afterEach(() => {
   vi.restoreAllMocks();
@@ -88,12 +100,22 @@ afterAll(async () => {
 function ordinary(greedy = false): Omit<GenerateJob, 'id'>[] {
   const V = model.vocabSize;
   return Array.from({ length: 10 }, (_, i) =>
-    job(randomTokens(3 + i, V), 1, 32, greedy || i % 3 === 0 ? {} : { temperature: 0.9, top_p: 0.9, seed: i, logprobs: i % 2 === 0, top_logprobs: 2 }),
+    job(
+      randomTokens(3 + i, V),
+      1,
+      32,
+      greedy || i % 3 === 0 ? {} : { temperature: 0.9, top_p: 0.9, seed: i, logprobs: i % 2 === 0, top_logprobs: 2 },
+    ),
   );
 }
 
 /** Runs the jobs alone, then together with `poison` (all submitted at once); returns both. */
-async function aloneAndTogether(h: Harness, jobs: Omit<GenerateJob, 'id'>[], poison: Omit<GenerateJob, 'id'>, arm: (poisonId: number) => void) {
+async function aloneAndTogether(
+  h: Harness,
+  jobs: Omit<GenerateJob, 'id'>[],
+  poison: Omit<GenerateJob, 'id'>,
+  arm: (poisonId: number) => void,
+) {
   const alone: Outcome[] = [];
   for (const j of jobs) alone.push(await h.submit(j).outcome);
   h.widest = 0;
@@ -122,7 +144,12 @@ describe(`a fault in one row ends that row alone (seed ${seed})`, () => {
         return next.call(this, logits);
       });
       const jobs = ordinary();
-      const { alone, together, poisoned } = await aloneAndTogether(h, jobs, job(randomTokens(5, model.vocabSize), 1, 32, { temperature: 1, seed: 666 }), (id) => (poisonId = id));
+      const { alone, together, poisoned } = await aloneAndTogether(
+        h,
+        jobs,
+        job(randomTokens(5, model.vocabSize), 1, 32, { temperature: 1, seed: 666 }),
+        (id) => (poisonId = id),
+      );
       expect(together).toEqual(alone);
       expect(h.widest).toBe(11);
       expect(poisoned.finish).toBe('error');
@@ -150,13 +177,19 @@ describe(`a fault in one row ends that row alone (seed ${seed})`, () => {
           return accept.call(this, token);
         });
         const loopRuns = vi.spyOn(model.runner, 'loop');
-        const { alone, together, poisoned } = await aloneAndTogether(h, ordinary(loop > 0), job(randomTokens(7, model.vocabSize), 1, 32), (id) => (poisonId = id));
+        const { alone, together, poisoned } = await aloneAndTogether(
+          h,
+          ordinary(loop > 0),
+          job(randomTokens(7, model.vocabSize), 1, 32),
+          (id) => (poisonId = id),
+        );
         expect(together).toEqual(alone);
         expect(poisoned.finish).toBe('error');
         expect(poisoned.error?.code).toBe('sequence_failed');
         expect(poisoned.error?.message).toMatch(/injected detokenizer fault/);
         expect(poisoned.tokens).toHaveLength(5);
-        if (loop) expect(loopRuns).toHaveBeenCalled(); // the greedy rows really ran in the decode-loop graph
+        if (loop)
+          expect(loopRuns).toHaveBeenCalled(); // the greedy rows really ran in the decode-loop graph
         else expect(loopRuns).not.toHaveBeenCalled();
         await expectIdle(h);
       } finally {
@@ -174,7 +207,12 @@ describe(`a fault in one row ends that row alone (seed ${seed})`, () => {
         const r = next.call(this, logits);
         return this.params.seed === 777 && poisonId > 0 ? { ...r, token: logits.length + 5 } : r;
       });
-      const { alone, together, poisoned } = await aloneAndTogether(h, ordinary(), job(randomTokens(5, model.vocabSize), 1, 32, { temperature: 1, seed: 777 }), (id) => (poisonId = id));
+      const { alone, together, poisoned } = await aloneAndTogether(
+        h,
+        ordinary(),
+        job(randomTokens(5, model.vocabSize), 1, 32, { temperature: 1, seed: 777 }),
+        (id) => (poisonId = id),
+      );
       expect(together).toEqual(alone);
       expect(poisoned.finish).toBe('error');
       expect(poisoned.error?.code).toBe('sequence_failed');
@@ -217,7 +255,10 @@ describe(`a model run that fails (seed ${seed})`, () => {
       let prefillRuns = 0;
       vi.spyOn(model.runner, 'step').mockImplementation((plan) => {
         if (plan.prefill) prefillRuns++;
-        if (plan.prefill && plan.tokens.some((t) => t.length === poisonPrompt.length && t.every((x, i) => x === poisonPrompt[i]))) {
+        if (
+          plan.prefill &&
+          plan.tokens.some((t) => t.length === poisonPrompt.length && t.every((x, i) => x === poisonPrompt[i]))
+        ) {
           return Promise.reject(new Error('injected ONNX Runtime failure'));
         }
         return step(plan);

@@ -76,7 +76,9 @@ function beyondApi(vocab: number): fc.Arbitrary<Partial<SamplingParams>> {
       repetition_penalty: huge,
       presence_penalty: fc.constantFrom(-1e300, -1e30, 1e30, 1e300),
       frequency_penalty: fc.constantFrom(-1e30, 1e30),
-      logit_bias: fc.dictionary(fc.integer({ min: 0, max: vocab - 1 }).map(String), fc.constantFrom(-1e30, 1e30, 1e300, -1e300), { maxKeys: 64 }),
+      logit_bias: fc.dictionary(fc.integer({ min: 0, max: vocab - 1 }).map(String), fc.constantFrom(-1e30, 1e30, 1e300, -1e300), {
+        maxKeys: 64,
+      }),
       seed: fc.integer(),
       logprobs: fc.boolean(),
       top_logprobs: fc.integer({ min: 0, max: 5 }),
@@ -105,64 +107,93 @@ function toParams(wire: Record<string, unknown>): Partial<SamplingParams> {
 }
 
 describe(`sampling parameters never hurt the batch (seed ${SEED})`, () => {
-  it('random accepted parameters, extremes included, in one batch with ordinary rows: the ordinary rows give exactly what they give alone', { timeout: 600_000 }, async () => {
-    const ordinaryParams: Partial<SamplingParams>[] = [{}, { temperature: 0.8, seed: 3 }, { temperature: 1, top_p: 0.9, top_k: 40, seed: 4, logprobs: true, top_logprobs: 3 }, { frequency_penalty: 0.5 }];
-    const ordinary = ordinaryParams.map((p, i) => job(randomTokens(3 + 4 * i, V), 1, 16, p));
-    const alone: Collected[] = [];
-    for (const j of ordinary) alone.push(await collect(engine.generate(j)));
+  it(
+    'random accepted parameters, extremes included, in one batch with ordinary rows: the ordinary rows give exactly what they give alone',
+    { timeout: 600_000 },
+    async () => {
+      const ordinaryParams: Partial<SamplingParams>[] = [
+        {},
+        { temperature: 0.8, seed: 3 },
+        { temperature: 1, top_p: 0.9, top_k: 40, seed: 4, logprobs: true, top_logprobs: 3 },
+        { frequency_penalty: 0.5 },
+      ];
+      const ordinary = ordinaryParams.map((p, i) => job(randomTokens(3 + 4 * i, V), 1, 16, p));
+      const alone: Collected[] = [];
+      for (const j of ordinary) alone.push(await collect(engine.generate(j)));
 
-    const row = fc.record({ wire: wireSampling(V), beyond: fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: beyondApi(V), weight: 1 }), promptLength: fc.integer({ min: 1, max: 24 }), maxTokens: fc.integer({ min: 1, max: 20 }), stopOnEos: fc.boolean() });
-    const cases = fc.sample(fc.record({ rows: fc.array(row, { minLength: 1, maxLength: 4 }), order: fc.integer({ min: 0, max: 1000 }) }), { numRuns: CASES, seed: SEED });
-    const tally = { cases: 0, randomRows: 0, length: 0, stop: 0, extremes: 0, beyond: 0, beyondErrors: 0 };
-    for (const c of cases) {
-      const random: Omit<GenerateJob, 'id'>[] = c.rows.map((r) =>
-        job(randomTokens(r.promptLength, V), 1, r.maxTokens, r.beyond ?? toParams(r.wire), { ignoreEos: !r.stopOnEos }),
+      const row = fc.record({
+        wire: wireSampling(V),
+        beyond: fc.oneof({ arbitrary: fc.constant(null), weight: 3 }, { arbitrary: beyondApi(V), weight: 1 }),
+        promptLength: fc.integer({ min: 1, max: 24 }),
+        maxTokens: fc.integer({ min: 1, max: 20 }),
+        stopOnEos: fc.boolean(),
+      });
+      const cases = fc.sample(
+        fc.record({ rows: fc.array(row, { minLength: 1, maxLength: 4 }), order: fc.integer({ min: 0, max: 1000 }) }),
+        { numRuns: CASES, seed: SEED },
       );
-      // interleave: the random rows at positions chosen by the case, all submitted at once (one batch)
-      const all: { kind: 'ordinary' | 'random'; index: number; job: Omit<GenerateJob, 'id'> }[] = ordinary.map((j, index) => ({ kind: 'ordinary', index, job: j }));
-      random.forEach((j, index) => all.splice((c.order + index * 7) % (all.length + 1), 0, { kind: 'random', index, job: j }));
-      const results = await Promise.all(all.map(async (x) => ({ ...x, out: await collect(engine.generate(x.job)) })));
+      const tally = { cases: 0, randomRows: 0, length: 0, stop: 0, extremes: 0, beyond: 0, beyondErrors: 0 };
+      for (const c of cases) {
+        const random: Omit<GenerateJob, 'id'>[] = c.rows.map((r) =>
+          job(randomTokens(r.promptLength, V), 1, r.maxTokens, r.beyond ?? toParams(r.wire), { ignoreEos: !r.stopOnEos }),
+        );
+        // interleave: the random rows at positions chosen by the case, all submitted at once (one batch)
+        const all: { kind: 'ordinary' | 'random'; index: number; job: Omit<GenerateJob, 'id'> }[] = ordinary.map((j, index) => ({
+          kind: 'ordinary',
+          index,
+          job: j,
+        }));
+        random.forEach((j, index) => all.splice((c.order + index * 7) % (all.length + 1), 0, { kind: 'random', index, job: j }));
+        const results = await Promise.all(all.map(async (x) => ({ ...x, out: await collect(engine.generate(x.job)) })));
 
-      for (const r of results) {
-        if (r.kind === 'ordinary') {
-          expect(r.out.tokens, `ordinary row ${r.index} in case ${tally.cases}`).toEqual(alone[r.index].tokens);
-          expect(r.out.finish).toBe(alone[r.index].finish);
-          continue;
+        for (const r of results) {
+          if (r.kind === 'ordinary') {
+            expect(r.out.tokens, `ordinary row ${r.index} in case ${tally.cases}`).toEqual(alone[r.index].tokens);
+            expect(r.out.finish).toBe(alone[r.index].finish);
+            continue;
+          }
+          const beyond = c.rows[r.index].beyond;
+          if (beyond) {
+            // beyond the API: it may fail, but alone, with a code, and with valid tokens before
+            const ctx = `row beyond the API ${JSON.stringify({ ...beyond, logit_bias: `${Object.keys(beyond.logit_bias ?? {}).length} entries` })}`;
+            expect(r.out.finish, ctx).toMatch(/^(length|stop|error)$/);
+            if (r.out.finish === 'error') expect(r.out.events.at(-1)?.error?.code, ctx).toBeTruthy();
+            for (const id of r.out.tokens) expect(Number.isInteger(id) && id >= 0 && id < V, ctx).toBe(true);
+            tally.beyond++;
+            if (r.out.finish === 'error') tally.beyondErrors++;
+            continue;
+          }
+          const wire = c.rows[r.index].wire;
+          const context = `random row ${JSON.stringify({ ...wire, logit_bias: `${Object.keys(wire.logit_bias ?? {}).length} entries` })}`;
+          expect(r.out.finish, context).toMatch(/^(length|stop)$/);
+          expect(r.out.events.at(-1)?.error, context).toBeUndefined();
+          for (const t of r.out.events.flatMap((ev) => ev.tokens)) {
+            expect(Number.isInteger(t.id) && t.id >= 0 && t.id < V, context).toBe(true);
+            if (t.logprob !== undefined) expect(Number.isFinite(t.logprob) && t.logprob <= 0, context).toBe(true);
+            for (const alt of t.top ?? []) expect(alt.logprob <= 0 && !Number.isNaN(alt.logprob), context).toBe(true);
+          }
+          tally.randomRows++;
+          tally[r.out.finish as 'length' | 'stop']++;
+          const bounded = [
+            'temperature',
+            'top_p',
+            'min_p',
+            'repetition_penalty',
+            'presence_penalty',
+            'frequency_penalty',
+          ] as const;
+          const extremes = bounded.filter((k) => wire[k] === SAMPLING_RULES[k].min || wire[k] === SAMPLING_RULES[k].max);
+          if (extremes.length > 0) tally.extremes++;
         }
-        const beyond = c.rows[r.index].beyond;
-        if (beyond) {
-          // beyond the API: it may fail, but alone, with a code, and with valid tokens before
-          const ctx = `row beyond the API ${JSON.stringify({ ...beyond, logit_bias: `${Object.keys(beyond.logit_bias ?? {}).length} entries` })}`;
-          expect(r.out.finish, ctx).toMatch(/^(length|stop|error)$/);
-          if (r.out.finish === 'error') expect(r.out.events.at(-1)?.error?.code, ctx).toBeTruthy();
-          for (const id of r.out.tokens) expect(Number.isInteger(id) && id >= 0 && id < V, ctx).toBe(true);
-          tally.beyond++;
-          if (r.out.finish === 'error') tally.beyondErrors++;
-          continue;
-        }
-        const wire = c.rows[r.index].wire;
-        const context = `random row ${JSON.stringify({ ...wire, logit_bias: `${Object.keys(wire.logit_bias ?? {}).length} entries` })}`;
-        expect(r.out.finish, context).toMatch(/^(length|stop)$/);
-        expect(r.out.events.at(-1)?.error, context).toBeUndefined();
-        for (const t of r.out.events.flatMap((ev) => ev.tokens)) {
-          expect(Number.isInteger(t.id) && t.id >= 0 && t.id < V, context).toBe(true);
-          if (t.logprob !== undefined) expect(Number.isFinite(t.logprob) && t.logprob <= 0, context).toBe(true);
-          for (const alt of t.top ?? []) expect(alt.logprob <= 0 && !Number.isNaN(alt.logprob), context).toBe(true);
-        }
-        tally.randomRows++;
-        tally[r.out.finish as 'length' | 'stop']++;
-        const bounded = ['temperature', 'top_p', 'min_p', 'repetition_penalty', 'presence_penalty', 'frequency_penalty'] as const;
-        const extremes = bounded.filter((k) => wire[k] === SAMPLING_RULES[k].min || wire[k] === SAMPLING_RULES[k].max);
-        if (extremes.length > 0) tally.extremes++;
+        tally.cases++;
       }
-      tally.cases++;
-    }
-    const stats = await engine.refreshStats();
-    expect([stats.running, stats.queued, stats.rows, stats.kvTokensUsed, stats.kvTokensReserved]).toEqual([0, 0, 0, 0, 0]);
-    console.log(
-      `[property engine sampling] seed=${SEED} cases=${tally.cases} random rows=${tally.randomRows} (length ${tally.length}, stop ${tally.stop}, ` +
-        `${tally.extremes} with a field at a bound), rows beyond the API=${tally.beyond} (${tally.beyondErrors} ended alone with an error), ordinary rows=${tally.cases * ordinary.length}, all equal to alone`,
-    );
-    expect(tally.cases).toBe(CASES);
-  });
+      const stats = await engine.refreshStats();
+      expect([stats.running, stats.queued, stats.rows, stats.kvTokensUsed, stats.kvTokensReserved]).toEqual([0, 0, 0, 0, 0]);
+      console.log(
+        `[property engine sampling] seed=${SEED} cases=${tally.cases} random rows=${tally.randomRows} (length ${tally.length}, stop ${tally.stop}, ` +
+          `${tally.extremes} with a field at a bound), rows beyond the API=${tally.beyond} (${tally.beyondErrors} ended alone with an error), ordinary rows=${tally.cases * ordinary.length}, all equal to alone`,
+      );
+      expect(tally.cases).toBe(CASES);
+    },
+  );
 });

@@ -22,7 +22,10 @@ describe('a temperature whose inverse overflows', () => {
           const logits = Float32Array.from(row);
           let best = 0;
           for (let i = 1; i < V; i++) if (logits[i] > logits[best]) best = i;
-          const r = new SequenceSampler(samplingParams({ temperature, seed: 1, logprobs: true, top_logprobs: 2, ...truncation }), []).next(logits);
+          const r = new SequenceSampler(
+            samplingParams({ temperature, seed: 1, logprobs: true, top_logprobs: 2, ...truncation }),
+            [],
+          ).next(logits);
           expect(r.token).toBe(best);
           expect(Number.isFinite(r.logprob)).toBe(true);
           for (const t of r.top!) expect(Number.isFinite(t.logprob)).toBe(true);

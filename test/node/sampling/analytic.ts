@@ -5,7 +5,10 @@ import type { SamplingParams } from '../../../gpu-backend/src/sampling/params.ts
  * logit (descending, ties to the lower id), keep top_k, softmax at the temperature, keep the nucleus (a token
  * stays while the probability ranked above it is below top_p), drop tokens under min_p × the best, renormalise.
  */
-export function analyticDistribution(logits: ArrayLike<number>, p: Pick<SamplingParams, 'temperature' | 'top_k' | 'top_p' | 'min_p'>): Float64Array {
+export function analyticDistribution(
+  logits: ArrayLike<number>,
+  p: Pick<SamplingParams, 'temperature' | 'top_k' | 'top_p' | 'min_p'>,
+): Float64Array {
   const order = Array.from({ length: logits.length }, (_, i) => i)
     .filter((i) => Number.isFinite(logits[i]))
     .sort((a, b) => logits[b] - logits[a] || a - b);

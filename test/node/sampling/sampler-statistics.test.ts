@@ -25,7 +25,10 @@ function checkFit(logits: Float32Array, params: Partial<SamplingParams>, n: numb
   for (let i = 0; i < probs.length; i++) if (probs[i] === 0) expect(counts[i], `token ${i} is outside the support`).toBe(0);
   const fit = chiSquareTest(counts, probs, ALPHA);
   expect(fit.df).toBeGreaterThan(0);
-  expect(fit.statistic, `chi-square ${fit.statistic.toFixed(2)} on ${fit.df} df (p = ${fit.pValue.toExponential(2)})`).toBeLessThan(fit.critical);
+  expect(
+    fit.statistic,
+    `chi-square ${fit.statistic.toFixed(2)} on ${fit.df} df (p = ${fit.pValue.toExponential(2)})`,
+  ).toBeLessThan(fit.critical);
   return counts;
 }
 

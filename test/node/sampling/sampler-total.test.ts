@@ -23,7 +23,10 @@ const logit = fc.oneof(
 );
 const nonFinite = fc.constantFrom(Infinity, -Infinity, NaN);
 const row = fc
-  .oneof({ arbitrary: fc.array(logit, { minLength: V, maxLength: V }), weight: 8 }, { arbitrary: fc.array(nonFinite, { minLength: V, maxLength: V }), weight: 1 })
+  .oneof(
+    { arbitrary: fc.array(logit, { minLength: V, maxLength: V }), weight: 8 },
+    { arbitrary: fc.array(nonFinite, { minLength: V, maxLength: V }), weight: 1 },
+  )
   .map((a) => Float32Array.from(a));
 
 const within = (rule: { min: number; max: number }, special: number[] = []) =>
@@ -39,7 +42,10 @@ const accepted: fc.Arbitrary<Partial<SamplingParams>> = fc.record(
     repetition_penalty: within(SAMPLING_RULES.repetition_penalty),
     presence_penalty: within(SAMPLING_RULES.presence_penalty),
     frequency_penalty: within(SAMPLING_RULES.frequency_penalty),
-    logit_bias: fc.dictionary(fc.integer({ min: 0, max: V + 4 }).map(String), fc.oneof(fc.constantFrom(-100, 100), fc.double({ min: -100, max: 100, noNaN: true }))),
+    logit_bias: fc.dictionary(
+      fc.integer({ min: 0, max: V + 4 }).map(String),
+      fc.oneof(fc.constantFrom(-100, 100), fc.double({ min: -100, max: 100, noNaN: true })),
+    ),
     seed: fc.integer(),
     logprobs: fc.boolean(),
     top_logprobs: fc.integer({ min: 0, max: 20 }),
@@ -57,7 +63,10 @@ const beyond: fc.Arbitrary<Partial<SamplingParams>> = fc.record(
     repetition_penalty: fc.constantFrom(1e-300, 1e300, 0, -1, NaN, Infinity),
     presence_penalty: fc.constantFrom(-1e300, 1e300, Infinity, NaN),
     frequency_penalty: fc.constantFrom(-1e300, 1e300),
-    logit_bias: fc.dictionary(fc.integer({ min: 0, max: V }).map(String), fc.constantFrom(1e300, -1e300, Infinity, -Infinity, NaN)),
+    logit_bias: fc.dictionary(
+      fc.integer({ min: 0, max: V }).map(String),
+      fc.constantFrom(1e300, -1e300, Infinity, -Infinity, NaN),
+    ),
     seed: fc.integer(),
     logprobs: fc.boolean(),
     top_logprobs: fc.integer({ min: 0, max: 5 }),
@@ -77,7 +86,8 @@ function check(params: Partial<SamplingParams>, prompt: number[], rows: Float32A
       expect(Number.isInteger(r.token) && r.token >= 0 && r.token < V).toBe(true);
       expect(Number.isFinite(logits[r.token])).toBe(true); // never a token whose own logit was NaN or ±∞
       if (r.logprob !== undefined) expect(r.logprob <= 0 && !Number.isNaN(r.logprob)).toBe(true);
-      for (const t of r.top ?? []) expect(t.logprob <= 0 && !Number.isNaN(t.logprob) && Number.isFinite(logits[t.token])).toBe(true);
+      for (const t of r.top ?? [])
+        expect(t.logprob <= 0 && !Number.isNaN(t.logprob) && Number.isFinite(logits[t.token])).toBe(true);
       tally.token++;
     } catch (err) {
       if (err instanceof NonFiniteLogitsError) {
@@ -102,9 +112,14 @@ describe('the sampler is total', () => {
     it(`${name}: a valid token or a per-row error, for any logits`, () => {
       const tally: Tally = { token: 0, 'non-finite': 0, sampling: 0 };
       fc.assert(
-        fc.property(params, fc.array(fc.integer({ min: 0, max: V - 1 }), { maxLength: 24 }), fc.array(row, { minLength: 1, maxLength: 4 }), (p, prompt, rows) => {
-          check(p, prompt, rows, inRange, tally);
-        }),
+        fc.property(
+          params,
+          fc.array(fc.integer({ min: 0, max: V - 1 }), { maxLength: 24 }),
+          fc.array(row, { minLength: 1, maxLength: 4 }),
+          (p, prompt, rows) => {
+            check(p, prompt, rows, inRange, tally);
+          },
+        ),
         { numRuns: RUNS },
       );
       console.log(`[property sampler total] ${name}: ${RUNS} cases, rows by outcome ${JSON.stringify(tally)}`);
@@ -116,7 +131,10 @@ describe('the sampler is total', () => {
   it('the overflow of the report: repetition_penalty 1e-300 on a positive logit with min_p 0.9 or top_p 0.5 draws a token', () => {
     const logits = Float32Array.from({ length: V }, (_, i) => (i % 7) - 3);
     for (const extra of [{ min_p: 0.9 }, { top_p: 0.5 }, {}, { top_k: 3 }]) {
-      const s = new SequenceSampler(samplingParams({ temperature: 1, repetition_penalty: 1e-300, seed: 1, logprobs: true, ...extra }), [3, 4, 10]);
+      const s = new SequenceSampler(
+        samplingParams({ temperature: 1, repetition_penalty: 1e-300, seed: 1, logprobs: true, ...extra }),
+        [3, 4, 10],
+      );
       for (let step = 0; step < 5; step++) {
         const r = s.next(logits);
         expect(Number.isInteger(r.token) && r.token >= 0 && r.token < V).toBe(true);

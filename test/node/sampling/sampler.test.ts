@@ -65,7 +65,7 @@ describe('logit_bias and penalties act after the blend, before sampling', () => 
     expect(sampler({ temperature: 0, presence_penalty: 2 }, [0]).next(logits).token).toBe(0);
   });
 
-  it('leaves the caller\'s logits untouched', () => {
+  it("leaves the caller's logits untouched", () => {
     const logits = row(3, 2, Number.NaN);
     sampler({ temperature: 0, logit_bias: { '1': 4 }, repetition_penalty: 3 }, [0]).next(logits);
     expect(Array.from(logits)).toEqual([3, 2, Number.NaN]);
@@ -76,7 +76,12 @@ describe('non-finite logits', () => {
   it('never picks NaN or ±∞ tokens, greedy or sampled', () => {
     const logits = row(Number.NaN, Infinity, 1, -Infinity, 0.5);
     expect(sampler({ temperature: 0 }).next(logits).token).toBe(2);
-    for (const params of [{ temperature: 1 }, { temperature: 2, top_k: 4 }, { temperature: 1, top_p: 0.99 }, { temperature: 1, min_p: 0.01 }]) {
+    for (const params of [
+      { temperature: 1 },
+      { temperature: 2, top_k: 4 },
+      { temperature: 1, top_p: 0.99 },
+      { temperature: 1, min_p: 0.01 },
+    ]) {
       const s = sampler({ ...params, seed: 3 });
       const seen = new Set(Array.from({ length: 500 }, () => s.next(logits).token));
       expect([...seen].sort()).toEqual([2, 4]);
@@ -85,7 +90,9 @@ describe('non-finite logits', () => {
 
   it('fails the sequence with a typed error when nothing finite is left', () => {
     expect(() => sampler({ temperature: 1 }).next(row(Number.NaN, Number.NaN, Infinity))).toThrow(NonFiniteLogitsError);
-    expect(() => sampler({ temperature: 0 }).next(row(-Infinity, -Infinity))).toThrow(/every logit of this sequence is NaN or ±∞/);
+    expect(() => sampler({ temperature: 0 }).next(row(-Infinity, -Infinity))).toThrow(
+      /every logit of this sequence is NaN or ±∞/,
+    );
     expect(() => sampler({ temperature: 0, logit_bias: { '1': -Infinity } }).next(row(Number.NaN, 2))).toThrow(/1 NaN, 0 \+∞/);
     expect(() => sampler({ temperature: 0 }).next(new Float32Array(0))).toThrow(NonFiniteLogitsError);
   });
@@ -129,7 +136,11 @@ describe('seeded streams', () => {
     const params = { temperature: 1, top_p: 0.95, seed: 2024 };
     const alone = run(sampler(params), 50);
     const a = sampler(params);
-    const noisy = [sampler({ temperature: 1 }), sampler({ temperature: 1, seed: 2024 }), sampler({ temperature: 0.5, top_k: 5, seed: 1 })];
+    const noisy = [
+      sampler({ temperature: 1 }),
+      sampler({ temperature: 1, seed: 2024 }),
+      sampler({ temperature: 0.5, top_k: 5, seed: 1 }),
+    ];
     const interleaved: number[] = [];
     for (let i = 0; i < 50; i++) {
       for (const other of noisy) for (let k = 0; k <= i % 3; k++) other.next(logits);

@@ -5,7 +5,7 @@ import { SequenceSampler } from '../../../gpu-backend/src/sampling/sampler.ts';
 /** Random logits with a few ties and masked entries, from a small LCG (no dependence on the sampler's stream). */
 function rows(count: number, vocab: number, seed: number): Float32Array[] {
   let s = seed >>> 0;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return Array.from({ length: count }, () => {
     const row = Float32Array.from({ length: vocab }, () => Math.round((next() * 8 - 4) * 4) / 4);
     row[Math.floor(next() * vocab)] = -Infinity;
@@ -21,7 +21,16 @@ const cases: [string, Partial<SamplingParams>][] = [
   ['top_p', { temperature: 1, top_p: 0.6 }],
   ['top_p + binding min_p', { temperature: 0.5, top_p: 0.95, min_p: 0.3 }],
   ['min_p', { temperature: 1.1, min_p: 0.1 }],
-  ['penalties + logit_bias', { temperature: 0.9, repetition_penalty: 1.3, presence_penalty: 0.4, frequency_penalty: 0.2, logit_bias: { 3: 2.5, 10: -100 } }],
+  [
+    'penalties + logit_bias',
+    {
+      temperature: 0.9,
+      repetition_penalty: 1.3,
+      presence_penalty: 0.4,
+      frequency_penalty: 0.2,
+      logit_bias: { 3: 2.5, 10: -100 },
+    },
+  ],
   ['logprobs', { temperature: 1, logprobs: true, top_logprobs: 5 }],
 ];
 
@@ -47,7 +56,13 @@ describe('SequenceSampler: handing out the uniform number', () => {
   }
 
   it('record(token) keeps the penalty state as next() would (the device chose the token)', () => {
-    const params = samplingParams({ temperature: 0.9, repetition_penalty: 1.5, presence_penalty: 0.5, frequency_penalty: 0.3, seed: 7 });
+    const params = samplingParams({
+      temperature: 0.9,
+      repetition_penalty: 1.5,
+      presence_penalty: 0.5,
+      frequency_penalty: 0.3,
+      seed: 7,
+    });
     const a = new SequenceSampler(params, [0]);
     const b = new SequenceSampler(params, [0]);
     for (const [i, row] of rows(40, 30, 5).entries()) {

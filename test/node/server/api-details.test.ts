@@ -16,7 +16,9 @@ const seed = testSeed();
 let backend: RunningBackend;
 
 beforeAll(async () => {
-  backend = await startTestBackend([{ id: 'inra', mode: 'inra', model: tinyInra(seed), default_lambda: 0.5, lambda_range: [-1, 2] }]);
+  backend = await startTestBackend([
+    { id: 'inra', mode: 'inra', model: tinyInra(seed), default_lambda: 0.5, lambda_range: [-1, 2] },
+  ]);
 }, 120_000);
 afterAll(async () => {
   await backend?.stop();
@@ -28,7 +30,12 @@ describe(`backend API details (seed ${seed})`, () => {
     const res = await send(backend.url, '/v1/models/inra');
     expect(res.status).toBe(200);
     const model = (await res.json()) as Record<string, unknown>;
-    expect(model).toMatchObject({ id: 'inra', object: 'model', owned_by: 'realign', realign: { mode: 'inra', default_lambda: 0.5 } });
+    expect(model).toMatchObject({
+      id: 'inra',
+      object: 'model',
+      owned_by: 'realign',
+      realign: { mode: 'inra', default_lambda: 0.5 },
+    });
     expect(typeof model.created).toBe('number');
     const listed = (await (await send(backend.url, '/v1/models')).json()) as { data: unknown[] };
     expect(listed.data).toContainEqual(model);
@@ -63,18 +70,33 @@ describe(`backend API details (seed ${seed})`, () => {
   it('stream chunks carry no usage field without include_usage, and usage: null on every chunk but the last with it', async () => {
     const body = { model: 'inra', prompt: 'Once upon', max_tokens: 4, temperature: 0, stream: true };
     const plain: Record<string, unknown>[] = [];
-    for await (const d of sseData(await send(backend.url, '/v1/completions', body))) if (d !== '[DONE]') plain.push(JSON.parse(d) as Record<string, unknown>);
+    for await (const d of sseData(await send(backend.url, '/v1/completions', body)))
+      if (d !== '[DONE]') plain.push(JSON.parse(d) as Record<string, unknown>);
     expect(plain.length).toBeGreaterThan(0);
     for (const chunk of plain) expect(Object.keys(chunk)).not.toContain('usage');
     const withUsage: Record<string, unknown>[] = [];
-    for await (const d of sseData(await send(backend.url, '/v1/completions', { ...body, stream_options: { include_usage: true } }))) if (d !== '[DONE]') withUsage.push(JSON.parse(d) as Record<string, unknown>);
+    for await (const d of sseData(
+      await send(backend.url, '/v1/completions', { ...body, stream_options: { include_usage: true } }),
+    ))
+      if (d !== '[DONE]') withUsage.push(JSON.parse(d) as Record<string, unknown>);
     for (const chunk of withUsage.slice(0, -1)) expect(chunk.usage).toBeNull();
     expect(withUsage.at(-1)).toMatchObject({ choices: [], usage: { prompt_tokens: expect.any(Number) } });
   });
 
   it('with n = 2, usage.prompt_tokens counts the prompt once; each branch counts the prompt tokens it processed (once per choice)', async () => {
-    const one = (await (await send(backend.url, '/v1/completions', { model: 'inra', prompt: 'Once upon a time', max_tokens: 3, temperature: 0 })).json()) as { usage: Usage };
-    const two = (await (await send(backend.url, '/v1/completions', { model: 'inra', prompt: 'Once upon a time', max_tokens: 3, temperature: 1, seed: 3, n: 2 })).json()) as { usage: Usage };
+    const one = (await (
+      await send(backend.url, '/v1/completions', { model: 'inra', prompt: 'Once upon a time', max_tokens: 3, temperature: 0 })
+    ).json()) as { usage: Usage };
+    const two = (await (
+      await send(backend.url, '/v1/completions', {
+        model: 'inra',
+        prompt: 'Once upon a time',
+        max_tokens: 3,
+        temperature: 1,
+        seed: 3,
+        n: 2,
+      })
+    ).json()) as { usage: Usage };
     const p = one.usage.prompt_tokens;
     expect(p).toBeGreaterThan(0);
     expect(two.usage.prompt_tokens).toBe(p);
@@ -88,12 +110,21 @@ describe(`backend API details (seed ${seed})`, () => {
 
   it('stop_token_ids outside the vocabulary are accepted and ignored (such a token can never be generated)', async () => {
     const body = { model: 'inra', prompt: 'Once upon', max_tokens: 5, temperature: 0 };
-    const plain = (await (await send(backend.url, '/v1/completions', body)).json()) as { choices: { text: string; finish_reason: string }[] };
+    const plain = (await (await send(backend.url, '/v1/completions', body)).json()) as {
+      choices: { text: string; finish_reason: string }[];
+    };
     const res = await send(backend.url, '/v1/completions', { ...body, stop_token_ids: [151643, 1 << 30] });
     expect(res.status).toBe(200);
     const out = (await res.json()) as { choices: { text: string; finish_reason: string }[] };
-    expect(out.choices[0]).toEqual(expect.objectContaining({ text: plain.choices[0]!.text, finish_reason: plain.choices[0]!.finish_reason }));
-    const chat = await send(backend.url, '/v1/chat/completions', { model: 'inra', messages: [{ role: 'user', content: 'hi' }], max_tokens: 2, stop_token_ids: [151643] });
+    expect(out.choices[0]).toEqual(
+      expect.objectContaining({ text: plain.choices[0]!.text, finish_reason: plain.choices[0]!.finish_reason }),
+    );
+    const chat = await send(backend.url, '/v1/chat/completions', {
+      model: 'inra',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 2,
+      stop_token_ids: [151643],
+    });
     expect(chat.status).toBe(200);
     await chat.body?.cancel();
   });

@@ -27,7 +27,8 @@ afterAll(async () => {
 });
 
 const generated = (s: EngineStats) => s.completionTokens.aligned;
-const idle = (s: EngineStats) => s.running === 0 && s.queued === 0 && s.rows === 0 && s.kvTokensUsed === 0 && s.kvTokensReserved === 0;
+const idle = (s: EngineStats) =>
+  s.running === 0 && s.queued === 0 && s.rows === 0 && s.kvTokensUsed === 0 && s.kvTokensReserved === 0;
 
 /** Waits (up to 5 s) until the engine holds nothing; returns the tokens generated since `before`. */
 async function waitIdle(before: EngineStats): Promise<number> {
@@ -41,7 +42,12 @@ describe('client disconnects', () => {
   it('aborting a stream mid-way frees its rows and stops decoding', async () => {
     const before = await engine.refreshStats();
     const abort = new AbortController();
-    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: MAX_TOKENS, temperature: 0, stream: true }, { signal: abort.signal });
+    const res = await send(
+      backend.url,
+      '/v1/completions',
+      { model: 'bigram', prompt: 'go', max_tokens: MAX_TOKENS, temperature: 0, stream: true },
+      { signal: abort.signal },
+    );
     expect(res.status).toBe(200);
     let text = '';
     let events = 0;
@@ -62,7 +68,12 @@ describe('client disconnects', () => {
   it('aborting a non-streamed request while it decodes frees its rows too', async () => {
     const before = await engine.refreshStats();
     const abort = new AbortController();
-    const pending = send(backend.url, '/v1/chat/completions', { model: 'bigram', messages: [{ role: 'user', content: 'go' }], max_tokens: MAX_TOKENS, temperature: 0 }, { signal: abort.signal });
+    const pending = send(
+      backend.url,
+      '/v1/chat/completions',
+      { model: 'bigram', messages: [{ role: 'user', content: 'go' }], max_tokens: MAX_TOKENS, temperature: 0 },
+      { signal: abort.signal },
+    );
     const outcome = pending.then(
       () => 'answered',
       (e: Error) => e.name,
@@ -75,7 +86,13 @@ describe('client disconnects', () => {
   });
 
   it('the server keeps serving: a full stream after the aborted ones ends with [DONE]', async () => {
-    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: cycle.length * 3, temperature: 0, stream: true });
+    const res = await send(backend.url, '/v1/completions', {
+      model: 'bigram',
+      prompt: 'go',
+      max_tokens: cycle.length * 3,
+      temperature: 0,
+      stream: true,
+    });
     const data: string[] = [];
     for await (const d of sseData(res)) data.push(d);
     expect(data.at(-1)).toBe('[DONE]');

@@ -12,7 +12,11 @@ describe('log_prompts', () => {
     const lines: string[] = [];
     const logger = pino({ level: 'info' }, { write: (l: string) => void lines.push(l) });
     const marker = `VISIBLE-${testSeed().toString(36)}`;
-    const backend = await startTestBackend([{ id: 'inra', mode: 'inra', model: tinyInra(testSeed()), default_lambda: 0.5 }], { log_prompts: true }, logger);
+    const backend = await startTestBackend(
+      [{ id: 'inra', mode: 'inra', model: tinyInra(testSeed()), default_lambda: 0.5 }],
+      { log_prompts: true },
+      logger,
+    );
     try {
       const res = await send(backend.url, '/v1/completions', { model: 'inra', prompt: marker, max_tokens: 3, temperature: 0 });
       const body = (await res.json()) as { choices: { text: string }[] };

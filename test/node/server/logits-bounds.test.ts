@@ -37,9 +37,21 @@ describe(`/v1/logits answer bound (seed ${seed})`, () => {
   it('over the bound: a 400 naming positions, lambdas, top_logprobs and include_branches, before any forward pass', async () => {
     const before = (await small.registry.models()[0].engine.refreshStats()).forwardPasses;
     const cases = [
-      { body: { input_ids: ids(30), positions: 'all', lambdas: [0, 1], top_logprobs: 20 }, param: 'positions', entries: 30 * 2 * 20 },
-      { body: { input_ids: ids(10), positions: 'all', lambdas: [0.5], top_logprobs: 40, include_branches: true }, param: 'positions', entries: 10 * 3 * 40 },
-      { body: { input_ids: ids(5), lambdas: Array.from({ length: 32 }, (_, i) => i / 16 - 0.5), top_logprobs: 100 }, param: 'top_logprobs', entries: 32 * 100 },
+      {
+        body: { input_ids: ids(30), positions: 'all', lambdas: [0, 1], top_logprobs: 20 },
+        param: 'positions',
+        entries: 30 * 2 * 20,
+      },
+      {
+        body: { input_ids: ids(10), positions: 'all', lambdas: [0.5], top_logprobs: 40, include_branches: true },
+        param: 'positions',
+        entries: 10 * 3 * 40,
+      },
+      {
+        body: { input_ids: ids(5), lambdas: Array.from({ length: 32 }, (_, i) => i / 16 - 0.5), top_logprobs: 100 },
+        param: 'top_logprobs',
+        entries: 32 * 100,
+      },
     ];
     for (const c of cases) {
       const res = await send(small.url, '/v1/logits', { model: 'inra', ...c.body });
@@ -55,7 +67,13 @@ describe(`/v1/logits answer bound (seed ${seed})`, () => {
 
   it('at the bound: served whole, every position and λ with exactly top_logprobs alternatives', async () => {
     // 25 positions × 2 λ × 20 = 1000 entries
-    const res = await send(small.url, '/v1/logits', { model: 'inra', input_ids: ids(25), positions: 'all', lambdas: [0, 1], top_logprobs: 20 });
+    const res = await send(small.url, '/v1/logits', {
+      model: 'inra',
+      input_ids: ids(25),
+      positions: 'all',
+      lambdas: [0, 1],
+      top_logprobs: 20,
+    });
     expect(res.status).toBe(200);
     const body = (await res.json()) as LogitsResponse;
     expect(body.results.map((r) => r.lambda)).toEqual([0, 1]);
@@ -101,7 +119,13 @@ describe(`/v1/logits answer bound (seed ${seed})`, () => {
       last = now;
     }, 5);
     try {
-      const res = await send(large.url, '/v1/logits', { model: 'inra', input_ids: ids(500), positions: 'all', lambdas, top_logprobs: 30 });
+      const res = await send(large.url, '/v1/logits', {
+        model: 'inra',
+        input_ids: ids(500),
+        positions: 'all',
+        lambdas,
+        top_logprobs: 30,
+      });
       expect(res.status).toBe(200);
       const text = await res.text();
       const serializing = performance.now() - resultAt;
@@ -114,7 +138,9 @@ describe(`/v1/logits answer bound (seed ${seed})`, () => {
       }
       // one JSON.stringify (and the token texts before it) holds the loop for nearly all of the time the answer
       // takes; in pieces, no single hold is more than a small part of it (relative: this machine's speed varies)
-      console.log(`[logits stream] ${text.length} bytes over ${serializing.toFixed(0)} ms; longest event-loop hold ${longest.toFixed(1)} ms`);
+      console.log(
+        `[logits stream] ${text.length} bytes over ${serializing.toFixed(0)} ms; longest event-loop hold ${longest.toFixed(1)} ms`,
+      );
       expect(longest).toBeLessThan(serializing / 5);
     } finally {
       clearInterval(ticker);

@@ -19,7 +19,9 @@ const BODY_TIMEOUT_MS = 1_000;
 let backend: RunningBackend;
 
 beforeAll(async () => {
-  backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigramModel('malformed').dir }], { limits: { body_timeout_ms: BODY_TIMEOUT_MS } });
+  backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigramModel('malformed').dir }], {
+    limits: { body_timeout_ms: BODY_TIMEOUT_MS },
+  });
 }, 120_000);
 afterAll(async () => {
   await backend?.stop();
@@ -78,18 +80,25 @@ describe('malformed HTTP at the backend', () => {
   });
 
   it('an expectation other than 100-continue gets a 417 with the error JSON', async () => {
-    const out = await exchange(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`);
+    const out = await exchange(
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}`,
+    );
     expect(errorAnswer(out)).toMatchObject({ status: 417, code: 'expectation_failed' });
   });
 
   it('100-continue with a declared body over the limit is refused with a 413 before the body is sent', async () => {
-    const out = await exchange(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n`);
+    const out = await exchange(
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nExpect: 100-continue\r\nContent-Length: 99999999\r\n\r\n`,
+    );
     expect(out.text).not.toMatch(/^HTTP\/1.1 100/);
     expect(errorAnswer(out)).toMatchObject({ status: 413, code: 'payload_too_large' });
   });
 
   it('a chunk size of 2⁶⁴−1 (ffffffffffffffff) whose data never comes: an error JSON and a closed connection within the body timeout', async () => {
-    const out = await exchange(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n`, 5_000);
+    const out = await exchange(
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\n${AUTH}\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\n`,
+      5_000,
+    );
     // the parser takes the size (it fits in 64 bits); the body read's time bound ends the wait
     expect([400, 408, 413]).toContain(errorAnswer(out).status);
     expect(out.closed).toBe(true);
@@ -98,7 +107,10 @@ describe('malformed HTTP at the backend', () => {
 
   it('an unauthenticated request that declares a body it never sends is refused at once (401), not left waiting', async () => {
     for (const auth of ['', 'Authorization: Bearer wrong-token\r\n']) {
-      const out = await exchange(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n`, 3_000);
+      const out = await exchange(
+        `POST /v1/completions HTTP/1.1\r\nHost: x\r\n${auth}Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n`,
+        3_000,
+      );
       expect(errorAnswer(out), auth).toMatchObject({ status: 401, type: 'authentication_error' });
       expect(out.ms, auth).toBeLessThan(1_500);
       expect(out.closed, auth).toBe(true);
@@ -106,10 +118,16 @@ describe('malformed HTTP at the backend', () => {
   });
 
   it('a signed request with a malformed or stale signature is refused before its body is read', async () => {
-    const stale = await signRequest(TEST_SECRET, { method: 'POST', path: '/v1/completions', body: 'x'.repeat(1000) }, { now: Date.now() - 3_600_000 });
+    const stale = await signRequest(
+      TEST_SECRET,
+      { method: 'POST', path: '/v1/completions', body: 'x'.repeat(1000) },
+      { now: Date.now() - 3_600_000 },
+    );
     const heads = [
       'x-realign-timestamp: soon\r\nx-realign-nonce: abcdefgh12\r\nx-realign-signature: v1=zz\r\n',
-      Object.entries(stale).map(([k, v]) => `${k}: ${v}\r\n`).join(''),
+      Object.entries(stale)
+        .map(([k, v]) => `${k}: ${v}\r\n`)
+        .join(''),
     ];
     for (const h of heads) {
       const out = await exchange(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${h}Content-Length: 1000\r\n\r\n`, 3_000);
@@ -121,8 +139,13 @@ describe('malformed HTTP at the backend', () => {
   it('a well-signed request whose body never arrives gets a 408 within the body timeout', async () => {
     const body = JSON.stringify({ model: 'bigram', prompt: 'x' });
     const h = await signRequest(TEST_SECRET, { method: 'POST', path: '/v1/completions', body });
-    const head = Object.entries(h).map(([k, v]) => `${k}: ${v}\r\n`).join('');
-    const out = await exchange(`POST /v1/completions HTTP/1.1\r\nHost: x\r\n${head}Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`, 5_000);
+    const head = Object.entries(h)
+      .map(([k, v]) => `${k}: ${v}\r\n`)
+      .join('');
+    const out = await exchange(
+      `POST /v1/completions HTTP/1.1\r\nHost: x\r\n${head}Content-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+      5_000,
+    );
     expect(errorAnswer(out)).toMatchObject({ status: 408, code: 'request_timeout' });
     expect(out.closed).toBe(true);
     expect(out.ms).toBeGreaterThanOrEqual(BODY_TIMEOUT_MS - 50);

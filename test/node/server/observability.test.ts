@@ -25,7 +25,14 @@ beforeAll(async () => {
   const logger = pino({ level: 'info' }, { write: (line: string) => void logLines.push(line) });
   backend = await startTestBackend(
     [
-      { id: 'inra', mode: 'inra', model: tinyInra(seed), default_lambda: 0.5, lambda_range: [-1, 2], kv_budget_tokens: KV_BUDGET },
+      {
+        id: 'inra',
+        mode: 'inra',
+        model: tinyInra(seed),
+        default_lambda: 0.5,
+        lambda_range: [-1, 2],
+        kv_budget_tokens: KV_BUDGET,
+      },
       { id: 'bigram', mode: 'single', model: bigramModel('Metrics世界🙂ж✓ŋ').dir },
     ],
     {},
@@ -63,18 +70,35 @@ async function scrape(): Promise<string> {
   return res.text();
 }
 
-type Usage = { completion_tokens: number; prompt_tokens: number; realign: { branches: Record<'aligned' | 'reference', { prompt_tokens: number; completion_tokens: number }> } };
+type Usage = {
+  completion_tokens: number;
+  prompt_tokens: number;
+  realign: { branches: Record<'aligned' | 'reference', { prompt_tokens: number; completion_tokens: number }> };
+};
 
 describe(`metrics and logs (seed ${seed})`, () => {
   const usages: Usage[] = [];
 
   it('traffic: generations on both branches, a stream, and refused requests', async () => {
-    const chat = await send(backend.url, '/v1/chat/completions', { model: 'inra', messages: [{ role: 'user', content: `remember ${MARKER}` }], max_tokens: 8, lambda: 0.5 });
+    const chat = await send(backend.url, '/v1/chat/completions', {
+      model: 'inra',
+      messages: [{ role: 'user', content: `remember ${MARKER}` }],
+      max_tokens: 8,
+      lambda: 0.5,
+    });
     expect(chat.status).toBe(200);
     usages.push(((await chat.json()) as { usage: Usage }).usage);
     // λ = 1 needs only the aligned branch
-    const comp = await send(backend.url, '/v1/completions', { model: 'inra', prompt: `${MARKER} continues`, max_tokens: 6, lambda: 1, stream: true, stream_options: { include_usage: true } });
-    for await (const data of sseData(comp)) if (data !== '[DONE]' && data.includes('"usage":{')) usages.push((JSON.parse(data) as { usage: Usage }).usage);
+    const comp = await send(backend.url, '/v1/completions', {
+      model: 'inra',
+      prompt: `${MARKER} continues`,
+      max_tokens: 6,
+      lambda: 1,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    for await (const data of sseData(comp))
+      if (data !== '[DONE]' && data.includes('"usage":{')) usages.push((JSON.parse(data) as { usage: Usage }).usage);
     expect(usages).toHaveLength(2);
     expect(usages[1].realign.branches.reference).toEqual({ prompt_tokens: 0, completion_tokens: 0 });
     expect((await send(backend.url, '/v1/completions', { model: 'inra', prompt: MARKER, temperature: -1 })).status).toBe(400);
@@ -128,7 +152,12 @@ describe(`metrics and logs (seed ${seed})`, () => {
 
   it('/metrics queue and KV gauges follow a running stream and return to zero', async () => {
     const abort = new AbortController();
-    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 1500, temperature: 0, stream: true }, { signal: abort.signal });
+    const res = await send(
+      backend.url,
+      '/v1/completions',
+      { model: 'bigram', prompt: 'go', max_tokens: 1500, temperature: 0, stream: true },
+      { signal: abort.signal },
+    );
     const reader = sseData(res);
     for (let i = 0; i < 3; i++) await reader.next();
     const during = await scrape();
@@ -141,12 +170,18 @@ describe(`metrics and logs (seed ${seed})`, () => {
     const bigram = backend.registry.models().find((m) => m.config.id === 'bigram')!.engine;
     expect(await eventually(async () => (await bigram.refreshStats()).rows === 0, 5000)).toBe(true);
     const after = await scrape();
-    for (const gauge of ['realign_running_sequences', 'realign_kv_tokens_used', 'realign_queue_depth']) expect(samples(after, gauge).get('model="bigram"')).toBe(0);
+    for (const gauge of ['realign_running_sequences', 'realign_kv_tokens_used', 'realign_queue_depth'])
+      expect(samples(after, gauge).get('model="bigram"')).toBe(0);
     expect(samples(after, 'realign_kv_tokens_budget').get('model="inra"')).toBe(KV_BUDGET);
   });
 
   it('logs are JSON with request ids and never contain the prompt text', async () => {
-    const res = await send(backend.url, '/v1/chat/completions', { model: 'inra', messages: [{ role: 'user', content: MARKER }], max_tokens: 3 }, { headers: { 'x-request-id': 'trace-42.a' } });
+    const res = await send(
+      backend.url,
+      '/v1/chat/completions',
+      { model: 'inra', messages: [{ role: 'user', content: MARKER }], max_tokens: 3 },
+      { headers: { 'x-request-id': 'trace-42.a' } },
+    );
     expect(res.status).toBe(200);
     expect(res.headers.get('x-request-id')).toBe('trace-42.a');
     const generated = await send(backend.url, '/v1/completions', { model: 'inra', prompt: MARKER, max_tokens: 3 });
@@ -160,6 +195,8 @@ describe(`metrics and logs (seed ${seed})`, () => {
       const mine = entries.filter((e) => e.requestId === rid).map((e) => e.msg);
       expect(mine).toEqual(['generation done', 'request']);
     }
-    expect(entries.filter((e) => e.msg === 'request').every((e) => typeof e.requestId === 'string' && typeof e.status === 'number')).toBe(true);
+    expect(
+      entries.filter((e) => e.msg === 'request').every((e) => typeof e.requestId === 'string' && typeof e.status === 'number'),
+    ).toBe(true);
   });
 });

@@ -41,12 +41,22 @@ describe(`the backend through the official openai SDK (seed ${seed})`, () => {
     expect(res.choices[0].finish_reason).toMatch(/stop|length/);
     expect((res as unknown as { lambda: number }).lambda).toBe(1.25);
     expect(res.usage!.completion_tokens).toBeGreaterThan(0);
-    const raw = await client.chat.completions.create({ model: 'inra', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 }).asResponse();
+    const raw = await client.chat.completions
+      .create({ model: 'inra', messages: [{ role: 'user', content: 'x' }], max_tokens: 2 })
+      .asResponse();
     expect(raw.headers.get('x-realign-lambda')).toBe('0.5'); // the model's default
   });
 
   it('text completion, n = 2 with a seed, logprobs', async () => {
-    const res = await client.completions.create({ model: 'inra', prompt: 'Once upon', max_tokens: 6, n: 2, seed: 7, temperature: 1, logprobs: 3 });
+    const res = await client.completions.create({
+      model: 'inra',
+      prompt: 'Once upon',
+      max_tokens: 6,
+      n: 2,
+      seed: 7,
+      temperature: 1,
+      logprobs: 3,
+    });
     expect(res.choices.map((c) => c.index)).toEqual([0, 1]);
     for (const c of res.choices) {
       expect(c.logprobs!.tokens!.length).toBe(res.usage!.completion_tokens / 2);
@@ -83,7 +93,12 @@ describe(`the backend through the official openai SDK (seed ${seed})`, () => {
     expect(finish).toBe('length');
     expect(usage!.completion_tokens).toBe(cycle.length * 2);
     expect(text).toBe(TEXT.repeat(2));
-    const whole = await client.chat.completions.create({ model: 'bigram', messages: [{ role: 'user', content: 'go' }], max_tokens: cycle.length * 2, temperature: 0 });
+    const whole = await client.chat.completions.create({
+      model: 'bigram',
+      messages: [{ role: 'user', content: 'go' }],
+      max_tokens: cycle.length * 2,
+      temperature: 0,
+    });
     expect(whole.choices[0].message.content).toBe(text);
   });
 
@@ -108,13 +123,26 @@ describe(`the backend through the official openai SDK (seed ${seed})`, () => {
 
   it('/v1/logits with lambdas [0, 0.5, 1] equals three single-λ calls and costs one forward pass', async () => {
     const post = async (body: unknown) => {
-      const r = await fetch(`${backend.url}/v1/logits`, { method: 'POST', headers: { authorization: `Bearer ${TEST_TOKEN}` }, body: JSON.stringify(body) });
+      const r = await fetch(`${backend.url}/v1/logits`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_TOKEN}` },
+        body: JSON.stringify(body),
+      });
       expect(r.status).toBe(200);
-      return (await r.json()) as { results: { lambda: number; positions: { top_logprobs: { token_id: number; logprob: number }[] }[] }[]; branches?: unknown };
+      return (await r.json()) as {
+        results: { lambda: number; positions: { top_logprobs: { token_id: number; logprob: number }[] }[] }[];
+        branches?: unknown;
+      };
     };
     const engine = backend.registry.models().find((m) => m.config.id === 'inra')!.engine;
     const before = (await engine.refreshStats()).forwardPasses;
-    const together = await post({ model: 'inra', prompt: 'a b c', lambdas: [0, 0.5, 1], top_logprobs: 5, include_branches: true });
+    const together = await post({
+      model: 'inra',
+      prompt: 'a b c',
+      lambdas: [0, 0.5, 1],
+      top_logprobs: 5,
+      include_branches: true,
+    });
     const after = (await engine.refreshStats()).forwardPasses;
     expect(after - before).toBe(1);
     for (const [k, lambda] of [0, 0.5, 1].entries()) {

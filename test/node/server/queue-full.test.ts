@@ -28,7 +28,14 @@ type Outcome = { status: number; text?: string; tokens?: number; code?: string |
 /** One request, read to its end: its text and token count when it succeeded, its error when not. */
 async function run(i: number, maxTokens: number): Promise<Outcome> {
   const stream = i % 2 === 1;
-  const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: maxTokens, temperature: 0, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) });
+  const res = await send(backend.url, '/v1/completions', {
+    model: 'bigram',
+    prompt: 'go',
+    max_tokens: maxTokens,
+    temperature: 0,
+    stream,
+    ...(stream ? { stream_options: { include_usage: true } } : {}),
+  });
   if (res.status !== 200) {
     const err = await errorOf(res);
     return { status: res.status, code: err.code, retryAfter: res.headers.get('retry-after') };
@@ -45,7 +52,11 @@ async function run(i: number, maxTokens: number): Promise<Outcome> {
       done = true;
       continue;
     }
-    const chunk = JSON.parse(data) as { choices: { text: string }[]; usage?: { completion_tokens: number } | null; error?: unknown };
+    const chunk = JSON.parse(data) as {
+      choices: { text: string }[];
+      usage?: { completion_tokens: number } | null;
+      error?: unknown;
+    };
     expect(chunk.error).toBeUndefined();
     text += chunk.choices[0]?.text ?? '';
     if (chunk.usage) tokens = chunk.usage.completion_tokens;
@@ -71,18 +82,37 @@ describe('a full queue', () => {
     }
     expect(refused.some((o) => o.status === 429)).toBe(true);
     const s = await engine.refreshStats();
-    expect({ running: s.running, queued: s.queued, rows: s.rows, reserved: s.kvTokensReserved }).toEqual({ running: 0, queued: 0, rows: 0, reserved: 0 });
+    expect({ running: s.running, queued: s.queued, rows: s.rows, reserved: s.kvTokensReserved }).toEqual({
+      running: 0,
+      queued: 0,
+      rows: 0,
+      reserved: 0,
+    });
   });
 
   it('one running and one queued: the next is refused; a queued client that leaves frees its place', async () => {
     const running = new AbortController();
-    const long = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2000, temperature: 0, stream: true }, { signal: running.signal });
+    const long = await send(
+      backend.url,
+      '/v1/completions',
+      { model: 'bigram', prompt: 'go', max_tokens: 2000, temperature: 0, stream: true },
+      { signal: running.signal },
+    );
     expect(long.status).toBe(200); // admitted: the status waits for the first token
     const queued = new AbortController();
-    const waiting = send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 5 }, { signal: queued.signal }).catch((e: Error) => e.name);
+    const waiting = send(
+      backend.url,
+      '/v1/completions',
+      { model: 'bigram', prompt: 'go', max_tokens: 5 },
+      { signal: queued.signal },
+    ).catch((e: Error) => e.name);
     expect(await eventually(async () => (await engine.refreshStats()).queued === 1, 5000)).toBe(true);
 
-    const refused = await send(backend.url, '/v1/chat/completions', { model: 'bigram', messages: [{ role: 'user', content: 'x' }], max_tokens: 5 });
+    const refused = await send(backend.url, '/v1/chat/completions', {
+      model: 'bigram',
+      messages: [{ role: 'user', content: 'x' }],
+      max_tokens: 5,
+    });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('retry-after')).toBe('1');
     const err = await errorOf(refused);

@@ -24,9 +24,23 @@ afterAll(async () => {
 /** A backend over `models` whose log lines are kept (parsed). */
 async function start(models: Record<string, unknown>[]): Promise<{ backend: RunningBackend; logs: Record<string, unknown>[] }> {
   const logs: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'info' }, { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const config = parseServerConfig({ models: models.map((m) => ({ device: 'cpu', threads: 1, ...m })), graph_cache: tempDir('realign-graphs-'), shutdown_grace_ms: 1000 }, '/');
-  const backend = await startBackend(config, { port: 0, logger, env: { REALIGN_HMAC_SECRET: TEST_SECRET, REALIGN_API_TOKENS: TEST_TOKEN } });
+  const logger = pino(
+    { level: 'info' },
+    { write: (line: string) => void logs.push(JSON.parse(line) as Record<string, unknown>) },
+  );
+  const config = parseServerConfig(
+    {
+      models: models.map((m) => ({ device: 'cpu', threads: 1, ...m })),
+      graph_cache: tempDir('realign-graphs-'),
+      shutdown_grace_ms: 1000,
+    },
+    '/',
+  );
+  const backend = await startBackend(config, {
+    port: 0,
+    logger,
+    env: { REALIGN_HMAC_SECRET: TEST_SECRET, REALIGN_API_TOKENS: TEST_TOKEN },
+  });
   running.push(backend);
   return { backend, logs };
 }

@@ -38,8 +38,23 @@ function expectTurnedAway(r: TurnedAway, expected: unknown): void {
 }
 
 /** Reads a stream to its end (or until `limitMs`): its text, its last data, any error event, whether it timed out. */
-async function drain(res: Response, limitMs: number): Promise<{ text: string; last: string | null; error: { code: string; type: string } | null; timedOut: boolean; broken: boolean }> {
-  const out = { text: '', last: null as string | null, error: null as { code: string; type: string } | null, timedOut: false, broken: false };
+async function drain(
+  res: Response,
+  limitMs: number,
+): Promise<{
+  text: string;
+  last: string | null;
+  error: { code: string; type: string } | null;
+  timedOut: boolean;
+  broken: boolean;
+}> {
+  const out = {
+    text: '',
+    last: null as string | null,
+    error: null as { code: string; type: string } | null,
+    timedOut: false,
+    broken: false,
+  };
   const read = (async () => {
     try {
       for await (const data of sseData(res)) {
@@ -64,7 +79,13 @@ describe('graceful shutdown', () => {
   it('with a long grace period: new requests are turned away, /readyz is not ready, the in-flight stream ends with [DONE]', async () => {
     const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir }], { shutdown_grace_ms: 20_000 });
     const rounds = 60; // ~700 tokens: long enough to be running while stop() begins
-    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: bigram.cycle.length * rounds, temperature: 0, stream: true });
+    const res = await send(backend.url, '/v1/completions', {
+      model: 'bigram',
+      prompt: 'go',
+      max_tokens: bigram.cycle.length * rounds,
+      temperature: 0,
+      stream: true,
+    });
     expect(res.status).toBe(200);
     const stopped = backend.stop().then(() => Date.now());
 
@@ -84,8 +105,16 @@ describe('graceful shutdown', () => {
   });
 
   it('with a tiny grace period: the running stream ends with an error event, the queued request gets 503, nothing hangs', async () => {
-    const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, max_batch: 1 }], { shutdown_grace_ms: 50 });
-    const res = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2000, temperature: 0, stream: true });
+    const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, max_batch: 1 }], {
+      shutdown_grace_ms: 50,
+    });
+    const res = await send(backend.url, '/v1/completions', {
+      model: 'bigram',
+      prompt: 'go',
+      max_tokens: 2000,
+      temperature: 0,
+      stream: true,
+    });
     expect(res.status).toBe(200);
     // a second request waits in the queue behind the first (max_batch 1)
     const queued = send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 5 }).then(
@@ -107,7 +136,10 @@ describe('graceful shutdown', () => {
     const q = await Promise.race([queued, new Promise((r) => setTimeout(() => r('hang'), 10_000))]);
     expect(q).not.toBe('hang');
     const { status, body } = q as { status: number; body: unknown };
-    expect({ status, body }).toMatchObject({ status: 503, body: { error: { type: 'backend_error', code: 'engine_unavailable' } } });
+    expect({ status, body }).toMatchObject({
+      status: 503,
+      body: { error: { type: 'backend_error', code: 'engine_unavailable' } },
+    });
     await stopped;
     expect(Date.now() - t0).toBeLessThan(10_000);
   });

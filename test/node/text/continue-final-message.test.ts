@@ -50,6 +50,8 @@ describe('continuing the final assistant message', () => {
 
   it('refuses an empty final message (there is nothing to find in the render)', () => {
     const tok = qwen();
-    expect(() => tok.applyChatTemplate([messages[0], { role: 'assistant', content: '' }], { continueFinalMessage: true })).toThrow(TokenizerError);
+    expect(() =>
+      tok.applyChatTemplate([messages[0], { role: 'assistant', content: '' }], { continueFinalMessage: true }),
+    ).toThrow(TokenizerError);
   });
 });

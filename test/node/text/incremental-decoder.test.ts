@@ -123,7 +123,12 @@ describe('incremental decoding of long runs of invalid bytes', () => {
     'bytes never valid in UTF-8': Array.from({ length: 3000 }, (_, i) => [0xff, 0xfe, 0xc0, 0xc1, 0xf5][i % 5]),
     'lead bytes that never complete': Array.from({ length: 3000 }, (_, i) => [0xe2, 0xf0, 0x9f, 0xe4][i % 4]),
     'truncated emoji between letters': Array.from({ length: 1000 }, () => [0xf0, 0x9f, 0x41]).flat(),
-    'invalid bytes with valid characters between': Array.from({ length: 500 }, () => [0x80, 0x80, ...UTF8.encode('é🎉'), 0xff]).flat(),
+    'invalid bytes with valid characters between': Array.from({ length: 500 }, () => [
+      0x80,
+      0x80,
+      ...UTF8.encode('é🎉'),
+      0xff,
+    ]).flat(),
   };
 
   it.each(Object.keys(RUNS))('%s: chunks join to the full decode, and per-token work stays bounded', (name) => {
@@ -145,7 +150,9 @@ describe('incremental decoding of long runs of invalid bytes', () => {
   });
 
   it('reassembles to the full decode for long sequences dominated by invalid and partial bytes (property)', () => {
-    const tricky = [0x80, 0x9f, 0xbf, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xc0, 0xed, 0xa0, 0xf4, 0x90, 0x41];
+    const tricky = [
+      0x80, 0x9f, 0xbf, 0xc3, 0xa9, 0xe2, 0x82, 0xac, 0xf0, 0x9f, 0x98, 0x80, 0xff, 0xc0, 0xed, 0xa0, 0xf4, 0x90, 0x41,
+    ];
     const id = fc.oneof(
       { weight: 6, arbitrary: fc.constantFrom(...tricky) },
       { weight: 1, arbitrary: fc.integer({ min: 0, max: tiny.vocabSize - 1 }) },

@@ -90,15 +90,17 @@ describe('stop strings across chunk boundaries', () => {
 
   it('has no false positives on random text over a small alphabet (property-style loop)', () => {
     let state = 12345;
-    const rand = (n: number) => ((state = (Math.imul(state, 1103515245) + 12345) >>> 0) % n);
+    const rand = (n: number) => (state = (Math.imul(state, 1103515245) + 12345) >>> 0) % n;
     const alphabet = 'ab\n';
     for (let trial = 0; trial < 300; trial++) {
       const text = Array.from({ length: 10 }, () => alphabet[rand(alphabet.length)]).join('');
-      const stops = Array.from({ length: 1 + rand(3) }, () => Array.from({ length: 1 + rand(3) }, () => alphabet[rand(3)]).join(''));
+      const stops = Array.from({ length: 1 + rand(3) }, () =>
+        Array.from({ length: 1 + rand(3) }, () => alphabet[rand(3)]).join(''),
+      );
       const want = expected(stops, text);
       for (let s = 0; s < 20; s++) {
         const chunks: string[] = [];
-        for (let i = 0; i < text.length; ) {
+        for (let i = 0; i < text.length;) {
           const len = 1 + rand(4);
           chunks.push(text.slice(i, i + len));
           i += len;

@@ -37,15 +37,18 @@ function loadBundled(kind: 'qwen' | 'llama3'): { tok: TextTokenizer; vocabSize: 
 describe('tiny byte-level BPE tokenizer', () => {
   const tiny = loadTiny(512);
 
-  it.each([MIN_TINY_VOCAB_SIZE, 300, 512, 4096])('keeps the whole vocabulary within vocabSize %i and round-trips', (vocabSize) => {
-    const dir = tempDir();
-    const info = writeTinyTokenizer(dir, { vocabSize });
-    const tok = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
-    expect(info.vocabSize).toBeLessThanOrEqual(vocabSize);
-    expect(tok.vocabSize).toBe(info.vocabSize);
-    expect(Object.values(info.specialTokenIds).every((id) => id < vocabSize)).toBe(true);
-    for (const text of Object.values(SAMPLE_TEXTS)) expect(tok.decode(tok.encode(text))).toBe(text);
-  });
+  it.each([MIN_TINY_VOCAB_SIZE, 300, 512, 4096])(
+    'keeps the whole vocabulary within vocabSize %i and round-trips',
+    (vocabSize) => {
+      const dir = tempDir();
+      const info = writeTinyTokenizer(dir, { vocabSize });
+      const tok = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
+      expect(info.vocabSize).toBeLessThanOrEqual(vocabSize);
+      expect(tok.vocabSize).toBe(info.vocabSize);
+      expect(Object.values(info.specialTokenIds).every((id) => id < vocabSize)).toBe(true);
+      for (const text of Object.values(SAMPLE_TEXTS)) expect(tok.decode(tok.encode(text))).toBe(text);
+    },
+  );
 
   it('fills a 512 vocabulary with learned merges', () => {
     expect(tiny.vocabSize).toBe(512);
@@ -90,7 +93,9 @@ describe('tiny byte-level BPE tokenizer', () => {
       { role: 'user', content: 'Hi 🎉' },
     ]);
     expect(chat).toBe('<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi 🎉<|im_end|>\n<|im_start|>assistant\n');
-    expect(tiny.applyChatTemplate([{ role: 'user', content: 'x' }], { addGenerationPrompt: false })).toBe('<|im_start|>user\nx<|im_end|>\n');
+    expect(tiny.applyChatTemplate([{ role: 'user', content: 'x' }], { addGenerationPrompt: false })).toBe(
+      '<|im_start|>user\nx<|im_end|>\n',
+    );
     const ids = tiny.encodeChat([{ role: 'user', content: 'x' }]);
     expect(ids[0]).toBe(imStart);
     expect(ids.filter((id) => id === imEnd)).toHaveLength(1);
@@ -122,8 +127,12 @@ describe('bundled Qwen3 tokenizer', () => {
       { role: 'system', content: 'You are helpful.' },
       { role: 'user', content: '你好' },
     ];
-    expect(qwen.applyChatTemplate(messages)).toBe('<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n');
-    expect(qwen.applyChatTemplate(messages, { extra: { enable_thinking: false } })).toMatch(/<\|im_start\|>assistant\n<think>\n\n<\/think>\n\n$/);
+    expect(qwen.applyChatTemplate(messages)).toBe(
+      '<|im_start|>system\nYou are helpful.<|im_end|>\n<|im_start|>user\n你好<|im_end|>\n<|im_start|>assistant\n',
+    );
+    expect(qwen.applyChatTemplate(messages, { extra: { enable_thinking: false } })).toMatch(
+      /<\|im_start\|>assistant\n<think>\n\n<\/think>\n\n$/,
+    );
     const ids = qwen.encodeChat(messages);
     expect(ids[0]).toBe(151644);
     expect(ids.filter((id) => id === 151645)).toHaveLength(2);
@@ -178,28 +187,31 @@ describe('bundled Llama 3.1 tokenizer', () => {
 });
 
 describe('decoding matches @huggingface/tokenizers (its ByteLevel decoder, without clean-up)', () => {
-  it.each(['tiny', 'qwen', 'llama3'] as const)('for random ids of the %s tokenizer, incl. special, added and partial-byte tokens (property)', (kind) => {
-    let dir: string;
-    let ours: TextTokenizer;
-    if (kind === 'tiny') {
-      dir = tempDir();
-      writeTinyTokenizer(dir, { vocabSize: 512 });
-      ours = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
-    } else ({ dir, tok: ours } = loadBundled(kind));
-    const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
-    const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
-    const library = new Tokenizer(json, config);
-    const added = (json.added_tokens as { id: number }[]).map((t) => t.id);
-    const interesting = [...added, ...ours.encode(SAMPLE_TEXTS.emoji + SAMPLE_TEXTS.cjk, { addSpecialTokens: false })];
-    const id = fc.oneof(fc.integer({ min: 0, max: ours.vocabSize - 1 }), fc.constantFrom(...interesting));
-    fc.assert(
-      fc.property(fc.array(id, { minLength: 1, maxLength: 30 }), fc.boolean(), (ids, skip) => {
-        const want = library.decode(ids, { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
-        expect(ours.decode(ids, { skipSpecialTokens: skip })).toBe(want);
-      }),
-      { numRuns: 300, seed: 11 },
-    );
-  });
+  it.each(['tiny', 'qwen', 'llama3'] as const)(
+    'for random ids of the %s tokenizer, incl. special, added and partial-byte tokens (property)',
+    (kind) => {
+      let dir: string;
+      let ours: TextTokenizer;
+      if (kind === 'tiny') {
+        dir = tempDir();
+        writeTinyTokenizer(dir, { vocabSize: 512 });
+        ours = TextTokenizer.load(join(dir, 'tokenizer.json'), join(dir, 'tokenizer_config.json'));
+      } else ({ dir, tok: ours } = loadBundled(kind));
+      const json = JSON.parse(readFileSync(join(dir, 'tokenizer.json'), 'utf8'));
+      const config = JSON.parse(readFileSync(join(dir, 'tokenizer_config.json'), 'utf8'));
+      const library = new Tokenizer(json, config);
+      const added = (json.added_tokens as { id: number }[]).map((t) => t.id);
+      const interesting = [...added, ...ours.encode(SAMPLE_TEXTS.emoji + SAMPLE_TEXTS.cjk, { addSpecialTokens: false })];
+      const id = fc.oneof(fc.integer({ min: 0, max: ours.vocabSize - 1 }), fc.constantFrom(...interesting));
+      fc.assert(
+        fc.property(fc.array(id, { minLength: 1, maxLength: 30 }), fc.boolean(), (ids, skip) => {
+          const want = library.decode(ids, { skip_special_tokens: skip, clean_up_tokenization_spaces: false });
+          expect(ours.decode(ids, { skipSpecialTokens: skip })).toBe(want);
+        }),
+        { numRuns: 300, seed: 11 },
+      );
+    },
+  );
 });
 
 describe('tokenizer loading errors', () => {

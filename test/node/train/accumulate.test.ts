@@ -4,7 +4,13 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
 import { ModelSession, type HostTensor } from '../../../gpu-backend/src/ort/session.ts';
-import { gradNames, TRAIN_IO, writeTrainGraph, type TrainGraphKind, type TrainGraphSpec } from '../../../gpu-backend/src/train/graphs.ts';
+import {
+  gradNames,
+  TRAIN_IO,
+  writeTrainGraph,
+  type TrainGraphKind,
+  type TrainGraphSpec,
+} from '../../../gpu-backend/src/train/graphs.ts';
 import { DEFAULT_ADAMW, OPTIMIZER_INPUTS, stateNames } from '../../../gpu-backend/src/train/model/optimizer.ts';
 import { initialParams } from '../../../gpu-backend/src/train/params.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
@@ -19,7 +25,14 @@ describe('gradient accumulation', () => {
 
   it(`two accumulated micro-batches give the update one batch of both gives (gradient norm, AdamW moments, parameters) (seed ${seed})`, async () => {
     const ckpt = openCheckpoint(tinyCheckpoint({ arch: 'llama', seed, shape: { numLayers: 1 } }));
-    const base: Omit<TrainGraphSpec, 'accumulated'> = { ckpt, trainable: { kind: 'full' }, loss: 'sft', floatType: 'float32', maxPositions: 32, optimizer: { ...DEFAULT_ADAMW, maxGradNorm: 0 } };
+    const base: Omit<TrainGraphSpec, 'accumulated'> = {
+      ckpt,
+      trainable: { kind: 'full' },
+      loss: 'sft',
+      floatType: 'float32',
+      maxPositions: 32,
+      optimizer: { ...DEFAULT_ADAMW, maxGradNorm: 0 },
+    };
     const open = async (accumulated: boolean, kind: TrainGraphKind) => {
       const dir = join(tempDir(), kind);
       mkdirSync(dir);
@@ -55,19 +68,28 @@ describe('gradient accumulation', () => {
       common[stateNames(p.name).m] = t(p, new Float32Array(init.get(p.name)!.length));
       common[stateNames(p.name).v] = t(p, new Float32Array(init.get(p.name)!.length));
     }
-    const fetch = [TRAIN_IO.loss, TRAIN_IO.gradNorm, ...params.flatMap((p) => [stateNames(p.name).newM, stateNames(p.name).newV, stateNames(p.name).newParam])];
+    const fetch = [
+      TRAIN_IO.loss,
+      TRAIN_IO.gradNorm,
+      ...params.flatMap((p) => [stateNames(p.name).newM, stateNames(p.name).newV, stateNames(p.name).newParam]),
+    ];
     const whole = await plain.session.run({ ...common, ...part(0, 4) }, fetch);
 
     const zeros: Record<string, HostTensor> = {};
     for (const p of params) zeros[gradNames(p.name).input] = t(p, new Float32Array(init.get(p.name)!.length));
-    const first = await grads.session.run({ ...common, ...zeros, ...part(0, 2) }, [TRAIN_IO.loss, ...params.map((p) => gradNames(p.name).output)]);
+    const first = await grads.session.run({ ...common, ...zeros, ...part(0, 2) }, [
+      TRAIN_IO.loss,
+      ...params.map((p) => gradNames(p.name).output),
+    ]);
     const carried: Record<string, HostTensor> = {};
     for (const p of params) carried[gradNames(p.name).input] = t(p, first[gradNames(p.name).output].data as Float32Array);
     const split = await last.session.run({ ...common, ...carried, ...part(2, 4) }, fetch);
 
     const loss = (r: typeof whole) => Number(r[TRAIN_IO.loss].data[0]);
     expect(Math.abs(loss(first) + loss(split) - loss(whole)) / loss(whole)).toBeLessThan(TOL);
-    expect(Math.abs(Number(split[TRAIN_IO.gradNorm].data[0]) - Number(whole[TRAIN_IO.gradNorm].data[0]))).toBeLessThan(TOL * Number(whole[TRAIN_IO.gradNorm].data[0]));
+    expect(Math.abs(Number(split[TRAIN_IO.gradNorm].data[0]) - Number(whole[TRAIN_IO.gradNorm].data[0]))).toBeLessThan(
+      TOL * Number(whole[TRAIN_IO.gradNorm].data[0]),
+    );
     for (const p of params) {
       for (const key of ['newM', 'newV'] as const) {
         const name = stateNames(p.name)[key];

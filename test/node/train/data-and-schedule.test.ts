@@ -22,7 +22,16 @@ describe('training data', () => {
 
   it('tokenizes the prompt through the chat template and the response as the model writes it, ending in the end-of-turn token', () => {
     const [ex, viaMessages] = loadDataset(
-      file([JSON.stringify({ prompt: 'hi', response: 'hello there' }), '', JSON.stringify({ messages: [{ role: 'user', content: 'hi' }, { role: 'assistant', content: 'hello there' }] })]),
+      file([
+        JSON.stringify({ prompt: 'hi', response: 'hello there' }),
+        '',
+        JSON.stringify({
+          messages: [
+            { role: 'user', content: 'hi' },
+            { role: 'assistant', content: 'hello there' },
+          ],
+        }),
+      ]),
       tok,
       { eos, maxLength: 64 },
     );
@@ -33,10 +42,21 @@ describe('training data', () => {
   });
 
   it('says which line is wrong and why', () => {
-    expect(() => loadDataset(file(['{"prompt": "a", "response": "b"}', '{oops']), tok, { eos, maxLength: 64 })).toThrow(/d\.jsonl:2: not valid JSON/);
-    expect(() => loadDataset(file(['{"prompt": "a"}']), tok, { eos, maxLength: 64 })).toThrow(/:1: "prompt" and "response" must be strings/);
-    expect(() => loadDataset(file(['{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}']), tok, { eos, maxLength: 64 })).toThrow(/last message must be the assistant's/);
-    expect(() => loadDataset(file([JSON.stringify({ prompt: 'x'.repeat(200), response: 'b' })]), tok, { eos, maxLength: 16 })).toThrow(DataError);
+    expect(() => loadDataset(file(['{"prompt": "a", "response": "b"}', '{oops']), tok, { eos, maxLength: 64 })).toThrow(
+      /d\.jsonl:2: not valid JSON/,
+    );
+    expect(() => loadDataset(file(['{"prompt": "a"}']), tok, { eos, maxLength: 64 })).toThrow(
+      /:1: "prompt" and "response" must be strings/,
+    );
+    expect(() =>
+      loadDataset(file(['{"messages": [{"role": "user", "content": "a"}, {"role": "user", "content": "b"}]}']), tok, {
+        eos,
+        maxLength: 64,
+      }),
+    ).toThrow(/last message must be the assistant's/);
+    expect(() =>
+      loadDataset(file([JSON.stringify({ prompt: 'x'.repeat(200), response: 'b' })]), tok, { eos, maxLength: 16 }),
+    ).toThrow(DataError);
   });
 
   it('pads a batch on the right and weighs only the positions that predict response tokens', () => {

@@ -26,7 +26,19 @@ const cases = [
 /** Runs the forward graph of a checkpoint over right-padded rows; returns logits [B, T, V]. */
 async function trainForward(dir: string, rows: number[][], firstLayer = 0): Promise<{ logits: Float32Array; T: number }> {
   const ckpt = openCheckpoint(dir);
-  const { graph, params } = buildTrainGraph({ ckpt, trainable: { kind: 'full' }, loss: 'sft', floatType: 'float32', maxPositions: 64, optimizer: DEFAULT_ADAMW, accumulated: false, firstLayer }, 'forward');
+  const { graph, params } = buildTrainGraph(
+    {
+      ckpt,
+      trainable: { kind: 'full' },
+      loss: 'sft',
+      floatType: 'float32',
+      maxPositions: 64,
+      optimizer: DEFAULT_ADAMW,
+      accumulated: false,
+      firstLayer,
+    },
+    'forward',
+  );
   const out = mkdtempSync(join(tmpdir(), 'realign-fwd-'));
   try {
     const session = await ModelSession.open(writeOnnxModel(graph, out, 'forward').modelPath, { device: 'cpu', threads: 1 });
@@ -72,7 +84,9 @@ describe.each(cases)('plain-op training forward, $arch, tied=$tie', ({ arch, tie
     const rows = [randomTokens(12, V), randomTokens(7, V)];
     for (const skip of [0, 1]) {
       const { logits, T } = await trainForward(trained, rows, skip);
-      rows.forEach((r, b) => expect(relErr(logits.subarray(b * T * V, (b * T + r.length) * V), ref.forward(r, skip).logits)).toBeLessThan(TOL));
+      rows.forEach((r, b) =>
+        expect(relErr(logits.subarray(b * T * V, (b * T + r.length) * V), ref.forward(r, skip).logits)).toBeLessThan(TOL),
+      );
     }
   });
 });

@@ -23,11 +23,46 @@ afterAll(cleanupTempDirs);
 // heads 4 over 2 KV heads (GQA), head_dim 4, vocabulary 24
 const SHAPE = { hiddenSize: 16, numLayers: 2, numHeads: 4, numKvHeads: 2, headDim: 4, intermediateSize: 24, vocabSize: 24 };
 
-const cases: { name: string; arch: 'qwen2' | 'llama'; tie: boolean; trainable: TrainableSpec; loss: LossKind; expand: boolean }[] = [
-  { name: 'InRa adapter, SFT loss, qwen2 (biases)', arch: 'qwen2', tie: false, trainable: { kind: 'adapter' }, loss: 'sft', expand: true },
-  { name: 'every tensor, SFT loss, llama with tied embeddings', arch: 'llama', tie: true, trainable: { kind: 'full' }, loss: 'sft', expand: false },
-  { name: 'every tensor, forward KL, qwen2', arch: 'qwen2', tie: false, trainable: { kind: 'full' }, loss: 'kl-forward', expand: false },
-  { name: 'LoRA factors, reverse KL, llama', arch: 'llama', tie: false, trainable: { kind: 'lora', rank: 2, alpha: 4 }, loss: 'kl-reverse', expand: false },
+const cases: {
+  name: string;
+  arch: 'qwen2' | 'llama';
+  tie: boolean;
+  trainable: TrainableSpec;
+  loss: LossKind;
+  expand: boolean;
+}[] = [
+  {
+    name: 'InRa adapter, SFT loss, qwen2 (biases)',
+    arch: 'qwen2',
+    tie: false,
+    trainable: { kind: 'adapter' },
+    loss: 'sft',
+    expand: true,
+  },
+  {
+    name: 'every tensor, SFT loss, llama with tied embeddings',
+    arch: 'llama',
+    tie: true,
+    trainable: { kind: 'full' },
+    loss: 'sft',
+    expand: false,
+  },
+  {
+    name: 'every tensor, forward KL, qwen2',
+    arch: 'qwen2',
+    tie: false,
+    trainable: { kind: 'full' },
+    loss: 'kl-forward',
+    expand: false,
+  },
+  {
+    name: 'LoRA factors, reverse KL, llama',
+    arch: 'llama',
+    tie: false,
+    trainable: { kind: 'lora', rank: 2, alpha: 4 },
+    loss: 'kl-reverse',
+    expand: false,
+  },
 ];
 
 describe('whole training graph against central finite differences (float64)', () => {
@@ -40,7 +75,10 @@ describe('whole training graph against central finite differences (float64)', ()
       expandCheckpoint(base, dir);
     }
     const ckpt = openCheckpoint(dir);
-    const { graph, params } = buildTrainGraph({ ckpt, trainable, loss, floatType: 'float64', maxPositions: 16, optimizer: DEFAULT_ADAMW, accumulated: false }, 'forward');
+    const { graph, params } = buildTrainGraph(
+      { ckpt, trainable, loss, floatType: 'float64', maxPositions: 16, optimizer: DEFAULT_ADAMW, accumulated: false },
+      'forward',
+    );
     const rng = new NormalStream(seed);
     const B = 2;
     const T = 6;
@@ -48,14 +86,22 @@ describe('whole training graph against central finite differences (float64)', ()
     const ids = BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rng.uniform() * V)));
     // gradCheck looks at 6 evenly spread elements of each input, for the embedding table one in each of the rows
     // ⌊k·V/6⌋: put those tokens in the input, or an untied model's checked rows can all be unused (zero gradient)
-    for (let k = 0; k < CHECKED; k++) ids[k] = BigInt(Math.floor(Math.floor((k * V * SHAPE.hiddenSize) / CHECKED) / SHAPE.hiddenSize));
+    for (let k = 0; k < CHECKED; k++)
+      ids[k] = BigInt(Math.floor(Math.floor((k * V * SHAPE.hiddenSize) / CHECKED) / SHAPE.hiddenSize));
     // the second row is padded after 4 tokens; the first position of each row is "prompt"
-    const weights = Float64Array.from({ length: B * T }, (_, i) => (i % T === 0 || (i >= T && i % T >= 4) ? 0 : 0.1 + rng.uniform()));
+    const weights = Float64Array.from({ length: B * T }, (_, i) =>
+      i % T === 0 || (i >= T && i % T >= 4) ? 0 : 0.1 + rng.uniform(),
+    );
     const feeds: Record<string, HostTensor> = {
       [TRAIN_IO.ids]: { type: 'int64', data: ids, dims: [B, T] },
       [TRAIN_IO.weights]: { type: 'float64', data: weights, dims: [B, T] },
     };
-    if (loss === 'sft') feeds[TRAIN_IO.targets] = { type: 'int64', data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rng.uniform() * V))), dims: [B, T] };
+    if (loss === 'sft')
+      feeds[TRAIN_IO.targets] = {
+        type: 'int64',
+        data: BigInt64Array.from({ length: B * T }, () => BigInt(Math.floor(rng.uniform() * V))),
+        dims: [B, T],
+      };
     else feeds[TRAIN_IO.teacher] = { type: 'float64', data: randomLogprobs(rng, B * T, V), dims: [B, T, V] };
     const init = initialParams(ckpt, trainable, seed);
     for (const p of params) {
@@ -67,10 +113,19 @@ describe('whole training graph against central finite differences (float64)', ()
       feeds[p.name] = { type: 'float64', data: v, dims: p.shape };
     }
     const lossName = graph.outputs.find((o) => o.name === TRAIN_IO.loss)!.name;
-    const results = await gradCheck(graph, lossName, feeds, params.map((p) => p.name), { maxElements: CHECKED });
+    const results = await gradCheck(
+      graph,
+      lossName,
+      feeds,
+      params.map((p) => p.name),
+      { maxElements: CHECKED },
+    );
     expect(results.length).toBe(params.length);
     for (const r of results) {
-      expect(r.analytic.some((x) => x !== 0), `${r.name}: all checked gradients are zero`).toBe(true);
+      expect(
+        r.analytic.some((x) => x !== 0),
+        `${r.name}: all checked gradients are zero`,
+      ).toBe(true);
       expect(r.relErr, r.name).toBeLessThan(TOL);
     }
   });

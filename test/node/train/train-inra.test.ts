@@ -76,7 +76,10 @@ describe('train-inra', () => {
     await trainInra({ ...testSettings({ steps: 0 }), model: expanded, data, out });
     const a = openCheckpoint(expanded);
     const b = openCheckpoint(out);
-    for (const e of a.store.entries.values()) expect(Buffer.from(b.store.readBytes(e.name).bytes).equals(Buffer.from(a.store.readBytes(e.name).bytes)), e.name).toBe(true);
+    for (const e of a.store.entries.values())
+      expect(Buffer.from(b.store.readBytes(e.name).bytes).equals(Buffer.from(a.store.readBytes(e.name).bytes)), e.name).toBe(
+        true,
+      );
     const plain = await openGraph('single', { model: base });
     const inra = await openGraph('inra', { model: out });
     const prompt = randomTokens(16, plain.vocab);
@@ -94,19 +97,31 @@ describe('train-inra', () => {
     const resumed = join(tempDir(), 'resumed');
     const work = join(tempDir(), 'work');
     const settings = testSettings({ steps: 6, gradAccum: 2, batchSize: 2, saveEvery: 2, workDir: work });
-    const stopAt4 = { update: (r: { step: number }) => { if (r.step === 4) throw new Error('interrupted'); }, note: () => {} };
-    await expect(trainInra({ ...settings, model: expanded, data, out: resumed, progress: stopAt4 as never })).rejects.toThrow('interrupted');
+    const stopAt4 = {
+      update: (r: { step: number }) => {
+        if (r.step === 4) throw new Error('interrupted');
+      },
+      note: () => {},
+    };
+    await expect(trainInra({ ...settings, model: expanded, data, out: resumed, progress: stopAt4 as never })).rejects.toThrow(
+      'interrupted',
+    );
     const report = await trainInra({ ...settings, resume: true, model: expanded, data, out: resumed });
     // the state of step 4 was not saved before the interruption (it happened inside step 4's report)
     expect(report.resumedFrom).toBe(2);
     expect(report.losses).toHaveLength(6);
     const a = openCheckpoint(straight);
     const b = openCheckpoint(resumed);
-    for (const e of a.store.entries.values()) expect(Buffer.from(b.store.readBytes(e.name).bytes).equals(Buffer.from(a.store.readBytes(e.name).bytes)), e.name).toBe(true);
+    for (const e of a.store.entries.values())
+      expect(Buffer.from(b.store.readBytes(e.name).bytes).equals(Buffer.from(a.store.readBytes(e.name).bytes)), e.name).toBe(
+        true,
+      );
   });
 
   it('refuses a checkpoint without an adapter, and says to expand it', async () => {
     const { base, data } = fixture(7);
-    await expect(trainInra({ ...testSettings({ steps: 1 }), model: base, data, out: join(tempDir(), 'x') })).rejects.toThrow(/realign expand/);
+    await expect(trainInra({ ...testSettings({ steps: 1 }), model: base, data, out: join(tempDir(), 'x') })).rejects.toThrow(
+      /realign expand/,
+    );
   });
 });

@@ -21,11 +21,30 @@ function examplesOf(dir: string, data: string): { examples: TrainExample[]; pad:
 }
 
 /** KL of `student` to the teacher of (reference, aligned, λ), per response token. */
-async function klTo(student: string, reference: string, aligned: string, lambda: number, data: string, kl: 'kl-forward' | 'kl-reverse'): Promise<number> {
+async function klTo(
+  student: string,
+  reference: string,
+  aligned: string,
+  lambda: number,
+  data: string,
+  kl: 'kl-forward' | 'kl-reverse',
+): Promise<number> {
   const { examples, pad } = examplesOf(student, data);
-  const teacher = await FusionTeacher.open(openCheckpoint(reference), openCheckpoint(aligned), lambda, { device: 'cpu', maxContext: 64, graphCache: tempDir() });
+  const teacher = await FusionTeacher.open(openCheckpoint(reference), openCheckpoint(aligned), lambda, {
+    device: 'cpu',
+    maxContext: 64,
+    graphCache: tempDir(),
+  });
   try {
-    return await meanLoss({ ckpt: openCheckpoint(student), examples, loss: kl, teacher, padId: pad, batchSize: 8, maxLength: 64 });
+    return await meanLoss({
+      ckpt: openCheckpoint(student),
+      examples,
+      loss: kl,
+      teacher,
+      padId: pad,
+      batchSize: 8,
+      maxLength: 64,
+    });
   } finally {
     await teacher.close();
   }
@@ -40,7 +59,11 @@ describe('train-trra', () => {
     const { examples, pad } = examplesOf(reference, writeDataset(3, seed));
     const batch = makeBatch(examples, pad);
     const lambda = 1.75;
-    const teacher = await FusionTeacher.open(openCheckpoint(reference), openCheckpoint(aligned), lambda, { device: 'cpu', maxContext: 64, graphCache: tempDir() });
+    const teacher = await FusionTeacher.open(openCheckpoint(reference), openCheckpoint(aligned), lambda, {
+      device: 'cpu',
+      maxContext: 64,
+      graphCache: tempDir(),
+    });
     const got = await teacher.logprobs(batch);
     await teacher.close();
     const ra = new ReferenceModel(openCheckpoint(aligned));
@@ -61,7 +84,8 @@ describe('train-trra', () => {
   it(`with the reference as its own aligned model, the KL of the reference to the teacher is zero at any λ (seed ${seed})`, async () => {
     const reference = tinyModelWithTokenizer('llama', seed);
     const data = writeDataset(8, seed);
-    for (const kl of ['kl-forward', 'kl-reverse'] as const) expect(await klTo(reference, reference, reference, 2.5, data, kl)).toBeLessThan(1e-6);
+    for (const kl of ['kl-forward', 'kl-reverse'] as const)
+      expect(await klTo(reference, reference, reference, 2.5, data, kl)).toBeLessThan(1e-6);
   });
 
   it(`full fine-tuning distils a λ > 1 teacher into the reference (the KL falls); LoRA does too and changes only the wrapped weights (seed ${seed})`, async () => {
@@ -71,11 +95,31 @@ describe('train-trra', () => {
     const lambda = 1.5;
     const before = await klTo(reference, reference, aligned, lambda, data, 'kl-reverse');
     const full = join(tempDir(), 'full');
-    await trainTrra({ ...testSettings({ steps: 12 }), reference, aligned, lambda, data, out: full, lora: null, kl: 'reverse', iterations: 1 });
+    await trainTrra({
+      ...testSettings({ steps: 12 }),
+      reference,
+      aligned,
+      lambda,
+      data,
+      out: full,
+      lora: null,
+      kl: 'reverse',
+      iterations: 1,
+    });
     expect(await klTo(full, reference, aligned, lambda, data, 'kl-reverse')).toBeLessThan(0.7 * before);
 
     const lora = join(tempDir(), 'lora');
-    await trainTrra({ ...testSettings({ steps: 12 }), reference, aligned, lambda, data, out: lora, lora: { rank: 4, alpha: 8 }, kl: 'forward', iterations: 1 });
+    await trainTrra({
+      ...testSettings({ steps: 12 }),
+      reference,
+      aligned,
+      lambda,
+      data,
+      out: lora,
+      lora: { rank: 4, alpha: 8 },
+      kl: 'forward',
+      iterations: 1,
+    });
     const beforeF = await klTo(reference, reference, aligned, lambda, data, 'kl-forward');
     expect(await klTo(lora, reference, aligned, lambda, data, 'kl-forward')).toBeLessThan(0.9 * beforeF);
     const r = openCheckpoint(reference);
@@ -96,7 +140,17 @@ describe('train-trra', () => {
     const out = join(tempDir(), 'iter');
     const work = join(tempDir(), 'work');
     // one batch holds the whole data set, so the loss of a step is the KL over all of it
-    const report = await trainTrra({ ...testSettings({ steps: 4, batchSize: 12, workDir: work, keepWorkDir: true }), reference, aligned, lambda: 1.5, data, out, lora: null, kl: 'reverse', iterations: 2 });
+    const report = await trainTrra({
+      ...testSettings({ steps: 4, batchSize: 12, workDir: work, keepWorkDir: true }),
+      reference,
+      aligned,
+      lambda: 1.5,
+      data,
+      out,
+      lora: null,
+      kl: 'reverse',
+      iterations: 2,
+    });
     expect(report.steps).toBe(8);
     const first = join(work, 'student-1');
     expect(existsSync(first)).toBe(true);

@@ -98,7 +98,12 @@ function lossGraph(kind: LossKind): { g: Graph; loss: string } {
   return { g, loss: emitLoss(g, kind, logits, { weights, teacherLogprobs: teacher }) };
 }
 
-async function runGraph(kind: LossKind, z: Float64Array, logp: Float64Array, w: Float64Array): Promise<{ loss: number; grad: Float64Array }> {
+async function runGraph(
+  kind: LossKind,
+  z: Float64Array,
+  logp: Float64Array,
+  w: Float64Array,
+): Promise<{ loss: number; grad: Float64Array }> {
   const { g, loss } = lossGraph(kind);
   const grads = addGradients(g, loss, ['logits'], { floatType: 'float64' });
   g.output(loss, 'loss', 'float64', []);
@@ -182,6 +187,13 @@ describe('TrRa objective', () => {
       ['logits'],
     );
     expect(res.relErr).toBeLessThan(1e-7);
-    expect(relErr(res.analytic, Float64Array.from(res.analytic.map((_, k) => formula('kl-reverse', z, logp, w).grad[Math.floor((k * z.length) / res.analytic.length)])))).toBeLessThan(TOL);
+    expect(
+      relErr(
+        res.analytic,
+        Float64Array.from(
+          res.analytic.map((_, k) => formula('kl-reverse', z, logp, w).grad[Math.floor((k * z.length) / res.analytic.length)]),
+        ),
+      ),
+    ).toBeLessThan(TOL);
   });
 });

@@ -15,7 +15,8 @@ export function adminAuth(): MiddlewareHandler<AppEnv> {
     if (token === null) throw authenticationError('admin API: send "Authorization: Bearer <ADMIN_TOKEN>"', 'missing_admin_token');
     const expected = c.env.ADMIN_TOKEN;
     if (!expected) throw permissionDenied('admin API is disabled: the ADMIN_TOKEN secret is not set', 'admin_disabled');
-    if (!(await secretsEqual(token, expected))) throw permissionDenied('admin API: the token is not the admin token', 'invalid_admin_token');
+    if (!(await secretsEqual(token, expected)))
+      throw permissionDenied('admin API: the token is not the admin token', 'invalid_admin_token');
     await next();
   };
 }

@@ -15,8 +15,10 @@ export function apiKeyAuth(): MiddlewareHandler<AppEnv> {
     const token = bearerToken(c.req.header('authorization'));
     if (token === null) throw authenticationError('missing API key: send "Authorization: Bearer <key>"', 'missing_api_key');
     const row = await findKeyByHash(c.env.DB, await hashApiKey(token));
-    if (row === null) throw authenticationError('invalid API key: check the key, or ask your admin for a new one', 'invalid_api_key');
-    if (row.revoked_at !== null) throw authenticationError('this API key has been revoked; ask your admin for a new one', 'revoked_api_key');
+    if (row === null)
+      throw authenticationError('invalid API key: check the key, or ask your admin for a new one', 'invalid_api_key');
+    if (row.revoked_at !== null)
+      throw authenticationError('this API key has been revoked; ask your admin for a new one', 'revoked_api_key');
     c.set('auth', {
       keyId: row.id,
       tenantId: row.tenant_id,

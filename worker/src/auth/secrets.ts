@@ -32,7 +32,10 @@ export function newId(prefix: string): string {
 /** Compares two secrets in time independent of where they differ (both are hashed to equal-length digests first). */
 export async function secretsEqual(a: string, b: string): Promise<boolean> {
   const enc = new TextEncoder();
-  const [da, db] = await Promise.all([crypto.subtle.digest('SHA-256', enc.encode(a)), crypto.subtle.digest('SHA-256', enc.encode(b))]);
+  const [da, db] = await Promise.all([
+    crypto.subtle.digest('SHA-256', enc.encode(a)),
+    crypto.subtle.digest('SHA-256', enc.encode(b)),
+  ]);
   const x = new Uint8Array(da);
   const y = new Uint8Array(db);
   let diff = 0;

@@ -10,10 +10,17 @@ import type { RequestKind } from '../../../shared/src/parse-request.ts';
 export type CacheDecision = { mode: 'lookup' } | { mode: 'bypass'; reason: string };
 
 /** Decides for one resolved request. */
-export function decideCaching(kind: RequestKind, request: { temperature?: number; seed?: number }, cacheControl: string | undefined, ttlSeconds: number): CacheDecision {
+export function decideCaching(
+  kind: RequestKind,
+  request: { temperature?: number; seed?: number },
+  cacheControl: string | undefined,
+  ttlSeconds: number,
+): CacheDecision {
   if (kind === 'logits') return { mode: 'bypass', reason: 'logits are not cached' };
   if (ttlSeconds <= 0) return { mode: 'bypass', reason: 'caching is off for this tenant' };
-  if (cacheControl && /(^|[\s,])no-(cache|store)($|[\s,=])/i.test(cacheControl)) return { mode: 'bypass', reason: 'client sent no-cache' };
-  if (request.temperature !== 0 && request.seed === undefined) return { mode: 'bypass', reason: 'sampling request (temperature > 0, no seed)' };
+  if (cacheControl && /(^|[\s,])no-(cache|store)($|[\s,=])/i.test(cacheControl))
+    return { mode: 'bypass', reason: 'client sent no-cache' };
+  if (request.temperature !== 0 && request.seed === undefined)
+    return { mode: 'bypass', reason: 'sampling request (temperature > 0, no seed)' };
   return { mode: 'lookup' };
 }

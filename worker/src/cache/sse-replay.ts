@@ -13,10 +13,21 @@ function chatEvents(c: ChatCompletion, includeUsage: boolean): string[] {
   for (const choice of c.choices) {
     const first: ChatCompletionChunk = {
       ...base,
-      choices: [{ index: choice.index, delta: { role: 'assistant', content: choice.message.content }, logprobs: choice.logprobs, finish_reason: null }],
+      choices: [
+        {
+          index: choice.index,
+          delta: { role: 'assistant', content: choice.message.content },
+          logprobs: choice.logprobs,
+          finish_reason: null,
+        },
+      ],
       ...usage,
     };
-    const last: ChatCompletionChunk = { ...base, choices: [{ index: choice.index, delta: {}, logprobs: null, finish_reason: choice.finish_reason }], ...usage };
+    const last: ChatCompletionChunk = {
+      ...base,
+      choices: [{ index: choice.index, delta: {}, logprobs: null, finish_reason: choice.finish_reason }],
+      ...usage,
+    };
     out.push(sseEvent(first), sseEvent(last));
   }
   if (includeUsage) out.push(sseEvent({ ...base, choices: [], usage: c.usage }));
@@ -28,8 +39,20 @@ function textEvents(c: TextCompletion, includeUsage: boolean): string[] {
   const usage = includeUsage ? { usage: null } : {};
   const out: string[] = [];
   for (const choice of c.choices) {
-    out.push(sseEvent({ ...base, choices: [{ index: choice.index, text: choice.text, logprobs: choice.logprobs, finish_reason: null }], ...usage }));
-    out.push(sseEvent({ ...base, choices: [{ index: choice.index, text: '', logprobs: null, finish_reason: choice.finish_reason }], ...usage }));
+    out.push(
+      sseEvent({
+        ...base,
+        choices: [{ index: choice.index, text: choice.text, logprobs: choice.logprobs, finish_reason: null }],
+        ...usage,
+      }),
+    );
+    out.push(
+      sseEvent({
+        ...base,
+        choices: [{ index: choice.index, text: '', logprobs: null, finish_reason: choice.finish_reason }],
+        ...usage,
+      }),
+    );
   }
   if (includeUsage) out.push(sseEvent({ ...base, choices: [], usage: c.usage }));
   return out;

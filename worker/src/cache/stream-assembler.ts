@@ -3,7 +3,15 @@
  * The client's stream is never held back for this: the assembler only looks at events as they pass.
  * Returns null when the stream was not a complete, well-formed completion (then nothing is stored).
  */
-import { readUsage, type ChatCompletion, type ChatTokenLogprob, type CompletionLogprobs, type FinishReason, type TextCompletion, type Usage } from '../../../shared/src/responses.ts';
+import {
+  readUsage,
+  type ChatCompletion,
+  type ChatTokenLogprob,
+  type CompletionLogprobs,
+  type FinishReason,
+  type TextCompletion,
+  type Usage,
+} from '../../../shared/src/responses.ts';
 
 interface ChoiceState {
   text: string;
@@ -27,7 +35,13 @@ export class StreamAssembler {
     const c = event as Chunk;
     if (usage) this.usage = usage;
     if (this.head === null) {
-      if (typeof c.id !== 'string' || typeof c.object !== 'string' || typeof c.created !== 'number' || typeof c.model !== 'string' || typeof c.lambda !== 'number') {
+      if (
+        typeof c.id !== 'string' ||
+        typeof c.object !== 'string' ||
+        typeof c.created !== 'number' ||
+        typeof c.model !== 'string' ||
+        typeof c.lambda !== 'number'
+      ) {
         this.broken = true;
         return;
       }
@@ -83,7 +97,11 @@ export class StreamAssembler {
       };
     }
     if (h.object === 'text_completion') {
-      return { ...base, object: 'text_completion', choices: choices.map(([index, s]) => ({ index, text: s.text, logprobs: s.textLogprobs, finish_reason: s.finish })) };
+      return {
+        ...base,
+        object: 'text_completion',
+        choices: choices.map(([index, s]) => ({ index, text: s.text, logprobs: s.textLogprobs, finish_reason: s.finish })),
+      };
     }
     return null;
   }

@@ -29,7 +29,8 @@ export interface KeyRow {
   revoked_at: number | null;
 }
 
-const KEY_COLUMNS = 'id, tenant_id, name, prefix, requests_per_minute, tokens_per_minute, user_id AS user, created_at, revoked_at';
+const KEY_COLUMNS =
+  'id, tenant_id, name, prefix, requests_per_minute, tokens_per_minute, user_id AS user, created_at, revoked_at';
 
 /** The key with this hash and its tenant, or null. */
 export function findKeyByHash(db: D1Database, keyHash: string): Promise<KeyAuthRow | null> {
@@ -47,14 +48,29 @@ export function findKeyByHash(db: D1Database, keyHash: string): Promise<KeyAuthR
 /** Stores a new key (by hash). */
 export async function insertKey(db: D1Database, row: Omit<KeyRow, 'revoked_at'> & { key_hash: string }): Promise<void> {
   await db
-    .prepare(`INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, requests_per_minute, tokens_per_minute, user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-    .bind(row.id, row.tenant_id, row.name, row.key_hash, row.prefix, row.requests_per_minute, row.tokens_per_minute, row.user, row.created_at)
+    .prepare(
+      `INSERT INTO api_keys (id, tenant_id, name, key_hash, prefix, requests_per_minute, tokens_per_minute, user_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    )
+    .bind(
+      row.id,
+      row.tenant_id,
+      row.name,
+      row.key_hash,
+      row.prefix,
+      row.requests_per_minute,
+      row.tokens_per_minute,
+      row.user,
+      row.created_at,
+    )
     .run();
 }
 
 /** A tenant's keys, newest first. */
 export async function listKeys(db: D1Database, tenantId: string): Promise<KeyRow[]> {
-  const r = await db.prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at DESC, id`).bind(tenantId).all<KeyRow>();
+  const r = await db
+    .prepare(`SELECT ${KEY_COLUMNS} FROM api_keys WHERE tenant_id = ? ORDER BY created_at DESC, id`)
+    .bind(tenantId)
+    .all<KeyRow>();
   return r.results;
 }
 

@@ -36,7 +36,9 @@ export async function deleteModel(db: D1Database, id: string): Promise<boolean> 
 /** Lets a tenant use a model; false when the model is not in the catalogue. */
 export async function grantModel(db: D1Database, tenantId: string, modelId: string, now: number): Promise<boolean> {
   const r = await db
-    .prepare(`INSERT INTO tenant_models (tenant_id, model_id, created_at) SELECT ?, id, ? FROM models WHERE id = ? ON CONFLICT DO NOTHING RETURNING model_id`)
+    .prepare(
+      `INSERT INTO tenant_models (tenant_id, model_id, created_at) SELECT ?, id, ? FROM models WHERE id = ? ON CONFLICT DO NOTHING RETURNING model_id`,
+    )
     .bind(tenantId, now, modelId)
     .first();
   if (r !== null) return true;
@@ -45,7 +47,12 @@ export async function grantModel(db: D1Database, tenantId: string, modelId: stri
 
 /** Takes a model away from a tenant. */
 export async function revokeModel(db: D1Database, tenantId: string, modelId: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM tenant_models WHERE tenant_id = ? AND model_id = ? RETURNING model_id').bind(tenantId, modelId).first()) !== null;
+  return (
+    (await db
+      .prepare('DELETE FROM tenant_models WHERE tenant_id = ? AND model_id = ? RETURNING model_id')
+      .bind(tenantId, modelId)
+      .first()) !== null
+  );
 }
 
 /** The models a tenant may use, with their catalogue data. */

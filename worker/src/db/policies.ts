@@ -23,16 +23,31 @@ export async function upsertPolicy(db: D1Database, row: PolicyRow): Promise<Poli
          updated_at = excluded.updated_at
        RETURNING *`,
     )
-    .bind(row.tenant_id, row.model_id, row.min_lambda, row.max_lambda, row.allow_explicit, row.out_of_range, row.default_preset, row.updated_at)
+    .bind(
+      row.tenant_id,
+      row.model_id,
+      row.min_lambda,
+      row.max_lambda,
+      row.allow_explicit,
+      row.out_of_range,
+      row.default_preset,
+      row.updated_at,
+    )
     .first<PolicyRow>())!;
 }
 
 /** A tenant's policy rows. */
 export async function listPolicies(db: D1Database, tenantId: string): Promise<PolicyRow[]> {
-  return (await db.prepare('SELECT * FROM lambda_policies WHERE tenant_id = ? ORDER BY model_id').bind(tenantId).all<PolicyRow>()).results;
+  return (await db.prepare('SELECT * FROM lambda_policies WHERE tenant_id = ? ORDER BY model_id').bind(tenantId).all<PolicyRow>())
+    .results;
 }
 
 /** Deletes one policy row. */
 export async function deletePolicy(db: D1Database, tenantId: string, modelId: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM lambda_policies WHERE tenant_id = ? AND model_id = ? RETURNING model_id').bind(tenantId, modelId).first()) !== null;
+  return (
+    (await db
+      .prepare('DELETE FROM lambda_policies WHERE tenant_id = ? AND model_id = ? RETURNING model_id')
+      .bind(tenantId, modelId)
+      .first()) !== null
+  );
 }

@@ -24,13 +24,19 @@ export async function upsertPreference(db: D1Database, row: PreferenceRow): Prom
 
 /** A tenant's preferences, optionally for one user. */
 export async function listPreferences(db: D1Database, tenantId: string, userId?: string): Promise<PreferenceRow[]> {
-  const q = userId === undefined
-    ? db.prepare('SELECT * FROM user_preferences WHERE tenant_id = ? ORDER BY user_id, model_id').bind(tenantId)
-    : db.prepare('SELECT * FROM user_preferences WHERE tenant_id = ? AND user_id = ? ORDER BY model_id').bind(tenantId, userId);
+  const q =
+    userId === undefined
+      ? db.prepare('SELECT * FROM user_preferences WHERE tenant_id = ? ORDER BY user_id, model_id').bind(tenantId)
+      : db.prepare('SELECT * FROM user_preferences WHERE tenant_id = ? AND user_id = ? ORDER BY model_id').bind(tenantId, userId);
   return (await q.all<PreferenceRow>()).results;
 }
 
 /** Deletes one preference. */
 export async function deletePreference(db: D1Database, tenantId: string, userId: string, modelId: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id = ? RETURNING user_id').bind(tenantId, userId, modelId).first()) !== null;
+  return (
+    (await db
+      .prepare('DELETE FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id = ? RETURNING user_id')
+      .bind(tenantId, userId, modelId)
+      .first()) !== null
+  );
 }

@@ -24,10 +24,16 @@ export async function upsertPreset(db: D1Database, row: PresetRow): Promise<Pres
 
 /** A tenant's presets. */
 export async function listPresets(db: D1Database, tenantId: string): Promise<PresetRow[]> {
-  return (await db.prepare('SELECT * FROM presets WHERE tenant_id = ? ORDER BY model_id, name').bind(tenantId).all<PresetRow>()).results;
+  return (await db.prepare('SELECT * FROM presets WHERE tenant_id = ? ORDER BY model_id, name').bind(tenantId).all<PresetRow>())
+    .results;
 }
 
 /** Deletes one preset. */
 export async function deletePreset(db: D1Database, tenantId: string, modelId: string, name: string): Promise<boolean> {
-  return (await db.prepare('DELETE FROM presets WHERE tenant_id = ? AND model_id = ? AND name = ? RETURNING name').bind(tenantId, modelId, name).first()) !== null;
+  return (
+    (await db
+      .prepare('DELETE FROM presets WHERE tenant_id = ? AND model_id = ? AND name = ? RETURNING name')
+      .bind(tenantId, modelId, name)
+      .first()) !== null
+  );
 }

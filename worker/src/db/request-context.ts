@@ -17,15 +17,26 @@ export interface RequestContextRows {
 }
 
 /** Loads the rows for (tenant, model, user) with one D1 batch. */
-export async function loadRequestContext(db: D1Database, tenantId: string, modelId: string, userId: string | null): Promise<RequestContextRows> {
+export async function loadRequestContext(
+  db: D1Database,
+  tenantId: string,
+  modelId: string,
+  userId: string | null,
+): Promise<RequestContextRows> {
   const [model, policies, presets, preferences] = await db.batch([
-    db.prepare('SELECT m.id, m.default_lambda, m.context_length FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?').bind(tenantId, modelId),
+    db
+      .prepare(
+        'SELECT m.id, m.default_lambda, m.context_length FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?',
+      )
+      .bind(tenantId, modelId),
     db.prepare(`SELECT * FROM lambda_policies WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
     db.prepare(`SELECT * FROM presets WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
-    db.prepare(`SELECT * FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id IN ('*', ?)`).bind(tenantId, userId ?? '', modelId),
+    db
+      .prepare(`SELECT * FROM user_preferences WHERE tenant_id = ? AND user_id = ? AND model_id IN ('*', ?)`)
+      .bind(tenantId, userId ?? '', modelId),
   ]);
   return {
-    model: ((model!.results as { id: string; default_lambda: number; context_length: number | null }[])[0] ?? null),
+    model: (model!.results as { id: string; default_lambda: number; context_length: number | null }[])[0] ?? null,
     policies: policies!.results as PolicyRow[],
     presets: presets!.results as PresetRow[],
     preferences: userId === null ? [] : (preferences!.results as PreferenceRow[]),
@@ -34,5 +45,9 @@ export async function loadRequestContext(db: D1Database, tenantId: string, model
 
 /** The 404 for a request context without a model: not in the catalogue and not granted are not told apart. */
 export function modelNotFound(modelId: string): ApiError {
-  return notFound(`the model \`${modelId}\` does not exist or you do not have access to it; GET /v1/models lists yours`, 'model_not_found', 'model');
+  return notFound(
+    `the model \`${modelId}\` does not exist or you do not have access to it; GET /v1/models lists yours`,
+    'model_not_found',
+    'model',
+  );
 }

@@ -39,8 +39,24 @@ export async function insertUsage(db: D1Database, r: UsageRecord): Promise<void>
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     )
     .bind(
-      r.request_id, r.client_request_id, r.tenant_id, r.tenant_generation, r.key_id, r.model_id, r.endpoint, r.status, r.stream ? 1 : 0, r.cached ? 1 : 0, r.lambda, r.preset,
-      r.prompt_tokens, r.completion_tokens, r.aligned_prompt_tokens, r.aligned_completion_tokens, r.reference_prompt_tokens, r.reference_completion_tokens,
+      r.request_id,
+      r.client_request_id,
+      r.tenant_id,
+      r.tenant_generation,
+      r.key_id,
+      r.model_id,
+      r.endpoint,
+      r.status,
+      r.stream ? 1 : 0,
+      r.cached ? 1 : 0,
+      r.lambda,
+      r.preset,
+      r.prompt_tokens,
+      r.completion_tokens,
+      r.aligned_prompt_tokens,
+      r.aligned_completion_tokens,
+      r.reference_prompt_tokens,
+      r.reference_completion_tokens,
       r.created_at,
     )
     .run();
@@ -97,5 +113,10 @@ export async function usageReport(db: D1Database, q: UsageQuery): Promise<UsageR
       SUM(aligned_prompt_tokens) AS aligned_prompt_tokens, SUM(aligned_completion_tokens) AS aligned_completion_tokens,
       SUM(reference_prompt_tokens) AS reference_prompt_tokens, SUM(reference_completion_tokens) AS reference_completion_tokens
     FROM usage ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY ${g} ORDER BY ${g}`;
-  return (await db.prepare(sql).bind(...args).all<UsageReportLine>()).results;
+  return (
+    await db
+      .prepare(sql)
+      .bind(...args)
+      .all<UsageReportLine>()
+  ).results;
 }

@@ -40,5 +40,11 @@ const PREFLIGHT_MAX_AGE_S = 600;
  * With no `allowHeaders` list Hono echoes the preflight's requested headers.
  */
 export function cors(): MiddlewareHandler<AppEnv> {
-  return honoCors({ origin: '*', allowMethods: ['GET', 'POST', 'OPTIONS'], exposeHeaders: CORS_EXPOSED_HEADERS, maxAge: PREFLIGHT_MAX_AGE_S, credentials: false });
+  return honoCors({
+    origin: '*',
+    allowMethods: ['GET', 'POST', 'OPTIONS'],
+    exposeHeaders: CORS_EXPOSED_HEADERS,
+    maxAge: PREFLIGHT_MAX_AGE_S,
+    credentials: false,
+  });
 }

@@ -12,7 +12,8 @@ import { HEADERS } from './header-names.ts';
 
 /** Answers `error` as JSON; headers already set on `c` (request id, rate limits, λ) are kept. */
 export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {
-  if (error.retryAfterSeconds !== undefined) c.header(HEADERS.retryAfter, String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
+  if (error.retryAfterSeconds !== undefined)
+    c.header(HEADERS.retryAfter, String(Math.max(1, Math.ceil(error.retryAfterSeconds))));
   return c.json(error.toBody(), error.status as ContentfulStatusCode);
 }
 
@@ -27,10 +28,23 @@ function isForeignKeyFailure(err: unknown): boolean {
 /** `app.onError`: maps thrown values to responses. */
 export const onError: ErrorHandler<AppEnv> = (err, c) => {
   if (isForeignKeyFailure(err)) {
-    return errorResponse(c, new ApiError(409, 'the tenant or model this request refers to was deleted while it ran; check it exists and retry', { type: 'invalid_request_error', code: 'conflict' }));
+    return errorResponse(
+      c,
+      new ApiError(409, 'the tenant or model this request refers to was deleted while it ran; check it exists and retry', {
+        type: 'invalid_request_error',
+        code: 'conflict',
+      }),
+    );
   }
   if (!(err instanceof ApiError)) {
-    console.error(JSON.stringify({ level: 'error', msg: 'unhandled error', requestId: c.get('requestId'), error: err instanceof Error ? err.stack : String(err) }));
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: 'unhandled error',
+        requestId: c.get('requestId'),
+        error: err instanceof Error ? err.stack : String(err),
+      }),
+    );
   }
   return errorResponse(c, toApiError(err));
 };
@@ -47,6 +61,12 @@ export function notFoundHandler(routes: readonly RouteEntry[]): NotFoundHandler<
       c.header('allow', allowed.join(', '));
       return errorResponse(c, methodNotAllowed(c.req.method, path, allowed));
     }
-    return errorResponse(c, notFound(`no route for ${c.req.method} ${path}; see /v1/chat/completions, /v1/completions, /v1/logits, /v1/models`, 'unknown_route'));
+    return errorResponse(
+      c,
+      notFound(
+        `no route for ${c.req.method} ${path}; see /v1/chat/completions, /v1/completions, /v1/logits, /v1/models`,
+        'unknown_route',
+      ),
+    );
   };
 }

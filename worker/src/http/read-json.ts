@@ -12,7 +12,11 @@ async function bodyText(request: Request, maxBytes: number): Promise<string> {
     return await readBodyText(request, maxBytes);
   } catch (e) {
     if (e instanceof ApiError) throw e;
-    throw invalidRequest('the request body ended before its declared length (the connection broke); send the whole body', null, 'incomplete_body');
+    throw invalidRequest(
+      'the request body ended before its declared length (the connection broke); send the whole body',
+      null,
+      'incomplete_body',
+    );
   }
 }
 

@@ -26,7 +26,10 @@ export function requestId(): MiddlewareHandler<AppEnv> {
     const id = `req_${crypto.randomUUID().replaceAll('-', '')}`;
     c.set('requestId', id);
     c.set('clientRequestId', clientId);
-    const headers: Record<string, string> = { [HEADERS.requestId]: id, ...(clientId === null ? {} : { [HEADERS.clientRequestId]: clientId }) };
+    const headers: Record<string, string> = {
+      [HEADERS.requestId]: id,
+      ...(clientId === null ? {} : { [HEADERS.clientRequestId]: clientId }),
+    };
     for (const [k, v] of Object.entries(headers)) c.header(k, v);
     await next();
     if (Object.entries(headers).some(([k, v]) => c.res.headers.get(k) !== v)) c.res = withHeaders(c.res, headers);

@@ -46,7 +46,8 @@ const USER_ID = /^[\x21-\x7e]{1,256}$/;
  */
 function userIdOf(c: Context<AppEnv>, fromBody: string | undefined): string | null {
   const header = c.req.header(HEADERS.user);
-  if (header !== undefined && !USER_ID.test(header)) throw invalidRequest(`header ${HEADERS.user} must be 1–256 visible ASCII characters`, HEADERS.user);
+  if (header !== undefined && !USER_ID.test(header))
+    throw invalidRequest(`header ${HEADERS.user} must be 1–256 visible ASCII characters`, HEADERS.user);
   const named = fromBody ?? header ?? null;
   const bound = c.get('auth').boundUser;
   if (bound === null || named === bound) return named;
@@ -59,11 +60,21 @@ function userIdOf(c: Context<AppEnv>, fromBody: string | undefined): string | nu
 }
 
 function withoutRoutingFields(request: object, sampling: SamplingDefaults): Record<string, unknown> {
-  const { preset: _preset, user: _user, ...rest } = applySamplingDefaults(request as Record<string, number>, sampling) as Record<string, unknown>;
+  const {
+    preset: _preset,
+    user: _user,
+    ...rest
+  } = applySamplingDefaults(request as Record<string, number>, sampling) as Record<string, unknown>;
   return rest;
 }
 
-function setLambdaHeaders(c: Context<AppEnv>, lambdas: number[], preset: string | null, source: LambdaSource, clamped: boolean): void {
+function setLambdaHeaders(
+  c: Context<AppEnv>,
+  lambdas: number[],
+  preset: string | null,
+  source: LambdaSource,
+  clamped: boolean,
+): void {
   c.header(HEADERS.lambda, lambdas.join(','));
   c.header(HEADERS.preset, preset ?? 'none');
   c.header(HEADERS.lambdaSource, source);
@@ -91,7 +102,11 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
   const sentMaxTokens = kind === 'logits' ? undefined : (request as RequestByKind['chat' | 'completions']).max_tokens;
   if (context !== null && sentMaxTokens !== undefined && sentMaxTokens >= context) {
     // the prompt takes at least one token: this can never fit (the backend checks the exact prompt itself)
-    throw invalidRequest(`\`max_tokens\` is ${sentMaxTokens} but model \`${request.model}\` has a context of ${context} tokens; lower max_tokens below ${context}`, 'max_tokens', 'context_length_exceeded');
+    throw invalidRequest(
+      `\`max_tokens\` is ${sentMaxTokens} but model \`${request.model}\` has a context of ${context} tokens; lower max_tokens below ${context}`,
+      'max_tokens',
+      'context_length_exceeded',
+    );
   }
   const policy = buildPolicy(rows);
   const userPreference = buildPreference(rows);

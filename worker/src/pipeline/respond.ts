@@ -43,7 +43,10 @@ function withoutMaxTokens(body: Record<string, unknown>): Record<string, unknown
  */
 async function contextCap(res: Response): Promise<number | 'unset' | null> {
   if (res.status !== 400 || !(res.headers.get('content-type') ?? '').includes('json')) return null;
-  const text = await res.clone().text().catch(() => '');
+  const text = await res
+    .clone()
+    .text()
+    .catch(() => '');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -91,13 +94,22 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   for (let round = 0; ; round++) {
     try {
       const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
-      forwarded = await forward(ENDPOINTS[p.kind], JSON.stringify(body), p.usage.requestId, p.config, healthBook, timeoutMs, forwardOptions);
+      forwarded = await forward(
+        ENDPOINTS[p.kind],
+        JSON.stringify(body),
+        p.usage.requestId,
+        p.config,
+        healthBook,
+        timeoutMs,
+        forwardOptions,
+      );
     } catch (e) {
       c.executionCtx.waitUntil(record(e instanceof ApiError ? e.status : 500));
       throw e;
     }
     // A max_tokens the client did not send (a preset's) is capped to the context left, not an error: ask again once.
-    const capped = round === 0 && !p.clientMaxTokens && body.max_tokens !== undefined ? await contextCap(forwarded.response) : null;
+    const capped =
+      round === 0 && !p.clientMaxTokens && body.max_tokens !== undefined ? await contextCap(forwarded.response) : null;
     if (capped === null) break;
     body = capped === 'unset' ? withoutMaxTokens(body) : { ...body, max_tokens: capped };
   }
@@ -105,7 +117,14 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   c.header(HEADERS.attempts, String(attempts));
   const markDown = (reason: string) => healthBook.markFailure(backend.url, reason, Date.now(), p.config.healthCooldownMs);
   const store = (completion: ChatCompletion | TextCompletion) =>
-    key === null ? Promise.resolve() : putCached(c.env.CACHE, key, { kind: p.kind as 'chat' | 'completions', body: completion, storedAt: Date.now() }, p.usage.auth.cacheTtlSeconds);
+    key === null
+      ? Promise.resolve()
+      : putCached(
+          c.env.CACHE,
+          key,
+          { kind: p.kind as 'chat' | 'completions', body: completion, storedAt: Date.now() },
+          p.usage.auth.cacheTtlSeconds,
+        );
 
   const isSse = (upstream.headers.get('content-type') ?? '').includes('text/event-stream');
   if (upstream.status === 200 && p.stream && isSse && upstream.body !== null) {
@@ -150,7 +169,13 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
     if (c.req.raw.signal.aborted) {
       // the client left while the answer was read: the backend request was aborted with it (routing/forward.ts)
       c.executionCtx.waitUntil(record(CLIENT_CLOSED));
-      return errorResponse(c, new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', { type: 'invalid_request_error', code: 'client_closed_request' }));
+      return errorResponse(
+        c,
+        new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', {
+          type: 'invalid_request_error',
+          code: 'client_closed_request',
+        }),
+      );
     }
     markDown('body read failed');
     c.executionCtx.waitUntil(record(502));
@@ -165,17 +190,24 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   if (upstream.status !== 200) {
     // The edge granted a model this backend does not serve: answer the edge's own 404 naming only that model —
     // the backend's message lists the models it serves, which are not this tenant's to see.
-    const error = upstream.status === 404 && isErrorBody(json) && json.error.code === 'model_not_found' ? modelNotFound(p.usage.model) : apiErrorFromResponse(upstream.status, json);
+    const error =
+      upstream.status === 404 && isErrorBody(json) && json.error.code === 'model_not_found'
+        ? modelNotFound(p.usage.model)
+        : apiErrorFromResponse(upstream.status, json);
     const retryAfter = upstream.headers.get(HEADERS.retryAfter);
     if (retryAfter !== null && /^\d{1,6}$/.test(retryAfter)) c.header(HEADERS.retryAfter, retryAfter);
     c.executionCtx.waitUntil(record(error.status));
     return errorResponse(c, error);
   }
-  const expectedLogits = p.kind === 'logits' && typeof json === 'object' && json !== null && (json as { object?: unknown }).object === 'logits';
+  const expectedLogits =
+    p.kind === 'logits' && typeof json === 'object' && json !== null && (json as { object?: unknown }).object === 'logits';
   if (isErrorBody(json) || !(expectedLogits || (p.kind !== 'logits' && isCompletion(json)))) {
     markDown('invalid answer');
     c.executionCtx.waitUntil(record(502));
-    return errorResponse(c, badGateway(`the backend sent an answer that is not a ${p.kind} response; retry the request`, 'bad_backend_response'));
+    return errorResponse(
+      c,
+      badGateway(`the backend sent an answer that is not a ${p.kind} response; retry the request`, 'bad_backend_response'),
+    );
   }
   const usage = readUsage(json);
   c.executionCtx.waitUntil(Promise.all([record(200, usage), isCompletion(json) && usage ? store(json) : Promise.resolve()]));

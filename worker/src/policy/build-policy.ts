@@ -3,7 +3,13 @@
  * overrides the tenant's `*` row field by field, which overrides the built-in defaults (range [0, 1], explicit λ
  * allowed, reject out of range, no default preset).
  */
-import { DEFAULT_LAMBDA_RANGE, type LambdaPolicy, type LambdaPreset, type LambdaRange, type UserPreference } from '../../../shared/src/lambda-policy.ts';
+import {
+  DEFAULT_LAMBDA_RANGE,
+  type LambdaPolicy,
+  type LambdaPreset,
+  type LambdaRange,
+  type UserPreference,
+} from '../../../shared/src/lambda-policy.ts';
 import { samplingDefaultsSchema, type SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
 import type { PolicyRow } from '../db/policies.ts';
 import type { RequestContextRows } from '../db/request-context.ts';

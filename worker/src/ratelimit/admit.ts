@@ -9,7 +9,9 @@ import { formatDuration } from './rate-limit-headers.ts';
 
 /** The tenant's scope, and the key's when it has limits of its own. */
 export function scopesOf(auth: AuthContext): ScopeLimits[] {
-  const scopes: ScopeLimits[] = [{ scope: 'tenant', requestsPerMinute: auth.tenantRequestsPerMinute, tokensPerMinute: auth.tenantTokensPerMinute }];
+  const scopes: ScopeLimits[] = [
+    { scope: 'tenant', requestsPerMinute: auth.tenantRequestsPerMinute, tokensPerMinute: auth.tenantTokensPerMinute },
+  ];
   if (auth.keyRequestsPerMinute !== null || auth.keyTokensPerMinute !== null) {
     scopes.push({
       scope: `key:${auth.keyId}`,

@@ -19,7 +19,10 @@ const textTokens = (text: string) => Math.ceil(text.length / 4);
 /** Chat messages: their text plus a few tokens of template per message. */
 const messageTokens = (messages: { content: string }[]) => messages.reduce((s, m) => s + textTokens(m.content) + 4, 0);
 
-function promptTokens(kind: RequestKind, r: ChatCompletionRequest | CompletionRequest | LogitsRequest): { tokens: number; prompts: number } {
+function promptTokens(
+  kind: RequestKind,
+  r: ChatCompletionRequest | CompletionRequest | LogitsRequest,
+): { tokens: number; prompts: number } {
   if (kind === 'chat') return { tokens: messageTokens((r as ChatCompletionRequest).messages), prompts: 1 };
   if (kind === 'logits') {
     const l = r as LogitsRequest;
@@ -48,14 +51,23 @@ export interface TokenEstimate {
 
 /** The logits answer's shape as the edge can foresee it (positions of a text input are estimated). */
 export function logitsShape(l: LogitsRequest, promptEstimate: number) {
-  return { positions: logitsPositionCount(l.positions, promptEstimate), lambdas: Math.max(1, l.lambdas?.length ?? 1), topLogprobs: l.top_logprobs, includeBranches: l.include_branches };
+  return {
+    positions: logitsPositionCount(l.positions, promptEstimate),
+    lambdas: Math.max(1, l.lambdas?.length ?? 1),
+    topLogprobs: l.top_logprobs,
+    includeBranches: l.include_branches,
+  };
 }
 
 /**
  * Estimated tokens of a resolved request (preset defaults applied). With the model's `context` known, each prompt
  * and each choice are capped by it: no request can be charged for more than its context could ever hold.
  */
-export function estimateTokens<K extends RequestKind>(kind: K, request: RequestByKind[K], context: number | null = null): TokenEstimate {
+export function estimateTokens<K extends RequestKind>(
+  kind: K,
+  request: RequestByKind[K],
+  context: number | null = null,
+): TokenEstimate {
   const { tokens, prompts } = promptTokens(kind, request);
   const prompt = Math.max(1, context === null ? tokens : Math.min(tokens, context * prompts));
   if (kind === 'logits') {

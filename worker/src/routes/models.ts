@@ -10,7 +10,13 @@ import { modelNotFound } from '../db/request-context.ts';
 
 /** OpenAI's model object for a catalogue row. */
 function modelObject(m: ModelRow) {
-  return { id: m.id, object: 'model', created: Math.floor(m.created_at / 1000), owned_by: 'realign', default_lambda: m.default_lambda };
+  return {
+    id: m.id,
+    object: 'model',
+    created: Math.floor(m.created_at / 1000),
+    owned_by: 'realign',
+    default_lambda: m.default_lambda,
+  };
 }
 
 /** Lists the tenant's models. */

@@ -42,7 +42,11 @@ export interface PresetsResponse {
 export const listPresetsHandler: Handler<AppEnv> = async function listPresets(c) {
   const model = c.req.query('model');
   if (model === undefined || !MODEL_ID.test(model)) {
-    throw invalidRequest('query parameter `model` is required (1–256 characters): GET /v1/presets?model=<id>; GET /v1/models lists yours', 'model', 'missing_model');
+    throw invalidRequest(
+      'query parameter `model` is required (1–256 characters): GET /v1/presets?model=<id>; GET /v1/models lists yours',
+      'model',
+      'missing_model',
+    );
   }
   const rows = await loadRequestContext(c.env.DB, c.get('auth').tenantId, model, null);
   if (rows.model === null) throw modelNotFound(model);

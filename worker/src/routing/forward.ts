@@ -3,7 +3,14 @@
  * another backend only while nothing has reached the client — on a refused connection or a 5xx. Once a backend
  * answered below 500, that answer is the one the client gets (a stream that breaks later is not retried).
  */
-import { ApiError, apiErrorFromResponse, badGateway, gatewayTimeout, isErrorBody, serviceUnavailable } from '../../../shared/src/errors.ts';
+import {
+  ApiError,
+  apiErrorFromResponse,
+  badGateway,
+  gatewayTimeout,
+  isErrorBody,
+  serviceUnavailable,
+} from '../../../shared/src/errors.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
 import type { BackendConfig, EdgeConfig } from '../config.ts';
 import { HEADERS } from '../http/header-names.ts';
@@ -18,7 +25,11 @@ export interface Forwarded {
 }
 
 /** What one attempt ended with when it did not produce an answer to pass on. */
-type Failure = { kind: 'connect'; reason: string } | { kind: 'status'; status: number; body: unknown } | { kind: 'timeout' } | { kind: 'aborted' };
+type Failure =
+  | { kind: 'connect'; reason: string }
+  | { kind: 'status'; status: number; body: unknown }
+  | { kind: 'timeout' }
+  | { kind: 'aborted' };
 
 /** Options of {@link forward}. */
 export interface ForwardOptions {
@@ -45,7 +56,15 @@ async function readErrorBody(res: Response): Promise<unknown> {
   }
 }
 
-async function attempt(backend: BackendConfig, path: string, body: string, requestId: string, config: EdgeConfig, timeoutMs: number, opts: ForwardOptions): Promise<Response | Failure> {
+async function attempt(
+  backend: BackendConfig,
+  path: string,
+  body: string,
+  requestId: string,
+  config: EdgeConfig,
+  timeoutMs: number,
+  opts: ForwardOptions,
+): Promise<Response | Failure> {
   const url = new URL(`${backend.url}${path}`);
   const signature = await signRequest(config.hmacSecret, { method: 'POST', path: url.pathname + url.search, body });
   const controller = new AbortController();
@@ -58,7 +77,13 @@ async function attempt(backend: BackendConfig, path: string, body: string, reque
   try {
     return await fetch(url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', [HEADERS.requestId]: requestId, ...dispatch, ...signature },
+      headers: {
+        'content-type': 'application/json',
+        accept: 'application/json, text/event-stream',
+        [HEADERS.requestId]: requestId,
+        ...dispatch,
+        ...signature,
+      },
       body,
       signal: controller.signal,
     });
@@ -89,7 +114,15 @@ function finalError(last: Failure | null, tried: number, timeoutMs: number): Api
  * Forwards `body` (JSON text) to `path` on the best backend, retrying before the first byte. `timeoutMs` bounds
  * the wait for the response headers. Throws an {@link ApiError} (502/503/504) when no backend produced an answer.
  */
-export async function forward(path: string, body: string, requestId: string, config: EdgeConfig, book: HealthBook, timeoutMs: number, opts: ForwardOptions = {}): Promise<Forwarded> {
+export async function forward(
+  path: string,
+  body: string,
+  requestId: string,
+  config: EdgeConfig,
+  book: HealthBook,
+  timeoutMs: number,
+  opts: ForwardOptions = {},
+): Promise<Forwarded> {
   const order = await planAttempts(config, book);
   let last: Failure | null = null;
   let tried = 0;
@@ -106,7 +139,11 @@ export async function forward(path: string, body: string, requestId: string, con
       book.markFailure(backend.url, `status ${r.status}`, Date.now(), config.healthCooldownMs);
       continue;
     }
-    if (r.kind === 'aborted') throw new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', { type: 'invalid_request_error', code: 'client_closed_request' });
+    if (r.kind === 'aborted')
+      throw new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', {
+        type: 'invalid_request_error',
+        code: 'client_closed_request',
+      });
     last = r;
     book.markFailure(backend.url, r.kind === 'connect' ? `connect: ${r.reason}` : 'timeout', Date.now(), config.healthCooldownMs);
     // A stalled backend may still be generating: retrying elsewhere would double the GPU work and the wait.

@@ -21,7 +21,10 @@ async function probeReady(baseUrl: string, timeoutMs: number, hmacSecret: string
     await res.body?.cancel();
     return res.status === 200 ? { ok: true } : { ok: false, reason: `status ${res.status}` };
   } catch (e) {
-    return { ok: false, reason: e instanceof Error && e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : 'connection failed' };
+    return {
+      ok: false,
+      reason: e instanceof Error && e.name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : 'connection failed',
+    };
   }
 }
 

@@ -9,7 +9,10 @@ export class IdleTimeoutError extends Error {
 }
 
 /** One `reader.read()` that rejects with {@link IdleTimeoutError} after `ms`. */
-export async function readWithTimeout<T>(reader: ReadableStreamDefaultReader<T>, ms: number): Promise<ReadableStreamReadResult<T>> {
+export async function readWithTimeout<T>(
+  reader: ReadableStreamDefaultReader<T>,
+  ms: number,
+): Promise<ReadableStreamReadResult<T>> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new IdleTimeoutError(ms)), ms);

@@ -11,10 +11,7 @@ import { IdleTimeoutError, readWithTimeout } from './read-with-timeout.ts';
 
 /** How a relayed stream ended. */
 export type RelayOutcome =
-  | { kind: 'done' }
-  | { kind: 'backend_error'; body: ErrorBody }
-  | { kind: 'broken'; reason: string }
-  | { kind: 'cancelled' };
+  { kind: 'done' } | { kind: 'backend_error'; body: ErrorBody } | { kind: 'broken'; reason: string } | { kind: 'cancelled' };
 
 /** Options of {@link relaySse}. */
 export interface RelayOptions {
@@ -81,7 +78,11 @@ export function relaySse(upstream: ReadableStream<Uint8Array>, o: RelayOptions):
       try {
         event = JSON.parse(data);
       } catch {
-        return { text, error: broken('the backend sent an invalid event; the stream was cut short, retry the request'), fromBackend: false };
+        return {
+          text,
+          error: broken('the backend sent an invalid event; the stream was cut short, retry the request'),
+          fromBackend: false,
+        };
       }
       if (isErrorBody(event)) return { text, error: event, fromBackend: true };
       o.onEvent?.(event);
@@ -107,7 +108,8 @@ export function relaySse(upstream: ReadableStream<Uint8Array>, o: RelayOptions):
         try {
           chunk = await readWithTimeout(reader, o.idleTimeoutMs);
         } catch (e) {
-          const why = e instanceof IdleTimeoutError ? `the backend stalled for ${e.ms} ms` : 'the connection to the backend broke';
+          const why =
+            e instanceof IdleTimeoutError ? `the backend stalled for ${e.ms} ms` : 'the connection to the backend broke';
           return fail(controller, broken(`${why}; the stream was cut short, retry the request`), false);
         }
         if (chunk.done) {
@@ -131,4 +133,3 @@ export function relaySse(upstream: ReadableStream<Uint8Array>, o: RelayOptions):
     },
   });
 }
-

@@ -21,11 +21,18 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function isRecord(v: unknown): v is LedgerRecord {
   if (typeof v !== 'object' || v === null) return false;
   const r = v as { state?: unknown; usage?: { prompt_tokens?: unknown; completion_tokens?: unknown } };
-  return typeof r.state === 'string' && typeof r.usage?.prompt_tokens === 'number' && typeof r.usage.completion_tokens === 'number';
+  return (
+    typeof r.state === 'string' && typeof r.usage?.prompt_tokens === 'number' && typeof r.usage.completion_tokens === 'number'
+  );
 }
 
 /** One look-up of `dispatchId` on `backend`. */
-export async function lookUpLedger(backend: BackendConfig, dispatchId: string, hmacSecret: string, timeoutMs = 3000): Promise<LedgerAnswer> {
+export async function lookUpLedger(
+  backend: BackendConfig,
+  dispatchId: string,
+  hmacSecret: string,
+  timeoutMs = 3000,
+): Promise<LedgerAnswer> {
   const url = new URL(`${backend.url}/ledger/${encodeURIComponent(dispatchId)}`);
   try {
     const headers = await signRequest(hmacSecret, { method: 'GET', path: url.pathname + url.search, body: '' });
@@ -50,7 +57,12 @@ export async function lookUpLedger(backend: BackendConfig, dispatchId: string, h
  * takes the engine one step to act on) or is not known yet (a request cancelled while it was being admitted is
  * entered a moment later), up to `waitMs`; then whatever was last seen.
  */
-export async function finalLedger(backend: BackendConfig, dispatchId: string, hmacSecret: string, waitMs = 10_000): Promise<LedgerAnswer> {
+export async function finalLedger(
+  backend: BackendConfig,
+  dispatchId: string,
+  hmacSecret: string,
+  waitMs = 10_000,
+): Promise<LedgerAnswer> {
   const deadline = Date.now() + waitMs;
   let unknownSince: number | null = null;
   for (let delay = 50; ; delay = Math.min(delay * 2, 1000)) {

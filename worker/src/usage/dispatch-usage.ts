@@ -37,7 +37,10 @@ function addUsage(a: Usage | null, b: Usage): Usage {
     prompt_tokens: a.prompt_tokens + b.prompt_tokens,
     completion_tokens: a.completion_tokens + b.completion_tokens,
     total_tokens: a.total_tokens + b.total_tokens,
-    realign: { lambda: a.realign?.lambda ?? b.realign?.lambda ?? 0, branches: { aligned: sum('aligned'), reference: sum('reference') } },
+    realign: {
+      lambda: a.realign?.lambda ?? b.realign?.lambda ?? 0,
+      branches: { aligned: sum('aligned'), reference: sum('reference') },
+    },
   };
 }
 
@@ -46,7 +49,15 @@ function relayedUsage(tokens: number, lambda: number | null): Usage {
   const on = { prompt_tokens: 0, completion_tokens: tokens };
   const off = { prompt_tokens: 0, completion_tokens: 0 };
   // the branches a λ runs (gpu-backend/src/engine/rows.ts): λ = 0 the reference only, λ = 1 the aligned only
-  return { prompt_tokens: 0, completion_tokens: tokens, total_tokens: tokens, realign: { lambda: lambda ?? 1, branches: { aligned: lambda === 0 ? off : on, reference: lambda === 1 || lambda === null ? off : on } } };
+  return {
+    prompt_tokens: 0,
+    completion_tokens: tokens,
+    total_tokens: tokens,
+    realign: {
+      lambda: lambda ?? 1,
+      branches: { aligned: lambda === 0 ? off : on, reference: lambda === 1 || lambda === null ? off : on },
+    },
+  };
 }
 
 /** One request's usage from dispatch to its end. */
@@ -84,7 +95,10 @@ export class DispatchUsage {
     const { usage, source } = await this.settleCounts(reported, status >= 400 && status < 500 && status !== 499);
     const real = chargedTokens(this.ctx, status, usage, false);
     await this.ahead;
-    const results = await Promise.allSettled([completeRow(this.env.DB, this.row(status, usage, source)), settleTokens(this.env, this.ctx.auth, real - this.ctx.estimatedTokens)]);
+    const results = await Promise.allSettled([
+      completeRow(this.env.DB, this.row(status, usage, source)),
+      settleTokens(this.env, this.ctx.auth, real - this.ctx.estimatedTokens),
+    ]);
     for (const r of results) if (r.status === 'rejected') this.logFailure('usage row', r.reason);
     await reconcileInFlight(this.env.DB, this.config).catch((e: unknown) => this.logFailure('reconciling in-flight rows', e));
   }
@@ -112,10 +126,23 @@ export class DispatchUsage {
   }
 
   private row(status: number, usage: Usage | null, source: UsageSource | null) {
-    return { ...usageRow(this.ctx, status, usage, false), dispatch_id: this.dispatchId, usage_source: source, updated_at: Date.now() };
+    return {
+      ...usageRow(this.ctx, status, usage, false),
+      dispatch_id: this.dispatchId,
+      usage_source: source,
+      updated_at: Date.now(),
+    };
   }
 
   private logFailure(what: string, error: unknown): void {
-    console.error(JSON.stringify({ level: 'error', msg: `usage: ${what} failed`, requestId: this.ctx.requestId, dispatchId: this.dispatchId, error: String(error) }));
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: `usage: ${what} failed`,
+        requestId: this.ctx.requestId,
+        dispatchId: this.dispatchId,
+        error: String(error),
+      }),
+    );
   }
 }

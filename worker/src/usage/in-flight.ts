@@ -19,7 +19,14 @@ export const IN_FLIGHT = 0;
 /** Status of a row whose request no backend knows any more and whose edge died: its tokens are lost. */
 export const LOST_STATUS = 520;
 
-const TOKEN_COLUMNS = ['prompt_tokens', 'completion_tokens', 'aligned_prompt_tokens', 'aligned_completion_tokens', 'reference_prompt_tokens', 'reference_completion_tokens'] as const;
+const TOKEN_COLUMNS = [
+  'prompt_tokens',
+  'completion_tokens',
+  'aligned_prompt_tokens',
+  'aligned_completion_tokens',
+  'reference_prompt_tokens',
+  'reference_completion_tokens',
+] as const;
 
 /** Rows older than this are looked at by the reconciliation (younger ones likely have a live edge). */
 const RECONCILE_AFTER_MS = 5_000;
@@ -38,19 +45,32 @@ function insertSql(row: UsageRowValues): { sql: string; values: (string | number
 /** Writes the in-flight row of a request (nothing if its final row is there already). */
 export async function writeInFlight(db: D1Database, row: UsageRowValues): Promise<void> {
   const { sql, values } = insertSql({ ...row, status: IN_FLIGHT });
-  await db.prepare(`${sql} ON CONFLICT(dispatch_id) DO NOTHING`).bind(...values).run();
+  await db
+    .prepare(`${sql} ON CONFLICT(dispatch_id) DO NOTHING`)
+    .bind(...values)
+    .run();
 }
 
 /** Writes the final row of a request: completes its in-flight row, or inserts it if that one never landed. */
 export async function completeRow(db: D1Database, row: UsageRowValues): Promise<void> {
   const { sql, values } = insertSql(row);
   const updated = ['status', ...TOKEN_COLUMNS, 'usage_source', 'updated_at'].map((c) => `${c} = excluded.${c}`).join(', ');
-  await db.prepare(`${sql} ON CONFLICT(dispatch_id) DO UPDATE SET ${updated}`).bind(...values).run();
+  await db
+    .prepare(`${sql} ON CONFLICT(dispatch_id) DO UPDATE SET ${updated}`)
+    .bind(...values)
+    .run();
 }
 
 function tokenValues(u: Usage): number[] {
   const b = u.realign?.branches;
-  return [u.prompt_tokens, u.completion_tokens, b?.aligned.prompt_tokens ?? 0, b?.aligned.completion_tokens ?? 0, b?.reference.prompt_tokens ?? 0, b?.reference.completion_tokens ?? 0];
+  return [
+    u.prompt_tokens,
+    u.completion_tokens,
+    b?.aligned.prompt_tokens ?? 0,
+    b?.aligned.completion_tokens ?? 0,
+    b?.reference.prompt_tokens ?? 0,
+    b?.reference.completion_tokens ?? 0,
+  ];
 }
 
 const STATUS_OF: Record<Exclude<LedgerRecord['state'], 'running'>, number> = { completed: 200, cancelled: 499, failed: 500 };
@@ -69,7 +89,9 @@ export async function reconcileInFlight(db: D1Database, config: EdgeConfig, now 
   lastRun = now;
   const rows = (
     await db
-      .prepare(`SELECT dispatch_id, created_at FROM usage WHERE status = ${IN_FLIGHT} AND created_at < ? AND dispatch_id IS NOT NULL ORDER BY created_at LIMIT ${RECONCILE_BATCH}`)
+      .prepare(
+        `SELECT dispatch_id, created_at FROM usage WHERE status = ${IN_FLIGHT} AND created_at < ? AND dispatch_id IS NOT NULL ORDER BY created_at LIMIT ${RECONCILE_BATCH}`,
+      )
       .bind(now - RECONCILE_AFTER_MS)
       .all<{ dispatch_id: string; created_at: number }>()
   ).results;
@@ -91,7 +113,9 @@ export async function reconcileInFlight(db: D1Database, config: EdgeConfig, now 
       source = 'lost';
     } else continue;
     await db
-      .prepare(`UPDATE usage SET status = ?, ${TOKEN_COLUMNS.map((c) => `${c} = ?`).join(', ')}, usage_source = ?, updated_at = ? WHERE dispatch_id = ? AND status = ${IN_FLIGHT}`)
+      .prepare(
+        `UPDATE usage SET status = ?, ${TOKEN_COLUMNS.map((c) => `${c} = ?`).join(', ')}, usage_source = ?, updated_at = ? WHERE dispatch_id = ? AND status = ${IN_FLIGHT}`,
+      )
       .bind(status, ...tokens, source, now, row.dispatch_id)
       .run();
     done++;

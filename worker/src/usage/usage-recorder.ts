@@ -53,11 +53,23 @@ export function usageRow(ctx: UsageContext, status: number, usage: Usage | null,
  * response that was already sent. A cached answer costs no backend tokens, so its estimate is refunded;
  * status 499 means the client went away mid-stream.
  */
-export async function recordUsage(env: Env, ctx: UsageContext, status: number, usage: Usage | null, cached: boolean): Promise<void> {
+export async function recordUsage(
+  env: Env,
+  ctx: UsageContext,
+  status: number,
+  usage: Usage | null,
+  cached: boolean,
+): Promise<void> {
   // what each ending costs (a hang-up keeps its estimate, failures the client did not cause are refunded): charge.ts
   const real = chargedTokens(ctx, status, usage, cached);
-  const results = await Promise.allSettled([insertUsage(env.DB, usageRow(ctx, status, usage, cached)), settleTokens(env, ctx.auth, real - ctx.estimatedTokens)]);
+  const results = await Promise.allSettled([
+    insertUsage(env.DB, usageRow(ctx, status, usage, cached)),
+    settleTokens(env, ctx.auth, real - ctx.estimatedTokens),
+  ]);
   for (const r of results) {
-    if (r.status === 'rejected') console.error(JSON.stringify({ level: 'error', msg: 'usage recording failed', requestId: ctx.requestId, error: String(r.reason) }));
+    if (r.status === 'rejected')
+      console.error(
+        JSON.stringify({ level: 'error', msg: 'usage recording failed', requestId: ctx.requestId, error: String(r.reason) }),
+      );
   }
 }

@@ -57,7 +57,9 @@ export function sender(c: FuzzCase, index: number, key: string): () => Promise<R
   const isAdmin = c.path.startsWith('/admin');
   const auth = isAdmin ? authHeader(c.auth, ADMIN_TOKEN, key) : authHeader(c.auth, key, ADMIN_TOKEN);
   const init = { method: c.method, headers: { ...c.headers, ...auth }, body: c.body };
-  return index % 10 === 0 && index < SELF_CASES ? () => call(c.path, { ...init, signal: AbortSignal.timeout(DEADLINE_MS) }) : () => direct(c.path, init);
+  return index % 10 === 0 && index < SELF_CASES
+    ? () => call(c.path, { ...init, signal: AbortSignal.timeout(DEADLINE_MS) })
+    : () => direct(c.path, init);
 }
 
 export const requestIdCheck = (res: Response) => (res.headers.get('x-request-id') ? [] : ['no x-request-id header']);

@@ -15,7 +15,12 @@ export function call(path: string, init: RequestInit = {}): Promise<Response> {
 }
 
 /** POSTs JSON with an API key. */
-export function postJson(path: string, key: string | null, body: unknown, headers: Record<string, string> = {}): Promise<Response> {
+export function postJson(
+  path: string,
+  key: string | null,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<Response> {
   return call(path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key === null ? {} : { authorization: `Bearer ${key}` }), ...headers },
@@ -39,7 +44,11 @@ export async function admin<T = Record<string, unknown>>(method: string, path: s
  * Calls the worker's fetch handler directly with some vars replaced (e.g. BACKENDS for a routing test), and
  * waits for its waitUntil work. Same code path as SELF, only the bindings differ.
  */
-export async function callWith(vars: Partial<Record<keyof Env, string>>, path: string, init: RequestInit = {}): Promise<Response> {
+export async function callWith(
+  vars: Partial<Record<keyof Env, string>>,
+  path: string,
+  init: RequestInit = {},
+): Promise<Response> {
   const ctx = createExecutionContext();
   const res = await worker.fetch(new Request(`${ORIGIN}${path}`, init), { ...env, ...vars }, ctx);
   void waitOnExecutionContext(ctx);

@@ -6,7 +6,8 @@ export async function readSse(res: Response): Promise<string[]> {
   const splitter = new SseSplitter();
   const text = await res.text();
   const events = splitter.push(text);
-  if (splitter.rest().trim() !== '') throw new Error(`SSE body ends with an unfinished event: ${JSON.stringify(splitter.rest())}`);
+  if (splitter.rest().trim() !== '')
+    throw new Error(`SSE body ends with an unfinished event: ${JSON.stringify(splitter.rest())}`);
   return events.map(eventData).filter((d): d is string => d !== null);
 }
 

@@ -8,5 +8,7 @@ export type UsageRow = Omit<UsageRecord, 'stream' | 'cached'> & { stream: number
 
 /** The completed usage row of `requestId` (completed after the response, so this polls; status 0 is in flight). */
 export function usageRowOf(requestId: string): Promise<UsageRow> {
-  return eventually(`usage row of ${requestId}`, () => env.DB.prepare('SELECT * FROM usage WHERE request_id = ? AND status != 0').bind(requestId).first<UsageRow>());
+  return eventually(`usage row of ${requestId}`, () =>
+    env.DB.prepare('SELECT * FROM usage WHERE request_id = ? AND status != 0').bind(requestId).first<UsageRow>(),
+  );
 }

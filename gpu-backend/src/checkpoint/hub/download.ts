@@ -22,7 +22,15 @@ import type { HubSettings } from './settings.ts';
 
 /** What a download reports as it goes. */
 export type DownloadEvent =
-  | { type: 'plan'; id: string; commit: string; dir: string; files: { path: string; size: number; present: boolean }[]; totalBytes: number; presentBytes: number }
+  | {
+      type: 'plan';
+      id: string;
+      commit: string;
+      dir: string;
+      files: { path: string; size: number; present: boolean }[];
+      totalBytes: number;
+      presentBytes: number;
+    }
   | { type: 'bytes'; path: string; fileBytes: number; fileSize: number; doneBytes: number; totalBytes: number }
   | { type: 'file'; path: string; size: number; done: number; count: number }
   | { type: 'done'; id: string; dir: string; downloadedBytes: number; seconds: number }
@@ -65,7 +73,9 @@ function timedFetch(ms: number): typeof fetch {
       const url = input instanceof Request ? input.url : String(input);
       if (ctl.signal.aborted) throw new HubUnreachableError(`no answer from ${new URL(url).origin} within ${ms / 1000} s`);
       const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-      throw new HubUnreachableError(`cannot reach ${new URL(url).origin} (${cause?.code ?? cause?.message ?? (err as Error).message})`);
+      throw new HubUnreachableError(
+        `cannot reach ${new URL(url).origin} (${cause?.code ?? cause?.message ?? (err as Error).message})`,
+      );
     } finally {
       clearTimeout(timer);
     }
@@ -78,10 +88,16 @@ function requestParams(settings: HubSettings, t: DownloadTimeouts) {
 }
 
 /** The commit a branch, tag or commit names on the hub. */
-export async function remoteCommit(id: string, revision: string, settings: HubSettings, t: DownloadTimeouts = {}): Promise<string> {
+export async function remoteCommit(
+  id: string,
+  revision: string,
+  settings: HubSettings,
+  t: DownloadTimeouts = {},
+): Promise<string> {
   const hub: Hub = await import('@huggingface/hub');
   const info = await hub.modelInfo({ name: id, revision, additionalFields: ['sha'], ...requestParams(settings, t) });
-  if (typeof info.sha !== 'string' || !/^[0-9a-f]{40}$/.test(info.sha)) throw new ModelSourceError(`${settings.endpoint} gave no commit hash for ${id} at "${revision}"`);
+  if (typeof info.sha !== 'string' || !/^[0-9a-f]{40}$/.test(info.sha))
+    throw new ModelSourceError(`${settings.endpoint} gave no commit hash for ${id} at "${revision}"`);
   return info.sha;
 }
 
@@ -105,13 +121,19 @@ class Meter extends Transform {
 
   private arm(): void {
     clearTimeout(this.timer);
-    this.timer = setTimeout(() => this.destroy(new HubUnreachableError(`no data for ${this.stallMs / 1000} s while downloading ${this.file.path}`)), this.stallMs);
+    this.timer = setTimeout(
+      () => this.destroy(new HubUnreachableError(`no data for ${this.stallMs / 1000} s while downloading ${this.file.path}`)),
+      this.stallMs,
+    );
   }
 
   override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
     this.arm();
     this.bytes += chunk.length;
-    if (this.bytes > this.file.size) return done(new ModelSourceError(`${this.file.path}: the hub sent more than the ${this.file.size} bytes its listing gives`));
+    if (this.bytes > this.file.size)
+      return done(
+        new ModelSourceError(`${this.file.path}: the hub sent more than the ${this.file.size} bytes its listing gives`),
+      );
     this.hash.update(chunk);
     this.onBytes(this.bytes);
     done(null, chunk);
@@ -158,7 +180,11 @@ class SnapshotDownload {
   }
 
   private get params() {
-    return { repo: { type: 'model' as const, name: this.id }, revision: this.commit, ...requestParams(this.settings, this.timeouts) };
+    return {
+      repo: { type: 'model' as const, name: this.id },
+      revision: this.commit,
+      ...requestParams(this.settings, this.timeouts),
+    };
   }
 
   /** The repo's top-level files at the commit. */
@@ -167,7 +193,8 @@ class SnapshotDownload {
     for await (const e of this.hub.listFiles(this.params) as AsyncGenerator<ListFileEntry>) {
       if (e.type !== 'file') continue;
       const etag = e.lfs?.oid ?? e.oid;
-      if (!etag || !/^[0-9a-f]{40,64}$/.test(etag)) throw new ModelSourceError(`${this.settings.endpoint}: the listing of ${this.id} gives ${e.path} no usable hash`);
+      if (!etag || !/^[0-9a-f]{40,64}$/.test(etag))
+        throw new ModelSourceError(`${this.settings.endpoint}: the listing of ${this.id} gives ${e.path} no usable hash`);
       files.set(e.path, { path: e.path, size: e.lfs?.size ?? e.size, etag, lfs: e.lfs !== undefined });
     }
     return files;
@@ -197,9 +224,15 @@ class SnapshotDownload {
       try {
         const meter = new Meter(f, this.stallMs, onBytes);
         await pipeline(Readable.fromWeb(body.stream() as NodeReadableStream), meter, createWriteStream(tmp));
-        if (meter.bytes !== f.size) throw new ModelSourceError(`${f.path}: got ${meter.bytes} bytes of ${f.size}; the download was cut short, run again to retry`);
+        if (meter.bytes !== f.size)
+          throw new ModelSourceError(
+            `${f.path}: got ${meter.bytes} bytes of ${f.size}; the download was cut short, run again to retry`,
+          );
         const digest = meter.hash.digest('hex');
-        if (digest !== f.etag) throw new ModelSourceError(`${f.path}: the downloaded bytes hash to ${digest}, not ${f.etag} as the hub lists; nothing was kept (a proxy or mirror altered the file?)`);
+        if (digest !== f.etag)
+          throw new ModelSourceError(
+            `${f.path}: the downloaded bytes hash to ${digest}, not ${f.etag} as the hub lists; nothing was kept (a proxy or mirror altered the file?)`,
+          );
         renameSync(tmp, blob);
       } catch (err) {
         // @huggingface/hub aborts a failed body stream with the bare message
@@ -218,14 +251,16 @@ class SnapshotDownload {
       await this.fetch(index);
       const shards = indexShards(readFileSync(this.pointer(index), 'utf8'), `${this.id}/${WEIGHT_INDEX}`);
       const absent = shards.filter((s) => !listing.has(s));
-      if (absent.length) throw new ModelSourceError(`${this.id}: ${WEIGHT_INDEX} lists shards the repo lacks: ${absent.join(', ')}`);
+      if (absent.length)
+        throw new ModelSourceError(`${this.id}: ${WEIGHT_INDEX} lists shards the repo lacks: ${absent.join(', ')}`);
       return [index, ...shards.map((s) => listing.get(s)!)];
     }
     const single = listing.get(SINGLE_WEIGHTS);
     if (single) return [single];
     const others = [...listing.keys()].filter((p) => /\.(bin|pt|pth|gguf|onnx|safetensors)$/.test(p));
     throw new ModelSourceError(
-      `${this.id} has no ${SINGLE_WEIGHTS} or ${WEIGHT_INDEX}: realign reads safetensors weights in the transformers layout` + (others.length ? ` (the repo has ${others.join(', ')})` : ''),
+      `${this.id} has no ${SINGLE_WEIGHTS} or ${WEIGHT_INDEX}: realign reads safetensors weights in the transformers layout` +
+        (others.length ? ` (the repo has ${others.join(', ')})` : ''),
     );
   }
 }
@@ -247,7 +282,8 @@ export async function downloadSnapshot(
   const hub: Hub = await import('@huggingface/hub');
   const dl = new SnapshotDownload(hub, id, commit, repoDir, settings, timeouts);
   const listing = await dl.list();
-  if (!listing.has('config.json')) throw new ModelSourceError(`${id} at ${commit} has no config.json: it is not a transformers model repo`);
+  if (!listing.has('config.json'))
+    throw new ModelSourceError(`${id} at ${commit} has no config.json: it is not a transformers model repo`);
   const weights = await dl.weights(listing);
   const files = [...TEXT_FILES.flatMap((f) => listing.get(f) ?? []), ...weights];
   const plan = files.map((f) => ({ path: f.path, size: f.size, present: dl.present(f) }));
@@ -262,7 +298,9 @@ export async function downloadSnapshot(
       await dl.fetch(f);
       continue;
     }
-    await dl.fetch(f, (bytes) => onProgress({ type: 'bytes', path: f.path, fileBytes: bytes, fileSize: f.size, doneBytes: doneBytes + bytes, totalBytes }));
+    await dl.fetch(f, (bytes) =>
+      onProgress({ type: 'bytes', path: f.path, fileBytes: bytes, fileSize: f.size, doneBytes: doneBytes + bytes, totalBytes }),
+    );
     doneBytes += f.size;
     onProgress({ type: 'file', path: f.path, size: f.size, done: ++done, count: files.length });
   }

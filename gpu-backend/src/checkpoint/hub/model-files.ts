@@ -29,11 +29,13 @@ export function indexShards(indexText: string, where: string): string[] {
   } catch (err) {
     throw new ModelSourceError(`${where}: the weight index is not JSON (${(err as Error).message})`);
   }
-  if (typeof weightMap !== 'object' || weightMap === null) throw new ModelSourceError(`${where}: the weight index has no weight_map`);
+  if (typeof weightMap !== 'object' || weightMap === null)
+    throw new ModelSourceError(`${where}: the weight index has no weight_map`);
   const shards = [...new Set(Object.values(weightMap))];
   for (const s of shards) {
     // a shard name becomes a path in the cache: only plain top-level safetensors names
-    if (typeof s !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors$/.test(s)) throw new ModelSourceError(`${where}: weight_map names a shard "${String(s)}" that is not a .safetensors file name`);
+    if (typeof s !== 'string' || !/^[A-Za-z0-9][A-Za-z0-9._-]*\.safetensors$/.test(s))
+      throw new ModelSourceError(`${where}: weight_map names a shard "${String(s)}" that is not a .safetensors file name`);
   }
   return shards as string[];
 }

@@ -48,7 +48,9 @@ export function downloadReporter(out: Out = process.stderr, mode = reporterMode(
         started = Date.now();
         const todo = e.files.filter((f) => !f.present).length;
         const cached = e.presentBytes > 0 ? `, ${formatBytes(e.presentBytes)} already cached` : '';
-        out.write(`realign: downloading ${e.id} (${e.commit.slice(0, 12)}): ${todo} of ${e.files.length} files, ${formatBytes(e.totalBytes - e.presentBytes)}${cached}, into ${e.dir}\n`);
+        out.write(
+          `realign: downloading ${e.id} (${e.commit.slice(0, 12)}): ${todo} of ${e.files.length} files, ${formatBytes(e.totalBytes - e.presentBytes)}${cached}, into ${e.dir}\n`,
+        );
         break;
       }
       case 'bytes': {

@@ -20,20 +20,34 @@ export interface ResolveOptions extends HubOptions, DownloadTimeouts {
 }
 
 /** Turns an error of the hub into one that says what to do. */
-async function explain(err: unknown, id: string, revision: string, s: HubSettings, repoDir: string, folder: string): Promise<Error> {
+async function explain(
+  err: unknown,
+  id: string,
+  revision: string,
+  s: HubSettings,
+  repoDir: string,
+  folder: string,
+): Promise<Error> {
   const { HubApiError } = await import('@huggingface/hub');
   const nf = notFolder(folder);
   if (err instanceof HubApiError) {
     if (err.statusCode === 404) return new ModelSourceError(`no model "${id}" at revision "${revision}" on ${s.endpoint} ${nf}`);
     if (err.statusCode === 401) {
       const what = s.token ? 'the token in use (HF_TOKEN) cannot read it' : 'set HF_TOKEN to an access token that can read it';
-      return new ModelSourceError(`${s.endpoint} refused "${id}" (401): the id is misspelt, or the model is private or gated and ${what} ${nf}`);
+      return new ModelSourceError(
+        `${s.endpoint} refused "${id}" (401): the id is misspelt, or the model is private or gated and ${what} ${nf}`,
+      );
     }
-    if (err.statusCode === 403) return new ModelSourceError(`${s.endpoint} refused "${id}" (403): the model is gated; accept its conditions at ${s.endpoint}/${id} and use a token of that account in HF_TOKEN`);
+    if (err.statusCode === 403)
+      return new ModelSourceError(
+        `${s.endpoint} refused "${id}" (403): the model is gated; accept its conditions at ${s.endpoint}/${id} and use a token of that account in HF_TOKEN`,
+      );
     return new ModelSourceError(`${id}: ${s.endpoint} answered ${err.statusCode}: ${err.message}`);
   }
   if (err instanceof HubUnreachableError) {
-    return new ModelSourceError(`${err.message}, and the cache ${repoDir} has no complete copy of "${id}" at "${revision}": connect, set HF_ENDPOINT to a mirror, or pass a local folder`);
+    return new ModelSourceError(
+      `${err.message}, and the cache ${repoDir} has no complete copy of "${id}" at "${revision}": connect, set HF_ENDPOINT to a mirror, or pass a local folder`,
+    );
   }
   if (err instanceof ModelSourceError) return err;
   return new ModelSourceError(`${id}: ${(err as Error).message ?? String(err)}`);
@@ -70,7 +84,10 @@ export async function resolveModelSource(value: string, opts: ResolveOptions = {
     } catch (err) {
       // as huggingface_hub does: a complete cached copy serves when the hub cannot say where the branch points now
       if (!complete) throw err;
-      const why = err instanceof HubUnreachableError ? err.message : `${s.endpoint} could not be asked (${(await explain(err, value, revision, s, repoDir, folder)).message})`;
+      const why =
+        err instanceof HubUnreachableError
+          ? err.message
+          : `${s.endpoint} could not be asked (${(await explain(err, value, revision, s, repoDir, folder)).message})`;
       opts.onProgress?.({ type: 'note', message: `${why}; using the cached "${value}" at ${cached.commit}` });
       return cached.dir;
     }

@@ -52,7 +52,10 @@ function token(opts: HubOptions, env: NodeJS.ProcessEnv): string | undefined {
   value = value?.trim();
   if (!value) return undefined;
   // @huggingface/hub refuses other tokens with a bare TypeError; say where this one came from
-  if (!value.startsWith('hf_')) throw new ModelSourceError(`the Hugging Face token from ${source} does not start with "hf_"; use an access token from https://huggingface.co/settings/tokens`);
+  if (!value.startsWith('hf_'))
+    throw new ModelSourceError(
+      `the Hugging Face token from ${source} does not start with "hf_"; use an access token from https://huggingface.co/settings/tokens`,
+    );
   return value;
 }
 

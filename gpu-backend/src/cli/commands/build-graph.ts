@@ -4,7 +4,11 @@ import { ProgressBar } from '../progress.ts';
 
 /** `realign build-graph`: builds a graph into a cache folder and reports build time and peak memory (JSON). */
 export function register(program: Command): void {
-  addModelOptions(program.command('build-graph').description('build the ONNX graph of a model into a cache folder; prints the folder, build time and peak memory (JSON)'))
+  addModelOptions(
+    program
+      .command('build-graph')
+      .description('build the ONNX graph of a model into a cache folder; prints the folder, build time and peak memory (JSON)'),
+  )
     .requiredOption('--out <dir>', 'graph cache folder (the graph goes into a subfolder named by its inputs)')
     .addOption(new Option('--float <type>', 'float type of the graph (CUDA serves f16)').choices(['f32', 'f16']).default('f32'))
     .option('--max-context <n>', "longest sequence the graph serves (default: the model's, capped at 8192)", positiveInt)
@@ -24,6 +28,8 @@ export function register(program: Command): void {
       const weights = graphWeights(source.weights, o.float === 'f16' ? 'cuda' : 'cpu');
       const files = ensureGraph({ mode, ...weights, maxContext, ...ckpts }, o.out, (d, t) => bar.update(d, t));
       const peakRssMb = Math.round(process.resourceUsage().maxRSS / 1024);
-      process.stdout.write(`${JSON.stringify({ dir: files.dir, built: files.built, buildMs: Math.round(files.buildMs), peakRssMb })}\n`);
+      process.stdout.write(
+        `${JSON.stringify({ dir: files.dir, built: files.built, buildMs: Math.round(files.buildMs), peakRssMb })}\n`,
+      );
     });
 }

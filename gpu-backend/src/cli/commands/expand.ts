@@ -6,7 +6,9 @@ import { ProgressBar } from '../progress.ts';
 export function register(program: Command): void {
   program
     .command('expand')
-    .description("InRa identity expansion: copy the bottom layer (o_proj and down_proj zeroed) below the model as the adapter, marked in config.json")
+    .description(
+      'InRa identity expansion: copy the bottom layer (o_proj and down_proj zeroed) below the model as the adapter, marked in config.json',
+    )
     .argument('<base>', 'the checkpoint folder to expand')
     .argument('<out>', 'folder to create (must not exist)')
     .option('--adapter-layers <k>', 'adapter layers to insert', positiveInt, 1)

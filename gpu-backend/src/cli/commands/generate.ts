@@ -16,9 +16,16 @@ interface GenerateValues extends ModelValues {
 
 /** `realign generate`: streams a completion to stdout; a summary (tokens, finish reason, speed) goes to stderr. */
 export function register(program: Command): void {
-  addModelOptions(program.command('generate').description('generate text at one λ; the text goes to stdout, progress and a summary to stderr'))
+  addModelOptions(
+    program.command('generate').description('generate text at one λ; the text goes to stdout, progress and a summary to stderr'),
+  )
     .requiredOption('--prompt <text>', 'the prompt (a user message under the chat template, see --chat)')
-    .option('--lambda <λ>', 'where the output sits: 0 the reference model, 1 the aligned one, between interpolates, outside extrapolates (e.g. -0.5)', finite, 1)
+    .option(
+      '--lambda <λ>',
+      'where the output sits: 0 the reference model, 1 the aligned one, between interpolates, outside extrapolates (e.g. -0.5)',
+      finite,
+      1,
+    )
     .option('--max-tokens <n>', 'most tokens to generate', positiveInt, 128)
     .option('--temperature <t>', 'sampling temperature; 0 is greedy', nonNegative, 0)
     .option('--top-p <p>', 'nucleus sampling mass, in (0, 1]', unitInterval, 1)
@@ -51,7 +58,8 @@ async function generate(o: GenerateValues, cmd: Command): Promise<void> {
   const prepared = await prepareGraphs(source, device(o.device), (d) => (d === 'cuda' ? ['step', 'decode-loop'] : ['step']));
   const tok = TextTokenizer.load(prepared.main.tokenizerFile, prepared.main.tokenizerConfigFile);
   const chat = o.raw ? false : (o.chat ?? tok.hasChatTemplate);
-  if (chat && !tok.hasChatTemplate) throw new Error(`--chat: ${prepared.main.dir} has no chat_template in tokenizer_config.json; use --no-chat`);
+  if (chat && !tok.hasChatTemplate)
+    throw new Error(`--chat: ${prepared.main.dir} has no chat_template in tokenizer_config.json; use --no-chat`);
   const promptIds = chat ? tok.encodeChat([{ role: 'user', content: o.prompt }]) : tok.encode(o.prompt);
   note('starting the engine');
   const engine = await Engine.start({

@@ -1,5 +1,14 @@
 import type { Command } from 'commander';
-import { addModelOptions, device, deviceOption, lambdaList, modelSource, positiveInt, UsageError, type ModelValues } from '../args.ts';
+import {
+  addModelOptions,
+  device,
+  deviceOption,
+  lambdaList,
+  modelSource,
+  positiveInt,
+  UsageError,
+  type ModelValues,
+} from '../args.ts';
 
 interface LogitsValues extends ModelValues {
   prompt: string;
@@ -11,7 +20,13 @@ interface LogitsValues extends ModelValues {
 
 /** `realign logits`: for each λ, the top-k next tokens after the prompt with their log-probabilities (JSON). */
 export function register(program: Command): void {
-  addModelOptions(program.command('logits').description('print, for each λ, the top-k next tokens after the prompt with their log-probabilities (JSON), from one forward pass'))
+  addModelOptions(
+    program
+      .command('logits')
+      .description(
+        'print, for each λ, the top-k next tokens after the prompt with their log-probabilities (JSON), from one forward pass',
+      ),
+  )
     .requiredOption('--prompt <text>', 'the prompt')
     .option('--lambda <list>', 'comma-separated λ values, e.g. -0.5,0,1,1.5', lambdaList, [1])
     .option('--top <k>', 'tokens per λ', positiveInt, 5)
@@ -39,7 +54,11 @@ async function logits(o: LogitsValues): Promise<void> {
   const V = res.vocabSize;
   const results = lambdas.map((lambda, i) => ({
     lambda,
-    top: topLogprobs(res.logits.subarray(i * V, (i + 1) * V), o.top).map((t) => ({ id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })),
+    top: topLogprobs(res.logits.subarray(i * V, (i + 1) * V), o.top).map((t) => ({
+      id: t.token,
+      token: tok.tokenString(t.token),
+      logprob: t.logprob,
+    })),
   }));
   process.stdout.write(`${JSON.stringify({ mode: source.mode, device: model.device, prompt_tokens: ids.length, results })}\n`);
 }

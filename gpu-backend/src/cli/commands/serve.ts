@@ -5,7 +5,9 @@ import { port } from '../args.ts';
 export function register(program: Command): void {
   program
     .command('serve')
-    .description('serve the models of a models.json over HTTP (OpenAI-compatible API, /v1/logits, /healthz, /readyz, /metrics) until SIGTERM or SIGINT')
+    .description(
+      'serve the models of a models.json over HTTP (OpenAI-compatible API, /v1/logits, /healthz, /readyz, /metrics) until SIGTERM or SIGINT',
+    )
     .requiredOption('--config <file>', 'models.json (see README.md, "Configuration")')
     .option('--port <port>', 'TCP port (0 picks a free one)', port, 8000)
     .option('--host <host>', 'address to listen on', '127.0.0.1')

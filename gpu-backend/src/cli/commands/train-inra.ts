@@ -17,7 +17,9 @@ export function register(program: Command): void {
     const { trainInra } = await import('../../train/inra.ts');
     const report = await trainInra({ ...settings, model: o.model, progress: new TrainProgress('train-inra') });
     const last = report.losses.at(-1);
-    process.stderr.write(`realign: ${report.steps} steps, ${report.tokens} response tokens, ${report.seconds.toFixed(1)} s${last === undefined ? '' : `, final loss ${last.toFixed(4)}`}\n`);
+    process.stderr.write(
+      `realign: ${report.steps} steps, ${report.tokens} response tokens, ${report.seconds.toFixed(1)} s${last === undefined ? '' : `, final loss ${last.toFixed(4)}`}\n`,
+    );
     process.stdout.write(`${report.out}\n`);
   });
 }

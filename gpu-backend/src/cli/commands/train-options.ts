@@ -75,7 +75,10 @@ function unit(value: string): number {
 }
 
 /** Checked settings from parsed options; `defaults` overrides the project-wide defaults (e.g. the learning rate). */
-export async function trainSettings(v: TrainValues, defaults: Partial<TrainSettings> = {}): Promise<TrainSettings & { data: string; out: string }> {
+export async function trainSettings(
+  v: TrainValues,
+  defaults: Partial<TrainSettings> = {},
+): Promise<TrainSettings & { data: string; out: string }> {
   const d = { ...DEFAULT_SETTINGS, ...defaults };
   if (!v.data) throw new UsageError('--data <jsonl> is required');
   if (!v.out) throw new UsageError('--out <dir> is required');

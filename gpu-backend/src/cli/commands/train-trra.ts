@@ -17,7 +17,9 @@ export function register(program: Command): void {
   addTrainOptions(
     program
       .command('train-trra')
-      .description('distil the λ-blend softmax(λ·z_aligned + (1 − λ)·z_reference) into the reference model (TrRa; TrRa-iter with --iterations)')
+      .description(
+        'distil the λ-blend softmax(λ·z_aligned + (1 − λ)·z_reference) into the reference model (TrRa; TrRa-iter with --iterations)',
+      )
       .option('--reference <dir>', 'the reference checkpoint (the student starts from it)')
       .option('--aligned <dir>', 'the aligned checkpoint')
       .option('--lambda <λ>', 'the teacher λ (λ > 1 extrapolates past the aligned model)', finite)
@@ -36,9 +38,20 @@ export function register(program: Command): void {
     const settings = await trainSettings(o, { lr: lora ? 1e-4 : 1e-5 });
     const { TrainProgress } = await import('../../train/progress.ts');
     const { trainTrra } = await import('../../train/trra.ts');
-    const report = await trainTrra({ ...settings, reference: o.reference, aligned: o.aligned, lambda: o.lambda, kl, iterations: o.iterations, lora, progress: new TrainProgress('train-trra') });
+    const report = await trainTrra({
+      ...settings,
+      reference: o.reference,
+      aligned: o.aligned,
+      lambda: o.lambda,
+      kl,
+      iterations: o.iterations,
+      lora,
+      progress: new TrainProgress('train-trra'),
+    });
     const last = report.losses.at(-1);
-    process.stderr.write(`realign: ${report.steps} steps over ${o.iterations} iteration(s), ${report.seconds.toFixed(1)} s${last === undefined ? '' : `, final KL ${last.toFixed(4)}`}\n`);
+    process.stderr.write(
+      `realign: ${report.steps} steps over ${o.iterations} iteration(s), ${report.seconds.toFixed(1)} s${last === undefined ? '' : `, final KL ${last.toFixed(4)}`}\n`,
+    );
     process.stdout.write(`${report.out}\n`);
   });
 }

@@ -4,9 +4,21 @@
  * arrived), so a full queue is a 429 and never a broken stream; a client that goes away cancels its choices.
  */
 import type { Context } from 'hono';
-import { ApiError, rateLimited, serverError, serviceUnavailable, invalidRequest, errorBody } from '../../../../shared/src/errors.ts';
+import {
+  ApiError,
+  rateLimited,
+  serverError,
+  serviceUnavailable,
+  invalidRequest,
+  errorBody,
+} from '../../../../shared/src/errors.ts';
 import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
-import type { ChatCompletion, ChatCompletionChunk, CompletionLogprobs, TextCompletion } from '../../../../shared/src/responses.ts';
+import type {
+  ChatCompletion,
+  ChatCompletionChunk,
+  CompletionLogprobs,
+  TextCompletion,
+} from '../../../../shared/src/responses.ts';
 import { SSE_CONTENT_TYPE, SSE_DONE, sseErrorEvent, sseEvent } from '../../../../shared/src/sse.ts';
 import { EngineRejection, type Generation } from '../../engine/engine.ts';
 import type { GenerateEvent } from '../../engine/protocol.ts';
@@ -36,7 +48,8 @@ export function rejectionError(err: unknown): ApiError {
     if (err.code === 'queue_full') return rateLimited(err.message, 1, 'queue_full');
     // broken weights (NaN/∞ logits) fail the same way on every retry: a server error, not "unavailable, retry"
     if (err.code === 'non_finite_logits') return serverError(err.message, err.code);
-    if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt') return invalidRequest(err.message, 'max_tokens', err.code);
+    if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt')
+      return invalidRequest(err.message, 'max_tokens', err.code);
     return serviceUnavailable(err.message, 1, err.code);
   }
   return serviceUnavailable(`the engine is unavailable: ${(err as Error).message}`, 5, 'engine_unavailable');
@@ -51,7 +64,11 @@ interface Started {
 }
 
 /** Starts every job and waits for each one's first event; on any refusal cancels the rest and throws. */
-async function startAll(model: ServedModel, jobs: Parameters<ServedModel['engine']['generate']>[0][], signal: AbortSignal): Promise<Started[]> {
+async function startAll(
+  model: ServedModel,
+  jobs: Parameters<ServedModel['engine']['generate']>[0][],
+  signal: AbortSignal,
+): Promise<Started[]> {
   const gens = jobs.map((j) => model.engine.generate(j));
   const its = gens.map((g) => g.events[Symbol.asyncIterator]());
   const cancelAll = () => gens.forEach((g) => g.cancel());
@@ -63,7 +80,12 @@ async function startAll(model: ServedModel, jobs: Parameters<ServedModel['engine
     await Promise.allSettled(its.map((it) => it.return?.()));
     throw rejectionError((failed as PromiseRejectedResult).reason);
   }
-  return its.map((it, index) => ({ index, it, gen: gens[index], first: (firsts[index] as PromiseFulfilledResult<IteratorResult<GenerateEvent>>).value.value as GenerateEvent }));
+  return its.map((it, index) => ({
+    index,
+    it,
+    gen: gens[index],
+    first: (firsts[index] as PromiseFulfilledResult<IteratorResult<GenerateEvent>>).value.value as GenerateEvent,
+  }));
 }
 
 /** Every event of every choice, in arrival order; `ticket` sees each one even after the consumer stopped reading. */
@@ -120,7 +142,8 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     const model = deps.registry.get(req.model);
     if (model instanceof ApiError) throw model;
     // parseRequest folds the alias `control` into `lambda`; errors name the field the client actually sent
-    const sentControl = (json as { lambda?: unknown; control?: unknown }).lambda == null && (json as { control?: unknown }).control != null;
+    const sentControl =
+      (json as { lambda?: unknown; control?: unknown }).lambda == null && (json as { control?: unknown }).control != null;
     const prep = await prepareGeneration(model, req, kind, deps.config.limits, sentControl ? 'control' : 'lambda');
     c.header('x-realign-lambda', String(prep.lambda));
     const started = await startAll(model, prep.jobs, c.req.raw.signal);
@@ -131,14 +154,36 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     // the edge's id for this request, to ask for its usage if the answer never reaches it (direct callers get their own)
     const given = c.req.header(DISPATCH_HEADER);
     const dispatchId = given !== undefined && DISPATCH_ID.test(given) ? given : `direct-${crypto.randomUUID()}`;
-    const ticket = deps.ledger.open(dispatchId, { id: model.config.id, mode: model.config.mode }, prep.lambda, prep.jobs.map((j) => j.promptIds.length), promptsOnce);
+    const ticket = deps.ledger.open(
+      dispatchId,
+      { id: model.config.id, mode: model.config.mode },
+      prep.lambda,
+      prep.jobs.map((j) => j.promptIds.length),
+      promptsOnce,
+    );
     // prompt and completion text reach the logs only when the operator asked for it (log_prompts)
     const textFields = (texts: string[]) =>
-      deps.config.log_prompts ? { prompt: kind === 'chat' ? (req as { messages: unknown }).messages : (req as { prompt: unknown }).prompt, completions: texts } : {};
+      deps.config.log_prompts
+        ? {
+            prompt: kind === 'chat' ? (req as { messages: unknown }).messages : (req as { prompt: unknown }).prompt,
+            completions: texts,
+          }
+        : {};
     const record = (finals: GenerateEvent[], texts: string[]) => {
       // the token metrics are counted by the ledger, for every ending
       const usage = usageOf(finals, promptsOnce, prep.lambda);
-      log.info({ model: model.config.id, lambda: prep.lambda, choices: started.length, prompt_tokens: usage.prompt_tokens, completion_tokens: usage.completion_tokens, stream: req.stream, ...textFields(texts) }, 'generation done');
+      log.info(
+        {
+          model: model.config.id,
+          lambda: prep.lambda,
+          choices: started.length,
+          prompt_tokens: usage.prompt_tokens,
+          completion_tokens: usage.completion_tokens,
+          stream: req.stream,
+          ...textFields(texts),
+        },
+        'generation done',
+      );
       return usage;
     };
     const tok = model.tokenizer;
@@ -146,11 +191,20 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
       const texts = started.map(() => '');
       const finals: GenerateEvent[] = [];
       const chatLp = started.map(() => [] as ReturnType<typeof chatLogprobs>);
-      const compLp = started.map((): CompletionLogprobs => ({ tokens: [], token_logprobs: [], top_logprobs: prep.topLogprobs > 0 ? [] : null, text_offset: [] }));
+      const compLp = started.map((): CompletionLogprobs => ({
+        tokens: [],
+        token_logprobs: [],
+        top_logprobs: prep.topLogprobs > 0 ? [] : null,
+        text_offset: [],
+      }));
       for await (const { index, ev } of merged(started, ticket)) {
         if (prep.logprobs) {
           if (kind === 'chat') chatLp[index].push(...chatLogprobs(tok, ev.tokens));
-          else appendCompletionLogprobs(compLp[index], completionLogprobs(tok, ev.tokens, texts[index].length, prep.topLogprobs > 0));
+          else
+            appendCompletionLogprobs(
+              compLp[index],
+              completionLogprobs(tok, ev.tokens, texts[index].length, prep.topLogprobs > 0),
+            );
         }
         texts[index] += ev.text;
         if (ev.finish) {
@@ -182,7 +236,12 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
         created,
         model: model.config.id,
         lambda: prep.lambda,
-        choices: started.map((s) => ({ index: s.index, text: texts[s.index], logprobs: prep.logprobs ? compLp[s.index] : null, finish_reason: wireFinish(finals[s.index]) })),
+        choices: started.map((s) => ({
+          index: s.index,
+          text: texts[s.index],
+          logprobs: prep.logprobs ? compLp[s.index] : null,
+          finish_reason: wireFinish(finals[s.index]),
+        })),
         usage,
       };
       return c.json(body);
@@ -193,8 +252,18 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     const offsets = started.map(() => 0);
     const streamedTexts = started.map(() => '');
     const base = { id, created, model: model.config.id, lambda: prep.lambda };
-    const chatChunk = (choices: ChatCompletionChunk['choices']): ChatCompletionChunk => ({ ...base, object: 'chat.completion.chunk', choices, ...(includeUsage ? { usage: null } : {}) });
-    const textChunk = (choices: TextCompletion['choices']): TextCompletion => ({ ...base, object: 'text_completion', choices, ...(includeUsage ? { usage: null } : {}) });
+    const chatChunk = (choices: ChatCompletionChunk['choices']): ChatCompletionChunk => ({
+      ...base,
+      object: 'chat.completion.chunk',
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
+    });
+    const textChunk = (choices: TextCompletion['choices']): TextCompletion => ({
+      ...base,
+      object: 'text_completion',
+      choices,
+      ...(includeUsage ? { usage: null } : {}),
+    });
     let cancelled = false;
     const cancel = () => {
       cancelled = true;
@@ -207,7 +276,13 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
         };
         const finals: GenerateEvent[] = [];
         try {
-          if (kind === 'chat') for (const s of started) send(sseEvent(chatChunk([{ index: s.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }])));
+          if (kind === 'chat')
+            for (const s of started)
+              send(
+                sseEvent(
+                  chatChunk([{ index: s.index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]),
+                ),
+              );
           for await (const { index, ev } of merged(started, ticket)) {
             if (cancelled) break;
             if (ev.finish === 'error' || ev.finish === 'cancelled') {
@@ -219,7 +294,18 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
             const hasTokens = ev.text !== '' || (prep.logprobs && ev.tokens.length > 0);
             if (hasTokens) {
               if (kind === 'chat') {
-                send(sseEvent(chatChunk([{ index, delta: { content: ev.text }, logprobs: prep.logprobs ? { content: chatLogprobs(tok, ev.tokens) } : null, finish_reason: null }])));
+                send(
+                  sseEvent(
+                    chatChunk([
+                      {
+                        index,
+                        delta: { content: ev.text },
+                        logprobs: prep.logprobs ? { content: chatLogprobs(tok, ev.tokens) } : null,
+                        finish_reason: null,
+                      },
+                    ]),
+                  ),
+                );
               } else {
                 const lp = prep.logprobs ? completionLogprobs(tok, ev.tokens, offsets[index], prep.topLogprobs > 0) : null;
                 send(sseEvent(textChunk([{ index, text: ev.text, logprobs: lp, finish_reason: null }])));
@@ -229,7 +315,8 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
             }
             if (ev.finish) {
               finals[index] = ev;
-              if (kind === 'chat') send(sseEvent(chatChunk([{ index, delta: {}, logprobs: null, finish_reason: wireFinish(ev) }])));
+              if (kind === 'chat')
+                send(sseEvent(chatChunk([{ index, delta: {}, logprobs: null, finish_reason: wireFinish(ev) }])));
               else send(sseEvent(textChunk([{ index, text: '', logprobs: null, finish_reason: wireFinish(ev) }])));
             }
           }
@@ -254,7 +341,12 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
     });
     c.req.raw.signal.addEventListener('abort', cancel, { once: true });
     return new Response(body, {
-      headers: { 'content-type': SSE_CONTENT_TYPE, 'cache-control': 'no-cache', 'x-realign-lambda': String(prep.lambda), 'x-request-id': c.get('requestId') },
+      headers: {
+        'content-type': SSE_CONTENT_TYPE,
+        'cache-control': 'no-cache',
+        'x-realign-lambda': String(prep.lambda),
+        'x-request-id': c.get('requestId'),
+      },
     });
   };
 }

@@ -23,39 +23,74 @@ export function logitsRoute(deps: GenerateDeps) {
     // parseRequest reads a single `lambda` (or its alias `control`) as `lambdas: [x]`; errors name the field sent
     const sent = json as { lambdas?: unknown; lambda?: unknown; control?: unknown };
     const single = sent.lambdas != null ? null : sent.lambda != null ? 'lambda' : sent.control != null ? 'control' : null;
-    const lambdas = (req.lambdas ?? [model.config.default_lambda]).map((l, i) => checkLambda(model, l, single ?? (req.lambdas ? `lambdas[${i}]` : 'lambdas')));
+    const lambdas = (req.lambdas ?? [model.config.default_lambda]).map((l, i) =>
+      checkLambda(model, l, single ?? (req.lambdas ? `lambdas[${i}]` : 'lambdas')),
+    );
     const tok = model.tokenizer;
     const vocab = model.engine.info.vocabSize;
     let ids: number[];
     if (req.input_ids) {
       const bad = req.input_ids.findIndex((t) => t >= vocab);
-      if (bad >= 0) throw invalidRequest(`\`input_ids[${bad}]\` is ${req.input_ids[bad]}, but the vocabulary has ${vocab} tokens`, `input_ids[${bad}]`, 'invalid_token_id');
+      if (bad >= 0)
+        throw invalidRequest(
+          `\`input_ids[${bad}]\` is ${req.input_ids[bad]}, but the vocabulary has ${vocab} tokens`,
+          `input_ids[${bad}]`,
+          'invalid_token_id',
+        );
       ids = req.input_ids;
     } else if (req.messages) {
-      if (!tok.hasChatTemplate) throw invalidRequest(`model "${model.config.id}" has no chat template; send \`prompt\` or \`input_ids\``, 'messages', 'no_chat_template');
-      ids = await encodeChatPrompt(model, req.messages, { addGenerationPrompt: req.add_generation_prompt, continueFinalMessage: req.continue_final_message }, promptTokenLimit(model, deps.config.limits));
+      if (!tok.hasChatTemplate)
+        throw invalidRequest(
+          `model "${model.config.id}" has no chat template; send \`prompt\` or \`input_ids\``,
+          'messages',
+          'no_chat_template',
+        );
+      ids = await encodeChatPrompt(
+        model,
+        req.messages,
+        { addGenerationPrompt: req.add_generation_prompt, continueFinalMessage: req.continue_final_message },
+        promptTokenLimit(model, deps.config.limits),
+      );
     } else {
       ids = await encodePrompt(model, req.prompt!, 'prompt', promptTokenLimit(model, deps.config.limits));
     }
     const param = req.input_ids ? 'input_ids' : req.messages ? 'messages' : 'prompt';
     if (ids.length === 0) throw invalidRequest(`\`${param}\` encodes to no tokens`, param, 'empty_prompt');
     if (ids.length > deps.config.limits.max_prompt_tokens || ids.length >= model.engine.info.maxContext) {
-      throw invalidRequest(`\`${param}\` has ${ids.length} tokens; model "${model.config.id}" accepts at most ${Math.min(deps.config.limits.max_prompt_tokens, model.engine.info.maxContext - 1)}`, param, 'context_length_exceeded');
+      throw invalidRequest(
+        `\`${param}\` has ${ids.length} tokens; model "${model.config.id}" accepts at most ${Math.min(deps.config.limits.max_prompt_tokens, model.engine.info.maxContext - 1)}`,
+        param,
+        'context_length_exceeded',
+      );
     }
     const includeBranches = req.include_branches && model.config.mode !== 'single';
     // the answer's size is known before the forward pass: refuse what would exceed the bound
-    const shape = { positions: logitsPositionCount(req.positions, ids.length), lambdas: lambdas.length, topLogprobs: Math.min(req.top_logprobs, vocab), includeBranches };
+    const shape = {
+      positions: logitsPositionCount(req.positions, ids.length),
+      lambdas: lambdas.length,
+      topLogprobs: Math.min(req.top_logprobs, vocab),
+      includeBranches,
+    };
     const tooLarge = checkLogitsAnswerSize(shape, deps.config.limits.max_logits_entries);
     if (tooLarge) throw tooLarge;
     let result;
     try {
-      result = await model.engine.logits({ inputIds: ids, lambdas, positions: req.positions, topLogprobs: req.top_logprobs, includeBranches });
+      result = await model.engine.logits({
+        inputIds: ids,
+        lambdas,
+        positions: req.positions,
+        topLogprobs: req.top_logprobs,
+        includeBranches,
+      });
     } catch (err) {
       throw rejectionError(err);
     }
     const positions = result.positions;
     const wire = (tops: TopEntry[][]) =>
-      jsonArrayPieces(tops.keys(), (k): PositionLogprobs => ({ position: positions[k], top_logprobs: tops[k].map((t) => ({ token_id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })) }));
+      jsonArrayPieces(tops.keys(), (k): PositionLogprobs => ({
+        position: positions[k],
+        top_logprobs: tops[k].map((t) => ({ token_id: t.token, token: tok.tokenString(t.token), logprob: t.logprob })),
+      }));
     const branchTokens = (on: boolean) => ({ prompt_tokens: on ? ids.length : 0, completion_tokens: 0 });
     const needsAligned = includeBranches || lambdas.some((l) => l !== 0);
     const needsReference = model.config.mode !== 'single' && (includeBranches || lambdas.some((l) => l !== 1));

@@ -71,7 +71,9 @@ export class GradContext {
 
   /** Zeros with the shape of `v`. */
   zerosLike(v: string, path: string): string {
-    const zero: Attr = { t: { name: 'value', type: this.ft, dims: [1], data: new Uint8Array(this.ft === 'float32' ? 4 : 8), external: false } };
+    const zero: Attr = {
+      t: { name: 'value', type: this.ft, dims: [1], data: new Uint8Array(this.ft === 'float32' ? 4 : 8), external: false },
+    };
     return this.op1('ConstantOfShape', [this.shapeOf(v)], { value: zero }, `${path}/zeros`, this.shape(v));
   }
 
@@ -95,7 +97,13 @@ export class GradContext {
     if (axes) {
       if (axes.all.length === 0) return d;
       const kept = dShape!.map((dim, i) => (axes.all.includes(i) ? 1 : dim));
-      let r = this.op1('ReduceSum', [d, this.g.constant('int64', axes.all)], { keepdims: { i: 1 } }, `${path}/unbroadcast/ReduceSum`, kept);
+      let r = this.op1(
+        'ReduceSum',
+        [d, this.g.constant('int64', axes.all)],
+        { keepdims: { i: 1 } },
+        `${path}/unbroadcast/ReduceSum`,
+        kept,
+      );
       if (axes.lead > 0) {
         const lead = Array.from({ length: axes.lead }, (_, i) => i);
         r = this.op1('Squeeze', [r, this.g.constant('int64', lead)], {}, `${path}/unbroadcast/Squeeze`, sx);
@@ -105,13 +113,30 @@ export class GradContext {
     // run-time axes: pad x's shape with leading ones to d's rank, reduce where the padded shape differs
     const sxv = this.shapeOf(x);
     const sdv = this.shapeOf(d);
-    const diff = this.op1('Sub', [this.op1('Shape', [sdv], {}, `${path}/rank_d`), this.op1('Shape', [sxv], {}, `${path}/rank_x`)], {}, `${path}/rank_diff`);
-    const one: Attr = { t: { name: 'value', type: 'int64', dims: [1], data: new Uint8Array(BigInt64Array.of(1n).buffer), external: false } };
+    const diff = this.op1(
+      'Sub',
+      [this.op1('Shape', [sdv], {}, `${path}/rank_d`), this.op1('Shape', [sxv], {}, `${path}/rank_x`)],
+      {},
+      `${path}/rank_diff`,
+    );
+    const one: Attr = {
+      t: { name: 'value', type: 'int64', dims: [1], data: new Uint8Array(BigInt64Array.of(1n).buffer), external: false },
+    };
     const ones = this.op1('ConstantOfShape', [diff], { value: one }, `${path}/lead_ones`);
     const padded = this.op1('Concat', [ones, sxv], { axis: { i: 0 } }, `${path}/padded_shape`);
     const differs = this.op1('Not', [this.op1('Equal', [padded, sdv], {}, `${path}/same_dim`)], {}, `${path}/differs`);
-    const axesV = this.op1('Reshape', [this.op1('NonZero', [differs], {}, `${path}/axes`), this.g.constant('int64', [-1])], {}, `${path}/axes_flat`);
-    const summed = this.op1('ReduceSum', [d, axesV], { keepdims: { i: 1 }, noop_with_empty_axes: { i: 1 } }, `${path}/unbroadcast/ReduceSum`);
+    const axesV = this.op1(
+      'Reshape',
+      [this.op1('NonZero', [differs], {}, `${path}/axes`), this.g.constant('int64', [-1])],
+      {},
+      `${path}/axes_flat`,
+    );
+    const summed = this.op1(
+      'ReduceSum',
+      [d, axesV],
+      { keepdims: { i: 1 }, noop_with_empty_axes: { i: 1 } },
+      `${path}/unbroadcast/ReduceSum`,
+    );
     return this.op1('Reshape', [summed, sxv], {}, `${path}/unbroadcast/Reshape`, sx);
   }
 

@@ -15,8 +15,26 @@ const RULES: Record<string, GradRule> = { ...MATH_RULES, ...TENSOR_RULES };
 
 /** Ops whose outputs carry no gradient (shapes, comparisons, index computations). */
 const NON_DIFFERENTIABLE = new Set([
-  'Shape', 'Size', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'Not', 'And', 'Or', 'ArgMax', 'ArgMin',
-  'NonZero', 'Range', 'ConstantOfShape', 'OneHot', 'Floor', 'Ceil', 'Round', 'Sign',
+  'Shape',
+  'Size',
+  'Equal',
+  'Less',
+  'Greater',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'Not',
+  'And',
+  'Or',
+  'ArgMax',
+  'ArgMin',
+  'NonZero',
+  'Range',
+  'ConstantOfShape',
+  'OneHot',
+  'Floor',
+  'Ceil',
+  'Round',
+  'Sign',
 ]);
 
 /** Op types `addGradients` can differentiate. */
@@ -44,7 +62,16 @@ export function addGradients(g: Graph, loss: string, wrt: readonly string[], opt
     if (list) list.push(d);
     else contributions.set(v, [d]);
   };
-  push(loss, ctx.op1('ConstantOfShape', [ctx.shapeOf(loss)], { value: { t: { name: 'value', type: opts.floatType, dims: [1], data: scalarBytes(opts.floatType, 1), external: false } } }, '/seed', ctx.shape(loss)));
+  push(
+    loss,
+    ctx.op1(
+      'ConstantOfShape',
+      [ctx.shapeOf(loss)],
+      { value: { t: { name: 'value', type: opts.floatType, dims: [1], data: scalarBytes(opts.floatType, 1), external: false } } },
+      '/seed',
+      ctx.shape(loss),
+    ),
+  );
   const total = (v: string): string | null => {
     const list = contributions.get(v);
     if (!list || list.length === 0) return null;
@@ -61,7 +88,9 @@ export function addGradients(g: Graph, loss: string, wrt: readonly string[], opt
     if (dOut.every((d) => d === null)) continue;
     const rule = RULES[node.opType];
     if (!rule) {
-      throw new Error(`autodiff: no gradient rule for ${node.opType} (node ${node.name}); differentiable ops: ${DIFFERENTIABLE_OPS.join(', ')}`);
+      throw new Error(
+        `autodiff: no gradient rule for ${node.opType} (node ${node.name}); differentiable ops: ${DIFFERENTIABLE_OPS.join(', ')}`,
+      );
     }
     const needs = node.inputs.map((x) => x !== '' && active.has(x));
     const dIn = rule(ctx, node, dOut, needs);
@@ -82,7 +111,9 @@ function activeValues(nodes: readonly GraphNode[], wrt: readonly string[]): Set<
     const touches = node.inputs.some((x) => active.has(x)) || subgraphReads(node).some((x) => active.has(x));
     if (!touches) continue;
     if (Object.values(node.attributes).some((a) => 'g' in a)) {
-      throw new Error(`autodiff: ${node.name}: ${node.opType} with subgraphs is not differentiable; build the training forward without control flow`);
+      throw new Error(
+        `autodiff: ${node.name}: ${node.opType} with subgraphs is not differentiable; build the training forward without control flow`,
+      );
     }
     for (const o of node.outputs) if (o) active.add(o);
   }

@@ -32,7 +32,13 @@ export interface GradCheckOptions {
  * Differentiates the float64 scalar `loss` of `g` with respect to the float64 inputs named in `wrt` and compares
  * the result with central differences at the point `feeds`. `g` is modified (gradient ops and outputs are added).
  */
-export async function gradCheck(g: Graph, loss: string, feeds: Record<string, HostTensor>, wrt: string[], opts: GradCheckOptions = {}): Promise<GradCheckResult[]> {
+export async function gradCheck(
+  g: Graph,
+  loss: string,
+  feeds: Record<string, HostTensor>,
+  wrt: string[],
+  opts: GradCheckOptions = {},
+): Promise<GradCheckResult[]> {
   const eps = opts.eps ?? 1e-6;
   const grads = addGradients(g, loss, wrt, { floatType: 'float64' });
   g.output(loss, '/check/loss', 'float64', []);
@@ -43,8 +49,12 @@ export async function gradCheck(g: Graph, loss: string, feeds: Record<string, Ho
     writeFileSync(path, encodeOnnxModel(g));
     const session = await ModelSession.open(path, { device: 'cpu', threads: 1 });
     try {
-      const out = await session.run(feeds, wrt.map((w) => `/check/grad/${w}`));
-      const lossAt = async (f: Record<string, HostTensor>) => ((await session.run(f, ['/check/loss']))['/check/loss'].data as Float64Array)[0];
+      const out = await session.run(
+        feeds,
+        wrt.map((w) => `/check/grad/${w}`),
+      );
+      const lossAt = async (f: Record<string, HostTensor>) =>
+        ((await session.run(f, ['/check/loss']))['/check/loss'].data as Float64Array)[0];
       const results: GradCheckResult[] = [];
       for (const w of wrt) {
         const base = feeds[w].data as Float64Array;

@@ -13,7 +13,10 @@ function toInput(ctx: GradContext, node: GraphNode, d: string, k: number, what: 
   return ctx.unbroadcast(d, ctx.shape(y0(node)), node.inputs[k], `${node.name}/${what}`);
 }
 
-const add: GradRule = (ctx, node, [dy], needs) => [needs[0] ? toInput(ctx, node, dy!, 0, 'a') : null, needs[1] ? toInput(ctx, node, dy!, 1, 'b') : null];
+const add: GradRule = (ctx, node, [dy], needs) => [
+  needs[0] ? toInput(ctx, node, dy!, 0, 'a') : null,
+  needs[1] ? toInput(ctx, node, dy!, 1, 'b') : null,
+];
 
 const sub: GradRule = (ctx, node, [dy], needs) => [
   needs[0] ? toInput(ctx, node, dy!, 0, 'a') : null,
@@ -44,7 +47,8 @@ const div: GradRule = (ctx, node, [dy], needs) => {
 
 // Y = X^c with a constant exponent c: dX = dY·c·X^(c−1)
 const pow: GradRule = (ctx, node, [dy], needs) => {
-  if (needs[1]) throw new Error(`autodiff: ${node.name}: Pow is differentiable in its base only (the exponent must be a constant)`);
+  if (needs[1])
+    throw new Error(`autodiff: ${node.name}: Pow is differentiable in its base only (the exponent must be a constant)`);
   const [x, c] = node.inputs;
   const s = ctx.shape(x);
   const cm1 = ctx.op1('Sub', [c, ctx.scalar(1)], {}, `${node.name}/c_minus_1`);
@@ -59,7 +63,8 @@ const identity: GradRule = (_ctx, _node, [dy]) => [dy];
 // only float → the training float type: the gradient passes unchanged
 const cast: GradRule = (ctx, node, [dy]) => {
   const to = node.attributes.to;
-  if (!to || !('i' in to) || to.i !== FLOAT_CODE[ctx.ft]) throw new Error(`autodiff: ${node.name}: only casts to the graph's float type are differentiable`);
+  if (!to || !('i' in to) || to.i !== FLOAT_CODE[ctx.ft])
+    throw new Error(`autodiff: ${node.name}: only casts to the graph's float type are differentiable`);
   return [dy];
 };
 

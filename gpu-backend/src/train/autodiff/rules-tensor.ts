@@ -19,7 +19,13 @@ const matmul: GradRule = (ctx, node, [dy], needs) => {
   let db: string | null = null;
   if (needs[0]) {
     const sa = ctx.shape(a);
-    const raw = ctx.op1('MatMul', [dy!, ctx.swapLast(b, `${node.name}/a`)], {}, `${node.name}/a/MatMul`, sy && sa ? [...sy.slice(0, -1), sa[sa.length - 1]] : null);
+    const raw = ctx.op1(
+      'MatMul',
+      [dy!, ctx.swapLast(b, `${node.name}/a`)],
+      {},
+      `${node.name}/a/MatMul`,
+      sy && sa ? [...sy.slice(0, -1), sa[sa.length - 1]] : null,
+    );
     da = ctx.unbroadcast(raw, ctx.shape(raw), a, `${node.name}/a`);
   }
   if (needs[1]) {
@@ -27,13 +33,25 @@ const matmul: GradRule = (ctx, node, [dy], needs) => {
     const ra = ctx.rank(a, 'MatMul');
     const sb = ctx.shape(b)!;
     if (rb === 2 && ra > 2) {
-      const a2 = ctx.op1('Reshape', [a, ctx.g.constant('int64', [-1, lastDim(ctx, a)])], {}, `${node.name}/b/flat_a`, [null, sb[0]]);
-      const dy2 = ctx.op1('Reshape', [dy!, ctx.g.constant('int64', [-1, lastDim(ctx, y)])], {}, `${node.name}/b/flat_dy`, [null, sb[1]]);
+      const a2 = ctx.op1('Reshape', [a, ctx.g.constant('int64', [-1, lastDim(ctx, a)])], {}, `${node.name}/b/flat_a`, [
+        null,
+        sb[0],
+      ]);
+      const dy2 = ctx.op1('Reshape', [dy!, ctx.g.constant('int64', [-1, lastDim(ctx, y)])], {}, `${node.name}/b/flat_dy`, [
+        null,
+        sb[1],
+      ]);
       const at = ctx.op1('Transpose', [a2], { perm: { ints: [1, 0] } }, `${node.name}/b/T`, [sb[0], null]);
       db = ctx.op1('MatMul', [at, dy2], {}, `${node.name}/b/MatMul`, sb);
     } else {
       const sa = ctx.shape(a);
-      const raw = ctx.op1('MatMul', [ctx.swapLast(a, `${node.name}/b`), dy!], {}, `${node.name}/b/MatMul`, sy && sa ? [...sy.slice(0, -2), sa[sa.length - 1], sy[sy.length - 1]] : null);
+      const raw = ctx.op1(
+        'MatMul',
+        [ctx.swapLast(a, `${node.name}/b`), dy!],
+        {},
+        `${node.name}/b/MatMul`,
+        sy && sa ? [...sy.slice(0, -2), sa[sa.length - 1], sy[sy.length - 1]] : null,
+      );
       db = ctx.unbroadcast(raw, ctx.shape(raw), b, `${node.name}/b`);
     }
   }
@@ -44,7 +62,8 @@ const matmul: GradRule = (ctx, node, [dy], needs) => {
 function lastDim(ctx: GradContext, v: string): number {
   const s = ctx.shape(v);
   const d = s?.[s.length - 1];
-  if (typeof d !== 'number') throw new Error(`autodiff: the last dimension of "${v}" must be static to flatten it for a weight gradient`);
+  if (typeof d !== 'number')
+    throw new Error(`autodiff: the last dimension of "${v}" must be static to flatten it for a weight gradient`);
   return d;
 }
 
@@ -71,18 +90,31 @@ const expand: GradRule = (ctx, node, [dy]) => [ctx.unbroadcast(dy!, ctx.shape(no
 const gather: GradRule = (ctx, node, [dy], needs) => {
   if (needs[1]) throw new Error(`autodiff: ${node.name}: Gather indices are not differentiable`);
   const a = node.attributes.axis;
-  if (a && 'i' in a && a.i !== 0) throw new Error(`autodiff: ${node.name}: only Gather along axis 0 is differentiable, got axis ${a.i}`);
+  if (a && 'i' in a && a.i !== 0)
+    throw new Error(`autodiff: ${node.name}: only Gather along axis 0 is differentiable, got axis ${a.i}`);
   const [data, idx] = node.inputs;
   const zeros = ctx.zerosLike(data, node.name);
   const where = ctx.op1('Unsqueeze', [idx, ctx.g.constant('int64', [-1])], {}, `${node.name}/indices`);
-  return [ctx.op1('ScatterND', [zeros, where, dy!], { reduction: { s: 'add' } }, `${node.name}/ScatterND`, ctx.shape(data)), null];
+  return [
+    ctx.op1('ScatterND', [zeros, where, dy!], { reduction: { s: 'add' } }, `${node.name}/ScatterND`, ctx.shape(data)),
+    null,
+  ];
 };
 
 const gatherElements: GradRule = (ctx, node, [dy]) => {
   const [data, idx] = node.inputs;
   const axis = node.attributes.axis ?? { i: 0 };
   const zeros = ctx.zerosLike(data, node.name);
-  return [ctx.op1('ScatterElements', [zeros, idx, dy!], { axis, reduction: { s: 'add' } }, `${node.name}/ScatterElements`, ctx.shape(data)), null];
+  return [
+    ctx.op1(
+      'ScatterElements',
+      [zeros, idx, dy!],
+      { axis, reduction: { s: 'add' } },
+      `${node.name}/ScatterElements`,
+      ctx.shape(data),
+    ),
+    null,
+  ];
 };
 
 /** dY of a reduction, with the reduced axes restored as size 1 and expanded to the input's shape. */
@@ -91,7 +123,9 @@ function spreadReduced(ctx: GradContext, node: GraphNode, dy: string): string {
   const keep = node.attributes.keepdims;
   let d = dy;
   if (keep && 'i' in keep && keep.i === 0) {
-    const axes = node.inputs[1] ? ctx.ints(node.inputs[1], `${node.name} (keepdims=0)`) : Array.from({ length: ctx.rank(x, 'ReduceSum') }, (_, i) => i);
+    const axes = node.inputs[1]
+      ? ctx.ints(node.inputs[1], `${node.name} (keepdims=0)`)
+      : Array.from({ length: ctx.rank(x, 'ReduceSum') }, (_, i) => i);
     d = ctx.op1('Unsqueeze', [dy, ctx.g.constant('int64', axes)], {}, `${node.name}/Unsqueeze`);
   }
   return ctx.op1('Expand', [d, ctx.shapeOf(x)], {}, `${node.name}/Expand`, ctx.shape(x));
@@ -105,7 +139,8 @@ const reduceMean: GradRule = (ctx, node, [dy], needs) => {
   const spread = spreadReduced(ctx, node, dy!);
   const sx = ctx.shape(x);
   const sy = ctx.shape(node.outputs[0]);
-  const count = (s: typeof sx) => (s && s.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : null);
+  const count = (s: typeof sx) =>
+    s && s.every((d) => typeof d === 'number') ? (s as number[]).reduce((a, b) => a * b, 1) : null;
   let n: string;
   const cx = count(sx);
   const cy = count(sy);
@@ -122,8 +157,18 @@ const reduceMean: GradRule = (ctx, node, [dy], needs) => {
 
 function dynamicCount(ctx: GradContext, node: GraphNode): string {
   const to: Attr = { i: FLOAT_CODE[ctx.ft] };
-  const sizeX = ctx.op1('Cast', [ctx.op1('Size', [node.inputs[0]], {}, `${node.name}/size_x`)], { to }, `${node.name}/size_x/Cast`);
-  const sizeY = ctx.op1('Cast', [ctx.op1('Size', [node.outputs[0]], {}, `${node.name}/size_y`)], { to }, `${node.name}/size_y/Cast`);
+  const sizeX = ctx.op1(
+    'Cast',
+    [ctx.op1('Size', [node.inputs[0]], {}, `${node.name}/size_x`)],
+    { to },
+    `${node.name}/size_x/Cast`,
+  );
+  const sizeY = ctx.op1(
+    'Cast',
+    [ctx.op1('Size', [node.outputs[0]], {}, `${node.name}/size_y`)],
+    { to },
+    `${node.name}/size_y/Cast`,
+  );
   return ctx.op1('Div', [sizeX, sizeY], {}, `${node.name}/count`);
 }
 
@@ -140,7 +185,9 @@ const concat: GradRule = (ctx, node, [dy], needs) => {
   let split: string;
   if (sizes.every((d) => typeof d === 'number')) split = ctx.g.constant('int64', sizes as number[]);
   else {
-    const parts = node.inputs.map((x, k) => ctx.op1('Gather', [ctx.shapeOf(x), ctx.g.constant('int64', [axis])], { axis: { i: 0 } }, `${node.name}/size_${k}`));
+    const parts = node.inputs.map((x, k) =>
+      ctx.op1('Gather', [ctx.shapeOf(x), ctx.g.constant('int64', [axis])], { axis: { i: 0 } }, `${node.name}/size_${k}`),
+    );
     split = ctx.op1('Concat', parts, { axis: { i: 0 } }, `${node.name}/sizes`);
   }
   const parts = ctx.op('Split', [dy!, split], { axis: { i: axis } }, `${node.name}/Split`, node.inputs.length);
@@ -152,7 +199,10 @@ const concat: GradRule = (ctx, node, [dy], needs) => {
 const split: GradRule = (ctx, node, dOut, needs) => {
   const axis = axisAttr(node, ctx.rank(node.inputs[0], 'Split'));
   const parts = node.outputs.map((o, k) => dOut[k] ?? ctx.zerosLike(o, `${node.name}/out${k}`));
-  return [ctx.op1('Concat', parts, { axis: { i: axis } }, `${node.name}/Concat`, ctx.shape(node.inputs[0])), ...needs.slice(1).map(() => null)];
+  return [
+    ctx.op1('Concat', parts, { axis: { i: axis } }, `${node.name}/Concat`, ctx.shape(node.inputs[0])),
+    ...needs.slice(1).map(() => null),
+  ];
 };
 
 /**
@@ -165,8 +215,10 @@ const slice: GradRule = (ctx, node, [dy], needs) => {
   const starts = ctx.ints(startsV, node.name);
   const ends = ctx.ints(endsV, node.name);
   const axes = axesV ? ctx.ints(axesV, node.name).map((a) => (a < 0 ? a + rank : a)) : starts.map((_, i) => i);
-  if (stepsV && ctx.ints(stepsV, node.name).some((s) => s !== 1)) throw new Error(`autodiff: ${node.name}: only unit-step Slice is differentiable`);
-  if (starts.some((s) => s < 0) || ends.some((e) => e < 0)) throw new Error(`autodiff: ${node.name}: Slice needs non-negative constant starts and ends to be differentiable`);
+  if (stepsV && ctx.ints(stepsV, node.name).some((s) => s !== 1))
+    throw new Error(`autodiff: ${node.name}: only unit-step Slice is differentiable`);
+  if (starts.some((s) => s < 0) || ends.some((e) => e < 0))
+    throw new Error(`autodiff: ${node.name}: Slice needs non-negative constant starts and ends to be differentiable`);
   const before = new Array<number>(rank).fill(0);
   axes.forEach((a, k) => (before[a] = starts[k]));
   // after = dim(x) − dim(y) − before, per axis, read at run time

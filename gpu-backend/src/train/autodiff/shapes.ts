@@ -17,7 +17,8 @@ export function constantInts(g: Graph, name: string): number[] | null {
   const init = g.initializers.find((i) => i.name === name);
   if (!init || typeof init.data === 'function') return null;
   const b = init.data;
-  if (init.type === 'int64') return Array.from(new BigInt64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), Number);
+  if (init.type === 'int64')
+    return Array.from(new BigInt64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)), Number);
   if (init.type === 'int32') return Array.from(new Int32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength)));
   return null;
 }
@@ -46,10 +47,43 @@ export function sameShape(a: SShape, b: SShape): boolean {
 }
 
 const SAME_AS_FIRST = new Set([
-  'Identity', 'Neg', 'Sqrt', 'Reciprocal', 'Exp', 'Log', 'Sigmoid', 'Tanh', 'Relu', 'Abs', 'Cast', 'Softmax', 'LogSoftmax',
-  'Not', 'ScatterElements', 'ScatterND', 'Erf', 'Floor', 'Ceil',
+  'Identity',
+  'Neg',
+  'Sqrt',
+  'Reciprocal',
+  'Exp',
+  'Log',
+  'Sigmoid',
+  'Tanh',
+  'Relu',
+  'Abs',
+  'Cast',
+  'Softmax',
+  'LogSoftmax',
+  'Not',
+  'ScatterElements',
+  'ScatterND',
+  'Erf',
+  'Floor',
+  'Ceil',
 ]);
-const BROADCAST = new Set(['Add', 'Sub', 'Mul', 'Div', 'Pow', 'Equal', 'Less', 'Greater', 'LessOrEqual', 'GreaterOrEqual', 'And', 'Or', 'Where', 'Max', 'Min']);
+const BROADCAST = new Set([
+  'Add',
+  'Sub',
+  'Mul',
+  'Div',
+  'Pow',
+  'Equal',
+  'Less',
+  'Greater',
+  'LessOrEqual',
+  'GreaterOrEqual',
+  'And',
+  'Or',
+  'Where',
+  'Max',
+  'Min',
+]);
 
 /** Computes the static shapes of every value of `g` (inputs, initializers, node outputs in order). */
 export function inferShapes(g: Graph): Map<string, SShape> {
@@ -99,7 +133,11 @@ export function nodeShapes(g: Graph, node: GraphNode, shapeOf: (name: string) =>
       }
       const out: SDim[] = target.map((v, i) => (v === 0 ? (x?.[i] ?? null) : v === -1 ? null : v));
       const minus = target.indexOf(-1);
-      if (minus >= 0 && x) out[minus] = inferredDim(x, out.filter((_, i) => i !== minus));
+      if (minus >= 0 && x)
+        out[minus] = inferredDim(
+          x,
+          out.filter((_, i) => i !== minus),
+        );
       return [out];
     }
     case 'Unsqueeze': {
@@ -159,7 +197,10 @@ export function nodeShapes(g: Graph, node: GraphNode, shapeOf: (name: string) =>
       (axes ?? []).forEach((a, k) => {
         const ax = norm(a, x.length);
         const dim = x[ax];
-        out[ax] = starts && ends && typeof dim === 'number' && starts[k] >= 0 && ends[k] >= 0 ? Math.max(0, Math.min(ends[k], dim) - starts[k]) : null;
+        out[ax] =
+          starts && ends && typeof dim === 'number' && starts[k] >= 0 && ends[k] >= 0
+            ? Math.max(0, Math.min(ends[k], dim) - starts[k])
+            : null;
       });
       return [axes ? out : x.map(() => null)];
     }

@@ -61,11 +61,19 @@ function layer(w: TrainWeights, cfg: ModelConfig, l: number, x: string, rope: Ro
   const kt = g.op1('Transpose', [k], { perm: { ints: [0, 1, 3, 2] } }, `${path}/attn/k/T`); // [B, H, E, T]
   const raw = g.op1('MatMul', [q, kt], {}, `${path}/attn/scores/MatMul`); // [B, H, T, T]
   const scaled = g.op1('Mul', [raw, g.constant(w.ft, [1 / Math.sqrt(E)], [])], {}, `${path}/attn/scores/scale`);
-  const probs = g.op1('Softmax', [g.op1('Add', [scaled, mask], {}, `${path}/attn/scores/mask`)], { axis: { i: -1 } }, `${path}/attn/Softmax`);
+  const probs = g.op1(
+    'Softmax',
+    [g.op1('Add', [scaled, mask], {}, `${path}/attn/scores/mask`)],
+    { axis: { i: -1 } },
+    `${path}/attn/Softmax`,
+  );
   const ctx = g.op1('MatMul', [probs, v], {}, `${path}/attn/context/MatMul`); // [B, H, T, E]
   const merged = g.op1(
     'Reshape',
-    [g.op1('Transpose', [ctx], { perm: { ints: [0, 2, 1, 3] } }, `${path}/attn/context/Transpose`), g.constant('int64', [0, 0, H * E])],
+    [
+      g.op1('Transpose', [ctx], { perm: { ints: [0, 2, 1, 3] } }, `${path}/attn/context/Transpose`),
+      g.constant('int64', [0, 0, H * E]),
+    ],
     {},
     `${path}/attn/context/Reshape`,
   ); // [B, T, H*E]
@@ -85,7 +93,12 @@ export function rmsNorm(w: TrainWeights, cfg: ModelConfig, x: string, gamma: str
   const g = w.g;
   const sq = g.op1('Mul', [x, x], {}, `${path}/square`);
   const ms = g.op1('ReduceMean', [sq, g.constant('int64', [-1])], { keepdims: { i: 1 } }, `${path}/ReduceMean`); // [B, T, 1]
-  const inv = g.op1('Reciprocal', [g.op1('Sqrt', [g.op1('Add', [ms, g.constant(w.ft, [cfg.rmsNormEps], [])], {}, `${path}/eps`)], {}, `${path}/Sqrt`)], {}, `${path}/Reciprocal`);
+  const inv = g.op1(
+    'Reciprocal',
+    [g.op1('Sqrt', [g.op1('Add', [ms, g.constant(w.ft, [cfg.rmsNormEps], [])], {}, `${path}/eps`)], {}, `${path}/Sqrt`)],
+    {},
+    `${path}/Reciprocal`,
+  );
   return g.op1('Mul', [g.op1('Mul', [x, inv], {}, `${path}/normalize`), gamma], {}, `${path}/scale`);
 }
 
@@ -105,14 +118,25 @@ function rotaryTables(g: Graph, w: TrainWeights, cfg: ModelConfig, maxPositions:
     for (let p = 0; p < maxPositions; p++) for (let i = 0; i < E; i++) out[p * E + i] = f(p * inv[i % half]);
     return g.initializer(`/rotary/${what}.${maxPositions}`, w.ft, [maxPositions, E], new Uint8Array(out.buffer), false);
   };
-  const len = g.op1('Gather', [g.op1('Shape', [ids], {}, '/rotary/Shape'), g.constant('int64', [1])], { axis: { i: 0 } }, '/rotary/T'); // [1]
-  const cut = (t: string, what: string) => g.op1('Slice', [t, g.constant('int64', [0]), len, g.constant('int64', [0])], {}, `/rotary/${what}/Slice`);
+  const len = g.op1(
+    'Gather',
+    [g.op1('Shape', [ids], {}, '/rotary/Shape'), g.constant('int64', [1])],
+    { axis: { i: 0 } },
+    '/rotary/T',
+  ); // [1]
+  const cut = (t: string, what: string) =>
+    g.op1('Slice', [t, g.constant('int64', [0]), len, g.constant('int64', [0])], {}, `/rotary/${what}/Slice`);
   return { cos: cut(table(Math.cos, 'cos'), 'cos'), sin: cut(table(Math.sin, 'sin'), 'sin'), half };
 }
 
 /** x·cos + rotate_half(x)·sin with rotate_half(x) = [−x₂, x₁] (Hugging Face's convention). */
 function rotate(g: Graph, x: string, rope: Rope, path: string): string {
-  const [x1, x2] = g.op('Split', [x, g.constant('int64', [rope.half, rope.half])], { axis: { i: -1 } }, { name: `${path}/Split`, outputs: 2 });
+  const [x1, x2] = g.op(
+    'Split',
+    [x, g.constant('int64', [rope.half, rope.half])],
+    { axis: { i: -1 } },
+    { name: `${path}/Split`, outputs: 2 },
+  );
   const rotated = g.op1('Concat', [g.op1('Neg', [x2], {}, `${path}/Neg`), x1], { axis: { i: -1 } }, `${path}/Concat`);
   const a = g.op1('Mul', [x, rope.cos], {}, `${path}/cos`);
   const b = g.op1('Mul', [rotated, rope.sin], {}, `${path}/sin`);

@@ -33,7 +33,12 @@ export function emitLoss(g: Graph, kind: LossKind, logits: string, io: LossInput
     const forward = kind === 'kl-forward';
     const probs = g.op1('Exp', [forward ? logp : logq], {}, '/loss/probs');
     const gap = forward ? g.op1('Sub', [logp, logq], {}, '/loss/gap') : g.op1('Sub', [logq, logp], {}, '/loss/gap');
-    perPosition = g.op1('ReduceSum', [g.op1('Mul', [probs, gap], {}, '/loss/Mul'), g.constant('int64', [-1])], { keepdims: { i: 0 } }, '/loss/ReduceSum'); // [B, T]
+    perPosition = g.op1(
+      'ReduceSum',
+      [g.op1('Mul', [probs, gap], {}, '/loss/Mul'), g.constant('int64', [-1])],
+      { keepdims: { i: 0 } },
+      '/loss/ReduceSum',
+    ); // [B, T]
   }
   const weighted = g.op1('Mul', [perPosition, io.weights], {}, '/loss/weighted');
   return g.op1('ReduceSum', [weighted], { keepdims: { i: 0 } }, '/loss/total'); // []

@@ -52,7 +52,12 @@ export class TrainWeights {
       const at = g.op1('Transpose', [pair.a], { perm: { ints: [1, 0] } }, `${path}/lora_A/Transpose`); // [in, r]
       const bt = g.op1('Transpose', [pair.b], { perm: { ints: [1, 0] } }, `${path}/lora_B/Transpose`); // [r, out]
       const low = g.op1('MatMul', [g.op1('MatMul', [x, at], {}, `${path}/lora_A/MatMul`), bt], {}, `${path}/lora_B/MatMul`);
-      y = g.op1('Add', [y, g.op1('Mul', [low, g.constant(this.ft, [pair.scale], [])], {}, `${path}/lora/Mul`)], {}, `${path}/lora/Add`);
+      y = g.op1(
+        'Add',
+        [y, g.op1('Mul', [low, g.constant(this.ft, [pair.scale], [])], {}, `${path}/lora/Mul`)],
+        {},
+        `${path}/lora/Add`,
+      );
     }
     return bias ? g.op1('Add', [y, this.tensor(bias)], {}, `${path}/BiasAdd`) : y;
   }

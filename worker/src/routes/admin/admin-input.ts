@@ -45,7 +45,10 @@ const id = (kind: IdKind) => stringField(1, 257).refine((v) => isId(kind, v), { 
 /** Key names: a label for listings (letters, digits, spaces and a little punctuation). */
 const KEY_NAME = /^[A-Za-z0-9 ._-]{0,64}$/;
 const perMinute = () => numberField({ min: 1, integer: true });
-const ttl = () => numberField({ min: 0, integer: true }).refine((v) => v === 0 || v >= 60, { error: () => 'must be 0 (off) or at least 60 seconds' });
+const ttl = () =>
+  numberField({ min: 0, integer: true }).refine((v) => v === 0 || v >= 60, {
+    error: () => 'must be 0 (off) or at least 60 seconds',
+  });
 
 /** POST /admin/tenants */
 export const createTenantSchema = z.strictObject({
@@ -80,7 +83,9 @@ export const modelSchema = z.strictObject({
   default_lambda: lambdaField().optional(),
   description: stringField(0, 1000).optional(),
   /** The model's context in tokens, as its backends serve it (their /v1/models says `max_context`). */
-  context_length: numberField({ min: 2, max: 1 << 24, integer: true }).nullable().optional(),
+  context_length: numberField({ min: 2, max: 1 << 24, integer: true })
+    .nullable()
+    .optional(),
 });
 
 /** PUT /admin/tenants/:tenant/policies/:model */
@@ -88,8 +93,14 @@ export const policySchema = z
   .strictObject({
     min_lambda: lambdaField().nullable().optional(),
     max_lambda: lambdaField().nullable().optional(),
-    allow_explicit: z.boolean({ error: () => 'must be true or false' }).nullable().optional(),
-    out_of_range: z.enum(['clamp', 'reject'], { error: () => 'must be "clamp" or "reject"' }).nullable().optional(),
+    allow_explicit: z
+      .boolean({ error: () => 'must be true or false' })
+      .nullable()
+      .optional(),
+    out_of_range: z
+      .enum(['clamp', 'reject'], { error: () => 'must be "clamp" or "reject"' })
+      .nullable()
+      .optional(),
     default_preset: presetField().nullable().optional(),
   })
   .refine((p) => p.min_lambda == null || p.max_lambda == null || p.min_lambda <= p.max_lambda, {
@@ -116,10 +127,21 @@ export const preferenceSchema = z
 /** GET /admin/usage */
 export const usageQuerySchema = z.strictObject({
   tenant: id('tenant').optional(),
-  generation: z.string().regex(/^[0-9a-f]{32}$/, { error: () => 'must be a tenant generation (32 hex digits)' }).optional(),
+  generation: z
+    .string()
+    .regex(/^[0-9a-f]{32}$/, { error: () => 'must be a tenant generation (32 hex digits)' })
+    .optional(),
   key: id('key').optional(),
-  since: z.coerce.number({ error: () => 'must be Unix milliseconds' }).int().nonnegative().optional(),
-  until: z.coerce.number({ error: () => 'must be Unix milliseconds' }).int().nonnegative().optional(),
+  since: z.coerce
+    .number({ error: () => 'must be Unix milliseconds' })
+    .int()
+    .nonnegative()
+    .optional(),
+  until: z.coerce
+    .number({ error: () => 'must be Unix milliseconds' })
+    .int()
+    .nonnegative()
+    .optional(),
   group_by: z.enum(['tenant', 'key', 'model', 'day'], { error: () => 'must be "tenant", "key", "model" or "day"' }).optional(),
 });
 
@@ -166,7 +188,10 @@ export function queryModel(c: Context<AppEnv>): string {
 export function pathPresetName(c: Context<AppEnv>): string {
   const value = c.req.param('name') ?? '';
   if (PRESET_NAME.test(value) && /^[A-Za-z0-9]/.test(value) && !value.includes('..')) return value;
-  throw invalidRequest('path parameter `name` must be 1–64 letters, digits, "_", "-" or ".", starting with a letter or digit, without ".."', 'name');
+  throw invalidRequest(
+    'path parameter `name` must be 1–64 letters, digits, "_", "-" or ".", starting with a letter or digit, without ".."',
+    'name',
+  );
 }
 
 /** The tenant named in the path, or a 404. */

@@ -39,6 +39,7 @@ export const grantRoutes = new Hono<AppEnv>()
   .delete('/:model', async (c) => {
     const tenant = await requireTenant(c);
     const model = pathId(c, 'model');
-    if (!(await revokeModel(c.env.DB, tenant.id, model))) throw notFound(`tenant \`${tenant.id}\` has no model \`${model}\``, 'model_not_found', 'model');
+    if (!(await revokeModel(c.env.DB, tenant.id, model)))
+      throw notFound(`tenant \`${tenant.id}\` has no model \`${model}\``, 'model_not_found', 'model');
     return c.json({ tenant_id: tenant.id, model_id: model, granted: false });
   });

@@ -5,7 +5,16 @@ import type { AppEnv } from '../../app-env.ts';
 import { deletePolicy, listPolicies, upsertPolicy, type PolicyRow } from '../../db/policies.ts';
 import { deletePreset, listPresets, upsertPreset, type PresetRow } from '../../db/presets.ts';
 import { findEmptyRange, type RangeRow } from '../../policy/build-policy.ts';
-import { body, pathId, pathPresetName, policySchema, presetSchema, queryModel, requireTenant, tenantList } from './admin-input.ts';
+import {
+  body,
+  pathId,
+  pathPresetName,
+  policySchema,
+  presetSchema,
+  queryModel,
+  requireTenant,
+  tenantList,
+} from './admin-input.ts';
 
 function presetOut(row: PresetRow) {
   return { ...row, sampling: JSON.parse(row.sampling) as unknown };
@@ -15,10 +24,16 @@ function presetOut(row: PresetRow) {
  * Refuses a policy write after which some model's merged range (its own row over the tenant's `*` row over the
  * built-in [0, 1]) would be empty: every explicit λ would be refused and presets clamped below the minimum.
  */
-async function refuseEmptyRange(db: D1Database, tenantId: string, apply: (rows: RangeRow[]) => RangeRow[], param: (model: string) => string): Promise<void> {
+async function refuseEmptyRange(
+  db: D1Database,
+  tenantId: string,
+  apply: (rows: RangeRow[]) => RangeRow[],
+  param: (model: string) => string,
+): Promise<void> {
   const empty = findEmptyRange(apply(await listPolicies(db, tenantId)));
   if (empty === null) return;
-  const which = empty.model === '*' ? 'the tenant-wide (`*`) policy' : `model \`${empty.model}\` (its row over the tenant-wide \`*\` row)`;
+  const which =
+    empty.model === '*' ? 'the tenant-wide (`*`) policy' : `model \`${empty.model}\` (its row over the tenant-wide \`*\` row)`;
   throw invalidRequest(
     `this change would leave ${which} with an empty λ range [${empty.range.min}, ${empty.range.max}]: min_lambda must not exceed max_lambda after merging; change the other row first`,
     param(empty.model),
@@ -43,20 +58,34 @@ export const policyRoutes = new Hono<AppEnv>()
       updated_at: Date.now(),
     };
     // the field of this write that closes the range: its min when it set one, else its max
-    await refuseEmptyRange(c.env.DB, tenant.id, (rows) => [...rows.filter((r) => r.model_id !== next.model_id), next], () => (next.min_lambda !== null ? 'min_lambda' : 'max_lambda'));
+    await refuseEmptyRange(
+      c.env.DB,
+      tenant.id,
+      (rows) => [...rows.filter((r) => r.model_id !== next.model_id), next],
+      () => (next.min_lambda !== null ? 'min_lambda' : 'max_lambda'),
+    );
     return c.json(await upsertPolicy(c.env.DB, next));
   })
   .delete('/:model', async (c) => {
     const tenant = await requireTenant(c);
     const model = pathId(c, 'model', true);
-    await refuseEmptyRange(c.env.DB, tenant.id, (rows) => rows.filter((r) => r.model_id !== model), () => 'model');
-    if (!(await deletePolicy(c.env.DB, tenant.id, model))) throw notFound(`tenant \`${tenant.id}\` has no policy for \`${model}\``, 'policy_not_found', 'model');
+    await refuseEmptyRange(
+      c.env.DB,
+      tenant.id,
+      (rows) => rows.filter((r) => r.model_id !== model),
+      () => 'model',
+    );
+    if (!(await deletePolicy(c.env.DB, tenant.id, model)))
+      throw notFound(`tenant \`${tenant.id}\` has no policy for \`${model}\``, 'policy_not_found', 'model');
     return c.json({ tenant_id: tenant.id, model_id: model, deleted: true });
   });
 
 /** Routes under /admin/tenants/:tenant/presets (`?model=` selects a model's own presets; default `*`). */
 export const presetRoutes = new Hono<AppEnv>()
-  .get('/', tenantList(async (db, tenantId) => (await listPresets(db, tenantId)).map(presetOut)))
+  .get(
+    '/',
+    tenantList(async (db, tenantId) => (await listPresets(db, tenantId)).map(presetOut)),
+  )
   .put('/:name', async (c) => {
     const tenant = await requireTenant(c);
     const input = await body(c, presetSchema);
@@ -74,6 +103,7 @@ export const presetRoutes = new Hono<AppEnv>()
     const tenant = await requireTenant(c);
     const name = pathPresetName(c);
     const model = queryModel(c);
-    if (!(await deletePreset(c.env.DB, tenant.id, model, name))) throw notFound(`tenant \`${tenant.id}\` has no preset \`${name}\` for \`${model}\``, 'preset_not_found', 'name');
+    if (!(await deletePreset(c.env.DB, tenant.id, model, name)))
+      throw notFound(`tenant \`${tenant.id}\` has no preset \`${name}\` for \`${model}\``, 'preset_not_found', 'name');
     return c.json({ tenant_id: tenant.id, model_id: model, name, deleted: true });
   });

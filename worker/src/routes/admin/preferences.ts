@@ -29,6 +29,7 @@ export const preferenceRoutes = new Hono<AppEnv>()
     const tenant = await requireTenant(c);
     const user = pathId(c, 'user');
     const model = queryModel(c);
-    if (!(await deletePreference(c.env.DB, tenant.id, user, model))) throw notFound(`user \`${user}\` has no preference for \`${model}\``, 'preference_not_found', 'user');
+    if (!(await deletePreference(c.env.DB, tenant.id, user, model)))
+      throw notFound(`user \`${user}\` has no preference for \`${model}\``, 'preference_not_found', 'user');
     return c.json({ tenant_id: tenant.id, user_id: user, model_id: model, deleted: true });
   });

@@ -20,7 +20,8 @@ export const tenantRoutes = new Hono<AppEnv>()
       created_at: Date.now(),
       generation: newGeneration(),
     };
-    if (!(await insertTenant(c.env.DB, row))) throw invalidRequest(`tenant \`${row.id}\` already exists; PATCH it instead`, 'id', 'already_exists');
+    if (!(await insertTenant(c.env.DB, row)))
+      throw invalidRequest(`tenant \`${row.id}\` already exists; PATCH it instead`, 'id', 'already_exists');
     return c.json(row, 201);
   })
   .get('/', async (c) => c.json({ object: 'list', data: await listTenants(c.env.DB) }))

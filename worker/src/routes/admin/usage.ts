@@ -16,6 +16,13 @@ export const usageRoutes = new Hono<AppEnv>().get('/', async (c) => {
   const groupBy = q.group_by ?? 'tenant';
   let generation = q.generation;
   if (generation === undefined && q.tenant !== undefined) generation = (await getTenant(c.env.DB, q.tenant))?.generation;
-  const data = await usageReport(c.env.DB, { tenantId: q.tenant, tenantGeneration: generation, keyId: q.key, since: q.since, until: q.until, groupBy });
+  const data = await usageReport(c.env.DB, {
+    tenantId: q.tenant,
+    tenantGeneration: generation,
+    keyId: q.key,
+    since: q.since,
+    until: q.until,
+    groupBy,
+  });
   return c.json({ object: 'usage_report', group_by: groupBy, ...(generation === undefined ? {} : { generation }), data });
 });

@@ -23,7 +23,8 @@ import { SSE_DONE, sseEvent } from '../../../../shared/src/sse.ts';
  * on the prompt, as after tokenizing), `ctx256` (a 256-token context: the prompt counts ⌈characters / 4⌉ tokens,
  * and a `max_tokens` that does not fit is refused with the real backend's message).
  */
-export type StubBehaviour = 'ok' | 'fail500' | 'unavailable' | 'gated' | 'die' | 'stall' | 'garbage' | 'slow' | 'nomodel' | 'reject400' | 'ctx256';
+export type StubBehaviour =
+  'ok' | 'fail500' | 'unavailable' | 'gated' | 'die' | 'stall' | 'garbage' | 'slow' | 'nomodel' | 'reject400' | 'ctx256';
 
 /** The context of the `ctx256` behaviour. */
 export const STUB_CONTEXT = 256;
@@ -73,14 +74,27 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
 }
 
 function usageFor(lambda: number, prompt = 5, completion = 3) {
-  const aligned = lambda === 0 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
-  const reference = lambda === 1 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
-  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion, realign: { lambda, branches: { aligned, reference } } };
+  const aligned =
+    lambda === 0 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
+  const reference =
+    lambda === 1 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: prompt + completion,
+    realign: { lambda, branches: { aligned, reference } },
+  };
 }
 
 /** The words a stub completion consists of; the serial makes two uncached answers differ. */
 function words(body: Record<string, unknown>, serial: number): string[] {
-  return ['answer', ` #${serial}`, ` λ=${String(body.lambda)}`, ` temp=${String(body.temperature ?? 'unset')}`, ` max=${String(body.max_tokens ?? 'unset')}`];
+  return [
+    'answer',
+    ` #${serial}`,
+    ` λ=${String(body.lambda)}`,
+    ` temp=${String(body.temperature ?? 'unset')}`,
+    ` max=${String(body.max_tokens ?? 'unset')}`,
+  ];
 }
 
 function completionObject(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number) {
@@ -88,7 +102,11 @@ function completionObject(kind: 'chat' | 'completions', body: Record<string, unk
   const text = words(body, serial).join('');
   const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, usage: usageFor(lambda) };
   return kind === 'chat'
-    ? { ...base, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: 'stop' }] }
+    ? {
+        ...base,
+        object: 'chat.completion',
+        choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: 'stop' }],
+      }
     : { ...base, object: 'text_completion', choices: [{ index: 0, text, logprobs: null, finish_reason: 'stop' }] };
 }
 
@@ -100,10 +118,24 @@ function chunkEvents(kind: 'chat' | 'completions', body: Record<string, unknown>
   const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
   const piece = (text: string, first: boolean) =>
     kind === 'chat'
-      ? { ...base, object, choices: [{ index: 0, delta: first ? { role: 'assistant', content: text } : { content: text }, logprobs: null, finish_reason: null }] }
+      ? {
+          ...base,
+          object,
+          choices: [
+            {
+              index: 0,
+              delta: first ? { role: 'assistant', content: text } : { content: text },
+              logprobs: null,
+              finish_reason: null,
+            },
+          ],
+        }
       : { ...base, object, choices: [{ index: 0, text, logprobs: null, finish_reason: null }] };
   const events = words(body, serial).map((w, i) => sseEvent(piece(w, i === 0)));
-  const last = kind === 'chat' ? { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' } : { index: 0, text: '', logprobs: null, finish_reason: 'stop' };
+  const last =
+    kind === 'chat'
+      ? { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }
+      : { index: 0, text: '', logprobs: null, finish_reason: 'stop' };
   events.push(sseEvent({ ...base, object, choices: [last] }));
   if (includeUsage) events.push(sseEvent({ ...base, object, choices: [], usage: usageFor(lambda) }));
   events.push(SSE_DONE);
@@ -120,8 +152,19 @@ function logitsObject(body: Record<string, unknown>, serial: number) {
     lambdas,
     input_ids: [1, 2, 3],
     positions: 'last',
-    results: lambdas.map((lambda) => ({ lambda, positions: [{ position: 2, top_logprobs: [{ token_id: 7, token: 'x', logprob: -0.1 * (1 + lambda) }] }] })),
-    usage: { prompt_tokens: 3, completion_tokens: 0, total_tokens: 3, realign: { lambda: lambdas, branches: { aligned: { prompt_tokens: 3, completion_tokens: 0 }, reference: { prompt_tokens: 3, completion_tokens: 0 } } } },
+    results: lambdas.map((lambda) => ({
+      lambda,
+      positions: [{ position: 2, top_logprobs: [{ token_id: 7, token: 'x', logprob: -0.1 * (1 + lambda) }] }],
+    })),
+    usage: {
+      prompt_tokens: 3,
+      completion_tokens: 0,
+      total_tokens: 3,
+      realign: {
+        lambda: lambdas,
+        branches: { aligned: { prompt_tokens: 3, completion_tokens: 0 }, reference: { prompt_tokens: 3, completion_tokens: 0 } },
+      },
+    },
   };
 }
 
@@ -150,13 +193,27 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
       tag(second).releaseNow();
       return json(res, 200, { released: true });
     }
-    if (!first || !second) return json(res, 404, { error: { message: 'stub: use /<behaviour>/<tag>/...', type: 'not_found_error', param: null, code: null } });
+    if (!first || !second)
+      return json(res, 404, {
+        error: { message: 'stub: use /<behaviour>/<tag>/...', type: 'not_found_error', param: null, code: null },
+      });
     const behaviour = first as StubBehaviour;
     const state = tag(second);
     const text = await readBody(req);
-    const verdict = await verifySignature(hmacSecret, req.headers, { method: req.method ?? 'GET', path: url.pathname + url.search, body: text });
+    const verdict = await verifySignature(hmacSecret, req.headers, {
+      method: req.method ?? 'GET',
+      path: url.pathname + url.search,
+      body: text,
+    });
     if (!verdict.ok || seenNonces.has(verdict.nonce)) {
-      return json(res, 401, { error: { message: `stub: ${verdict.ok ? 'replayed nonce' : verdict.reason}`, type: 'authentication_error', param: null, code: 'bad_signature' } });
+      return json(res, 401, {
+        error: {
+          message: `stub: ${verdict.ok ? 'replayed nonce' : verdict.reason}`,
+          type: 'authentication_error',
+          param: null,
+          code: 'bad_signature',
+        },
+      });
     }
     seenNonces.add(verdict.nonce);
     const path = '/' + rest.join('/');
@@ -169,8 +226,17 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     state.requests.push({ behaviour, method: req.method ?? 'GET', path, body });
     const serial = ++state.serial;
 
-    if (behaviour === 'fail500') return json(res, 500, { error: { message: 'stub: internal failure', type: 'server_error', param: null, code: 'internal_error' } });
-    if (behaviour === 'unavailable') return json(res, 503, { error: { message: 'stub: model still loading', type: 'backend_error', param: null, code: 'loading' } }, { 'retry-after': '7' });
+    if (behaviour === 'fail500')
+      return json(res, 500, {
+        error: { message: 'stub: internal failure', type: 'server_error', param: null, code: 'internal_error' },
+      });
+    if (behaviour === 'unavailable')
+      return json(
+        res,
+        503,
+        { error: { message: 'stub: model still loading', type: 'backend_error', param: null, code: 'loading' } },
+        { 'retry-after': '7' },
+      );
     if (path === '/readyz') return json(res, 200, { ready: true });
     if (behaviour === 'stall') return; // never answers; closed when the server closes
     if (behaviour === 'nomodel') {
@@ -178,21 +244,38 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
       return json(res, 404, { error: { message, type: 'invalid_request_error', param: 'model', code: 'model_not_found' } });
     }
     if (behaviour === 'reject400') {
-      return json(res, 400, { error: { message: '`prompt` has 9999 tokens; this server accepts at most 4096', type: 'invalid_request_error', param: 'prompt', code: 'context_length_exceeded' } });
+      return json(res, 400, {
+        error: {
+          message: '`prompt` has 9999 tokens; this server accepts at most 4096',
+          type: 'invalid_request_error',
+          param: 'prompt',
+          code: 'context_length_exceeded',
+        },
+      });
     }
     if (behaviour === 'ctx256' && typeof body.max_tokens === 'number') {
       const longest = stubPromptTokens(body);
       if (longest + body.max_tokens > STUB_CONTEXT) {
         const message = `\`max_tokens\` is ${body.max_tokens} but the prompt already has ${longest} of the model's ${STUB_CONTEXT} tokens of context; lower max_tokens to ${STUB_CONTEXT - longest}`;
-        return json(res, 400, { error: { message, type: 'invalid_request_error', param: 'max_tokens', code: 'context_length_exceeded' } });
+        return json(res, 400, {
+          error: { message, type: 'invalid_request_error', param: 'max_tokens', code: 'context_length_exceeded' },
+        });
       }
     }
     if (behaviour === 'garbage') {
       res.writeHead(200, { 'content-type': 'application/json' });
       return void res.end('<html>not json</html>');
     }
-    const kind = path === '/v1/chat/completions' ? 'chat' : path === '/v1/completions' ? 'completions' : path === '/v1/logits' ? 'logits' : null;
-    if (kind === null) return json(res, 404, { error: { message: `stub: no route ${path}`, type: 'not_found_error', param: null, code: null } });
+    const kind =
+      path === '/v1/chat/completions'
+        ? 'chat'
+        : path === '/v1/completions'
+          ? 'completions'
+          : path === '/v1/logits'
+            ? 'logits'
+            : null;
+    if (kind === null)
+      return json(res, 404, { error: { message: `stub: no route ${path}`, type: 'not_found_error', param: null, code: null } });
     if (kind === 'logits') return json(res, 200, logitsObject(body, serial));
     if (body.stream !== true) return json(res, 200, completionObject(kind, body, serial));
 
@@ -220,7 +303,8 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     open.add(res);
     res.on('close', () => open.delete(res));
     handle(req, res).catch((e: unknown) => {
-      if (!res.headersSent) json(res, 500, { error: { message: `stub crashed: ${String(e)}`, type: 'server_error', param: null, code: null } });
+      if (!res.headersSent)
+        json(res, 500, { error: { message: `stub crashed: ${String(e)}`, type: 'server_error', param: null, code: null } });
       else res.destroy();
     });
   });
