@@ -56,5 +56,22 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    files: ['gpu-backend/src/checkpoint/**'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            noWorker,
+            {
+              group: ['onnxruntime-node', 'koffi', '**/text/**', '**/make/**'],
+              message: 'checkpoint/ is checkpoint I/O only: making checkpoints (and their tokenizers) lives in make/.',
+            },
+          ],
+        },
+      ],
+    },
+  },
   { files: ['shared/**'], rules: { 'no-restricted-imports': ['error', { patterns: [noRuntime] }] } },
 );

@@ -4,8 +4,8 @@
  */
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { initModel } from '../gpu-backend/src/checkpoint/init-model.ts';
-import { syntheticInra } from '../gpu-backend/src/checkpoint/synthetic.ts';
+import { initModel } from '../gpu-backend/src/make/init-model.ts';
+import { syntheticInra } from '../gpu-backend/src/make/synthetic.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 

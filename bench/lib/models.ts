@@ -1,8 +1,8 @@
 /** Benchmark checkpoints with seeded random weights, made once and kept under .realign/bench-models. */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { initModel } from '../../gpu-backend/src/checkpoint/init-model.ts';
-import { syntheticInra } from '../../gpu-backend/src/checkpoint/synthetic.ts';
+import { initModel } from '../../gpu-backend/src/make/init-model.ts';
+import { syntheticInra } from '../../gpu-backend/src/make/synthetic.ts';
 
 /** Root folder of benchmark checkpoints and graphs. */
 export const BENCH_ROOT = process.env.REALIGN_BENCH_DIR ?? join(process.cwd(), '.realign', 'bench');

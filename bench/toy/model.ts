@@ -1,8 +1,8 @@
 /** The toy model's shape and its random starting checkpoint (config, toy tokenizer, seeded weights). */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PRESETS, type ModelPreset } from '../../gpu-backend/src/checkpoint/presets.ts';
-import { hfConfig, writeRandomCheckpoint } from '../../gpu-backend/src/checkpoint/synthetic.ts';
+import { PRESETS, type ModelPreset } from '../../gpu-backend/src/make/presets.ts';
+import { hfConfig, writeRandomCheckpoint } from '../../gpu-backend/src/make/synthetic.ts';
 import { writeFolderAtomically } from '../../gpu-backend/src/checkpoint/writer.ts';
 import { TextTokenizer } from '../../gpu-backend/src/text/tokenizer.ts';
 import { writeToyTokenizer } from './tokenizer.ts';

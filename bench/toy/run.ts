@@ -13,7 +13,7 @@
 import { cpSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { openCheckpoint } from '../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { expandCheckpoint } from '../../gpu-backend/src/checkpoint/expand.ts';
+import { expandCheckpoint } from '../../gpu-backend/src/make/expand.ts';
 import { TextTokenizer } from '../../gpu-backend/src/text/tokenizer.ts';
 import { parseRecord, tokenizeExample } from '../../gpu-backend/src/train/data.ts';
 import { trainInra } from '../../gpu-backend/src/train/inra.ts';

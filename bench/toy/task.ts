@@ -7,7 +7,7 @@
  * The reference model is trained on answers with 2–6 checks (it always thinks long); the InRa adapter on answers
  * with 0–1 checks. The checks are what λ trades away: they cost tokens and never change the answer.
  */
-import { NormalStream } from '../../gpu-backend/src/checkpoint/random.ts';
+import { NormalStream } from '../../gpu-backend/src/random/normal.ts';
 
 /** One problem. */
 export interface Problem {

@@ -4,7 +4,7 @@
  * the project's tiny tokenizer. Written as ordinary `tokenizer.json` / `tokenizer_config.json` files.
  */
 import { bytesToByteLevel } from '../../gpu-backend/src/text/byte-table.ts';
-import { writeByteLevelTokenizer } from '../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { writeByteLevelTokenizer } from '../../gpu-backend/src/make/tiny-tokenizer.ts';
 
 /** Words that become single tokens (a leading space belongs to the word, as the GPT-2 pre-tokenizer splits). */
 export const TOY_WORDS = ['user', 'assistant', 'system', ' sum', ' check', ' answer', ' carry'];

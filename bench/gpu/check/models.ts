@@ -6,13 +6,13 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { parseModelConfig } from '../../../gpu-backend/src/checkpoint/config.ts';
 import { float32ToBytes } from '../../../gpu-backend/src/checkpoint/dtype.ts';
 import { expectedTensors } from '../../../gpu-backend/src/checkpoint/names.ts';
-import { PRESETS } from '../../../gpu-backend/src/checkpoint/presets.ts';
-import { randomNormal } from '../../../gpu-backend/src/checkpoint/random.ts';
-import { hfConfig } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { PRESETS } from '../../../gpu-backend/src/make/presets.ts';
+import { randomNormal } from '../../../gpu-backend/src/random/normal.ts';
+import { hfConfig } from '../../../gpu-backend/src/make/synthetic.ts';
 import { writeFolderAtomically, writeWeights } from '../../../gpu-backend/src/checkpoint/writer.ts';
-import { copyBundledTokenizer, writeTinyTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { copyBundledTokenizer, writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
 import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 import type { DType } from '../../../gpu-backend/src/checkpoint/dtype.ts';
 import { values, log, save, need } from './context.ts';
 

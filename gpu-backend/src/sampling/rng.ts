@@ -4,6 +4,8 @@
  * every sequence owns its generator.
  */
 
+import { Xoshiro128 } from '../random/xoshiro.ts';
+
 const TWO_POW_26 = 67108864;
 const TWO_POW_53 = 9007199254740992;
 
@@ -14,8 +16,18 @@ function mix32(x: number): number {
   return (x ^ (x >>> 16)) >>> 0;
 }
 
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
+/** The four state words for (seed, stream): the seed's 64 bits and the stream folded through `mix32`. */
+function seedState(seed: number, stream: number): [number, number, number, number] {
+  const bits = BigInt.asUintN(64, BigInt(Math.trunc(seed)));
+  const lo = Number(bits & 0xffffffffn);
+  const hi = Number(bits >> 32n);
+  let h = mix32(lo ^ 0x9e3779b9);
+  h = mix32(h ^ hi);
+  h = mix32(h ^ (stream >>> 0));
+  const s0 = (h = mix32(h + 0x6a09e667));
+  const s1 = (h = mix32(h + 0xbb67ae85));
+  const s2 = (h = mix32(h + 0x3c6ef372));
+  return [s0, s1, s2, mix32(h + 0xa54ff53a)];
 }
 
 /** A fresh non-negative safe-integer seed from the platform's CSPRNG. */
@@ -25,45 +37,17 @@ export function randomSeed(): number {
 }
 
 /** A xoshiro128** generator; `seed` is any integer (OpenAI seeds may be negative or 64-bit), `stream` picks one of many independent streams for that seed (e.g. the choice index when n > 1). */
-export class Rng {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
-
+export class Rng extends Xoshiro128 {
   constructor(
     readonly seed: number,
     readonly stream = 0,
   ) {
-    const bits = BigInt.asUintN(64, BigInt(Math.trunc(seed)));
-    const lo = Number(bits & 0xffffffffn);
-    const hi = Number(bits >> 32n);
-    let h = mix32(lo ^ 0x9e3779b9);
-    h = mix32(h ^ hi);
-    h = mix32(h ^ (stream >>> 0));
-    this.s0 = h = mix32(h + 0x6a09e667);
-    this.s1 = h = mix32(h + 0xbb67ae85);
-    this.s2 = h = mix32(h + 0x3c6ef372);
-    this.s3 = mix32(h + 0xa54ff53a);
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1;
+    super(seedState(seed, stream));
   }
 
   /** A generator with a random seed (readable as `.seed`). */
   static random(stream = 0): Rng {
     return new Rng(randomSeed(), stream);
-  }
-
-  /** The next 32-bit unsigned integer. */
-  nextUint32(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result;
   }
 
   /** A uniform double in [0, 1) with 53 random bits (two draws). */

@@ -2,7 +2,7 @@
  * Batches of examples, right-padded, and the order they come in. The order is a pure function of (seed, epoch),
  * so a resumed run continues with exactly the batches an uninterrupted run would have seen.
  */
-import { NormalStream } from '../checkpoint/random.ts';
+import { NormalStream } from '../random/normal.ts';
 import type { TrainExample } from './data.ts';
 
 /** A padded batch. Row b's input is ids[0..n−2] of its example and position t predicts ids[t+1]. */

@@ -6,7 +6,7 @@
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
 import { expectedTensors, layerTensorNames } from '../checkpoint/names.ts';
-import { randomNormal } from '../checkpoint/random.ts';
+import { randomNormal } from '../random/normal.ts';
 
 /** What a run trains. */
 export type TrainableSpec =

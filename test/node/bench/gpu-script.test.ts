@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
 import { cleanupTempDirs, tempDir } from '../helpers/models.ts';
 
 const ROOT = resolve(import.meta.dirname, '../../..');

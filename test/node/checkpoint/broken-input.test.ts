@@ -3,7 +3,7 @@ import { dirname, join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { CheckpointError } from '../../../gpu-backend/src/checkpoint/errors.ts';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
+import { expandCheckpoint } from '../../../gpu-backend/src/make/expand.ts';
 import { TensorStore } from '../../../gpu-backend/src/checkpoint/safetensors.ts';
 import { writeFolderAtomically, writeWeights } from '../../../gpu-backend/src/checkpoint/writer.ts';
 import { cleanupTempDirs, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolveModelSource } from '../../../gpu-backend/src/checkpoint/hub/resolve-model.ts';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
 import { filesOf, StandInHub } from './stand-in-hub.ts';
 

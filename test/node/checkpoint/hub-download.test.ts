@@ -11,7 +11,7 @@ import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.t
 import type { DownloadEvent } from '../../../gpu-backend/src/checkpoint/hub/download.ts';
 import { downloadReporter, reporterMode } from '../../../gpu-backend/src/checkpoint/hub/progress.ts';
 import { resolveModelSource, type ResolveOptions } from '../../../gpu-backend/src/checkpoint/hub/resolve-model.ts';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
 import { TensorStore } from '../../../gpu-backend/src/checkpoint/safetensors.ts';
 import { writeWeights } from '../../../gpu-backend/src/checkpoint/writer.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';

@@ -9,7 +9,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { graphCacheDir, realignCacheDir } from '../../../gpu-backend/src/cache-dir.ts';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
 import { defaultGraphCache } from '../../../gpu-backend/src/graph/build.ts';
 import { progressMode, ProgressBar } from '../../../gpu-backend/src/cli/progress.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';

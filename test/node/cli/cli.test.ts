@@ -3,8 +3,8 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { parseModelConfig } from '../../../gpu-backend/src/checkpoint/config.ts';
-import { PRESETS } from '../../../gpu-backend/src/checkpoint/presets.ts';
-import { hfConfig } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { PRESETS } from '../../../gpu-backend/src/make/presets.ts';
+import { hfConfig } from '../../../gpu-backend/src/make/synthetic.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
 import { realign } from '../helpers/cli.ts';
@@ -87,7 +87,7 @@ describe('presets', () => {
   });
 
   it('the real shapes use the real tokenizers, which fit their vocabularies', async () => {
-    const { copyBundledTokenizer } = await import('../../../gpu-backend/src/text/tiny-tokenizer.ts');
+    const { copyBundledTokenizer } = await import('../../../gpu-backend/src/make/tiny-tokenizer.ts');
     for (const [name, kind] of [
       ['r1-distill-qwen-1.5b', 'qwen'],
       ['llama-3.2-1b', 'llama3'],

@@ -4,8 +4,8 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import type { EngineStats, GenerateJob } from '../../../gpu-backend/src/engine/protocol.ts';
 import type { SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';

@@ -4,7 +4,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import { TensorStore } from '../../../gpu-backend/src/checkpoint/safetensors.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
-import { writeTinyTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
 import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import { collect, job, startEngine, tinyInra, tinyModel } from '../helpers/engine.ts';
 import { randomTokens } from '../helpers/graphs.ts';

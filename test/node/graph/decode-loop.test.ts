@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { argmax, decode, openGraph, prefill, randomTokens, type TestGraph } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 
 afterAll(cleanupTempDirs);
 const seed = testSeed();

@@ -4,7 +4,7 @@ import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.t
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { argmax, decode, oneBranchCheckpoints, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 
 afterAll(cleanupTempDirs);
 

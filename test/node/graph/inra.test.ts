@@ -1,11 +1,11 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
+import { expandCheckpoint } from '../../../gpu-backend/src/make/expand.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { argmax, decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 
 afterAll(cleanupTempDirs);
 

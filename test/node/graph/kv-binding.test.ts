@@ -5,7 +5,7 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { decode, openGraph, prefill, randomTokens } from '../helpers/graphs.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 import { GraphRunner } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { RowAllocator } from '../../../gpu-backend/src/engine/rows.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';

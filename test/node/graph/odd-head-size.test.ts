@@ -6,9 +6,9 @@
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
-import type { ModelPreset } from '../../../gpu-backend/src/checkpoint/presets.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
+import type { ModelPreset } from '../../../gpu-backend/src/make/presets.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 import { attentionHeadSize } from '../../../gpu-backend/src/graph/attention-heads.ts';
 import type { GraphMode } from '../../../gpu-backend/src/graph/model-graph.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';

@@ -7,12 +7,12 @@
  * against known text with a real model through the real engine.
  */
 import { join } from 'node:path';
-import { PRESETS } from '../../../gpu-backend/src/checkpoint/presets.ts';
-import { hfConfig } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { PRESETS } from '../../../gpu-backend/src/make/presets.ts';
+import { hfConfig } from '../../../gpu-backend/src/make/synthetic.ts';
 import { expectedTensors } from '../../../gpu-backend/src/checkpoint/names.ts';
 import { parseModelConfig } from '../../../gpu-backend/src/checkpoint/config.ts';
 import { writeWeights } from '../../../gpu-backend/src/checkpoint/writer.ts';
-import { writeTinyTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
 import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
 import { writeFileSync } from 'node:fs';
 import { tempDir } from './models.ts';

@@ -1,12 +1,12 @@
 /** Engines on tiny checkpoints for tests, and helpers to drive them. */
 import { join } from 'node:path';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
 import { Engine, type Generation } from '../../../gpu-backend/src/engine/engine.ts';
 import type { ModelSource } from '../../../gpu-backend/src/engine/model-loader.ts';
 import type { EngineLimits, GenerateEvent, GenerateJob } from '../../../gpu-backend/src/engine/protocol.ts';
 import { samplingParams, type SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
 import { tempDir } from './models.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 
 export const DEFAULT_LIMITS: EngineLimits = { maxBatch: 32, maxKvTokens: 1 << 20, maxQueue: 256, maxPrefillTokens: 1 << 14 };
 

@@ -8,7 +8,7 @@ import type { QuantSpec } from '../../../gpu-backend/src/graph/quantize.ts';
 import { GraphRunner } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { RowAllocator, branchesFor, type RowHandle } from '../../../gpu-backend/src/engine/rows.ts';
 import { ModelSession } from '../../../gpu-backend/src/ort/session.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 import { tempDir, tinyCheckpoint } from './models.ts';
 
 /** The checkpoints of the one-branch-row tests on top of `base`: a synthetic InRa model, or an aligned/reference pair. */

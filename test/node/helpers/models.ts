@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Architecture } from '../../../gpu-backend/src/checkpoint/config.ts';
-import { PRESETS, type ModelPreset } from '../../../gpu-backend/src/checkpoint/presets.ts';
-import { hfConfig, writeRandomCheckpoint } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { PRESETS, type ModelPreset } from '../../../gpu-backend/src/make/presets.ts';
+import { hfConfig, writeRandomCheckpoint } from '../../../gpu-backend/src/make/synthetic.ts';
 
 /** A fresh seed per run (printed by the tests that use it, so a failure can be replayed with REALIGN_TEST_SEED). */
 export function testSeed(): number {

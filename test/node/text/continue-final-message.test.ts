@@ -7,7 +7,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copyBundledTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { copyBundledTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
 import { TextTokenizer, TokenizerError } from '../../../gpu-backend/src/text/tokenizer.ts';
 
 const TOY = join(import.meta.dirname, '../../../models/toy-inra');

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { IncrementalDecoder } from '../../../gpu-backend/src/text/incremental-decoder.ts';
-import { copyBundledTokenizer, writeTinyTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { copyBundledTokenizer, writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
 import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
 import { SAMPLE_TEXTS } from './samples.ts';
 

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { copyBundledTokenizer, MIN_TINY_VOCAB_SIZE, writeTinyTokenizer } from '../../../gpu-backend/src/text/tiny-tokenizer.ts';
+import { copyBundledTokenizer, MIN_TINY_VOCAB_SIZE, writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
 import { TextTokenizer, TokenizerError } from '../../../gpu-backend/src/text/tokenizer.ts';
 import { SAMPLE_TEXTS } from './samples.ts';
 

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
+import { NormalStream } from '../../../gpu-backend/src/random/normal.ts';
 import { ModelSession, type HostTensor } from '../../../gpu-backend/src/ort/session.ts';
 import {
   gradNames,

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
+import { expandCheckpoint } from '../../../gpu-backend/src/make/expand.ts';
 import { realign } from '../helpers/cli.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
 import { tinyModelWithTokenizer, writeDataset } from './helpers.ts';

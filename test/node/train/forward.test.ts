@@ -10,7 +10,7 @@ import { buildTrainGraph, TRAIN_IO } from '../../../gpu-backend/src/train/graphs
 import { DEFAULT_ADAMW } from '../../../gpu-backend/src/train/model/optimizer.ts';
 import { randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, relErr, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
-import { syntheticInra } from '../../../gpu-backend/src/checkpoint/synthetic.ts';
+import { syntheticInra } from '../../../gpu-backend/src/make/synthetic.ts';
 
 // Tolerance: the float32 training forward against the float64 reference, max-abs error relative to the largest
 // logit (the serving graphs' tests use the same measure and bound).

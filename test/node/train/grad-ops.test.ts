@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Graph } from '../../../gpu-backend/src/graph/ir.ts';
 import { gradCheck } from '../../../gpu-backend/src/train/autodiff/gradcheck.ts';
-import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
+import { NormalStream } from '../../../gpu-backend/src/random/normal.ts';
 import type { HostTensor } from '../../../gpu-backend/src/ort/session.ts';
 import { testSeed } from '../helpers/models.ts';
 

@@ -1,8 +1,8 @@
 /** Fixtures of the training tests: tiny checkpoints with tokenizers, and JSONL data sets. */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { initModel } from '../../../gpu-backend/src/checkpoint/init-model.ts';
-import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
+import { initModel } from '../../../gpu-backend/src/make/init-model.ts';
+import { NormalStream } from '../../../gpu-backend/src/random/normal.ts';
 import type { TrainSettings } from '../../../gpu-backend/src/train/options.ts';
 import { tempDir } from '../helpers/models.ts';
 

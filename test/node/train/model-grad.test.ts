@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
-import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
+import { expandCheckpoint } from '../../../gpu-backend/src/make/expand.ts';
+import { NormalStream } from '../../../gpu-backend/src/random/normal.ts';
 import type { HostTensor } from '../../../gpu-backend/src/ort/session.ts';
 import { gradCheck } from '../../../gpu-backend/src/train/autodiff/gradcheck.ts';
 import { buildTrainGraph, TRAIN_IO } from '../../../gpu-backend/src/train/graphs.ts';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { expandCheckpoint } from '../../../gpu-backend/src/checkpoint/expand.ts';
+import { expandCheckpoint } from '../../../gpu-backend/src/make/expand.ts';
 import { ReferenceModel, blend } from '../../../gpu-backend/src/reference/forward.ts';
 import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
 import { loadDataset } from '../../../gpu-backend/src/train/data.ts';

@@ -16,7 +16,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { NormalStream } from '../../../gpu-backend/src/checkpoint/random.ts';
+import { NormalStream } from '../../../gpu-backend/src/random/normal.ts';
 import { Graph } from '../../../gpu-backend/src/graph/ir.ts';
 import { encodeOnnxModel } from '../../../gpu-backend/src/graph/onnx-writer.ts';
 import { ModelSession } from '../../../gpu-backend/src/ort/session.ts';

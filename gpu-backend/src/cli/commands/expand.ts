@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .argument('<out>', 'folder to create (must not exist)')
     .option('--adapter-layers <k>', 'adapter layers to insert', positiveInt, 1)
     .action(async (base: string, out: string, o: { adapterLayers: number }) => {
-      const { expandCheckpoint } = await import('../../checkpoint/expand.ts');
+      const { expandCheckpoint } = await import('../../make/expand.ts');
       const bar = new ProgressBar('expand');
       expandCheckpoint(base, out, o.adapterLayers, (d, t) => bar.update(d, t));
       process.stdout.write(`${out}\n`);

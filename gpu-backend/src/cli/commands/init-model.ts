@@ -1,5 +1,5 @@
 import { Option, type Command } from 'commander';
-import { PRESETS } from '../../checkpoint/presets.ts';
+import { PRESETS } from '../../make/presets.ts';
 import type { DType } from '../../checkpoint/dtype.ts';
 import { finite } from '../args.ts';
 import { ProgressBar } from '../progress.ts';
@@ -21,7 +21,7 @@ export function register(program: Command): void {
     )
     .addOption(new Option('--dtype <dtype>', 'weight type on disk').choices(Object.keys(DTYPES)).default('f32'))
     .action(async (out: string, o: { preset: string; seed: number; arch: 'qwen2' | 'llama'; dtype: string }) => {
-      const { initModel } = await import('../../checkpoint/init-model.ts');
+      const { initModel } = await import('../../make/init-model.ts');
       const bar = new ProgressBar(`init-model ${o.preset}`);
       initModel(out, {
         arch: o.arch,

@@ -1,5 +1,7 @@
 /** Seeded normal random numbers for synthetic checkpoints (fast, reproducible, independent per tensor). */
 
+import { Xoshiro128 } from './xoshiro.ts';
+
 /** 32-bit hash of a string (FNV-1a), to derive a per-tensor stream from one seed. */
 export function hashString(s: string): number {
   let h = 0x811c9dc5;
@@ -10,12 +12,8 @@ export function hashString(s: string): number {
   return h;
 }
 
-/** xoshiro128** seeded through splitmix32: uniform and normal draws. */
-export class NormalStream {
-  private a: number;
-  private b: number;
-  private c: number;
-  private d: number;
+/** Uniform and normal draws from the xoshiro128** core, its state seeded through splitmix32. */
+export class NormalStream extends Xoshiro128 {
   private spare: number | null = null;
 
   constructor(seed: number) {
@@ -27,23 +25,15 @@ export class NormalStream {
       z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35) >>> 0;
       return (z ^ (z >>> 16)) >>> 0;
     };
-    this.a = next();
-    this.b = next();
-    this.c = next();
-    this.d = next() || 1;
+    const a = next();
+    const b = next();
+    const c = next();
+    super([a, b, c, next() || 1]);
   }
 
   /** uniform in [0, 1) */
   uniform(): number {
-    const result = Math.imul(rotl(Math.imul(this.b, 5) >>> 0, 7), 9) >>> 0;
-    const t = (this.b << 9) >>> 0;
-    this.c ^= this.a;
-    this.d ^= this.b;
-    this.b ^= this.c;
-    this.a ^= this.d;
-    this.c ^= t;
-    this.d = rotl(this.d, 11);
-    return result / 4294967296;
+    return this.nextUint32() / 4294967296;
   }
 
   /** standard normal (Box–Muller, both values used) */
@@ -60,10 +50,6 @@ export class NormalStream {
     this.spare = r * Math.sin(theta);
     return r * Math.cos(theta);
   }
-}
-
-function rotl(x: number, k: number): number {
-  return ((x << k) | (x >>> (32 - k))) >>> 0;
 }
 
 /** `count` values mean + std·N(0,1) from the stream of (seed, name). */

@@ -1,4 +1,4 @@
-import type { Architecture } from './config.ts';
+import type { Architecture } from '../checkpoint/config.ts';
 
 /** A model shape realign can synthesise. `tokenizer` says where its tokenizer files come from. */
 export interface ModelPreset {

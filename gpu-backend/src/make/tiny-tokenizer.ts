@@ -1,7 +1,7 @@
 import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { byteToChar } from './byte-table.ts';
+import { byteToChar } from '../text/byte-table.ts';
 import { learnByteLevelMerges } from './bpe-trainer.ts';
 import { TINY_CORPUS } from './tiny-corpus.ts';
 

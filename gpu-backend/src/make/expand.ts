@@ -1,11 +1,11 @@
 import { copyFileSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ADAPTER_MARKER } from './config.ts';
-import { openCheckpoint } from './checkpoint.ts';
-import { CheckpointError } from './errors.ts';
-import { layerTensorNames } from './names.ts';
-import type { TensorToWrite } from './safetensors.ts';
-import { writeFolderAtomically, writeWeights } from './writer.ts';
+import { ADAPTER_MARKER } from '../checkpoint/config.ts';
+import { openCheckpoint } from '../checkpoint/checkpoint.ts';
+import { CheckpointError } from '../checkpoint/errors.ts';
+import { layerTensorNames } from '../checkpoint/names.ts';
+import type { TensorToWrite } from '../checkpoint/safetensors.ts';
+import { writeFolderAtomically, writeWeights } from '../checkpoint/writer.ts';
 
 /** Files copied unchanged from the base checkpoint. */
 const TEXT_FILES = [

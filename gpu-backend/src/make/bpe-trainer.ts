@@ -1,4 +1,4 @@
-import { bytesToByteLevel } from './byte-table.ts';
+import { bytesToByteLevel } from '../text/byte-table.ts';
 
 /** The GPT-2 pre-tokenizer split (what a `ByteLevel` pre-tokenizer with `use_regex` applies before BPE). */
 const GPT2_SPLIT = /'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+/gu;

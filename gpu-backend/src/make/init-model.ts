@@ -1,12 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Architecture } from './config.ts';
-import type { DType } from './dtype.ts';
-import { CheckpointError } from './errors.ts';
+import type { Architecture } from '../checkpoint/config.ts';
+import type { DType } from '../checkpoint/dtype.ts';
+import { CheckpointError } from '../checkpoint/errors.ts';
 import { PRESETS, type ModelPreset } from './presets.ts';
 import { hfConfig, writeRandomCheckpoint } from './synthetic.ts';
-import { writeFolderAtomically } from './writer.ts';
-import { copyBundledTokenizer, writeTinyTokenizer } from '../text/tiny-tokenizer.ts';
+import { writeFolderAtomically } from '../checkpoint/writer.ts';
+import { copyBundledTokenizer, writeTinyTokenizer } from './tiny-tokenizer.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 
 /** What `realign init-model` makes. */

@@ -1,14 +1,14 @@
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { Architecture } from './config.ts';
-import { parseModelConfig } from './config.ts';
-import { float32ToBytes, type DType } from './dtype.ts';
+import type { Architecture } from '../checkpoint/config.ts';
+import { parseModelConfig } from '../checkpoint/config.ts';
+import { float32ToBytes, type DType } from '../checkpoint/dtype.ts';
 import { expandCheckpoint } from './expand.ts';
-import { expectedTensors } from './names.ts';
+import { expectedTensors } from '../checkpoint/names.ts';
 import type { ModelPreset } from './presets.ts';
-import { randomNormal } from './random.ts';
-import { TensorStore } from './safetensors.ts';
-import { writeFolderAtomically, writeWeights } from './writer.ts';
+import { randomNormal } from '../random/normal.ts';
+import { TensorStore } from '../checkpoint/safetensors.ts';
+import { writeFolderAtomically, writeWeights } from '../checkpoint/writer.ts';
 
 /** A Hugging Face `config.json` for a preset shape (transformers 4 layout, which every loader reads). */
 export function hfConfig(
