@@ -10,12 +10,18 @@ import type { GraphManifest } from '../graph/model-graph.ts';
 import { encodeOnnxModel } from '../graph/onnx-writer.ts';
 import { MemoryInfo, transfers, Value, type HostTensor, type IoBinding, type ModelSession } from '../ort/session.ts';
 import { KvGroupCache, type KvCapacity } from './kv-cache.ts';
+import { mixFeeds, type MixTerm } from './mix.ts';
 
-/** One output row: logits = λ·z(aligned) + (1 − λ)·z(reference), indices into the step's branch rows. */
+/**
+ * One output row: logits = λ·z(aligned) + (1 − λ)·z(reference), indices into the step's branch rows. In a
+ * multi-adapter graph (manifest.adapters) `terms` gives the row's mix, logits = Σ weight·z(row) (absent: the two
+ * terms of λ, aligned and reference).
+ */
 export interface OutputRow {
   lambda: number;
   aligned: number;
   reference: number;
+  terms?: MixTerm[];
 }
 
 /**
@@ -34,6 +40,8 @@ export interface StepPlan {
   /** positions (indices into this step's tokens) to project, the same count P for every row */
   positions: number[][];
   adapterRows?: number[];
+  /** multi-adapter graphs: per adapter (manifest order), its slots' branch-row indices, like `adapterRows` */
+  adapterRowsBy?: number[][];
   outputs: OutputRow[];
 }
 
@@ -139,6 +147,18 @@ export class GraphRunner {
     this.forwardPasses++;
     this.recordLengths(plan);
     return { logits: data[0] as Float32Array, positions: P, vocabSize: this.manifest.vocabSize };
+  }
+
+  /**
+   * Runs a step for what it writes into the KV caches only (a chunk of a prompt whose logits nobody reads, see
+   * RowAllocator.chunkPlans): the outputs stay where the session computed them and nothing comes back to the host.
+   */
+  async fill(plan: StepPlan): Promise<void> {
+    const feeds = this.stepFeeds(plan);
+    const unread = this.deviceSampling ? this.addSamplingFeeds(feeds, greedyFeed(plan.outputs.length), false) : [];
+    this.run(this.stepBinding, feeds, [], ['logits', ...unread]);
+    this.forwardPasses++;
+    this.recordLengths(plan);
   }
 
   /**
@@ -258,6 +278,7 @@ export class GraphRunner {
     plan.outputs.forEach((o, b) => {
       rowOutput[o.aligned] = BigInt(b);
       rowOutput[o.reference] = BigInt(b);
+      for (const t of o.terms ?? []) rowOutput[t.row] = BigInt(b);
     });
     const feeds: Record<string, HostTensor> = {
       input_ids: { type: 'int64', data: BigInt64Array.from(plan.tokens.map((t) => BigInt(t[0]))), dims: [R, 1] },
@@ -295,10 +316,18 @@ export class GraphRunner {
    */
   private bindRows(binding: IoBinding, plan: StepPlan, tokens: number, feeds: Record<string, HostTensor>): void {
     const B = plan.outputs.length;
-    feeds.lambda = { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] };
-    feeds.aligned_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] };
-    feeds.reference_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [B] };
-    if (this.manifest.mode === 'inra') {
+    if (this.manifest.adapters) {
+      this.manifest.adapters.forEach((a, i) => {
+        const rows = plan.adapterRowsBy?.[i] ?? [];
+        feeds[a.rowsInput] = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
+      });
+      Object.assign(feeds, mixFeeds(plan.outputs));
+    } else {
+      feeds.lambda = { type: 'float32', data: Float32Array.from(plan.outputs, (o) => o.lambda), dims: [B] };
+      feeds.aligned_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.aligned)), dims: [B] };
+      feeds.reference_row = { type: 'int64', data: BigInt64Array.from(plan.outputs, (o) => BigInt(o.reference)), dims: [B] };
+    }
+    if (this.manifest.mode === 'inra' && !this.manifest.adapters) {
       const rows = plan.adapterRows ?? [];
       feeds.adapter_rows = { type: 'int64', data: BigInt64Array.from(rows, BigInt), dims: [rows.length] };
     }
@@ -349,7 +378,11 @@ export class GraphRunner {
   private recordLengths(plan: StepPlan): void {
     const [g0, g1] = plan.ranges;
     for (let i = 0; i < g0.count; i++) this.caches[0].setLength(g0.start + i, plan.totals[i]);
-    if (this.manifest.rowLayout === 'rows') {
+    if (this.manifest.adapters) {
+      plan.adapterRowsBy?.forEach((rows, i) =>
+        rows.forEach((r, k) => this.caches[1 + i].setLength(plan.ranges[1 + i].start + k, plan.totals[r])),
+      );
+    } else if (this.manifest.rowLayout === 'rows') {
       if (g1) plan.adapterRows?.forEach((r, k) => this.caches[1].setLength(g1.start + k, plan.totals[r]));
     } else {
       for (let i = 0; i < g1.count; i++) this.caches[1].setLength(g1.start + i, plan.totals[g0.count + i]);
@@ -359,21 +392,29 @@ export class GraphRunner {
 
 /**
  * The token, length and position feeds of one step, and the sizes they imply (S tokens per row, the longest total
- * length). Shared with the benchmark's old-path runner, so both feed a step the same way.
+ * length the step writes). Shared with the benchmark's old-path runner, so both feed a step the same way.
+ *
+ * A prefill step whose rows all start empty is a first prompt for GroupQueryAttention (S equals
+ * total_sequence_length; `seqlens_k` gives each row's real length). A prefill step over rows that already hold
+ * tokens (a later chunk of a chunked prefill: past = total − new tokens) is a subsequent prompt, where the operator
+ * takes each row's past as `seqlens_k + 1 − S` and accepts only one row (RowAllocator.chunkPlans makes one plan per
+ * branch row); each row is fed as if it had S new tokens.
  */
 export function stepInputFeeds(plan: StepPlan): { feeds: Record<string, HostTensor>; maxTotal: number; S: number } {
   const R = plan.tokens.length;
   const S = plan.prefill ? Math.max(...plan.tokens.map((t) => t.length)) : 1;
   if (!plan.prefill && plan.tokens.some((t) => t.length !== 1)) throw new Error('a decode step takes exactly one token per row');
   const P = plan.positions[0]?.length ?? 0;
-  const maxTotal = Math.max(...plan.totals);
+  const withPast = plan.prefill && plan.totals.some((t, r) => t > plan.tokens[r].length);
+  const fed = withPast ? plan.totals.map((t, r) => t - plan.tokens[r].length + S) : plan.totals;
+  const maxTotal = Math.max(...fed);
   const ids = new BigInt64Array(R * S);
   plan.tokens.forEach((t, r) => t.forEach((id, s) => (ids[r * S + s] = BigInt(id))));
   const feeds: Record<string, HostTensor> = {
     input_ids: { type: 'int64', data: ids, dims: [R, S] },
-    seqlens_k: { type: 'int32', data: Int32Array.from(plan.totals, (t) => t - 1), dims: [R] },
-    // GroupQueryAttention treats a step as a prompt exactly when S equals this value
-    total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill ? S : maxTotal), dims: [] },
+    seqlens_k: { type: 'int32', data: Int32Array.from(fed, (t) => t - 1), dims: [R] },
+    // GroupQueryAttention treats a step as a first prompt exactly when S equals this value
+    total_sequence_length: { type: 'int32', data: Int32Array.of(plan.prefill && !withPast ? S : maxTotal), dims: [] },
     positions: { type: 'int64', data: BigInt64Array.from(plan.positions.flat(), BigInt), dims: [R, P] },
   };
   return { feeds, maxTotal, S };

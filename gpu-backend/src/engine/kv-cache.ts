@@ -103,6 +103,27 @@ export class KvGroupCache {
     return slot === last ? -1 : last;
   }
 
+  /**
+   * Exchanges the contents of slots `a` and `b` (three row copies inside each buffer, through a spare row past the
+   * rows in use; the row capacity grows when there is none). Callers re-point whatever referred to the two slots.
+   */
+  swapRows(a: number, b: number): void {
+    for (const s of [a, b]) if (s < 0 || s >= this.rows) throw new Error(`kv group ${this.info.name}: no row ${s}`);
+    if (a === b) return;
+    if (this.rows === this.rowCapacity) this.grow(this.rowCapacity * 2);
+    const spare = this.rows;
+    this.lengths[spare] = this.lengths[a];
+    for (const buffers of [this.keys, this.values]) {
+      for (const buf of buffers) {
+        this.copyRows(buf, a, buf, spare, 1);
+        this.copyRows(buf, b, buf, a, 1);
+        this.copyRows(buf, spare, buf, b, 1);
+      }
+    }
+    [this.lengths[a], this.lengths[b]] = [this.lengths[b], this.lengths[a]];
+    this.lengths.length = this.rows;
+  }
+
   /** Records that `slot` now holds `length` tokens (after a step). */
   setLength(slot: number, length: number): void {
     this.lengths[slot] = length;

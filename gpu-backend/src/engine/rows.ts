@@ -105,14 +105,73 @@ export class RowAllocator {
     );
   }
 
-  /** A decode plan over every sequence holding slots (each with its next token). */
+  /**
+   * Plans for the next chunk of a prompt that is partly in the cache: `tokens` go after the `handle.length` tokens
+   * the sequence holds, one plan per branch row (GroupQueryAttention takes more than one new token after a past
+   * only for a batch of one row), each projecting its last new position at λ = 1 of that row, which nobody reads.
+   * After running them all, `commitChunk`. (A first chunk, with no past, batches like any prefill: `prefillPlan`.)
+   */
+  chunkPlans(handle: RowHandle, tokens: number[]): SequencePlan[] {
+    if (tokens.length === 0) throw new Error('chunk plan: no tokens');
+    const total = handle.length + tokens.length;
+    const rows: RowHandle[] = [];
+    if (handle.aligned) rows.push({ ...handle, reference: null });
+    if (handle.reference) rows.push({ ...handle, aligned: null });
+    return rows.map((h) => this.plan([{ handle: h, tokens, total, lambdas: [h.aligned ? 1 : 0] }], true, (len) => [len - 1]));
+  }
+
+  /** After the plans of `chunkPlans(handle, tokens)` ran: the sequence holds `n` = tokens.length more tokens. */
+  commitChunk(handle: RowHandle, n: number): void {
+    handle.length += n;
+  }
+
+  /**
+   * A decode plan over the sequences in `next` (each with its next token), in slot order. Sequences not in `next`
+   * (prompts still being prefilled) must not sit between them: `arrangeAtEnd` keeps those at the end of each group.
+   */
   decodePlan(next: Map<number, { token: number; lambdas: number[] }>): SequencePlan {
-    const seqs = [...this.handles.values()].map((handle) => {
-      const n = next.get(handle.id);
-      if (!n) throw new Error(`decode plan: no next token for sequence ${handle.id}`);
-      return { handle, tokens: [n.token], total: handle.length + 1, lambdas: n.lambdas };
-    });
+    const seqs: { handle: RowHandle; tokens: number[]; total: number; lambdas: number[] }[] = [];
+    for (const [id, n] of next) {
+      const handle = this.handles.get(id);
+      if (!handle) throw new Error(`decode plan: no sequence ${id}`);
+      seqs.push({ handle, tokens: [n.token], total: handle.length + 1, lambdas: n.lambdas });
+    }
+    if (seqs.length === 0) throw new Error('decode plan: no sequences');
     return this.plan(seqs, false, () => [0]);
+  }
+
+  /**
+   * Moves the rows of `handles` to the last slots of every group (swapping rows inside the cache buffers; rows
+   * already there stay), so that they form one contiguous range per group and the other sequences another one in
+   * front of it. Returns the number of row swaps.
+   */
+  arrangeAtEnd(handles: RowHandle[]): number {
+    const wanted = new Set(handles.map((h) => h.id));
+    let swaps = 0;
+    this.runner.caches.forEach((cache, g) => {
+      const owners = this.owners[g];
+      const n = cache.size;
+      const count = owners.filter(([id]) => wanted.has(id)).length;
+      // a wanted row in front of the tail swaps with an unwanted row inside the tail
+      let tail = n - count;
+      for (let slot = 0; slot < n - count; slot++) {
+        if (!wanted.has(owners[slot][0])) continue;
+        while (wanted.has(owners[tail][0])) tail++;
+        this.swap(g, slot, tail);
+        swaps++;
+      }
+    });
+    return swaps;
+  }
+
+  private swap(g: number, a: number, b: number): void {
+    this.runner.caches[g].swapRows(a, b);
+    const owners = this.owners[g];
+    [owners[a], owners[b]] = [owners[b], owners[a]];
+    for (const slot of [a, b]) {
+      const [id, branch] = owners[slot];
+      this.handles.get(id)?.[branch]?.set(g, slot);
+    }
   }
 
   /** After a step: the sequences' lengths. */
