@@ -34,6 +34,8 @@ export class KvGroupCache {
   readonly tokenCapacity: number;
   private keys: Value[] = [];
   private values: Value[] = [];
+  /** one row of one layer, for swapRows */
+  private spare: Value | null = null;
   /** tokens currently stored per slot */
   private lengths: number[] = [];
   /** views of slot ranges, per "start:count", valid until the buffers change */
@@ -104,24 +106,21 @@ export class KvGroupCache {
   }
 
   /**
-   * Exchanges the contents of slots `a` and `b` (three row copies inside each buffer, through a spare row past the
-   * rows in use; the row capacity grows when there is none). Callers re-point whatever referred to the two slots.
+   * Exchanges the contents of slots `a` and `b`: three row copies inside each buffer, through one spare row of one
+   * layer's size (allocated at the first swap, kept with the buffers). Callers re-point whatever referred to them.
    */
   swapRows(a: number, b: number): void {
     for (const s of [a, b]) if (s < 0 || s >= this.rows) throw new Error(`kv group ${this.info.name}: no row ${s}`);
     if (a === b) return;
-    if (this.rows === this.rowCapacity) this.grow(this.rowCapacity * 2);
-    const spare = this.rows;
-    this.lengths[spare] = this.lengths[a];
-    for (const buffers of [this.keys, this.values]) {
-      for (const buf of buffers) {
-        this.copyRows(buf, a, buf, spare, 1);
-        this.copyRows(buf, b, buf, a, 1);
-        this.copyRows(buf, spare, buf, b, 1);
-      }
+    this.spare ??= Value.allocate(this.session.allocator, this.float16 ? 'float16' : 'float32', this.rowDims(1));
+    const [la, lb] = [this.lengths[a], this.lengths[b]];
+    for (const buf of [...this.keys, ...this.values]) {
+      this.copyRows(buf, a, this.spare, 0, 1, la);
+      this.copyRows(buf, b, buf, a, 1, lb);
+      this.copyRows(this.spare, 0, buf, b, 1, la);
     }
-    [this.lengths[a], this.lengths[b]] = [this.lengths[b], this.lengths[a]];
-    this.lengths.length = this.rows;
+    this.lengths[a] = lb;
+    this.lengths[b] = la;
   }
 
   /** Records that `slot` now holds `length` tokens (after a step). */
@@ -166,6 +165,8 @@ export class KvGroupCache {
   private releaseBuffers(): void {
     this.dropViews();
     for (const b of [...this.keys, ...this.values]) b.dispose();
+    this.spare?.dispose();
+    this.spare = null;
     this.keys = [];
     this.values = [];
     this.rowCapacity = 0;
@@ -193,9 +194,10 @@ export class KvGroupCache {
   /**
    * Copies rows [from, from + count) of `src` to rows [to, to + count) of `dst` (same layout). On the host only each
    * head's used tokens are copied, so untouched pages of the fixed-capacity buffers stay unallocated by the OS; on a
-   * device whole rows are copied device to device (DeviceCopier).
+   * device whole rows are copied device to device (DeviceCopier). `used`: the tokens to copy of a single row whose
+   * length is not the slot's own (the spare row of a swap).
    */
-  private copyRows(src: Value, from: number, dst: Value, to: number, count: number): void {
+  private copyRows(src: Value, from: number, dst: Value, to: number, count: number, used?: number): void {
     const rowSize = this.rowElements();
     if (this.hostCopies) {
       const a = src.hostData() as Float32Array;
@@ -203,10 +205,10 @@ export class KvGroupCache {
       const { numKvHeads: K, headDim: E } = this.info;
       const T = this.tokenCapacity;
       for (let r = 0; r < count; r++) {
-        const used = Math.min(T, this.lengths[from + r] ?? 0) * E;
+        const n = Math.min(T, used ?? this.lengths[from + r] ?? 0) * E;
         for (let h = 0; h < K; h++) {
           const at = (from + r) * rowSize + h * T * E;
-          b.set(a.subarray(at, at + used), (to + r) * rowSize + h * T * E);
+          b.set(a.subarray(at, at + n), (to + r) * rowSize + h * T * E);
         }
       }
       return;
