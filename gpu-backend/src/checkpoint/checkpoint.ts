@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readModelConfig, tokenIdList, type ModelConfig } from './config.ts';
+import { defaultAdapters, readModelConfig, tokenIdList, type ModelConfig } from './config.ts';
 import { CheckpointError } from './errors.ts';
 import { expectedTensors } from './names.ts';
 import { TensorStore } from './safetensors.ts';
@@ -26,7 +26,10 @@ export interface OpenOptions {
 export function openCheckpoint(dir: string, opts: OpenOptions = {}): Checkpoint {
   if (!existsSync(dir)) throw new CheckpointError(`${dir}: checkpoint folder does not exist`, dir);
   const config = readModelConfig(dir);
-  if (opts.inraAdapterLayers !== undefined && config.adapterLayers === 0) config.adapterLayers = opts.inraAdapterLayers;
+  if (opts.inraAdapterLayers !== undefined && config.adapterLayers === 0) {
+    config.adapterLayers = opts.inraAdapterLayers;
+    config.adapters = defaultAdapters(opts.inraAdapterLayers);
+  }
   if (config.adapterLayers >= config.numLayers) {
     throw new CheckpointError(
       `${join(dir, 'config.json')}: ${config.adapterLayers} adapter layer(s) leave no original layer`,

@@ -36,6 +36,29 @@ export interface ModelConfig {
   eosTokenIds: number[];
   /** Layers 0..adapterLayers-1 are InRa adapters (0 for an ordinary checkpoint). */
   adapterLayers: number;
+  /**
+   * The named adapters those layers make, bottom first: adapter i is layers [first, first + layers), the adapters
+   * tile 0..adapterLayers-1. One adapter (named `DEFAULT_ADAPTER` when the config names none) is today's InRa model.
+   */
+  adapters: AdapterInfo[];
+}
+
+/** One named InRa adapter of a checkpoint: its checkpoint layers [first, first + layers). */
+export interface AdapterInfo {
+  name: string;
+  first: number;
+  layers: number;
+}
+
+/** The name of the adapter of a checkpoint that names none (realign's single-adapter layout, the original release's). */
+export const DEFAULT_ADAPTER = 'aligned';
+
+/** What an adapter may be called: it is a request field's value, a file name part and a graph input name part. */
+export const ADAPTER_NAME = /^[a-z0-9][a-z0-9_-]{0,39}$/;
+
+/** The adapters of `adapterLayers` layers when the config names none: one adapter of all of them. */
+export function defaultAdapters(adapterLayers: number): AdapterInfo[] {
+  return adapterLayers > 0 ? [{ name: DEFAULT_ADAPTER, first: 0, layers: adapterLayers }] : [];
 }
 
 /** The key realign adds to `config.json` to mark InRa adapter layers. */
@@ -92,8 +115,9 @@ export function parseModelConfig(raw: Json, file = 'config.json'): ModelConfig {
     );
   }
   const rope = readRope(raw, file);
-  const marker = raw[ADAPTER_MARKER] as { adapter_layers?: unknown } | undefined;
+  const marker = raw[ADAPTER_MARKER] as { adapter_layers?: unknown; adapters?: unknown } | undefined;
   const adapterLayers = marker && typeof marker.adapter_layers === 'number' ? marker.adapter_layers : 0;
+  const adapters = readAdapters(marker?.adapters, adapterLayers, file);
   const attentionBias = raw.attention_bias === true;
   return {
     architecture,
@@ -115,7 +139,43 @@ export function parseModelConfig(raw: Json, file = 'config.json'): ModelConfig {
     bosTokenId: typeof raw.bos_token_id === 'number' ? raw.bos_token_id : null,
     eosTokenIds: tokenIdList(raw.eos_token_id) ?? [],
     adapterLayers,
+    adapters,
   };
+}
+
+/**
+ * `realign_inra.adapters`: [{ name, layers }] bottom first, tiling the adapter layers; absent: one adapter of them all.
+ */
+function readAdapters(v: unknown, adapterLayers: number, file: string): AdapterInfo[] {
+  if (v === undefined || v === null) return defaultAdapters(adapterLayers);
+  const key = `${ADAPTER_MARKER}.adapters`;
+  if (!Array.isArray(v) || v.length === 0)
+    throw new CheckpointError(`${file}: "${key}" must be a non-empty list of {name, layers}`, file, key);
+  const out: AdapterInfo[] = [];
+  let first = 0;
+  for (const a of v as { name?: unknown; layers?: unknown }[]) {
+    const name = a?.name;
+    const layers = a?.layers;
+    if (typeof name !== 'string' || !ADAPTER_NAME.test(name))
+      throw new CheckpointError(
+        `${file}: adapter name ${JSON.stringify(name ?? null)} in "${key}" must match ${ADAPTER_NAME.source}`,
+        file,
+        key,
+      );
+    if (out.some((o) => o.name === name))
+      throw new CheckpointError(`${file}: adapter "${name}" is named twice in "${key}"`, file, key);
+    if (typeof layers !== 'number' || !Number.isInteger(layers) || layers < 1)
+      throw new CheckpointError(`${file}: adapter "${name}" in "${key}" needs a positive integer "layers"`, file, key);
+    out.push({ name, first, layers });
+    first += layers;
+  }
+  if (first !== adapterLayers)
+    throw new CheckpointError(
+      `${file}: the adapters in "${key}" hold ${first} layers but "adapter_layers" is ${adapterLayers}`,
+      file,
+      key,
+    );
+  return out;
 }
 
 /** A token id field of a config file (one id or a list of ids) as a list; null when it holds neither. */

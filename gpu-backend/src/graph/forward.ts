@@ -18,6 +18,11 @@ export interface ForwardIo {
   alignedRow: string; // int64 [B]
   referenceRow: string; // int64 [B]
   adapterRows?: string; // int64 [A]
+  /** multi-adapter inra (io.ts): per adapter, in the config's order, its rows input int64 [A_i] */
+  adapterRowsBy?: string[];
+  /** multi-adapter inra: the mix of each output row, in place of lambda/aligned_row/reference_row */
+  mixRows?: string; // int64 [B, J]
+  mixWeights?: string; // float32 [B, J]
   /** per KV group (in kvGroupsFor order), per layer */
   kv: KvNames[][];
 }
@@ -33,14 +38,21 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
     const attn: AttentionInputs = { seqlensK: io.seqlensK, totalLength: io.totalLength, ...b.rotaryTables(spec.maxContext) };
     const [layersKv, adapterKv] = io.kv;
     let x = b.embed(io.ids, '/model'); // [R, S, D]
-    if (adapters > 0) x = adapterBlock(g, b, io.adapterRows!, x, attn, adapterKv, adapters);
+    if (io.adapterRowsBy) {
+      // one block per named adapter, each over its own rows (disjoint), in place in the embedding
+      cfg.adapters.forEach((a, i) => {
+        x = adapterBlock(g, b, io.adapterRowsBy![i], x, attn, io.kv[1 + i], a.first, a.layers, `/model/adapter.${a.name}`);
+      });
+    } else if (adapters > 0) x = adapterBlock(g, b, io.adapterRows!, x, attn, adapterKv, 0, adapters, '/model/adapter');
     let stream: Residual = { residual: x, pending: null };
     for (let l = 0; l < layersKv.length; l++) stream = b.layer(adapters + l, `/model/layers.${l}`, stream, attn, layersKv[l]);
     const hidden = b.finalNorm(stream, '/model'); // [R, S, D]
     const idx = g.op1('Unsqueeze', [io.positions, g.constant('int64', [-1])], {}, '/blend/positions/Unsqueeze'); // [R, P, 1]
     const atPositions = g.op1('GatherND', [hidden, idx], { batch_dims: { i: 1 } }, '/blend/positions/GatherND'); // [R, P, D]
     // lm_head is linear without bias: blending the normed hidden states equals blending the logits
-    const blended = blendRows(g, atPositions, io, ft, '/blend'); // [B, P, D]
+    const blended = io.mixRows
+      ? mixRows(g, atPositions, io.mixRows, io.mixWeights!, ft, '/blend') // [B, P, D]
+      : blendRows(g, atPositions, io, ft, '/blend'); // [B, P, D]
     return b.lmHead(blended, '/model'); // [B, P, V]
   }
   const branches = branchCheckpoints(spec);
@@ -77,8 +89,9 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
 }
 
 /**
- * InRa adapter: only the rows listed in `adapter_rows` pass the adapter layer(s); the others keep the embedding.
- * Wrapped in an If so that a step without aligned rows (every λ = 0) runs no adapter at all.
+ * InRa adapter: only the rows listed in `adapter_rows` pass the adapter layer(s) (checkpoint layers first.. of
+ * `count`); the others keep the embedding. Wrapped in an If so that a step without rows for it (every λ = 0) runs
+ * no adapter at all. A multi-adapter graph chains one such block per adapter (`path` names it).
  *
  *   x [R,S,D] ─► Gather(adapter_rows) ─► adapter layers ─► ScatterND into x ─► x'
  *            └─────────────────────────── (A = 0) ───────────────────────────► x'
@@ -90,41 +103,39 @@ function adapterBlock(
   x: string,
   attn: AttentionInputs,
   kv: KvNames[],
+  first: number,
   adapters: number,
+  path: string,
 ): string {
   const count = g.op1(
     'Gather',
-    [g.op1('Shape', [rows], {}, '/model/adapter/Shape'), g.scalarI64(0)],
+    [g.op1('Shape', [rows], {}, `${path}/Shape`), g.scalarI64(0)],
     { axis: { i: 0 } },
-    '/model/adapter/count',
+    `${path}/count`,
   );
-  const any = g.op1('Greater', [count, g.scalarI64(0)], {}, '/model/adapter/any');
+  const any = g.op1('Greater', [count, g.scalarI64(0)], {}, `${path}/any`);
   const then = new Graph('adapter_then');
-  const xa = then.op1('Gather', [x, rows], { axis: { i: 0 } }, '/model/adapter/rows/Gather'); // [A, S, D]
-  const seqA = then.op1('Gather', [attn.seqlensK, rows], { axis: { i: 0 } }, '/model/adapter/seqlens/Gather'); // [A]
+  const xa = then.op1('Gather', [x, rows], { axis: { i: 0 } }, `${path}/rows/Gather`); // [A, S, D]
+  const seqA = then.op1('Gather', [attn.seqlensK, rows], { axis: { i: 0 } }, `${path}/seqlens/Gather`); // [A]
   const tb = new DecoderBuilder(then, b.w, b.cfg);
   let stream: Residual = { residual: xa, pending: null };
   for (let l = 0; l < adapters; l++)
     stream = tb.layer(
-      l,
-      `/model/adapter.${l}`,
+      first + l,
+      `${path}.${l}`,
       stream,
       { ...attn, seqlensK: seqA },
       { ...kv[l], presentKey: `${kv[l].presentKey}/then`, presentValue: `${kv[l].presentValue}/then` },
     );
-  const out = tb.materialize(stream, '/model/adapter');
-  const idx = then.op1('Unsqueeze', [rows, then.constant('int64', [-1])], {}, '/model/adapter/rows/Unsqueeze'); // [A, 1]
-  then.output(then.op1('ScatterND', [x, idx, out], {}, '/model/adapter/ScatterND'), '/model/adapter/x/then', b.w.floatType, [
+  const out = tb.materialize(stream, path);
+  const idx = then.op1('Unsqueeze', [rows, then.constant('int64', [-1])], {}, `${path}/rows/Unsqueeze`); // [A, 1]
+  then.output(then.op1('ScatterND', [x, idx, out], {}, `${path}/ScatterND`), `${path}/x/then`, b.w.floatType, [
     'R',
     'S',
     b.cfg.hiddenSize,
   ]);
   const els = new Graph('adapter_else');
-  els.output(els.op1('Identity', [x], {}, '/model/adapter/skip/x'), '/model/adapter/x/else', b.w.floatType, [
-    'R',
-    'S',
-    b.cfg.hiddenSize,
-  ]);
+  els.output(els.op1('Identity', [x], {}, `${path}/skip/x`), `${path}/x/else`, b.w.floatType, ['R', 'S', b.cfg.hiddenSize]);
   const kvDims = ['A', b.cfg.numKvHeads, 'T', attentionHeadSize(b.cfg)];
   for (let l = 0; l < adapters; l++) {
     for (const [past, present] of [
@@ -132,16 +143,11 @@ function adapterBlock(
       [kv[l].pastValue, kv[l].presentValue],
     ]) {
       then.output(`${present}/then`, `${present}/then`, b.w.floatType, kvDims);
-      els.output(els.op1('Identity', [past], {}, `/model/adapter/skip/${present}`), `${present}/else`, b.w.floatType, kvDims);
+      els.output(els.op1('Identity', [past], {}, `${path}/skip/${present}`), `${present}/else`, b.w.floatType, kvDims);
     }
   }
-  const outs = ['/model/adapter/x', ...kv.flatMap((k) => [k.presentKey, k.presentValue])];
-  return g.op(
-    'If',
-    [any],
-    { then_branch: { g: then }, else_branch: { g: els } },
-    { name: '/model/adapter/If', outputs: outs },
-  )[0];
+  const outs = [`${path}/x`, ...kv.flatMap((k) => [k.presentKey, k.presentValue])];
+  return g.op('If', [any], { then_branch: { g: then }, else_branch: { g: els } }, { name: `${path}/If`, outputs: outs })[0];
 }
 
 interface BranchInputs {
@@ -252,4 +258,18 @@ function blendRows(
   const wa = g.op1('Mul', [a, lam], {}, `${path}/aligned/Mul`);
   const wr = g.op1('Mul', [r, rest], {}, `${path}/reference/Mul`);
   return g.op1('Add', [wa, wr], {}, `${path}/Add`);
+}
+
+/**
+ * Multi-adapter blend: per output row Σ_j w[b, j]·x[rows[b, j]] over the leading axis of x [R, P, N] → [B, P, N]
+ * (weights 1 − Σ λ_i on the reference row and λ_i on adapter i's row give z_ref + Σ λ_i·(z_i − z_ref)).
+ *
+ *   x ─► Gather(mix_rows) [B,J,P,N] ─► Mul(mix_weights [B,J,1,1]) ─► ReduceSum over J ─► [B,P,N]
+ */
+function mixRows(g: Graph, x: string, rows: string, weights: string, ft: FloatType, path: string): string {
+  const terms = g.op1('Gather', [x, rows], { axis: { i: 0 } }, `${path}/mix/Gather`); // [B, J, P, N]
+  let w = g.op1('Unsqueeze', [weights, g.constant('int64', [2, 3])], {}, `${path}/mix/weights/Unsqueeze`); // [B, J, 1, 1]
+  if (ft === 'float16') w = g.op1('Cast', [w], { to: { i: 10 } }, `${path}/mix/weights/Cast`);
+  const weighted = g.op1('Mul', [terms, w], {}, `${path}/mix/Mul`);
+  return g.op1('ReduceSum', [weighted, g.constant('int64', [1])], { keepdims: { i: 0 } }, `${path}/mix/ReduceSum`);
 }

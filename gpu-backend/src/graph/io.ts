@@ -8,6 +8,13 @@
  * A branch row is one token stream through one branch; an output row blends two branch rows with its own λ:
  *   logits[b] = λ[b]·z(aligned_row[b]) + (1 − λ[b])·z(reference_row[b]).
  * A sequence at λ = 0 or 1 has one branch row, and both indices point to it.
+ *
+ * An InRa checkpoint with N ≥ 2 named adapters (multi-adapter graphs) has one adapter KV group per adapter, an
+ * `adapter_rows.<name>` input per adapter (the branch rows passing it, in its cache order) and, in place of
+ * lambda/aligned_row/reference_row, a mix of J terms per output row:
+ *   logits[b] = Σ_j mix_weights[b, j]·z(mix_rows[b, j])
+ * which is z_ref + Σ_i λ_i·(z_i − z_ref) when the terms are the reference row with weight 1 − Σ λ_i and each
+ * adapter's row with weight λ_i (J is the most terms any row of the step has; shorter rows pad with weight 0).
  */
 import type { Checkpoint } from '../checkpoint/checkpoint.ts';
 import type { ModelConfig } from '../checkpoint/config.ts';
@@ -80,6 +87,11 @@ export interface GraphManifest {
   /** decode-loop graphs: several greedy decode steps per run */
   decodeLoop?: boolean;
   /**
+   * multi-adapter InRa graphs (N ≥ 2 adapters): the adapters in KV-group order (group 1 + i is adapter i) with the
+   * name of each one's rows input; absent for every other graph (one-adapter InRa graphs keep adapter_rows and λ)
+   */
+  adapters?: { name: string; layers: number; rowsInput: string }[];
+  /**
    * step graphs with the sampling block: its ranked candidates C (rows whose truncation reaches past them come out
    * −2, sampled on the host) and the top logprobs K it returns (sample_top_ids / sample_top_logprobs [B, K])
    */
@@ -96,6 +108,8 @@ export const IO = {
   aligned_row: { type: 'int64', dims: ['B'], doc: 'branch row giving the aligned term of each output row' },
   reference_row: { type: 'int64', dims: ['B'], doc: 'branch row giving the reference term of each output row' },
   adapter_rows: { type: 'int64', dims: ['A'], doc: 'inra only: the branch rows that pass the adapter, in adapter-cache order' },
+  mix_rows: { type: 'int64', dims: ['B', 'J'], doc: 'multi-adapter inra only: the branch rows each output row mixes' },
+  mix_weights: { type: 'float32', dims: ['B', 'J'], doc: 'multi-adapter inra only: the weight of each of those rows' },
   steps: { type: 'int64', dims: [], doc: 'decode-loop only: greedy decode steps to run (M)' },
   row_output: { type: 'int64', dims: ['R'], doc: 'decode-loop only: the output row whose argmax feeds each branch row' },
   logits: { type: 'float32', dims: ['B', 'P', 'V'], doc: 'blended logits of each output row at each projected position' },
@@ -128,7 +142,9 @@ export function kvGroupsFor(spec: GraphSpec): { info: KvGroupInfo; cfg: ModelCon
     if (spec.mode === 'inra' && adapters === 0)
       throw new Error(`${spec.model!.dir}: inra mode needs a checkpoint with adapter layers (expand it, or open it with --inra)`);
     const groups = [make('layers', cfg, cfg.numLayers - adapters, 'R')];
-    if (adapters > 0) groups.push(make('adapter', cfg, adapters, 'A'));
+    if (spec.mode === 'inra' && cfg.adapters.length > 1)
+      for (const a of cfg.adapters) groups.push(make(`adapter.${a.name}`, cfg, a.layers, `A.${a.name}`));
+    else if (adapters > 0) groups.push(make('adapter', cfg, adapters, 'A'));
     return groups;
   }
   const [a, r] = branchCheckpoints(spec);
@@ -136,6 +152,16 @@ export function kvGroupsFor(spec: GraphSpec): { info: KvGroupInfo; cfg: ModelCon
     make('aligned', a.ckpt.config, a.ckpt.config.numLayers - a.first, 'R_aligned'),
     make('reference', r.ckpt.config, r.ckpt.config.numLayers - r.first, 'R_reference'),
   ];
+}
+
+/** Whether a spec builds a multi-adapter InRa graph (N ≥ 2 named adapters; see the header). */
+export function multiAdapter(spec: GraphSpec): boolean {
+  return spec.mode === 'inra' && (spec.model?.config.adapters.length ?? 0) > 1;
+}
+
+/** The rows input of adapter `name` in a multi-adapter graph. */
+export function adapterRowsInput(name: string): string {
+  return `adapter_rows.${name}`;
 }
 
 /** fusion and naive-inra: the two branches' checkpoints and the first layer each runs. */
@@ -157,6 +183,8 @@ export function branchCheckpoints(
   }
   const m = need(spec.model, 'model');
   if (m.config.adapterLayers === 0) throw new Error(`${m.dir}: naive-inra needs a checkpoint with adapter layers`);
+  if (m.config.adapters.length > 1)
+    throw new Error(`${m.dir}: naive-inra runs one adapter; this checkpoint has ${m.config.adapters.length} (use inra)`);
   return [
     { name: 'aligned', ckpt: m, first: 0 },
     { name: 'reference', ckpt: m, first: m.config.adapterLayers },

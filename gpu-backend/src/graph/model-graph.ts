@@ -14,7 +14,16 @@ import type { KvNames } from './decoder.ts';
 import { addDeviceSampling, SAMPLING_IO } from './device-sampling.ts';
 import { emitForward, type ForwardIo } from './forward.ts';
 import { Graph, type ElemType } from './ir.ts';
-import { IO, kvGroupsFor, specVocab, type GraphManifest, type GraphSpec, type IoEntry } from './io.ts';
+import {
+  adapterRowsInput,
+  IO,
+  kvGroupsFor,
+  multiAdapter,
+  specVocab,
+  type GraphManifest,
+  type GraphSpec,
+  type IoEntry,
+} from './io.ts';
 
 export type { GraphManifest, GraphMode, GraphSpec, KvGroupInfo, RowLayout } from './io.ts';
 export { IO } from './io.ts';
@@ -25,14 +34,33 @@ export interface BuiltGraph {
   manifest: GraphManifest;
 }
 
-/** Declares the inputs of the IO table and the KV caches; returns their names and the manifest's input list. */
+/**
+ * Declares the inputs of the IO table (a multi-adapter graph: its mix in place of λ and the two row maps, and one rows
+ * input per adapter in place of adapter_rows) and the KV caches; returns their names and the manifest's input list.
+ */
 function declareInputs(g: Graph, spec: GraphSpec, keys: (keyof typeof IO)[]) {
   const inputs: IoEntry[] = [];
   const names: Record<string, string> = {};
+  const multi = multiAdapter(spec);
+  if (multi) {
+    const blend = keys.indexOf('lambda');
+    keys = keys.filter((k) => !['lambda', 'aligned_row', 'reference_row', 'adapter_rows'].includes(k));
+    keys.splice(blend, 0, 'mix_rows', 'mix_weights');
+  }
   for (const key of keys) {
     const io = IO[key];
     inputs.push({ name: key, type: io.type, dims: [...io.dims], doc: io.doc });
     names[key] = g.input(key, io.type, [...io.dims], io.doc);
+  }
+  const adapterRowsBy: string[] = [];
+  if (multi) {
+    for (const a of spec.model!.config.adapters) {
+      const name = adapterRowsInput(a.name);
+      const doc = `the branch rows that pass adapter "${a.name}", in its cache order`;
+      const dims = [`A.${a.name}`];
+      inputs.push({ name, type: 'int64', dims, doc });
+      adapterRowsBy.push(g.input(name, 'int64', dims, doc));
+    }
   }
   const groups = kvGroupsFor(spec);
   for (const { info, rowDim } of groups) {
@@ -45,7 +73,7 @@ function declareInputs(g: Graph, spec: GraphSpec, keys: (keyof typeof IO)[]) {
       }
     }
   }
-  return { inputs, names, groups };
+  return { inputs, names, groups, adapterRowsBy: multi ? adapterRowsBy : undefined };
 }
 
 /** Declares each group's present outputs; returns their manifest entries. */
@@ -86,7 +114,7 @@ const STEP_INPUTS: (keyof typeof IO)[] = [
 export function buildModelGraph(spec: GraphSpec): BuiltGraph {
   const g = new Graph(`realign-${spec.mode}`);
   const keys = spec.mode === 'inra' ? [...STEP_INPUTS, 'adapter_rows' as const] : STEP_INPUTS;
-  const { inputs, names, groups } = declareInputs(g, spec, keys);
+  const { inputs, names, groups, adapterRowsBy } = declareInputs(g, spec, keys);
   const kv: KvNames[][] = groups.map(({ info }) =>
     info.pastKey.map((pastKey, l) => ({
       pastKey,
@@ -104,6 +132,9 @@ export function buildModelGraph(spec: GraphSpec): BuiltGraph {
     alignedRow: names.aligned_row,
     referenceRow: names.reference_row,
     adapterRows: names.adapter_rows,
+    adapterRowsBy,
+    mixRows: names.mix_rows,
+    mixWeights: names.mix_weights,
     kv,
   };
   let logits = emitForward(g, g, spec, io);
@@ -171,7 +202,7 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
     'row_output',
   ];
   if (spec.mode === 'inra') keys.push('adapter_rows');
-  const { inputs, names, groups } = declareInputs(g, spec, keys);
+  const { inputs, names, groups, adapterRowsBy } = declareInputs(g, spec, keys);
   const body = new Graph('decode_step');
   body.input('/loop/iteration', 'int64', []);
   body.input('/loop/cond', 'bool', []);
@@ -213,6 +244,9 @@ export function buildDecodeLoopGraph(spec: GraphSpec): BuiltGraph {
     alignedRow: names.aligned_row,
     referenceRow: names.reference_row,
     adapterRows: names.adapter_rows,
+    adapterRowsBy,
+    mixRows: names.mix_rows,
+    mixWeights: names.mix_weights,
     kv,
   };
   let logits = emitForward(body, g, spec, io); // [B, 1, V]
@@ -294,7 +328,17 @@ function finiteArgMax(body: Graph, logits: string): string {
 }
 
 function manifest(spec: GraphSpec, groups: ReturnType<typeof kvGroupsFor>, inputs: IoEntry[], outputs: IoEntry[]): GraphManifest {
+  const adapters = multiAdapter(spec)
+    ? {
+        adapters: spec.model!.config.adapters.map((a) => ({
+          name: a.name,
+          layers: a.layers,
+          rowsInput: adapterRowsInput(a.name),
+        })),
+      }
+    : {};
   return {
+    ...adapters,
     mode: spec.mode,
     floatType: spec.floatType,
     maxContext: spec.maxContext,

@@ -82,11 +82,44 @@ export class ReferenceModel {
    * adapters); 0 runs every layer (the aligned branch, or an ordinary model).
    */
   forward(ids: readonly number[], skipLayers = 0): ReferenceOutput {
+    return this.run(
+      ids,
+      Array.from({ length: this.layers.length - skipLayers }, (_, i) => skipLayers + i),
+    );
+  }
+
+  /**
+   * A branch of a multi-adapter model: adapter `name`'s layers then the original layers; null: the original layers
+   * only (the reference branch).
+   */
+  forwardAdapter(ids: readonly number[], name: string | null): ReferenceOutput {
+    const cfg = this.config;
+    const original = Array.from({ length: cfg.numLayers - cfg.adapterLayers }, (_, i) => cfg.adapterLayers + i);
+    if (name === null) return this.run(ids, original);
+    const a = cfg.adapters.find((x) => x.name === name);
+    if (!a) throw new Error(`no adapter "${name}" (the model has ${cfg.adapters.map((x) => x.name).join(', ') || 'none'})`);
+    return this.run(ids, [...Array.from({ length: a.layers }, (_, i) => a.first + i), ...original]);
+  }
+
+  /** Logits [T, V] of a mix, literally z_ref + Σ_i λ_i·(z_i − z_ref), each branch run on its own (λ_i = 0: no term). */
+  mixLogits(ids: readonly number[], mix: Readonly<Record<string, number>>): Float64Array {
+    const ref = this.forwardAdapter(ids, null).logits;
+    const out = Float64Array.from(ref);
+    for (const [name, lambda] of Object.entries(mix)) {
+      if (lambda === 0) continue;
+      const z = this.forwardAdapter(ids, name).logits;
+      for (let i = 0; i < out.length; i++) out[i] += lambda * (z[i] - ref[i]);
+    }
+    return out;
+  }
+
+  /** Runs `ids` through the listed checkpoint layers in order, then the final norm and lm_head. */
+  private run(ids: readonly number[], layers: readonly number[]): ReferenceOutput {
     const { hiddenSize: D, vocabSize: V } = this.config;
     const T = ids.length;
     let x: Float64Array = new Float64Array(T * D); // [T, D]
     ids.forEach((id, t) => x.set(this.embed.subarray(id * D, (id + 1) * D), t * D));
-    for (let l = skipLayers; l < this.layers.length; l++) x = this.layer(this.layers[l], x, T);
+    for (const l of layers) x = this.layer(this.layers[l], x, T);
     const hidden = rmsNorm(x, this.finalNorm, T, D, this.config.rmsNormEps); // [T, D]
     const logits = linear(hidden, this.lmHead, null, T, D, V); // [T, V]
     return { hidden, logits };
