@@ -34,6 +34,12 @@ export interface BindingBenchResult {
   bytesBatch: number;
   bindingBytesPerStep: { toDevice: number; fromDevice: number };
   oldBytesPerStep: number;
+  /**
+   * The engine's CPU path (device_sampling auto = off on the CPU): decode step + the host sampler choosing each row's
+   * token, all rows greedy against all rows sampled (T 0.8, top_p 0.9), paired; per batch of `batches` and at
+   * `bytesBatch` (target ≤ 1.1×)
+   */
+  hostSampling: { batch: number; greedy: Timing; sampled: Timing; ratio: number }[];
   /** at `bytesBatch` rows: the step graph with the sampling block */
   deviceSampling?: {
     bytesPerStep: { toDevice: number; fromDevice: number };
@@ -112,6 +118,19 @@ export async function bindingBench(
     for (const h of p.handles) p.rows.remove(h);
     p.handles = [];
   };
+  const samplers = (params: SamplingParams, B: number) =>
+    Array.from({ length: B }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
+  /** a decode step through the binding, then the host sampler on each row's logits */
+  const hostStep = (s: SequenceSampler[]) => async () => {
+    const p = paths.binding;
+    const next = new Map(p.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
+    const plan = p.rows.decodePlan(next);
+    const { logits } = await runner.step(plan);
+    p.rows.commit(plan);
+    s.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
+  };
+  // the KV caches grow by one token per timed step and path: keep the rounds inside the graph's context
+  const sRounds = Math.min(rounds, Math.floor((1024 - promptTokens - 16) / 4) - 4);
   const result: BindingBenchResult = {
     preset,
     lambda,
@@ -120,6 +139,7 @@ export async function bindingBench(
     bytesBatch,
     bindingBytesPerStep: { toDevice: 0, fromDevice: 0 },
     oldBytesPerStep: 0,
+    hostSampling: [],
   };
   for (const B of batches) {
     log(`binding vs old path: ${preset}, batch ${B}`);
@@ -135,6 +155,22 @@ export async function bindingBench(
       `  batch ${B}: binding ${summarize(samples.binding).medianMs.toFixed(2)} ms, old ${summarize(samples.old).medianMs.toFixed(2)} ms, ratio ${pairedRatio(samples.binding, samples.old).toFixed(3)}`,
     );
     for (const p of Object.values(paths)) empty(p);
+  }
+  for (const B of batches) {
+    log(`host sampler, sampled / greedy: batch ${B}`);
+    await fill(paths.binding, B);
+    const t = await interleaved({ greedy: hostStep(samplers(GREEDY, B)), sampled: hostStep(samplers(SAMPLED, B)) }, sRounds, 2);
+    const entry = {
+      batch: B,
+      greedy: summarize(t.greedy),
+      sampled: summarize(t.sampled),
+      ratio: pairedRatio(t.sampled, t.greedy),
+    };
+    result.hostSampling.push(entry);
+    log(
+      `  batch ${B}: greedy ${entry.greedy.medianMs.toFixed(2)} ms, sampled ${entry.sampled.medianMs.toFixed(2)} ms, ratio ${entry.ratio.toFixed(3)}`,
+    );
+    empty(paths.binding);
   }
   log(`bytes per decode step at batch ${bytesBatch}`);
   for (const p of Object.values(paths)) await fill(p, bytesBatch);
@@ -159,10 +195,8 @@ export async function bindingBench(
   const dsRunner = new GraphRunner(await ModelSession.open(dsFiles.modelPath, { device: 'cpu' }), dsFiles.manifest);
   const ds: Path = { rows: new RowAllocator(dsRunner), step: (p) => dsRunner.step(p), handles: [] };
   await fill(ds, bytesBatch);
-  const samplers = (params: SamplingParams) =>
-    Array.from({ length: bytesBatch }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
-  const host = { greedy: samplers(GREEDY), sampled: samplers(SAMPLED) };
-  const device = { greedy: samplers(GREEDY), sampled: samplers(SAMPLED) };
+  const host = { greedy: samplers(GREEDY, bytesBatch), sampled: samplers(SAMPLED, bytesBatch) };
+  const device = { greedy: samplers(GREEDY, bytesBatch), sampled: samplers(SAMPLED, bytesBatch) };
   const deferred = { rows: 0, of: 0 };
   const deviceStep = (s: SequenceSampler[], params: SamplingParams) => async () => {
     const next = new Map(ds.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
@@ -176,20 +210,8 @@ export async function bindingBench(
       if (t === -2n) s[i].next(out.logitsRow(i), feed.uniform[i]); // a row the block leaves to the host, same u
     });
   };
-  const hostSampled = async () => {
-    const next = new Map(paths.binding.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
-    const plan = paths.binding.rows.decodePlan(next);
-    const { logits } = await runner.step(plan);
-    paths.binding.rows.commit(plan);
-    host.sampled.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
-  };
-  const hostGreedy = async () => {
-    const next = new Map(paths.binding.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
-    const plan = paths.binding.rows.decodePlan(next);
-    const { logits } = await runner.step(plan);
-    paths.binding.rows.commit(plan);
-    host.greedy.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
-  };
+  const hostSampled = hostStep(host.sampled);
+  const hostGreedy = hostStep(host.greedy);
   // bytes per decode step through the block, no logprobs asked
   await deviceStep(device.greedy, GREEDY)();
   const dsBefore = { ...dsRunner.transferBytes };
@@ -199,8 +221,6 @@ export async function bindingBench(
     fromDevice: (dsRunner.transferBytes.fromDevice - dsBefore.fromDevice) / steps,
   };
   log(`  device sampling: ${bytesPerStep.toDevice} B in, ${bytesPerStep.fromDevice} B out per step`);
-  // the KV caches grow by one token per timed step and path: keep the rounds inside the graph's context
-  const sRounds = Math.min(rounds, Math.floor((1024 - promptTokens - 16) / 4) - 4);
   const t = await interleaved(
     {
       hostGreedy,
@@ -222,6 +242,7 @@ export async function bindingBench(
     hostRowShare: deferred.of > 0 ? deferred.rows / deferred.of : 0,
   };
   const d = result.deviceSampling;
+  result.hostSampling.push({ batch: bytesBatch, ...d.host });
   log(
     `  host sampler: greedy ${d.host.greedy.medianMs.toFixed(2)} ms, sampled ${d.host.sampled.medianMs.toFixed(2)} ms, ratio ${d.host.ratio.toFixed(3)}`,
   );

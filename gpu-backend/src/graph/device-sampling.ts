@@ -19,7 +19,8 @@
  * The host computes weights, sums and thresholds in float64 from float32 logits, so the graph does too: the logits
  * are cast to float32 (exact from float16), then to float64, and x = (z − max)·(1/T), the bucket index
  * floor(−x·2048/60), the top_p limit and the min_p tests are the same IEEE operations as on the host, so they agree
- * bit for bit. What differs: exp and log (the EP's libm vs V8's, both within 1 ulp) and the association of sums
+ * bit for bit. What differs: exp and log (the EP's libm within 1 ulp; the host's weights use a table and a polynomial
+ * within 2 ulp, sampling/draw.ts expWeight) and the association of sums
  * (the host adds left to right; ReduceSum and the two-level cumulative sum below group differently). Both are
  * relative errors of a few 1e-16 on a cumulative mass, so the device picks a different token than the host only
  * when u·total falls within ~V·1e-16·total of a CDF boundary: for V = 151936 a probability below ~1e-10 per draw.
