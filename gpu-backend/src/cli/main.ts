@@ -6,6 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { UsageError } from './usage-error.ts';
+import * as adapters from './commands/adapters.ts';
 import * as buildGraph from './commands/build-graph.ts';
 import * as expand from './commands/expand.ts';
 import * as generate from './commands/generate.ts';
@@ -32,7 +33,7 @@ function program(): Command {
       '\nEnvironment: REALIGN_CACHE (cache root, default $XDG_CACHE_HOME/realign or ~/.cache/realign), REALIGN_GRAPH_CACHE (built graphs),\n' +
         'REALIGN_PROGRESS=bar|lines|off (default: a bar on a terminal, one line per stage otherwise), REALIGN_DEBUG=1 (stack traces).',
     );
-  for (const cmd of [initModel, expand, logits, generate, buildGraph, serve, trainInra, trainTrra]) cmd.register(p);
+  for (const cmd of [initModel, expand, adapters, logits, generate, buildGraph, serve, trainInra, trainTrra]) cmd.register(p);
   return p;
 }
 
