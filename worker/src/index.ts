@@ -12,6 +12,9 @@ import { healthzHandler, readyzHandler } from './routes/health.ts';
 import { listModelsHandler, retrieveModelHandler } from './routes/models.ts';
 import { listPresetsHandler } from './routes/presets.ts';
 import { playgroundApp } from './playground/playground-app.ts';
+import { readConfig } from './config.ts';
+import { reconcileInFlight } from './usage/in-flight.ts';
+import { consumeUsage } from './usage/usage-queue.ts';
 
 export { RateLimiter } from './ratelimit/rate-limiter.ts';
 
@@ -41,4 +44,17 @@ app.route('/admin', adminApp);
 app.get('/playground/', (c) => c.redirect('/playground', 301));
 app.route('/playground', playgroundApp);
 
-export default app;
+/** Completes usage rows a dead edge left in flight (at most every few seconds per isolate; usage/in-flight.ts). */
+async function reconcile(env: Env, force = false): Promise<void> {
+  await reconcileInFlight(env.DB, readConfig(env), Date.now(), force);
+}
+
+export default {
+  fetch: app.fetch,
+  /** The usage queue's consumer (wrangler.toml `[[queues.consumers]]`): one D1 statement per batch. */
+  queue: (batch: MessageBatch<unknown>, env: Env) => consumeUsage(batch, env, () => reconcile(env)),
+  /** The cron trigger: completes rows left in flight even when no usage arrives. */
+  scheduled: async (_event: ScheduledController, env: Env) => {
+    await reconcile(env, true);
+  },
+} satisfies ExportedHandler<Env>;

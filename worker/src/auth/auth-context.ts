@@ -13,4 +13,6 @@ export interface AuthContext {
   keyTokensPerMinute: number | null;
   /** 0 = the tenant's responses are never cached. */
   cacheTtlSeconds: number;
+  /** When the rate limiter (its Durable Object) cannot be reached: true = admit the request, false = 503 (the default). */
+  rateLimitFailOpen: boolean;
 }

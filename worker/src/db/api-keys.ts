@@ -13,6 +13,8 @@ export interface KeyAuthRow {
   tenant_generation: string;
   /** The one end user the key may act as; null = any. */
   user_id: string | null;
+  /** The tenant's choice when the rate limiter is unreachable (migration 0005). */
+  rate_limit_fail_mode: 'open' | 'closed';
 }
 
 /** A key as the admin API lists it. */
@@ -37,7 +39,8 @@ export function findKeyByHash(db: D1Database, keyHash: string): Promise<KeyAuthR
   return db
     .prepare(
       `SELECT k.id, k.tenant_id, k.revoked_at, k.requests_per_minute, k.tokens_per_minute, k.user_id,
-              t.requests_per_minute AS tenant_rpm, t.tokens_per_minute AS tenant_tpm, t.cache_ttl_seconds, t.generation AS tenant_generation
+              t.requests_per_minute AS tenant_rpm, t.tokens_per_minute AS tenant_tpm, t.cache_ttl_seconds, t.generation AS tenant_generation,
+              t.rate_limit_fail_mode
          FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
         WHERE k.key_hash = ?`,
     )

@@ -1,11 +1,13 @@
 /**
  * Everything a generation request needs from D1, in one round trip: whether the tenant may use the model (and
- * its default λ), the policy rows, the presets and the user's preferences for `*` and for this model.
+ * its default λ), the policy rows, the presets and the user's preferences for `*` and for this model. Served from
+ * the per-isolate read cache (db/read-cache.ts) when warm.
  */
 import { notFound, type ApiError } from '../../../shared/src/errors.ts';
 import type { PolicyRow } from './policies.ts';
 import type { PreferenceRow } from './preferences.ts';
 import type { PresetRow } from './presets.ts';
+import { cachedRead } from './read-cache.ts';
 
 /** The rows behind one request's λ policy. */
 export interface RequestContextRows {
@@ -16,8 +18,25 @@ export interface RequestContextRows {
   preferences: PreferenceRow[];
 }
 
+/**
+ * The rows for (tenant, model, user): from the read cache, else with one D1 batch. (Given a D1 binding instead of
+ * the env — a caller not yet moved to the cache — it reads D1 directly.)
+ */
+export function loadRequestContext(
+  source: Env | D1Database,
+  tenantId: string,
+  modelId: string,
+  userId: string | null,
+): Promise<RequestContextRows> {
+  if (!('DB' in source)) return readRequestContext(source, tenantId, modelId, userId);
+  const env = source;
+  return cachedRead(env, `ctx:${JSON.stringify([tenantId, modelId, userId])}`, () =>
+    readRequestContext(env.DB, tenantId, modelId, userId),
+  );
+}
+
 /** Loads the rows for (tenant, model, user) with one D1 batch. */
-export async function loadRequestContext(
+export async function readRequestContext(
   db: D1Database,
   tenantId: string,
   modelId: string,

@@ -13,10 +13,14 @@ export interface TenantRow {
    * tenant created again under a deleted one's id starts with nothing of it.
    */
   generation: string;
+  /** When the rate limiter (Durable Object) cannot be reached: `closed` refuses with 503, `open` admits (migration 0005). */
+  rate_limit_fail_mode: 'open' | 'closed';
 }
 
 /** Fields an admin may change. */
-export type TenantUpdate = Partial<Pick<TenantRow, 'name' | 'requests_per_minute' | 'tokens_per_minute' | 'cache_ttl_seconds'>>;
+export type TenantUpdate = Partial<
+  Pick<TenantRow, 'name' | 'requests_per_minute' | 'tokens_per_minute' | 'cache_ttl_seconds' | 'rate_limit_fail_mode'>
+>;
 
 /** A fresh tenant generation (128 random bits, hex). */
 export function newGeneration(): string {
@@ -30,10 +34,19 @@ export function newGeneration(): string {
 export async function insertTenant(db: D1Database, row: TenantRow): Promise<boolean> {
   const r = await db
     .prepare(
-      `INSERT INTO tenants (id, name, requests_per_minute, tokens_per_minute, cache_ttl_seconds, created_at, generation) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO NOTHING RETURNING id`,
+      `INSERT INTO tenants (id, name, requests_per_minute, tokens_per_minute, cache_ttl_seconds, created_at, generation, rate_limit_fail_mode)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING id`,
     )
-    .bind(row.id, row.name, row.requests_per_minute, row.tokens_per_minute, row.cache_ttl_seconds, row.created_at, row.generation)
+    .bind(
+      row.id,
+      row.name,
+      row.requests_per_minute,
+      row.tokens_per_minute,
+      row.cache_ttl_seconds,
+      row.created_at,
+      row.generation,
+      row.rate_limit_fail_mode,
+    )
     .first();
   return r !== null;
 }

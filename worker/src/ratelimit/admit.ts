@@ -2,7 +2,7 @@
  * The caller side of the rate limiter: builds the scopes of a key and its tenant, asks the tenant's Durable
  * Object, and later corrects the token estimate.
  */
-import { invalidRequest, rateLimited, type ApiError } from '../../../shared/src/errors.ts';
+import { invalidRequest, rateLimited, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
 import type { AuthContext } from '../auth/auth-context.ts';
 import type { AcquireResult, ScopeLimits } from './limits.ts';
 import { formatDuration } from './rate-limit-headers.ts';
@@ -30,14 +30,51 @@ export function limiterOf(env: Env, tenantGeneration: string) {
   return env.RATE_LIMITER.get(env.RATE_LIMITER.idFromName(tenantGeneration));
 }
 
-/** Charges one request and `tokens` estimated tokens. */
-export function acquire(env: Env, auth: AuthContext, tokens: number): Promise<AcquireResult> {
-  return limiterOf(env, auth.tenantGeneration).acquire(scopesOf(auth), tokens);
+/** An admission without the limiter (it could not be reached and the tenant fails open): no bucket was charged. */
+function unmetered(): AcquireResult {
+  const none = { limit: 0, remaining: 0, resetMs: 0 };
+  return { allowed: true, retryAfterMs: 0, limitedBy: null, oversized: null, requests: none, tokens: none, unmetered: true };
+}
+
+/**
+ * Charges one request and `tokens` estimated tokens: the request's one Durable Object call (settlement happens
+ * later, per batch, in the usage consumer). When the limiter cannot be reached (the call throws), the tenant's
+ * `rate_limit_fail_mode` decides: `closed` → a 503 `rate_limiter_unavailable` with `Retry-After: 1`; `open` → the
+ * request is admitted unmetered (no rate-limit headers), and the failure is logged.
+ */
+export async function acquire(env: Env, auth: AuthContext, tokens: number): Promise<AcquireResult> {
+  try {
+    return await limiterOf(env, auth.tenantGeneration).acquire(scopesOf(auth), tokens);
+  } catch (e) {
+    console.error(
+      JSON.stringify({
+        level: 'error',
+        msg: 'rate limiter unreachable',
+        tenant: auth.tenantId,
+        failMode: auth.rateLimitFailOpen ? 'open' : 'closed',
+        error: String(e),
+      }),
+    );
+    if (auth.rateLimitFailOpen) return unmetered();
+    throw serviceUnavailable('the rate limiter is unreachable; retry in a second', 1, 'rate_limiter_unavailable');
+  }
 }
 
 /** Corrects the token charge by `delta` (real − estimate). */
 export async function settleTokens(env: Env, auth: AuthContext, delta: number): Promise<void> {
   if (delta !== 0) await limiterOf(env, auth.tenantGeneration).settle(scopesOf(auth), delta);
+}
+
+/** One correction of a batch: the scopes of a key and its tenant, and real − estimate. */
+export interface Settlement {
+  scopes: ScopeLimits[];
+  delta: number;
+}
+
+/** Applies many corrections of one tenant generation with one Durable Object call (the usage consumer's, per batch). */
+export async function settleMany(env: Env, tenantGeneration: string, settlements: Settlement[]): Promise<void> {
+  const nonZero = settlements.filter((s) => s.delta !== 0 && Number.isFinite(s.delta));
+  if (nonZero.length > 0) await limiterOf(env, tenantGeneration).settleMany(nonZero);
 }
 
 /** Drops a deleted tenant generation's buckets (its limiter is unreachable anyway; this frees its storage). */

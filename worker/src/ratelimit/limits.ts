@@ -27,4 +27,6 @@ export interface AcquireResult {
   oversized: { scope: string; tokensPerMinute: number } | null;
   requests: DimensionReport;
   tokens: DimensionReport;
+  /** Set when the limiter could not be reached and the tenant fails open: nothing was charged or measured. */
+  unmetered?: boolean;
 }

@@ -10,8 +10,9 @@ export function formatDuration(ms: number): string {
   return `${m}m${Math.round(s - m * 60)}s`;
 }
 
-/** The six `x-ratelimit-*` headers. */
+/** The six `x-ratelimit-*` headers (none for an unmetered admission: there is nothing true to report). */
 export function rateLimitHeaders(r: AcquireResult): Record<string, string> {
+  if (r.unmetered === true) return {};
   return {
     'x-ratelimit-limit-requests': String(r.requests.limit),
     'x-ratelimit-remaining-requests': String(r.requests.remaining),

@@ -70,6 +70,11 @@ export class RateLimiter extends DurableObject<Env> {
     }
   }
 
+  /** Applies {@link settle} for each entry, in one call (the usage consumer settles a whole batch at once). */
+  settleMany(entries: { scopes: ScopeLimits[]; delta: number }[]): void {
+    for (const e of entries) this.settle(e.scopes, e.delta);
+  }
+
   /** Forgets every bucket (the tenant generation was deleted). */
   async forget(): Promise<void> {
     await this.ctx.storage.deleteAll();

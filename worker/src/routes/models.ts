@@ -6,6 +6,7 @@
 import type { Handler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
 import { listTenantModels, type ModelRow } from '../db/models.ts';
+import { cachedRead } from '../db/read-cache.ts';
 import { modelNotFound } from '../db/request-context.ts';
 
 /** OpenAI's model object for a catalogue row. */
@@ -19,9 +20,14 @@ function modelObject(m: ModelRow) {
   };
 }
 
+/** The tenant's models, through the per-isolate read cache (db/read-cache.ts). */
+function tenantModels(env: Env, tenantId: string) {
+  return cachedRead(env, `models:${tenantId}`, () => listTenantModels(env.DB, tenantId));
+}
+
 /** Lists the tenant's models. */
 export const listModelsHandler: Handler<AppEnv> = async function listModels(c) {
-  const models = await listTenantModels(c.env.DB, c.get('auth').tenantId);
+  const models = await tenantModels(c.env, c.get('auth').tenantId);
   return c.json({ object: 'list', data: models.map(modelObject) });
 };
 
@@ -29,7 +35,7 @@ export const listModelsHandler: Handler<AppEnv> = async function listModels(c) {
 export const retrieveModelHandler: Handler<AppEnv> = async function retrieveModel(c) {
   const id = c.req.param('model') ?? '';
   // a tenant holds a handful of models: the list it already has an index for, filtered here
-  const model = (await listTenantModels(c.env.DB, c.get('auth').tenantId)).find((m) => m.id === id);
+  const model = (await tenantModels(c.env, c.get('auth').tenantId)).find((m) => m.id === id);
   if (model === undefined) throw modelNotFound(id);
   return c.json(modelObject(model));
 };

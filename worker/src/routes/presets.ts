@@ -48,7 +48,7 @@ export const listPresetsHandler: Handler<AppEnv> = async function listPresets(c)
       'missing_model',
     );
   }
-  const rows = await loadRequestContext(c.env.DB, c.get('auth').tenantId, model, null);
+  const rows = await loadRequestContext(c.env, c.get('auth').tenantId, model, null);
   if (rows.model === null) throw modelNotFound(model);
   const policy = buildPolicy(rows);
   // with nothing sent, resolution cannot fail (only a named preset or an explicit λ can be refused)

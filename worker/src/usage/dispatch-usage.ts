@@ -1,6 +1,7 @@
 /**
- * The usage of one request sent to backends, for every way it can end. Its row is written before it is sent
- * (status 0, in flight) and completed when it ends, with the tokens the backends generated for it:
+ * The usage of one request sent to backends, for every way it can end. An in-flight event (status 0) is queued
+ * when it is sent and a final event when it ends (usage-queue.ts; the consumer writes both idempotently), with the
+ * tokens the backends generated for it:
  *   - the usage of the backend's answer, when the answer arrived whole;
  *   - else each backend's own count from its usage ledger (client hung up, stream broken, timeout, error);
  *   - else, for a backend that cannot answer (it died), the tokens the edge relayed from it.
@@ -8,10 +9,11 @@
  */
 import type { Usage } from '../../../shared/src/responses.ts';
 import type { BackendConfig, EdgeConfig } from '../config.ts';
-import { settleTokens } from '../ratelimit/admit.ts';
+import { scopesOf } from '../ratelimit/admit.ts';
 import { chargedTokens } from '../ratelimit/charge.ts';
 import { finalLedger } from './backend-ledger.ts';
-import { completeRow, reconcileInFlight, writeInFlight, type UsageSource } from './in-flight.ts';
+import type { UsageSource } from './in-flight.ts';
+import { eventRow, sendUsage } from './usage-queue.ts';
 import { usageRow, type UsageContext } from './usage-recorder.ts';
 
 /** Tokens of one SSE event the edge relayed: one per choice that carries text or log-probabilities (one engine token each). */
@@ -69,6 +71,7 @@ export class DispatchUsage {
   /** Tokens relayed to the client from the backend that answered (streams). */
   relayed = 0;
   private readonly ahead: Promise<void>;
+  private readonly createdAt = Date.now();
   private ended = false;
 
   constructor(
@@ -76,8 +79,8 @@ export class DispatchUsage {
     private readonly ctx: UsageContext,
     private readonly config: EdgeConfig,
   ) {
-    // not awaited by the answer: the row is there within a D1 write of the dispatch
-    this.ahead = writeInFlight(env.DB, this.row(0, null, null)).catch((e: unknown) => this.logFailure('in-flight row', e));
+    // not awaited by the answer: the in-flight event is queued while the request is forwarded
+    this.ahead = sendUsage(env, { v: 1, row: this.row(0, null, null), settle: null });
   }
 
   /** Counts an SSE event relayed to the client. */
@@ -94,13 +97,13 @@ export class DispatchUsage {
     this.ended = true;
     const { usage, source } = await this.settleCounts(reported, status >= 400 && status < 500 && status !== 499);
     const real = chargedTokens(this.ctx, status, usage, false);
-    await this.ahead;
-    const results = await Promise.allSettled([
-      completeRow(this.env.DB, this.row(status, usage, source)),
-      settleTokens(this.env, this.ctx.auth, real - this.ctx.estimatedTokens),
-    ]);
-    for (const r of results) if (r.status === 'rejected') this.logFailure('usage row', r.reason);
-    await reconcileInFlight(this.env.DB, this.config).catch((e: unknown) => this.logFailure('reconciling in-flight rows', e));
+    const settle = {
+      generation: this.ctx.auth.tenantGeneration,
+      scopes: scopesOf(this.ctx.auth),
+      delta: real - this.ctx.estimatedTokens,
+    };
+    // the final event may overtake the in-flight one: the consumer's write is the same in either order
+    await Promise.all([this.ahead, sendUsage(this.env, { v: 1, row: this.row(status, usage, source), settle })]);
   }
 
   private async settleCounts(reported: Usage | null, refused: boolean): Promise<{ usage: Usage | null; source: UsageSource }> {
@@ -126,23 +129,12 @@ export class DispatchUsage {
   }
 
   private row(status: number, usage: Usage | null, source: UsageSource | null) {
-    return {
+    return eventRow({
       ...usageRow(this.ctx, status, usage, false),
+      created_at: this.createdAt,
       dispatch_id: this.dispatchId,
       usage_source: source,
       updated_at: Date.now(),
-    };
-  }
-
-  private logFailure(what: string, error: unknown): void {
-    console.error(
-      JSON.stringify({
-        level: 'error',
-        msg: `usage: ${what} failed`,
-        requestId: this.ctx.requestId,
-        dispatchId: this.dispatchId,
-        error: String(error),
-      }),
-    );
+    });
   }
 }

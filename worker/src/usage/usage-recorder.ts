@@ -1,12 +1,14 @@
 /**
- * Usage rows for one request, written after the response without delaying it (`ctx.waitUntil`). The token
- * charge of the rate limiter is corrected at the same time (real count − estimate).
+ * The usage row of a request answered from the cache: one final event on the usage queue (usage-queue.ts), sent
+ * after the response without delaying it (`ctx.waitUntil`), keyed by the request id. The token charge of the rate
+ * limiter is corrected by the consumer with it (real count − estimate).
  */
 import type { Usage } from '../../../shared/src/responses.ts';
 import type { AuthContext } from '../auth/auth-context.ts';
-import { insertUsage, type UsageRecord } from '../db/usage.ts';
-import { settleTokens } from '../ratelimit/admit.ts';
+import type { UsageRecord } from '../db/usage.ts';
+import { scopesOf } from '../ratelimit/admit.ts';
 import { chargedTokens, type ChargeBasis } from '../ratelimit/charge.ts';
+import { eventRow, sendUsage } from './usage-queue.ts';
 
 /** What is known about a request before its answer (with the parts of its estimate, see ratelimit/charge.ts). */
 export interface UsageContext extends ChargeBasis {
@@ -49,9 +51,9 @@ export function usageRow(ctx: UsageContext, status: number, usage: Usage | null,
 }
 
 /**
- * Writes the row and settles the token bucket. Failures are logged, never thrown: usage must not break a
- * response that was already sent. A cached answer costs no backend tokens, so its estimate is refunded;
- * status 499 means the client went away mid-stream.
+ * Queues the row and its settlement. Never throws: usage must not break a response that was already sent (a queue
+ * that refuses the event makes it be written directly). A cached answer costs no backend tokens, so its estimate is
+ * refunded.
  */
 export async function recordUsage(
   env: Env,
@@ -62,14 +64,10 @@ export async function recordUsage(
 ): Promise<void> {
   // what each ending costs (a hang-up keeps its estimate, failures the client did not cause are refunded): charge.ts
   const real = chargedTokens(ctx, status, usage, cached);
-  const results = await Promise.allSettled([
-    insertUsage(env.DB, usageRow(ctx, status, usage, cached)),
-    settleTokens(env, ctx.auth, real - ctx.estimatedTokens),
-  ]);
-  for (const r of results) {
-    if (r.status === 'rejected')
-      console.error(
-        JSON.stringify({ level: 'error', msg: 'usage recording failed', requestId: ctx.requestId, error: String(r.reason) }),
-      );
-  }
+  const row = eventRow({ ...usageRow(ctx, status, usage, cached), dispatch_id: ctx.requestId, updated_at: Date.now() });
+  await sendUsage(env, {
+    v: 1,
+    row,
+    settle: { generation: ctx.auth.tenantGeneration, scopes: scopesOf(ctx.auth), delta: real - ctx.estimatedTokens },
+  });
 }

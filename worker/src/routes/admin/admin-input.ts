@@ -49,6 +49,8 @@ const ttl = () =>
   numberField({ min: 0, integer: true }).refine((v) => v === 0 || v >= 60, {
     error: () => 'must be 0 (off) or at least 60 seconds',
   });
+/** What a tenant's requests get when the rate limiter cannot be reached: `closed` (503) or `open` (admitted). */
+const failMode = () => z.enum(['open', 'closed']);
 
 /** POST /admin/tenants */
 export const createTenantSchema = z.strictObject({
@@ -57,6 +59,7 @@ export const createTenantSchema = z.strictObject({
   requests_per_minute: perMinute().optional(),
   tokens_per_minute: perMinute().optional(),
   cache_ttl_seconds: ttl().optional(),
+  rate_limit_fail_mode: failMode().optional(),
 });
 
 /** PATCH /admin/tenants/:tenant */
@@ -65,6 +68,7 @@ export const updateTenantSchema = z.strictObject({
   requests_per_minute: perMinute().optional(),
   tokens_per_minute: perMinute().optional(),
   cache_ttl_seconds: ttl().optional(),
+  rate_limit_fail_mode: failMode().optional(),
 });
 
 /** POST /admin/tenants/:tenant/keys */

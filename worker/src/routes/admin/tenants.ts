@@ -19,6 +19,7 @@ export const tenantRoutes = new Hono<AppEnv>()
       cache_ttl_seconds: input.cache_ttl_seconds ?? 3600,
       created_at: Date.now(),
       generation: newGeneration(),
+      rate_limit_fail_mode: input.rate_limit_fail_mode ?? ('closed' as const),
     };
     if (!(await insertTenant(c.env.DB, row)))
       throw invalidRequest(`tenant \`${row.id}\` already exists; PATCH it instead`, 'id', 'already_exists');

@@ -9,8 +9,12 @@
  * answers, the tag keeps each test's counters apart. Every request must carry a valid edge signature (checked
  * with the shared verifier, nonces accepted once), otherwise 401 — so the tests also prove the worker signs.
  *
- * Control routes (unsigned, for tests): GET /__stats/<tag> → {requests: [{behaviour, path, body}], aborted},
+ * Control routes (unsigned, for tests): GET /__stats/<tag> → {requests: [{behaviour, path, body}], aborted, ledger},
  * POST /__release/<tag> → lets a `gated` stream continue.
+ *
+ * Like the real backend it keeps a usage ledger per dispatch id (`x-realign-dispatch-id`), readable signed at
+ * `<base>/ledger/<dispatchId>`: what it generated for each request however it ended (completed, cancelled when the
+ * worker closed a stream early, failed for `fail500` and `die`), the "backend's count" usage rows are checked against.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -42,8 +46,15 @@ interface Recorded {
   body: unknown;
 }
 
+/** One entry of the stub's usage ledger (the shape of gpu-backend/src/server/usage-ledger.ts answers). */
+interface LedgerEntry {
+  state: 'running' | 'completed' | 'cancelled' | 'failed';
+  usage: ReturnType<typeof usageFor>;
+}
+
 interface TagState {
   requests: Recorded[];
+  ledger: Record<string, LedgerEntry>;
   /** Responses whose connection the worker closed before the stub finished them. */
   aborted: number;
   release: Promise<void>;
@@ -56,7 +67,7 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function newTag(): TagState {
   let releaseNow!: () => void;
   const release = new Promise<void>((r) => (releaseNow = r));
-  return { requests: [], aborted: 0, release, releaseNow, serial: 0 };
+  return { requests: [], ledger: {}, aborted: 0, release, releaseNow, serial: 0 };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -188,7 +199,8 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://stub');
     const [first, second, ...rest] = url.pathname.split('/').filter(Boolean);
-    if (first === '__stats' && second) return json(res, 200, { requests: tag(second).requests, aborted: tag(second).aborted });
+    if (first === '__stats' && second)
+      return json(res, 200, { requests: tag(second).requests, aborted: tag(second).aborted, ledger: tag(second).ledger });
     if (first === '__release' && second) {
       tag(second).releaseNow();
       return json(res, 200, { released: true });
@@ -223,13 +235,28 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     } catch {
       body = {};
     }
+    if (path.startsWith('/ledger/')) {
+      const entry = state.ledger[decodeURIComponent(path.slice('/ledger/'.length))];
+      return entry
+        ? json(res, 200, entry)
+        : json(res, 404, { error: { message: 'stub: unknown dispatch id', type: 'not_found_error', param: null, code: null } });
+    }
     state.requests.push({ behaviour, method: req.method ?? 'GET', path, body });
     const serial = ++state.serial;
+    const dispatchId = req.headers['x-realign-dispatch-id'];
+    const lambdaOf = () => (typeof body.lambda === 'number' ? body.lambda : 1);
+    /** Sets the ledger entry of this request (requests without a dispatch id have none). */
+    const ledger = (state_: LedgerEntry['state'], completion: number) => {
+      if (typeof dispatchId === 'string')
+        state.ledger[dispatchId] = { state: state_, usage: usageFor(lambdaOf(), 5, completion) };
+    };
 
-    if (behaviour === 'fail500')
+    if (behaviour === 'fail500') {
+      ledger('failed', 0);
       return json(res, 500, {
         error: { message: 'stub: internal failure', type: 'server_error', param: null, code: 'internal_error' },
       });
+    }
     if (behaviour === 'unavailable')
       return json(
         res,
@@ -277,25 +304,38 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     if (kind === null)
       return json(res, 404, { error: { message: `stub: no route ${path}`, type: 'not_found_error', param: null, code: null } });
     if (kind === 'logits') return json(res, 200, logitsObject(body, serial));
-    if (body.stream !== true) return json(res, 200, completionObject(kind, body, serial));
+    if (body.stream !== true) {
+      ledger('completed', 3);
+      return json(res, 200, completionObject(kind, body, serial));
+    }
 
     const events = chunkEvents(kind, body, serial);
+    // one generated token per text event (the words); the usage of a whole answer counts 3 (usageFor)
+    let sent = 0;
+    ledger('running', 0);
     res.on('close', () => {
-      if (!res.writableFinished) state.aborted++;
+      if (!res.writableFinished) {
+        state.aborted++;
+        if (behaviour !== 'die') ledger('cancelled', Math.min(sent, 3));
+      }
     });
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
     if (behaviour === 'die') {
       res.write(events[0]);
       res.write(events[1]);
+      ledger('failed', 2);
       await wait(50);
       return void res.socket?.destroy();
     }
     for (const [i, event] of events.entries()) {
+      if (res.destroyed) return;
       res.write(event);
+      sent++;
       if (behaviour === 'gated' && i === 0) await state.release;
       if (behaviour === 'slow') await wait(30);
     }
+    ledger('completed', 3);
     res.end();
   }
 

@@ -1,0 +1,80 @@
+/**
+ * A per-isolate cache of what the request path reads from D1: the key → tenant row, a request's model grant,
+ * policies, presets and preferences, a tenant's model list. A warm key makes no D1 round trip at all.
+ *
+ * Bounds:
+ *   - **time**: an entry lives `READ_CACHE_TTL_MS` (wrangler.toml, default {@link DEFAULT_READ_CACHE_TTL_MS}) from
+ *     the moment its D1 read *started*, so a write that lands after a read began is seen by every isolate within
+ *     one TTL. This is the revocation bound: a key revoked (tenant deleted, grant taken away, policy changed) in any
+ *     isolate is refused everywhere within `READ_CACHE_TTL_MS`. `0` turns the cache off (every request reads D1).
+ *   - **space**: at most {@link MAX_ENTRIES} entries, least recently used dropped first.
+ *   - **writes in this isolate**: every admin write bumps {@link invalidateReadCache}'s version and empties the
+ *     cache, and a read that started before a bump is not stored, so the isolate that made the write never serves
+ *     the old value.
+ * Unknown keys are cached too (as "no such key"), so a flood of made-up keys costs one D1 read per key and TTL.
+ * Concurrent misses of one entry share one D1 read.
+ */
+
+/** Default time an entry is served without asking D1 again: the revocation bound, in ms. */
+export const DEFAULT_READ_CACHE_TTL_MS = 10_000;
+/** Most entries one isolate keeps (each a few hundred bytes). */
+export const MAX_ENTRIES = 10_000;
+
+interface Entry {
+  value: Promise<unknown>;
+  expiresAt: number;
+}
+
+const entries = new Map<string, Entry>();
+let version = 0;
+
+/** The TTL of the read cache from the `READ_CACHE_TTL_MS` var (ms; 0 = off). A broken value falls back to the default. */
+export function readCacheTtlMs(env: Env): number {
+  const raw = (env as Env & { READ_CACHE_TTL_MS?: string }).READ_CACHE_TTL_MS;
+  if (raw === undefined || raw === '') return DEFAULT_READ_CACHE_TTL_MS;
+  const n = Number(raw);
+  return Number.isSafeInteger(n) && n >= 0 ? n : DEFAULT_READ_CACHE_TTL_MS;
+}
+
+/**
+ * The cached value of `key`, else `load()` (stored when it succeeds and no admin write of this isolate happened
+ * meanwhile). A failed load is never stored.
+ */
+export function cachedRead<T>(env: Env, key: string, load: () => Promise<T>): Promise<T> {
+  const ttl = readCacheTtlMs(env);
+  if (ttl === 0) return load();
+  const now = Date.now();
+  const hit = entries.get(key);
+  if (hit !== undefined) {
+    entries.delete(key);
+    if (hit.expiresAt > now) {
+      entries.set(key, hit); // most recently used last
+      return hit.value as Promise<T>;
+    }
+  }
+  const started = version;
+  const value = load();
+  const entry: Entry = { value, expiresAt: now + ttl };
+  entries.set(key, entry);
+  while (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value!);
+  value.then(
+    () => {
+      if (version !== started && entries.get(key) === entry) entries.delete(key);
+    },
+    () => {
+      if (entries.get(key) === entry) entries.delete(key);
+    },
+  );
+  return value;
+}
+
+/** Forgets every entry (called after each admin write of this isolate). */
+export function invalidateReadCache(): void {
+  version++;
+  entries.clear();
+}
+
+/** How many entries are held (for tests). */
+export function readCacheSize(): number {
+  return entries.size;
+}
