@@ -16,7 +16,7 @@ import { emitTrainForward } from './model/forward.ts';
 import { emitLoss, type LossKind } from './model/losses.ts';
 import { emitAdamW, type AdamWOptions } from './model/optimizer.ts';
 import { TrainWeights } from './model/weights.ts';
-import { loraPairs, trainableParams, type ParamInfo, type TrainableSpec } from './params.ts';
+import { forwardLayers, loraPairs, trainableParams, type ParamInfo, type TrainableSpec } from './params.ts';
 
 /** What to build. */
 export interface TrainGraphSpec {
@@ -76,7 +76,12 @@ export function buildTrainGraph(spec: TrainGraphSpec, kind: TrainGraphKind): Tra
     new Set(params.filter((p) => !p.name.includes('.lora_')).map((p) => p.name)),
     loraPairs(cfg, spec.trainable),
   );
-  const logits = emitTrainForward(w, cfg, { ids, maxPositions: spec.maxPositions, firstLayer: spec.firstLayer });
+  const logits = emitTrainForward(w, cfg, {
+    ids,
+    maxPositions: spec.maxPositions,
+    firstLayer: spec.firstLayer,
+    layers: forwardLayers(cfg, spec.trainable),
+  });
   const loss = emitLoss(g, spec.loss, logits, { weights, targets, teacherLogprobs });
   g.output(loss, TRAIN_IO.loss, ft, []);
   if (kind === 'forward') {

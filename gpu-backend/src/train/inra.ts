@@ -12,12 +12,15 @@ import { loadDataset } from './data.ts';
 import { recordedSettings, type TrainReport, type TrainSettings } from './options.ts';
 import { writeTrainedCheckpoint } from './output.ts';
 import type { TrainProgress } from './progress.ts';
+import { trainedAdapter } from './params.ts';
 import { train } from './trainer.ts';
 
 /** Inputs of `trainInra`. */
 export interface TrainInraOptions extends TrainSettings {
   /** an expanded checkpoint (realign expand) */
   model: string;
+  /** the adapter to train (the others stay frozen); needed when the checkpoint has several */
+  adapter?: string;
   /** JSONL prompt/response pairs */
   data: string;
   out: string;
@@ -34,13 +37,14 @@ export async function trainInra(o: TrainInraOptions): Promise<TrainReport> {
       o.model,
     );
   }
+  trainedAdapter(ckpt.config, o.adapter); // an unknown name, or none for several adapters, fails before any work
   const { tok, eos, pad } = tokenizerOf(ckpt.tokenizerFile, ckpt.tokenizerConfigFile, o.model);
   const examples = loadDataset(o.data, tok, { eos, maxLength: o.maxLength });
   const workDir = o.workDir ?? `${o.out}.train`;
   const result = await train({
     ...o,
     ckpt,
-    trainable: { kind: 'adapter' },
+    trainable: o.adapter === undefined ? { kind: 'adapter' } : { kind: 'adapter', name: o.adapter },
     loss: 'sft',
     examples,
     padId: pad,

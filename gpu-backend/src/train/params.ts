@@ -10,8 +10,11 @@ import { randomNormal } from '../random/normal.ts';
 
 /** What a run trains. */
 export type TrainableSpec =
-  /** InRa: every tensor of the adapter layers (layers 0..adapterLayers−1) */
-  | { kind: 'adapter' }
+  /**
+   * InRa: every tensor of the adapter layers (layers 0..adapterLayers−1); with several named adapters, those of
+   * adapter `name` only (the others stay frozen and out of the forward)
+   */
+  | { kind: 'adapter'; name?: string }
   /** every tensor of the model */
   | { kind: 'full' }
   /** low-rank factors on the linear weights of every layer; the weights themselves stay frozen */
@@ -54,6 +57,33 @@ export function loraPairs(cfg: ModelConfig, spec: TrainableSpec): LoraPair[] {
   return out;
 }
 
+/**
+ * The adapter an adapter spec trains: the one named, or the only one; a model of several adapters needs the name.
+ * (Its layers: [first, first + layers).)
+ */
+export function trainedAdapter(cfg: ModelConfig, name: string | undefined): { first: number; layers: number } {
+  const names = cfg.adapters.map((a) => a.name).join(', ');
+  if (name === undefined) {
+    if (cfg.adapters.length > 1)
+      throw new Error(`this checkpoint has ${cfg.adapters.length} adapters (${names}): name the one to train`);
+    return { first: 0, layers: cfg.adapterLayers };
+  }
+  const a = cfg.adapters.find((x) => x.name === name);
+  if (!a) throw new Error(`this checkpoint has no adapter named "${name}" (it has: ${names || 'none'})`);
+  return a;
+}
+
+/**
+ * The checkpoint layers a training forward runs: all of them, except that a named adapter of a model of several runs
+ * its own layers then the original ones (the other adapters are not on its path).
+ */
+export function forwardLayers(cfg: ModelConfig, spec: TrainableSpec): number[] | undefined {
+  if (spec.kind !== 'adapter' || cfg.adapters.length < 2) return undefined;
+  const a = trainedAdapter(cfg, spec.name);
+  const original = Array.from({ length: cfg.numLayers - cfg.adapterLayers }, (_, i) => cfg.adapterLayers + i);
+  return [...Array.from({ length: a.layers }, (_, i) => a.first + i), ...original];
+}
+
 /** The trainable tensors of a spec, in a stable order. */
 export function trainableParams(cfg: ModelConfig, spec: TrainableSpec): ParamInfo[] {
   const all = expectedTensors(cfg);
@@ -66,9 +96,10 @@ export function trainableParams(cfg: ModelConfig, spec: TrainableSpec): ParamInf
   if (spec.kind === 'adapter') {
     if (cfg.adapterLayers === 0)
       throw new Error('this checkpoint has no InRa adapter layer: run `realign expand` on the base model first');
+    const { first, layers } = trainedAdapter(cfg, spec.name);
     const adapter = (name: string) => {
       const m = /^model\.layers\.(\d+)\./.exec(name);
-      return m !== null && Number(m[1]) < cfg.adapterLayers;
+      return m !== null && Number(m[1]) >= first && Number(m[1]) < first + layers;
     };
     return all.filter((t) => adapter(t.name)).map(info);
   }

@@ -17,6 +17,8 @@ export interface ForwardOptions {
   ids: string;
   /** run layers firstLayer..numLayers−1 (InRa's reference branch skips the adapters; default 0) */
   firstLayer?: number;
+  /** the checkpoint layers to run, in order, in place of firstLayer.. (one adapter of several, then the originals) */
+  layers?: number[];
   /** rotary table size: the longest row the graph accepts */
   maxPositions: number;
 }
@@ -27,7 +29,9 @@ export function emitTrainForward(w: TrainWeights, cfg: ModelConfig, opts: Forwar
   const rope = rotaryTables(g, w, cfg, opts.maxPositions, opts.ids);
   const mask = causalMask(g, w, opts.ids);
   let x = g.op1('Gather', [w.tensor(EMBED), opts.ids], { axis: { i: 0 } }, '/model/embed_tokens/Gather'); // [B, T, D]
-  for (let l = opts.firstLayer ?? 0; l < cfg.numLayers; l++) x = layer(w, cfg, l, x, rope, mask);
+  const layers =
+    opts.layers ?? Array.from({ length: cfg.numLayers - (opts.firstLayer ?? 0) }, (_, i) => (opts.firstLayer ?? 0) + i);
+  for (const l of layers) x = layer(w, cfg, l, x, rope, mask);
   const normed = rmsNorm(w, cfg, x, w.tensor(FINAL_NORM), '/model/norm'); // [B, T, D]
   return w.linear(normed, cfg.tieWordEmbeddings ? EMBED : LM_HEAD, null, '/model/lm_head'); // [B, T, V]
 }
