@@ -1,6 +1,7 @@
 /** Turns one benchmark run into summary.json, report.md and SVG plots. */
 import type { BenchRun } from './run.ts';
 import { barChart, lineChart } from './lib/svg.ts';
+import { quantizedSection } from './quantized-report.ts';
 
 /** Targets of issue 7 (a–d). */
 export const TARGETS = { fusedVsNaiveB1: 1.6, inraOverheadB1: 1.3, oneBranchB1: 1.1, logits8vs1: 1.1 };
@@ -176,6 +177,8 @@ export function renderReport(run: BenchRun) {
       );
     }
   }
+  if (run.quantized || run.quantizedAccuracy?.toy || run.quantizedAccuracy?.agreement)
+    md.push(...quantizedSection(run.quantized, run.quantizedAccuracy ?? {}), '');
   if (run.engine.length) {
     md.push('## Engine throughput (small preset, InRa at λ = 0.5, greedy, CPU)', '');
     md.push('| batch | new tokens | seconds | tokens/s | decode steps |', '| --- | --- | --- | --- | --- |');

@@ -3,7 +3,7 @@
  * medians), plus the GPU figures from bench/results/gpu/ when a GPU run left them there. Writes
  * bench/results/<date>.json, bench/results/summary.json, bench/results/report.md and SVG plots.
  *
- *   npm run bench [-- --quick] [-- --skip-05b]
+ *   npm run bench [-- --quick] [-- --skip-05b] [-- --skip-quantized]
  */
 import { cpus, totalmem } from 'node:os';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,12 +15,19 @@ import { engineBench, type EngineRow } from './engine-bench.ts';
 import { graphBench, type GraphBenchResult } from './graph-bench.ts';
 import { BENCH_ROOT, benchModels } from './lib/models.ts';
 import { logitsBench, type LogitsBenchResult } from './logits-bench.ts';
+import { readQuantizedAccuracy, type QuantizedAccuracy } from './quantized-report.ts';
+import { quantizedSpeedInChild, type QuantSpeedResult } from './quantized-speed.ts';
 import { renderReport } from './report.ts';
 import { servingBench, type ServingResult } from './serving-bench.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const { values } = parseArgs({
-  options: { quick: { type: 'boolean' }, 'skip-05b': { type: 'boolean' }, out: { type: 'string' } },
+  options: {
+    quick: { type: 'boolean' },
+    'skip-05b': { type: 'boolean' },
+    'skip-quantized': { type: 'boolean' },
+    out: { type: 'string' },
+  },
 });
 const quick = values.quick === true;
 const log = (s: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
@@ -34,6 +41,10 @@ export interface BenchRun {
   graph: GraphBenchResult[];
   /** issue 14: realign's binding vs onnxruntime-node's JS API, decode steps side by side, and bytes per step */
   binding?: BindingBenchResult;
+  /** issue 17: float32 / int8 / int4 decode steps side by side with their floors (a child process, the server's allocator settings) */
+  quantized?: QuantSpeedResult;
+  /** issue 17: the recorded accuracy results (bench/quantized-toy.ts, bench/quantized-agreement.ts) */
+  quantizedAccuracy?: QuantizedAccuracy;
   engine: EngineRow[];
   logits: LogitsBenchResult[];
   serving: ServingResult | null;
@@ -62,6 +73,13 @@ for (const preset of quick || values['skip-05b'] ? ['small'] : ['small', 'qwen2.
 }
 
 run.binding = await bindingBench('small', [1, 8], 32, rounds, log);
+
+if (!values['skip-quantized']) {
+  const presets = quick || values['skip-05b'] ? ['qwen2.5-0.5b'] : ['qwen2.5-0.5b', 'r1-distill-qwen-1.5b'];
+  log(`quantized weights: ${presets.join(', ')}`);
+  run.quantized = await quantizedSpeedInChild(presets, [1, 8], quick ? 6 : 16);
+}
+run.quantizedAccuracy = readQuantizedAccuracy(join(ROOT, 'bench', 'results'));
 
 // d and e need the real system: backend + worker, on the small InRa model
 const { inra } = benchModels('small', log);

@@ -1,0 +1,269 @@
+/**
+ * Issue 17's speed rows: float32 / int8 / int4 weights of one base model side by side (decode steps taken in turn,
+ * medians), CPU, per batch size, with each row's ms/step against its floor — the weight bytes one decode step reads
+ * divided by the memory read bandwidth measured in the same process (bandwidthProbe).
+ *
+ * `npm run bench` runs this file as a child process with the allocator settings `realign` itself runs with
+ * (bin/realign.js: glibc keeps freed memory instead of returning it) and the sessions get the server's options
+ * (ort/session.ts sessionConfig; intra-op threads: ONNX Runtime's choice, as the server's default).
+ *
+ *   node --import tsx bench/quantized-speed.ts [--presets qwen2.5-0.5b,r1-distill-qwen-1.5b] [--batches 1,8]
+ *     [--rounds 16] [--json out.json]
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { openCheckpoint } from '../gpu-backend/src/checkpoint/checkpoint.ts';
+import { initModel } from '../gpu-backend/src/make/init-model.ts';
+import { GraphRunner } from '../gpu-backend/src/engine/graph-runner.ts';
+import { RowAllocator, branchesFor, type RowHandle } from '../gpu-backend/src/engine/rows.ts';
+import { ensureGraph } from '../gpu-backend/src/graph/build.ts';
+import { Graph } from '../gpu-backend/src/graph/ir.ts';
+import { encodeOnnxModel } from '../gpu-backend/src/graph/onnx-writer.ts';
+import { graphWeights, type WeightFormat } from '../gpu-backend/src/graph/quantize.ts';
+import { ModelSession } from '../gpu-backend/src/ort/session.ts';
+import { BENCH_ROOT } from './lib/models.ts';
+import { interleaved, pairedRatio, summarize, type Timing } from './lib/stats.ts';
+
+/** The allocator settings bin/realign.js starts the server with (kept equal to them). */
+export const SERVER_MALLOC_ENV = {
+  MALLOC_MMAP_THRESHOLD_: '1073741824',
+  MALLOC_TRIM_THRESHOLD_: '4294967296',
+  MALLOC_TOP_PAD_: '268435456',
+};
+
+/** Memory read bandwidth as ONNX Runtime's CPU threads see it. */
+export interface Bandwidth {
+  GBps: number;
+  /** bytes summed per run */
+  bytes: number;
+  runs: number;
+}
+
+/**
+ * Reads a 1 GiB float32 tensor (far beyond any cache) with a ReduceSum over rows, in a session with the server's
+ * options (so the same intra-op threads split it); the best of `runs` runs after a warm-up, in GB/s (10⁹ B/s).
+ * A decode step's weight reads are sequential streams of the same kind.
+ */
+export async function bandwidthProbe(runs = 7): Promise<Bandwidth> {
+  const rows = 256;
+  const cols = 2 ** 20;
+  const g = new Graph('bandwidth-probe');
+  const x = g.input('x', 'float32', [rows, cols]);
+  const axes = g.constant('int64', [1]);
+  g.output(g.op1('ReduceSum', [x, axes], { keepdims: { i: 0 } }, '/ReduceSum'), 'sum', 'float32', [rows]);
+  const session = ModelSession.fromBytes(encodeOnnxModel(g), { device: 'cpu' });
+  const data = new Float32Array(rows * cols).fill(1);
+  let best = Infinity;
+  try {
+    for (let r = 0; r < runs + 1; r++) {
+      const t0 = performance.now();
+      const { sum } = await session.run({ x: { type: 'float32', data, dims: [rows, cols] } }, ['sum']);
+      const dt = performance.now() - t0;
+      if ((sum.data as Float32Array)[0] !== cols) throw new Error('bandwidth probe: wrong sum');
+      if (r > 0) best = Math.min(best, dt);
+    }
+  } finally {
+    await session.release();
+  }
+  return { GBps: data.byteLength / (best / 1000) / 1e9, bytes: data.byteLength, runs };
+}
+
+/** One preset × batch × weight format. */
+export interface QuantSpeedRow {
+  preset: string;
+  batch: number;
+  weights: WeightFormat;
+  /** weight bytes one decode step reads: every initializer but the embedding table (B rows of it are gathered) */
+  bytesPerStep: number;
+  timing: Timing;
+  tokensPerSecond: number;
+  /** bytesPerStep / bandwidth */
+  floorMs: number;
+  /** median ms/step ÷ floorMs */
+  overFloor: number;
+  /** process CPU time of the timed steps: system share of user + system */
+  systemShare: number;
+  /** minor page faults per timed step */
+  minorFaultsPerStep: number;
+}
+
+export interface QuantSpeedResult {
+  bandwidth: Bandwidth;
+  threads: string;
+  malloc: Record<string, string | null>;
+  rows: QuantSpeedRow[];
+  /** paired median ratios of float32's step time to int8's and int4's (= tokens/s ratios) */
+  speedup: { preset: string; batch: number; int8: number; int4: number }[];
+}
+
+const FORMATS: WeightFormat[] = ['float32', 'int8', 'int4'];
+
+/** A float32 base checkpoint of a preset, made once under the bench folder (the same one graph-bench uses). */
+function baseModel(preset: string, log: (s: string) => void): string {
+  const dir = join(BENCH_ROOT, 'models', preset);
+  if (!existsSync(dir)) {
+    log(`init-model ${preset}`);
+    initModel(dir, { arch: 'qwen2', preset, seed: 1, dtype: 'F32' });
+  }
+  return dir;
+}
+
+/** Bytes of the embedding table's initializer in a graph of this format (not read whole by a decode step). */
+function embeddingBytes(V: number, D: number, format: WeightFormat, blockSize = 32): number {
+  if (format === 'float32') return V * D * 4;
+  const bits = format === 'int8' ? 8 : 4;
+  if (D % blockSize !== 0) return V * D * 4;
+  return (V * D * bits) / 8 + V * (D / blockSize) * 4;
+}
+
+export async function quantizedSpeed(
+  presets: string[],
+  batches: number[],
+  rounds: number,
+  log: (s: string) => void,
+): Promise<QuantSpeedResult> {
+  log('memory bandwidth probe');
+  const bandwidth = await bandwidthProbe();
+  log(`bandwidth ${bandwidth.GBps.toFixed(1)} GB/s`);
+  const result: QuantSpeedResult = {
+    bandwidth,
+    threads: "ONNX Runtime's default (as the server)",
+    malloc: Object.fromEntries(Object.keys(SERVER_MALLOC_ENV).map((k) => [k, process.env[k] ?? null])),
+    rows: [],
+    speedup: [],
+  };
+  for (const preset of presets) {
+    const ckpt = openCheckpoint(baseModel(preset, log));
+    const { vocabSize: V, hiddenSize: D } = ckpt.config;
+    const variants: { weights: WeightFormat; runner: GraphRunner; rows: RowAllocator; bytes: number }[] = [];
+    for (const weights of FORMATS) {
+      log(`${preset} ${weights}: building/opening the graph`);
+      const { floatType, quant } = graphWeights(weights === 'float32' ? undefined : { format: weights }, 'cpu');
+      const files = ensureGraph({ mode: 'single', floatType, maxContext: 1024, model: ckpt, quant }, join(BENCH_ROOT, 'graphs'));
+      const session = await ModelSession.open(files.modelPath, { device: 'cpu' });
+      const runner = new GraphRunner(session, files.manifest);
+      const bytes = statSync(`${files.modelPath}.data`).size - embeddingBytes(V, D, weights);
+      variants.push({ weights, runner, rows: new RowAllocator(runner), bytes });
+    }
+    for (const B of batches) {
+      log(`${preset}: batch ${B}`);
+      const state = new Map<WeightFormat, RowHandle[]>();
+      for (const v of variants) {
+        const handles = Array.from({ length: B }, () => v.rows.add(branchesFor('single', [1])));
+        const plan = v.rows.prefillPlan(
+          handles.map((handle, i) => ({
+            handle,
+            tokens: Array.from({ length: 64 }, (_, k) => (k * 31 + i * 7) % V),
+            lambdas: [1],
+          })),
+        );
+        await v.runner.step(plan);
+        v.rows.commit(plan);
+        state.set(v.weights, handles);
+      }
+      const usage = new Map(FORMATS.map((f) => [f, { user: 0, system: 0, faults: 0 }]));
+      const steps = Object.fromEntries(
+        variants.map((v) => [
+          v.weights,
+          async () => {
+            const next = new Map(state.get(v.weights)!.map((h, i) => [h.id, { token: (i * 13 + h.length) % V, lambdas: [1] }]));
+            const plan = v.rows.decodePlan(next);
+            const u0 = process.resourceUsage();
+            await v.runner.step(plan);
+            const u1 = process.resourceUsage();
+            const u = usage.get(v.weights)!;
+            u.user += u1.userCPUTime - u0.userCPUTime;
+            u.system += u1.systemCPUTime - u0.systemCPUTime;
+            u.faults += u1.minorPageFault - u0.minorPageFault;
+            v.rows.commit(plan);
+          },
+        ]),
+      );
+      const samples = await interleaved(steps, rounds, 3);
+      for (const v of variants) {
+        const timing = summarize(samples[v.weights]);
+        const floorMs = (v.bytes / (bandwidth.GBps * 1e9)) * 1000;
+        const u = usage.get(v.weights)!;
+        result.rows.push({
+          preset,
+          batch: B,
+          weights: v.weights,
+          bytesPerStep: v.bytes,
+          timing,
+          tokensPerSecond: (B * 1000) / timing.medianMs,
+          floorMs,
+          overFloor: timing.medianMs / floorMs,
+          systemShare: u.system / (u.user + u.system),
+          // the warm-up rounds are counted in the usage too
+          minorFaultsPerStep: u.faults / (rounds + 3),
+        });
+      }
+      result.speedup.push({
+        preset,
+        batch: B,
+        int8: pairedRatio(samples.float32, samples.int8),
+        int4: pairedRatio(samples.float32, samples.int4),
+      });
+      for (const v of variants) for (const h of state.get(v.weights)!) v.rows.remove(h);
+    }
+    for (const v of variants) await v.runner.release();
+  }
+  return result;
+}
+
+/**
+ * quantizedSpeed in a child process started with the server's allocator settings (they are read at process start),
+ * its stderr passed through; `npm run bench`'s way in.
+ */
+export async function quantizedSpeedInChild(presets: string[], batches: number[], rounds: number): Promise<QuantSpeedResult> {
+  const dir = mkdtempSync(join(tmpdir(), 'realign-qspeed-'));
+  const json = join(dir, 'result.json');
+  try {
+    const args = ['--import', 'tsx', import.meta.filename, '--presets', presets.join(','), '--batches', batches.join(',')];
+    const child = spawn(process.execPath, [...args, '--rounds', String(rounds), '--json', json], {
+      stdio: ['ignore', 'ignore', 'inherit'],
+      env: { ...process.env, ...SERVER_MALLOC_ENV },
+    });
+    const code = await new Promise<number | null>((res, rej) => child.on('exit', res).on('error', rej));
+    if (code !== 0) throw new Error(`bench/quantized-speed.ts exited with ${code}`);
+    return JSON.parse(readFileSync(json, 'utf8')) as QuantSpeedResult;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** The rows as a markdown table. */
+export function speedTable(r: QuantSpeedResult): string {
+  const lines = [
+    `Memory read bandwidth (ReduceSum over 1 GiB float32, best of ${r.bandwidth.runs}, the sessions' threads): **${r.bandwidth.GBps.toFixed(1)} GB/s**. Floor = weight bytes per step ÷ that bandwidth.`,
+    '',
+    '| shape | batch | weights | GB read/step | ms/step (p10–p90) | floor ms | × floor | tokens/s | × float32 tokens/s | sys share | minor faults/step |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
+  ];
+  for (const row of r.rows) {
+    const s = r.speedup.find((x) => x.preset === row.preset && x.batch === row.batch);
+    const ratio = row.weights === 'float32' ? 1 : (s?.[row.weights as 'int8' | 'int4'] ?? NaN);
+    lines.push(
+      `| ${row.preset} | ${row.batch} | ${row.weights} | ${(row.bytesPerStep / 1e9).toFixed(3)} | ${row.timing.medianMs.toFixed(1)} (${row.timing.p10Ms.toFixed(1)}–${row.timing.p90Ms.toFixed(1)}) | ${row.floorMs.toFixed(1)} | ${row.overFloor.toFixed(2)} | ${row.tokensPerSecond.toFixed(1)} | ${ratio.toFixed(2)} | ${(100 * row.systemShare).toFixed(0)}% | ${row.minorFaultsPerStep.toFixed(0)} |`,
+    );
+  }
+  return lines.join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({
+    options: {
+      presets: { type: 'string', default: 'qwen2.5-0.5b,r1-distill-qwen-1.5b' },
+      batches: { type: 'string', default: '1,8' },
+      rounds: { type: 'string', default: '16' },
+      json: { type: 'string' },
+    },
+  });
+  const log = (s: string) => process.stderr.write(`[quantized-speed ${new Date().toISOString().slice(11, 19)}] ${s}\n`);
+  const r = await quantizedSpeed(values.presets!.split(','), values.batches!.split(',').map(Number), Number(values.rounds), log);
+  if (values.json) writeFileSync(values.json, JSON.stringify(r, null, 2) + '\n');
+  process.stdout.write(speedTable(r) + '\n');
+}
