@@ -87,7 +87,12 @@ export interface EngineStats {
   /** bytes the runs moved between host and device (inputs in, logits or tokens out; the KV caches stay on the device) */
   hostDeviceBytes: { toDevice: number; fromDevice: number; steps: number };
   forwardPasses: number;
+  /** prefill runs (a later chunk of a prompt counts once, whatever its branch rows) */
   prefillSteps: number;
+  /** prompt tokens written into the KV caches so far (per sequence, not per branch row) */
+  prefilledTokens: number;
+  /** running sequences whose prompt is still being prefilled */
+  prefilling: number;
   decodeSteps: number;
   lastBatchSize: number;
   promptTokens: { aligned: number; reference: number };
@@ -104,6 +109,13 @@ export interface EngineLimits {
   maxQueue: number;
   /** padded prompt tokens in one prefill run */
   maxPrefillTokens: number;
+  /**
+   * chunked prefill: a prompt longer than this is written into the KV cache this many tokens per turn of the
+   * scheduler, and each turn prefills at most this many (padded) prompt positions beside its decode step, so running
+   * streams wait about one chunk per token, not a whole prompt (see scheduler.ts). 0 turns it off (whole prompts at
+   * admission); unset means 512 on CUDA and 128 on the CPU.
+   */
+  prefillChunkTokens?: number;
   /**
    * greedy decode steps per run when every running sequence is greedy (a decode-loop graph, loaded beside the
    * step graph): on CUDA each run copies the KV caches to the device and back, so M steps per run divide that by M.

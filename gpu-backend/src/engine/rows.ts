@@ -140,6 +140,14 @@ export class RowAllocator {
     return this.plan(seqs, false, () => [0]);
   }
 
+  /** Whether the rows of `handles` form one contiguous slot range in every group (as a step plan needs). */
+  isContiguous(handles: RowHandle[]): boolean {
+    return this.runner.caches.every((_, g) => {
+      const slots = handles.flatMap((h) => [h.aligned?.get(g), h.reference?.get(g)].filter((x): x is number => x !== undefined));
+      return slots.length === 0 || Math.max(...slots) - Math.min(...slots) + 1 === slots.length;
+    });
+  }
+
   /**
    * Moves the rows of `handles` to the last slots of every group (swapping rows inside the cache buffers; rows
    * already there stay), so that they form one contiguous range per group and the other sequences another one in

@@ -2,16 +2,26 @@
  * Continuous batching inside the engine thread. Each turn of the loop:
  *   1. drops finished and cancelled sequences (their cache rows are freed at once),
  *   2. admits queued work while the batch and the KV budget allow (overload waits in the queue),
- *   3. prefills the admitted prompts in batches, sampling each one's first token,
- *   4. runs one decode step for every running sequence, each row with its own λ and sampling parameters.
+ *   3. prefills prompts within a token budget: the next chunk of prompts already started, then the first chunks of
+ *      new ones batched into runs (a prompt that fits one chunk is prefilled whole and its first token sampled),
+ *   4. runs one decode step for every sequence whose prompt is in the cache, each row with its own λ and sampling.
  * Logits jobs are one prefill each, read out for every λ of the job, and leave no rows behind.
+ *
+ * Chunked prefill (EngineLimits.prefillChunkTokens = C): a prompt longer than C is written into its rows of the
+ * resident KV cache C tokens per turn of the loop — its first chunk batched with other new prompts as a first
+ * prompt, later chunks after the past already there, one run per branch row (what GroupQueryAttention accepts),
+ * nothing read back — and its last prompt token goes through the decode step with the running sequences, which
+ * samples its first token. Each turn prefills at most C prompt positions (padded) beside one decode step, so a
+ * long prompt delays running streams by about one chunk per token, never by its whole length. Prompts still being
+ * prefilled keep their rows at the end of each cache group (RowAllocator.arrangeAtEnd), so the decode step's rows
+ * and each prefill run's rows stay contiguous.
  *
  * Faults stay with the request they belong to. Whatever one sequence's own work throws — building it from its job,
  * sampling, detokenizing, stop strings, logprobs — ends that sequence alone with an error event; the batch goes
  * on. A decode token that is not a vocabulary id fails its row before the step, never the step. Only a failed
  * model run touches other requests, and only those in that run: a failed prefill is retried one sequence at a
- * time (so a request whose prompt breaks the run fails alone), a failed decode step ends the sequences it
- * advanced. The engine itself keeps serving.
+ * time (so a request whose prompt breaks the run fails alone), a failed later chunk ends its own sequence, a failed
+ * decode step ends the sequences it advanced. The engine itself keeps serving.
  */
 import type { SamplingFeed } from './graph-runner.ts';
 import type { LoadedModel } from './model-loader.ts';
@@ -35,6 +45,11 @@ export class Scheduler {
   private readonly rows: RowAllocator;
   private readonly queue: Queued[] = [];
   private readonly running = new Map<number, Sequence>();
+  /** running sequences whose prompt is not yet all in the cache, oldest first (they do not decode yet) */
+  private readonly pending = new Set<Sequence>();
+  /** prompt tokens per chunk and padded prompt positions per turn (Infinity: whole prompts, at admission) */
+  private readonly chunkTokens: number;
+  private prefilledTokens = 0;
   private reserved = 0;
   private wake: (() => void) | null = null;
   private stopping = false;
@@ -50,6 +65,8 @@ export class Scheduler {
     private readonly sink: SchedulerSink,
   ) {
     this.rows = new RowAllocator(model.runner);
+    const chunk = limits.prefillChunkTokens ?? 0;
+    this.chunkTokens = chunk > 0 ? chunk : Infinity;
   }
 
   /** Queues a generation; refused at once when the queue is full or the request can never fit. */
@@ -120,6 +137,8 @@ export class Scheduler {
       hostDeviceBytes: { ...this.model.runner.transferBytes },
       forwardPasses: this.model.runner.forwardPasses,
       prefillSteps: this.prefillSteps,
+      prefilledTokens: this.prefilledTokens,
+      prefilling: this.pending.size,
       decodeSteps: this.decodeSteps,
       lastBatchSize: this.lastBatch,
       promptTokens: { ...this.promptTokens },
@@ -193,6 +212,7 @@ export class Scheduler {
     for (const [id, seq] of this.running) {
       if (seq.cancelled && !seq.finish) events.push(seq.end('cancelled'));
       if (!seq.finish) continue;
+      this.pending.delete(seq);
       if (seq.handle) this.rows.remove(seq.handle);
       seq.handle = null;
       this.reserved -= seq.reservedTokens;
@@ -218,54 +238,80 @@ export class Scheduler {
   }
 
   private async prefill(admitted: Queued[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
-    const gens = admitted.filter((q): q is Extract<Queued, { kind: 'generate' }> => q.kind === 'generate').map((q) => q.seq);
     for (const q of admitted) if (q.kind === 'logits') await this.runLogits(q.job, q.reserved, stepMs);
-    // prefill in groups whose padded size stays within the limit
+    for (const q of admitted) if (q.kind === 'generate') this.place(q.seq, events);
+    let budget = this.chunkTokens;
+    // later chunks of prompts already started, oldest first; at least one run per turn, whatever the budget
+    let ran = false;
+    for (const seq of [...this.pending]) {
+      if (seq.finish || seq.prefilled === 0) continue;
+      const n = Math.min(seq.job.promptIds.length - 1 - seq.prefilled, this.chunkTokens);
+      if (ran && n > budget) return;
+      await this.chunkRun(seq, n, events, stepMs);
+      budget -= n;
+      ran = true;
+    }
+    // first chunks of new prompts, in runs whose padded size stays within the budget and the per-run limit
     let group: Sequence[] = [];
     let longest = 0;
     const flush = async () => {
       if (group.length > 0) await this.prefillGroup(group, events, stepMs);
+      budget -= longest * group.length;
+      ran = ran || group.length > 0;
       group = [];
       longest = 0;
     };
-    for (const seq of gens) {
-      const len = seq.job.promptIds.length;
-      if (group.length > 0 && Math.max(longest, len) * (group.length + 1) * 2 > this.limits.maxPrefillTokens) await flush();
+    for (const seq of [...this.pending]) {
+      if (seq.finish || seq.prefilled > 0) continue;
+      const len = this.firstChunk(seq).length;
+      const wider = Math.max(longest, len);
+      if (
+        group.length > 0 &&
+        (wider * (group.length + 1) * 2 > this.limits.maxPrefillTokens || wider * (group.length + 1) > budget)
+      )
+        await flush();
+      if (ran && len > budget) break;
       group.push(seq);
       longest = Math.max(longest, len);
     }
     await flush();
   }
 
-  private async prefillGroup(group: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
-    const placed: Sequence[] = [];
-    for (const seq of group) {
-      // running from here on: sweep frees its reservation (and its rows, if any) whichever way it ends
-      this.running.set(seq.job.id, seq);
-      try {
-        seq.handle = this.rows.add(seq.needs);
-      } catch (err) {
-        this.emit(
-          seq,
-          seq.end('error', { message: `no KV cache rows for this request: ${(err as Error).message}`, code: 'engine_error' }),
-          events,
-        );
-        continue;
-      }
-      this.count(this.promptTokens, seq, seq.job.promptIds.length);
-      placed.push(seq);
-    }
-    if (placed.length === 0) return;
+  /** Puts an admitted sequence into the running set with its cache rows; its prompt waits in `pending`. */
+  private place(seq: Sequence, events: GenerateEvent[]): void {
+    // running from here on: sweep frees its reservation (and its rows, if any) whichever way it ends
+    this.running.set(seq.job.id, seq);
     try {
-      await this.prefillRun(placed, events, stepMs);
+      seq.handle = this.rows.add(seq.needs);
     } catch (err) {
-      if (placed.length === 1) {
-        this.failRun(placed, err, events);
+      this.emit(
+        seq,
+        seq.end('error', { message: `no KV cache rows for this request: ${(err as Error).message}`, code: 'engine_error' }),
+        events,
+      );
+      return;
+    }
+    this.count(this.promptTokens, seq, seq.job.promptIds.length);
+    this.pending.add(seq);
+  }
+
+  /** The tokens of a prompt's first prefill run: the whole prompt when it fits one chunk. */
+  private firstChunk(seq: Sequence): number[] {
+    const ids = seq.job.promptIds;
+    return ids.length <= this.chunkTokens ? ids : ids.slice(0, this.chunkTokens);
+  }
+
+  private async prefillGroup(group: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    try {
+      await this.prefillRun(group, events, stepMs);
+    } catch (err) {
+      if (group.length === 1) {
+        this.failRun(group, err, events);
         return;
       }
-      // which prompt broke the run is not known: each one alone (a sequence's slots are contiguous in every
-      // group, having been added together), so the others still start and only the one that fails alone fails
-      for (const seq of placed) {
+      // which prompt broke the run is not known: each one alone, so the others still start and only the one that
+      // fails alone fails
+      for (const seq of group) {
         try {
           await this.prefillRun([seq], events, stepMs);
         } catch (alone) {
@@ -275,13 +321,58 @@ export class Scheduler {
     }
   }
 
-  /** One prefill run over sequences just placed, sampling each one's first token. */
+  /**
+   * One first-prompt run over sequences with nothing in the cache yet: each whole prompt that fits one chunk, with
+   * its first token sampled, or its first chunk (its logits unread).
+   */
   private async prefillRun(seqs: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
-    const plan = this.rows.prefillPlan(
-      seqs.map((s) => ({ handle: s.handle!, tokens: s.job.promptIds, lambdas: [s.job.lambda] })),
-    );
-    await this.sampleRun(plan, seqs, events, stepMs);
+    const handles = seqs.map((s) => s.handle!);
+    if (!this.rows.isContiguous(handles)) this.rows.arrangeAtEnd(handles);
+    const chunks = seqs.map((s) => this.firstChunk(s));
+    const plan = this.rows.prefillPlan(seqs.map((s, i) => ({ handle: s.handle!, tokens: chunks[i], lambdas: [s.job.lambda] })));
+    const whole = seqs.map((s, i) => (chunks[i].length === s.job.promptIds.length ? s : null));
+    if (whole.some((s) => s !== null)) await this.sampleRun(plan, whole, events, stepMs);
+    else {
+      const t0 = performance.now();
+      await this.model.runner.fill(plan);
+      this.rows.commit(plan);
+      stepMs.push(performance.now() - t0);
+    }
     this.prefillSteps++;
+    seqs.forEach((s, i) => this.prefilledChunk(s, chunks[i].length));
+  }
+
+  /** A later chunk of `n` tokens of a started prompt: one run per branch row, nothing read back. */
+  private async chunkRun(seq: Sequence, n: number, events: GenerateEvent[], stepMs: number[]): Promise<void> {
+    const tokens = seq.job.promptIds.slice(seq.prefilled, seq.prefilled + n);
+    try {
+      const t0 = performance.now();
+      for (const plan of this.rows.chunkPlans(seq.handle!, tokens)) await this.model.runner.fill(plan);
+      this.rows.commitChunk(seq.handle!, n);
+      stepMs.push(performance.now() - t0);
+    } catch (err) {
+      // the run held this sequence's rows only: it ends alone
+      this.failRun([seq], err, events);
+      return;
+    }
+    this.prefillSteps++;
+    this.prefilledChunk(seq, n);
+  }
+
+  /**
+   * After `n` more prompt tokens of `seq` went into the cache: a whole prompt (first token sampled) or one with
+   * only its last token left starts decoding (that token is its next decode input, and the step samples the first
+   * generated token).
+   */
+  private prefilledChunk(seq: Sequence, n: number): void {
+    seq.prefilled += n;
+    this.prefilledTokens += n;
+    const len = seq.job.promptIds.length;
+    if (seq.prefilled === len) this.pending.delete(seq);
+    else if (seq.prefilled === len - 1) {
+      seq.nextToken = seq.job.promptIds[len - 1];
+      this.pending.delete(seq);
+    }
   }
 
   /**
@@ -289,14 +380,20 @@ export class Scheduler {
    * the sampling block and every row can be decided there (only the tokens and logprobs come back), else on the
    * host from the logits. Both give the same tokens for the same seeds (the same uniform number per draw).
    */
-  private async sampleRun(plan: SequencePlan, seqs: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
+  private async sampleRun(
+    plan: SequencePlan,
+    seqs: (Sequence | null)[],
+    events: GenerateEvent[],
+    stepMs: number[],
+  ): Promise<void> {
     const runner = this.model.runner;
     const topCount = runner.manifest.deviceSampling?.topLogprobs ?? 0;
-    if (!runner.deviceSampling || !seqs.every((s) => s.deviceSampleable(topCount))) {
+    if (!runner.deviceSampling || !seqs.every((s) => !s || s.deviceSampleable(topCount))) {
       const logits = await this.timed(plan, stepMs);
       const V = this.model.vocabSize;
       for (let i = 0; i < seqs.length; i++) {
         const seq = seqs[i];
+        if (!seq) continue;
         let ev: GenerateEvent;
         try {
           ev = seq.step(logits.subarray(i * V, (i + 1) * V));
@@ -311,12 +408,14 @@ export class Scheduler {
     const feed: SamplingFeed = {
       uniform: new Float64Array(B),
       temperature: new Float64Array(B),
-      topP: new Float64Array(B),
+      topP: new Float64Array(B).fill(1),
       minP: new Float64Array(B),
       topK: new BigInt64Array(B),
       top: false,
     };
+    // a row nobody reads (a first chunk) stays greedy and draws nothing from a sequence's stream
     seqs.forEach((seq, i) => {
+      if (!seq) return;
       const p = seq.job.params;
       feed.uniform[i] = seq.uniform() ?? 0;
       feed.temperature[i] = p.temperature;
@@ -332,6 +431,7 @@ export class Scheduler {
     const K = res.topCount;
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
+      if (!seq) continue;
       const top =
         res.topIds && res.topLogprobs
           ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) }
@@ -366,6 +466,7 @@ export class Scheduler {
     const V = this.model.vocabSize;
     // a row whose next input is not a vocabulary id would fail the run of the whole batch: it fails alone
     for (const seq of this.running.values()) {
+      if (this.pending.has(seq)) continue;
       if (!seq.finish && !seq.cancelled && !seq.validNextToken(V)) {
         this.emit(
           seq,
@@ -378,8 +479,11 @@ export class Scheduler {
       }
     }
     this.sweep(events);
-    const live = [...this.running.values()];
+    const live = [...this.running.values()].filter((s) => !this.pending.has(s));
     if (live.length === 0) return;
+    // the decode step's rows must be one range per group: prompts still being prefilled go to the end
+    if (this.pending.size > 0 && !this.rows.isContiguous(live.map((s) => s.handle!)))
+      this.rows.arrangeAtEnd([...this.pending].map((s) => s.handle!));
     try {
       await this.decodeRun(live, events, stepMs);
     } catch (err) {

@@ -18,6 +18,8 @@ export class Sequence {
   handle: RowHandle | null = null;
   /** the token to feed at the next decode step */
   nextToken = -1;
+  /** prompt tokens written into the KV cache so far (the scheduler's chunked prefill) */
+  prefilled = 0;
   generated = 0;
   finish: FinishReason | null = null;
   error: { message: string; code: string } | null = null;

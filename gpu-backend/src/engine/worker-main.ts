@@ -11,7 +11,13 @@ const post = (m: FromWorker) => port.postMessage(m);
 async function start(init: EngineInit): Promise<void> {
   // decode-loop runs pay off where a run's launch and sync overhead is large: on CUDA
   const { device } = await chooseDevice(init.device);
-  const limits = { ...init.limits, decodeLoopSteps: init.limits.decodeLoopSteps ?? (device === 'cuda' ? 16 : 0) };
+  const limits = {
+    ...init.limits,
+    decodeLoopSteps: init.limits.decodeLoopSteps ?? (device === 'cuda' ? 16 : 0),
+    // a chunk is about what keeps one decode step's wait short on each device (a 512-token chunk of a 1.5B model
+    // is milliseconds on a GPU; on the CPU it would be seconds)
+    prefillChunkTokens: init.limits.prefillChunkTokens ?? (device === 'cuda' ? 512 : 128),
+  };
   // on CUDA the KV buffers are allocated once for a full batch (a sequence takes up to two rows of a group); on the
   // CPU they start small and double (untouched host pages cost nothing, but the row capacity is still bounded)
   const kvRows = device === 'cuda' ? 2 * limits.maxBatch : undefined;

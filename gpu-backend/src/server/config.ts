@@ -40,6 +40,8 @@ const modelSchema = z
       .int()
       .positive()
       .default(1 << 14),
+    /** chunked prefill: prompt tokens per chunk and per scheduler turn (EngineLimits.prefillChunkTokens); 0 off; unset: 512 on CUDA, 128 on CPU */
+    prefill_chunk_tokens: z.number().int().nonnegative().optional(),
     /** greedy decode steps per run when every running sequence is greedy; unset: 16 on CUDA, 0 on CPU */
     decode_loop_steps: z.number().int().nonnegative().optional(),
     /** sampling inside the step graph (EngineLimits.deviceSampling); auto: on for CUDA, off for CPU */
@@ -194,6 +196,7 @@ export function engineLimits(m: ModelConfig): EngineLimits {
     maxQueue: m.max_queue,
     maxPrefillTokens: m.max_prefill_tokens,
     decodeLoopSteps: m.decode_loop_steps,
+    prefillChunkTokens: m.prefill_chunk_tokens,
     deviceSampling: m.device_sampling,
   };
 }
