@@ -151,21 +151,38 @@ export const UNSUPPORTED_FIELDS: Record<string, string> = {
   suffix: 'is not supported; remove `suffix`',
 };
 
+/** The field a client wrote λ in: `lambda` or its alias `control`. */
+export type LambdaField = 'lambda' | 'control';
+
+/**
+ * Folds the alias `control` into `lambda` — the one place both halves do it, for every endpoint. Returns the value
+ * and the field the client used (null when it sent neither), or a `[param, message]` pair when the two disagree.
+ */
+export function foldLambdaAlias(
+  lambda: number | undefined,
+  control: number | undefined,
+): { value: number | undefined; field: LambdaField | null } | [string, string] {
+  if (control !== undefined && lambda !== undefined && control !== lambda) {
+    return ['control', `is an alias of \`lambda\`; send one of them (got lambda=${lambda}, control=${control})`];
+  }
+  if (lambda !== undefined) return { value: lambda, field: 'lambda' };
+  return { value: control, field: control === undefined ? null : 'control' };
+}
+
 /**
  * Cross-field rules of both generation endpoints, applied to the parsed object:
- * `lambda`/`control` aliases, `stream_options` only with `stream`. Returns the normalized fields
- * or a `[param, message]` pair.
+ * `lambda`/`control` aliases, `stream_options` only with `stream`. Returns the normalized fields with the field
+ * the client wrote λ in, or a `[param, message]` pair.
  */
 export function normalizeGeneration<
   T extends { lambda?: number; control?: number; stream?: boolean; stream_options?: { include_usage?: boolean } },
->(raw: T): (Omit<T, 'control' | 'stream'> & { stream: boolean }) | [string, string] {
+>(raw: T): { fields: Omit<T, 'control' | 'stream'> & { stream: boolean }; lambdaField: LambdaField | null } | [string, string] {
   const { control, ...rest } = raw;
-  if (control !== undefined && rest.lambda !== undefined && control !== rest.lambda) {
-    return ['control', `is an alias of \`lambda\`; send one of them (got lambda=${rest.lambda}, control=${control})`];
-  }
+  const folded = foldLambdaAlias(rest.lambda, control);
+  if (Array.isArray(folded)) return folded;
   const stream = rest.stream ?? false;
   if (rest.stream_options !== undefined && !stream) return ['stream_options', 'is only allowed when `stream` is true'];
   const out = { ...rest, stream } as Omit<T, 'control' | 'stream'> & { stream: boolean; lambda?: number };
-  if (out.lambda === undefined && control !== undefined) out.lambda = control;
-  return out;
+  if (folded.value !== undefined) out.lambda = folded.value;
+  return { fields: out, lambdaField: folded.field };
 }

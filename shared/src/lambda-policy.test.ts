@@ -45,6 +45,12 @@ describe('resolveLambda', () => {
     ['unknown preset even with explicit λ', {}, { lambda: 0.5, preset: 'nope' }, { status: 400, code: 'unknown_preset' }],
     ['preset field', {}, { preset: 'deep' }, { lambda: -0.5, source: 'preset', preset: 'deep', clamped: false }],
     [
+      "an explicit preset beats the user's preference (λ or preset)",
+      {},
+      { preset: 'deep', userPreference: { lambda: 0.9, preset: 'fast' } },
+      { lambda: -0.5, source: 'preset', preset: 'deep', clamped: false },
+    ],
+    [
       'preset outside range is clamped, not rejected',
       {},
       { preset: 'wild' },

@@ -21,6 +21,7 @@
  *     sampling defaults; the preset is reported.
  */
 import { ApiError, invalidRequest, permissionDenied } from './errors.ts';
+import type { LambdaField } from './generation-fields.ts';
 import type { SamplingDefaults } from './sampling-defaults.ts';
 
 /** Closed interval of λ values a tenant may run with. */
@@ -62,6 +63,8 @@ export interface UserPreference {
 export interface LambdaInput {
   /** `lambda` (or `control`) as sent. */
   lambda?: number;
+  /** The field the client wrote it in, named by every error about it (default `lambda`). */
+  lambdaField?: LambdaField | null;
   /** `preset` as sent. */
   preset?: string;
   /** The stored preference of the request's user (`user` field or `x-realign-user` header), if any. */
@@ -109,20 +112,20 @@ export function resolveLambda(policy: LambdaPolicy, input: LambdaInput): Resolve
     return invalidRequest(`\`preset\` "${named}" does not exist for this model; use ${hint}`, 'preset', 'unknown_preset');
   }
   if (input.lambda !== undefined) {
-    if (!Number.isFinite(input.lambda))
-      return invalidRequest(`\`lambda\` must be a finite number, got ${input.lambda}`, 'lambda');
+    const field = input.lambdaField ?? 'lambda';
+    if (!Number.isFinite(input.lambda)) return invalidRequest(`\`${field}\` must be a finite number, got ${input.lambda}`, field);
     if (!policy.allowExplicit) {
       return permissionDenied(
         'this API key may not set `lambda` (or `control`); send a `preset` instead, or ask your admin to allow explicit λ',
         'lambda_not_allowed',
-        'lambda',
+        field,
       );
     }
     const { min, max } = policy.range;
     if (policy.outOfRange === 'reject' && (input.lambda < min || input.lambda > max)) {
       return invalidRequest(
-        `\`lambda\` must be in [${min}, ${max}] for this model, got ${input.lambda}`,
-        'lambda',
+        `\`${field}\` must be in [${min}, ${max}] for this model, got ${input.lambda}`,
+        field,
         'lambda_out_of_range',
       );
     }
@@ -150,11 +153,12 @@ export interface ResolvedLambdaList {
 
 /**
  * Resolves the `lambdas` of a `/v1/logits` request: each listed value is treated as an explicit λ (the same
- * permission and range rules); without a list, the single λ of {@link resolveLambda} is used.
+ * permission and range rules); without a list, the single λ of {@link resolveLambda} is used. Errors name
+ * `lambdas[i]`, or the single field (`lambda`, `control`) the client wrote the one value in.
  */
 export function resolveLambdaList(
   policy: LambdaPolicy,
-  input: { lambdas?: number[]; preset?: string; userPreference?: UserPreference | null },
+  input: { lambdas?: number[]; preset?: string; userPreference?: UserPreference | null; lambdaField?: LambdaField | null },
 ): ResolvedLambdaList | ApiError {
   if (input.lambdas === undefined) {
     const one = resolveLambda(policy, { preset: input.preset, userPreference: input.userPreference });
@@ -165,9 +169,10 @@ export function resolveLambdaList(
   let clamped = false;
   let preset: string | null = null;
   for (const [i, value] of input.lambdas.entries()) {
-    const r = resolveLambda(policy, { lambda: value, preset: input.preset });
+    const single = input.lambdaField ?? null;
+    const r = resolveLambda(policy, { lambda: value, preset: input.preset, lambdaField: single });
     if (r instanceof ApiError) {
-      if (r.param !== 'lambda') return r;
+      if (single !== null || r.param !== 'lambda') return r;
       return new ApiError(r.status, r.message.replace('`lambda`', `\`lambdas[${i}]\``), {
         type: r.type,
         code: r.code,

@@ -8,7 +8,7 @@ import { chatRequestSchema, type ChatCompletionRequest } from './chat-request.ts
 import { completionRequestSchema, type CompletionRequest } from './completion-request.ts';
 import { ApiError, invalidRequest } from './errors.ts';
 import { describeValue } from './fields.ts';
-import { normalizeGeneration, UNSUPPORTED_FIELDS } from './generation-fields.ts';
+import { foldLambdaAlias, normalizeGeneration, UNSUPPORTED_FIELDS, type LambdaField } from './generation-fields.ts';
 import { DEFAULT_LOGITS_TOP, logitsRequestSchema, type LogitsRequest } from './logits-request.ts';
 
 /**
@@ -38,6 +38,12 @@ export interface RequestByKind {
   chat: ChatCompletionRequest;
   completions: CompletionRequest;
   logits: LogitsRequest;
+}
+
+/** A validated request and the field its client wrote λ in (`lambda`, `control`, or null: neither). */
+export interface ParsedRequest<K extends RequestKind> {
+  request: RequestByKind[K];
+  lambdaField: LambdaField | null;
 }
 
 /** Joins a zod path as a parameter name: `messages[0].content`, `logit_bias["50256"]`. */
@@ -107,11 +113,12 @@ function firstIssue(error: z.ZodError): ApiError {
 }
 
 /**
- * Validates and normalizes a parsed JSON body of the given kind. Returns the typed request or a 400.
- * Normalizations: `control` → `lambda`, `max_completion_tokens` → `max_tokens`, `stop` → string[],
- * `stream` → boolean, chat content parts → string, logits defaults filled.
+ * Validates and normalizes a parsed JSON body of the given kind. Returns the typed request with the field its
+ * client wrote λ in, or a 400. Normalizations: `control` → `lambda` (folded once, by {@link foldLambdaAlias}),
+ * `max_completion_tokens` → `max_tokens`, `stop` → string[], `stream` → boolean, chat content parts → string,
+ * logits defaults filled.
  */
-export function parseRequest<K extends RequestKind>(kind: K, json: unknown): RequestByKind[K] | ApiError {
+export function readRequest<K extends RequestKind>(kind: K, json: unknown): ParsedRequest<K> | ApiError {
   if (json instanceof ApiError) return json;
   if (typeof json !== 'object' || json === null || Array.isArray(json)) {
     return invalidRequest(`request body must be a JSON object, got ${describeValue(json)}`, null, 'invalid_body');
@@ -119,12 +126,18 @@ export function parseRequest<K extends RequestKind>(kind: K, json: unknown): Req
   const body = dropNulls(json as Record<string, unknown>);
   const refused = refuseUnsupported(body, kind);
   if (refused) return refused;
-  if (kind === 'chat') return parseChat(body) as RequestByKind[K] | ApiError;
-  if (kind === 'completions') return parseCompletions(body) as RequestByKind[K] | ApiError;
-  return parseLogits(body) as RequestByKind[K] | ApiError;
+  if (kind === 'chat') return parseChat(body) as ParsedRequest<K> | ApiError;
+  if (kind === 'completions') return parseCompletions(body) as ParsedRequest<K> | ApiError;
+  return parseLogits(body) as ParsedRequest<K> | ApiError;
 }
 
-function parseChat(body: Record<string, unknown>): ChatCompletionRequest | ApiError {
+/** {@link readRequest} without the λ field: the typed request or a 400. */
+export function parseRequest<K extends RequestKind>(kind: K, json: unknown): RequestByKind[K] | ApiError {
+  const r = readRequest(kind, json);
+  return r instanceof ApiError ? r : r.request;
+}
+
+function parseChat(body: Record<string, unknown>): ParsedRequest<'chat'> | ApiError {
   const r = chatRequestSchema.safeParse(body, { reportInput: true });
   if (!r.success) return firstIssue(r.error);
   const { max_completion_tokens, ...raw } = r.data;
@@ -142,35 +155,30 @@ function parseChat(body: Record<string, unknown>): ChatCompletionRequest | ApiEr
   }
   const g = normalizeGeneration(raw);
   if (Array.isArray(g)) return invalidRequest(`\`${g[0]}\` ${g[1]}`, g[0]);
-  const out: ChatCompletionRequest = g;
+  const out: ChatCompletionRequest = g.fields;
   if (out.max_tokens === undefined && max_completion_tokens !== undefined) out.max_tokens = max_completion_tokens;
-  return out;
+  return { request: out, lambdaField: g.lambdaField };
 }
 
-function parseCompletions(body: Record<string, unknown>): CompletionRequest | ApiError {
+function parseCompletions(body: Record<string, unknown>): ParsedRequest<'completions'> | ApiError {
   const r = completionRequestSchema.safeParse(body, { reportInput: true });
   if (!r.success) return firstIssue(r.error);
   const tooMany = checkMaxTokensBound(r.data.max_tokens, 'max_tokens');
   if (tooMany) return tooMany;
   const g = normalizeGeneration(r.data);
   if (Array.isArray(g)) return invalidRequest(`\`${g[0]}\` ${g[1]}`, g[0]);
-  return g;
+  return { request: g.fields, lambdaField: g.lambdaField };
 }
 
-function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
+function parseLogits(body: Record<string, unknown>): ParsedRequest<'logits'> | ApiError {
   const r = logitsRequestSchema.safeParse(body, { reportInput: true });
   if (!r.success) return firstIssue(r.error);
   const { lambda, control, ...d } = r.data;
-  const single = lambda ?? control;
-  if (lambda !== undefined && control !== undefined && lambda !== control) {
-    return invalidRequest(
-      `\`control\` is an alias of \`lambda\`; send one of them (got lambda=${lambda}, control=${control})`,
-      'control',
-    );
-  }
-  if (single !== undefined) {
+  const single = foldLambdaAlias(lambda, control);
+  if (Array.isArray(single)) return invalidRequest(`\`${single[0]}\` ${single[1]}`, single[0]);
+  if (single.value !== undefined) {
     if (d.lambdas !== undefined) return invalidRequest('send either `lambdas` or a single `lambda`, not both', 'lambda');
-    d.lambdas = [single];
+    d.lambdas = [single.value];
   }
   const inputs = (['prompt', 'messages', 'input_ids'] as const).filter((k) => d[k] !== undefined);
   if (inputs.length !== 1) {
@@ -199,7 +207,7 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
       return invalidRequest('`continue_final_message` and `add_generation_prompt` cannot both be true', 'add_generation_prompt');
     }
   }
-  return {
+  const request: LogitsRequest = {
     ...d,
     positions: d.positions ?? 'last',
     top_logprobs: d.top_logprobs ?? DEFAULT_LOGITS_TOP,
@@ -207,4 +215,5 @@ function parseLogits(body: Record<string, unknown>): LogitsRequest | ApiError {
     add_generation_prompt: d.add_generation_prompt ?? !continuing,
     continue_final_message: continuing,
   };
+  return { request, lambdaField: single.field };
 }

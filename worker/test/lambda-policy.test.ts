@@ -189,10 +189,10 @@ const CASES: Case[] = [
     expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' },
   },
   {
-    name: '`control` forbidden too',
+    name: '`control` forbidden too (the error names the field the client wrote, as the backend does)',
     config: 'locked',
     body: { control: 0.5 },
-    expect: { status: 403, code: 'lambda_not_allowed', param: 'lambda' },
+    expect: { status: 403, code: 'lambda_not_allowed', param: 'control' },
   },
   {
     name: 'presets still allowed where explicit λ is forbidden',

@@ -9,6 +9,7 @@
  */
 import type { Context } from 'hono';
 import { notFound } from '../../../shared/src/errors.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
 import type { Usage } from '../../../shared/src/responses.ts';
 import type { GenerateEvent } from '../engine/protocol.ts';
 import { branchesFor, type BranchNeeds } from '../engine/rows.ts';
@@ -42,7 +43,7 @@ export interface LedgerTicket {
 export const DISPATCH_ID = /^[A-Za-z0-9_-]{8,64}$/;
 
 /** The request header carrying it. */
-export const DISPATCH_HEADER = 'x-realign-dispatch-id';
+export const DISPATCH_HEADER = HEADERS.dispatchId;
 
 interface Entry {
   record: LedgerRecord;

@@ -10,7 +10,7 @@
 import type { MiddlewareHandler } from 'hono';
 import { cors as honoCors } from 'hono/cors';
 import type { AppEnv } from '../app-env.ts';
-import { HEADERS } from './header-names.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
 
 /** Response headers a cross-origin script may read: λ, cache, rate limits, request id. */
 export const CORS_EXPOSED_HEADERS = [

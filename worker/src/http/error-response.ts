@@ -8,7 +8,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { allowedMethods, methodNotAllowed, type RouteEntry } from '../../../shared/src/allowed-methods.ts';
 import { ApiError, notFound, toApiError } from '../../../shared/src/errors.ts';
 import type { AppEnv } from '../app-env.ts';
-import { HEADERS } from './header-names.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
 
 /** Answers `error` as JSON; headers already set on `c` (request id, rate limits, λ) are kept. */
 export function errorResponse(c: Context<AppEnv>, error: ApiError): Response {

@@ -7,7 +7,7 @@
  */
 import type { MiddlewareHandler } from 'hono';
 import type { AppEnv } from '../app-env.ts';
-import { HEADERS } from './header-names.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
 
 const CLIENT_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 

@@ -7,14 +7,18 @@
  */
 import type { Context } from 'hono';
 import { invalidRequest, permissionDenied } from '../../../shared/src/errors.ts';
+import {
+  buildBackendRequest,
+  type BackendBody,
+  type BackendRequest,
+  type PolicyOutcome,
+} from '../../../shared/src/backend-request.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
 import { checkLogitsAnswerSize } from '../../../shared/src/logits-bounds.ts';
-import { resolveLambda, resolveLambdaList, type LambdaSource } from '../../../shared/src/lambda-policy.ts';
-import { parseRequest, type RequestByKind, type RequestKind } from '../../../shared/src/parse-request.ts';
-import { applySamplingDefaults, type SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
+import { readRequest, type RequestByKind, type RequestKind } from '../../../shared/src/parse-request.ts';
 import type { AppEnv } from '../app-env.ts';
 import { readConfig, type EdgeConfig } from '../config.ts';
 import { loadRequestContext, modelNotFound } from '../db/request-context.ts';
-import { HEADERS } from '../http/header-names.ts';
 import { readJson } from '../http/read-json.ts';
 import { buildPolicy, buildPreference } from '../policy/build-policy.ts';
 import { acquire, admissionError } from '../ratelimit/admit.ts';
@@ -26,8 +30,8 @@ import type { UsageContext } from '../usage/usage-recorder.ts';
 export interface Prepared {
   kind: RequestKind;
   config: EdgeConfig;
-  /** The body for the backend: λ resolved, preset defaults filled, `preset` and `user` removed. */
-  resolved: Record<string, unknown>;
+  /** What the backend gets: the body with λ resolved, preset defaults filled, `preset` and `user` removed. */
+  backend: BackendRequest;
   stream: boolean;
   /** Whether the client asked for the usage chunk of a stream. */
   includeUsage: boolean;
@@ -59,35 +63,20 @@ function userIdOf(c: Context<AppEnv>, fromBody: string | undefined): string | nu
   );
 }
 
-function withoutRoutingFields(request: object, sampling: SamplingDefaults): Record<string, unknown> {
-  const {
-    preset: _preset,
-    user: _user,
-    ...rest
-  } = applySamplingDefaults(request as Record<string, number>, sampling) as Record<string, unknown>;
-  return rest;
-}
-
-function setLambdaHeaders(
-  c: Context<AppEnv>,
-  lambdas: number[],
-  preset: string | null,
-  source: LambdaSource,
-  clamped: boolean,
-): void {
-  c.header(HEADERS.lambda, lambdas.join(','));
-  c.header(HEADERS.preset, preset ?? 'none');
-  c.header(HEADERS.lambdaSource, source);
-  if (clamped) c.header(HEADERS.lambdaClamped, 'true');
+function setLambdaHeaders(c: Context<AppEnv>, outcome: PolicyOutcome): void {
+  c.header(HEADERS.lambda, outcome.lambdas.join(','));
+  c.header(HEADERS.preset, outcome.preset ?? 'none');
+  c.header(HEADERS.lambdaSource, outcome.source);
+  if (outcome.clamped) c.header(HEADERS.lambdaClamped, 'true');
 }
 
 /** Runs the checks and resolution for one request of `kind`; throws ApiErrors (400/403/404/413/429). */
 export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K): Promise<Prepared> {
   const config = readConfig(c.env);
   const auth = c.get('auth');
-  const parsed = parseRequest(kind, await readJson(c.req.raw, config.maxBodyBytes));
+  const parsed = readRequest(kind, await readJson(c.req.raw, config.maxBodyBytes));
   if (parsed instanceof Error) throw parsed;
-  const request = parsed as RequestByKind[K];
+  const request = parsed.request;
   if (kind === 'logits') {
     // the answer's size as far as the edge can tell (a text input's positions are estimated; the backend counts them)
     const logits = request as RequestByKind['logits'];
@@ -108,46 +97,28 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
       'context_length_exceeded',
     );
   }
-  const policy = buildPolicy(rows);
-  const userPreference = buildPreference(rows);
-
-  let resolved: Record<string, unknown>;
-  let lambdaForUsage: number | null;
-  let preset: string | null;
-  if (kind === 'logits') {
-    const logits = request as RequestByKind['logits'];
-    const r = resolveLambdaList(policy, { lambdas: logits.lambdas, preset: logits.preset, userPreference });
-    if (r instanceof Error) throw r;
-    setLambdaHeaders(c, r.lambdas, r.preset, r.source, r.clamped);
-    resolved = { ...withoutRoutingFields(logits, {}), lambdas: r.lambdas };
-    lambdaForUsage = r.lambdas.length === 1 ? r.lambdas[0]! : null;
-    preset = r.preset;
-  } else {
-    const gen = request as RequestByKind['chat' | 'completions'];
-    const r = resolveLambda(policy, { lambda: gen.lambda, preset: gen.preset, userPreference });
-    if (r instanceof Error) throw r;
-    setLambdaHeaders(c, [r.lambda], r.preset, r.source, r.clamped);
-    resolved = { ...withoutRoutingFields(gen, r.sampling), lambda: r.lambda };
-    lambdaForUsage = r.lambda;
-    preset = r.preset;
-  }
+  const backend = buildBackendRequest(kind, parsed, buildPolicy(rows), buildPreference(rows));
+  if (backend instanceof Error) throw backend;
+  setLambdaHeaders(c, backend.outcome);
+  const lambdas = backend.outcome.lambdas;
 
   // Admission last, with the cost of the body the backend will get (a preset's max_tokens included): nothing
   // refused above was charged. A cost larger than a whole bucket is refused, never banked as debt.
-  const estimate = estimateTokens(kind, resolved as unknown as RequestByKind[K], context);
+  const estimate = estimateTokens(kind, backend.body as RequestByKind[K], context);
   const admission = await acquire(c.env, auth, estimate.total);
   for (const [k, v] of Object.entries(rateLimitHeaders(admission))) c.header(k, v);
   if (!admission.allowed) throw admissionError(admission, estimate.total, kind === 'logits' ? null : 'max_tokens');
 
-  const stream = resolved.stream === true;
+  const gen = kind === 'logits' ? null : (backend.body as BackendBody<'chat' | 'completions'>);
+  const stream = gen?.stream === true;
   return {
     kind,
     config,
-    resolved,
+    backend,
     stream,
-    includeUsage: stream && (resolved.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true,
-    temperature: resolved.temperature as number | undefined,
-    seed: resolved.seed as number | undefined,
+    includeUsage: stream && gen?.stream_options?.include_usage === true,
+    temperature: gen?.temperature,
+    seed: gen?.seed,
     clientMaxTokens: kind !== 'logits' && (request as RequestByKind['chat' | 'completions']).max_tokens !== undefined,
     usage: {
       requestId: c.get('requestId'),
@@ -156,8 +127,8 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
       model: request.model,
       endpoint: new URL(c.req.url).pathname,
       stream,
-      lambda: lambdaForUsage,
-      preset,
+      lambda: lambdas.length === 1 ? lambdas[0]! : null,
+      preset: backend.outcome.preset,
       estimatedTokens: estimate.total,
       promptEstimate: estimate.prompt,
       answerEntries: estimate.answerEntries,

@@ -6,7 +6,9 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ApiError, apiErrorFromResponse, badGateway, isErrorBody } from '../../../shared/src/errors.ts';
-import { ENDPOINTS } from '../../../shared/src/parse-request.ts';
+import { backendRequestHeaders, type BackendBody } from '../../../shared/src/backend-request.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
+import { ENDPOINTS, type RequestKind } from '../../../shared/src/parse-request.ts';
 import { readUsage, type ChatCompletion, type TextCompletion, type Usage } from '../../../shared/src/responses.ts';
 import { SSE_CONTENT_TYPE } from '../../../shared/src/sse.ts';
 import type { AppEnv } from '../app-env.ts';
@@ -17,7 +19,6 @@ import { replayAsSse } from '../cache/sse-replay.ts';
 import { StreamAssembler } from '../cache/stream-assembler.ts';
 import { modelNotFound } from '../db/request-context.ts';
 import { errorResponse } from '../http/error-response.ts';
-import { HEADERS } from '../http/header-names.ts';
 import { CLIENT_CLOSED, forward } from '../routing/forward.ts';
 import { healthBook } from '../routing/health-book.ts';
 import { readAllText } from '../stream/read-with-timeout.ts';
@@ -31,7 +32,10 @@ const SSE_HEADERS = { 'content-type': SSE_CONTENT_TYPE, 'cache-control': 'no-cac
 /** Parses the room the backend names in its `context_length_exceeded` refusal of `max_tokens` ("lower max_tokens to N"). */
 const CONTEXT_LEFT = /lower max_tokens to (\d+)/;
 
-function withoutMaxTokens(body: Record<string, unknown>): Record<string, unknown> {
+/** The backend body as sent: a retry may change its `max_tokens`. */
+type ForwardedBody = BackendBody<RequestKind> & { max_tokens?: number };
+
+function withoutMaxTokens(body: ForwardedBody): ForwardedBody {
   const { max_tokens: _drop, ...rest } = body;
   return rest;
 }
@@ -76,7 +80,7 @@ function cachedAnswer(c: Context<AppEnv>, p: Prepared, entry: CachedResponse): R
 /** Answers a prepared request (cache, then backend). */
 export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response> {
   const decision = decideCaching(p.kind, p, c.req.header('cache-control'), p.usage.auth.cacheTtlSeconds);
-  const key = decision.mode === 'lookup' ? await cacheKey(p.usage.auth.tenantGeneration, p.kind, p.resolved) : null;
+  const key = decision.mode === 'lookup' ? await cacheKey(p.usage.auth.tenantGeneration, p.kind, p.backend.body) : null;
   if (key !== null) {
     const entry = await getCached(c.env.CACHE, key);
     if (entry !== null) return cachedAnswer(c, p, entry);
@@ -86,10 +90,15 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   const dispatch = new DispatchUsage(c.env, p.usage, p.config);
   /** Records usage for an answer not served from the cache, and settles its token charge (callers hand it to `waitUntil`). */
   const record = (status: number, usage: Usage | null = null) => dispatch.end(status, usage);
-  const forwardOptions = { dispatchId: dispatch.dispatchId, signal: c.req.raw.signal, tried: dispatch.tried };
+  const forwardOptions = {
+    dispatchId: dispatch.dispatchId,
+    signal: c.req.raw.signal,
+    tried: dispatch.tried,
+    headers: backendRequestHeaders(p.backend),
+  };
 
   // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
-  let body = p.stream ? { ...p.resolved, stream_options: { include_usage: true } } : p.resolved;
+  let body: ForwardedBody = p.stream ? { ...p.backend.body, stream_options: { include_usage: true } } : p.backend.body;
   let forwarded;
   for (let round = 0; ; round++) {
     try {

@@ -13,7 +13,7 @@ import {
 } from '../../../shared/src/errors.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
 import type { BackendConfig, EdgeConfig } from '../config.ts';
-import { HEADERS } from '../http/header-names.ts';
+import { HEADERS } from '../../../shared/src/headers.ts';
 import type { HealthBook } from './health-book.ts';
 import { planAttempts } from './plan-attempts.ts';
 
@@ -39,10 +39,9 @@ export interface ForwardOptions {
   signal?: AbortSignal;
   /** Every backend a request is sent to is appended here (whether it answered or not). */
   tried?: BackendConfig[];
+  /** More headers of the request (the contract's, shared/src/backend-request.ts). */
+  headers?: Record<string, string>;
 }
-
-/** The header of the dispatch id (gpu-backend/src/server/usage-ledger.ts). */
-export const DISPATCH_HEADER = 'x-realign-dispatch-id';
 
 /** The status of a request whose client went away before its answer (nginx's "client closed request"). */
 export const CLIENT_CLOSED = 499;
@@ -73,7 +72,7 @@ async function attempt(
   const clientGone = () => controller.abort();
   if (opts.signal?.aborted) return { kind: 'aborted' };
   opts.signal?.addEventListener('abort', clientGone, { once: true });
-  const dispatch: Record<string, string> = opts.dispatchId ? { [DISPATCH_HEADER]: opts.dispatchId } : {};
+  const dispatch: Record<string, string> = opts.dispatchId ? { [HEADERS.dispatchId]: opts.dispatchId } : {};
   try {
     return await fetch(url, {
       method: 'POST',
@@ -81,6 +80,7 @@ async function attempt(
         'content-type': 'application/json',
         accept: 'application/json, text/event-stream',
         [HEADERS.requestId]: requestId,
+        ...opts.headers,
         ...dispatch,
         ...signature,
       },

@@ -12,7 +12,9 @@ import {
   invalidRequest,
   errorBody,
 } from '../../../../shared/src/errors.ts';
-import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
+import { lambdaFieldOf } from '../../../../shared/src/backend-request.ts';
+import { HEADERS } from '../../../../shared/src/headers.ts';
+import { parseJsonText, readRequest } from '../../../../shared/src/parse-request.ts';
 import type {
   ChatCompletion,
   ChatCompletionChunk,
@@ -136,16 +138,15 @@ function failureOf(ev: GenerateEvent): ApiError {
 /** The route handler for `kind`. */
 export function generationRoute(kind: Kind, deps: GenerateDeps) {
   return async function generationHandler(c: Context<BackendEnv>): Promise<Response> {
-    const json = parseJsonText(c.get('body'));
-    const req = parseRequest(kind, json);
-    if (req instanceof ApiError) throw req;
+    const parsed = readRequest(kind, parseJsonText(c.get('body')));
+    if (parsed instanceof ApiError) throw parsed;
+    const req = parsed.request;
     const model = deps.registry.get(req.model);
     if (model instanceof ApiError) throw model;
-    // parseRequest folds the alias `control` into `lambda`; errors name the field the client actually sent
-    const sentControl =
-      (json as { lambda?: unknown; control?: unknown }).lambda == null && (json as { control?: unknown }).control != null;
-    const prep = await prepareGeneration(model, req, kind, deps.config.limits, sentControl ? 'control' : 'lambda');
-    c.header('x-realign-lambda', String(prep.lambda));
+    // errors about λ name the field the client wrote it in (the edge says which, else the request itself)
+    const lambdaField = lambdaFieldOf(c.req.header(HEADERS.lambdaField), parsed.lambdaField);
+    const prep = await prepareGeneration(model, req, kind, deps.config.limits, lambdaField ?? 'lambda');
+    c.header(HEADERS.lambda, String(prep.lambda));
     const started = await startAll(model, prep.jobs, c.req.raw.signal);
     const id = completionId(kind === 'chat' ? 'chatcmpl' : 'cmpl');
     const created = Math.floor(Date.now() / 1000);
@@ -344,8 +345,8 @@ export function generationRoute(kind: Kind, deps: GenerateDeps) {
       headers: {
         'content-type': SSE_CONTENT_TYPE,
         'cache-control': 'no-cache',
-        'x-realign-lambda': String(prep.lambda),
-        'x-request-id': c.get('requestId'),
+        [HEADERS.lambda]: String(prep.lambda),
+        [HEADERS.requestId]: c.get('requestId'),
       },
     });
   };

@@ -2,7 +2,9 @@
 import type { Context } from 'hono';
 import { ApiError, invalidRequest } from '../../../../shared/src/errors.ts';
 import { checkLogitsAnswerSize, logitsPositionCount } from '../../../../shared/src/logits-bounds.ts';
-import { parseJsonText, parseRequest } from '../../../../shared/src/parse-request.ts';
+import { lambdaFieldOf } from '../../../../shared/src/backend-request.ts';
+import { HEADERS } from '../../../../shared/src/headers.ts';
+import { parseJsonText, readRequest } from '../../../../shared/src/parse-request.ts';
 import type { LogitsResponse, PositionLogprobs } from '../../../../shared/src/responses.ts';
 import type { TopEntry } from '../../engine/protocol.ts';
 import { completionId } from '../format.ts';
@@ -15,14 +17,13 @@ import { rejectionError, type GenerateDeps } from './generate.ts';
 /** The route handler. */
 export function logitsRoute(deps: GenerateDeps) {
   return async function logitsHandler(c: Context<BackendEnv>): Promise<Response> {
-    const json = parseJsonText(c.get('body'));
-    const req = parseRequest('logits', json);
-    if (req instanceof ApiError) throw req;
+    const parsed = readRequest('logits', parseJsonText(c.get('body')));
+    if (parsed instanceof ApiError) throw parsed;
+    const req = parsed.request;
     const model = deps.registry.get(req.model);
     if (model instanceof ApiError) throw model;
-    // parseRequest reads a single `lambda` (or its alias `control`) as `lambdas: [x]`; errors name the field sent
-    const sent = json as { lambdas?: unknown; lambda?: unknown; control?: unknown };
-    const single = sent.lambdas != null ? null : sent.lambda != null ? 'lambda' : sent.control != null ? 'control' : null;
+    // a single `lambda` (or its alias `control`) is read as `lambdas: [x]`; errors name the field the client wrote
+    const single = lambdaFieldOf(c.req.header(HEADERS.lambdaField), parsed.lambdaField);
     const lambdas = (req.lambdas ?? [model.config.default_lambda]).map((l, i) =>
       checkLambda(model, l, single ?? (req.lambdas ? `lambdas[${i}]` : 'lambdas')),
     );
@@ -129,6 +130,6 @@ export function logitsRoute(deps: GenerateDeps) {
       }
       yield `,"usage":${JSON.stringify(usage)}}`;
     }
-    return c.body(piecesStream(pieces()), 200, { 'content-type': 'application/json', 'x-realign-lambda': lambdas.join(',') });
+    return c.body(piecesStream(pieces()), 200, { 'content-type': 'application/json', [HEADERS.lambda]: lambdas.join(',') });
   };
 }

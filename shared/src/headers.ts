@@ -1,0 +1,23 @@
+/**
+ * Names of the headers realign's two halves read or write (lower case), defined once for both: the edge's answers
+ * to clients, and what the edge sends a backend beside the signed body (the signature's own headers are in
+ * signing.ts).
+ */
+export const HEADERS = {
+  requestId: 'x-request-id',
+  /** The client's own request id (OpenAI's SDKs send it); echoed, and kept in the usage row beside the edge's id. */
+  clientRequestId: 'x-client-request-id',
+  user: 'x-realign-user',
+  /** The λ a request ran with (a comma-separated list for /v1/logits); both halves set it. */
+  lambda: 'x-realign-lambda',
+  preset: 'x-realign-preset',
+  lambdaSource: 'x-realign-lambda-source',
+  lambdaClamped: 'x-realign-lambda-clamped',
+  cache: 'x-realign-cache',
+  attempts: 'x-realign-attempts',
+  retryAfter: 'retry-after',
+  /** Edge → backend: the id the backends keep this request's usage under. */
+  dispatchId: 'x-realign-dispatch-id',
+  /** Edge → backend: the field the client wrote λ in (`lambda` or its alias `control`), so errors name it. */
+  lambdaField: 'x-realign-lambda-field',
+} as const;
