@@ -7,6 +7,7 @@
 import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
+import { forgetHotResponses } from '../src/cache/response-cache.ts';
 import worker from '../src/index.ts';
 import { makeTenant } from './helpers/fixtures.ts';
 import { ADMIN_TOKEN, ORIGIN } from './helpers/http.ts';
@@ -156,6 +157,11 @@ describe('the request path of a warm key', () => {
       ['GET /v1/presets', `/v1/presets?model=${encodeURIComponent(t.model)}`, get],
       ['chat, cache MISS (fills the cache)', '/v1/chat/completions', post(t.key, chat({ temperature: 0, seed: 1 }))],
       ['chat, cache HIT', '/v1/chat/completions', post(t.key, chat({ temperature: 0, seed: 1 }))],
+      [
+        'chat, cache HIT in an isolate that has not seen the answer',
+        '/v1/chat/completions',
+        post(t.key, chat({ temperature: 0, seed: 1 })),
+      ],
       ['chat, not cacheable (BYPASS)', '/v1/chat/completions', post(t.key, chat({ temperature: 1 }))],
       ['chat, streamed (BYPASS)', '/v1/chat/completions', post(t.key, chat({ temperature: 1, stream: true }))],
     ];
@@ -168,6 +174,7 @@ describe('the request path of a warm key', () => {
 
     const table: Record<string, Counts> = {};
     for (const [name, path, init] of kinds) {
+      if (name.includes('has not seen')) forgetHotResponses();
       const counts = zero();
       const { res, text } = await direct(countedEnv(counts), path, init);
       expect(res.status, `${name}: ${text}`).toBe(200);
@@ -188,7 +195,13 @@ describe('the request path of a warm key', () => {
       doCalls: 1,
       queueMessages: 2,
     });
-    expect(table['chat, cache HIT']).toEqual({ ...zero(), kvReads: 1, doCalls: 1, queueMessages: 1 });
+    expect(table['chat, cache HIT']).toEqual({ ...zero(), doCalls: 1, queueMessages: 1 });
+    expect(table['chat, cache HIT in an isolate that has not seen the answer']).toEqual({
+      ...zero(),
+      kvReads: 1,
+      doCalls: 1,
+      queueMessages: 1,
+    });
     expect(table['chat, not cacheable (BYPASS)']).toEqual({ ...zero(), doCalls: 1, queueMessages: 2 });
     expect(table['chat, streamed (BYPASS)']).toEqual({ ...zero(), doCalls: 1, queueMessages: 2 });
   });

@@ -9,6 +9,7 @@ import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { errorBodyProblems } from '../../test/fuzz/verdict.ts';
 import { DEFAULT_MAX_LOGITS_ENTRIES, logitsAnswerEntries } from '../../shared/src/logits-bounds.ts';
+import { eventually } from './helpers/eventually.ts';
 import { makeTenant } from './helpers/fixtures.ts';
 import { admin } from './helpers/http.ts';
 import { SCALE, SEED, direct, statusText } from './helpers/fuzz.ts';
@@ -115,6 +116,9 @@ describe('fuzzing the worker', () => {
       const cases = fc.sample(combo, { numRuns: Math.round(300 * SCALE), seed });
       const byStatus: Record<string, number> = {};
       const violations: string[] = [];
+      /** Requests whose usage row must appear (200s) or must never appear (refusals); rows come through the usage queue. */
+      const mustHaveRow: { id: string; where: string }[] = [];
+      const mustHaveNoRow: { id: string; where: string }[] = [];
       for (const [i, c] of cases.entries()) {
         const { kind, bound: useBound, ...fields } = c;
         const body = {
@@ -129,21 +133,32 @@ describe('fuzzing the worker', () => {
         const text = await res.text();
         byStatus[res.status] = (byStatus[res.status] ?? 0) + 1;
         const id = res.headers.get('x-request-id')!;
-        const row = await env.DB.prepare('SELECT status FROM usage WHERE request_id = ?').bind(id).first<{ status: number }>();
         const where = `#${i} ${JSON.stringify(c)} → ${res.status} ${text.slice(0, 160)}`;
         if (res.status >= 500) violations.push(`${where}: a 5xx`);
         if (res.status >= 400)
           violations.push(
             ...errorBodyProblems(res.status, res.headers.get('content-type') ?? '', text).map((p) => `${where}: ${p}`),
           );
-        if (res.status === 200 && row === null) violations.push(`${where}: no usage row`);
+        if (res.status === 200) mustHaveRow.push({ id, where });
         // every refusal here comes from the edge's own validation: nothing may be stored, and the limiter is asked only
         // by the last check (429, or exceeds_token_limit for a cost above a whole bucket, which charges nothing)
-        if (res.status >= 400 && row !== null) violations.push(`${where}: a refused request has a usage row`);
+        if (res.status >= 400) mustHaveNoRow.push({ id, where });
         const byLimiter = res.status === 429 || text.includes('"exceeds_token_limit"');
         if (res.status >= 400 && !byLimiter && res.headers.get('x-ratelimit-remaining-requests') !== null)
           violations.push(`${where}: refused after the rate limiter was asked`);
       }
+      // the usage consumer writes rows a batch timeout after the answers: wait for the 200s' rows, then look
+      const rowOf = (id: string) => env.DB.prepare('SELECT status FROM usage WHERE request_id = ?').bind(id).first();
+      const missing = async () =>
+        (await Promise.all(mustHaveRow.map(async (r) => ((await rowOf(r.id)) === null ? r : null)))).filter((r) => r !== null);
+      await eventually(
+        'usage rows of the answered requests',
+        async () => ((await missing()).length === 0 ? true : null),
+        15_000,
+      ).catch(() => undefined);
+      for (const r of await missing()) violations.push(`${r.where}: no usage row`);
+      for (const r of mustHaveNoRow)
+        if ((await rowOf(r.id)) !== null) violations.push(`${r.where}: a refused request has a usage row`);
       console.log(
         `[fuzz worker parameter combinations] seed=${seed} tried=${cases.length} by status {${statusText(byStatus)}} violations=${violations.length}`,
       );

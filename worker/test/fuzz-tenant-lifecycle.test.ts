@@ -7,6 +7,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { errorBodyProblems } from '../../test/fuzz/verdict.ts';
+import { eventually } from './helpers/eventually.ts';
 import { ADMIN_TOKEN } from './helpers/http.ts';
 import { uniqueTag } from './helpers/stub.ts';
 import { SCALE, SEED, direct, statusText } from './helpers/fuzz.ts';
@@ -295,9 +296,19 @@ async function lifecycleFuzz(seed: number, sequences: number, length: number) {
       }
     }
     for (const [i, l] of lives.entries()) {
-      if (l.exists && (await usageOf(l)) !== served[i])
+      if (!l.exists) continue;
+      // usage rows come through the usage queue (a batch timeout after the answers): wait for them, then count
+      const rows = await eventually(
+        'usage rows',
+        async () => {
+          const n = await usageOf(l);
+          return n === served[i] ? n : null;
+        },
+        10_000,
+      ).catch(() => usageOf(l));
+      if (rows !== served[i])
         violations.push(
-          `seq ${run}: tenant ${l.id} generation ${l.generation} has ${await usageOf(l)} usage rows for ${served[i]} served requests`,
+          `seq ${run}: tenant ${l.id} generation ${l.generation} has ${rows} usage rows for ${served[i]} served requests`,
         );
     }
     served = [0, 0];

@@ -178,12 +178,13 @@ describe('secrets and prompts stay out of answers, storage and logs', () => {
         { method: 'POST', headers: { authorization: `Bearer ${key}` }, body: JSON.stringify(chat) },
       ),
     );
-    // an unexpected failure (no database binding) goes through the logging error handler
+    // an unexpected failure (no database binding) goes through the logging error handler; a user not seen yet, so
+    // that its request context is not in the read cache (db/read-cache.ts) and D1 is asked
     await keep(
       await callWith({ DB: undefined } as unknown as Partial<Record<keyof Env, string>>, '/v1/chat/completions', {
         method: 'POST',
         headers: { authorization: `Bearer ${key}` },
-        body: JSON.stringify(chat),
+        body: JSON.stringify({ ...chat, user: 'not-cached-yet' }),
       }),
     );
     await keep(await call(`/admin/tenants/${t.tenantId}/keys`, { headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }));
