@@ -1,6 +1,7 @@
 /** Turns one benchmark run into summary.json, report.md and SVG plots. */
 import type { BenchRun } from './run.ts';
 import { barChart, lineChart } from './lib/svg.ts';
+import { adaptersSection } from './adapters-bench.ts';
 import { quantizedSection } from './quantized-report.ts';
 
 /** Targets of issue 7 (a–d). */
@@ -64,6 +65,7 @@ export function renderReport(run: BenchRun) {
     inra_overhead_b1: headline.inraOverhead[1],
     onebranch_vs_single_b1: oneBranch(headline, 1),
     logits_8_vs_1: run.logits[0]?.ratio ?? null,
+    ...(run.adapters ? { adapters_in_use_vs_one_b16: run.adapters.vsOneAdapter } : {}),
     ...(run.binding
       ? {
           binding_vs_old: Object.fromEntries(run.binding.batches.map((b) => [`b${b.batch}`, b.ratio])),
@@ -177,6 +179,7 @@ export function renderReport(run: BenchRun) {
       );
     }
   }
+  if (run.adapters) md.push(...adaptersSection(run.adapters), '');
   if (run.quantized || run.quantizedAccuracy?.toy || run.quantizedAccuracy?.agreement)
     md.push(...quantizedSection(run.quantized, run.quantizedAccuracy ?? {}), '');
   if (run.engine.length) {

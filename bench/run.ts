@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startSystem } from '../scripts/lib/system.ts';
+import { adaptersBench, type AdaptersBenchResult } from './adapters-bench.ts';
 import { bindingBench, type BindingBenchResult } from './binding-bench.ts';
 import { engineBench, type EngineRow } from './engine-bench.ts';
 import { graphBench, type GraphBenchResult } from './graph-bench.ts';
@@ -41,6 +42,8 @@ export interface BenchRun {
   graph: GraphBenchResult[];
   /** issue 14: realign's binding vs onnxruntime-node's JS API, decode steps side by side, and bytes per step */
   binding?: BindingBenchResult;
+  /** issue 18: batch 16 with 1, 2 and 4 of four named adapters in use, against one adapter, side by side */
+  adapters?: AdaptersBenchResult;
   /** issue 17: float32 / int8 / int4 decode steps side by side with their floors (a child process, the server's allocator settings) */
   quantized?: QuantSpeedResult;
   /** issue 17: the recorded accuracy results (bench/quantized-toy.ts, bench/quantized-agreement.ts) */
@@ -73,6 +76,9 @@ for (const preset of quick || values['skip-05b'] ? ['small'] : ['small', 'qwen2.
 }
 
 run.binding = await bindingBench('small', [1, 8], 32, rounds, log);
+
+log('several adapters in one batch');
+run.adapters = await adaptersBench('small', 16, rounds, log);
 
 if (!values['skip-quantized']) {
   const presets = quick || values['skip-05b'] ? ['qwen2.5-0.5b'] : ['qwen2.5-0.5b', 'r1-distill-qwen-1.5b'];
