@@ -77,6 +77,7 @@ export function renderReport(run: BenchRun) {
         }
       : {}),
     engine_tokens_per_s: Object.fromEntries(run.engine.map((r) => [`b${r.batch}`, r.tokensPerSecond])),
+    ...(run.prefill ? { prefill_whole_vs_chunked_max_gap: run.prefill.maxGapRatio } : {}),
     edge_overhead_ms_p50: run.serving?.edgeOverheadMsP50 ?? null,
     cache_hit_ms_p50: run.serving?.cacheHitMsP50 ?? null,
     headline_preset: headline.preset,
@@ -188,6 +189,22 @@ export function renderReport(run: BenchRun) {
     for (const r of run.engine)
       md.push(`| ${r.batch} | ${r.tokens} | ${f(r.seconds)} | ${f(r.tokensPerSecond, 1)} | ${r.decodeSteps} |`);
     md.push('');
+  }
+  if (run.prefill) {
+    const p = run.prefill;
+    md.push(
+      `## Prefill beside running streams: chunked vs whole prompts (issue 14.5; ${p.preset} InRa, λ = 0.5, CPU)`,
+      '',
+      `${p.streams} greedy streams decode; a ${p.promptTokens}-token prompt arrives. The first stream's gaps between tokens from its arrival to its first token, medians of ${p.rows[0].rounds} rounds, the two engines in turn:`,
+      '',
+      '| prefill | longest gap ms | median gap ms | plain decode gap ms | long prompt first token ms | tokens per stream meanwhile |',
+      '| --- | --- | --- | --- | --- | --- |',
+    );
+    for (const r of p.rows)
+      md.push(
+        `| ${r.chunkTokens > 0 ? `chunks of ${r.chunkTokens}` : 'whole prompt'} | ${f(r.maxGapMs, 0)} | ${f(r.medianGapMs, 0)} | ${f(r.baselineGapMs, 0)} | ${f(r.ttftMs, 0)} | ${f(r.streamTokensDuring, 1)} |`,
+      );
+    md.push('', `Longest gap, whole prompt / chunked (paired median): ${f(p.maxGapRatio)}×.`, '');
   }
   if (run.logits.length) {
     md.push('## d. many λ, one pass', '');

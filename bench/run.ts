@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { startSystem } from '../scripts/lib/system.ts';
 import { adaptersBench, type AdaptersBenchResult } from './adapters-bench.ts';
 import { bindingBench, type BindingBenchResult } from './binding-bench.ts';
-import { engineBench, type EngineRow } from './engine-bench.ts';
+import { engineBench, prefillInterferenceBench, type EngineRow, type PrefillInterferenceResult } from './engine-bench.ts';
 import { graphBench, type GraphBenchResult } from './graph-bench.ts';
 import { BENCH_ROOT, benchModels } from './lib/models.ts';
 import { logitsBench, type LogitsBenchResult } from './logits-bench.ts';
@@ -49,6 +49,8 @@ export interface BenchRun {
   /** issue 17: the recorded accuracy results (bench/quantized-toy.ts, bench/quantized-agreement.ts) */
   quantizedAccuracy?: QuantizedAccuracy;
   engine: EngineRow[];
+  /** issue 14.5: a running stream's inter-token gaps while a long prompt is admitted, chunked prefill vs whole prompts */
+  prefill?: PrefillInterferenceResult;
   logits: LogitsBenchResult[];
   serving: ServingResult | null;
   gpu: { results: unknown; torch: unknown; engine?: unknown } | null;
@@ -91,6 +93,8 @@ run.quantizedAccuracy = readQuantizedAccuracy(join(ROOT, 'bench', 'results'));
 const { inra } = benchModels('small', log);
 log('engine throughput');
 run.engine = await engineBench('small', inra, [1, 8, 32], quick ? 24 : 64);
+log('prefill beside running streams: chunked vs whole prompts');
+run.prefill = await prefillInterferenceBench('small', inra, { promptTokens: 1024, chunkTokens: 128, rounds: quick ? 2 : 3 });
 const token = `bench-${Math.random().toString(36).slice(2)}`;
 const sys = await startSystem({
   stateDir: join(BENCH_ROOT, 'system'),
