@@ -1,13 +1,20 @@
 /**
- * Usage rows of dispatched requests in the local D1 (src/usage/in-flight.ts): written in flight before the request
- * is sent, completed once whatever the order of the two writes, and rows of a dead edge that no backend knows are
- * marked lost after the ledgers' lifetime. Completing rows from live backends' ledgers is checked end to end in
+ * Usage rows of dispatched requests in the local D1 (src/usage/in-flight.ts, written by the usage queue's consumer,
+ * src/usage/usage-queue.ts): written in flight before the request is sent, completed once whatever the order of the
+ * two writes (in separate batches here; within one batch in usage-queue.test.ts), and rows of a dead edge that no
+ * backend knows are marked lost after the ledgers' lifetime. Completing rows from live backends' ledgers is checked end to end in
  * test/e2e/usage-endings.test.ts.
  */
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import type { EdgeConfig } from '../src/config.ts';
-import { completeRow, LOST_STATUS, reconcileInFlight, writeInFlight, type UsageRowValues } from '../src/usage/in-flight.ts';
+import { LOST_STATUS, reconcileInFlight, type UsageRowValues } from '../src/usage/in-flight.ts';
+import { eventRow, writeUsageEvents } from '../src/usage/usage-queue.ts';
+
+/** One consumer batch of a single row. */
+const write = (row: UsageRowValues) => writeUsageEvents(env.DB, [{ v: 1, row: eventRow(row), settle: null }]);
+const writeInFlight = (_db: D1Database, row: UsageRowValues) => write({ ...row, status: 0 });
+const completeRow = (_db: D1Database, row: UsageRowValues) => write(row);
 
 function row(dispatchId: string, status: number, completion: number, createdAt = Date.now()): UsageRowValues {
   return {
@@ -22,6 +29,10 @@ function row(dispatchId: string, status: number, completion: number, createdAt =
     cached: false,
     prompt_tokens: completion === 0 ? 0 : 3,
     completion_tokens: completion,
+    aligned_prompt_tokens: 0,
+    aligned_completion_tokens: 0,
+    reference_prompt_tokens: 0,
+    reference_completion_tokens: 0,
     usage_source: status === 0 ? null : 'ledger',
     created_at: createdAt,
     updated_at: createdAt,

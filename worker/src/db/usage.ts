@@ -1,4 +1,7 @@
-/** D1 access to usage: one row per answered request, and the aggregated report of the admin API. */
+/**
+ * D1 access to usage: one row per answered request (written by the usage queue's consumer, usage/usage-queue.ts),
+ * and the aggregated report of the admin API.
+ */
 
 /** The token columns of a usage row (and sums of them in the report). Per-branch counts come from `usage.realign`. */
 export interface UsageTokens {
@@ -28,38 +31,6 @@ export interface UsageRecord extends UsageTokens {
   lambda: number | null;
   preset: string | null;
   created_at: number;
-}
-
-/** Appends a usage row. */
-export async function insertUsage(db: D1Database, r: UsageRecord): Promise<void> {
-  await db
-    .prepare(
-      `INSERT INTO usage (request_id, client_request_id, tenant_id, tenant_generation, key_id, model_id, endpoint, status, stream, cached, lambda, preset,
-         prompt_tokens, completion_tokens, aligned_prompt_tokens, aligned_completion_tokens, reference_prompt_tokens, reference_completion_tokens, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    )
-    .bind(
-      r.request_id,
-      r.client_request_id,
-      r.tenant_id,
-      r.tenant_generation,
-      r.key_id,
-      r.model_id,
-      r.endpoint,
-      r.status,
-      r.stream ? 1 : 0,
-      r.cached ? 1 : 0,
-      r.lambda,
-      r.preset,
-      r.prompt_tokens,
-      r.completion_tokens,
-      r.aligned_prompt_tokens,
-      r.aligned_completion_tokens,
-      r.reference_prompt_tokens,
-      r.reference_completion_tokens,
-      r.created_at,
-    )
-    .run();
 }
 
 /** How the report groups rows. */

@@ -1,8 +1,8 @@
 /**
- * Usage rows of requests sent to backends (migration 0003): written before the request is sent (status 0, in
- * flight), completed when it ends. An edge that dies in between leaves its rows in flight; any later edge completes
- * them from the backends' ledgers ({@link reconcileInFlight}, run after usage writes, at most every few seconds per
- * isolate).
+ * Usage rows of requests sent to backends (migration 0003): in flight (status 0) from their dispatch, completed
+ * when they end — both written by the usage queue's consumer (usage-queue.ts). An edge that dies in between leaves
+ * its rows in flight; {@link reconcileInFlight} completes them from the backends' ledgers (run by the consumer after
+ * its batches, at most every few seconds per isolate, and by the cron trigger).
  */
 import type { Usage } from '../../../shared/src/responses.ts';
 import type { EdgeConfig } from '../config.ts';
@@ -35,31 +35,6 @@ const LOST_AFTER_MS = 20 * 60_000;
 /** Least time between two reconciliations of one isolate. */
 const RECONCILE_EVERY_MS = 5_000;
 const RECONCILE_BATCH = 25;
-
-function insertSql(row: UsageRowValues): { sql: string; values: (string | number | null)[] } {
-  const cols = Object.keys(row);
-  const values = cols.map((k) => (typeof row[k] === 'boolean' ? (row[k] ? 1 : 0) : (row[k] as string | number | null)));
-  return { sql: `INSERT INTO usage (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`, values };
-}
-
-/** Writes the in-flight row of a request (nothing if its final row is there already). */
-export async function writeInFlight(db: D1Database, row: UsageRowValues): Promise<void> {
-  const { sql, values } = insertSql({ ...row, status: IN_FLIGHT });
-  await db
-    .prepare(`${sql} ON CONFLICT(dispatch_id) DO NOTHING`)
-    .bind(...values)
-    .run();
-}
-
-/** Writes the final row of a request: completes its in-flight row, or inserts it if that one never landed. */
-export async function completeRow(db: D1Database, row: UsageRowValues): Promise<void> {
-  const { sql, values } = insertSql(row);
-  const updated = ['status', ...TOKEN_COLUMNS, 'usage_source', 'updated_at'].map((c) => `${c} = excluded.${c}`).join(', ');
-  await db
-    .prepare(`${sql} ON CONFLICT(dispatch_id) DO UPDATE SET ${updated}`)
-    .bind(...values)
-    .run();
-}
 
 function tokenValues(u: Usage): number[] {
   const b = u.realign?.branches;

@@ -81,20 +81,34 @@ export function eventRow(values: Record<string, string | number | boolean | null
   return row as UsageEventRow;
 }
 
+/** Columns without a default (NOT NULL): a message without them could never be written, so it is dropped, not retried. */
+const REQUIRED_TEXT = ['dispatch_id', 'request_id', 'tenant_id', 'key_id', 'model_id', 'endpoint'] as const;
+const REQUIRED_NUMBER = ['status', 'created_at'] as const;
+/** Columns with a default (NOT NULL DEFAULT …) that a message may leave out. */
+const DEFAULTS: Partial<Record<(typeof USAGE_COLUMNS)[number], string>> = {
+  tenant_generation: "''",
+  stream: '0',
+  cached: '0',
+  prompt_tokens: '0',
+  completion_tokens: '0',
+  aligned_prompt_tokens: '0',
+  aligned_completion_tokens: '0',
+  reference_prompt_tokens: '0',
+  reference_completion_tokens: '0',
+};
+
 function isUsageEvent(v: unknown): v is UsageEvent {
   const e = v as Partial<UsageEvent> | null;
-  return (
-    typeof e === 'object' &&
-    e !== null &&
-    e.v === 1 &&
-    typeof e.row?.dispatch_id === 'string' &&
-    typeof e.row.request_id === 'string' &&
-    typeof e.row.status === 'number'
-  );
+  if (typeof e !== 'object' || e === null || e.v !== 1 || typeof e.row !== 'object' || e.row === null) return false;
+  const row = e.row;
+  return REQUIRED_TEXT.every((c) => typeof row[c] === 'string') && REQUIRED_NUMBER.every((c) => typeof row[c] === 'number');
 }
 
+const extract = (c: (typeof USAGE_COLUMNS)[number]) =>
+  DEFAULTS[c] === undefined ? `json_extract(value, '$.${c}')` : `COALESCE(json_extract(value, '$.${c}'), ${DEFAULTS[c]})`;
+
 const UPSERT_SQL = `INSERT INTO usage (${USAGE_COLUMNS.join(', ')})
-  SELECT ${USAGE_COLUMNS.map((c) => `json_extract(value, '$.${c}')`).join(', ')} FROM json_each(?1) WHERE true
+  SELECT ${USAGE_COLUMNS.map(extract).join(', ')} FROM json_each(?1) WHERE true
   ON CONFLICT (dispatch_id) DO UPDATE SET ${COMPLETED_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}
     WHERE usage.status = 0 AND excluded.status != 0
   RETURNING dispatch_id, status`;
