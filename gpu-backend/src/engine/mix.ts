@@ -4,6 +4,17 @@
  */
 import type { HostTensor } from '../ort/session.ts';
 
+/** λ per adapter name (the request's `mix`). */
+export type AdapterMix = Readonly<Record<string, number>>;
+
+/** What an output row blends: a λ (on a model of several adapters: its first adapter at that λ) or a mix. */
+export type Blend = number | AdapterMix;
+
+/** A blend as a mix, a plain λ going to `defaultAdapter`. */
+export function blendMix(b: Blend, defaultAdapter: string): AdapterMix {
+  return typeof b === 'number' ? { [defaultAdapter]: b } : b;
+}
+
 /** One term of a multi-adapter mix: a branch row and its weight. */
 export interface MixTerm {
   row: number;

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
 import type { StepPlan } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { mixTerms } from '../../../gpu-backend/src/engine/mix.ts';
+import { needsFor, type SequencePlan } from '../../../gpu-backend/src/engine/rows.ts';
 import { addAdapter } from '../../../gpu-backend/src/make/adapters.ts';
 import { perturbCheckpoint } from '../../../gpu-backend/src/make/synthetic.ts';
 import { ReferenceModel } from '../../../gpu-backend/src/reference/forward.ts';
@@ -278,5 +279,59 @@ describe('multi-adapter InRa graphs: decode loop and quantized weights', () => {
       );
       for (const l of logits) expect(relErr(l, ref.logits)).toBeLessThan(1e-5);
     }
+  });
+});
+
+describe("multi-adapter InRa through the engine's row allocator", () => {
+  const seed = testSeed();
+
+  it(`sequences with several mixes each, one leaving mid-way, match the float64 reference within 1e-4; a λ goes to the first adapter (seed ${seed})`, async () => {
+    const model = trained(threeAdapters(tinyCheckpoint({ arch: 'llama', seed })), seed + 1);
+    const ref = new ReferenceModel(openCheckpoint(model));
+    const g = await openGraph('inra', { model });
+    const V = g.vocab;
+    const blends: (number | Mix)[][] = [
+      [0.6, { safe: 1 }],
+      [{ concise: 0.7, safe: 0.5 }, {}],
+      [{ style: -0.5 }],
+      [0, { concise: 0.2, style: 1.1 }],
+    ];
+    const want = (b: number | Mix): Mix => (typeof b === 'number' ? { concise: b } : b);
+    const needs = blends.map((b) => needsFor(g.runner.manifest, b));
+    expect(needs.map((n) => n.adapters)).toEqual([['concise', 'safe'], ['concise', 'safe'], ['style'], ['concise', 'style']]);
+    expect(needsFor(g.runner.manifest, [{ safe: 1 }]).reference).toBe(false);
+    const handles = needs.map((n) => g.rows.add(n));
+    const seqs = blends.map((_, i) => randomTokens(5 + 3 * i, V));
+    const check = (plan: SequencePlan, logits: Float32Array, live: number[]) => {
+      let b = 0;
+      for (const i of live)
+        for (const blend of blends[i]) {
+          const got = logits.subarray(b * V, ++b * V);
+          const s = seqs[i];
+          expect(
+            relErr(got, ref.mixLogits(s, want(blend)).subarray((s.length - 1) * V)),
+            `seq ${i} ${JSON.stringify(blend)}`,
+          ).toBeLessThan(1e-4);
+        }
+      expect(b).toBe(plan.outputs.length);
+    };
+    const pre = g.rows.prefillPlan(handles.map((handle, i) => ({ handle, tokens: seqs[i], lambdas: blends[i] })));
+    check(pre, (await g.runner.step(pre)).logits, [0, 1, 2, 3]);
+    g.rows.commit(pre);
+    let live = [0, 1, 2, 3];
+    for (let step = 0; step < 3; step++) {
+      if (step === 1) {
+        g.rows.remove(handles[1]); // its rows' holes are filled by other sequences' rows
+        live = [0, 2, 3];
+      }
+      const next = new Map(live.map((i) => [handles[i].id, { token: (step * 7 + i * 3) % V, lambdas: blends[i] }]));
+      live.forEach((i) => seqs[i].push((step * 7 + i * 3) % V));
+      const plan = g.rows.decodePlan(next);
+      const order = plan.handles.map((h) => handles.indexOf(h));
+      check(plan, (await g.runner.step(plan)).logits, order);
+      g.rows.commit(plan);
+    }
+    // left: concise (seqs 0, 3), safe (seq 0), style (seqs 2, 3)
+    expect(g.runner.caches.slice(1).map((c) => c.size)).toEqual([2, 1, 2]);
   });
 });
