@@ -9,6 +9,7 @@ import { Graph } from '../graph/ir.ts';
 import type { GraphManifest } from '../graph/model-graph.ts';
 import { encodeOnnxModel } from '../graph/onnx-writer.ts';
 import { MemoryInfo, transfers, Value, type HostTensor, type IoBinding, type ModelSession } from '../ort/session.ts';
+import { CapturedSteps } from './captured-steps.ts';
 import { KvGroupCache, type KvCapacity } from './kv-cache.ts';
 import { mixFeeds, type MixTerm } from './mix.ts';
 
@@ -137,8 +138,47 @@ export class GraphRunner {
     return this.manifest.deviceSampling !== undefined;
   }
 
+  /** Captured decode steps (CUDA graphs), when a capture graph is attached (attachCapture). */
+  private captured: CapturedSteps | null = null;
+
+  /**
+   * Attaches the `capture` variant of this graph's spec (graph/build.ts) opened with CUDA graph capture: from then
+   * on, decode steps that can be captured run there, padded to a batch bucket (engine/captured-steps.ts), and the
+   * others here.
+   */
+  attachCapture(session: ModelSession, manifest: GraphManifest): void {
+    if (JSON.stringify(manifest.kvGroups) !== JSON.stringify(this.manifest.kvGroups) || manifest.decodeLoop) {
+      throw new Error('attachCapture needs the capture graph of the same spec');
+    }
+    if (JSON.stringify(manifest.deviceSampling) !== JSON.stringify(this.manifest.deviceSampling)) {
+      throw new Error('attachCapture: the capture graph must have the sampling block exactly when the step graph has it');
+    }
+    this.captured = new CapturedSteps(session, manifest, this.caches, this.transferBytes);
+  }
+
+  /** The captured decode steps, if attached. */
+  get capture(): CapturedSteps | null {
+    return this.captured;
+  }
+
+  /** The bucket a plan would run captured in (null: the ordinary graph); counts a decode step that falls back. */
+  private captureBucket(plan: StepPlan): number | null {
+    if (!this.captured || plan.prefill) return null;
+    const n = this.captured.bucketOf(plan);
+    if (n === null) this.captured.stats.fallbacks++;
+    return n;
+  }
+
   /** Runs one step and records the new lengths in the caches; the logits come back to the host. */
   async step(plan: StepPlan): Promise<StepResult> {
+    const n = this.captureBucket(plan);
+    if (n !== null) {
+      const r = this.captured!.run(plan, n, null, ['logits']);
+      r.logits.dispose();
+      this.forwardPasses++;
+      this.recordLengths(plan);
+      return { logits: r.data.get('logits') as Float32Array, positions: 1, vocabSize: this.manifest.vocabSize };
+    }
     const feeds = this.stepFeeds(plan);
     const P = plan.positions[0]?.length ?? 0;
     // a sampling graph takes its inputs on every run: greedy rows here, its outputs left on the device unread
@@ -169,18 +209,28 @@ export class GraphRunner {
   async stepSampled(plan: StepPlan, sampling: SamplingFeed): Promise<DeviceSampled> {
     const info = this.manifest.deviceSampling;
     if (!info) throw new Error('stepSampled() needs a graph built with deviceSampling');
-    const feeds = this.stepFeeds(plan);
     const P = plan.positions[0]?.length ?? 0;
     const V = this.manifest.vocabSize;
     const B = plan.outputs.length;
-    const unread = this.addSamplingFeeds(feeds, sampling, true);
     this.deviceLogits?.dispose();
     this.deviceLogits = null;
     const fetch = ['sample_token', 'sample_logprob', ...(sampling.top ? TOP_OUTPUTS : [])];
-    const { data, kept } = this.run(this.stepBinding, feeds, fetch, ['logits', ...unread], ['logits']);
+    const n = this.captureBucket(plan);
+    let data: HostTensor['data'][];
+    let logits: Value;
+    if (n !== null) {
+      const r = this.captured!.run(plan, n, sampling, fetch);
+      data = fetch.map((name) => r.data.get(name)!);
+      logits = r.logits;
+    } else {
+      const feeds = this.stepFeeds(plan);
+      const unread = this.addSamplingFeeds(feeds, sampling, true);
+      const out = this.run(this.stepBinding, feeds, fetch, ['logits', ...unread], ['logits']);
+      data = out.data;
+      logits = out.kept[0];
+    }
     this.forwardPasses++;
     this.recordLengths(plan);
-    const logits = kept[0];
     this.deviceLogits = logits;
     return {
       token: data[0] as BigInt64Array,
@@ -305,6 +355,8 @@ export class GraphRunner {
     }
     this.stepBinding.dispose();
     this.loopBinding?.dispose();
+    await this.captured?.release();
+    this.captured = null;
     for (const c of this.caches) c.release();
     await this.loopSession?.release();
     await this.session.release();

@@ -40,6 +40,12 @@ export interface LoadOptions {
   kvRows?: number;
   /** build the step graph with the sampling block (graph/device-sampling.ts) and let it decide tokens */
   deviceSampling?: boolean;
+  /**
+   * CUDA graphs for decode steps (engine/captured-steps.ts): a third session of the `capture` graph variant with
+   * graph capture on, where decode steps run padded to batch buckets. auto (default): on for CUDA, off on the CPU;
+   * on: also on the CPU (the same padded path with host buffers, for tests); off: never.
+   */
+  cudaGraphs?: 'auto' | 'on' | 'off';
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -114,6 +120,19 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
   }
   opts.log?.('device', { device, reason });
   const runner = new GraphRunner(session, files.manifest, { rows: opts.kvRows });
+  const graphs = opts.cudaGraphs ?? 'auto';
+  // captured steps serve the 'rows' layout of single and one-adapter InRa graphs (captured-steps.ts)
+  const capturable = files.manifest.rowLayout === 'rows' && !files.manifest.adapters;
+  if (capturable && (graphs === 'on' || (graphs === 'auto' && device === 'cuda'))) {
+    const sampled = opts.deviceSampling ? { ...spec, deviceSampling: true } : spec;
+    // single-model graphs have no If: their step graph is the capture graph
+    const capture =
+      spec.mode === 'inra' ? ensureGraph(sampled, opts.graphCache ?? defaultGraphCache(), undefined, 'capture') : files;
+    runner.attachCapture(
+      await ModelSession.open(capture.modelPath, { device, threads: opts.threads, cudaGraphs: true }),
+      capture.manifest,
+    );
+  }
   if (opts.decodeLoop) {
     const loop = ensureGraph(spec, opts.graphCache ?? defaultGraphCache(), undefined, 'decode-loop');
     runner.attachLoop(await ModelSession.open(loop.modelPath, { device, threads: opts.threads }), loop.manifest);

@@ -5,8 +5,11 @@ import { graphCacheDir } from '../cache-dir.ts';
 import { buildDecodeLoopGraph, buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
 import { writeOnnxModel } from './onnx-writer.ts';
 
-/** Which graph of a spec: the step graph, or the greedy decode-loop graph. */
-export type GraphVariant = 'step' | 'decode-loop';
+/**
+ * Which graph of a spec: the step graph, the greedy decode-loop graph, or `capture`: the step graph without control
+ * flow, for captured (CUDA graph) decode steps (buildModelGraph, engine/captured-steps.ts).
+ */
+export type GraphVariant = 'step' | 'decode-loop' | 'capture';
 
 /** Bump when the graph layout changes, so cached graphs are rebuilt. */
 export const GRAPH_FORMAT_VERSION = 4;
@@ -26,7 +29,7 @@ export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): 
   const h = createHash('sha256');
   // `quant` and `deviceSampling` are left out of the JSON when absent, so other graphs keep the keys they had before
   // those options existed
-  const sampling = spec.deviceSampling && variant === 'step' ? { deviceSampling: true } : {};
+  const sampling = spec.deviceSampling && variant !== 'decode-loop' ? { deviceSampling: true } : {};
   h.update(
     JSON.stringify({
       v: GRAPH_FORMAT_VERSION,
@@ -54,7 +57,8 @@ export function graphCacheKey(spec: GraphSpec, variant: GraphVariant = 'step'): 
 
 /** The cache folder of a spec's graph, and whether a complete graph is already there. */
 export function graphDir(spec: GraphSpec, cacheRoot: string, variant: GraphVariant = 'step'): string {
-  const suffix = variant === 'step' ? (spec.deviceSampling ? '-sampling' : '') : `-${variant}`;
+  const sampling = spec.deviceSampling && variant !== 'decode-loop' ? '-sampling' : '';
+  const suffix = variant === 'step' ? sampling : `-${variant}${sampling}`;
   const weights = spec.quant ? `${spec.floatType}-int${spec.quant.bits}` : spec.floatType;
   return join(cacheRoot, `${spec.mode}${suffix}-${weights}-${graphCacheKey(spec, variant)}`);
 }
@@ -85,7 +89,10 @@ export function ensureGraph(
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   try {
-    const { graph, manifest } = variant === 'step' ? buildModelGraph(spec) : buildDecodeLoopGraph(spec);
+    const { graph, manifest } =
+      variant === 'decode-loop'
+        ? buildDecodeLoopGraph(spec)
+        : buildModelGraph(spec, { unconditionalAdapters: variant === 'capture' });
     writeOnnxModel(graph, tmp, 'model', onProgress);
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
     rmSync(dir, { recursive: true, force: true });

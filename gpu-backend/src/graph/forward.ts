@@ -25,6 +25,12 @@ export interface ForwardIo {
   mixWeights?: string; // float32 [B, J]
   /** per KV group (in kvGroupsFor order), per layer */
   kv: KvNames[][];
+  /**
+   * the adapter block without its If (`capture` graphs, for CUDA graph capture): the adapter layers always run over
+   * `adapter_rows`, which must then list at least one row (the engine pads captured decode steps; see
+   * engine/captured-steps.ts)
+   */
+  unconditionalAdapters?: boolean;
 }
 
 /** Emits one forward pass; returns the blended logits [B, P, V] in the graph's float type. */
@@ -43,6 +49,8 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
       cfg.adapters.forEach((a, i) => {
         x = adapterBlock(g, b, io.adapterRowsBy![i], x, attn, io.kv[1 + i], a.first, a.layers, `/model/adapter.${a.name}`);
       });
+    } else if (adapters > 0 && io.unconditionalAdapters) {
+      x = adapterLayers(b, io.adapterRows!, x, attn, adapterKv, 0, adapters, '/model/adapter');
     } else if (adapters > 0) x = adapterBlock(g, b, io.adapterRows!, x, attn, adapterKv, 0, adapters, '/model/adapter');
     let stream: Residual = { residual: x, pending: null };
     for (let l = 0; l < layersKv.length; l++) stream = b.layer(adapters + l, `/model/layers.${l}`, stream, attn, layersKv[l]);
@@ -148,6 +156,30 @@ function adapterBlock(
   }
   const outs = [`${path}/x`, ...kv.flatMap((k) => [k.presentKey, k.presentValue])];
   return g.op('If', [any], { then_branch: { g: then }, else_branch: { g: els } }, { name: `${path}/If`, outputs: outs })[0];
+}
+
+/**
+ * The adapter layers of `adapterBlock` without the If: the rows of `rows` (at least one) through the adapter layers,
+ * scattered back into x; the KV presents are written under their final names. Nothing is read on the host.
+ */
+function adapterLayers(
+  b: DecoderBuilder,
+  rows: string,
+  x: string,
+  attn: AttentionInputs,
+  kv: KvNames[],
+  first: number,
+  adapters: number,
+  path: string,
+): string {
+  const g = b.g;
+  const xa = g.op1('Gather', [x, rows], { axis: { i: 0 } }, `${path}/rows/Gather`); // [A, S, D]
+  const seqA = g.op1('Gather', [attn.seqlensK, rows], { axis: { i: 0 } }, `${path}/seqlens/Gather`); // [A]
+  let stream: Residual = { residual: xa, pending: null };
+  for (let l = 0; l < adapters; l++) stream = b.layer(first + l, `${path}.${l}`, stream, { ...attn, seqlensK: seqA }, kv[l]);
+  const out = b.materialize(stream, path);
+  const idx = g.op1('Unsqueeze', [rows, g.constant('int64', [-1])], {}, `${path}/rows/Unsqueeze`); // [A, 1]
+  return g.op1('ScatterND', [x, idx, out], {}, `${path}/ScatterND`);
 }
 
 interface BranchInputs {

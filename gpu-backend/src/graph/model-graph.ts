@@ -110,8 +110,12 @@ const STEP_INPUTS: (keyof typeof IO)[] = [
   'reference_row',
 ];
 
-/** Builds the step graph for a spec. */
-export function buildModelGraph(spec: GraphSpec): BuiltGraph {
+/**
+ * Builds the step graph for a spec. `unconditionalAdapters`: the `capture` variant, with InRa's adapter block
+ * without its If (whose condition, the adapter row count, is read on the host), for CUDA graph capture of decode
+ * steps that always list an adapter row (engine/captured-steps.ts); otherwise the same graph.
+ */
+export function buildModelGraph(spec: GraphSpec, { unconditionalAdapters = false } = {}): BuiltGraph {
   const g = new Graph(`realign-${spec.mode}`);
   const keys = spec.mode === 'inra' ? [...STEP_INPUTS, 'adapter_rows' as const] : STEP_INPUTS;
   const { inputs, names, groups, adapterRowsBy } = declareInputs(g, spec, keys);
@@ -136,6 +140,7 @@ export function buildModelGraph(spec: GraphSpec): BuiltGraph {
     mixRows: names.mix_rows,
     mixWeights: names.mix_weights,
     kv,
+    unconditionalAdapters,
   };
   let logits = emitForward(g, g, spec, io);
   if (spec.floatType === 'float16') logits = g.op1('Cast', [logits], { to: { i: 1 } }, '/logits/Cast');

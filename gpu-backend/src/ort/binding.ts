@@ -13,7 +13,7 @@
  */
 export { OrtError } from './capi.ts';
 export { OrtEnvironment, type SessionConfig } from './environment.ts';
-export { RunOptions, IoBinding } from './io-binding.ts';
+export { GPU_GRAPH_ID, RunOptions, IoBinding } from './io-binding.ts';
 export { liveObjects } from './native.ts';
 export { Session, type IoInfo } from './native-session.ts';
 export {

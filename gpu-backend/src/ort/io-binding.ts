@@ -7,13 +7,30 @@ import { Native, out } from './native.ts';
 import type { Session } from './native-session.ts';
 import { Allocator, MemoryInfo, Value } from './values.ts';
 
+/**
+ * The run config key of the CUDA graph a run captures or replays (onnxruntime_run_options_config_keys.h,
+ * kOrtRunOptionsConfigCudaGraphAnnotation): an integer; −1 = neither capture nor replay in this run; 0 is ORT's
+ * default graph and not to be set by callers.
+ */
+export const GPU_GRAPH_ID = 'gpu_graph_id';
+
 /** Options of one run. */
 export class RunOptions extends Native {
+  /** the config entries given (as passed to AddRunConfigEntry) */
+  readonly entries: Readonly<Record<string, string>>;
+
   constructor(entries: Record<string, string> = {}) {
     const o = out();
     call('CreateRunOptions', o);
     super(o[0], 'ReleaseRunOptions');
     for (const [k, v] of Object.entries(entries)) call('AddRunConfigEntry', this.handle, k, v);
+    this.entries = { ...entries };
+  }
+
+  /** Run options that capture (first runs) and then replay the CUDA graph `id` (≥ 1; −1: no graph for this run). */
+  static graph(id: number): RunOptions {
+    if (!Number.isInteger(id) || (id < 1 && id !== -1)) throw new Error(`gpu_graph_id ${id}: an integer ≥ 1, or −1`);
+    return new RunOptions({ [GPU_GRAPH_ID]: String(id) });
   }
 
   /** Asks a run in progress (on another thread) to stop. */

@@ -19,6 +19,7 @@ import {
 } from './binding.ts';
 
 export {
+  GPU_GRAPH_ID,
   IoBinding,
   MemoryInfo,
   OrtEnvironment,
@@ -51,7 +52,15 @@ export interface SessionOptions {
   allowSpinning?: boolean;
   /** CUDA provider options (V2), e.g. { enable_cuda_graph: '1' } */
   cuda?: Record<string, string>;
+  /**
+   * CUDA graph capture (provider option `enable_cuda_graph`): every run of the session is captured once per
+   * `gpu_graph_id` run option (graphRunOptions) and replayed after; CUDA only, ignored on the CPU
+   */
+  cudaGraphs?: boolean;
 }
+
+/** The CUDA provider option that turns on graph capture for a session. */
+export const CUDA_GRAPH_OPTION = 'enable_cuda_graph';
 
 /** The session settings the server runs with (the benchmark's old-path runner uses the same). */
 export function sessionConfig(opts: SessionOptions): SessionConfig {
@@ -62,7 +71,7 @@ export function sessionConfig(opts: SessionOptions): SessionConfig {
     cpuMemArena: true,
     memPattern: true,
     allowSpinning: opts.allowSpinning ?? false,
-    cuda: opts.cuda,
+    cuda: opts.device === 'cuda' && opts.cudaGraphs ? { ...opts.cuda, [CUDA_GRAPH_OPTION]: '1' } : opts.cuda,
     logSeverityLevel: 3,
   };
 }
@@ -99,12 +108,16 @@ export class ModelSession {
     );
   }
 
-  /** A session of another (small, in-memory) model on the same device with the same settings, unoptimised. */
+  /**
+   * A session of another (small, in-memory) model on the same device with the same settings, unoptimised, without
+   * CUDA graph capture (its runs bind other addresses each time).
+   */
   fork(model: Uint8Array): ModelSession {
+    const { [CUDA_GRAPH_OPTION]: _graphs, ...cuda } = this.session.config.cuda ?? {};
     return ModelSession.fromBytes(model, {
       device: this.device,
       threads: 1,
-      cuda: this.session.config.cuda,
+      cuda: this.session.config.cuda ? cuda : undefined,
       graphOptimizationLevel: 0,
     });
   }

@@ -213,6 +213,11 @@ export class Value extends Native {
     return o[0];
   }
 
+  /** The data pointer as a number (host or device address), e.g. to check that a bound buffer did not move. */
+  address(): bigint {
+    return addressOf(this.dataPointer());
+  }
+
   /** A typed array over the value's host memory (no copy); only for host values. */
   hostData(): TensorData {
     if (this.device !== 'cpu') throw new Error('hostData() of a device tensor: copy it to the host first');
