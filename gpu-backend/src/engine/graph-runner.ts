@@ -169,11 +169,31 @@ export class GraphRunner {
     return n;
   }
 
+  /**
+   * Runs a plan captured; when the captured run fails (ORT could not capture or replay it), captured steps are
+   * turned off for good and null is returned: the caller runs the step on the ordinary graph, which writes the same
+   * KV positions again. The error is kept in `captureError`.
+   */
+  private runCaptured(plan: StepPlan, n: number, sampling: SamplingFeed | null, fetch: string[]) {
+    try {
+      return this.captured!.run(plan, n, sampling, fetch);
+    } catch (err) {
+      this.captureError = err as Error;
+      const c = this.captured;
+      this.captured = null;
+      void c?.release().catch(() => {});
+      return null;
+    }
+  }
+
+  /** Why captured steps were turned off, if they were. */
+  captureError: Error | null = null;
+
   /** Runs one step and records the new lengths in the caches; the logits come back to the host. */
   async step(plan: StepPlan): Promise<StepResult> {
     const n = this.captureBucket(plan);
-    if (n !== null) {
-      const r = this.captured!.run(plan, n, null, ['logits']);
+    const r = n === null ? null : this.runCaptured(plan, n, null, ['logits']);
+    if (r) {
       r.logits.dispose();
       this.forwardPasses++;
       this.recordLengths(plan);
@@ -216,10 +236,10 @@ export class GraphRunner {
     this.deviceLogits = null;
     const fetch = ['sample_token', 'sample_logprob', ...(sampling.top ? TOP_OUTPUTS : [])];
     const n = this.captureBucket(plan);
+    const r = n === null ? null : this.runCaptured(plan, n, sampling, fetch);
     let data: HostTensor['data'][];
     let logits: Value;
-    if (n !== null) {
-      const r = this.captured!.run(plan, n, sampling, fetch);
+    if (r) {
       data = fetch.map((name) => r.data.get(name)!);
       logits = r.logits;
     } else {

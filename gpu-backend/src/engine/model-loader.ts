@@ -43,7 +43,8 @@ export interface LoadOptions {
   /**
    * CUDA graphs for decode steps (engine/captured-steps.ts): a third session of the `capture` graph variant with
    * graph capture on, where decode steps run padded to batch buckets. auto (default): on for CUDA, off on the CPU;
-   * on: also on the CPU (the same padded path with host buffers, for tests); off: never.
+   * on: also on the CPU (the same padded path with host buffers, for tests); off: never. Unset: the environment's
+   * REALIGN_CUDA_GRAPHS (auto|on|off), else auto.
    */
   cudaGraphs?: 'auto' | 'on' | 'off';
   log?: (msg: string, fields?: Record<string, unknown>) => void;
@@ -120,18 +121,23 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
   }
   opts.log?.('device', { device, reason });
   const runner = new GraphRunner(session, files.manifest, { rows: opts.kvRows });
-  const graphs = opts.cudaGraphs ?? 'auto';
+  const graphs = opts.cudaGraphs ?? cudaGraphsFromEnv();
   // captured steps serve the 'rows' layout of single and one-adapter InRa graphs (captured-steps.ts)
   const capturable = files.manifest.rowLayout === 'rows' && !files.manifest.adapters;
   if (capturable && (graphs === 'on' || (graphs === 'auto' && device === 'cuda'))) {
     const sampled = opts.deviceSampling ? { ...spec, deviceSampling: true } : spec;
-    // single-model graphs have no If: their step graph is the capture graph
-    const capture =
-      spec.mode === 'inra' ? ensureGraph(sampled, opts.graphCache ?? defaultGraphCache(), undefined, 'capture') : files;
-    runner.attachCapture(
-      await ModelSession.open(capture.modelPath, { device, threads: opts.threads, cudaGraphs: true }),
-      capture.manifest,
-    );
+    try {
+      // single-model graphs have no If: their step graph is the capture graph
+      const capture =
+        spec.mode === 'inra' ? ensureGraph(sampled, opts.graphCache ?? defaultGraphCache(), undefined, 'capture') : files;
+      runner.attachCapture(
+        await ModelSession.open(capture.modelPath, { device, threads: opts.threads, cudaGraphs: true }),
+        capture.manifest,
+      );
+    } catch (err) {
+      // e.g. ORT refuses graph capture for the session: serve without CUDA graphs and say why
+      opts.log?.('CUDA graphs off', { error: (err as Error).message });
+    }
   }
   if (opts.decodeLoop) {
     const loop = ensureGraph(spec, opts.graphCache ?? defaultGraphCache(), undefined, 'decode-loop');
@@ -151,6 +157,13 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     vocabSize: files.manifest.vocabSize,
     buildMs: files.buildMs,
   };
+}
+
+/** REALIGN_CUDA_GRAPHS (auto|on|off; unset: auto). */
+function cudaGraphsFromEnv(): 'auto' | 'on' | 'off' {
+  const v = process.env.REALIGN_CUDA_GRAPHS ?? 'auto';
+  if (v !== 'auto' && v !== 'on' && v !== 'off') throw new Error(`REALIGN_CUDA_GRAPHS=${v}: auto, on or off`);
+  return v;
 }
 
 function loadTokenizer(ckpt: Checkpoint): TextTokenizer {

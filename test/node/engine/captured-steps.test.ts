@@ -7,7 +7,7 @@
  */
 import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { openCheckpoint } from '../../../gpu-backend/src/checkpoint/checkpoint.ts';
-import { chooseBucket, GRAPH_BUCKETS } from '../../../gpu-backend/src/engine/captured-steps.ts';
+import { CapturedSteps, chooseBucket, GRAPH_BUCKETS } from '../../../gpu-backend/src/engine/captured-steps.ts';
 import { GraphRunner, type DeviceSampled, type StepPlan } from '../../../gpu-backend/src/engine/graph-runner.ts';
 import { loadModel } from '../../../gpu-backend/src/engine/model-loader.ts';
 import { RowAllocator, branchesFor, type RowHandle } from '../../../gpu-backend/src/engine/rows.ts';
@@ -167,6 +167,32 @@ describe('captured decode steps of an InRa graph (CPU, host buffers)', () => {
     }
     expect(padded.capture!.stats.runs).toBe(0);
     expect(padded.capture!.stats.fallbacks).toBe(1);
+    expect(relErr(out[1], out[0])).toBeLessThan(1e-5);
+    await plain.release();
+    await padded.release();
+  });
+
+  it('a captured run that fails turns captured steps off and the step runs on the ordinary graph, same logits', async () => {
+    const { plain, padded, vocab } = await runners();
+    const sides = [plain, padded].map((runner) => ({ runner, rows: new RowAllocator(runner), handles: [] as RowHandle[] }));
+    const prompt = randomTokens(6, vocab);
+    for (const s of sides) {
+      s.handles = [s.rows.add(branchesFor('inra', [0.5]))];
+      const plan = s.rows.prefillPlan([{ handle: s.handles[0], tokens: prompt, lambdas: [0.5] }]);
+      await s.runner.step(plan);
+      s.rows.commit(plan);
+    }
+    const fail = vi.spyOn(CapturedSteps.prototype, 'run').mockImplementation(() => {
+      throw new Error('capture refused (test)');
+    });
+    const out: Float32Array[] = [];
+    for (const s of sides) {
+      const plan = s.rows.decodePlan(new Map([[s.handles[0].id, { token: 2, lambdas: [0.5] }]]));
+      out.push((await s.runner.step(plan)).logits);
+    }
+    expect(fail).toHaveBeenCalledTimes(1);
+    expect(padded.capture).toBeNull();
+    expect(padded.captureError?.message).toMatch(/capture refused/);
     expect(relErr(out[1], out[0])).toBeLessThan(1e-5);
     await plain.release();
     await padded.release();
