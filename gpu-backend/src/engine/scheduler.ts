@@ -30,6 +30,7 @@ import { topLogprobs } from './logprobs.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult, TopEntry } from './protocol.ts';
 import { RowAllocator, branchesFor, type SequencePlan } from './rows.ts';
 import { Sequence } from './sequence.ts';
+import { promptProblem } from './prompt-limit.ts';
 
 type Queued = { kind: 'generate'; seq: Sequence } | { kind: 'logits'; job: LogitsJob; reserved: number };
 
@@ -175,15 +176,9 @@ export class Scheduler {
   }
 
   private accept(id: number, reserved: number, promptLength: number): boolean {
-    if (promptLength === 0) {
-      this.sink.rejected(id, { message: 'the prompt is empty: give at least one token', code: 'empty_prompt' });
-      return false;
-    }
-    if (promptLength >= this.model.maxContext) {
-      this.sink.rejected(id, {
-        message: `the prompt has ${promptLength} tokens; this model serves at most ${this.model.maxContext - 1} prompt tokens`,
-        code: 'context_length_exceeded',
-      });
+    const problem = promptProblem(promptLength, this.model.maxContext - 1);
+    if (problem) {
+      this.sink.rejected(id, problem);
       return false;
     }
     if (reserved > this.limits.maxKvTokens) {

@@ -318,7 +318,7 @@ const CASES: Case[] = [
     status: 400,
     type: invalid,
     param: 'prompt',
-    code: 'prompt_too_long',
+    code: 'context_length_exceeded',
     message: /`prompt` has 110 tokens; this server accepts at most 100/,
   },
   {

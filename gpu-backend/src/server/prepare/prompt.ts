@@ -3,15 +3,26 @@
  * UTF-8 size alone proves it over the limit (more than limit × the most bytes one token can stand for) is refused
  * without being tokenized, so an oversized prompt costs its sender a 400 and nobody else any time.
  */
-import { invalidRequest, serviceUnavailable } from '../../../shared/src/errors.ts';
-import { PromptTooLongError } from '../text/tokenizer-thread.ts';
-import { TokenizerError, type ChatMessage, type ChatTemplateOptions } from '../text/tokenizer.ts';
-import type { ServerConfig } from './config.ts';
-import type { ServedModel } from './registry.ts';
+import { invalidRequest, serviceUnavailable } from '../../../../shared/src/errors.ts';
+import { promptProblem } from '../../engine/prompt-limit.ts';
+import { PromptTooLongError } from '../../text/tokenizer-thread.ts';
+import { TokenizerError, type ChatMessage, type ChatTemplateOptions } from '../../text/tokenizer.ts';
+import type { ServerConfig } from '../config.ts';
+import type { ServedModel } from '../registry.ts';
 
 /** The most prompt tokens a request may send to `model`: the server's limit, and one less than the context. */
 export function promptTokenLimit(model: ServedModel, limits: ServerConfig['limits']): number {
   return Math.min(limits.max_prompt_tokens, model.engine.info.maxContext - 1);
+}
+
+/**
+ * The one prompt check of every endpoint (engine/prompt-limit.ts, which the engine's admission asks too): a 400
+ * naming `param` when the tokenized prompt is empty (`empty_prompt`) or over {@link promptTokenLimit}
+ * (`context_length_exceeded`).
+ */
+export function checkPrompt(model: ServedModel, ids: readonly number[], param: string, limits: ServerConfig['limits']): void {
+  const problem = promptProblem(ids.length, promptTokenLimit(model, limits), `\`${param}\``);
+  if (problem) throw invalidRequest(problem.message, param, problem.code);
 }
 
 /** The byte size past which a prompt is surely over `limit` tokens, or null when the tokenizer allows no such bound. */

@@ -1,7 +1,7 @@
 /** Engine output → OpenAI wire objects (shapes in shared/src/responses.ts). */
-import type { ChatTokenLogprob, CompletionLogprobs, FinishReason, TopLogprob, Usage } from '../../../shared/src/responses.ts';
-import type { GenerateEvent, TokenOut } from '../engine/protocol.ts';
-import type { TextTokenizer } from '../text/tokenizer.ts';
+import type { ChatTokenLogprob, CompletionLogprobs, FinishReason, TopLogprob, Usage } from '../../../../shared/src/responses.ts';
+import type { GenerateEvent, TokenOut } from '../../engine/protocol.ts';
+import type { TextTokenizer } from '../../text/tokenizer.ts';
 
 /** A token's wire form: its text (or `bytes:\xNN` for partial characters) and its bytes. */
 export function tokenWire(tok: TextTokenizer, id: number, logprob: number): TopLogprob {

@@ -1,0 +1,24 @@
+/** Engine refusals and failures → the HTTP error a client should see (both generation and logits routes). */
+import { ApiError, invalidRequest, rateLimited, serverError, serviceUnavailable } from '../../../shared/src/errors.ts';
+import { EngineRejection } from '../engine/engine.ts';
+import type { GenerateEvent } from '../engine/protocol.ts';
+
+/** Maps an engine refusal to the HTTP error a client should see. */
+export function rejectionError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof EngineRejection) {
+    if (err.code === 'queue_full') return rateLimited(err.message, 1, 'queue_full');
+    // broken weights (NaN/∞ logits) fail the same way on every retry: a server error, not "unavailable, retry"
+    if (err.code === 'non_finite_logits') return serverError(err.message, err.code);
+    if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt')
+      return invalidRequest(err.message, 'max_tokens', err.code);
+    return serviceUnavailable(err.message, 1, err.code);
+  }
+  return serviceUnavailable(`the engine is unavailable: ${(err as Error).message}`, 5, 'engine_unavailable');
+}
+
+/** The error a failed choice gives the whole request. */
+export function failureOf(ev: GenerateEvent): ApiError {
+  if (ev.finish === 'error') return serverError(ev.error?.message ?? 'generation failed', ev.error?.code ?? 'generation_failed');
+  return serviceUnavailable('the engine stopped this request (the server is shutting down); retry', 1, 'cancelled');
+}

@@ -1,0 +1,161 @@
+/**
+ * The one place that owns a generation's choices: starting one engine generation per choice (the status is known
+ * only once every choice was admitted, so a full queue is a 429 and never a broken stream), merging their events
+ * in arrival order with the usage ledger seeing each one, and cancelling them all when the client goes away.
+ */
+import type { Logger } from 'pino';
+import type { Usage } from '../../../../shared/src/responses.ts';
+import type { Generation } from '../../engine/engine.ts';
+import type { GenerateEvent } from '../../engine/protocol.ts';
+import { failureOf, rejectionError } from '../engine-error.ts';
+import type { PreparedGeneration } from '../prepare/generation.ts';
+import type { ServedModel } from '../registry.ts';
+import type { LedgerTicket, UsageLedger } from '../usage-ledger.ts';
+import { usageOf } from '../wire/format.ts';
+
+/** One choice's event stream with its first event already read (so admission is known). */
+interface Started {
+  index: number;
+  it: AsyncIterator<GenerateEvent>;
+  first: GenerateEvent;
+  gen: Generation;
+}
+
+/** What a finished request is logged with. */
+export interface RunLog {
+  log: Logger;
+  stream: boolean;
+  /** the prompt and completion texts reach the log only when the operator asked (log_prompts): the prompt, else undefined */
+  prompt: unknown;
+}
+
+/** The running choices of one request. */
+export class ChoiceRun {
+  private constructor(
+    private readonly model: ServedModel,
+    private readonly prep: PreparedGeneration,
+    private readonly started: Started[],
+    private readonly ticket: LedgerTicket,
+    private readonly runLog: RunLog,
+  ) {}
+
+  /**
+   * Starts every job and waits for each one's first event; on any refusal cancels the rest and throws the HTTP
+   * error. `signal` (the client's) cancels every choice; the ledger counts them under `dispatchId`.
+   */
+  static async start(
+    model: ServedModel,
+    prep: PreparedGeneration,
+    signal: AbortSignal,
+    ledger: { ledger: UsageLedger; dispatchId: string },
+    runLog: RunLog,
+  ): Promise<ChoiceRun> {
+    const gens = prep.jobs.map((j) => model.engine.generate(j));
+    const its = gens.map((g) => g.events[Symbol.asyncIterator]());
+    const cancelAll = () => gens.forEach((g) => g.cancel());
+    signal.addEventListener('abort', cancelAll, { once: true });
+    const firsts = await Promise.allSettled(its.map((it) => it.next()));
+    const failed = firsts.find((f) => f.status === 'rejected');
+    if (failed) {
+      cancelAll();
+      await Promise.allSettled(its.map((it) => it.return?.()));
+      throw rejectionError((failed as PromiseRejectedResult).reason);
+    }
+    const started = its.map((it, index) => ({
+      index,
+      it,
+      gen: gens[index],
+      first: (firsts[index] as PromiseFulfilledResult<IteratorResult<GenerateEvent>>).value.value as GenerateEvent,
+    }));
+    const promptsOnce = prep.prompts.reduce((s, p) => s + p.ids.length, 0);
+    const ticket = ledger.ledger.open(
+      ledger.dispatchId,
+      { id: model.config.id, mode: model.config.mode },
+      prep.lambda,
+      prep.jobs.map((j) => j.promptIds.length),
+      promptsOnce,
+    );
+    return new ChoiceRun(model, prep, started, ticket, runLog);
+  }
+
+  get choices(): number {
+    return this.started.length;
+  }
+
+  /** Cancels every choice. */
+  cancel(): void {
+    this.started.forEach((s) => s.gen.cancel());
+  }
+
+  /** Every event of every choice, in arrival order; the ledger sees each one even after the consumer stopped reading. */
+  async *events(): AsyncGenerator<{ index: number; ev: GenerateEvent }> {
+    const queue: { index: number; ev?: GenerateEvent; error?: unknown; end?: boolean }[] = [];
+    let wake: (() => void) | null = null;
+    const push = (x: (typeof queue)[number]) => {
+      queue.push(x);
+      wake?.();
+    };
+    for (const s of this.started) void this.pump(s, push);
+    let open = this.started.length;
+    while (open > 0) {
+      while (queue.length === 0) await new Promise<void>((r) => (wake = r));
+      wake = null;
+      const x = queue.shift()!;
+      if (x.end) open--;
+      else if (x.error) throw x.error;
+      else yield { index: x.index, ev: x.ev! };
+    }
+  }
+
+  private async pump(s: Started, push: (x: { index: number; ev?: GenerateEvent; error?: unknown; end?: boolean }) => void) {
+    this.ticket.event(s.index, s.first);
+    push({ index: s.index, ev: s.first });
+    if (s.first.finish) return push({ index: s.index, end: true });
+    try {
+      for (;;) {
+        const r = await s.it.next();
+        if (r.done) break;
+        this.ticket.event(s.index, r.value);
+        push({ index: s.index, ev: r.value });
+        if (r.value.finish) break;
+      }
+    } catch (error) {
+      this.ticket.broken(s.index);
+      push({ index: s.index, error });
+    }
+    push({ index: s.index, end: true });
+  }
+
+  /** Logs the finished request and returns its usage (the token metrics are counted by the ledger, for every ending). */
+  record(finals: GenerateEvent[], texts: string[]): Usage {
+    const promptsOnce = this.prep.prompts.reduce((s, p) => s + p.ids.length, 0);
+    const usage = usageOf(finals, promptsOnce, this.prep.lambda);
+    const { log, stream, prompt } = this.runLog;
+    log.info(
+      {
+        model: this.model.config.id,
+        lambda: this.prep.lambda,
+        choices: this.started.length,
+        prompt_tokens: usage.prompt_tokens,
+        completion_tokens: usage.completion_tokens,
+        stream,
+        ...(prompt === undefined ? {} : { prompt, completions: texts }),
+      },
+      'generation done',
+    );
+    return usage;
+  }
+
+  /** Reads every choice to its end and returns the final events; a failed choice fails the whole request. */
+  async collect(onEvent: (index: number, ev: GenerateEvent) => void): Promise<GenerateEvent[]> {
+    const finals: GenerateEvent[] = [];
+    for await (const { index, ev } of this.events()) {
+      onEvent(index, ev);
+      if (ev.finish) {
+        if (ev.finish === 'error' || ev.finish === 'cancelled') throw failureOf(ev);
+        finals[index] = ev;
+      }
+    }
+    return finals;
+  }
+}
