@@ -1,5 +1,6 @@
 /** Messages between the engine facade (main thread) and the engine worker thread. */
 import type { SamplingParams } from '../sampling/params.ts';
+import type { AdapterMix } from './mix.ts';
 import type { ModelSource } from './model-loader.ts';
 
 /** A generation request as the engine takes it: tokens in, validated parameters. */
@@ -7,6 +8,8 @@ export interface GenerateJob {
   id: number;
   promptIds: number[];
   lambda: number;
+  /** a model of several named adapters: the sequence's mix, in place of λ (absent: λ on the model's first adapter) */
+  mix?: AdapterMix;
   params: SamplingParams;
   maxTokens: number;
   stop: string[];
@@ -23,6 +26,8 @@ export interface LogitsJob {
   id: number;
   inputIds: number[];
   lambdas: number[];
+  /** a model of several named adapters: mixes read out after the λ values (one blend each) */
+  mixes?: AdapterMix[];
   positions: 'last' | 'all';
   topLogprobs: number;
   /** also return each branch's own log-probabilities */
@@ -38,8 +43,9 @@ export interface TopEntry {
 /** Result of a logits job: per λ (then per branch), per position, the top tokens. */
 export interface LogitsResult {
   positions: number[];
-  blends: { lambda: number; top: TopEntry[][] }[];
-  branches?: { aligned: TopEntry[][]; reference: TopEntry[][] };
+  blends: { lambda: number; mix?: AdapterMix; top: TopEntry[][] }[];
+  /** with several named adapters `aligned` is the first adapter's branch and `adapters` has every adapter's */
+  branches?: { aligned: TopEntry[][]; reference: TopEntry[][]; adapters?: Record<string, TopEntry[][]> };
   forwardPasses: number;
 }
 
@@ -66,7 +72,14 @@ export interface GenerateEvent {
   tokens: TokenOut[];
   finish?: FinishReason;
   error?: { message: string; code: string };
-  usage?: { prompt_tokens: number; completion_tokens: number; aligned: BranchUsage; reference: BranchUsage };
+  usage?: {
+    prompt_tokens: number;
+    completion_tokens: number;
+    aligned: BranchUsage;
+    reference: BranchUsage;
+    /** a model of several named adapters: the tokens each adapter's branch computed (`aligned`: any of them) */
+    adapters?: Record<string, BranchUsage>;
+  };
 }
 
 /** What the engine reports about itself. */
@@ -158,6 +171,8 @@ export interface EngineInfo {
   maxContext: number;
   eosTokenIds: number[];
   buildMs: number;
+  /** the model's named adapters, bottom first (absent: not a multi-adapter model) */
+  adapters?: string[];
 }
 
 /** Worker → main. */

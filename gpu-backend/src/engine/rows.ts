@@ -34,6 +34,8 @@ export function needsFor(manifest: GraphManifest, blends: Blend[], bothAlways = 
   for (const b of blends) {
     const mix = blendMix(b, names[0]);
     const nonZero = Object.entries(mix).filter(([, l]) => l !== 0);
+    for (const name of Object.keys(mix))
+      if (!names.includes(name)) throw new Error(`the model has no adapter "${name}" (it has ${names.join(', ')})`);
     for (const [name] of nonZero) used.add(name);
     if (!(nonZero.length === 1 && nonZero[0][1] === 1)) reference = true;
   }

@@ -6,7 +6,7 @@ import { NonFiniteLogitsError, SamplingError, SequenceSampler } from '../samplin
 import { IncrementalDecoder } from '../text/incremental-decoder.ts';
 import { StopStringMatcher } from '../text/stop-strings.ts';
 import type { TextTokenizer } from '../text/tokenizer.ts';
-import type { BranchNeeds, RowHandle } from './rows.ts';
+import { branchRowCount, type BranchNeeds, type RowHandle } from './rows.ts';
 import type { FinishReason, GenerateEvent, GenerateJob, TokenOut } from './protocol.ts';
 
 /** A generation in progress. */
@@ -42,7 +42,7 @@ export class Sequence {
 
   /** KV tokens this sequence may come to hold (prompt + budget, per branch row). */
   get reservedTokens(): number {
-    const rows = (this.needs.aligned ? 1 : 0) + (this.needs.reference ? 1 : 0);
+    const rows = branchRowCount(this.needs);
     return Math.min(this.job.promptIds.length + this.job.maxTokens, this.maxContext) * rows;
   }
 

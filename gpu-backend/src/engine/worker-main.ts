@@ -61,6 +61,7 @@ async function start(init: EngineInit): Promise<void> {
       maxContext: model.maxContext,
       eosTokenIds: model.eosTokenIds,
       buildMs: model.buildMs,
+      ...(model.runner.manifest.adapters ? { adapters: model.runner.manifest.adapters.map((a) => a.name) } : {}),
     },
   });
   await scheduler.loop();
