@@ -24,7 +24,7 @@ import { median } from './lib/stats.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const DEV_KEY = 'rk_dev_local_only_not_a_secret';
-const HMAC = `bench-hmac-${Math.random().toString(36).slice(2)}`;
+export const HMAC = `bench-hmac-${Math.random().toString(36).slice(2)}`;
 const ADMIN = `bench-admin-${Math.random().toString(36).slice(2)}`;
 const MODEL = 'bench-model';
 
@@ -49,7 +49,7 @@ export interface EdgeBenchResult {
   edges: EdgeFigures[];
 }
 
-async function startEdge(
+export async function startEdge(
   label: string,
   tree: string,
   backendUrl: string,
@@ -221,13 +221,17 @@ export async function edgeBench(
   }
 }
 
-/** The report section (markdown). */
+/** The report section (markdown): the table of one run; bench/run.ts appends bench/results/edge-report.md to report.md. */
 export function edgeReport(r: EdgeBenchResult, command: string): string {
   const f = (x: number) => x.toFixed(1);
   const lines = [
-    `## Edge latency through wrangler dev (issue 20; measured ${r.date.slice(0, 16)} UTC)`,
+    `## Edge latency through wrangler dev, before and after issue 20 (measured ${r.date.slice(0, 16).replace('T', ' ')} UTC)`,
     '',
-    `Command: \`${command}\` — ${r.rounds} rounds, the edges interleaved request by request; backend: ${r.backend}. p50 in ms.`,
+    '```sh',
+    command,
+    '```',
+    '',
+    `${r.rounds} rounds; each round sends to each edge in turn /healthz, /v1/models, a cached chat request (HIT), a 1-token generation and the same generation straight to the backend (signed), so the overhead is paired request by request. Backend: ${r.backend}. p50 in ms.`,
     '',
     '| edge | /healthz | /v1/models | cache HIT | 1-token generation | direct backend | generation overhead (edge − direct, paired) | /v1/models − /healthz | HIT − /healthz |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',

@@ -153,7 +153,12 @@ const day = run.date.slice(0, 10);
 writeFileSync(join(outDir, `${day}.json`), JSON.stringify(run, null, 2) + '\n');
 const { summary, markdown, plots } = renderReport(run);
 writeFileSync(join(outDir, 'summary.json'), JSON.stringify(summary, null, 2) + '\n');
-writeFileSync(join(outDir, 'report.md'), markdown);
+// issue 20: the edge's before/after section, written by bench/edge-bench.ts (it needs a second checkout; see there)
+const edgeSection = join(outDir, 'edge-report.md');
+writeFileSync(
+  join(outDir, 'report.md'),
+  existsSync(edgeSection) ? `${markdown}\n${readFileSync(edgeSection, 'utf8')}` : markdown,
+);
 for (const [name, svg] of Object.entries(plots)) writeFileSync(join(outDir, name), svg);
 log(`wrote ${outDir}/${day}.json, summary.json, report.md and ${Object.keys(plots).length} plots`);
 process.stdout.write(JSON.stringify(summary, null, 2) + '\n');
