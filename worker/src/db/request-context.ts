@@ -18,18 +18,13 @@ export interface RequestContextRows {
   preferences: PreferenceRow[];
 }
 
-/**
- * The rows for (tenant, model, user): from the read cache, else with one D1 batch. (Given a D1 binding instead of
- * the env — a caller not yet moved to the cache — it reads D1 directly.)
- */
+/** The rows for (tenant, model, user): from the read cache (db/read-cache.ts), else with one D1 batch. */
 export function loadRequestContext(
-  source: Env | D1Database,
+  env: Env,
   tenantId: string,
   modelId: string,
   userId: string | null,
 ): Promise<RequestContextRows> {
-  if (!('DB' in source)) return readRequestContext(source, tenantId, modelId, userId);
-  const env = source;
   return cachedRead(env, `ctx:${JSON.stringify([tenantId, modelId, userId])}`, () =>
     readRequestContext(env.DB, tenantId, modelId, userId),
   );
