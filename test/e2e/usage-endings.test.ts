@@ -282,7 +282,9 @@ describe(`usage on every ending, through the edge (seed ${seed})`, () => {
       post(key, { prompt: `edge death plain ${i}`, max_tokens: MAX_TOKENS }).catch((e: unknown) => e),
     );
     await Promise.all(streams);
-    await new Promise((r) => setTimeout(r, 300));
+    // the in-flight rows come through the usage queue, which wrangler dev keeps in memory (a deployed queue keeps a
+    // message once send() resolved): wait until its consumer wrote them (a batch timeout, 1 s), then kill the edge
+    await expect.poll(async () => (await usageOf(id))?.requests, { timeout: 15_000, interval: 100 }).toBe(9);
     await edge.stop('SIGKILL');
     await Promise.allSettled(plain);
     await backendsIdle();
