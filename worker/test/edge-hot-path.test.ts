@@ -8,6 +8,7 @@ import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test'
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { forgetHotResponses } from '../src/cache/response-cache.ts';
+import { cachedRead, invalidateReadCache, MAX_ENTRIES, readCacheSize } from '../src/db/read-cache.ts';
 import worker from '../src/index.ts';
 import { makeTenant } from './helpers/fixtures.ts';
 import { ADMIN_TOKEN, ORIGIN } from './helpers/http.ts';
@@ -284,5 +285,46 @@ describe('an unreachable rate limiter', () => {
     });
     expect(bad.res.status).toBe(400);
     expect(JSON.parse(bad.text)).toMatchObject({ error: { param: 'rate_limit_fail_mode' } });
+  });
+});
+
+describe('the read cache', () => {
+  const e = (ttl: string) => ({ ...env, READ_CACHE_TTL_MS: ttl }) as Env;
+
+  it('shares one load between concurrent misses, never keeps a failure or a load that an admin write overtook, stays bounded', async () => {
+    let loads = 0;
+    const load = async () => {
+      loads++;
+      await new Promise((r) => setTimeout(r, 20));
+      return loads;
+    };
+    const key = `t:${crypto.randomUUID()}`;
+    expect(await Promise.all([cachedRead(e('60000'), key, load), cachedRead(e('60000'), key, load)])).toEqual([1, 1]);
+    expect(await cachedRead(e('60000'), key, load)).toBe(1);
+    expect(loads).toBe(1);
+
+    const failing = `t:${crypto.randomUUID()}`;
+    await expect(cachedRead(e('60000'), failing, () => Promise.reject(new Error('D1 down')))).rejects.toThrow('D1 down');
+    expect(await cachedRead(e('60000'), failing, async () => 'fresh')).toBe('fresh');
+
+    // an admin write of this isolate while a read is on its way: that read's (possibly old) value is not kept
+    const raced = `t:${crypto.randomUUID()}`;
+    const pending = cachedRead(e('60000'), raced, async () => {
+      await new Promise((r) => setTimeout(r, 20));
+      return 'old';
+    });
+    invalidateReadCache();
+    expect(await pending).toBe('old');
+    expect(await cachedRead(e('60000'), raced, async () => 'new')).toBe('new');
+
+    // TTL 0: no cache at all
+    let direct = 0;
+    for (let i = 0; i < 3; i++) await cachedRead(e('0'), key, async () => ++direct);
+    expect(direct).toBe(3);
+
+    for (let i = 0; i < MAX_ENTRIES + 50; i++) void cachedRead(e('60000'), `fill:${i}`, async () => i);
+    expect(readCacheSize()).toBe(MAX_ENTRIES);
+    invalidateReadCache();
+    expect(readCacheSize()).toBe(0);
   });
 });

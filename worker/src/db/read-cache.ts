@@ -30,7 +30,7 @@ let version = 0;
 
 /** The TTL of the read cache from the `READ_CACHE_TTL_MS` var (ms; 0 = off). A broken value falls back to the default. */
 export function readCacheTtlMs(env: Env): number {
-  const raw = (env as Env & { READ_CACHE_TTL_MS?: string }).READ_CACHE_TTL_MS;
+  const raw = env.READ_CACHE_TTL_MS as string | undefined;
   if (raw === undefined || raw === '') return DEFAULT_READ_CACHE_TTL_MS;
   const n = Number(raw);
   return Number.isSafeInteger(n) && n >= 0 ? n : DEFAULT_READ_CACHE_TTL_MS;
