@@ -15,7 +15,9 @@
 #   logits      the engine's graph (float16 on CUDA) on the same ids and λ
 #   compare     relative error and argmax per λ
 #   engine      throughput through the engine: batch 1, 32, 64, 128-token prompts, mixed greedy and sampled rows, λ = 0.5,
-#               host↔device bytes per step
+#               host↔device bytes per step (CUDA graphs on: the engine's default on CUDA)
+#   graphs      CUDA graphs on against off: two runners of the InRa model take the same decode steps in turn (batch 1
+#               and 32, mixed greedy and sampled rows): ms per step each, same tokens, captured runs / fallbacks
 #   report      results.md (the table with the targets beside each number) and summary.json
 # The checkpoints and graphs (several GB) go to $GPU_CHECK_WORK (default /tmp/realign-gpu-check) and are reused by a
 # rerun; only small files go to the results folder.
@@ -57,9 +59,11 @@ cd "$RUN_DIR" || exit 1
 if [ "$DRY" = 1 ]; then
   PRESET=${GPU_CHECK_PRESET:-tiny}; DTYPE=F32; DEVICE=cpu
   BATCHES=${GPU_CHECK_BATCHES:-1,32,64}; TOKENS=${GPU_CHECK_TOKENS:-6}
+  GRAPH_BATCHES=${GPU_CHECK_GRAPH_BATCHES:-1,8}; GRAPH_STEPS=6
 else
   PRESET=${GPU_CHECK_PRESET:-r1-distill-qwen-1.5b}; DTYPE=F16; DEVICE=cuda
   BATCHES=${GPU_CHECK_BATCHES:-1,32,64}; TOKENS=${GPU_CHECK_TOKENS:-64}
+  GRAPH_BATCHES=${GPU_CHECK_GRAPH_BATCHES:-1,32}; GRAPH_STEPS=32
 fi
 MODELS=$WORK/models-$PRESET-$DTYPE
 PROMPT=128
@@ -160,6 +164,12 @@ if [ "$models_ok" = 0 ]; then
   stage engine 150 "${NODE[@]}" engine --dir "$MODELS" --device "$DEVICE" --batches "$BATCHES" --prompt "$PROMPT" --tokens "$TOKENS" --out "$RES/throughput.json"
 else
   record engine skipped 0 0 -1 "no checkpoints"
+fi
+# ---- CUDA graphs on/off (the capture graph was built by the engine stage: it is in the graph cache)
+if [ "$models_ok" = 0 ]; then
+  stage graphs 90 "${NODE[@]}" graphs --dir "$MODELS" --device "$DEVICE" --batches "$GRAPH_BATCHES" --prompt "$PROMPT" --tokens "$GRAPH_STEPS" --out "$RES/cuda-graphs.json"
+else
+  record graphs skipped 0 0 -1 "no checkpoints"
 fi
 nvidia-smi > "$RES/nvidia-smi-end.txt" 2>&1 || true
 

@@ -10,6 +10,8 @@
  *   compare --ours OURS.json --ref REF.json --out F                  relative error and argmax per λ
  *   engine  --dir D --out F [--device cuda] [--batches 1,32,64]     throughput through the engine (worker thread),
  *                                                                   mixed greedy and sampled rows, λ = 0.5
+ *   graphs  --dir D --out F [--device cuda] [--batches 1,32]        CUDA graphs on against off: decode steps of two
+ *                                                                   runners in turn (ms/step, same tokens, capture)
  *   report  --results R                                             R/results.md and R/summary.json from the stages
  *
  * Every subcommand writes its JSON as soon as it has something, so a stage cut short by its time budget still leaves
@@ -18,6 +20,7 @@
 import { isMainThread } from 'node:worker_threads';
 import { positionals } from './check/context.ts';
 import { engine } from './check/engine.ts';
+import { graphs } from './check/graphs.ts';
 import { compare, logits, refLogits } from './check/logits.ts';
 import { models } from './check/models.ts';
 import { report } from './check/report.ts';
@@ -25,7 +28,15 @@ import { report } from './check/report.ts';
 export { CHECK_LAMBDAS } from './check/logits.ts';
 export { TARGETS } from './check/report.ts';
 
-const commands: Record<string, () => void | Promise<void>> = { models, 'ref-logits': refLogits, logits, compare, engine, report };
+const commands: Record<string, () => void | Promise<void>> = {
+  models,
+  'ref-logits': refLogits,
+  logits,
+  compare,
+  engine,
+  graphs,
+  report,
+};
 if (isMainThread) {
   const cmd = commands[positionals[0] ?? ''];
   if (!cmd) {

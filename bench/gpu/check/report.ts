@@ -36,6 +36,7 @@ export function report(): void {
   const mdl = read(join(R, 'models.json'));
   const cor = read(join(R, 'correctness.json'));
   const thr = read(join(R, 'throughput.json'));
+  const gra = read(join(R, 'cuda-graphs.json'));
   const table = (thr?.table as Record<string, number>[] | undefined) ?? [];
   const at = (B: number) => table.find((r) => r.batch === B && r.error === undefined);
   const meets = (v: number | undefined, ok: (v: number) => boolean) =>
@@ -109,6 +110,23 @@ export function report(): void {
         `| ${r.batch} | ${fmt(r.msPerStep, 2)} | ${fmt(r.newTokensPerSecond, 0)} | ${fmt(r.prefillTokensPerSecond, 0)} | ${fmt(r.endToEndTokensPerSecond, 0)} | ${r.hostDeviceBytesPerStep === null ? 'n/a' : fmt(r.hostDeviceBytesPerStep, 0)} | ${r.decodeSteps} |`,
       );
   }
+  const graphRows = (gra?.table as Record<string, number | string | null>[] | undefined) ?? [];
+  if (graphRows.length) {
+    md.push(
+      '',
+      `CUDA graphs on against off (${String(gra?.steps)} decode steps per side in turn, ${String(gra?.rows)}; capture session attached: ${String(gra?.captureAttached)}):`,
+      '',
+      '| batch | off ms/step | on ms/step | off / on | same tokens | row 0 logits rel. error | captured runs | fallbacks | graph ids | capture error |',
+      '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
+    );
+    for (const r of graphRows) {
+      if (r.error !== undefined) md.push(`| ${r.batch} | error: ${String(r.error).split('\n')[0]} | | | | | | | | |`);
+      else
+        md.push(
+          `| ${r.batch} | ${fmt(r.offMsPerStep, 2)} | ${fmt(r.onMsPerStep, 2)} | ${fmt(r.speedup, 2)} | ${fmt(typeof r.tokenAgreement === 'number' ? 100 * r.tokenAgreement : undefined, 1)}% | ${typeof r.logitsRelErrRow0 === 'number' ? r.logitsRelErrRow0.toExponential(2) : 'n/a'} | ${String(r.capturedRuns)} | ${String(r.fallbacks)} | ${String(r.graphIds)} | ${String(r.captureError ?? '')} |`,
+        );
+    }
+  }
   if (corRows.length) {
     md.push('', '| λ | relative error | same argmax | ours / theirs |', '| --- | --- | --- | --- |');
     for (const r of corRows as ((typeof corRows)[number] & { ours: number; theirs: number })[])
@@ -116,6 +134,6 @@ export function report(): void {
   }
   md.push('');
   writeFileSync(join(R, 'results.md'), md.join('\n'));
-  save(join(R, 'summary.json'), { env, stages, models: mdl, correctness: cor, throughput: thr, checks });
+  save(join(R, 'summary.json'), { env, stages, models: mdl, correctness: cor, throughput: thr, cudaGraphs: gra, checks });
   process.stdout.write(md.join('\n'));
 }

@@ -19,9 +19,10 @@
  *
  * Padding rows never touch real rows or their KV: a decode step runs captured only when every row of every cache
  * takes part (no prompt being prefilled holds slots behind them), so the padded slots [size, N) are free slots;
- * padded branch rows decode token 0 at position 0 of their free slot; padded adapter slots point at padded branch
- * rows (a padded adapter row pointing at a real row would overwrite its hidden state in the ScatterND), which is why
- * a step whose branch rows fill the bucket but not its adapter rows takes the next bucket; padded output rows read
+ * padded branch rows decode token 0 at position 0 of their free slot; padded adapter slots read branch row 0 and
+ * write KV only in their own free slots, and no branch row takes their output (the capture graph's `adapter_slot`
+ * input says which slot's output each row takes, instead of a ScatterND, where a repeated row would have no defined
+ * order); padded output rows read
  * branch row 0 (a Gather, read only) at λ 0, greedy. Steps that cannot be captured (prefill, a multi-adapter or
  * split-layout graph, rows of a prompt in the caches, more rows than the largest bucket or than the caches hold)
  * run the ordinary step graph, as without CUDA graphs.
@@ -44,16 +45,12 @@ export interface StepShape {
   outputs: number;
 }
 
-/**
- * The bucket a decode step is padded to: the smallest N ≥ R, A, B (at most `limit`), where padded adapter rows have
- * padded branch rows to point at (N > R unless A = N). Null when none fits.
- */
+/** The bucket a decode step is padded to: the smallest N ≥ R, A, B (at most `limit`); null when none fits. */
 export function chooseBucket(shape: StepShape, limit: number, buckets: readonly number[] = GRAPH_BUCKETS): number | null {
   const A = shape.adapterRows;
   for (const n of buckets) {
     if (n > limit) return null;
     if (n < shape.rows || n < shape.outputs || (A !== undefined && n < A)) continue;
-    if (A !== undefined && A < n && shape.rows === n) continue;
     return n;
   }
   return null;
@@ -218,9 +215,13 @@ export class CapturedSteps {
     out.set('reference_row', reference);
     if (this.caches.length > 1) {
       const real = plan.adapterRows ?? [];
+      // padded adapter slots read branch row 0 and are read by no row (adapter_slot: forward.ts adapterLayers)
       const rows = new BigInt64Array(n);
-      for (let k = 0; k < n; k++) rows[k] = BigInt(k < real.length ? real[k] : R + ((k - real.length) % (n - R)));
+      real.forEach((r, k) => (rows[k] = BigInt(r)));
       out.set('adapter_rows', rows);
+      const slot = new BigInt64Array(n).fill(-1n);
+      real.forEach((r, k) => (slot[r] = BigInt(k)));
+      out.set('adapter_slot', slot);
     }
     if (this.manifest.deviceSampling) {
       const s = sampling;

@@ -31,6 +31,8 @@ export interface ForwardIo {
    * engine/captured-steps.ts)
    */
   unconditionalAdapters?: boolean;
+  /** with unconditionalAdapters (one-adapter InRa): int64 [R], each branch row's adapter slot, −1 for none */
+  adapterSlot?: string;
 }
 
 /** Emits one forward pass; returns the blended logits [B, P, V] in the graph's float type. */
@@ -50,7 +52,8 @@ export function emitForward(g: Graph, weights: Graph, spec: GraphSpec, io: Forwa
         x = adapterBlock(g, b, io.adapterRowsBy![i], x, attn, io.kv[1 + i], a.first, a.layers, `/model/adapter.${a.name}`);
       });
     } else if (adapters > 0 && io.unconditionalAdapters) {
-      x = adapterLayers(b, io.adapterRows!, x, attn, adapterKv, 0, adapters, '/model/adapter');
+      if (!io.adapterSlot) throw new Error('a graph with unconditional adapters needs the adapter_slot input');
+      x = adapterLayers(b, io.adapterRows!, io.adapterSlot, x, attn, adapterKv, 0, adapters, '/model/adapter');
     } else if (adapters > 0) x = adapterBlock(g, b, io.adapterRows!, x, attn, adapterKv, 0, adapters, '/model/adapter');
     let stream: Residual = { residual: x, pending: null };
     for (let l = 0; l < layersKv.length; l++) stream = b.layer(adapters + l, `/model/layers.${l}`, stream, attn, layersKv[l]);
@@ -159,12 +162,16 @@ function adapterBlock(
 }
 
 /**
- * The adapter layers of `adapterBlock` without the If: the rows of `rows` (at least one) through the adapter layers,
- * scattered back into x; the KV presents are written under their final names. Nothing is read on the host.
+ * The adapter layers of `adapterBlock` without the If: the rows of `rows` (at least one) through the adapter layers;
+ * each branch row then takes the output of its slot (`slotOfRow` [R], −1: keeps x) by a Gather and a Where rather
+ * than a ScatterND, so that padded slots (pointing at any row, e.g. 0) are read by no row and cannot overwrite one
+ * (ScatterND with a repeated index has no defined order). The KV presents are written under their final names.
+ * Nothing is read on the host.
  */
 function adapterLayers(
   b: DecoderBuilder,
   rows: string,
+  slotOfRow: string,
   x: string,
   attn: AttentionInputs,
   kv: KvNames[],
@@ -177,9 +184,17 @@ function adapterLayers(
   const seqA = g.op1('Gather', [attn.seqlensK, rows], { axis: { i: 0 } }, `${path}/seqlens/Gather`); // [A]
   let stream: Residual = { residual: xa, pending: null };
   for (let l = 0; l < adapters; l++) stream = b.layer(first + l, `${path}.${l}`, stream, { ...attn, seqlensK: seqA }, kv[l]);
-  const out = b.materialize(stream, path);
-  const idx = g.op1('Unsqueeze', [rows, g.constant('int64', [-1])], {}, `${path}/rows/Unsqueeze`); // [A, 1]
-  return g.op1('ScatterND', [x, idx, out], {}, `${path}/ScatterND`);
+  const out = b.materialize(stream, path); // [A, S, D]
+  const zero = g.constant('int64', [0], []);
+  const has = g.op1('GreaterOrEqual', [slotOfRow, zero], {}, `${path}/slot/has`); // [R]
+  const picked = g.op1(
+    'Gather',
+    [out, g.op1('Max', [slotOfRow, zero], {}, `${path}/slot/Max`)],
+    { axis: { i: 0 } },
+    `${path}/slot/Gather`,
+  ); // [R, S, D]
+  const has3 = g.op1('Unsqueeze', [has, g.constant('int64', [1, 2])], {}, `${path}/slot/Unsqueeze`); // [R, 1, 1]
+  return g.op1('Where', [has3, picked, x], {}, `${path}/slot/Where`);
 }
 
 interface BranchInputs {

@@ -119,6 +119,12 @@ export function buildModelGraph(spec: GraphSpec, { unconditionalAdapters = false
   const g = new Graph(`realign-${spec.mode}`);
   const keys = spec.mode === 'inra' ? [...STEP_INPUTS, 'adapter_rows' as const] : STEP_INPUTS;
   const { inputs, names, groups, adapterRowsBy } = declareInputs(g, spec, keys);
+  let adapterSlot: string | undefined;
+  if (unconditionalAdapters && spec.mode === 'inra' && !adapterRowsBy) {
+    const doc = CAPTURE_ADAPTER_SLOT_DOC;
+    inputs.push({ name: CAPTURE_ADAPTER_SLOT, type: 'int64', dims: ['R'], doc });
+    adapterSlot = g.input(CAPTURE_ADAPTER_SLOT, 'int64', ['R'], doc);
+  }
   const kv: KvNames[][] = groups.map(({ info }) =>
     info.pastKey.map((pastKey, l) => ({
       pastKey,
@@ -141,6 +147,7 @@ export function buildModelGraph(spec: GraphSpec, { unconditionalAdapters = false
     mixWeights: names.mix_weights,
     kv,
     unconditionalAdapters,
+    adapterSlot,
   };
   let logits = emitForward(g, g, spec, io);
   if (spec.floatType === 'float16') logits = g.op1('Cast', [logits], { to: { i: 1 } }, '/logits/Cast');
@@ -154,6 +161,11 @@ export function buildModelGraph(spec: GraphSpec, { unconditionalAdapters = false
   const sampling = appendSampling(g, spec, logits, inputs, outputs);
   return { graph: g, manifest: { ...manifest(spec, groups, inputs, outputs), deviceSampling: sampling } };
 }
+
+/** The capture variant's input that says which adapter slot's output each branch row takes (forward.ts adapterLayers). */
+export const CAPTURE_ADAPTER_SLOT = 'adapter_slot';
+const CAPTURE_ADAPTER_SLOT_DOC =
+  'capture graphs (inra): per branch row, the index into adapter_rows of its adapter slot, −1 for rows without one (padded adapter slots are read by no row)';
 
 /** Ranked candidates of the step graph's sampling block (device-sampling.ts; capped at the vocabulary). */
 export const SAMPLING_CANDIDATES = 1024;

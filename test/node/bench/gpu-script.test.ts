@@ -119,6 +119,25 @@ describe('bench/gpu one-shot check', () => {
       expect(row.decodeSteps).toBeGreaterThanOrEqual(3);
     }
 
+    // CUDA graphs on/off: on the CPU the captured side runs the same padded path with host buffers, so it must choose
+    // the same tokens with the same logits (within 1e-5), every decode step captured
+    expect(byName.get('graphs')?.status).toBe('ok');
+    const gra = JSON.parse(readFileSync(join(res, 'cuda-graphs.json'), 'utf8')) as {
+      captureAttached: boolean;
+      steps: number;
+      table: Record<string, number | string | null>[];
+    };
+    expect(gra.captureAttached).toBe(true);
+    expect(gra.table.map((r) => r.batch)).toEqual([1, 8]);
+    for (const row of gra.table) {
+      expect(row.error).toBeUndefined();
+      expect(row.capturedRuns).toBe(gra.steps);
+      expect(row.fallbacks).toBe(0);
+      expect(row.tokenAgreement).toBe(1);
+      expect(row.logitsRelErrRow0).toBeLessThan(1e-5);
+      expect(row.captureError).toBeNull();
+    }
+
     const md = readFileSync(join(res, 'results.md'), 'utf8');
     expect(md).toContain('DRY RUN');
     for (const s of [

@@ -40,15 +40,15 @@ describe('batch buckets', () => {
     expect(chooseBucket({ rows: 4, adapterRows: 4, outputs: 4 }, 64)).toBe(4);
   });
 
-  it('takes the next bucket when padded adapter rows would have no padded branch row to point at', () => {
-    // R = N = 4 with A = 2: the two padded adapter slots need padded branch rows, so 8
-    expect(chooseBucket({ rows: 4, adapterRows: 2, outputs: 4 }, 64)).toBe(8);
+  it('needs no padded branch row for padded adapter rows (they are read by no row)', () => {
+    expect(chooseBucket({ rows: 4, adapterRows: 2, outputs: 4 }, 64)).toBe(4);
     expect(chooseBucket({ rows: 5, adapterRows: 3, outputs: 3 }, 64)).toBe(8);
+    expect(chooseBucket({ rows: 16, adapterRows: 8, outputs: 8 }, 16)).toBe(16); // a full cache of λ 0.5 rows
   });
 
   it('gives none past the row capacity or the largest bucket', () => {
     expect(chooseBucket({ rows: 40, outputs: 40 }, 32)).toBeNull();
-    expect(chooseBucket({ rows: 4, adapterRows: 2, outputs: 4 }, 4)).toBeNull();
+    expect(chooseBucket({ rows: 5, adapterRows: 2, outputs: 4 }, 4)).toBeNull();
     expect(chooseBucket({ rows: GRAPH_BUCKETS.at(-1)! + 1, outputs: 1 }, 1 << 20)).toBeNull();
   });
 });
