@@ -73,5 +73,14 @@ export default tseslint.config(
       ],
     },
   },
+  {
+    // the request path stays in small pieces (issue 16): no file over 300 lines, no function over 60
+    files: ['gpu-backend/src/server/**/*.ts', 'worker/src/pipeline/**/*.ts'],
+    ignores: ['**/*.test.ts'],
+    rules: {
+      'max-lines': ['error', { max: 300 }],
+      'max-lines-per-function': ['error', { max: 60 }],
+    },
+  },
   { files: ['shared/**'], rules: { 'no-restricted-imports': ['error', { patterns: [noRuntime] }] } },
 );

@@ -15,6 +15,7 @@ import {
   refuseExpectation,
   unreadableRequest,
 } from './client-error.ts';
+import type { AuthOptions } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { BackendMetrics } from './metrics.ts';
 import { ModelRegistry } from './registry.ts';
@@ -40,16 +41,8 @@ export interface StartOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-/** Starts the server (resolves once it listens; models keep loading in the background). */
-export async function startBackend(config: ServerConfig, opts: StartOptions = {}): Promise<RunningBackend> {
-  const env = opts.env ?? process.env;
-  const logger = opts.logger ?? pino({ base: { service: 'realign-backend' } });
-  const metrics = new BackendMetrics();
-  const registry = new ModelRegistry(config, logger, (m) => {
-    m.engine.onSteps = (ms) => ms.forEach((x) => metrics.stepSeconds.observe({ model: m.config.id }, x / 1000));
-  });
-  let accepting = true;
-  let inFlight = 0;
+/** The credentials the server accepts, from the environment variables its configuration names. */
+function authOptions(config: ServerConfig, env: NodeJS.ProcessEnv): AuthOptions {
   const hmacSecret = env[config.auth.hmac_secret_env] || null;
   const bearerTokens = (env[config.auth.bearer_tokens_env] ?? '')
     .split(',')
@@ -60,19 +53,25 @@ export async function startBackend(config: ServerConfig, opts: StartOptions = {}
       `no credentials configured: set ${config.auth.hmac_secret_env} (edge HMAC secret) or ${config.auth.bearer_tokens_env} (bearer tokens), or "auth": {"allow_unauthenticated": true} for local use`,
     );
   }
-  const app = createApp({
-    config,
-    registry,
-    metrics,
-    logger,
-    accepting: () => accepting,
-    auth: {
-      hmacSecret,
-      bearerTokens,
-      allowUnauthenticated: config.auth.allow_unauthenticated,
-      maxSkewSeconds: config.auth.max_skew_seconds,
-    },
+  return {
+    hmacSecret,
+    bearerTokens,
+    allowUnauthenticated: config.auth.allow_unauthenticated,
+    maxSkewSeconds: config.auth.max_skew_seconds,
+  };
+}
+
+/** Starts the server (resolves once it listens; models keep loading in the background). */
+export async function startBackend(config: ServerConfig, opts: StartOptions = {}): Promise<RunningBackend> {
+  const env = opts.env ?? process.env;
+  const logger = opts.logger ?? pino({ base: { service: 'realign-backend' } });
+  const metrics = new BackendMetrics();
+  const registry = new ModelRegistry(config, logger, (m) => {
+    m.engine.onSteps = (ms) => ms.forEach((x) => metrics.stepSeconds.observe({ model: m.config.id }, x / 1000));
   });
+  let accepting = true;
+  let inFlight = 0;
+  const app = createApp({ config, registry, metrics, logger, accepting: () => accepting, auth: authOptions(config, env) });
   const listener = getRequestListener((req: Request) => app.fetch(req), { errorHandler: unreadableRequest });
   const handle = (req: IncomingMessage, res: ServerResponse) => {
     if (answeredMalformed(req, res)) return;

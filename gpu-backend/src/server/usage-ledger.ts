@@ -109,26 +109,7 @@ export class UsageLedger {
   ): LedgerTicket {
     this.evict();
     const entry: Entry = {
-      record: {
-        object: 'usage.ledger',
-        dispatch_id: dispatchId,
-        model: model.id,
-        state: 'running',
-        usage: {
-          prompt_tokens: promptsOnce,
-          completion_tokens: 0,
-          total_tokens: promptsOnce,
-          realign: {
-            lambda,
-            branches: {
-              aligned: { prompt_tokens: 0, completion_tokens: 0 },
-              reference: { prompt_tokens: 0, completion_tokens: 0 },
-            },
-          },
-        },
-        started_at: this.now(),
-        ended_at: null,
-      },
+      record: this.runningRecord(dispatchId, model.id, lambda, promptsOnce),
       choices: choicePrompts.map((prompt) => ({ prompt, generated: 0, ended: false, finish: null })),
       needs: branchesFor(model.mode, [lambda]),
     };
@@ -164,6 +145,25 @@ export class UsageLedger {
         ch.ended = true;
         settle();
       },
+    };
+  }
+
+  /** The record of a request that has just started: its prompts counted, nothing generated yet. */
+  private runningRecord(dispatchId: string, model: string, lambda: number, promptsOnce: number): LedgerRecord {
+    const none = () => ({ prompt_tokens: 0, completion_tokens: 0 });
+    return {
+      object: 'usage.ledger',
+      dispatch_id: dispatchId,
+      model,
+      state: 'running',
+      usage: {
+        prompt_tokens: promptsOnce,
+        completion_tokens: 0,
+        total_tokens: promptsOnce,
+        realign: { lambda, branches: { aligned: none(), reference: none() } },
+      },
+      started_at: this.now(),
+      ended_at: null,
     };
   }
 

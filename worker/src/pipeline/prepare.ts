@@ -70,6 +70,17 @@ function setLambdaHeaders(c: Context<AppEnv>, outcome: PolicyOutcome): void {
   if (outcome.clamped) c.header(HEADERS.lambdaClamped, 'true');
 }
 
+/** A `max_tokens` the client sent that can never fit the model's context (the prompt takes at least one token). */
+function checkMaxTokensFit(model: string, sent: number | undefined, context: number | null): void {
+  if (context === null || sent === undefined || sent < context) return;
+  // the backend checks the exact prompt itself
+  throw invalidRequest(
+    `\`max_tokens\` is ${sent} but model \`${model}\` has a context of ${context} tokens; lower max_tokens below ${context}`,
+    'max_tokens',
+    'context_length_exceeded',
+  );
+}
+
 /** Runs the checks and resolution for one request of `kind`; throws ApiErrors (400/403/404/413/429). */
 export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K): Promise<Prepared> {
   const config = readConfig(c.env);
@@ -85,18 +96,11 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
   }
 
   const userId = userIdOf(c, request.user);
-  const rows = await loadRequestContext(c.env, auth.tenantId, request.model, userId);
+  const rows = await loadRequestContext(c.env.DB, auth.tenantId, request.model, userId);
   if (rows.model === null) throw modelNotFound(request.model);
   const context = rows.model.context_length;
   const sentMaxTokens = kind === 'logits' ? undefined : (request as RequestByKind['chat' | 'completions']).max_tokens;
-  if (context !== null && sentMaxTokens !== undefined && sentMaxTokens >= context) {
-    // the prompt takes at least one token: this can never fit (the backend checks the exact prompt itself)
-    throw invalidRequest(
-      `\`max_tokens\` is ${sentMaxTokens} but model \`${request.model}\` has a context of ${context} tokens; lower max_tokens below ${context}`,
-      'max_tokens',
-      'context_length_exceeded',
-    );
-  }
+  checkMaxTokensFit(request.model, sentMaxTokens, context);
   const backend = buildBackendRequest(kind, parsed, buildPolicy(rows), buildPreference(rows));
   if (backend instanceof Error) throw backend;
   setLambdaHeaders(c, backend.outcome);
@@ -119,7 +123,7 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
     includeUsage: stream && gen?.stream_options?.include_usage === true,
     temperature: gen?.temperature,
     seed: gen?.seed,
-    clientMaxTokens: kind !== 'logits' && (request as RequestByKind['chat' | 'completions']).max_tokens !== undefined,
+    clientMaxTokens: sentMaxTokens !== undefined,
     usage: {
       requestId: c.get('requestId'),
       clientRequestId: c.get('clientRequestId'),

@@ -19,7 +19,8 @@ import { replayAsSse } from '../cache/sse-replay.ts';
 import { StreamAssembler } from '../cache/stream-assembler.ts';
 import { modelNotFound } from '../db/request-context.ts';
 import { errorResponse } from '../http/error-response.ts';
-import { CLIENT_CLOSED, forward } from '../routing/forward.ts';
+import type { BackendConfig } from '../config.ts';
+import { CLIENT_CLOSED, forward, type Forwarded } from '../routing/forward.ts';
 import { healthBook } from '../routing/health-book.ts';
 import { readAllText } from '../stream/read-with-timeout.ts';
 import { relaySse } from '../stream/sse-relay.ts';
@@ -77,6 +78,167 @@ function cachedAnswer(c: Context<AppEnv>, p: Prepared, entry: CachedResponse): R
   return c.json(entry.body, 200);
 }
 
+/** One request being answered by a backend: what its pieces share. */
+interface Answering {
+  c: Context<AppEnv>;
+  p: Prepared;
+  dispatch: DispatchUsage;
+  /** Records usage for an answer not served from the cache, and settles its token charge (callers hand it to `waitUntil`). */
+  record: (status: number, usage?: Usage | null) => Promise<void>;
+  /** Whether the answer goes into the cache (a complete stream is assembled for it). */
+  cacheable: boolean;
+  /** Stores a complete answer in the cache (when the request may be cached). */
+  store: (completion: ChatCompletion | TextCompletion) => Promise<void>;
+}
+
+/**
+ * Forwards the request to a backend. A max_tokens the client did not send (a preset's) is capped to the context
+ * left, not an error: asked again once.
+ */
+async function forwardCapped(a: Answering): Promise<Forwarded> {
+  const { c, p, dispatch } = a;
+  const options = {
+    dispatchId: dispatch.dispatchId,
+    signal: c.req.raw.signal,
+    tried: dispatch.tried,
+    headers: backendRequestHeaders(p.backend),
+  };
+  const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
+  // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
+  let body: ForwardedBody = p.stream ? { ...p.backend.body, stream_options: { include_usage: true } } : p.backend.body;
+  for (let round = 0; ; round++) {
+    let forwarded: Forwarded;
+    try {
+      forwarded = await forward(
+        ENDPOINTS[p.kind],
+        JSON.stringify(body),
+        p.usage.requestId,
+        p.config,
+        healthBook,
+        timeoutMs,
+        options,
+      );
+    } catch (e) {
+      c.executionCtx.waitUntil(a.record(e instanceof ApiError ? e.status : 500));
+      throw e;
+    }
+    const capped =
+      round === 0 && !p.clientMaxTokens && body.max_tokens !== undefined ? await contextCap(forwarded.response) : null;
+    if (capped === null) return forwarded;
+    body = capped === 'unset' ? withoutMaxTokens(body) : { ...body, max_tokens: capped };
+  }
+}
+
+function markDown(p: Prepared, backend: BackendConfig, reason: string): void {
+  healthBook.markFailure(backend.url, reason, Date.now(), p.config.healthCooldownMs);
+}
+
+/** Relays the backend's event stream to the client; usage and the cache entry are written once it ends. */
+function relayStream(a: Answering, upstream: Response & { body: ReadableStream<Uint8Array> }, backend: BackendConfig): Response {
+  const { c, p, dispatch } = a;
+  const assembler = a.cacheable ? new StreamAssembler() : null;
+  let usage: Usage | null = null;
+  let finish!: () => void;
+  const ended = new Promise<void>((resolve) => (finish = resolve));
+  let status = 200;
+  let complete = false;
+  c.executionCtx.waitUntil(
+    ended.then(async () => {
+      const completion = complete ? assembler?.result() : null;
+      await Promise.all([a.record(status, usage), completion ? a.store(completion) : Promise.resolve()]);
+    }),
+  );
+  const stream = relaySse(upstream.body, {
+    idleTimeoutMs: p.config.streamIdleTimeoutMs,
+    keepUsageChunk: p.includeUsage,
+    onEvent: (event) => {
+      dispatch.relay(event);
+      const reported = readUsage(event);
+      usage = reported ?? usage;
+      assembler?.add(event, reported);
+    },
+    onEnd: (outcome) => {
+      complete = outcome.kind === 'done';
+      if (outcome.kind === 'broken') {
+        status = 502;
+        markDown(p, backend, `stream: ${outcome.reason}`);
+      } else if (outcome.kind === 'backend_error') status = 500;
+      else if (outcome.kind === 'cancelled') status = 499;
+      finish();
+    },
+  });
+  return c.body(stream, 200, SSE_HEADERS);
+}
+
+/** The backend's whole answer as text, or the error response when it could not be read. */
+async function readAnswer(a: Answering, upstream: Response, backend: BackendConfig): Promise<string | Response> {
+  const { c, p } = a;
+  try {
+    return await readAllText(upstream.body, p.config.streamIdleTimeoutMs);
+  } catch {
+    if (c.req.raw.signal.aborted) {
+      // the client left while the answer was read: the backend request was aborted with it (routing/forward.ts)
+      c.executionCtx.waitUntil(a.record(CLIENT_CLOSED));
+      return errorResponse(
+        c,
+        new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', {
+          type: 'invalid_request_error',
+          code: 'client_closed_request',
+        }),
+      );
+    }
+    markDown(p, backend, 'body read failed');
+    c.executionCtx.waitUntil(a.record(502));
+    return errorResponse(c, badGateway('the backend stopped sending its answer; retry the request', 'backend_error'));
+  }
+}
+
+/** A backend's refusal passed on (its 404 for a model it does not serve becomes the edge's own). */
+function refusal(a: Answering, upstream: Response, json: unknown): Response {
+  const { c, p } = a;
+  // The edge granted a model this backend does not serve: answer the edge's own 404 naming only that model —
+  // the backend's message lists the models it serves, which are not this tenant's to see.
+  const error =
+    upstream.status === 404 && isErrorBody(json) && json.error.code === 'model_not_found'
+      ? modelNotFound(p.usage.model)
+      : apiErrorFromResponse(upstream.status, json);
+  const retryAfter = upstream.headers.get(HEADERS.retryAfter);
+  if (retryAfter !== null && /^\d{1,6}$/.test(retryAfter)) c.header(HEADERS.retryAfter, retryAfter);
+  c.executionCtx.waitUntil(a.record(error.status));
+  return errorResponse(c, error);
+}
+
+/** Passes a JSON answer on after checking it is the kind asked for (replayed as SSE if a stream was asked for). */
+async function answerJson(a: Answering, upstream: Response, backend: BackendConfig): Promise<Response> {
+  const { c, p } = a;
+  const text = await readAnswer(a, upstream, backend);
+  if (text instanceof Response) return text;
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  if (upstream.status !== 200) return refusal(a, upstream, json);
+  const expectedLogits =
+    p.kind === 'logits' && typeof json === 'object' && json !== null && (json as { object?: unknown }).object === 'logits';
+  if (isErrorBody(json) || !(expectedLogits || (p.kind !== 'logits' && isCompletion(json)))) {
+    markDown(p, backend, 'invalid answer');
+    c.executionCtx.waitUntil(a.record(502));
+    return errorResponse(
+      c,
+      badGateway(`the backend sent an answer that is not a ${p.kind} response; retry the request`, 'bad_backend_response'),
+    );
+  }
+  const usage = readUsage(json);
+  c.executionCtx.waitUntil(Promise.all([a.record(200, usage), isCompletion(json) && usage ? a.store(json) : Promise.resolve()]));
+  if (p.stream) {
+    // The client asked for a stream but the backend answered JSON: replay it as SSE rather than change the protocol.
+    return isCompletion(json) ? c.body(replayAsSse(json, p.includeUsage), 200, SSE_HEADERS) : c.json(json as object, 200);
+  }
+  return c.body(text, upstream.status as ContentfulStatusCode, { 'content-type': 'application/json' });
+}
+
 /** Answers a prepared request (cache, then backend). */
 export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response> {
   const decision = decideCaching(p.kind, p, c.req.header('cache-control'), p.usage.auth.cacheTtlSeconds);
@@ -88,43 +250,6 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
   c.header(HEADERS.cache, key === null ? 'BYPASS' : 'MISS');
   // the usage row exists from here on (in flight), and is completed with the backends' counts however this ends
   const dispatch = new DispatchUsage(c.env, p.usage, p.config);
-  /** Records usage for an answer not served from the cache, and settles its token charge (callers hand it to `waitUntil`). */
-  const record = (status: number, usage: Usage | null = null) => dispatch.end(status, usage);
-  const forwardOptions = {
-    dispatchId: dispatch.dispatchId,
-    signal: c.req.raw.signal,
-    tried: dispatch.tried,
-    headers: backendRequestHeaders(p.backend),
-  };
-
-  // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
-  let body: ForwardedBody = p.stream ? { ...p.backend.body, stream_options: { include_usage: true } } : p.backend.body;
-  let forwarded;
-  for (let round = 0; ; round++) {
-    try {
-      const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
-      forwarded = await forward(
-        ENDPOINTS[p.kind],
-        JSON.stringify(body),
-        p.usage.requestId,
-        p.config,
-        healthBook,
-        timeoutMs,
-        forwardOptions,
-      );
-    } catch (e) {
-      c.executionCtx.waitUntil(record(e instanceof ApiError ? e.status : 500));
-      throw e;
-    }
-    // A max_tokens the client did not send (a preset's) is capped to the context left, not an error: ask again once.
-    const capped =
-      round === 0 && !p.clientMaxTokens && body.max_tokens !== undefined ? await contextCap(forwarded.response) : null;
-    if (capped === null) break;
-    body = capped === 'unset' ? withoutMaxTokens(body) : { ...body, max_tokens: capped };
-  }
-  const { response: upstream, backend, attempts } = forwarded;
-  c.header(HEADERS.attempts, String(attempts));
-  const markDown = (reason: string) => healthBook.markFailure(backend.url, reason, Date.now(), p.config.healthCooldownMs);
   const store = (completion: ChatCompletion | TextCompletion) =>
     key === null
       ? Promise.resolve()
@@ -134,95 +259,12 @@ export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response
           { kind: p.kind as 'chat' | 'completions', body: completion, storedAt: Date.now() },
           p.usage.auth.cacheTtlSeconds,
         );
-
+  const record = (status: number, usage: Usage | null = null) => dispatch.end(status, usage);
+  const a: Answering = { c, p, dispatch, record, cacheable: key !== null, store };
+  const { response: upstream, backend, attempts } = await forwardCapped(a);
+  c.header(HEADERS.attempts, String(attempts));
   const isSse = (upstream.headers.get('content-type') ?? '').includes('text/event-stream');
-  if (upstream.status === 200 && p.stream && isSse && upstream.body !== null) {
-    const assembler = key === null ? null : new StreamAssembler();
-    let usage: Usage | null = null;
-    let finish!: () => void;
-    const ended = new Promise<void>((resolve) => (finish = resolve));
-    let status = 200;
-    let complete = false;
-    c.executionCtx.waitUntil(
-      ended.then(async () => {
-        const completion = complete ? assembler?.result() : null;
-        await Promise.all([record(status, usage), completion ? store(completion) : Promise.resolve()]);
-      }),
-    );
-    const stream = relaySse(upstream.body, {
-      idleTimeoutMs: p.config.streamIdleTimeoutMs,
-      keepUsageChunk: p.includeUsage,
-      onEvent: (event) => {
-        dispatch.relay(event);
-        const reported = readUsage(event);
-        usage = reported ?? usage;
-        assembler?.add(event, reported);
-      },
-      onEnd: (outcome) => {
-        complete = outcome.kind === 'done';
-        if (outcome.kind === 'broken') {
-          status = 502;
-          markDown(`stream: ${outcome.reason}`);
-        } else if (outcome.kind === 'backend_error') status = 500;
-        else if (outcome.kind === 'cancelled') status = 499;
-        finish();
-      },
-    });
-    return c.body(stream, 200, SSE_HEADERS);
-  }
-
-  let text: string;
-  try {
-    text = await readAllText(upstream.body, p.config.streamIdleTimeoutMs);
-  } catch {
-    if (c.req.raw.signal.aborted) {
-      // the client left while the answer was read: the backend request was aborted with it (routing/forward.ts)
-      c.executionCtx.waitUntil(record(CLIENT_CLOSED));
-      return errorResponse(
-        c,
-        new ApiError(CLIENT_CLOSED, 'the client closed the request before its answer', {
-          type: 'invalid_request_error',
-          code: 'client_closed_request',
-        }),
-      );
-    }
-    markDown('body read failed');
-    c.executionCtx.waitUntil(record(502));
-    return errorResponse(c, badGateway('the backend stopped sending its answer; retry the request', 'backend_error'));
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  if (upstream.status !== 200) {
-    // The edge granted a model this backend does not serve: answer the edge's own 404 naming only that model —
-    // the backend's message lists the models it serves, which are not this tenant's to see.
-    const error =
-      upstream.status === 404 && isErrorBody(json) && json.error.code === 'model_not_found'
-        ? modelNotFound(p.usage.model)
-        : apiErrorFromResponse(upstream.status, json);
-    const retryAfter = upstream.headers.get(HEADERS.retryAfter);
-    if (retryAfter !== null && /^\d{1,6}$/.test(retryAfter)) c.header(HEADERS.retryAfter, retryAfter);
-    c.executionCtx.waitUntil(record(error.status));
-    return errorResponse(c, error);
-  }
-  const expectedLogits =
-    p.kind === 'logits' && typeof json === 'object' && json !== null && (json as { object?: unknown }).object === 'logits';
-  if (isErrorBody(json) || !(expectedLogits || (p.kind !== 'logits' && isCompletion(json)))) {
-    markDown('invalid answer');
-    c.executionCtx.waitUntil(record(502));
-    return errorResponse(
-      c,
-      badGateway(`the backend sent an answer that is not a ${p.kind} response; retry the request`, 'bad_backend_response'),
-    );
-  }
-  const usage = readUsage(json);
-  c.executionCtx.waitUntil(Promise.all([record(200, usage), isCompletion(json) && usage ? store(json) : Promise.resolve()]));
-  if (p.stream) {
-    // The client asked for a stream but the backend answered JSON: replay it as SSE rather than change the protocol.
-    return isCompletion(json) ? c.body(replayAsSse(json, p.includeUsage), 200, SSE_HEADERS) : c.json(json as object, 200);
-  }
-  return c.body(text, upstream.status as ContentfulStatusCode, { 'content-type': 'application/json' });
+  if (upstream.status === 200 && p.stream && isSse && upstream.body !== null)
+    return relayStream(a, upstream as Response & { body: ReadableStream<Uint8Array> }, backend);
+  return answerJson(a, upstream, backend);
 }
