@@ -8,8 +8,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { samplingParams, type SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
-import { FLOAT32_MAX, NonFiniteLogitsError, SamplingError, SequenceSampler } from '../../../gpu-backend/src/sampling/sampler.ts';
+import { samplingParams, type SamplingParams } from './params.ts';
+import { FLOAT32_MAX, NonFiniteLogitsError, SamplingError, SequenceSampler } from './sampler.ts';
 import { SAMPLING_RULES } from '../../../shared/src/generation-fields.ts';
 
 const V = 48;

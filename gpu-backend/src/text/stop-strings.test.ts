@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { StopStringMatcher } from '../../../gpu-backend/src/text/stop-strings.ts';
+import { StopStringMatcher } from './stop-strings.ts';
 
 /** Every way to cut `text` into non-empty consecutive chunks (2^(n−1) of them). */
 function* allSplits(text: string): Generator<string[]> {

@@ -3,9 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { IncrementalDecoder } from '../../../gpu-backend/src/text/incremental-decoder.ts';
-import { copyBundledTokenizer, writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
-import { TextTokenizer } from '../../../gpu-backend/src/text/tokenizer.ts';
+import { IncrementalDecoder } from './incremental-decoder.ts';
+import { copyBundledTokenizer, writeTinyTokenizer } from '../make/tiny-tokenizer.ts';
+import { TextTokenizer } from './tokenizer.ts';
 import { SAMPLE_TEXTS } from './samples.ts';
 
 /** Pushes ids one at a time; returns every chunk, the flushed rest last. */

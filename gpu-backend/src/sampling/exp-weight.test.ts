@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { expWeight } from '../../../gpu-backend/src/sampling/draw.ts';
-import { Rng } from '../../../gpu-backend/src/sampling/rng.ts';
+import { expWeight } from './draw.ts';
+import { Rng } from './rng.ts';
 
 /** Distance in units in the last place between two positive doubles. */
 function ulps(a: number, b: number): number {

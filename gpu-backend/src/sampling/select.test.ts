@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { topKIndices } from '../../../gpu-backend/src/sampling/select.ts';
+import { topKIndices } from './select.ts';
 
 /** The definition: finite entries sorted by value descending, ties to the lower index, first k. */
 function reference(values: Float32Array, k: number): number[] {

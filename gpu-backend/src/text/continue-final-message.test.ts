@@ -7,8 +7,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { copyBundledTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
-import { TextTokenizer, TokenizerError } from '../../../gpu-backend/src/text/tokenizer.ts';
+import { copyBundledTokenizer } from '../make/tiny-tokenizer.ts';
+import { TextTokenizer, TokenizerError } from './tokenizer.ts';
 
 const TOY = join(import.meta.dirname, '../../../models/toy-inra');
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { samplingParams, type SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
-import { NonFiniteLogitsError, SequenceSampler } from '../../../gpu-backend/src/sampling/sampler.ts';
+import { samplingParams, type SamplingParams } from './params.ts';
+import { NonFiniteLogitsError, SequenceSampler } from './sampler.ts';
 
 function sampler(params: Partial<SamplingParams>, prompt: number[] = []): SequenceSampler {
   return new SequenceSampler(samplingParams(params), prompt);

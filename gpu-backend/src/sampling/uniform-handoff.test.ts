@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { samplingParams, type SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
-import { SequenceSampler } from '../../../gpu-backend/src/sampling/sampler.ts';
+import { samplingParams, type SamplingParams } from './params.ts';
+import { SequenceSampler } from './sampler.ts';
 
 /** Random logits with a few ties and masked entries, from a small LCG (no dependence on the sampler's stream). */
 function rows(count: number, vocab: number, seed: number): Float32Array[] {

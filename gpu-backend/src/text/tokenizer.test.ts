@@ -4,8 +4,8 @@ import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { copyBundledTokenizer, MIN_TINY_VOCAB_SIZE, writeTinyTokenizer } from '../../../gpu-backend/src/make/tiny-tokenizer.ts';
-import { TextTokenizer, TokenizerError } from '../../../gpu-backend/src/text/tokenizer.ts';
+import { copyBundledTokenizer, MIN_TINY_VOCAB_SIZE, writeTinyTokenizer } from '../make/tiny-tokenizer.ts';
+import { TextTokenizer, TokenizerError } from './tokenizer.ts';
 import { SAMPLE_TEXTS } from './samples.ts';
 
 const UTF8 = new TextEncoder();
