@@ -39,7 +39,7 @@ export interface BindingBenchResult {
    * token, all rows greedy against all rows sampled (T 0.8, top_p 0.9), paired; per batch of `batches` and at
    * `bytesBatch` (target ≤ 1.1×)
    */
-  hostSampling: { batch: number; greedy: Timing; sampled: Timing; ratio: number }[];
+  hostSampling: { batch: number; greedy: Timing; sampled: Timing; ratio: number; cpuRatio?: number }[];
   /** at `bytesBatch` rows: the step graph with the sampling block */
   deviceSampling?: {
     bytesPerStep: { toDevice: number; fromDevice: number };
@@ -120,14 +120,20 @@ export async function bindingBench(
   };
   const samplers = (params: SamplingParams, B: number) =>
     Array.from({ length: B }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
-  /** a decode step through the binding, then the host sampler on each row's logits */
-  const hostStep = (s: SequenceSampler[]) => async () => {
+  /**
+   * a decode step through the binding, then the host sampler on each row's logits; `cpu` collects the process' CPU
+   * time of each call (ORT's threads and the sampler), a measure that the machine's other load does not inflate
+   */
+  const hostStep = (s: SequenceSampler[], cpu?: number[]) => async () => {
+    const c0 = process.cpuUsage();
     const p = paths.binding;
     const next = new Map(p.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
     const plan = p.rows.decodePlan(next);
     const { logits } = await runner.step(plan);
     p.rows.commit(plan);
     s.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
+    const c = process.cpuUsage(c0);
+    cpu?.push((c.user + c.system) / 1000);
   };
   // the KV caches grow by one token per timed step and path: keep the rounds inside the graph's context
   const sRounds = Math.min(rounds, Math.floor((1024 - promptTokens - 16) / 4) - 4);
@@ -159,16 +165,23 @@ export async function bindingBench(
   for (const B of batches) {
     log(`host sampler, sampled / greedy: batch ${B}`);
     await fill(paths.binding, B);
-    const t = await interleaved({ greedy: hostStep(samplers(GREEDY, B)), sampled: hostStep(samplers(SAMPLED, B)) }, sRounds, 2);
+    const cpu: number[][] = [[], []];
+    const t = await interleaved(
+      { greedy: hostStep(samplers(GREEDY, B), cpu[0]), sampled: hostStep(samplers(SAMPLED, B), cpu[1]) },
+      sRounds,
+      2,
+    );
+    const skip = cpu[0].length - t.greedy.length; // the warm-up rounds
     const entry = {
       batch: B,
       greedy: summarize(t.greedy),
       sampled: summarize(t.sampled),
       ratio: pairedRatio(t.sampled, t.greedy),
+      cpuRatio: pairedRatio(cpu[1].slice(skip), cpu[0].slice(skip)),
     };
     result.hostSampling.push(entry);
     log(
-      `  batch ${B}: greedy ${entry.greedy.medianMs.toFixed(2)} ms, sampled ${entry.sampled.medianMs.toFixed(2)} ms, ratio ${entry.ratio.toFixed(3)}`,
+      `  batch ${B}: greedy ${entry.greedy.medianMs.toFixed(2)} ms, sampled ${entry.sampled.medianMs.toFixed(2)} ms, ratio ${entry.ratio.toFixed(3)} (CPU time ${entry.cpuRatio.toFixed(3)})`,
     );
     empty(paths.binding);
   }
