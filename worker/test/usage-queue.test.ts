@@ -5,7 +5,7 @@
  * delivered twice. Every request must have exactly one row, with the counts the stub backend's ledger holds for it.
  * Also: the one-statement write itself is idempotent and order-free.
  */
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
+import { createExecutionContext, createMessageBatch, getQueueResult, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { afterEach, describe, expect, it } from 'vitest';
 import worker from '../src/index.ts';
@@ -223,5 +223,51 @@ describe('usage through the queue', () => {
         [c, [200, 4]],
       ]),
     );
+  });
+
+  it('the consumer drops a malformed message and writes the rest; a write that fails throws, so the batch comes again', async () => {
+    const dispatchId = crypto.randomUUID();
+    const good: UsageEvent = {
+      v: 1,
+      row: eventRow({
+        request_id: `req_${dispatchId}`,
+        dispatch_id: dispatchId,
+        tenant_id: 'usage-queue-test',
+        key_id: 'key_x',
+        model_id: 'm',
+        endpoint: '/v1/completions',
+        status: 200,
+        completion_tokens: 6,
+        created_at: Date.now(),
+      }),
+      settle: null,
+    };
+    const message = (id: string, body: unknown) => ({ id, timestamp: new Date(), attempts: 1, body });
+    const batch = createMessageBatch('realign-usage', [
+      message('m1', good),
+      message('m2', { v: 1, row: { dispatch_id: 'no-other-column' } }),
+      message('m3', 'not an event'),
+    ]);
+    const ctx = createExecutionContext();
+    await worker.queue(batch, env);
+    const result = await getQueueResult(batch, ctx);
+    expect(result.outcome).toBe('ok');
+    expect(result.retryBatch.retry).toBe(false);
+    const row = await env.DB.prepare('SELECT status, completion_tokens, prompt_tokens, stream FROM usage WHERE dispatch_id = ?')
+      .bind(dispatchId)
+      .first();
+    // columns the event left out take the table's defaults
+    expect(row).toEqual({ status: 200, completion_tokens: 6, prompt_tokens: 0, stream: 0 });
+
+    const broken = {
+      ...env,
+      DB: {
+        prepare() {
+          throw new Error('D1 unavailable (test)');
+        },
+      },
+    } as unknown as Env;
+    const again = createMessageBatch('realign-usage', [message('m4', good)]);
+    await expect(worker.queue(again, broken)).rejects.toThrow('D1 unavailable (test)');
   });
 });
