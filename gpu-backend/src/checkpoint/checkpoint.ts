@@ -47,15 +47,17 @@ export function openCheckpoint(dir: string, opts: OpenOptions = {}): Checkpoint 
       throw new CheckpointError(`${genFile}: not valid JSON (${(err as Error).message})`, genFile);
     }
   }
+  return { dir, config, store, generationConfig, ...tokenizerFiles(dir) };
+}
+
+/**
+ * The tokenizer files of a checkpoint folder (null where absent), without opening its weights: for a thread that
+ * needs only the tokenizer while the engine's thread opens and checks the checkpoint itself.
+ */
+export function tokenizerFiles(dir: string): Pick<Checkpoint, 'tokenizerFile' | 'tokenizerConfigFile'> {
+  if (!existsSync(dir)) throw new CheckpointError(`${dir}: checkpoint folder does not exist`, dir);
   const file = (n: string) => (existsSync(join(dir, n)) ? join(dir, n) : null);
-  return {
-    dir,
-    config,
-    store,
-    generationConfig,
-    tokenizerFile: file('tokenizer.json'),
-    tokenizerConfigFile: file('tokenizer_config.json'),
-  };
+  return { tokenizerFile: file('tokenizer.json'), tokenizerConfigFile: file('tokenizer_config.json') };
 }
 
 /** EOS ids from generation_config.json, else from config.json. */

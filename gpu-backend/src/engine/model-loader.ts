@@ -47,6 +47,8 @@ export interface LoadOptions {
    * REALIGN_CUDA_GRAPHS (auto|on|off), else auto.
    */
   cudaGraphs?: 'auto' | 'on' | 'off';
+  /** the device {@link chooseDevice} already chose for `device` (so a model's device is chosen once); chosen here when unset */
+  chosen?: { device: Device; reason: string };
   log?: (msg: string, fields?: Record<string, unknown>) => void;
 }
 
@@ -97,7 +99,7 @@ export function openSource(source: ModelSource): { model?: Checkpoint; aligned?:
 export async function loadModel(source: ModelSource, opts: LoadOptions): Promise<LoadedModel> {
   const ckpts = openSource(source);
   const main = (ckpts.model ?? ckpts.reference)!;
-  const { device, reason } = await chooseDevice(opts.device);
+  const { device, reason } = opts.chosen ?? (await chooseDevice(opts.device));
   const maxContext = Math.min(opts.maxContext ?? 8192, main.config.maxPositions);
   const spec: GraphSpec = {
     mode: opts.naive && source.mode === 'inra' ? 'naive-inra' : source.mode,
@@ -117,7 +119,7 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     if (opts.device !== 'auto' || device === 'cpu') throw err;
     // the provider libraries exist but do not load (driver, CUDA version): serve on CPU and say why
     opts.log?.('CUDA session failed, using CPU', { error: (err as Error).message });
-    return loadModel(source, { ...opts, device: 'cpu' });
+    return loadModel(source, { ...opts, device: 'cpu', chosen: undefined });
   }
   opts.log?.('device', { device, reason });
   const runner = new GraphRunner(session, files.manifest, { rows: opts.kvRows });

@@ -10,7 +10,8 @@ const post = (m: FromWorker) => port.postMessage(m);
 
 async function start(init: EngineInit): Promise<void> {
   // decode-loop runs pay off where a run's launch and sync overhead is large: on CUDA
-  const { device } = await chooseDevice(init.device);
+  const chosen = await chooseDevice(init.device);
+  const device = chosen.device;
   const limits = {
     ...init.limits,
     decodeLoopSteps: init.limits.decodeLoopSteps ?? (device === 'cuda' ? 16 : 0),
@@ -31,6 +32,7 @@ async function start(init: EngineInit): Promise<void> {
     decodeLoop: limits.decodeLoopSteps > 1,
     kvRows,
     deviceSampling,
+    chosen,
   });
   const scheduler = new Scheduler(model, limits, {
     events: (events, stepMs) => post({ type: 'events', events, stats: scheduler.stats(), stepMs }),

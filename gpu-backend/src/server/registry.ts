@@ -3,7 +3,7 @@
  * definitively failed (a load is not retried) — and at least one serves; a failed model answers 503 on its own.
  */
 import { notFound, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
-import { openSource } from '../engine/model-loader.ts';
+import { tokenizerFiles } from '../checkpoint/checkpoint.ts';
 import { Engine } from '../engine/engine.ts';
 import { TokenizerThread } from '../text/tokenizer-thread.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
@@ -106,9 +106,11 @@ export class ModelRegistry {
 
   private async load(m: ModelConfig): Promise<ServedModel> {
     const source = modelSource(m);
-    const ckpts = openSource(source);
-    const main = (ckpts.model ?? ckpts.reference)!;
-    if (!main.tokenizerFile) throw new Error(`${main.dir}: no tokenizer.json; the server needs the tokenizer`);
+    // the engine's thread opens and checks the checkpoints, once; this thread needs only their tokenizer files
+    const dir = source.mode === 'fusion' ? source.reference : source.model;
+    if (dir === undefined) throw new Error(`model "${m.id}": no checkpoint folder configured`);
+    const main = tokenizerFiles(dir);
+    if (!main.tokenizerFile) throw new Error(`${dir}: no tokenizer.json; the server needs the tokenizer`);
     const tokenizer = TextTokenizer.load(main.tokenizerFile, main.tokenizerConfigFile);
     // worked out once here rather than on the first request
     void tokenizer.maxBytesPerToken;
