@@ -3,6 +3,7 @@
  * (or /v1/completions for raw text), and shows what it asked for next to the x-realign-lambda it got. Model text
  * is appended to a Text node, so it is never parsed as HTML.
  */
+import { HEADERS } from '../../../../shared/src/headers.ts';
 import { api, errorMessage, readSse } from './api.ts';
 import { els, formatLambda, messageOf, state, type Column } from './state.ts';
 
@@ -108,15 +109,17 @@ interface StreamChunk {
 
 /** The header line of a column: the λ the edge used, where it came from, and whether it was clamped. */
 function gotLabel(res: Response, got: string): string {
-  const preset = res.headers.get('x-realign-preset');
-  const source = res.headers.get('x-realign-lambda-source');
+  const preset = res.headers.get(HEADERS.preset);
+  const source = res.headers.get(HEADERS.lambdaSource);
   return (
     'λ = ' +
     formatLambda(Number(got)) +
-    ' (x-realign-lambda)' +
+    ' (' +
+    HEADERS.lambda +
+    ')' +
     (source ? ' · ' + source : '') +
     (preset && preset !== 'none' ? ' · ' + preset : '') +
-    (res.headers.get('x-realign-lambda-clamped') ? ' · clamped' : '')
+    (res.headers.get(HEADERS.lambdaClamped) ? ' · clamped' : '')
   );
 }
 
@@ -137,7 +140,7 @@ export async function runColumn(col: Column, request: ApiRequest, signal: AbortS
       setColumnState(col, 'error', await errorMessage(res));
       return;
     }
-    const got = res.headers.get('x-realign-lambda') || '?';
+    const got = res.headers.get(HEADERS.lambda) || '?';
     col.el.dataset.lambdaGot = got;
     col.got.textContent = gotLabel(res, got);
     setColumnState(col, 'streaming', 'streaming…');

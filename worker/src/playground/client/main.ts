@@ -3,6 +3,7 @@
  * (GET /v1/presets), the slider and chart (one POST /v1/logits over a λ grid, redrawn as the slider moves), and
  * the Generate / Stop buttons. Bundled by scripts/build-playground.ts into /playground/app.js.
  */
+import { HEADERS } from '../../../../shared/src/headers.ts';
 import { KEY_STORAGE, api, errorMessage, getJson } from './api.ts';
 import { drawChart } from './chart.ts';
 import { fillModeOptions, runColumn, setColumnCount, type ApiRequest } from './columns.ts';
@@ -100,8 +101,8 @@ async function refreshChart(): Promise<void> {
       tops: body.results.map((r) => r.positions[r.positions.length - 1].top_logprobs),
     };
     els.chart.dataset.requests = String(Number(els.chart.dataset.requests || 0) + 1);
-    const count = (res.headers.get('x-realign-lambda') || '?').split(',').length;
-    setChartNote('x-realign-lambda: ' + count + ' λ values, top ' + CHART_TOP_K + ' tokens each', false);
+    const count = (res.headers.get(HEADERS.lambda) || '?').split(',').length;
+    setChartNote(HEADERS.lambda + ': ' + count + ' λ values, top ' + CHART_TOP_K + ' tokens each', false);
     showLambda();
   } catch (err) {
     if (seq === state.chartSeq) setChartNote(messageOf(err), true);
