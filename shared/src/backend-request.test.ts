@@ -14,7 +14,7 @@ const policy: LambdaPolicy = {
   modelDefaultLambda: 0.5,
 };
 
-function build(kind: RequestKind, body: object, p: LambdaPolicy = policy) {
+function build<K extends RequestKind>(kind: K, body: object, p: LambdaPolicy = policy) {
   const parsed = readRequest(kind, body);
   if (parsed instanceof ApiError) throw parsed;
   return buildBackendRequest(kind, parsed, p, null);

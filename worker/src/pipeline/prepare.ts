@@ -96,7 +96,7 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
   }
 
   const userId = userIdOf(c, request.user);
-  const rows = await loadRequestContext(c.env.DB, auth.tenantId, request.model, userId);
+  const rows = await loadRequestContext(c.env, auth.tenantId, request.model, userId);
   if (rows.model === null) throw modelNotFound(request.model);
   const context = rows.model.context_length;
   const sentMaxTokens = kind === 'logits' ? undefined : (request as RequestByKind['chat' | 'completions']).max_tokens;
