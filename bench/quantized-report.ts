@@ -22,11 +22,18 @@ export const END = '<!-- quantized:end -->';
 export interface QuantizedAccuracy {
   toy?: QuantizedToyResult;
   agreement?: AgreementResult;
+  /** bench/results/quantized-notes.md: what the recorded runs were measured under and what they showed (by hand) */
+  notes?: string;
 }
 
 export function readQuantizedAccuracy(dir: string): QuantizedAccuracy {
   const read = (f: string) => (existsSync(join(dir, f)) ? JSON.parse(readFileSync(join(dir, f), 'utf8')) : undefined);
-  return { toy: read('quantized-toy.json'), agreement: read('quantized-agreement.json') };
+  const notes = join(dir, 'quantized-notes.md');
+  return {
+    toy: read('quantized-toy.json'),
+    agreement: read('quantized-agreement.json'),
+    notes: existsSync(notes) ? readFileSync(notes, 'utf8').trim() : undefined,
+  };
 }
 
 const met = (ok: boolean) => (ok ? 'met' : '**missed**');
@@ -88,6 +95,7 @@ export function quantizedSection(speed: QuantSpeedResult | undefined, acc: Quant
         '',
       );
   }
+  if (acc.notes) md.push(acc.notes, '');
   md.push(END);
   return md;
 }

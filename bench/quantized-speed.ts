@@ -25,7 +25,7 @@ import { encodeOnnxModel } from '../gpu-backend/src/graph/onnx-writer.ts';
 import { graphWeights, type WeightFormat } from '../gpu-backend/src/graph/quantize.ts';
 import { ModelSession } from '../gpu-backend/src/ort/session.ts';
 import { BENCH_ROOT } from './lib/models.ts';
-import { interleaved, pairedRatio, summarize, type Timing } from './lib/stats.ts';
+import { interleaved, median, pairedRatio, summarize, type Timing } from './lib/stats.ts';
 
 /** The allocator settings bin/realign.js starts the server with (kept equal to them). */
 export const SERVER_MALLOC_ENV = {
@@ -36,18 +36,21 @@ export const SERVER_MALLOC_ENV = {
 
 /** Memory read bandwidth as ONNX Runtime's CPU threads see it. */
 export interface Bandwidth {
+  /** the median over every probe run of the benchmark (the runs interleaved with the decode steps) */
   GBps: number;
-  /** bytes summed per run */
+  /** the best run */
+  bestGBps: number;
+  /** bytes read per run */
   bytes: number;
   runs: number;
 }
 
 /**
- * Reads a 1 GiB float32 tensor (far beyond any cache) with a ReduceSum over rows, in a session with the server's
- * options (so the same intra-op threads split it); the best of `runs` runs after a warm-up, in GB/s (10⁹ B/s).
- * A decode step's weight reads are sequential streams of the same kind.
+ * A memory read probe: a ReduceSum over the rows of a 1 GiB float32 tensor (far beyond any cache) in a session with
+ * the server's options (so the same intra-op threads split it). A decode step's weight reads are sequential streams
+ * of the same kind. `run()` returns the ms of one pass.
  */
-export async function bandwidthProbe(runs = 7): Promise<Bandwidth> {
+export function openBandwidthProbe(): { bytes: number; run: () => Promise<number>; release: () => Promise<void> } {
   const rows = 256;
   const cols = 2 ** 20;
   const g = new Graph('bandwidth-probe');
@@ -56,19 +59,17 @@ export async function bandwidthProbe(runs = 7): Promise<Bandwidth> {
   g.output(g.op1('ReduceSum', [x, axes], { keepdims: { i: 0 } }, '/ReduceSum'), 'sum', 'float32', [rows]);
   const session = ModelSession.fromBytes(encodeOnnxModel(g), { device: 'cpu' });
   const data = new Float32Array(rows * cols).fill(1);
-  let best = Infinity;
-  try {
-    for (let r = 0; r < runs + 1; r++) {
+  return {
+    bytes: data.byteLength,
+    run: async () => {
       const t0 = performance.now();
       const { sum } = await session.run({ x: { type: 'float32', data, dims: [rows, cols] } }, ['sum']);
       const dt = performance.now() - t0;
       if ((sum.data as Float32Array)[0] !== cols) throw new Error('bandwidth probe: wrong sum');
-      if (r > 0) best = Math.min(best, dt);
-    }
-  } finally {
-    await session.release();
-  }
-  return { GBps: data.byteLength / (best / 1000) / 1e9, bytes: data.byteLength, runs };
+      return dt;
+    },
+    release: () => session.release(),
+  };
 }
 
 /** One preset × batch × weight format. */
@@ -80,9 +81,9 @@ export interface QuantSpeedRow {
   bytesPerStep: number;
   timing: Timing;
   tokensPerSecond: number;
-  /** bytesPerStep / bandwidth */
+  /** bytesPerStep / the median bandwidth of the probe runs taken in turn with these steps */
   floorMs: number;
-  /** median ms/step ÷ floorMs */
+  /** step ms ÷ that round's floor (bytesPerStep over the probe run of the same round), median over rounds */
   overFloor: number;
   /** process CPU time of the timed steps: system share of user + system */
   systemShare: number;
@@ -125,9 +126,9 @@ export async function quantizedSpeed(
   rounds: number,
   log: (s: string) => void,
 ): Promise<QuantSpeedResult> {
-  log('memory bandwidth probe');
-  const bandwidth = await bandwidthProbe();
-  log(`bandwidth ${bandwidth.GBps.toFixed(1)} GB/s`);
+  const probe = openBandwidthProbe();
+  const probeMs: number[] = [];
+  const bandwidth: Bandwidth = { GBps: NaN, bestGBps: NaN, bytes: probe.bytes, runs: 0 };
   const result: QuantSpeedResult = {
     bandwidth,
     threads: "ONNX Runtime's default (as the server)",
@@ -182,10 +183,17 @@ export async function quantizedSpeed(
           },
         ]),
       );
+      // the probe runs in turn with the steps, so that each round's floor is measured under that round's conditions
+      steps.probe = async () => {
+        await probe.run();
+      };
       const samples = await interleaved(steps, rounds, 3);
+      probeMs.push(...samples.probe);
+      const probeGBps = probe.bytes / (median(samples.probe) / 1000) / 1e9;
       for (const v of variants) {
         const timing = summarize(samples[v.weights]);
-        const floorMs = (v.bytes / (bandwidth.GBps * 1e9)) * 1000;
+        const floorMs = (v.bytes / (probeGBps * 1e9)) * 1000;
+        const roundFloors = samples.probe.map((ms) => (ms * v.bytes) / probe.bytes);
         const u = usage.get(v.weights)!;
         result.rows.push({
           preset,
@@ -195,7 +203,7 @@ export async function quantizedSpeed(
           timing,
           tokensPerSecond: (B * 1000) / timing.medianMs,
           floorMs,
-          overFloor: timing.medianMs / floorMs,
+          overFloor: pairedRatio(samples[v.weights], roundFloors),
           systemShare: u.system / (u.user + u.system),
           // the warm-up rounds are counted in the usage too
           minorFaultsPerStep: u.faults / (rounds + 3),
@@ -211,6 +219,11 @@ export async function quantizedSpeed(
     }
     for (const v of variants) await v.runner.release();
   }
+  await probe.release();
+  bandwidth.GBps = probe.bytes / (median(probeMs) / 1000) / 1e9;
+  bandwidth.bestGBps = probe.bytes / (Math.min(...probeMs) / 1000) / 1e9;
+  bandwidth.runs = probeMs.length;
+  log(`bandwidth ${bandwidth.GBps.toFixed(1)} GB/s (median of ${probeMs.length} runs)`);
   return result;
 }
 
@@ -238,7 +251,7 @@ export async function quantizedSpeedInChild(presets: string[], batches: number[]
 /** The rows as a markdown table. */
 export function speedTable(r: QuantSpeedResult): string {
   const lines = [
-    `Memory read bandwidth (ReduceSum over 1 GiB float32, best of ${r.bandwidth.runs}, the sessions' threads): **${r.bandwidth.GBps.toFixed(1)} GB/s**. Floor = weight bytes per step ÷ that bandwidth.`,
+    `Memory read bandwidth (ReduceSum over 1 GiB float32 with the sessions' threads, one run in every round of decode steps): median **${r.bandwidth.GBps.toFixed(1)} GB/s** over ${r.bandwidth.runs} runs (best ${r.bandwidth.bestGBps.toFixed(1)}). Floor = weight bytes per step ÷ the bandwidth of the probe runs taken in turn with that row's steps; × floor = the median over rounds of step time ÷ that round's floor.`,
     '',
     '| shape | batch | weights | GB read/step | ms/step (p10–p90) | floor ms | × floor | tokens/s | × float32 tokens/s | sys share | minor faults/step |',
     '|---|---|---|---|---|---|---|---|---|---|---|',
