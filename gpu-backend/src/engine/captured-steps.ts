@@ -31,7 +31,18 @@
  * ignored by the CPU EP, and the padded steps must give the unpadded steps' results.
  */
 import type { GraphManifest, IoEntry } from '../graph/io.ts';
-import { RunOptions, Value, copyTensors, transfers, type IoBinding, type ModelSession, type TensorData } from '../ort/session.ts';
+import { Graph } from '../graph/ir.ts';
+import { encodeOnnxModel } from '../graph/onnx-writer.ts';
+import {
+  MemoryInfo,
+  RunOptions,
+  Value,
+  transfers,
+  type IoBinding,
+  type ModelSession,
+  type TensorData,
+  type TensorType,
+} from '../ort/session.ts';
 import type { SamplingFeed, StepPlan, TransferBytes } from './graph-runner.ts';
 import type { KvGroupCache } from './kv-cache.ts';
 
@@ -103,14 +114,24 @@ export class CapturedSteps {
   private readonly kvOutputs: Set<string>;
   /** captured runs, steps that ran the ordinary graph instead, and graph ids handed out */
   readonly stats = { runs: 0, fallbacks: 0, graphIds: 0 };
+  /** one-node Identity graphs per element type, for copies between host and device memory */
+  private readonly copiers = new Map<TensorType, { session: ModelSession; binding: IoBinding }>();
+  private readonly staged: boolean;
+  private readonly bucketList: readonly number[];
 
+  /**
+   * `staged` (tests): inputs go through host staging buffers and the Identity copy graphs even when the session
+   * computes in host memory, as they do on CUDA.
+   */
   constructor(
     readonly session: ModelSession,
     readonly manifest: GraphManifest,
     private readonly caches: KvGroupCache[],
     private readonly transfer: TransferBytes,
-    private readonly bucketList: readonly number[] = GRAPH_BUCKETS,
+    { staged = false, buckets = GRAPH_BUCKETS }: { staged?: boolean; buckets?: readonly number[] } = {},
   ) {
+    this.staged = staged || session.memory.device !== 'cpu';
+    this.bucketList = buckets;
     this.kvInputs = new Set(manifest.kvGroups.flatMap((g) => [...g.pastKey, ...g.pastValue]));
     this.kvOutputs = new Set(manifest.kvGroups.flatMap((g) => [...g.presentKey, ...g.presentValue]));
   }
@@ -154,13 +175,11 @@ export class CapturedSteps {
   private bucket(n: number): Bucket {
     let b = this.buckets.get(n);
     if (b) return b;
-    const memory = this.session.memory;
-    const onDevice = memory.device !== 'cpu';
     const buffer = (e: IoEntry, input: boolean): Buffer => {
       const dims = this.dimsOf(e, n);
       const bound = Value.allocate(this.session.allocator, e.type, dims);
       const count = dims.reduce((x, y) => x * y, 1);
-      const staging = input && onDevice ? Value.fromHost(e.type, new ARRAYS[e.type](count), dims) : null;
+      const staging = input && this.staged ? Value.fromHost(e.type, new ARRAYS[e.type](count), dims) : null;
       return { entry: e, dims, bound, staging };
     };
     const binding = this.session.binding();
@@ -263,7 +282,7 @@ export class CapturedSteps {
       if (!buf) throw new Error(`captured step: the capture graph has no input ${name}`);
       if (buf.staging) {
         buf.staging.write(data);
-        copyTensors([buf.staging], [buf.bound]);
+        this.copy(buf.staging, buf.bound, buf.entry.type);
       } else buf.bound.write(data);
     }
     b.binding.run(b.runOptions.get(id));
@@ -289,17 +308,47 @@ export class CapturedSteps {
     const dims = [rows, ...rest];
     const view = Value.view(buf.bound, 0, dims, this.session.memory);
     try {
-      if (view.device === 'cpu') return view.read();
+      if (view.device === 'cpu' && !this.staged) return view.read();
       const count = dims.reduce((x, y) => x * y, 1);
       const host = Value.fromHost(buf.entry.type, new ARRAYS[buf.entry.type](count), dims);
       try {
-        copyTensors([view], [host]);
+        this.copy(view, host, buf.entry.type);
         return host.read();
       } finally {
         host.dispose();
       }
     } finally {
       view.dispose();
+    }
+  }
+
+  /**
+   * Copies `src` into `dst` (the same element count; host and/or device memory) with the EP's own Identity kernel: a
+   * one-node graph of a session forked from this one (without graph capture), run through an IoBinding with both
+   * ends bound. ORT 1.29's CopyTensors has no data transfer for the CUDA EP added to a session (see device-copy.ts).
+   */
+  private copy(src: Value, dst: Value, type: TensorType): void {
+    let c = this.copiers.get(type);
+    if (!c) {
+      const g = new Graph(`realign-copy-${type}`);
+      const id = g.op1('Identity', [g.input('src', type, ['N'], 'flat source')], {}, '/copy/Identity');
+      g.output(id, 'dst', type, ['N'], 'flat destination');
+      const session = this.session.fork(encodeOnnxModel(g));
+      c = { session, binding: session.binding() };
+      this.copiers.set(type, c);
+    }
+    const memoryOf = (v: Value) => (v.device === 'cpu' ? MemoryInfo.cpu() : this.session.memory);
+    const from = Value.view(src, 0, [src.elements], memoryOf(src));
+    const to = Value.view(dst, 0, [dst.elements], memoryOf(dst));
+    try {
+      c.binding.bindInput('src', from);
+      c.binding.bindOutput('dst', to);
+      c.binding.run();
+    } finally {
+      c.binding.clearInputs();
+      c.binding.clearOutputs();
+      from.dispose();
+      to.dispose();
     }
   }
 
@@ -325,6 +374,11 @@ export class CapturedSteps {
       for (const r of b.runOptions.values()) r.dispose();
     }
     this.buckets.clear();
+    for (const c of this.copiers.values()) {
+      c.binding.dispose();
+      await c.session.release();
+    }
+    this.copiers.clear();
     await this.session.release();
   }
 }

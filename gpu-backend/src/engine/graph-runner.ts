@@ -146,14 +146,14 @@ export class GraphRunner {
    * on, decode steps that can be captured run there, padded to a batch bucket (engine/captured-steps.ts), and the
    * others here.
    */
-  attachCapture(session: ModelSession, manifest: GraphManifest): void {
+  attachCapture(session: ModelSession, manifest: GraphManifest, opts: { staged?: boolean } = {}): void {
     if (JSON.stringify(manifest.kvGroups) !== JSON.stringify(this.manifest.kvGroups) || manifest.decodeLoop) {
       throw new Error('attachCapture needs the capture graph of the same spec');
     }
     if (JSON.stringify(manifest.deviceSampling) !== JSON.stringify(this.manifest.deviceSampling)) {
       throw new Error('attachCapture: the capture graph must have the sampling block exactly when the step graph has it');
     }
-    this.captured = new CapturedSteps(session, manifest, this.caches, this.transferBytes);
+    this.captured = new CapturedSteps(session, manifest, this.caches, this.transferBytes, opts);
   }
 
   /** The captured decode steps, if attached. */

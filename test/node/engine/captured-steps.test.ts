@@ -198,7 +198,7 @@ describe('captured decode steps of an InRa graph (CPU, host buffers)', () => {
     await padded.release();
   });
 
-  it('the sampling graph: captured steps choose the unpadded steps’ tokens with the same logprobs (padded rows greedy)', async () => {
+  it('the sampling graph, inputs and outputs staged as on CUDA: captured steps choose the unpadded steps’ tokens with the same logprobs (padded rows greedy)', async () => {
     const sampled = { ...spec, deviceSampling: true };
     const cache = tempDir('realign-capture-');
     const files = ensureGraph(sampled, cache);
@@ -207,7 +207,8 @@ describe('captured decode steps of an InRa graph (CPU, host buffers)', () => {
       rows: 16,
     });
     const cap = ensureGraph(sampled, cache, undefined, 'capture');
-    padded.attachCapture(await ModelSession.open(cap.modelPath, { device: 'cpu', threads: 1 }), cap.manifest);
+    // staged: inputs through host staging buffers and the Identity copy graphs, outputs back through them, as on CUDA
+    padded.attachCapture(await ModelSession.open(cap.modelPath, { device: 'cpu', threads: 1 }), cap.manifest, { staged: true });
     const vocab = files.manifest.vocabSize;
     const sides = [plain, padded].map((runner) => ({ runner, rows: new RowAllocator(runner), handles: [] as RowHandle[] }));
     for (const s of sides) {
