@@ -65,7 +65,8 @@ export function buildBackendRequest<K extends RequestKind>(
   const r = resolveLambda(policy, { lambda: gen.lambda, preset: gen.preset, userPreference, lambdaField });
   if (r instanceof Error) return r;
   const filled = applySamplingDefaults(gen, r.sampling);
-  const body = { ...withoutRoutingFields(filled), lambda: r.lambda };
+  // a mix gives each adapter its λ (adapter-mix.ts): the resolved single λ does not travel beside it
+  const body = gen.mix === undefined ? { ...withoutRoutingFields(filled), lambda: r.lambda } : withoutRoutingFields(filled);
   const outcome = { lambdas: [r.lambda], preset: r.preset, source: r.source, clamped: r.clamped };
   return { kind, body: body as BackendBody<K>, lambdaField, outcome };
 }

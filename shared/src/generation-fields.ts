@@ -17,6 +17,7 @@ import {
   type CheckResult,
   type NumberRule,
 } from './fields.ts';
+import { checkAdapterName, checkMix, type AdapterMix } from './adapter-mix.ts';
 
 /** Most stop strings a request may carry. */
 export const MAX_STOP_STRINGS = 16;
@@ -103,6 +104,8 @@ export const generationShape = {
   lambda: lambdaField().optional(),
   control: lambdaField().optional(),
   preset: presetField().optional(),
+  adapter: customField(checkAdapterName).optional(),
+  mix: customField(checkMix).optional(),
   // vLLM extras
   top_k: numberField(SAMPLING_RULES.top_k).optional(),
   min_p: numberField(SAMPLING_RULES.min_p).optional(),
@@ -131,6 +134,10 @@ export interface GenerationParams {
   lambda?: number;
   /** A named preset of the tenant's λ policy (resolved by the edge; the backend ignores it). */
   preset?: string;
+  /** The named adapter λ applies to (a model of several adapters; absent: its first). See adapter-mix.ts. */
+  adapter?: string;
+  /** λ per named adapter, z = z_ref + Σ λ_i·(z_i − z_ref), in place of `lambda` and `adapter`. */
+  mix?: AdapterMix;
   /** Keep the k most likely tokens; -1 or 0 = off. */
   top_k?: number;
   min_p?: number;
@@ -175,11 +182,22 @@ export function foldLambdaAlias(
  * the client wrote λ in, or a `[param, message]` pair.
  */
 export function normalizeGeneration<
-  T extends { lambda?: number; control?: number; stream?: boolean; stream_options?: { include_usage?: boolean } },
+  T extends {
+    lambda?: number;
+    control?: number;
+    stream?: boolean;
+    stream_options?: { include_usage?: boolean };
+    adapter?: string;
+    mix?: AdapterMix;
+  },
 >(raw: T): { fields: Omit<T, 'control' | 'stream'> & { stream: boolean }; lambdaField: LambdaField | null } | [string, string] {
   const { control, ...rest } = raw;
   const folded = foldLambdaAlias(rest.lambda, control);
   if (Array.isArray(folded)) return folded;
+  if (rest.mix !== undefined && rest.adapter !== undefined)
+    return ['adapter', 'cannot be sent with `mix`: send either `mix` or `adapter` (with `lambda`)'];
+  if (rest.mix !== undefined && folded.field !== null)
+    return [folded.field, 'cannot be sent with `mix`: the mix gives every adapter its λ'];
   const stream = rest.stream ?? false;
   if (rest.stream_options !== undefined && !stream) return ['stream_options', 'is only allowed when `stream` is true'];
   const out = { ...rest, stream } as Omit<T, 'control' | 'stream'> & { stream: boolean; lambda?: number };

@@ -14,6 +14,7 @@ import {
   stringField,
   tokenIdField,
 } from './fields.ts';
+import { checkAdapterName, checkMix, type AdapterMix } from './adapter-mix.ts';
 
 /** Most λ values in one logits request. */
 export const MAX_LAMBDAS = 32;
@@ -30,6 +31,8 @@ export const logitsRequestSchema = z.object({
   lambda: lambdaField().optional(),
   control: lambdaField().optional(),
   preset: presetField().optional(),
+  adapter: customField(checkAdapterName).optional(),
+  mix: customField(checkMix).optional(),
   positions: z.enum(['last', 'all'], { error: () => 'must be "last" or "all"' }).optional(),
   top_logprobs: numberField({ min: 1, max: MAX_LOGITS_TOP, integer: true }).optional(),
   include_branches: booleanField().optional(),
@@ -51,6 +54,10 @@ export interface LogitsRequest {
    */
   lambdas?: number[];
   preset?: string;
+  /** The named adapter the λ values apply to (a model of several adapters; absent: its first). */
+  adapter?: string;
+  /** One more blend, read out after the λ values: λ per named adapter (adapter-mix.ts). */
+  mix?: AdapterMix;
   /** Report the next-token distribution at the last position only (default) or at every position. */
   positions: 'last' | 'all';
   /** Alternatives per position and λ (default 20). */

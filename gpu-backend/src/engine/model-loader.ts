@@ -64,6 +64,8 @@ export interface LoadedModel {
   vocabSize: number;
   /** ms spent building the graph (0 when it came from the cache) */
   buildMs: number;
+  /** inra: the checkpoint's named adapters, bottom first (one: today's λ blend; several: per-row mixes) */
+  adapters: string[];
 }
 
 /** Resolves `auto` to a device, saying why. */
@@ -158,6 +160,7 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     maxContext,
     vocabSize: files.manifest.vocabSize,
     buildMs: files.buildMs,
+    adapters: source.mode === 'inra' ? main.config.adapters.map((a) => a.name) : [],
   };
 }
 

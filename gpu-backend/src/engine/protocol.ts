@@ -124,9 +124,9 @@ export interface EngineLimits {
   maxPrefillTokens: number;
   /**
    * chunked prefill: a prompt longer than this is written into the KV cache this many tokens per turn of the
-   * scheduler, and each turn prefills at most this many (padded) prompt positions beside its decode step, so running
-   * streams wait about one chunk per token, not a whole prompt (see scheduler.ts). 0 turns it off (whole prompts at
-   * admission); unset means 512 on CUDA and 128 on the CPU.
+   * scheduler, and while streams decode each turn prefills at most this many (padded) prompt positions beside their
+   * decode step, so they wait about one chunk per token, not a whole prompt (see scheduler.ts). 0 turns it off
+   * (whole prompts at admission); unset means 512 on CUDA and 128 on the CPU.
    */
   prefillChunkTokens?: number;
   /**
@@ -171,7 +171,7 @@ export interface EngineInfo {
   maxContext: number;
   eosTokenIds: number[];
   buildMs: number;
-  /** the model's named adapters, bottom first (absent: not a multi-adapter model) */
+  /** inra: the model's named adapters, bottom first (one: a λ blend on it; several: per-row mixes); absent otherwise */
   adapters?: string[];
 }
 

@@ -11,8 +11,9 @@
  * resident KV cache C tokens per turn of the loop — its first chunk batched with other new prompts as a first
  * prompt, later chunks after the past already there, one run per branch row (what GroupQueryAttention accepts),
  * nothing read back — and its last prompt token goes through the decode step with the running sequences, which
- * samples its first token. Each turn prefills at most C prompt positions (padded) beside one decode step, so a
- * long prompt delays running streams by about one chunk per token, never by its whole length. Prompts still being
+ * samples its first token. While streams decode, each turn prefills at most C prompt positions (padded) beside
+ * their decode step, so a long prompt delays them by about one chunk per token, never by its whole length; with no
+ * stream decoding, a turn prefills the first chunks of every new prompt, within the per-run limit. Prompts still being
  * prefilled keep their rows at the end of each cache group (RowAllocator.arrangeAtEnd), so the decode step's rows
  * and each prefill run's rows stay contiguous.
  *
@@ -28,7 +29,8 @@ import type { LoadedModel } from './model-loader.ts';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
 import { topLogprobs } from './logprobs.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult, TopEntry } from './protocol.ts';
-import { RowAllocator, branchesFor, type SequencePlan } from './rows.ts';
+import type { Blend } from './mix.ts';
+import { RowAllocator, branchRowCount, needsFor, type SequencePlan } from './rows.ts';
 import { Sequence } from './sequence.ts';
 import { promptProblem } from './prompt-limit.ts';
 
@@ -76,7 +78,7 @@ export class Scheduler {
     try {
       seq = new Sequence(
         job,
-        branchesFor(this.model.runner.manifest.mode, [job.lambda]),
+        needsFor(this.model.runner.manifest, [job.mix ?? job.lambda]),
         this.model.tokenizer,
         this.model.eosTokenIds,
         this.model.maxContext,
@@ -96,8 +98,17 @@ export class Scheduler {
 
   /** Queues a logits job. */
   submitLogits(job: LogitsJob): void {
-    const needs = branchesFor(this.model.runner.manifest.mode, job.lambdas, job.includeBranches);
-    const reserved = job.inputIds.length * ((needs.aligned ? 1 : 0) + (needs.reference ? 1 : 0));
+    let reserved: number;
+    try {
+      reserved =
+        job.inputIds.length * branchRowCount(needsFor(this.model.runner.manifest, logitsBlends(job), job.includeBranches));
+    } catch (err) {
+      this.sink.rejected(job.id, {
+        message: `the engine cannot run this request: ${(err as Error).message}`,
+        code: 'invalid_job',
+      });
+      return;
+    }
     if (!this.accept(job.id, reserved, job.inputIds.length)) return;
     this.queue.push({ kind: 'logits', job, reserved });
     this.nudge();
@@ -235,7 +246,10 @@ export class Scheduler {
   private async prefill(admitted: Queued[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
     for (const q of admitted) if (q.kind === 'logits') await this.runLogits(q.job, q.reserved, stepMs);
     for (const q of admitted) if (q.kind === 'generate') this.place(q.seq, events);
-    let budget = this.chunkTokens;
+    // the per-turn budget protects streams that decode; with none running, nothing waits on this turn, and new
+    // prompts are prefilled as widely as the per-run limit allows (a burst of short prompts stays one run)
+    const decoding = this.running.size > this.pending.size;
+    let budget = decoding ? this.chunkTokens : Infinity;
     // later chunks of prompts already started, oldest first; at least one run per turn, whatever the budget
     let ran = false;
     for (const seq of [...this.pending]) {
@@ -324,7 +338,9 @@ export class Scheduler {
     const handles = seqs.map((s) => s.handle!);
     if (!this.rows.isContiguous(handles)) this.rows.arrangeAtEnd(handles);
     const chunks = seqs.map((s) => this.firstChunk(s));
-    const plan = this.rows.prefillPlan(seqs.map((s, i) => ({ handle: s.handle!, tokens: chunks[i], lambdas: [s.job.lambda] })));
+    const plan = this.rows.prefillPlan(
+      seqs.map((s, i) => ({ handle: s.handle!, tokens: chunks[i], lambdas: [s.job.mix ?? s.job.lambda] })),
+    );
     const whole = seqs.map((s, i) => (chunks[i].length === s.job.promptIds.length ? s : null));
     if (whole.some((s) => s !== null)) await this.sampleRun(plan, whole, events, stepMs);
     else {
@@ -488,10 +504,10 @@ export class Scheduler {
   }
 
   private async decodeRun(live: Sequence[], events: GenerateEvent[], stepMs: number[]): Promise<void> {
-    const next = new Map<number, { token: number; lambdas: number[] }>();
+    const next = new Map<number, { token: number; lambdas: Blend[] }>();
     const byHandle = new Map<number, Sequence>();
     for (const s of live) {
-      next.set(s.handle!.id, { token: s.nextToken, lambdas: [s.job.lambda] });
+      next.set(s.handle!.id, { token: s.nextToken, lambdas: [s.job.mix ?? s.job.lambda] });
       byHandle.set(s.handle!.id, s);
     }
     const plan = this.rows.decodePlan(next);
@@ -540,18 +556,20 @@ export class Scheduler {
       const prompt = seq.job.promptIds.length;
       const completion = seq.generated;
       const branch = (on: boolean) => ({ prompt_tokens: on ? prompt : 0, completion_tokens: on ? completion : 0 });
+      const adapters = seq.needs.adapters;
       ev.usage = {
         prompt_tokens: prompt,
         completion_tokens: completion,
-        aligned: branch(seq.needs.aligned),
+        aligned: branch(seq.needs.aligned || (adapters?.length ?? 0) > 0),
         reference: branch(seq.needs.reference),
+        ...(adapters ? { adapters: Object.fromEntries(adapters.map((a) => [a, branch(true)])) } : {}),
       };
     }
     events.push(ev);
   }
 
   private count(into: { aligned: number; reference: number }, seq: Sequence, n: number): void {
-    if (seq.needs.aligned) into.aligned += n;
+    if (seq.needs.aligned || (seq.needs.adapters?.length ?? 0) > 0) into.aligned += n;
     if (seq.needs.reference) into.reference += n;
   }
 
@@ -565,10 +583,14 @@ export class Scheduler {
 
   /** One forward pass for a logits job, read out for every λ (and each branch on its own when asked). */
   private async runLogits(job: LogitsJob, reserved: number, stepMs: number[]): Promise<void> {
-    const mode = this.model.runner.manifest.mode;
-    const needs = branchesFor(mode, job.lambdas, job.includeBranches);
-    const branchLambdas = job.includeBranches && mode !== 'single' ? [1, 0] : [];
-    const lambdas = [...job.lambdas, ...branchLambdas];
+    const manifest = this.model.runner.manifest;
+    const needs = needsFor(manifest, logitsBlends(job), job.includeBranches);
+    const names = manifest.adapters?.map((a) => a.name) ?? [];
+    // branches read out after the blends: aligned (the first adapter) and reference, then each further adapter
+    const branchLambdas: Blend[] =
+      job.includeBranches && manifest.mode !== 'single' ? [1, 0, ...names.slice(1).map((n) => ({ [n]: 1 }))] : [];
+    const blends = logitsBlends(job);
+    const lambdas = [...blends, ...branchLambdas];
     let handle: ReturnType<RowAllocator['add']> | null = null;
     try {
       handle = this.rows.add(needs);
@@ -583,11 +605,19 @@ export class Scheduler {
         job.positions === 'all' ? Array.from({ length: job.inputIds.length }, (_, i) => i) : [job.inputIds.length - 1];
       const result: LogitsResult = {
         positions,
-        blends: job.lambdas.map((lambda, k) => ({ lambda, top: read(k) })),
+        blends: blends.map((b, k) =>
+          typeof b === 'number' ? { lambda: b, top: read(k) } : { lambda: mixSum(b), mix: b, top: read(k) },
+        ),
         forwardPasses: 1,
       };
-      if (branchLambdas.length > 0)
-        result.branches = { aligned: read(job.lambdas.length), reference: read(job.lambdas.length + 1) };
+      if (branchLambdas.length > 0) {
+        const at = blends.length;
+        result.branches = { aligned: read(at), reference: read(at + 1) };
+        if (names.length > 0)
+          result.branches.adapters = Object.fromEntries(
+            names.map((n, i) => [n, i === 0 ? result.branches!.aligned : read(at + 1 + i)]),
+          );
+      }
       this.sink.logits(job.id, result);
     } catch (err) {
       this.sink.rejected(job.id, {
@@ -599,4 +629,14 @@ export class Scheduler {
       this.reserved -= reserved;
     }
   }
+}
+
+/** The blends a logits job reads out: its λ values, then its mixes. */
+function logitsBlends(job: LogitsJob): Blend[] {
+  return [...job.lambdas, ...(job.mixes ?? [])];
+}
+
+/** Σ λ_i of a mix (what a logits blend of a mix reports as its λ: the weight off the reference). */
+function mixSum(mix: Readonly<Record<string, number>>): number {
+  return Object.values(mix).reduce((a, b) => a + b, 0);
 }

@@ -63,7 +63,7 @@ async function start(init: EngineInit): Promise<void> {
       maxContext: model.maxContext,
       eosTokenIds: model.eosTokenIds,
       buildMs: model.buildMs,
-      ...(model.runner.manifest.adapters ? { adapters: model.runner.manifest.adapters.map((a) => a.name) } : {}),
+      ...(model.adapters.length > 0 ? { adapters: model.adapters } : {}),
     },
   });
   await scheduler.loop();

@@ -11,6 +11,7 @@ import type { GenerateJob } from '../../engine/protocol.ts';
 import { samplingParams, type SamplingParams } from '../../sampling/params.ts';
 import type { ServerConfig } from '../config.ts';
 import type { ServedModel } from '../registry.ts';
+import { checkAdapters } from './adapters.ts';
 import { checkLambda } from './lambda.ts';
 import { checkPrompt, encodeChatPrompt, encodePrompt, promptTokenLimit } from './prompt.ts';
 
@@ -157,7 +158,7 @@ export async function prepareGeneration(
   limits: Limits,
   lambdaParam: 'lambda' | 'control' = 'lambda',
 ): Promise<PreparedGeneration> {
-  const lambda = checkLambda(model, req.lambda, lambdaParam);
+  const { lambda, mix } = checkAdapters(model, req, lambdaParam, checkLambda(model, req.lambda, lambdaParam));
   const n = req.n ?? 1;
   // the cheap bounds first: a request refused for them costs no tokenization
   const stopTokenIds = checkCheapBounds(model, req, kind, limits, n);
@@ -173,6 +174,7 @@ export async function prepareGeneration(
       jobs.push({
         promptIds: p.ids,
         lambda,
+        ...(mix ? { mix } : {}),
         params,
         maxTokens,
         stop: req.stop ?? [],

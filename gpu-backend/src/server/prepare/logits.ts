@@ -10,6 +10,7 @@ import type { LogitsRequest } from '../../../../shared/src/logits-request.ts';
 import type { LogitsJob } from '../../engine/protocol.ts';
 import type { ServerConfig } from '../config.ts';
 import type { ServedModel } from '../registry.ts';
+import { logitsMixes } from './adapters.ts';
 import { checkLambda } from './lambda.ts';
 import { checkPrompt, encodeChatPrompt, encodePrompt, promptTokenLimit } from './prompt.ts';
 
@@ -56,13 +57,15 @@ export async function prepareLogits(
   const lambdas = (req.lambdas ?? [model.config.default_lambda]).map((l, i) =>
     checkLambda(model, l, lambdaField ?? (req.lambdas ? `lambdas[${i}]` : 'lambdas')),
   );
+  // named adapters: λ values on `adapter`, and `mix`, as the engine's mixes (checked before any tokenization)
+  const named = logitsMixes(model, req, lambdas);
   const ids = await inputIds(model, req, limits);
   checkPrompt(model, ids, req.input_ids ? 'input_ids' : req.messages ? 'messages' : 'prompt', limits);
   const includeBranches = req.include_branches && model.config.mode !== 'single';
   // the answer's size is known before the forward pass: refuse what would exceed the bound
   const shape = {
     positions: logitsPositionCount(req.positions, ids.length),
-    lambdas: lambdas.length,
+    lambdas: named ? named.lambdas.length + named.mixes.length : lambdas.length,
     topLogprobs: Math.min(req.top_logprobs, model.engine.info.vocabSize),
     includeBranches,
   };
@@ -70,7 +73,8 @@ export async function prepareLogits(
   if (tooLarge) throw tooLarge;
   const job: Omit<LogitsJob, 'id'> = {
     inputIds: ids,
-    lambdas,
+    lambdas: named ? named.lambdas : lambdas,
+    ...(named && named.mixes.length > 0 ? { mixes: named.mixes } : {}),
     positions: req.positions,
     topLogprobs: req.top_logprobs,
     includeBranches,

@@ -40,7 +40,8 @@ export function* logitsPieces(model: ServedModel, prep: PreparedLogits, result: 
   };
   yield JSON.stringify(head).slice(0, -1) + ',"results":[';
   for (const [i, b] of result.blends.entries()) {
-    yield `${i === 0 ? '' : ','}{"lambda":${JSON.stringify(b.lambda)},"positions":`;
+    const mix = b.mix ? `"mix":${JSON.stringify(b.mix)},` : '';
+    yield `${i === 0 ? '' : ','}{"lambda":${JSON.stringify(b.lambda)},${mix}"positions":`;
     yield* wire(b.top);
     yield '}';
   }
@@ -50,6 +51,14 @@ export function* logitsPieces(model: ServedModel, prep: PreparedLogits, result: 
     yield* wire(result.branches.aligned);
     yield ',"reference":';
     yield* wire(result.branches.reference);
+    if (result.branches.adapters) {
+      yield ',"adapters":{';
+      for (const [i, [name, tops]] of Object.entries(result.branches.adapters).entries()) {
+        yield `${i === 0 ? '' : ','}${JSON.stringify(name)}:`;
+        yield* wire(tops);
+      }
+      yield '}';
+    }
     yield '}';
   }
   yield `,"usage":${JSON.stringify(usageOf(model, prep))}}`;
