@@ -38,6 +38,8 @@ interface Turn {
 class Harness {
   readonly scheduler: Scheduler;
   readonly turns: Turn[] = [];
+  /** called after each turn, inside the scheduler's loop (so what it does lands before the next turn) */
+  onTurn: ((t: Turn) => void) | null = null;
   private readonly waiting = new Map<number, { events: GenerateEvent[]; done: (r: Outcome) => void }>();
   private readonly running: Promise<void>;
   private nextId = 1;
@@ -48,7 +50,8 @@ class Harness {
       { ...DEFAULT_LIMITS, ...limits },
       {
         events: (events) => {
-          this.turns.push({ events, stats: this.scheduler.stats() });
+          const turn = { events, stats: this.scheduler.stats() };
+          this.turns.push(turn);
           for (const ev of events) {
             const w = this.waiting.get(ev.id)!;
             w.events.push(ev);
@@ -63,6 +66,7 @@ class Harness {
               });
             }
           }
+          this.onTurn?.(turn);
         },
         logits: () => {},
         rejected: (id, error) => {
@@ -172,12 +176,8 @@ describe.each(models)(
         for (const C of chunks) {
           const chunked = await together(model, { ...extra, prefillChunkTokens: C }, jobs);
           expectSame(chunked.outcomes, whole.outcomes);
-          // the prompts went in a chunk at a time: no turn wrote more than C prompt positions
-          let before = 0;
-          for (const t of chunked.turns) {
-            expect(t.stats.prefilledTokens - before).toBeLessThanOrEqual(C);
-            before = t.stats.prefilledTokens;
-          }
+          // the longer prompts went in over several turns (the per-turn bound while streams run: the test below)
+          expect(chunked.turns.filter((t) => t.stats.prefilling > 0).length).toBeGreaterThan(1);
           // every prompt token but the last of a prompt longer than one chunk (that one goes through a decode step)
           const longer = jobs.filter((j) => j.promptIds.length > C).length;
           expect(chunked.stats.prefilledTokens).toBe(jobs.reduce((n, j) => n + j.promptIds.length, 0) - longer);
@@ -269,6 +269,84 @@ describe(`a failed chunk ends only its own sequence (seed ${seed})`, () => {
         const stats = h.scheduler.stats();
         expect(stats.rows).toBe(0);
         expect(stats.kvTokensReserved).toBe(0);
+      } finally {
+        await h.stop();
+      }
+    } finally {
+      await model.runner.release();
+    }
+  });
+});
+
+describe(`cancelled and failed first chunks (seed ${seed})`, () => {
+  it('a prompt cancelled between two of its chunks ends at once and frees its rows; the stream beside it is as alone', async () => {
+    const model = await load({ mode: 'inra', model: tinyInra(seed) });
+    try {
+      const V = model.vocabSize;
+      const limits = { prefillChunkTokens: 4 };
+      const stream = job(randomTokens(3, V), 0.5, 24, { temperature: 0.7, seed: 9 });
+      const [alone] = (await together(model, limits, [stream])).outcomes;
+      const h = new Harness(model, limits);
+      try {
+        const a = h.submit(stream);
+        let long: { id: number; outcome: Promise<Outcome> } | null = null;
+        let cancelledAt = -1;
+        h.onTurn = (t) => {
+          // the long prompt arrives while the stream decodes, and is cancelled after its second chunk
+          if (!long) long = h.submit(job(randomTokens(30, V), 0.5, 8));
+          else if (cancelledAt < 0 && t.stats.prefilledTokens >= 3 + 8) {
+            cancelledAt = t.stats.prefilledTokens;
+            h.scheduler.cancel(long.id);
+          }
+        };
+        const got = await a.outcome;
+        const gone = await long!.outcome;
+        expect(cancelledAt).toBe(3 + 8);
+        expect(gone.finish).toBe('cancelled');
+        expect(gone.tokens).toEqual([]);
+        expectSame([got], [alone]);
+        const stats = h.scheduler.stats();
+        // nothing of the cancelled prompt was written after the turn that cancelled it
+        expect(stats.prefilledTokens).toBe(cancelledAt);
+        expect(stats.rows).toBe(0);
+        expect(stats.prefilling).toBe(0);
+      } finally {
+        await h.stop();
+      }
+    } finally {
+      await model.runner.release();
+    }
+  });
+
+  it('a batched first-chunk run that throws is retried one prompt at a time: only the prompt that breaks it fails', async () => {
+    const model = await load({ mode: 'inra', model: tinyInra(seed) });
+    try {
+      const V = model.vocabSize;
+      const limits = { prefillChunkTokens: 8 };
+      const jobs = [job(randomTokens(19, V), 0.5, 6), job(randomTokens(14, V), 1, 6, { temperature: 1, seed: 3 })];
+      const alone = (await together(model, limits, jobs)).outcomes;
+      const poison = job(randomTokens(21, V), 0.2, 6);
+      const head = poison.promptIds.slice(0, 8);
+      const fill = model.runner.fill.bind(model.runner);
+      const firstChunkRuns: number[] = [];
+      vi.spyOn(model.runner, 'fill').mockImplementation((plan) => {
+        const first = plan.totals.every((t, r) => t === plan.tokens[r].length);
+        if (first) firstChunkRuns.push(plan.outputs.length);
+        if (first && plan.tokens.some((t) => t.length === 8 && t.every((x, i) => x === head[i])))
+          return Promise.reject(new Error('injected ONNX Runtime failure'));
+        return fill(plan);
+      });
+      const h = new Harness(model, limits);
+      try {
+        const runs = [h.submit(jobs[0]), h.submit(poison), h.submit(jobs[1])];
+        const [a, bad, c] = await Promise.all(runs.map((r) => r.outcome));
+        // nothing decodes yet: the three first chunks share one run; it fails, then each runs alone
+        expect(firstChunkRuns).toEqual([3, 1, 1, 1]);
+        expect(bad.finish).toBe('error');
+        expect(bad.error?.code).toBe('engine_error');
+        expect(bad.error?.message).toMatch(/injected ONNX Runtime failure/);
+        expectSame([a, c], alone);
+        expect(h.scheduler.stats().rows).toBe(0);
       } finally {
         await h.stop();
       }
