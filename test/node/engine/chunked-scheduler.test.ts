@@ -10,6 +10,8 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { loadModel, type LoadedModel, type ModelSource } from '../../../gpu-backend/src/engine/model-loader.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob } from '../../../gpu-backend/src/engine/protocol.ts';
 import { Scheduler } from '../../../gpu-backend/src/engine/scheduler.ts';
+import { addAdapter } from '../../../gpu-backend/src/make/adapters.ts';
+import { perturbCheckpoint } from '../../../gpu-backend/src/make/synthetic.ts';
 import { DEFAULT_LIMITS, job, tinyInra, tinyModel } from '../helpers/engine.ts';
 import { randomTokens } from '../helpers/graphs.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
@@ -350,6 +352,38 @@ describe(`cancelled and failed first chunks (seed ${seed})`, () => {
       } finally {
         await h.stop();
       }
+    } finally {
+      await model.runner.release();
+    }
+  });
+});
+
+describe(`chunked prefill on a model of several named adapters (seed ${seed})`, () => {
+  it('chunks of 5 give the tokens of chunking off for rows of different mixes (one run per adapter branch per chunk)', async () => {
+    const work = tempDir();
+    addAdapter(tinyModel(seed), join(work, '1'), 'concise');
+    addAdapter(join(work, '1'), join(work, '2'), 'safe');
+    addAdapter(join(work, '2'), join(work, '3'), 'style');
+    const dir = join(work, 'trained');
+    perturbCheckpoint(join(work, '3'), dir, (n) => /^model\.layers\.[012]\./.test(n), seed + 1, 0.08);
+    const model = await load({ mode: 'inra', model: dir });
+    try {
+      const V = model.vocabSize;
+      const mixes: Record<string, number>[] = [
+        { concise: 0.7 },
+        { safe: 1 },
+        { concise: 0.5, style: 1.5 },
+        {},
+        { safe: -0.5, style: 0.3 },
+      ];
+      const lens = [6, 23, 10, 1, 16];
+      const jobs = mixes.map((mix, i) =>
+        job(randomTokens(lens[i], V), 0.5, 4 + i, i % 2 ? { temperature: 0.9, seed: 20 + i } : {}, { mix }),
+      );
+      const whole = await together(model, { prefillChunkTokens: 0 }, jobs);
+      const chunked = await together(model, { prefillChunkTokens: 5 }, jobs);
+      expectSame(chunked.outcomes, whole.outcomes);
+      expect(chunked.turns.filter((t) => t.stats.prefilling > 0).length).toBeGreaterThan(1);
     } finally {
       await model.runner.release();
     }
