@@ -67,6 +67,11 @@ export function chooseBucket(shape: StepShape, limit: number, buckets: readonly 
   return null;
 }
 
+/** Bytes per element. */
+const ELEMENT_SIZE: Record<TensorType, number> = { float32: 4, uint8: 1, int32: 4, int64: 8, bool: 1, float16: 2, float64: 8 };
+/** The sampling block's outputs read only when a row asked for top_logprobs. */
+const TOP_OUTPUTS = ['sample_top_ids', 'sample_top_logprobs'];
+
 /** Element arrays by tensor type. */
 const ARRAYS = {
   float32: Float32Array,
@@ -81,10 +86,22 @@ const ARRAYS = {
 interface Buffer {
   entry: IoEntry;
   dims: number[];
-  /** bound to the session (device memory on CUDA) */
+  /** bound to the session (device memory on CUDA): a typed part of its block, or (logits) its own buffer */
   bound: Value;
-  /** host staging of an input on CUDA (null: `bound` is host memory) */
+  /** its typed part of the block's host staging (null: not staged, or logits) */
   staging: Value | null;
+}
+
+/**
+ * The small inputs (and the small outputs) of a bucket share one byte buffer in the session's memory, each in its own
+ * 256-byte-aligned part, so that one copy moves all of a step's inputs in (and one its results out); staged, a host
+ * byte buffer of the same layout mirrors it.
+ */
+interface Block {
+  device: Value;
+  host: Value | null;
+  /** bytes to copy back when only the leading outputs are read (sample_token, sample_logprob) */
+  leading: number;
 }
 
 interface Bucket {
@@ -92,6 +109,8 @@ interface Bucket {
   binding: IoBinding;
   inputs: Map<string, Buffer>;
   outputs: Map<string, Buffer>;
+  inBlock: Block;
+  outBlock: Block | null;
   /** KV buffer addresses at binding time → graph id */
   ids: Map<string, number>;
   runOptions: Map<number, RunOptions>;
@@ -172,39 +191,68 @@ export class CapturedSteps {
     });
   }
 
+  /** One block for `entries` (typed parts, 256-byte aligned) and their buffers. */
+  private block(entries: IoEntry[], n: number, leadingNames: string[]): { block: Block; buffers: Map<string, Buffer> } {
+    const align = (x: number) => Math.ceil(x / 256) * 256;
+    const parts = entries.map((e) => {
+      const dims = this.dimsOf(e, n);
+      return { e, dims, bytes: dims.reduce((x, y) => x * y, 1) * ELEMENT_SIZE[e.type] };
+    });
+    let at = 0;
+    let leading = 0;
+    const offsets = parts.map((p) => {
+      const o = at;
+      at = align(at + p.bytes);
+      if (leadingNames.includes(p.e.name)) leading = at;
+      return o;
+    });
+    const total = Math.max(at, 256);
+    const device = Value.allocate(this.session.allocator, 'uint8', [total]);
+    const host = this.staged ? Value.fromHost('uint8', new Uint8Array(total), [total]) : null;
+    const buffers = new Map<string, Buffer>();
+    parts.forEach((p, i) => {
+      buffers.set(p.e.name, {
+        entry: p.e,
+        dims: p.dims,
+        bound: Value.view(device, offsets[i], p.dims, this.session.memory, p.e.type),
+        staging: host ? Value.view(host, offsets[i], p.dims, MemoryInfo.cpu(), p.e.type) : null,
+      });
+    });
+    return { block: { device, host, leading: leading || total }, buffers };
+  }
+
   private bucket(n: number): Bucket {
     let b = this.buckets.get(n);
     if (b) return b;
-    const buffer = (e: IoEntry, input: boolean): Buffer => {
-      const dims = this.dimsOf(e, n);
-      const bound = Value.allocate(this.session.allocator, e.type, dims);
-      const count = dims.reduce((x, y) => x * y, 1);
-      const staging = input && this.staged ? Value.fromHost(e.type, new ARRAYS[e.type](count), dims) : null;
-      return { entry: e, dims, bound, staging };
-    };
     const binding = this.session.binding();
-    const inputs = new Map<string, Buffer>();
-    for (const e of this.manifest.inputs) {
-      if (this.kvInputs.has(e.name)) continue;
-      if (e.name === 'total_sequence_length') {
-        // a host input of GroupQueryAttention: the same value for every captured step
-        const v = Value.fromHost('int32', Int32Array.of(this.caches[0].capacity), []);
-        inputs.set(e.name, { entry: e, dims: [], bound: v, staging: null });
-        binding.bindInput(e.name, v);
-        continue;
-      }
-      const buf = buffer(e, true);
-      inputs.set(e.name, buf);
-      binding.bindInput(e.name, buf.bound);
+    const small = this.manifest.inputs.filter((e) => !this.kvInputs.has(e.name) && e.name !== 'total_sequence_length');
+    const { block: inBlock, buffers: inputs } = this.block(small, n, []);
+    for (const [name, buf] of inputs) binding.bindInput(name, buf.bound);
+    const total = this.manifest.inputs.find((x) => x.name === 'total_sequence_length');
+    if (total) {
+      // a host input of GroupQueryAttention: the same value for every captured step
+      const v = Value.fromHost('int32', Int32Array.of(this.caches[0].capacity), []);
+      inputs.set(total.name, { entry: total, dims: [], bound: v, staging: null });
+      binding.bindInput(total.name, v);
     }
+    const outs = this.manifest.outputs.filter((e) => !this.kvOutputs.has(e.name));
     const outputs = new Map<string, Buffer>();
-    for (const e of this.manifest.outputs) {
-      if (this.kvOutputs.has(e.name)) continue;
-      const buf = buffer(e, false);
-      outputs.set(e.name, buf);
-      binding.bindOutput(e.name, buf.bound);
+    // the outputs read every step first, so that one copy of the block's leading bytes brings them back
+    const smallOuts = outs
+      .filter((e) => e.name !== 'logits')
+      .sort((a, c) => Number(TOP_OUTPUTS.includes(a.name)) - Number(TOP_OUTPUTS.includes(c.name)));
+    let outBlock: Block | null = null;
+    if (smallOuts.length) {
+      const made = this.block(smallOuts, n, ['sample_token', 'sample_logprob']);
+      outBlock = made.block;
+      for (const [name, buf] of made.buffers) outputs.set(name, buf);
     }
-    b = { n, binding, inputs, outputs, ids: new Map(), runOptions: new Map() };
+    for (const e of outs.filter((x) => x.name === 'logits')) {
+      const dims = this.dimsOf(e, n);
+      outputs.set(e.name, { entry: e, dims, bound: Value.allocate(this.session.allocator, e.type, dims), staging: null });
+    }
+    for (const [name, buf] of outputs) binding.bindOutput(name, buf.bound);
+    b = { n, binding, inputs, outputs, inBlock, outBlock, ids: new Map(), runOptions: new Map() };
     this.buckets.set(n, b);
     return b;
   }
@@ -280,19 +328,31 @@ export class CapturedSteps {
     for (const [name, data] of this.paddedInputs(plan, n, sampling)) {
       const buf = b.inputs.get(name);
       if (!buf) throw new Error(`captured step: the capture graph has no input ${name}`);
-      if (buf.staging) {
-        buf.staging.write(data);
-        this.copy(buf.staging, buf.bound, buf.entry.type);
-      } else buf.bound.write(data);
+      (buf.staging ?? buf.bound).write(data);
     }
+    // one copy of the whole input block (its bytes were counted as written)
+    if (b.inBlock.host) this.copy(b.inBlock.host, b.inBlock.device, 'uint8');
     b.binding.run(b.runOptions.get(id));
     this.stats.runs++;
     const B = plan.outputs.length;
     const data = new Map<string, TensorData>();
+    const small = fetch.filter((name) => name !== 'logits');
+    if (small.length && b.outBlock?.host) {
+      // one copy back: the leading outputs, or the whole block when the top logprobs are read too
+      const bytes = small.some((x) => TOP_OUTPUTS.includes(x)) ? b.outBlock.device.byteLength : b.outBlock.leading;
+      const from = Value.view(b.outBlock.device, 0, [bytes], this.session.memory);
+      const to = Value.view(b.outBlock.host, 0, [bytes], MemoryInfo.cpu());
+      try {
+        this.copy(from, to, 'uint8');
+      } finally {
+        from.dispose();
+        to.dispose();
+      }
+    }
     for (const name of fetch) {
       const buf = b.outputs.get(name);
       if (!buf) throw new Error(`captured step: the capture graph has no output ${name}`);
-      data.set(name, this.readRows(buf, B));
+      data.set(name, name === 'logits' ? this.readRows(buf, B) : this.leadingRows(buf.staging ?? buf.bound, buf.dims, B));
     }
     const logitsBuf = b.outputs.get('logits')!;
     const logits = Value.view(logitsBuf.bound, 0, [B, ...logitsBuf.dims.slice(1)], this.session.memory);
@@ -300,6 +360,16 @@ export class CapturedSteps {
     this.transfer.fromDevice += transfers.fromDevice - before.from;
     this.transfer.steps++;
     return { data, logits, bucket: n, graphId: id };
+  }
+
+  /** The first `rows` rows of a host value of `dims` (counted as device→host bytes). */
+  private leadingRows(v: Value, dims: number[], rows: number): TensorData {
+    const view = Value.view(v, 0, [rows, ...dims.slice(1)], MemoryInfo.cpu());
+    try {
+      return view.read();
+    } finally {
+      view.dispose();
+    }
   }
 
   /** The first `rows` rows of an output buffer, on the host (counted as device→host bytes). */
@@ -370,6 +440,10 @@ export class CapturedSteps {
       for (const buf of [...b.inputs.values(), ...b.outputs.values()]) {
         buf.bound.dispose();
         buf.staging?.dispose();
+      }
+      for (const blk of [b.inBlock, b.outBlock]) {
+        blk?.device.dispose();
+        blk?.host?.dispose();
       }
       for (const r of b.runOptions.values()) r.dispose();
     }

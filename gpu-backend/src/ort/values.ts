@@ -150,25 +150,28 @@ export class Value extends Native {
 
   /**
    * A tensor over part of another value's memory: `dims` elements from element `offset` of `base` (same device;
-   * the view keeps `base` alive). Used for the KV cache rows [start, start + count) of a group's buffer.
+   * the view keeps `base` alive). Used for the KV cache rows [start, start + count) of a group's buffer. With `as`,
+   * the view's elements are of that type (a typed part of a byte buffer; `offset` still counts `base`'s elements).
    */
-  static view(base: Value, offset: number, dims: readonly number[], memory: MemoryInfo): Value {
+  static view(base: Value, offset: number, dims: readonly number[], memory: MemoryInfo, as: TensorType = base.type): Value {
     const elements = dims.reduce((a, b) => a * b, 1);
-    if (offset < 0 || offset + elements > base.elements)
-      throw new Error(`view [${offset}, ${offset + elements}) outside a tensor of ${base.elements} elements`);
+    const start = offset * ELEMENT_BYTES[base.type];
+    const bytes = elements * ELEMENT_BYTES[as];
+    if (offset < 0 || start + bytes > base.byteLength)
+      throw new Error(`view of ${bytes} bytes at byte ${start} outside a tensor of ${base.byteLength} bytes`);
     const o = out();
-    const address = addressOf(base.dataPointer()) + BigInt(offset * ELEMENT_BYTES[base.type]);
+    const address = addressOf(base.dataPointer()) + BigInt(start);
     call(
       'CreateTensorWithDataAsOrtValue',
       memory.handle,
       address,
-      elements * ELEMENT_BYTES[base.type],
+      bytes,
       BigInt64Array.from(dims, BigInt),
       dims.length,
-      TYPE_CODES[base.type],
+      TYPE_CODES[as],
       o,
     );
-    return new Value(o[0], base.type, [...dims], base.device, base);
+    return new Value(o[0], as, [...dims], base.device, base);
   }
 
   /** Wraps a value ORT created (an output); reads its type and shape. */

@@ -233,6 +233,7 @@ describe('captured decode steps of an InRa graph (CPU, host buffers)', () => {
       top: true,
     };
     let tokens = lambdas.map(() => 1);
+    const runs = vi.spyOn(IoBinding.prototype, 'run');
     for (let step = 0; step < 3; step++) {
       const res: DeviceSampled[] = [];
       for (const s of sides) {
@@ -253,6 +254,8 @@ describe('captured decode steps of an InRa graph (CPU, host buffers)', () => {
       });
     }
     expect(padded.capture!.stats.runs).toBe(3);
+    // per step: the plain side's run; the captured side's one input-block copy, its replay, one output-block copy
+    expect(runs).toHaveBeenCalledTimes(3 * (1 + 3));
     await plain.release();
     await padded.release();
   });
