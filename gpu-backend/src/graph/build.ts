@@ -1,6 +1,7 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { threadId } from 'node:worker_threads';
 import { graphCacheDir } from '../cache-dir.ts';
 import { buildDecodeLoopGraph, buildModelGraph, type GraphManifest, type GraphSpec } from './model-graph.ts';
 import { writeOnnxModel } from './onnx-writer.ts';
@@ -70,7 +71,10 @@ export function graphCached(spec: GraphSpec, cacheRoot: string, variant: GraphVa
 
 /**
  * Returns the graph for `spec`, building it into `cacheRoot/<key>/` when it is not there yet. The build writes
- * into a temporary folder that is renamed when complete, so an interrupted build leaves no half graph behind.
+ * into a temporary folder of its own (named by process, thread and a random suffix, so builders in other threads or
+ * processes never share it) that is renamed when complete, so an interrupted build leaves no half graph behind. When
+ * another builder finished the same graph first, its graph is kept and this build is discarded: a complete graph in
+ * the cache is never replaced while someone may be loading it.
  */
 export function ensureGraph(
   spec: GraphSpec,
@@ -79,14 +83,16 @@ export function ensureGraph(
   variant: GraphVariant = 'step',
 ): GraphFiles {
   const dir = graphDir(spec, cacheRoot, variant);
-  const manifestPath = join(dir, 'manifest.json');
-  if (existsSync(manifestPath)) {
+  const cached = (): GraphFiles | undefined => {
+    const manifestPath = join(dir, 'manifest.json');
+    if (!existsSync(manifestPath)) return undefined;
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as GraphManifest;
     return { dir, modelPath: join(dir, 'model.onnx'), manifest, built: false, buildMs: 0 };
-  }
+  };
+  const found = cached();
+  if (found) return found;
   const start = performance.now();
-  const tmp = `${dir}.partial-${process.pid}`;
-  rmSync(tmp, { recursive: true, force: true });
+  const tmp = `${dir}.partial-${process.pid}-${threadId}-${randomBytes(4).toString('hex')}`;
   mkdirSync(tmp, { recursive: true });
   try {
     const { graph, manifest } =
@@ -95,19 +101,34 @@ export function ensureGraph(
         : buildModelGraph(spec, { unconditionalAdapters: variant === 'capture' });
     writeOnnxModel(graph, tmp, 'model', onProgress);
     writeFileSync(join(tmp, 'manifest.json'), JSON.stringify(manifest, null, 2));
-    rmSync(dir, { recursive: true, force: true });
-    renameSync(tmp, dir);
+    if (!publish(tmp, dir)) {
+      rmSync(tmp, { recursive: true, force: true });
+      return cached()!;
+    }
   } catch (err) {
     rmSync(tmp, { recursive: true, force: true });
     throw err;
   }
-  return {
-    dir,
-    modelPath: join(dir, 'model.onnx'),
-    manifest: JSON.parse(readFileSync(manifestPath, 'utf8')),
-    built: true,
-    buildMs: performance.now() - start,
-  };
+  return { ...cached()!, built: true, buildMs: performance.now() - start };
+}
+
+/**
+ * Renames a finished build to its cache folder; false when another builder's complete graph is already there. A
+ * folder there without a manifest (left by hand or by an older realign) is replaced.
+ */
+function publish(tmp: string, dir: string): boolean {
+  if (existsSync(join(dir, 'manifest.json'))) return false;
+  try {
+    renameSync(tmp, dir);
+    return true;
+  } catch (err) {
+    if (existsSync(join(dir, 'manifest.json'))) return false;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
+    rmSync(dir, { recursive: true, force: true });
+    renameSync(tmp, dir);
+    return true;
+  }
 }
 
 /** Default cache folder for built graphs (under the user's cache directory; see cache-dir.ts). */
