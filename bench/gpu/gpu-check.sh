@@ -159,9 +159,10 @@ else
   record compare skipped 0 0 -1 "needs ours-logits.json and hf-logits.json"
 fi
 
-# ---- engine
+# ---- engine (200 s: with CUDA graphs on it also builds the capture graph, a second graph of the model's size, and
+# opens a third session; the graphs stage after it reuses that graph)
 if [ "$models_ok" = 0 ]; then
-  stage engine 150 "${NODE[@]}" engine --dir "$MODELS" --device "$DEVICE" --batches "$BATCHES" --prompt "$PROMPT" --tokens "$TOKENS" --out "$RES/throughput.json"
+  stage engine 200 "${NODE[@]}" engine --dir "$MODELS" --device "$DEVICE" --batches "$BATCHES" --prompt "$PROMPT" --tokens "$TOKENS" --out "$RES/throughput.json"
 else
   record engine skipped 0 0 -1 "no checkpoints"
 fi

@@ -40,6 +40,8 @@ export async function engine(): Promise<void> {
   });
   res.startMs = performance.now() - t0;
   res.decodeLoopSteps = values['decode-loop-steps'] ?? 'engine default';
+  // captured decode steps (engine/captured-steps.ts): the engine's default, on for CUDA, unless REALIGN_CUDA_GRAPHS says
+  res.cudaGraphs = process.env.REALIGN_CUDA_GRAPHS ?? 'auto (on for CUDA)';
   const table: Record<string, unknown>[] = [];
   res.table = table;
   save(out, res);
