@@ -5,9 +5,10 @@
  * `answer 632` (a different answer format, same checks; ` sum` is one token of the toy vocabulary). Each alone, mixed, and a λ sweep of each, on held-out
  * problems through the Engine (per-request mixes in one batch).
  *
- *   node --import tsx bench/toy/two-adapters.ts      → bench/toy/results-two-adapters.json and a markdown table
+ *   node --import tsx bench/toy/two-adapters.ts [--charts]   → results-two-adapters.json, a markdown table, two SVGs
+ *   (--charts: only redraw the SVGs from the recorded results)
  */
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../gpu-backend/src/engine/engine.ts';
 import { addAdapter } from '../../gpu-backend/src/make/adapters.ts';
@@ -16,6 +17,7 @@ import { TextTokenizer } from '../../gpu-backend/src/text/tokenizer.ts';
 import { trainInra } from '../../gpu-backend/src/train/inra.ts';
 import { DEFAULT_SETTINGS } from '../../gpu-backend/src/train/options.ts';
 import { TrainProgress } from '../../gpu-backend/src/train/progress.ts';
+import { barChart, lineChart } from './plot.ts';
 import { answerOf, problems, promptOf, type Problem } from './task.ts';
 
 const HERE = import.meta.dirname;
@@ -39,7 +41,44 @@ interface Point {
   mean_checks: number;
 }
 
+/** The README's charts: the format adapter's λ sweep and every mix's answer length. */
+function charts(points: Point[]): void {
+  const sweep = points.filter((p) => Object.keys(p.mix).every((k) => k === 'format'));
+  writeFileSync(
+    join(HERE, 'two-adapters-format.svg'),
+    lineChart({
+      title: 'adapter "format" alone: answers ending "sum N" vs its λ',
+      xLabel: 'λ_format   (z = z_ref + λ·(z_format − z_ref))',
+      yLabel: 'answers ending "sum N"',
+      points: sweep.map((p) => ({ x: p.mix.format ?? 0, y: p.format_share, label: `${Math.round(100 * p.format_share)}%` })),
+      yFormat: (v) => `${Math.round(100 * v)}%`,
+      yMin: 0,
+      yMax: 1,
+    }),
+  );
+  writeFileSync(
+    join(HERE, 'two-adapters-length.svg'),
+    barChart({
+      title: 'mean answer tokens per mix (two adapters, one base)',
+      xLabel: 'mean answer tokens',
+      bars: points.map((p) => ({
+        label: Object.keys(p.mix).length
+          ? Object.entries(p.mix)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(' + ')
+          : 'reference',
+        value: p.mean_tokens,
+        note: `· sum ${Math.round(100 * p.format_share)}% · acc ${Math.round(100 * p.accuracy)}%`,
+      })),
+    }),
+  );
+}
+
 async function main(): Promise<void> {
+  if (process.argv.includes('--charts')) {
+    charts((JSON.parse(readFileSync(join(HERE, 'results-two-adapters.json'), 'utf8')) as { points: Point[] }).points);
+    return;
+  }
   mkdirSync(WORK, { recursive: true });
   const test = problems(SEED + 1, TEST);
   const heldOut = new Set(test.map(promptOf));
@@ -140,6 +179,7 @@ async function main(): Promise<void> {
     await engine.shutdown();
   }
   writeFileSync(join(HERE, 'results-two-adapters.json'), JSON.stringify({ test: TEST, seed: SEED, points }, null, 2) + '\n');
+  charts(points);
   const pct = (x: number) => `${(100 * x).toFixed(0)}%`;
   const rows = points.map(
     (p) =>
