@@ -21,6 +21,9 @@ export interface RealignUsage {
     /** The reference branch (InRa: adapter skipped; fusion: the reference checkpoint). */
     reference: BranchTokens;
   };
+  /** A request with a `mix` (several named adapters): the mix, and the tokens each adapter's branch computed. */
+  mix?: Record<string, number>;
+  adapters?: Record<string, BranchTokens>;
 }
 
 /** OpenAI's usage object with `realign` added. `prompt_tokens` counts each prompt once, not per branch. */
@@ -156,6 +159,8 @@ export const usageSchema = z.object({
     .object({
       lambda: z.union([z.number(), z.array(z.number())]),
       branches: z.object({ aligned: branchTokensSchema, reference: branchTokensSchema }),
+      mix: z.record(z.string(), z.number()).optional(),
+      adapters: z.record(z.string(), branchTokensSchema).optional(),
     })
     .optional(),
 });

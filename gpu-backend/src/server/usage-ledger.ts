@@ -50,6 +50,14 @@ interface Entry {
   /** per choice: prompt length, tokens generated, ended */
   choices: { prompt: number; generated: number; ended: boolean; finish: string | null }[];
   needs: BranchNeeds;
+  /** a request with a mix: the mix (its adapters with λ ≠ 0 each ran a branch) */
+  mix?: Record<string, number>;
+}
+
+/** The branches a mix runs: each adapter with λ ≠ 0, and the reference unless it is one adapter at λ = 1. */
+function mixNeeds(mix: Record<string, number>): BranchNeeds {
+  const used = Object.entries(mix).filter(([, l]) => l !== 0);
+  return { aligned: used.length > 0, reference: !(used.length === 1 && used[0][1] === 1), adapters: used.map(([n]) => n) };
 }
 
 /** Options of the ledger. */
@@ -71,11 +79,17 @@ function usageOf(entry: Entry, promptsOnce: number): Usage {
       branches[b].completion_tokens += ch.generated;
     }
   }
+  const perAdapter = entry.mix
+    ? {
+        mix: entry.mix,
+        adapters: Object.fromEntries((entry.needs.adapters ?? []).map((a) => [a, { ...branches.aligned }])),
+      }
+    : {};
   return {
     prompt_tokens: promptsOnce,
     completion_tokens: completion,
     total_tokens: promptsOnce + completion,
-    realign: { lambda: entry.record.usage.realign!.lambda, branches },
+    realign: { lambda: entry.record.usage.realign!.lambda, branches, ...perAdapter },
   };
 }
 
@@ -106,12 +120,14 @@ export class UsageLedger {
     lambda: number,
     choicePrompts: number[],
     promptsOnce: number,
+    mix?: Record<string, number>,
   ): LedgerTicket {
     this.evict();
     const entry: Entry = {
       record: this.runningRecord(dispatchId, model.id, lambda, promptsOnce),
       choices: choicePrompts.map((prompt) => ({ prompt, generated: 0, ended: false, finish: null })),
-      needs: branchesFor(model.mode, [lambda]),
+      needs: mix ? mixNeeds(mix) : branchesFor(model.mode, [lambda]),
+      ...(mix ? { mix } : {}),
     };
     this.entries.delete(dispatchId);
     this.entries.set(dispatchId, entry);

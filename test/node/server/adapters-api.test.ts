@@ -43,6 +43,13 @@ const textOf = async (res: Response) => {
 describe(`named adapters per request (seed ${seed})`, () => {
   it('adapter + lambda and the same one-adapter mix give the same text; on a model of one adapter its name is λ on it', async () => {
     const a = await textOf(await complete({ model: 'multi', adapter: 'safe', lambda: 0.4 }));
+    // usage counts each adapter's branch
+    const withUsage = await complete({ model: 'multi', mix: { concise: 0.7, style: -0.5 } });
+    const usage = ((await withUsage.json()) as { usage: { completion_tokens: number; realign: Record<string, unknown> } }).usage;
+    expect(Object.keys(usage.realign.adapters as object)).toEqual(['concise', 'style']);
+    expect((usage.realign.adapters as Record<string, { completion_tokens: number }>).style.completion_tokens).toBe(
+      usage.completion_tokens,
+    );
     expect(await textOf(await complete({ model: 'multi', mix: { safe: 0.4 } }))).toBe(a);
     // a plain λ goes to the first adapter
     expect(await textOf(await complete({ model: 'multi', lambda: 1.5 }))).toBe(

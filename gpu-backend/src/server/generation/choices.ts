@@ -74,6 +74,7 @@ export class ChoiceRun {
       prep.lambda,
       prep.jobs.map((j) => j.promptIds.length),
       promptsOnce,
+      prep.jobs[0]?.mix,
     );
     return new ChoiceRun(model, prep, started, ticket, runLog);
   }

@@ -51,6 +51,7 @@ export function wireFinish(ev: GenerateEvent): FinishReason {
 export function usageOf(finals: GenerateEvent[], promptsOnce: number, lambda: number): Usage {
   const sum = { prompt_tokens: promptsOnce, completion_tokens: 0 };
   const branches = { aligned: { prompt_tokens: 0, completion_tokens: 0 }, reference: { prompt_tokens: 0, completion_tokens: 0 } };
+  const adapters: Record<string, { prompt_tokens: number; completion_tokens: number }> = {};
   for (const ev of finals) {
     const u = ev.usage;
     if (!u) continue;
@@ -59,8 +60,15 @@ export function usageOf(finals: GenerateEvent[], promptsOnce: number, lambda: nu
       branches[b].prompt_tokens += u[b].prompt_tokens;
       branches[b].completion_tokens += u[b].completion_tokens;
     }
+    // several named adapters: the tokens of each adapter's branch
+    for (const [name, t] of Object.entries(u.adapters ?? {})) {
+      const into = (adapters[name] ??= { prompt_tokens: 0, completion_tokens: 0 });
+      into.prompt_tokens += t.prompt_tokens;
+      into.completion_tokens += t.completion_tokens;
+    }
   }
-  return { ...sum, total_tokens: sum.prompt_tokens + sum.completion_tokens, realign: { lambda, branches } };
+  const realign = Object.keys(adapters).length > 0 ? { lambda, branches, adapters } : { lambda, branches };
+  return { ...sum, total_tokens: sum.prompt_tokens + sum.completion_tokens, realign };
 }
 
 /** A request id in OpenAI's style. */
