@@ -1,6 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { checkAdapterName, checkMix, checkMixFor, mixKey, requestedMix } from './adapter-mix.ts';
+import { buildBackendRequest, type BackendRequest } from './backend-request.ts';
 import { ApiError } from './errors.ts';
+import type { LambdaPolicy } from './lambda-policy.ts';
+import { readRequest } from './parse-request.ts';
 
 const model = { id: 'demo', adapters: ['concise', 'safe', 'style'], range: [-1, 2] as const };
 
@@ -63,5 +66,38 @@ describe('adapter and mix fields', () => {
   it('mixKey is canonical: order and zero λ do not change it', () => {
     expect(mixKey({ safe: 0.5, concise: 0.7 })).toBe(mixKey({ concise: 0.7, safe: 0.5, style: 0 }));
     expect(mixKey({ safe: 0.5 })).not.toBe(mixKey({ safe: 0.6 }));
+  });
+});
+
+describe('a mix under the tenant policy (edge)', () => {
+  const policy: LambdaPolicy = {
+    range: { min: 0, max: 1 },
+    presets: {},
+    defaultPreset: null,
+    allowExplicit: true,
+    outOfRange: 'reject',
+    modelDefaultLambda: 0.5,
+  };
+  const build = (body: object, p: LambdaPolicy) => {
+    const parsed = readRequest('completions', { model: 'm', prompt: 'x', ...body });
+    if (parsed instanceof ApiError) throw parsed;
+    return buildBackendRequest('completions', parsed, p, null);
+  };
+
+  it('bounds each λ like an explicit λ: rejected or clamped per the policy, refused when explicit λ is not allowed', () => {
+    const ok = build({ mix: { concise: 0.7, safe: 1 } }, policy) as BackendRequest<'completions'>;
+    expect(ok.body.mix).toEqual({ concise: 0.7, safe: 1 });
+    expect('lambda' in ok.body).toBe(false);
+    const far = build({ mix: { concise: 0.7, safe: 1.5 } }, policy) as ApiError;
+    expect(far.toBody().error).toMatchObject({ param: 'mix.safe', code: 'lambda_out_of_range' });
+    const clamped = build(
+      { mix: { safe: 1.5, concise: -2 } },
+      { ...policy, outOfRange: 'clamp' },
+    ) as BackendRequest<'completions'>;
+    expect(clamped.body.mix).toEqual({ safe: 1, concise: 0 });
+    expect(clamped.outcome.clamped).toBe(true);
+    const denied = build({ mix: { safe: 0.5 } }, { ...policy, allowExplicit: false }) as ApiError;
+    expect(denied.status).toBe(403);
+    expect(denied.toBody().error).toMatchObject({ param: 'mix', code: 'lambda_not_allowed' });
   });
 });

@@ -8,7 +8,7 @@
  * `mix` is exclusive with `adapter`, `lambda` and `control`. Without either form the request's λ applies to the
  * model's default adapter (its first), as on a model of one adapter. Each λ_i obeys the same range as a single λ.
  */
-import { ApiError, invalidRequest } from './errors.ts';
+import { ApiError, invalidRequest, permissionDenied } from './errors.ts';
 import { describeValue, type CheckResult } from './fields.ts';
 
 /** λ per adapter name. */
@@ -116,6 +116,41 @@ export function checkMixFor(
     }
   }
   return null;
+}
+
+/**
+ * A mix under a tenant's λ policy (the edge): each λ_i is an explicit λ — refused when the policy allows none (403
+ * `lambda_not_allowed`, param `mix`), and outside the policy's range rejected (400 `lambda_out_of_range`, param
+ * `mix.<name>`) or clamped into it, as the policy says. Returns the mix to send (clamped values) or the error.
+ */
+export function mixUnderPolicy(
+  mix: AdapterMix,
+  policy: { range: { min: number; max: number }; allowExplicit: boolean; outOfRange: 'clamp' | 'reject' },
+): { mix: AdapterMix; clamped: boolean } | ApiError {
+  if (!policy.allowExplicit)
+    return permissionDenied(
+      'this API key may not set λ values, and a `mix` sets one per adapter; send a `preset` instead, or ask your admin to allow explicit λ',
+      'lambda_not_allowed',
+      'mix',
+    );
+  const { min, max } = policy.range;
+  const out: AdapterMix = {};
+  let clamped = false;
+  for (const [name, lambda] of Object.entries(mix)) {
+    if (lambda >= min && lambda <= max) {
+      out[name] = lambda;
+      continue;
+    }
+    if (policy.outOfRange === 'reject')
+      return invalidRequest(
+        `\`mix.${name}\` must be in [${min}, ${max}] for this model, got ${lambda}`,
+        `mix.${name}`,
+        'lambda_out_of_range',
+      );
+    out[name] = Math.min(max, Math.max(min, lambda));
+    clamped = true;
+  }
+  return { mix: out, clamped };
 }
 
 /** A canonical text of a mix (names sorted, zero λ dropped): equal mixes give equal keys (cache keys, usage rows). */

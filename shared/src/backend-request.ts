@@ -5,6 +5,7 @@
  * request back with `readRequest` and learns the client's λ field from {@link lambdaFieldOf}, so both halves name
  * the same field in the same error.
  */
+import { mixUnderPolicy } from './adapter-mix.ts';
 import type { ApiError } from './errors.ts';
 import type { LambdaField } from './generation-fields.ts';
 import { HEADERS } from './headers.ts';
@@ -65,9 +66,13 @@ export function buildBackendRequest<K extends RequestKind>(
   const r = resolveLambda(policy, { lambda: gen.lambda, preset: gen.preset, userPreference, lambdaField });
   if (r instanceof Error) return r;
   const filled = applySamplingDefaults(gen, r.sampling);
-  // a mix gives each adapter its λ (adapter-mix.ts): the resolved single λ does not travel beside it
-  const body = gen.mix === undefined ? { ...withoutRoutingFields(filled), lambda: r.lambda } : withoutRoutingFields(filled);
-  const outcome = { lambdas: [r.lambda], preset: r.preset, source: r.source, clamped: r.clamped };
+  // a mix gives each adapter its λ (adapter-mix.ts), each bounded by the policy like an explicit λ; the resolved
+  // single λ does not travel beside it
+  const mix = gen.mix === undefined ? null : mixUnderPolicy(gen.mix, policy);
+  if (mix instanceof Error) return mix;
+  const body =
+    mix === null ? { ...withoutRoutingFields(filled), lambda: r.lambda } : { ...withoutRoutingFields(filled), mix: mix.mix };
+  const outcome = { lambdas: [r.lambda], preset: r.preset, source: r.source, clamped: r.clamped || (mix?.clamped ?? false) };
   return { kind, body: body as BackendBody<K>, lambdaField, outcome };
 }
 
