@@ -142,6 +142,11 @@ export interface EngineLimits {
    * on the CPU (where the host sampler is faster).
    */
   deviceSampling?: 'auto' | 'on' | 'off';
+  /**
+   * decode steps captured and replayed as CUDA graphs, one per batch-size bucket (engine/captured-steps.ts); 'auto':
+   * on for CUDA where the model allows it. Unset: REALIGN_CUDA_GRAPHS, else 'auto'.
+   */
+  cudaGraphs?: 'auto' | 'on' | 'off';
 }
 
 /** Engine start-up options (sent to the worker). */

@@ -32,6 +32,7 @@ async function start(init: EngineInit): Promise<void> {
     decodeLoop: limits.decodeLoopSteps > 1,
     kvRows,
     deviceSampling,
+    cudaGraphs: limits.cudaGraphs,
     chosen,
   });
   const scheduler = new Scheduler(model, limits, {

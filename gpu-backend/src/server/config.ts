@@ -46,6 +46,8 @@ const modelSchema = z
     decode_loop_steps: z.number().int().nonnegative().optional(),
     /** sampling inside the step graph (EngineLimits.deviceSampling); auto: on for CUDA, off for CPU */
     device_sampling: z.enum(['auto', 'on', 'off']).default('auto'),
+    /** decode steps replayed as CUDA graphs per batch bucket (engine/captured-steps.ts); auto: on for CUDA; unset: REALIGN_CUDA_GRAPHS, else auto */
+    cuda_graphs: z.enum(['auto', 'on', 'off']).optional(),
     /** weight format of the graphs (graph/quantize.ts); unset: float32 on CPU, float16 on CUDA */
     weights: z.enum(['float32', 'float16', 'int8', 'int4']).optional(),
     /** int8/int4: weights per quantization block (a power of two ≥ 16; default 32) */
@@ -198,5 +200,6 @@ export function engineLimits(m: ModelConfig): EngineLimits {
     decodeLoopSteps: m.decode_loop_steps,
     prefillChunkTokens: m.prefill_chunk_tokens,
     deviceSampling: m.device_sampling,
+    cudaGraphs: m.cuda_graphs,
   };
 }
