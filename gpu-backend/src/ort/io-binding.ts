@@ -100,7 +100,7 @@ export class IoBinding extends Native {
     if (count[0] === 0) return [];
     const handles = readPointers(o[0], count[0]);
     call('AllocatorFree', allocator, o[0]);
-    if (!names) return handles.map((p) => Value.adopt(p));
+    if (!names) return handles.map((p) => Value.adopt(p, this));
     const order = this.outputNames();
     const wanted = names.map((n) => order.indexOf(n));
     if (wanted.some((i) => i < 0)) {
@@ -110,7 +110,7 @@ export class IoBinding extends Native {
     handles.forEach((p, i) => {
       if (!wanted.includes(i)) capi().fn.ReleaseValue(p);
     });
-    return wanted.map((i) => Value.adopt(handles[i]));
+    return wanted.map((i) => Value.adopt(handles[i], this));
   }
 
   synchronizeInputs(): void {

@@ -86,7 +86,7 @@ export class Session extends Native {
       outputNames.length,
       outPtrs,
     );
-    return outPtrs.map((p, i) => outputs[i] ?? Value.adopt(p));
+    return outPtrs.map((p, i) => outputs[i] ?? Value.adopt(p, this));
   }
 
   private ioInfo(kind: 'Input' | 'Output'): IoInfo[] {

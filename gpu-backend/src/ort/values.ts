@@ -174,8 +174,13 @@ export class Value extends Native {
     return new Value(o[0], as, [...dims], base.device, base);
   }
 
-  /** Wraps a value ORT created (an output); reads its type and shape. */
-  static adopt(handle: Ptr): Value {
+  /**
+   * Wraps a value ORT created (an output); reads its type and shape. `owner` is what allocated its memory (the session,
+   * or the IoBinding that holds its session): with an arena, an output's buffer belongs to the session's allocator, so
+   * the owner must outlive the value — a value released after its session (both collected together) would free into
+   * a destroyed arena.
+   */
+  static adopt(handle: Ptr, owner: object): Value {
     const info = out();
     try {
       call('GetTensorTypeAndShape', handle, info);
@@ -202,7 +207,7 @@ export class Value extends Native {
         typeOfCode(code[0]),
         Array.from(dims, Number),
         name === 'Cpu' || name === 'CudaPinned' ? 'cpu' : 'cuda',
-        null,
+        owner,
       );
     } finally {
       capi().fn.ReleaseTensorTypeAndShapeInfo(info[0]);

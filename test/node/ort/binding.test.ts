@@ -163,6 +163,46 @@ describe('ONNX Runtime C API binding', () => {
     await m.release();
   });
 
+  it('a session or allocator disposed before the values it allocated is released after them (by dispose or by GC)', async () => {
+    const live = () => ({ ...liveObjects });
+    const before = live();
+    const m = await ModelSession.open(tinyGraph(), { device: 'cpu', threads: 1 });
+    const a = Value.allocate(m.allocator, 'float32', [64, 64]);
+    const view = Value.view(a, 64, [2, 64], m.memory);
+    const f = feeds(m.session, 3);
+    const names = Object.keys(f);
+    const presents = m.session.outputNames.filter((n) => n !== 'logits');
+    const outputs = m.session.run(
+      names,
+      names.map((n) => f[n]),
+      ['logits', ...presents],
+      [null, ...presents.map((n) => f[n.replace('present', 'past')])],
+    );
+    await m.release(); // the session and its allocator end their use here, before the values
+    expect(() => m.allocator.handle).toThrowError(/after dispose/);
+    // their C release waits for the values that live in their memory
+    expect(live().ReleaseSession).toBe((before.ReleaseSession ?? 0) + 1);
+    expect(live().ReleaseAllocator).toBe((before.ReleaseAllocator ?? 0) + 1);
+    a.write(Float32Array.from({ length: 64 * 64 }, (_, i) => i));
+    expect(Array.from((view.hostData() as Float32Array).subarray(0, 2))).toEqual([64, 65]);
+    a.dispose(); // the view still reads a's memory: a's release waits for it
+    expect((view.hostData() as Float32Array)[1]).toBe(65);
+    view.dispose(); // the allocator's last value: its release runs now; the session still waits for the run's outputs
+    expect(live().ReleaseAllocator ?? 0).toBe(before.ReleaseAllocator ?? 0);
+    expect(live().ReleaseSession).toBe((before.ReleaseSession ?? 0) + 1);
+    expect(outputs[0]!.dims.length).toBe(3);
+    outputs.splice(1).forEach((v) => v.dispose()); // the in-place caches are the feeds' own values
+    for (const v of Object.values(f)) v.dispose();
+    outputs.length = 0; // the run's outputs are left to the garbage collector
+    for (let i = 0; i < 5; i++) {
+      gc();
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(live().ReleaseSession ?? 0).toBe(before.ReleaseSession ?? 0);
+    expect(live().ReleaseAllocator ?? 0).toBe(before.ReleaseAllocator ?? 0);
+    expect(live().ReleaseValue ?? 0).toBeLessThanOrEqual(before.ReleaseValue ?? 0);
+  });
+
   it('2,000 runs keep RSS bounded and release every object (each run creates and frees its values)', async () => {
     const m = await ModelSession.open(tinyGraph(), { device: 'cpu', threads: 1 });
     const kvDims = [1, 2, 64, 16];
