@@ -12,7 +12,9 @@
  *     cache, and a read that started before a bump is not stored, so the isolate that made the write never serves
  *     the old value.
  * Unknown keys are cached too (as "no such key"), so a flood of made-up keys costs one D1 read per key and TTL.
- * Concurrent misses of one entry share one D1 read.
+ * Only settled values are kept, never a pending read: workerd ties a read's I/O to the request that started it, so a
+ * request awaiting another request's read fails ("Cannot perform I/O on behalf of a different request") or hangs
+ * when that request ends first. Concurrent misses of one entry therefore each read D1 (a cold key only).
  */
 
 /** Default time an entry is served without asking D1 again: the revocation bound, in ms. */
@@ -21,7 +23,7 @@ export const DEFAULT_READ_CACHE_TTL_MS = 10_000;
 export const MAX_ENTRIES = 10_000;
 
 interface Entry {
-  value: Promise<unknown>;
+  value: unknown;
   expiresAt: number;
 }
 
@@ -38,9 +40,9 @@ export function readCacheTtlMs(env: Env): number {
 
 /**
  * The cached value of `key`, else `load()` (stored when it succeeds and no admin write of this isolate happened
- * meanwhile). A failed load is never stored.
+ * meanwhile; the entry expires one TTL after the load *started*). A failed load is never stored.
  */
-export function cachedRead<T>(env: Env, key: string, load: () => Promise<T>): Promise<T> {
+export async function cachedRead<T>(env: Env, key: string, load: () => Promise<T>): Promise<T> {
   const ttl = readCacheTtlMs(env);
   if (ttl === 0) return load();
   const now = Date.now();
@@ -49,22 +51,16 @@ export function cachedRead<T>(env: Env, key: string, load: () => Promise<T>): Pr
     entries.delete(key);
     if (hit.expiresAt > now) {
       entries.set(key, hit); // most recently used last
-      return hit.value as Promise<T>;
+      return hit.value as T;
     }
   }
   const started = version;
-  const value = load();
-  const entry: Entry = { value, expiresAt: now + ttl };
-  entries.set(key, entry);
-  while (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value!);
-  value.then(
-    () => {
-      if (version !== started && entries.get(key) === entry) entries.delete(key);
-    },
-    () => {
-      if (entries.get(key) === entry) entries.delete(key);
-    },
-  );
+  const value = await load();
+  if (version === started) {
+    entries.delete(key);
+    entries.set(key, { value, expiresAt: now + ttl });
+    while (entries.size > MAX_ENTRIES) entries.delete(entries.keys().next().value!);
+  }
   return value;
 }
 
