@@ -14,7 +14,8 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import type { GenerateJob } from '../../../gpu-backend/src/engine/protocol.ts';
-import { samplingParams, type SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
+import { samplingOf } from '../../../gpu-backend/src/server/prepare/generation.ts';
+import type { SamplingParams } from '../../../gpu-backend/src/sampling/params.ts';
 import { ApiError } from '../../../shared/src/errors.ts';
 import { MAX_LOGIT_BIAS, SAMPLING_RULES } from '../../../shared/src/generation-fields.ts';
 import { parseRequest } from '../../../shared/src/parse-request.ts';
@@ -87,23 +88,11 @@ function beyondApi(vocab: number): fc.Arbitrary<Partial<SamplingParams>> {
   );
 }
 
-/** Engine parameters from accepted wire fields, mapped as the backend maps them (server/jobs.ts). */
+/** Engine parameters from accepted wire fields, mapped by the backend's own mapping (server/prepare/generation.ts). */
 function toParams(wire: Record<string, unknown>): Partial<SamplingParams> {
   const req = parseRequest('completions', { model: 'm', prompt: 'x', ...wire });
   if (req instanceof ApiError) throw new Error(`the generator made a request the API refuses: ${req.message}`);
-  return samplingParams({
-    temperature: req.temperature,
-    top_p: req.top_p,
-    top_k: req.top_k,
-    min_p: req.min_p,
-    repetition_penalty: req.repetition_penalty,
-    presence_penalty: req.presence_penalty,
-    frequency_penalty: req.frequency_penalty,
-    logit_bias: req.logit_bias,
-    seed: req.seed ?? null,
-    logprobs: req.logprobs !== undefined,
-    top_logprobs: req.logprobs ?? 0,
-  });
+  return samplingOf(req, 'completions').params;
 }
 
 describe(`sampling parameters never hurt the batch (seed ${SEED})`, () => {

@@ -130,7 +130,10 @@ function checkPrompts(model: ServedModel, req: GenerationRequest, kind: Kind, pr
 }
 
 /** The sampling parameters of every choice, and what logprobs the answer reports. */
-function samplingOf(req: GenerationRequest, kind: Kind): { params: SamplingParams; logprobs: boolean; topLogprobs: number } {
+export function samplingOf(
+  req: GenerationRequest,
+  kind: Kind,
+): { params: SamplingParams; logprobs: boolean; topLogprobs: number } {
   const chat = kind === 'chat' ? (req as ChatCompletionRequest) : null;
   const logprobs = chat ? chat.logprobs === true : (req as CompletionRequest).logprobs !== undefined;
   const topLogprobs = chat ? (chat.top_logprobs ?? 0) : ((req as CompletionRequest).logprobs ?? 0);
