@@ -20,6 +20,37 @@ export interface EvalPoint {
 /** Sampling used for every evaluation. */
 export const EVAL_SAMPLING = { temperature: 0.7, maxTokens: 200 };
 
+/**
+ * One sampled answer of the toy model to problem `p` (the evaluation's sampling: temperature 0.7, at most 200 tokens,
+ * seeded per problem): its text and its token count. `mix` names adapters of a model of several.
+ */
+export async function answerOnce(
+  engine: Engine,
+  tok: TextTokenizer,
+  p: Problem,
+  opts: { lambda: number; seed: number; mix?: Record<string, number> },
+): Promise<{ text: string; tokens: number }> {
+  const gen = engine.generate({
+    promptIds: tok.encodeChat([{ role: 'user', content: promptOf(p) }]),
+    lambda: opts.lambda,
+    ...(opts.mix ? { mix: opts.mix } : {}),
+    params: samplingParams({ temperature: EVAL_SAMPLING.temperature, seed: opts.seed }),
+    maxTokens: EVAL_SAMPLING.maxTokens,
+    stop: [],
+    stopTokenIds: [],
+    ignoreEos: false,
+    skipSpecialTokens: true,
+    stream: 0,
+  });
+  let text = '';
+  let tokens = 0;
+  for await (const ev of gen.events) {
+    text += ev.text;
+    tokens += ev.tokens.length;
+  }
+  return { text, tokens };
+}
+
 /** Runs `problems` × `lambdas` through an engine serving `source` (tokenizer read from `tokenizerDir`). */
 export async function evaluate(
   source: ModelSource,
@@ -41,23 +72,7 @@ export async function evaluate(
     const points: EvalPoint[] = [];
     for (const lambda of lambdas) {
       const runs = problems.map(async (p, i) => {
-        const gen = engine.generate({
-          promptIds: tok.encodeChat([{ role: 'user', content: promptOf(p) }]),
-          lambda,
-          params: samplingParams({ temperature: EVAL_SAMPLING.temperature, seed: seed * 100_003 + i }),
-          maxTokens: EVAL_SAMPLING.maxTokens,
-          stop: [],
-          stopTokenIds: [],
-          ignoreEos: false,
-          skipSpecialTokens: true,
-          stream: 0,
-        });
-        let text = '';
-        let tokens = 0;
-        for await (const ev of gen.events) {
-          text += ev.text;
-          tokens += ev.tokens.length;
-        }
+        const { text, tokens } = await answerOnce(engine, tok, p, { lambda, seed: seed * 100_003 + i });
         return { tokens, correct: parseAnswer(text) === p.a + p.b };
       });
       const done = await Promise.all(runs);

@@ -12,12 +12,12 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../gpu-backend/src/engine/engine.ts';
 import { addAdapter } from '../../gpu-backend/src/make/adapters.ts';
-import { samplingParams } from '../../gpu-backend/src/sampling/params.ts';
 import { TextTokenizer } from '../../gpu-backend/src/text/tokenizer.ts';
 import { trainInra } from '../../gpu-backend/src/train/inra.ts';
 import { DEFAULT_SETTINGS } from '../../gpu-backend/src/train/options.ts';
 import { TrainProgress } from '../../gpu-backend/src/train/progress.ts';
 import { barChart, lineChart } from './plot.ts';
+import { answerOnce } from './evaluate.ts';
 import { answerOf, problems, promptOf, type Problem } from './task.ts';
 
 const HERE = import.meta.dirname;
@@ -136,24 +136,7 @@ async function main(): Promise<void> {
     const all = mixes.map((mix) =>
       Promise.all(
         test.map(async (p, i) => {
-          const gen = engine.generate({
-            promptIds: tok.encodeChat([{ role: 'user', content: promptOf(p) }]),
-            lambda: 0,
-            mix,
-            params: samplingParams({ temperature: 0.7, seed: SEED * 100_003 + i }),
-            maxTokens: 200,
-            stop: [],
-            stopTokenIds: [],
-            ignoreEos: false,
-            skipSpecialTokens: true,
-            stream: 0,
-          });
-          let text = '';
-          let tokens = 0;
-          for await (const ev of gen.events) {
-            text += ev.text;
-            tokens += ev.tokens.length;
-          }
+          const { text, tokens } = await answerOnce(engine, tok, p, { lambda: 0, mix, seed: SEED * 100_003 + i });
           // the answer: the number after the last "answer" or, in the format adapter's style, the last "sum"
           const m = /(answer|sum) (\d+)\s*$/.exec(text.trim());
           return {
