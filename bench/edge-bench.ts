@@ -18,6 +18,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { freePort, run, start, waitReady, type Proc } from '../scripts/lib/procs.ts';
+import { wranglerDevArgs } from '../scripts/lib/system.ts';
 import { signRequest } from '../shared/src/signing.ts';
 import { startStubBackend } from '../worker/test/stub-backend/node/stub-server.ts';
 import { median } from './lib/stats.ts';
@@ -74,25 +75,14 @@ export async function startEdge(
   const proc = start(
     `wrangler dev (${label})`,
     process.execPath,
-    [
+    wranglerDevArgs({
       wrangler,
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(await freePort()),
-      '--persist-to',
+      port,
+      inspectorPort: await freePort(),
       persist,
-      '--env-file',
       envFile,
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'warn',
-      '--var',
-      `BACKENDS:${JSON.stringify([{ url: backendUrl, weight: 1 }])}`,
-    ],
+      vars: { BACKENDS: JSON.stringify([{ url: backendUrl, weight: 1 }]) },
+    }),
     { cwd: tree, env },
   );
   const url = `http://127.0.0.1:${port}`;

@@ -146,6 +146,39 @@ export async function startBackendProc(
   return { url, proc };
 }
 
+/**
+ * The arguments of `wrangler dev` as realign runs it locally: on 127.0.0.1:`port`, its inspector on `inspectorPort`,
+ * local state in `persist`, the secrets from `envFile`, quiet, and `vars` as --var overrides. `wrangler` is the path
+ * of the CLI script (node runs it), so another checkout's wrangler can be started the same way.
+ */
+export function wranglerDevArgs(opts: {
+  wrangler?: string;
+  port: number;
+  inspectorPort: number;
+  persist: string;
+  envFile: string;
+  vars: Record<string, string>;
+}): string[] {
+  return [
+    opts.wrangler ?? WRANGLER,
+    'dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(opts.port),
+    '--inspector-port',
+    String(opts.inspectorPort),
+    '--persist-to',
+    opts.persist,
+    '--env-file',
+    opts.envFile,
+    '--show-interactive-dev-session=false',
+    '--log-level',
+    'warn',
+    ...Object.entries(opts.vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
+  ];
+}
+
 /** Starts the whole system and waits until it answers. */
 export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
   const hmacSecret = opts.hmacSecret ?? `dev-hmac-${Math.random().toString(36).slice(2)}`;
@@ -197,24 +230,7 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     const worker = start(
       'wrangler dev',
       process.execPath,
-      [
-        WRANGLER,
-        'dev',
-        '--ip',
-        '127.0.0.1',
-        '--port',
-        String(edgePort),
-        '--inspector-port',
-        String(await freePort()),
-        '--persist-to',
-        persist,
-        '--env-file',
-        envFile,
-        '--show-interactive-dev-session=false',
-        '--log-level',
-        'warn',
-        ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-      ],
+      wranglerDevArgs({ port: edgePort, inspectorPort: await freePort(), persist, envFile, vars }),
       {
         cwd: ROOT,
         env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },

@@ -13,7 +13,7 @@
 import { join } from 'node:path';
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startSystem, type RunningSystem } from '../../scripts/lib/system.ts';
+import { startSystem, wranglerDevArgs, type RunningSystem } from '../../scripts/lib/system.ts';
 import { freePort, start, waitReady, type Proc } from '../../scripts/lib/procs.ts';
 import { bigramModel } from '../node/helpers/bigram.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../node/helpers/models.ts';
@@ -133,24 +133,13 @@ async function restartEdge(): Promise<void> {
   edge = start(
     'wrangler dev (restarted)',
     process.execPath,
-    [
-      join(import.meta.dirname, '../../node_modules/wrangler/wrangler-dist/cli.js'),
-      'dev',
-      '--ip',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      '--inspector-port',
-      String(await freePort()),
-      '--persist-to',
-      join(stateDir, 'wrangler-state'),
-      '--env-file',
-      join(stateDir, 'worker.env'),
-      '--show-interactive-dev-session=false',
-      '--log-level',
-      'warn',
-      ...Object.entries(vars).flatMap(([k, v]) => ['--var', `${k}:${v}`]),
-    ],
+    wranglerDevArgs({
+      port,
+      inspectorPort: await freePort(),
+      persist: join(stateDir, 'wrangler-state'),
+      envFile: join(stateDir, 'worker.env'),
+      vars,
+    }),
     { cwd: join(import.meta.dirname, '../..'), env: { ...process.env, WRANGLER_SEND_METRICS: 'false' } },
   );
   edgeUrl = `http://127.0.0.1:${port}`;
