@@ -1,10 +1,17 @@
 /** Messages between the server and its tokenizer thread (tokenizer-thread.ts ↔ tokenizer-worker.ts). */
+import type { TokenTableData } from './token-table.ts';
 import type { ChatMessage, ChatTemplateOptions } from './tokenizer.ts';
 
 /** What the tokenizer thread loads. */
 export interface TokenizerFiles {
   tokenizerFile: string;
   tokenizerConfigFile: string | null;
+}
+
+/** The thread's first message, once it has loaded the tokenizer: the token table it built (shared memory). */
+export interface TokenizerReady {
+  ready: true;
+  table: TokenTableData;
 }
 
 /** A request to the tokenizer thread. */

@@ -6,7 +6,8 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import type { TokenizeReply, TokenizeRequest, TokenizerFiles } from './tokenizer-protocol.ts';
+import { TokenTable } from './token-table.ts';
+import type { TokenizeReply, TokenizeRequest, TokenizerFiles, TokenizerReady } from './tokenizer-protocol.ts';
 import { TokenizerError, type ChatMessage, type ChatTemplateOptions } from './tokenizer.ts';
 
 /** A rendered chat over the byte bound it was given; `bytes` is its size. */
@@ -34,29 +35,33 @@ export class TokenizerThread {
   private nextId = 1;
   private failure: Error | null = null;
 
-  private constructor(private readonly worker: Worker) {
+  private constructor(
+    private readonly worker: Worker,
+    /** the tokenizer's token table, built by the thread when it loaded the tokenizer (shared memory) */
+    readonly table: TokenTable,
+  ) {
     worker.on('message', (m: TokenizeReply) => this.onReply(m));
     worker.on('error', (err) => this.failAll(err));
     worker.once('exit', () => this.failAll(new Error('the tokenizer thread exited')));
   }
 
-  /** Starts the thread and waits until it has loaded the tokenizer. */
+  /** Starts the thread and waits until it has loaded the tokenizer (the only parse of tokenizer.json). */
   static async start(files: TokenizerFiles): Promise<TokenizerThread> {
     const ts = fileURLToPath(import.meta.url).endsWith('.ts');
     const entry = new URL(ts ? './tokenizer-worker-bootstrap.mjs' : './tokenizer-worker.js', import.meta.url);
     if (!existsSync(entry)) throw new Error(`tokenizer worker entry not found at ${fileURLToPath(entry)}`);
     const worker = new Worker(entry, { workerData: files });
-    await new Promise<void>((resolve, reject) => {
+    const ready = await new Promise<TokenizerReady>((resolve, reject) => {
       const onExit = (code: number) => reject(new Error(`tokenizer thread exited (${code}) before it was ready`));
-      worker.once('message', () => {
+      worker.once('message', (m: TokenizerReady) => {
         worker.off('error', reject);
         worker.off('exit', onExit);
-        resolve();
+        resolve(m);
       });
       worker.once('error', reject);
       worker.once('exit', onExit);
     });
-    return new TokenizerThread(worker);
+    return new TokenizerThread(worker, new TokenTable(ready.table));
   }
 
   /** Token ids of `text`. */

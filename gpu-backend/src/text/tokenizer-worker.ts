@@ -1,9 +1,12 @@
 /**
  * Entry of the tokenizer thread: encodes prompts and renders chat templates away from the server's event loop, so
- * one request's long prompt costs this thread's time, not every other request's latency.
+ * one request's long prompt costs this thread's time, not every other request's latency. It is the one thread of
+ * the server that parses tokenizer.json: its ready message carries the token table (text/token-table.ts) that the
+ * event loop and the engine thread use instead.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import type { TokenizeReply, TokenizeRequest, TokenizerFiles } from './tokenizer-protocol.ts';
+import { TokenTable } from './token-table.ts';
+import type { TokenizeReply, TokenizeRequest, TokenizerFiles, TokenizerReady } from './tokenizer-protocol.ts';
 import { TextTokenizer, TokenizerError } from './tokenizer.ts';
 
 const port = parentPort;
@@ -47,4 +50,5 @@ port.on('message', (req: TokenizeRequest) => {
     });
   }
 });
-port.postMessage({ ready: true });
+// the table's arrays are SharedArrayBuffers: the message shares them, it does not copy them
+port.postMessage({ ready: true, table: TokenTable.fromTokenizer(tokenizer).data } satisfies TokenizerReady);

@@ -224,6 +224,21 @@ export class TextTokenizer {
     return this.bytesPerTokenCache;
   }
 
+  /** Whether the decoder is exactly ByteLevel, so that decoding needs only each token's bytes (text/token-table.ts). */
+  get byteLevelDecoder(): boolean {
+    return this.byteLevelOnly;
+  }
+
+  /** Whether the tokenizer knows `id` (ids it does not know decode to nothing). */
+  knows(id: number): boolean {
+    return id >= 0 && id < this.vocabSize && this.inner.id_to_token(id) !== undefined;
+  }
+
+  /** The content of added token `id`, or undefined when `id` is not an added token. */
+  addedTokenContent(id: number): string | undefined {
+    return this.addedContent.get(id);
+  }
+
   /** Whether `tokenizer_config.json` carried a chat template. */
   get hasChatTemplate(): boolean {
     return this.template !== null;
@@ -243,7 +258,7 @@ export class TextTokenizer {
     const known: number[] = [];
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (id >= 0 && id < this.vocabSize && this.inner.id_to_token(id) !== undefined) known.push(id);
+      if (this.knows(id)) known.push(id);
     }
     if (known.length === 0) return '';
     if (this.byteLevelOnly) return this.decodeByteLevel(known, skipSpecialTokens);
