@@ -8,8 +8,10 @@
  * `mix` is exclusive with `adapter`, `lambda` and `control`. Without either form the request's λ applies to the
  * model's default adapter (its first), as on a model of one adapter. Each λ_i obeys the same range as a single λ.
  */
+import { adapterRange } from './adapter-policy.ts';
 import { ApiError, invalidRequest, permissionDenied } from './errors.ts';
 import { describeValue, type CheckResult } from './fields.ts';
+import type { LambdaPolicy } from './lambda-policy.ts';
 
 /** λ per adapter name. */
 export type AdapterMix = Record<string, number>;
@@ -120,12 +122,13 @@ export function checkMixFor(
 
 /**
  * A mix under a tenant's λ policy (the edge): each λ_i is an explicit λ — refused when the policy allows none (403
- * `lambda_not_allowed`, param `mix`), and outside the policy's range rejected (400 `lambda_out_of_range`, param
- * `mix.<name>`) or clamped into it, as the policy says. Returns the mix to send (clamped values) or the error.
+ * `lambda_not_allowed`, param `mix`), and outside its adapter's range (the adapter's own bounds over the policy's
+ * range, adapter-policy.ts) rejected (400 `lambda_out_of_range`, param `mix.<name>`) or clamped into it, as the
+ * policy says. Returns the mix to send (clamped values) or the error.
  */
 export function mixUnderPolicy(
   mix: AdapterMix,
-  policy: { range: { min: number; max: number }; allowExplicit: boolean; outOfRange: 'clamp' | 'reject' },
+  policy: Pick<LambdaPolicy, 'range' | 'allowExplicit' | 'outOfRange' | 'adapters'>,
 ): { mix: AdapterMix; clamped: boolean } | ApiError {
   if (!policy.allowExplicit)
     return permissionDenied(
@@ -133,10 +136,10 @@ export function mixUnderPolicy(
       'lambda_not_allowed',
       'mix',
     );
-  const { min, max } = policy.range;
   const out: AdapterMix = {};
   let clamped = false;
   for (const [name, lambda] of Object.entries(mix)) {
+    const { min, max } = adapterRange(policy, name);
     if (lambda >= min && lambda <= max) {
       out[name] = lambda;
       continue;

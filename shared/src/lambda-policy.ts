@@ -20,6 +20,8 @@
  *   - When both `lambda` and `preset` are sent, λ comes from `lambda` and the preset still supplies its
  *     sampling defaults; the preset is reported.
  */
+import type { AdapterMix } from './adapter-mix.ts';
+import type { AdapterPolicy } from './adapter-policy.ts';
 import { ApiError, invalidRequest, permissionDenied } from './errors.ts';
 import type { LambdaField } from './generation-fields.ts';
 import type { SamplingDefaults } from './sampling-defaults.ts';
@@ -34,6 +36,10 @@ export interface LambdaRange {
 export interface LambdaPreset {
   lambda: number;
   sampling: SamplingDefaults;
+  /** The named adapter its λ applies to (adapter-policy.ts), if it names one. */
+  adapter?: string;
+  /** λ per named adapter in place of `lambda` (a generation that sets no λ, adapter or mix of its own). */
+  mix?: AdapterMix;
 }
 
 /** The effective policy of one tenant for one model (merged by the edge from its tenant-wide and per-model rows). */
@@ -48,6 +54,8 @@ export interface LambdaPolicy {
   outOfRange: 'clamp' | 'reject';
   /** The model's own default λ (from the model catalogue). */
   modelDefaultLambda: number;
+  /** Which named adapters the tenant may use and their own λ bounds (absent: all, with `range`). */
+  adapters?: AdapterPolicy;
 }
 
 /** The range a tenant gets unless an admin widens it: interpolation only, no extrapolation. */
