@@ -7,6 +7,8 @@ export interface ModelRow {
   description: string;
   /** Tokens of context the backends serve the model with (prompt + completion); null = unknown to the edge. */
   context_length: number | null;
+  /** JSON array of the model's named adapters (the first is its default), or null when the edge is not told. */
+  adapters: string | null;
   created_at: number;
 }
 
@@ -14,11 +16,12 @@ export interface ModelRow {
 export async function upsertModel(db: D1Database, row: ModelRow): Promise<ModelRow> {
   return (await db
     .prepare(
-      `INSERT INTO models (id, default_lambda, description, context_length, created_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET default_lambda = excluded.default_lambda, description = excluded.description, context_length = excluded.context_length
+      `INSERT INTO models (id, default_lambda, description, context_length, adapters, created_at) VALUES (?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET default_lambda = excluded.default_lambda, description = excluded.description,
+         context_length = excluded.context_length, adapters = excluded.adapters
        RETURNING *`,
     )
-    .bind(row.id, row.default_lambda, row.description, row.context_length, row.created_at)
+    .bind(row.id, row.default_lambda, row.description, row.context_length, row.adapters, row.created_at)
     .first<ModelRow>())!;
 }
 
@@ -59,7 +62,7 @@ export async function revokeModel(db: D1Database, tenantId: string, modelId: str
 export async function listTenantModels(db: D1Database, tenantId: string): Promise<(ModelRow & { granted_at: number })[]> {
   const r = await db
     .prepare(
-      `SELECT m.id, m.default_lambda, m.description, m.context_length, m.created_at, tm.created_at AS granted_at
+      `SELECT m.id, m.default_lambda, m.description, m.context_length, m.adapters, m.created_at, tm.created_at AS granted_at
          FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? ORDER BY m.id`,
     )
     .bind(tenantId)

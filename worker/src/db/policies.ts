@@ -9,6 +9,10 @@ export interface PolicyRow {
   allow_explicit: number | null;
   out_of_range: 'clamp' | 'reject' | null;
   default_preset: string | null;
+  /** JSON array of the adapters the tenant may use (NULL inherits; no row says: all). */
+  allowed_adapters: string | null;
+  /** JSON `{"name": {"min_lambda"?, "max_lambda"?}}`: each adapter's own λ bounds (NULL inherits). */
+  adapter_ranges: string | null;
   updated_at: number;
 }
 
@@ -16,11 +20,12 @@ export interface PolicyRow {
 export async function upsertPolicy(db: D1Database, row: PolicyRow): Promise<PolicyRow> {
   return (await db
     .prepare(
-      `INSERT INTO lambda_policies (tenant_id, model_id, min_lambda, max_lambda, allow_explicit, out_of_range, default_preset, updated_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+      `INSERT INTO lambda_policies (tenant_id, model_id, min_lambda, max_lambda, allow_explicit, out_of_range, default_preset,
+         allowed_adapters, adapter_ranges, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (tenant_id, model_id) DO UPDATE SET min_lambda = excluded.min_lambda, max_lambda = excluded.max_lambda,
          allow_explicit = excluded.allow_explicit, out_of_range = excluded.out_of_range, default_preset = excluded.default_preset,
-         updated_at = excluded.updated_at
+         allowed_adapters = excluded.allowed_adapters, adapter_ranges = excluded.adapter_ranges, updated_at = excluded.updated_at
        RETURNING *`,
     )
     .bind(
@@ -31,6 +36,8 @@ export async function upsertPolicy(db: D1Database, row: PolicyRow): Promise<Poli
       row.allow_explicit,
       row.out_of_range,
       row.default_preset,
+      row.allowed_adapters,
+      row.adapter_ranges,
       row.updated_at,
     )
     .first<PolicyRow>())!;

@@ -7,6 +7,10 @@ export interface PresetRow {
   name: string;
   lambda: number;
   sampling: string;
+  /** The named adapter its λ applies to, or null. */
+  adapter: string | null;
+  /** JSON `{"name": λ}`: a mix in place of its λ, or null. */
+  mix: string | null;
   updated_at: number;
 }
 
@@ -14,11 +18,12 @@ export interface PresetRow {
 export async function upsertPreset(db: D1Database, row: PresetRow): Promise<PresetRow> {
   return (await db
     .prepare(
-      `INSERT INTO presets (tenant_id, model_id, name, lambda, sampling, updated_at) VALUES (?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tenant_id, model_id, name) DO UPDATE SET lambda = excluded.lambda, sampling = excluded.sampling, updated_at = excluded.updated_at
+      `INSERT INTO presets (tenant_id, model_id, name, lambda, sampling, adapter, mix, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant_id, model_id, name) DO UPDATE SET lambda = excluded.lambda, sampling = excluded.sampling,
+         adapter = excluded.adapter, mix = excluded.mix, updated_at = excluded.updated_at
        RETURNING *`,
     )
-    .bind(row.tenant_id, row.model_id, row.name, row.lambda, row.sampling, row.updated_at)
+    .bind(row.tenant_id, row.model_id, row.name, row.lambda, row.sampling, row.adapter, row.mix, row.updated_at)
     .first<PresetRow>())!;
 }
 

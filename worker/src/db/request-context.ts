@@ -12,7 +12,7 @@ import { cachedRead } from './read-cache.ts';
 /** The rows behind one request's λ policy. */
 export interface RequestContextRows {
   /** null when the model is not in the catalogue or not granted to the tenant. */
-  model: { id: string; default_lambda: number; context_length: number | null } | null;
+  model: { id: string; default_lambda: number; context_length: number | null; adapters: string | null } | null;
   policies: PolicyRow[];
   presets: PresetRow[];
   preferences: PreferenceRow[];
@@ -40,7 +40,7 @@ export async function readRequestContext(
   const [model, policies, presets, preferences] = await db.batch([
     db
       .prepare(
-        'SELECT m.id, m.default_lambda, m.context_length FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?',
+        'SELECT m.id, m.default_lambda, m.context_length, m.adapters FROM tenant_models tm JOIN models m ON m.id = tm.model_id WHERE tm.tenant_id = ? AND tm.model_id = ?',
       )
       .bind(tenantId, modelId),
     db.prepare(`SELECT * FROM lambda_policies WHERE tenant_id = ? AND model_id IN ('*', ?)`).bind(tenantId, modelId),
@@ -50,7 +50,7 @@ export async function readRequestContext(
       .bind(tenantId, userId ?? '', modelId),
   ]);
   return {
-    model: (model!.results as { id: string; default_lambda: number; context_length: number | null }[])[0] ?? null,
+    model: (model!.results as NonNullable<RequestContextRows['model']>[])[0] ?? null,
     policies: policies!.results as PolicyRow[],
     presets: presets!.results as PresetRow[],
     preferences: userId === null ? [] : (preferences!.results as PreferenceRow[]),

@@ -1,15 +1,18 @@
 /**
  * `GET /v1/presets?model=<id>`: what the caller's tenant may do with λ on one model — the allowed range, whether
- * an explicit λ is allowed, the default, and the presets (with the λ each one runs at after clamping). The
- * playground reads it to build its slider; any client may use it to show the choices it can send.
+ * an explicit λ is allowed, the default, and the presets (with the λ each one runs at after clamping). For a model
+ * whose catalogue entry lists named adapters, also each adapter: whether the tenant may use it and its λ range.
+ * The playground reads it to build its slider and adapter controls; any client may use it to show the choices it
+ * can send.
  */
 import type { Handler } from 'hono';
 import { invalidRequest } from '../../../shared/src/errors.ts';
-import { clampLambda, resolveLambda } from '../../../shared/src/lambda-policy.ts';
+import { adapterRange, clampPresetMix, policyForAdapter } from '../../../shared/src/adapter-policy.ts';
+import { clampLambda, resolveLambda, type LambdaPolicy, type LambdaPreset } from '../../../shared/src/lambda-policy.ts';
 import type { SamplingDefaults } from '../../../shared/src/sampling-defaults.ts';
 import type { AppEnv } from '../app-env.ts';
 import { loadRequestContext, modelNotFound } from '../db/request-context.ts';
-import { buildPolicy } from '../policy/build-policy.ts';
+import { buildPolicy, parseAdapterList } from '../policy/build-policy.ts';
 
 const MODEL_ID = /^.{1,256}$/su;
 
@@ -22,6 +25,19 @@ export interface PresetInfo {
   clamped: boolean;
   /** Sampling defaults the preset fills into unset request fields. */
   sampling: SamplingDefaults;
+  /** The named adapter its λ applies to (only when it names one). */
+  adapter?: string;
+  /** Its mix, each λ clamped into its adapter's range (only when it has one). */
+  mix?: Record<string, number>;
+}
+
+/** One named adapter of the model as the tenant may use it. */
+export interface AdapterInfo {
+  name: string;
+  /** Whether the tenant's policy lets it use the adapter (in `adapter` or `mix`). */
+  allowed: boolean;
+  /** The λ range on this adapter: its own bounds over `lambda_range`. */
+  lambda_range: { min: number; max: number };
 }
 
 /** The answer of `GET /v1/presets`. */
@@ -35,7 +51,31 @@ export interface PresetsResponse {
   default_preset: string | null;
   /** The λ of a request that sets neither `lambda` nor `preset` (and has no stored user preference). */
   default_lambda: number;
+  /** The model's named adapters (the first is its default), when its catalogue entry lists them. */
+  adapters?: AdapterInfo[];
   data: PresetInfo[];
+}
+
+function presetInfo(policy: LambdaPolicy, name: string, p: LambdaPreset): PresetInfo {
+  const lambda = clampLambda(p.lambda, adapterRange(policy, p.adapter ?? policy.adapters?.defaultAdapter ?? null));
+  const mix = p.mix === undefined ? undefined : clampPresetMix(policy, p.mix);
+  return {
+    name,
+    lambda,
+    clamped: lambda !== p.lambda || (mix?.clamped ?? false),
+    sampling: p.sampling,
+    ...(p.adapter === undefined ? {} : { adapter: p.adapter }),
+    ...(mix === undefined ? {} : { mix: mix.mix }),
+  };
+}
+
+function adapterInfo(policy: LambdaPolicy, names: string[]): AdapterInfo[] {
+  const allowed = policy.adapters?.allowed ?? null;
+  return names.map((name) => ({
+    name,
+    allowed: allowed === null || allowed.includes(name),
+    lambda_range: adapterRange(policy, name),
+  }));
 }
 
 /** Lists the tenant's λ range and presets for `?model=`. */
@@ -52,8 +92,13 @@ export const listPresetsHandler: Handler<AppEnv> = async function listPresets(c)
   if (rows.model === null) throw modelNotFound(model);
   const policy = buildPolicy(rows);
   // with nothing sent, resolution cannot fail (only a named preset or an explicit λ can be refused)
-  const fallback = resolveLambda(policy, {});
+  // (the default preset's adapter, else the model's default adapter, gives the range)
+  const first = resolveLambda(policy, {});
+  if (first instanceof Error) throw first;
+  const adapter = (first.preset === null ? undefined : policy.presets[first.preset]?.adapter) ?? null;
+  const fallback = resolveLambda(policyForAdapter(policy, adapter ?? policy.adapters?.defaultAdapter ?? null), {});
   if (fallback instanceof Error) throw fallback;
+  const adapters = parseAdapterList(rows.model.adapters);
   const body: PresetsResponse = {
     object: 'presets',
     model,
@@ -62,11 +107,9 @@ export const listPresetsHandler: Handler<AppEnv> = async function listPresets(c)
     out_of_range: policy.outOfRange,
     default_preset: fallback.preset,
     default_lambda: fallback.lambda,
+    ...(adapters === undefined ? {} : { adapters: adapterInfo(policy, adapters) }),
     data: Object.entries(policy.presets)
-      .map(([name, p]) => {
-        const lambda = clampLambda(p.lambda, policy.range);
-        return { name, lambda, clamped: lambda !== p.lambda, sampling: p.sampling };
-      })
+      .map(([name, p]) => presetInfo(policy, name, p))
       .sort((a, b) => b.lambda - a.lambda || a.name.localeCompare(b.name)),
   };
   return c.json(body);

@@ -1,8 +1,9 @@
 /** Validation of admin request bodies and queries: zod schemas, and a reader that turns the first issue into a 400. */
 import type { Context, Handler } from 'hono';
 import { z } from 'zod';
+import { checkAdapterName, checkMix, MAX_MIX_ADAPTERS } from '../../../../shared/src/adapter-mix.ts';
 import { invalidRequest, notFound } from '../../../../shared/src/errors.ts';
-import { lambdaField, numberField, presetField, PRESET_NAME, stringField } from '../../../../shared/src/fields.ts';
+import { customField, lambdaField, numberField, presetField, PRESET_NAME, stringField } from '../../../../shared/src/fields.ts';
 import { formatIssue, paramName } from '../../../../shared/src/parse-request.ts';
 import { samplingDefaultsSchema } from '../../../../shared/src/sampling-defaults.ts';
 import type { AppEnv } from '../../app-env.ts';
@@ -82,6 +83,26 @@ export const createKeySchema = z.strictObject({
   user: id('user').optional(),
 });
 
+/** Adapter names (shared/src/adapter-mix.ts), at most `max`, without repeats. */
+const adapterList = (max: number) =>
+  z
+    .array(customField(checkAdapterName), { error: () => 'must be an array of adapter names' })
+    .max(max, { error: () => `must name at most ${max} adapters` })
+    .refine((names) => new Set(names).size === names.length, { error: () => 'must not name an adapter twice' });
+
+/** An adapter's own λ bounds: `min_lambda` / `max_lambda` (either may be left to the general range). */
+const adapterBounds = z
+  .strictObject({ min_lambda: lambdaField().optional(), max_lambda: lambdaField().optional() })
+  .refine((b) => b.min_lambda === undefined || b.max_lambda === undefined || b.min_lambda <= b.max_lambda, {
+    error: () => '`min_lambda` must not be greater than `max_lambda`',
+    path: ['min_lambda'],
+  });
+
+/** `{"adapter": {"min_lambda", "max_lambda"}}`. */
+const adapterRanges = z
+  .record(customField(checkAdapterName), adapterBounds, { error: () => 'must map adapter names to λ bounds' })
+  .refine((r) => Object.keys(r).length <= 64, { error: () => 'may name at most 64 adapters' });
+
 /** PUT /admin/models/:model */
 export const modelSchema = z.strictObject({
   default_lambda: lambdaField().optional(),
@@ -90,6 +111,8 @@ export const modelSchema = z.strictObject({
   context_length: numberField({ min: 2, max: 1 << 24, integer: true })
     .nullable()
     .optional(),
+  /** The model's named adapters as its backends serve them (the first is its default); null: not told. */
+  adapters: adapterList(64).nullable().optional(),
 });
 
 /** PUT /admin/tenants/:tenant/policies/:model */
@@ -106,6 +129,10 @@ export const policySchema = z
       .nullable()
       .optional(),
     default_preset: presetField().nullable().optional(),
+    /** The adapters the tenant may use (null: inherit; no row says: all). */
+    allowed_adapters: adapterList(64).nullable().optional(),
+    /** Each adapter's own λ bounds, over `min_lambda` / `max_lambda` for that adapter (null: inherit). */
+    adapter_ranges: adapterRanges.nullable().optional(),
   })
   .refine((p) => p.min_lambda == null || p.max_lambda == null || p.min_lambda <= p.max_lambda, {
     error: () => '`min_lambda` must not be greater than `max_lambda`',
@@ -113,11 +140,20 @@ export const policySchema = z
   });
 
 /** PUT /admin/tenants/:tenant/presets/:name */
-export const presetSchema = z.strictObject({
-  lambda: lambdaField(),
-  sampling: samplingDefaultsSchema.optional(),
-  model: z.union([z.literal('*'), id('model')]).optional(),
-});
+export const presetSchema = z
+  .strictObject({
+    lambda: lambdaField(),
+    sampling: samplingDefaultsSchema.optional(),
+    model: z.union([z.literal('*'), id('model')]).optional(),
+    /** The named adapter its λ applies to. */
+    adapter: customField(checkAdapterName).optional(),
+    /** λ per named adapter (at most MAX_MIX_ADAPTERS), in place of its λ for generations. */
+    mix: customField(checkMix).optional(),
+  })
+  .refine((p) => p.adapter === undefined || p.mix === undefined, {
+    error: () => `send either \`adapter\` or \`mix\` (of at most ${MAX_MIX_ADAPTERS} adapters), not both`,
+    path: ['adapter'],
+  });
 
 /** PUT /admin/tenants/:tenant/users/:user/preferences */
 export const preferenceSchema = z

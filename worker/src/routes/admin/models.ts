@@ -2,12 +2,26 @@
 import { Hono } from 'hono';
 import { notFound } from '../../../../shared/src/errors.ts';
 import type { AppEnv } from '../../app-env.ts';
-import { deleteModel, grantModel, listModels, listTenantModels, revokeModel, upsertModel } from '../../db/models.ts';
+import {
+  deleteModel,
+  grantModel,
+  listModels,
+  listTenantModels,
+  revokeModel,
+  upsertModel,
+  type ModelRow,
+} from '../../db/models.ts';
+import { parseAdapterList } from '../../policy/build-policy.ts';
 import { body, modelSchema, pathId, requireTenant, tenantList } from './admin-input.ts';
+
+/** A catalogue row as the API shows it: `adapters` as an array (null: not told). */
+function modelOut<T extends ModelRow>(row: T) {
+  return { ...row, adapters: parseAdapterList(row.adapters) ?? null };
+}
 
 /** Routes under /admin/models. */
 export const catalogueRoutes = new Hono<AppEnv>()
-  .get('/', async (c) => c.json({ object: 'list', data: await listModels(c.env.DB) }))
+  .get('/', async (c) => c.json({ object: 'list', data: (await listModels(c.env.DB)).map(modelOut) }))
   .put('/:model', async (c) => {
     const input = await body(c, modelSchema);
     const row = await upsertModel(c.env.DB, {
@@ -15,9 +29,10 @@ export const catalogueRoutes = new Hono<AppEnv>()
       default_lambda: input.default_lambda ?? 1,
       description: input.description ?? '',
       context_length: input.context_length ?? null,
+      adapters: input.adapters == null ? null : JSON.stringify(input.adapters),
       created_at: Date.now(),
     });
-    return c.json(row);
+    return c.json(modelOut(row));
   })
   .delete('/:model', async (c) => {
     const id = pathId(c, 'model');
@@ -27,7 +42,10 @@ export const catalogueRoutes = new Hono<AppEnv>()
 
 /** Routes under /admin/tenants/:tenant/models. */
 export const grantRoutes = new Hono<AppEnv>()
-  .get('/', tenantList(listTenantModels))
+  .get(
+    '/',
+    tenantList(async (db, tenantId) => (await listTenantModels(db, tenantId)).map(modelOut)),
+  )
   .put('/:model', async (c) => {
     const tenant = await requireTenant(c);
     const model = pathId(c, 'model');
