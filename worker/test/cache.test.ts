@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeTenant } from './helpers/fixtures.ts';
 import { eventually } from './helpers/eventually.ts';
-import { callWith } from './helpers/http.ts';
+import { admin, callWith } from './helpers/http.ts';
 import { readSse, streamedText } from './helpers/sse.ts';
 import { stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
 import { usageRowOf } from './helpers/usage.ts';
@@ -61,6 +61,37 @@ describe('response cache', () => {
     const other = await send(t.key, { ...body, lambda: 0.25 });
     expect(other.headers.get('x-realign-cache')).toBe('MISS');
     expect(((await other.json()) as Chat).choices[0]!.message.content).toContain('λ=0.25');
+  });
+
+  it('keys on the adapter and the mix: requests differing only in either do not share an entry, identical ones do', async () => {
+    const tag = uniqueTag('cache-adapter');
+    const send = setup(tag);
+    const t = await makeTenant({ presets: { careful: { lambda: 0.5 } } });
+    await admin('PUT', `/tenants/${t.tenantId}/presets/careful`, { lambda: 0.5, adapter: 'safe' });
+    const body = (extra: Record<string, unknown>) => ({
+      model: t.model,
+      messages: [{ role: 'user', content: 'adapters' }],
+      temperature: 0,
+      ...extra,
+    });
+    const cache = async (extra: Record<string, unknown>) => {
+      const res = await send(t.key, body(extra));
+      expect(res.status).toBe(200);
+      await res.body?.cancel();
+      return res.headers.get('x-realign-cache');
+    };
+    // each entry is stored (waited for) before the request that must not find it is sent
+    await untilHit(() => send(t.key, body({ adapter: 'concise', lambda: 0.5 })));
+    expect(await cache({ adapter: 'safe', lambda: 0.5 })).toBe('MISS');
+    expect(await cache({ lambda: 0.5 })).toBe('MISS');
+    await untilHit(() => send(t.key, body({ mix: { concise: 0.5, safe: 0.2 } })));
+    expect(await cache({ mix: { concise: 0.5, safe: 0.3 } })).toBe('MISS');
+    expect(await cache({ mix: { concise: 0.5 } })).toBe('MISS');
+    // the same mix in another order, and the same resolved adapter + λ through a preset, are the same request
+    expect(await cache({ mix: { safe: 0.2, concise: 0.5 } })).toBe('HIT');
+    await untilHit(() => send(t.key, body({ adapter: 'safe', lambda: 0.5 })));
+    expect(await cache({ preset: 'careful' })).toBe('HIT');
+    expect(await cache({ adapter: 'concise', lambda: 0.5 })).toBe('HIT');
   });
 
   it('bypasses the cache for Cache-Control: no-cache, and does not store that answer', async () => {

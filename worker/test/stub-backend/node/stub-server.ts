@@ -84,17 +84,35 @@ function json(res: ServerResponse, status: number, body: unknown, headers: Recor
   res.end(JSON.stringify(body));
 }
 
-function usageFor(lambda: number, prompt = 5, completion = 3) {
-  const aligned =
-    lambda === 0 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
-  const reference =
-    lambda === 1 ? { prompt_tokens: 0, completion_tokens: 0 } : { prompt_tokens: prompt, completion_tokens: completion };
-  return {
-    prompt_tokens: prompt,
-    completion_tokens: completion,
-    total_tokens: prompt + completion,
-    realign: { lambda, branches: { aligned, reference } },
-  };
+function usageFor(lambda: number, prompt = 5, completion = 3, mix?: Record<string, number>) {
+  const tokens = { prompt_tokens: prompt, completion_tokens: completion };
+  const none = { prompt_tokens: 0, completion_tokens: 0 };
+  const base = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
+  if (mix === undefined)
+    return {
+      ...base,
+      realign: { lambda, branches: { aligned: lambda === 0 ? none : tokens, reference: lambda === 1 ? none : tokens } },
+    };
+  // like the backend's usage ledger: each adapter with λ ≠ 0 runs a branch; the reference runs unless one adapter at 1
+  const used = Object.entries(mix).filter(([, l]) => l !== 0);
+  const reference = used.length === 1 && used[0]![1] === 1 ? none : tokens;
+  const adapters = Object.fromEntries(used.map(([name]) => [name, { ...tokens }]));
+  return { ...base, realign: { lambda, branches: { aligned: used.length ? tokens : none, reference }, mix, adapters } };
+}
+
+/**
+ * The blend a request asks for, as a backend serving a model of several adapters reads it: `mix`, or `adapter`
+ * with `lambda` (a mix of one); λ is the mix's sum. Without either, `lambda` (default 1) and no mix.
+ */
+function blendOf(body: Record<string, unknown>): { lambda: number; mix?: Record<string, number> } {
+  const lambda = typeof body.lambda === 'number' ? body.lambda : 1;
+  const mix =
+    typeof body.mix === 'object' && body.mix !== null
+      ? (body.mix as Record<string, number>)
+      : typeof body.adapter === 'string'
+        ? { [body.adapter]: lambda }
+        : undefined;
+  return mix === undefined ? { lambda } : { lambda: Object.values(mix).reduce((a, b) => a + b, 0), mix };
 }
 
 /** The words a stub completion consists of; the serial makes two uncached answers differ. */
@@ -109,9 +127,10 @@ function words(body: Record<string, unknown>, serial: number): string[] {
 }
 
 function completionObject(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number) {
-  const lambda = body.lambda as number;
+  const { lambda, mix } = blendOf(body);
   const text = words(body, serial).join('');
-  const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, usage: usageFor(lambda) };
+  const usage = usageFor(lambda, 5, 3, mix);
+  const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, usage };
   return kind === 'chat'
     ? {
         ...base,
@@ -122,7 +141,7 @@ function completionObject(kind: 'chat' | 'completions', body: Record<string, unk
 }
 
 function chunkEvents(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number): string[] {
-  const lambda = body.lambda as number;
+  const { lambda, mix } = blendOf(body);
   const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
   const extra = includeUsage ? { usage: null } : {};
   const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, ...extra };
@@ -148,7 +167,7 @@ function chunkEvents(kind: 'chat' | 'completions', body: Record<string, unknown>
       ? { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }
       : { index: 0, text: '', logprobs: null, finish_reason: 'stop' };
   events.push(sseEvent({ ...base, object, choices: [last] }));
-  if (includeUsage) events.push(sseEvent({ ...base, object, choices: [], usage: usageFor(lambda) }));
+  if (includeUsage) events.push(sseEvent({ ...base, object, choices: [], usage: usageFor(lambda, 5, 3, mix) }));
   events.push(SSE_DONE);
   return events;
 }
@@ -244,11 +263,11 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     state.requests.push({ behaviour, method: req.method ?? 'GET', path, body });
     const serial = ++state.serial;
     const dispatchId = req.headers['x-realign-dispatch-id'];
-    const lambdaOf = () => (typeof body.lambda === 'number' ? body.lambda : 1);
     /** Sets the ledger entry of this request (requests without a dispatch id have none). */
     const ledger = (state_: LedgerEntry['state'], completion: number) => {
+      const { lambda, mix } = blendOf(body);
       if (typeof dispatchId === 'string')
-        state.ledger[dispatchId] = { state: state_, usage: usageFor(lambdaOf(), 5, completion) };
+        state.ledger[dispatchId] = { state: state_, usage: usageFor(lambda, 5, completion, mix) };
     };
 
     if (behaviour === 'fail500') {
