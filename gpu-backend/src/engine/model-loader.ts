@@ -1,6 +1,6 @@
 /**
  * Opens a model for serving: checkpoints → graph (built or found in the cache) → session on the chosen device →
- * a GraphRunner, plus the tokenizer.
+ * a GraphRunner, plus the token table that detokenizes (given by the caller, or built from one tokenizer load).
  */
 import { openCheckpoint, eosTokenIds, type Checkpoint } from '../checkpoint/checkpoint.ts';
 import { CheckpointError } from '../checkpoint/errors.ts';
@@ -8,6 +8,7 @@ import { defaultGraphCache, ensureGraph } from '../graph/build.ts';
 import type { GraphMode, GraphSpec } from '../graph/model-graph.ts';
 import { graphWeights, type WeightOptions } from '../graph/quantize.ts';
 import { ModelSession, probeCuda, type Device } from '../ort/session.ts';
+import { TokenTable, type TokenDecoder, type TokenTableData } from '../text/token-table.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
 import { GraphRunner } from './graph-runner.ts';
 
@@ -47,6 +48,12 @@ export interface LoadOptions {
    * REALIGN_CUDA_GRAPHS (auto|on|off), else auto.
    */
   cudaGraphs?: 'auto' | 'on' | 'off';
+  /**
+   * the model's token table (text/token-table.ts), built where tokenizer.json was parsed (the server's tokenizer
+   * thread): then this thread does not parse it again, unless the decoder is not exactly ByteLevel (see
+   * {@link textOf}). Unset: the tokenizer is loaded here, once, and the table built from it.
+   */
+  tokens?: TokenTableData;
   /** the device {@link chooseDevice} already chose for `device` (so a model's device is chosen once); chosen here when unset */
   chosen?: { device: Device; reason: string };
   log?: (msg: string, fields?: Record<string, unknown>) => void;
@@ -56,7 +63,10 @@ export interface LoadOptions {
 export interface LoadedModel {
   source: ModelSource;
   runner: GraphRunner;
-  tokenizer: TextTokenizer;
+  /** the tokenizer's per-token bytes and facts */
+  tokens: TokenTable;
+  /** streamed text: the table, or the tokenizer library where the decoder is not exactly ByteLevel */
+  decoder: TokenDecoder;
   eosTokenIds: number[];
   device: Device;
   deviceReason: string;
@@ -147,14 +157,15 @@ export async function loadModel(source: ModelSource, opts: LoadOptions): Promise
     const loop = ensureGraph(spec, opts.graphCache ?? defaultGraphCache(), undefined, 'decode-loop');
     runner.attachLoop(await ModelSession.open(loop.modelPath, { device, threads: opts.threads }), loop.manifest);
   }
-  const tokenizer = loadTokenizer(main);
+  const { tokens, decoder } = textOf(main, opts.tokens);
   const eos = eosTokenIds(main);
   return {
     source,
     runner,
-    tokenizer,
+    tokens,
+    decoder,
     // generation_config often lists more stop ids than the tokenizer's eos_token (Qwen: <|endoftext|> too)
-    eosTokenIds: [...new Set([...eos, ...tokenizer.eosTokenIds])],
+    eosTokenIds: [...new Set([...eos, ...tokens.eosTokenIds])],
     device,
     deviceReason: reason,
     maxContext,
@@ -169,6 +180,17 @@ function cudaGraphsFromEnv(): 'auto' | 'on' | 'off' {
   const v = process.env.REALIGN_CUDA_GRAPHS ?? 'auto';
   if (v !== 'auto' && v !== 'on' && v !== 'off') throw new Error(`REALIGN_CUDA_GRAPHS=${v}: auto, on or off`);
   return v;
+}
+
+/**
+ * The model's token table and its decoder. With a table given, tokenizer.json is not parsed here, unless its decoder
+ * is not exactly ByteLevel (SentencePiece's Metaspace, Sequence decoders): the table's decode would not be the
+ * tokenizer's, so the library tokenizer is loaded for decoding. Without one, one load here gives both.
+ */
+export function textOf(ckpt: Checkpoint, given: TokenTableData | undefined): { tokens: TokenTable; decoder: TokenDecoder } {
+  const tok = given ? null : loadTokenizer(ckpt);
+  const tokens = given ? new TokenTable(given) : TokenTable.fromTokenizer(tok!);
+  return { tokens, decoder: tokens.byteLevelDecoder ? tokens : (tok ?? loadTokenizer(ckpt)) };
 }
 
 function loadTokenizer(ckpt: Checkpoint): TextTokenizer {

@@ -1,6 +1,7 @@
 /** Messages between the engine facade (main thread) and the engine worker thread. */
 import type { SamplingParams } from '../sampling/params.ts';
 import type { AdapterMix } from './mix.ts';
+import type { TokenTableData } from '../text/token-table.ts';
 import type { ModelSource } from './model-loader.ts';
 
 /** A generation request as the engine takes it: tokens in, validated parameters. */
@@ -157,6 +158,12 @@ export interface EngineInit {
   graphCache?: string;
   threads?: number;
   limits: EngineLimits;
+  /**
+   * the model's token table (text/token-table.ts), from the tokenizer thread that parsed tokenizer.json; its arrays
+   * are shared, not copied, with the engine thread, which then does not parse tokenizer.json itself. Unset: the
+   * engine thread loads the tokenizer.
+   */
+  tokens?: TokenTableData;
 }
 
 /** Main → worker. */

@@ -79,7 +79,7 @@ export class Scheduler {
       seq = new Sequence(
         job,
         needsFor(this.model.runner.manifest, [job.mix ?? job.lambda]),
-        this.model.tokenizer,
+        this.model.decoder,
         this.model.eosTokenIds,
         this.model.maxContext,
       );

@@ -5,7 +5,7 @@
 import { NonFiniteLogitsError, SamplingError, SequenceSampler } from '../sampling/sampler.ts';
 import { IncrementalDecoder } from '../text/incremental-decoder.ts';
 import { StopStringMatcher } from '../text/stop-strings.ts';
-import type { TextTokenizer } from '../text/tokenizer.ts';
+import type { TokenDecoder } from '../text/token-table.ts';
 import { branchRowCount, type BranchNeeds, type RowHandle } from './rows.ts';
 import type { FinishReason, GenerateEvent, GenerateJob, TokenOut } from './protocol.ts';
 
@@ -30,12 +30,12 @@ export class Sequence {
   constructor(
     readonly job: GenerateJob,
     readonly needs: BranchNeeds,
-    tokenizer: TextTokenizer,
+    tokens: TokenDecoder,
     eosTokenIds: number[],
     private readonly maxContext: number,
   ) {
     this.sampler = new SequenceSampler(job.params, job.promptIds, { stream: job.stream });
-    this.decoder = new IncrementalDecoder(tokenizer, { skipSpecialTokens: job.skipSpecialTokens });
+    this.decoder = new IncrementalDecoder(tokens, { skipSpecialTokens: job.skipSpecialTokens });
     this.stops = new StopStringMatcher(job.stop);
     this.stopIds = new Set([...job.stopTokenIds, ...(job.ignoreEos ? [] : eosTokenIds)]);
   }

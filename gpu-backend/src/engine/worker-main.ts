@@ -33,6 +33,7 @@ async function start(init: EngineInit): Promise<void> {
     kvRows,
     deviceSampling,
     cudaGraphs: limits.cudaGraphs,
+    tokens: init.tokens,
     chosen,
   });
   const scheduler = new Scheduler(model, limits, {

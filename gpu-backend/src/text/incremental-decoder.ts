@@ -1,4 +1,4 @@
-import type { TextTokenizer } from './tokenizer.ts';
+import type { TokenDecoder } from './token-table.ts';
 
 const REPLACEMENT = '\uFFFD';
 
@@ -34,7 +34,7 @@ export class IncrementalDecoder {
   private readonly decodeOptions: { skipSpecialTokens: boolean };
 
   constructor(
-    private readonly tokenizer: TextTokenizer,
+    private readonly tokenizer: TokenDecoder,
     options: { skipSpecialTokens: boolean },
   ) {
     this.decodeOptions = { skipSpecialTokens: options.skipSpecialTokens };

@@ -55,6 +55,7 @@ async function generate(o: GenerateValues, cmd: Command): Promise<void> {
   const { Engine } = await import('../../engine/engine.ts');
   const { samplingParams } = await import('../../sampling/params.ts');
   const { TextTokenizer } = await import('../../text/tokenizer.ts');
+  const { TokenTable } = await import('../../text/token-table.ts');
   const prepared = await prepareGraphs(source, device(o.device), (d) => (d === 'cuda' ? ['step', 'decode-loop'] : ['step']));
   const tok = TextTokenizer.load(prepared.main.tokenizerFile, prepared.main.tokenizerConfigFile);
   const chat = o.raw ? false : (o.chat ?? tok.hasChatTemplate);
@@ -67,6 +68,8 @@ async function generate(o: GenerateValues, cmd: Command): Promise<void> {
     device: prepared.device,
     graphCache: prepared.graphCache,
     limits: { maxBatch: 1, maxKvTokens: 1 << 24, maxQueue: 1, maxPrefillTokens: 1 << 16 },
+    // the tokenizer this thread loaded, so that the engine thread does not parse it again
+    tokens: TokenTable.fromTokenizer(tok).data,
   });
   const said = (name: string) => (cmd.getOptionValueSource(name) === 'default' ? ' (default)' : '');
   process.stderr.write(

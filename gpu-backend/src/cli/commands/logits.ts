@@ -41,9 +41,13 @@ async function logits(o: LogitsValues): Promise<void> {
   const { loadModel } = await import('../../engine/model-loader.ts');
   const { branchesFor, RowAllocator } = await import('../../engine/rows.ts');
   const { topLogprobs } = await import('../../engine/logprobs.ts');
+  const { TextTokenizer } = await import('../../text/tokenizer.ts');
+  const { TokenTable } = await import('../../text/token-table.ts');
   const prepared = await prepareGraphs(source, device(o.device), () => ['step']);
-  const model = await loadModel(source, { device: prepared.device, graphCache: prepared.graphCache });
-  const tok = model.tokenizer;
+  // one parse of tokenizer.json: its table goes to loadModel
+  const tok = TextTokenizer.load(prepared.main.tokenizerFile, prepared.main.tokenizerConfigFile);
+  const tokens = TokenTable.fromTokenizer(tok);
+  const model = await loadModel(source, { device: prepared.device, graphCache: prepared.graphCache, tokens: tokens.data });
   const ids = o.chat ? tok.encodeChat([{ role: 'user', content: o.prompt }]) : tok.encode(o.prompt);
   if (ids.length === 0) throw new UsageError('--prompt encodes to no tokens');
   const lambdas = o.lambda;
@@ -56,7 +60,7 @@ async function logits(o: LogitsValues): Promise<void> {
     lambda,
     top: topLogprobs(res.logits.subarray(i * V, (i + 1) * V), o.top).map((t) => ({
       id: t.token,
-      token: tok.tokenString(t.token),
+      token: tokens.tokenString(t.token),
       logprob: t.logprob,
     })),
   }));
