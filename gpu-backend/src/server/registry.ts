@@ -5,16 +5,19 @@
 import { notFound, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
 import { tokenizerFiles } from '../checkpoint/checkpoint.ts';
 import { Engine } from '../engine/engine.ts';
+import type { TokenTable } from '../text/token-table.ts';
 import { TokenizerThread } from '../text/tokenizer-thread.ts';
-import { TextTokenizer } from '../text/tokenizer.ts';
 import { engineLimits, modelSource, type ModelConfig, type ServerConfig } from './config.ts';
 
 /** A model ready to serve. */
 export interface ServedModel {
   config: ModelConfig;
   engine: Engine;
-  /** decoding and token texts (cheap, on the event loop) */
-  tokenizer: TextTokenizer;
+  /**
+   * token texts, the chat-template flag and the prompt byte bound (on the event loop): the token table the tokenizer
+   * thread built, shared with the engine thread — tokenizer.json is parsed once, on the tokenizer thread
+   */
+  tokenizer: TokenTable;
   /** encoding and chat templates (on the model's tokenizer thread) */
   encoder: TokenizerThread;
   created: number;
@@ -111,13 +114,12 @@ export class ModelRegistry {
     if (dir === undefined) throw new Error(`model "${m.id}": no checkpoint folder configured`);
     const main = tokenizerFiles(dir);
     if (!main.tokenizerFile) throw new Error(`${dir}: no tokenizer.json; the server needs the tokenizer`);
-    const tokenizer = TextTokenizer.load(main.tokenizerFile, main.tokenizerConfigFile);
-    // worked out once here rather than on the first request
-    void tokenizer.maxBytesPerToken;
+    // the one parse of tokenizer.json: the thread returns the token table this thread and the engine's use
     const encoder = await TokenizerThread.start({
       tokenizerFile: main.tokenizerFile,
       tokenizerConfigFile: main.tokenizerConfigFile,
     });
+    const tokenizer = encoder.table;
     let engine: Engine;
     try {
       engine = await Engine.start({
@@ -127,6 +129,7 @@ export class ModelRegistry {
         graphCache: this.config.graph_cache,
         threads: m.threads,
         limits: engineLimits(m),
+        tokens: tokenizer.data,
       });
     } catch (err) {
       await encoder.close();

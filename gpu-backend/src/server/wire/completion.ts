@@ -11,7 +11,7 @@ import type {
 } from '../../../../shared/src/responses.ts';
 import { sseEvent } from '../../../../shared/src/sse.ts';
 import type { GenerateEvent } from '../../engine/protocol.ts';
-import type { TextTokenizer } from '../../text/tokenizer.ts';
+import type { TokenTexts } from '../../text/token-table.ts';
 import type { PreparedGeneration } from '../prepare/generation.ts';
 import type { ServedModel } from '../registry.ts';
 import { appendCompletionLogprobs, chatLogprobs, completionId, completionLogprobs, wireFinish } from './format.ts';
@@ -23,7 +23,7 @@ export interface AnswerMeta {
   created: number;
   model: string;
   lambda: number;
-  tok: TextTokenizer;
+  tok: TokenTexts;
   logprobs: boolean;
   topLogprobs: number;
 }

@@ -1,15 +1,15 @@
 /** Engine output → OpenAI wire objects (shapes in shared/src/responses.ts). */
 import type { ChatTokenLogprob, CompletionLogprobs, FinishReason, TopLogprob, Usage } from '../../../../shared/src/responses.ts';
 import type { GenerateEvent, TokenOut } from '../../engine/protocol.ts';
-import type { TextTokenizer } from '../../text/tokenizer.ts';
+import type { TokenTexts } from '../../text/token-table.ts';
 
 /** A token's wire form: its text (or `bytes:\xNN` for partial characters) and its bytes. */
-export function tokenWire(tok: TextTokenizer, id: number, logprob: number): TopLogprob {
+export function tokenWire(tok: TokenTexts, id: number, logprob: number): TopLogprob {
   return { token: tok.tokenString(id), logprob, bytes: tok.tokenBytes(id) };
 }
 
 /** Chat logprobs of the tokens of one event. */
-export function chatLogprobs(tok: TextTokenizer, tokens: TokenOut[]): ChatTokenLogprob[] {
+export function chatLogprobs(tok: TokenTexts, tokens: TokenOut[]): ChatTokenLogprob[] {
   return tokens
     .filter((t) => t.logprob !== undefined)
     .map((t) => ({
@@ -19,7 +19,7 @@ export function chatLogprobs(tok: TextTokenizer, tokens: TokenOut[]): ChatTokenL
 }
 
 /** Completions logprobs of the tokens of one event; `offset` is the text length before them. */
-export function completionLogprobs(tok: TextTokenizer, tokens: TokenOut[], offset: number, withTop: boolean): CompletionLogprobs {
+export function completionLogprobs(tok: TokenTexts, tokens: TokenOut[], offset: number, withTop: boolean): CompletionLogprobs {
   const out: CompletionLogprobs = { tokens: [], token_logprobs: [], top_logprobs: withTop ? [] : null, text_offset: [] };
   let at = offset;
   for (const t of tokens) {

@@ -1,7 +1,7 @@
 /** The /v1/logits answer (shared/src/responses.ts LogitsResponse) written as JSON one position at a time. */
 import type { LogitsResponse, PositionLogprobs } from '../../../../shared/src/responses.ts';
 import type { LogitsResult, TopEntry } from '../../engine/protocol.ts';
-import type { TextTokenizer } from '../../text/tokenizer.ts';
+import type { TokenTexts } from '../../text/token-table.ts';
 import type { PreparedLogits } from '../prepare/logits.ts';
 import type { ServedModel } from '../registry.ts';
 import { completionId } from './format.ts';
@@ -22,7 +22,7 @@ function usageOf(model: ServedModel, prep: PreparedLogits): LogitsResponse['usag
 
 /** The LogitsResponse as JSON text pieces (an answer of max_logits_entries is megabytes). */
 export function* logitsPieces(model: ServedModel, prep: PreparedLogits, result: LogitsResult): Generator<string> {
-  const tok: TextTokenizer = model.tokenizer;
+  const tok: TokenTexts = model.tokenizer;
   const positions = result.positions;
   const wire = (tops: TopEntry[][]) =>
     jsonArrayPieces(tops.keys(), (k): PositionLogprobs => ({
