@@ -30,6 +30,10 @@ export interface UsageRecord extends UsageTokens {
   cached: boolean;
   lambda: number | null;
   preset: string | null;
+  /** The mix a request on named adapters ran, as canonical text (`name=λ,…`), or null (migration 0007). */
+  mix: string | null;
+  /** JSON `{"name": {"prompt_tokens", "completion_tokens"}}`: each adapter branch's tokens, or null. */
+  adapter_tokens: string | null;
   created_at: number;
 }
 
@@ -47,12 +51,20 @@ export interface UsageQuery {
   groupBy: UsageGroup;
 }
 
+/** Tokens of one adapter's branch. */
+export interface AdapterBranchTokens {
+  prompt_tokens: number;
+  completion_tokens: number;
+}
+
 /** One line of the report: request counts and token sums of one group. */
 export interface UsageReportLine extends UsageTokens {
   group: string;
   requests: number;
   cached_requests: number;
   failed_requests: number;
+  /** Branch tokens per named adapter, summed over the group's rows that report them ({} when none do). */
+  adapters: Record<string, AdapterBranchTokens>;
 }
 
 const GROUP_EXPR: Record<UsageGroup, string> = {
@@ -62,7 +74,7 @@ const GROUP_EXPR: Record<UsageGroup, string> = {
   day: "strftime('%Y-%m-%d', created_at / 1000, 'unixepoch')",
 };
 
-/** Sums usage per group. */
+/** Sums usage per group, with each named adapter's branch tokens. */
 export async function usageReport(db: D1Database, q: UsageQuery): Promise<UsageReportLine[]> {
   const where: string[] = [];
   const args: (string | number)[] = [];
@@ -79,15 +91,22 @@ export async function usageReport(db: D1Database, q: UsageQuery): Promise<UsageR
     args.push(value);
   }
   const g = GROUP_EXPR[q.groupBy];
+  const filter = where.length ? 'WHERE ' + where.join(' AND ') : '';
   const sql = `SELECT ${g} AS "group", COUNT(*) AS requests, SUM(cached) AS cached_requests, SUM(status >= 400) AS failed_requests,
       SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens,
       SUM(aligned_prompt_tokens) AS aligned_prompt_tokens, SUM(aligned_completion_tokens) AS aligned_completion_tokens,
       SUM(reference_prompt_tokens) AS reference_prompt_tokens, SUM(reference_completion_tokens) AS reference_completion_tokens
-    FROM usage ${where.length ? 'WHERE ' + where.join(' AND ') : ''} GROUP BY ${g} ORDER BY ${g}`;
-  return (
-    await db
-      .prepare(sql)
-      .bind(...args)
-      .all<UsageReportLine>()
-  ).results;
+    FROM usage ${filter} GROUP BY ${g} ORDER BY ${g}`;
+  // one row per (group, adapter) over the rows' adapter_tokens objects (json_each of NULL yields nothing)
+  const perAdapter = `SELECT ${g} AS "group", a.key AS adapter,
+      SUM(json_extract(a.value, '$.prompt_tokens')) AS prompt_tokens, SUM(json_extract(a.value, '$.completion_tokens')) AS completion_tokens
+    FROM usage, json_each(usage.adapter_tokens) AS a ${filter} GROUP BY ${g}, a.key`;
+  const [lines, adapters] = await db.batch([db.prepare(sql).bind(...args), db.prepare(perAdapter).bind(...args)]);
+  const byGroup = new Map<string, Record<string, AdapterBranchTokens>>();
+  for (const r of adapters!.results as (AdapterBranchTokens & { group: string; adapter: string })[]) {
+    const m = byGroup.get(r.group) ?? {};
+    m[r.adapter] = { prompt_tokens: r.prompt_tokens, completion_tokens: r.completion_tokens };
+    byGroup.set(r.group, m);
+  }
+  return (lines!.results as Omit<UsageReportLine, 'adapters'>[]).map((l) => ({ ...l, adapters: byGroup.get(l.group) ?? {} }));
 }

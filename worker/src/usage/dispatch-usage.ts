@@ -11,6 +11,7 @@ import type { Usage } from '../../../shared/src/responses.ts';
 import type { BackendConfig, EdgeConfig } from '../config.ts';
 import { scopesOf } from '../ratelimit/admit.ts';
 import { chargedTokens } from '../ratelimit/charge.ts';
+import { addAdapterTokens } from './adapter-usage.ts';
 import { finalLedger } from './backend-ledger.ts';
 import type { UsageSource } from './in-flight.ts';
 import { eventRow, sendUsage } from './usage-queue.ts';
@@ -35,6 +36,8 @@ function addUsage(a: Usage | null, b: Usage): Usage {
     prompt_tokens: branch(a, k).prompt_tokens + branch(b, k).prompt_tokens,
     completion_tokens: branch(a, k).completion_tokens + branch(b, k).completion_tokens,
   });
+  const mix = a.realign?.mix ?? b.realign?.mix;
+  const adapters = addAdapterTokens(a.realign?.adapters, b.realign?.adapters);
   return {
     prompt_tokens: a.prompt_tokens + b.prompt_tokens,
     completion_tokens: a.completion_tokens + b.completion_tokens,
@@ -42,6 +45,8 @@ function addUsage(a: Usage | null, b: Usage): Usage {
     realign: {
       lambda: a.realign?.lambda ?? b.realign?.lambda ?? 0,
       branches: { aligned: sum('aligned'), reference: sum('reference') },
+      ...(mix === undefined ? {} : { mix }),
+      ...(adapters === undefined ? {} : { adapters }),
     },
   };
 }

@@ -6,6 +6,7 @@
  */
 import type { Usage } from '../../../shared/src/responses.ts';
 import type { EdgeConfig } from '../config.ts';
+import { adapterColumns, adapterUsageOf } from './adapter-usage.ts';
 import { lookUpLedger, type LedgerRecord } from './backend-ledger.ts';
 
 /** Where a row's token counts came from (see migration 0003). */
@@ -78,9 +79,11 @@ export async function reconcileInFlight(db: D1Database, config: EdgeConfig, now 
     let status: number;
     let tokens: number[];
     let source: UsageSource;
+    let adapters = adapterColumns(undefined);
     if (ended.length > 0) {
       status = STATUS_OF[ended.at(-1)!.state as keyof typeof STATUS_OF];
       tokens = ended.map((r) => tokenValues(r.usage)).reduce((a, b) => a.map((x, i) => x + b[i]!));
+      adapters = adapterColumns(adapterUsageOf(ended.map((r) => r.usage)));
       source = 'reconciled';
     } else if (answers.every((a) => a === 'unknown') && now - row.created_at > LOST_AFTER_MS) {
       status = LOST_STATUS;
@@ -89,9 +92,9 @@ export async function reconcileInFlight(db: D1Database, config: EdgeConfig, now 
     } else continue;
     await db
       .prepare(
-        `UPDATE usage SET status = ?, ${TOKEN_COLUMNS.map((c) => `${c} = ?`).join(', ')}, usage_source = ?, updated_at = ? WHERE dispatch_id = ? AND status = ${IN_FLIGHT}`,
+        `UPDATE usage SET status = ?, ${TOKEN_COLUMNS.map((c) => `${c} = ?`).join(', ')}, mix = ?, adapter_tokens = ?, usage_source = ?, updated_at = ? WHERE dispatch_id = ? AND status = ${IN_FLIGHT}`,
       )
-      .bind(status, ...tokens, source, now, row.dispatch_id)
+      .bind(status, ...tokens, adapters.mix, adapters.adapter_tokens, source, now, row.dispatch_id)
       .run();
     done++;
   }

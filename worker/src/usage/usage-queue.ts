@@ -17,7 +17,7 @@
 import type { ScopeLimits } from '../ratelimit/limits.ts';
 import { settleMany, type Settlement } from '../ratelimit/admit.ts';
 
-/** Every column a usage event sets (migrations 0001–0003). */
+/** Every column a usage event sets (migrations 0001–0003, 0007). */
 export const USAGE_COLUMNS = [
   'request_id',
   'client_request_id',
@@ -41,6 +41,8 @@ export const USAGE_COLUMNS = [
   'dispatch_id',
   'usage_source',
   'updated_at',
+  'mix',
+  'adapter_tokens',
 ] as const;
 
 /** Columns a final event writes over an in-flight row. */
@@ -54,6 +56,8 @@ const COMPLETED_COLUMNS = [
   'reference_completion_tokens',
   'usage_source',
   'updated_at',
+  'mix',
+  'adapter_tokens',
 ] as const;
 
 /** A usage row as an event carries it (booleans as 0/1). */
@@ -115,7 +119,7 @@ const UPSERT_SQL = `INSERT INTO usage (${USAGE_COLUMNS.join(', ')})
 
 /**
  * Writes `events` with one D1 statement (the batch is one JSON parameter: D1 allows 100 bound parameters, a batch
- * of 100 rows has 2,200 values). Returns the dispatch ids this statement made final (inserted final, or completed).
+ * of 100 rows has 2,400 values). Returns the dispatch ids this statement made final (inserted final, or completed).
  */
 export async function writeUsageEvents(db: D1Database, events: UsageEvent[]): Promise<Set<string>> {
   if (events.length === 0) return new Set();

@@ -8,6 +8,7 @@ import type { AuthContext } from '../auth/auth-context.ts';
 import type { UsageRecord } from '../db/usage.ts';
 import { scopesOf } from '../ratelimit/admit.ts';
 import { chargedTokens, type ChargeBasis } from '../ratelimit/charge.ts';
+import { adapterColumns } from './adapter-usage.ts';
 import { eventRow, sendUsage } from './usage-queue.ts';
 
 /** What is known about a request before its answer (with the parts of its estimate, see ratelimit/charge.ts). */
@@ -46,6 +47,7 @@ export function usageRow(ctx: UsageContext, status: number, usage: Usage | null,
     aligned_completion_tokens: b?.aligned.completion_tokens ?? 0,
     reference_prompt_tokens: b?.reference.prompt_tokens ?? 0,
     reference_completion_tokens: b?.reference.completion_tokens ?? 0,
+    ...adapterColumns(usage?.realign),
     created_at: Date.now(),
   };
 }
