@@ -3,9 +3,8 @@
  * served its answers), the endpoint and a SHA-256 of the resolved request in canonical form (sorted keys).
  * The resolved request already holds the model, the resolved λ and the adapter or mix it runs on (a preset's
  * included; a mix's names in sorted order, so the same mix in another order is the same entry); fields that do
- * not change the output
- * (`stream`, `stream_options`, `user`) are left out, so a streamed request can be served from a stored
- * non-streamed answer and vice versa.
+ * not change the output (`stream`, `stream_options`, `user`) are left out, so a streamed request can be served
+ * from a stored non-streamed answer and vice versa.
  */
 import type { RequestKind } from '../../../shared/src/parse-request.ts';
 import { sha256Hex } from '../../../shared/src/signing.ts';
