@@ -1,6 +1,7 @@
 import type { SamplingParams } from './params.ts';
 import { Rng, randomSeed } from './rng.ts';
 import { drawFull, drawMinP, drawNucleus, drawTopK, softmaxSum } from './draw.ts';
+import { drawFullBounded, drawNucleusBounded, UNDECIDED } from './draw-bounded.ts';
 import { topKIndices } from './select.ts';
 
 /** One token with its log-probability under the blended distribution after temperature. */
@@ -162,9 +163,18 @@ export class SequenceSampler {
       const u = uniform ?? this.rng.nextFloat();
       const topK = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
       if (topK > 0) token = drawTopK(z, vocab, max, invT, topK, p.top_p, p.min_p, u);
-      else if (p.top_p < 1) [token, sum] = drawNucleus(z, vocab, max, invT, p.top_p, p.min_p, u);
-      else if (p.min_p > 0) token = drawMinP(z, vocab, max, invT, p.min_p, u);
-      else [token, sum] = drawFull(z, vocab, max, invT, u);
+      else if (p.top_p < 1) {
+        // drawNucleus's token, from exact weights of only the buckets it looks into (draw-bounded.ts); the
+        // normaliser logprobs need, and the rare row whose draw the bound leaves open, take drawNucleus itself
+        const bounded = p.logprobs ? UNDECIDED : drawNucleusBounded(z, vocab, max, invT, p.top_p, p.min_p, u);
+        if (bounded !== UNDECIDED) token = bounded;
+        else [token, sum] = drawNucleus(z, vocab, max, invT, p.top_p, p.min_p, u);
+      } else if (p.min_p > 0) token = drawMinP(z, vocab, max, invT, p.min_p, u);
+      else {
+        const bounded = p.logprobs ? UNDECIDED : drawFullBounded(z, vocab, max, invT, u); // drawFull's token, as above
+        if (bounded !== UNDECIDED) token = bounded;
+        else [token, sum] = drawFull(z, vocab, max, invT, u);
+      }
     }
     // Every draw keeps the best token (weight exp(0) = 1), so with a finite maximum it returns a finite-logit id;
     // this check makes that a guarantee: a broken draw fails this row, it never hands the model an invalid id.
