@@ -66,6 +66,12 @@ describe(`named adapters per request (seed ${seed})`, () => {
     );
   });
 
+  it("/v1/models lists each model's named adapters (the first is the default)", async () => {
+    const res = await send(backend.url, '/v1/models/multi');
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { realign: { adapters?: string[] } }).realign.adapters).toEqual(['concise', 'safe', 'style']);
+  });
+
   it('bad adapters and mixes are 400s in OpenAI format naming the param', async () => {
     const cases: [Record<string, unknown>, string, string | null, RegExp][] = [
       [

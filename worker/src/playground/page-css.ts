@@ -53,6 +53,8 @@ button.primary { background: var(--accent); border-color: var(--accent); color: 
 .column[data-state=error] { border-color: var(--error); }
 .column .from-slider { font-size: 12px; padding: 3px 8px; }
 .column[data-mode^=preset] .lambda-input { visibility: hidden; }
+.column[data-mode=mix] .lambda-input { display: none; }
+.column .mix-input { flex: 1; min-width: 10em; }
 .meta { display: grid; grid-template-columns: auto 1fr; gap: 2px 8px; margin: 0; font-size: 12px; }
 .meta dt { color: var(--muted); }
 .meta dd { margin: 0; font-variant-numeric: tabular-nums; }

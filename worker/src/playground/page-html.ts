@@ -81,6 +81,7 @@ export const PLAYGROUND_HTML = `<!doctype html>
     <header class="row">
       <select class="mode" aria-label="λ source"></select>
       <input class="lambda-input" type="number" step="0.05" aria-label="explicit λ">
+      <input class="mix-input" type="text" spellcheck="false" aria-label="adapter mix (name=λ, …)" placeholder="concise=0.7, safe=0.5" hidden>
       <button class="from-slider" type="button" title="use the slider's λ">← slider</button>
     </header>
     <dl class="meta">

@@ -17,6 +17,8 @@ function modelObject(m: ServedModel) {
       lambda_range: m.config.lambda_range,
       max_context: m.engine.info.maxContext,
       device: m.engine.info.device,
+      // the named adapters a request may choose with `adapter` or `mix` (the first is the default), if any
+      ...(m.engine.info.adapters?.length ? { adapters: m.engine.info.adapters } : {}),
     },
   };
 }

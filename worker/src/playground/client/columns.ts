@@ -1,11 +1,14 @@
 /**
- * The generation columns. Each column asks for its own λ (explicit, or a preset), streams /v1/chat/completions
- * (or /v1/completions for raw text), and shows what it asked for next to the x-realign-lambda it got. Model text
- * is appended to a Text node, so it is never parsed as HTML.
+ * The generation columns. Each column asks for its own λ (explicit, or a preset) — on a model of several named
+ * adapters also a λ on one adapter the tenant may use, or a mix (`concise=0.7, safe=0.5`) — streams
+ * /v1/chat/completions (or /v1/completions for raw text), and shows what it asked for next to the x-realign-lambda
+ * it got and the mix the backend ran (its usage). Model text is appended to a Text node, so it is never parsed as
+ * HTML.
  */
 import { HEADERS } from '../../../../shared/src/headers.ts';
 import { api, errorMessage, readSse } from './api.ts';
-import { els, formatLambda, messageOf, state, type Column } from './state.ts';
+import { defaultMixText, mixLabel, parseMixText, type Mix } from './mix.ts';
+import { els, formatLambda, messageOf, state, type Column, type PresetInfo } from './state.ts';
 
 /**
  * λ of the columns when the page opens: the reference, between, and the aligned model — for the default toy model
@@ -30,6 +33,7 @@ function makeColumn(spec: { mode: string; lambda: number }): Column {
     el,
     mode: q<HTMLSelectElement>('.mode'),
     lambdaInput: q<HTMLInputElement>('.lambda-input'),
+    mixInput: q<HTMLInputElement>('.mix-input'),
     asked: q<HTMLElement>('.asked'),
     got: q<HTMLElement>('.got'),
     output: q<HTMLElement>('.output'),
@@ -41,20 +45,40 @@ function makeColumn(spec: { mode: string; lambda: number }): Column {
   fillModeOptions(col, spec.mode);
   col.mode.addEventListener('change', () => syncColumnInputs(col));
   q<HTMLButtonElement>('.from-slider').addEventListener('click', () => {
-    col.mode.value = 'lambda';
+    if (!col.mode.value.startsWith('adapter:')) col.mode.value = 'lambda';
     col.lambdaInput.value = els.lambda.value;
     syncColumnInputs(col);
   });
   return col;
 }
 
-/** Lists "explicit λ" and the tenant's presets in the column's λ source menu, keeping the choice when possible. */
+/** The model's named adapters the tenant may use, when it has several (else none: λ alone chooses). */
+export function usableAdapters(): string[] {
+  const all = state.presets?.adapters ?? [];
+  return all.length > 1 ? all.filter((a) => a.allowed).map((a) => a.name) : [];
+}
+
+function presetLabel(p: PresetInfo): string {
+  const what = p.mix
+    ? 'mix ' + mixLabel(p.mix, formatLambda)
+    : (p.adapter ? p.adapter + ' ' : '') + 'λ ' + formatLambda(p.lambda);
+  return 'preset ' + p.name + ' (' + what + ')';
+}
+
+/**
+ * Lists "explicit λ", λ on each usable adapter and "mix" (a model of several adapters), and the tenant's presets in
+ * the column's λ source menu, keeping the choice when possible.
+ */
 export function fillModeOptions(col: Column, wanted: string): void {
   const options: [string, string][] = [];
-  if (state.presets === null || state.presets.allow_explicit_lambda) options.push(['lambda', 'explicit λ']);
-  for (const p of state.presets ? state.presets.data : []) {
-    options.push(['preset:' + p.name, 'preset ' + p.name + ' (λ ' + formatLambda(p.lambda) + ')']);
+  if (state.presets === null || state.presets.allow_explicit_lambda) {
+    options.push(['lambda', 'explicit λ']);
+    const adapters = usableAdapters();
+    for (const a of adapters) options.push(['adapter:' + a, 'λ on adapter ' + a]);
+    if (adapters.length > 0) options.push(['mix', 'mix of adapters']);
+    if (col.mixInput.value === '') col.mixInput.value = defaultMixText(adapters);
   }
+  for (const p of state.presets ? state.presets.data : []) options.push(['preset:' + p.name, presetLabel(p)]);
   col.mode.replaceChildren(
     ...options.map(([value, label]) => {
       const o = document.createElement('option');
@@ -68,8 +92,9 @@ export function fillModeOptions(col: Column, wanted: string): void {
 }
 
 function syncColumnInputs(col: Column): void {
-  const explicit = col.mode.value === 'lambda';
+  const explicit = col.mode.value === 'lambda' || col.mode.value.startsWith('adapter:');
   col.lambdaInput.disabled = !explicit;
+  col.mixInput.hidden = col.mode.value !== 'mix';
   col.el.dataset.mode = col.mode.value;
 }
 
@@ -84,14 +109,25 @@ export function setColumnCount(n: number): void {
   }
 }
 
-/** The λ part of a column's request body and how to describe it. */
-function columnChoice(col: Column): { body: { preset?: string; lambda?: number }; label: string } {
+type ChoiceBody = { preset?: string; lambda?: number; adapter?: string; mix?: Mix };
+
+/** The λ part of a column's request body and how to describe it; a message when the mix field does not parse. */
+function columnChoice(col: Column): { body: ChoiceBody; label: string } | string {
   if (col.mode.value.startsWith('preset:')) {
     const name = col.mode.value.slice('preset:'.length);
     const preset = state.presets!.data.find((p) => p.name === name)!;
-    return { body: { preset: name }, label: 'preset ' + name + ' → λ ' + formatLambda(preset.lambda) };
+    return { body: { preset: name }, label: presetLabel(preset).replace(' (', ' → ').replace(/\)$/, '') };
+  }
+  if (col.mode.value === 'mix') {
+    const mix = parseMixText(col.mixInput.value);
+    if (typeof mix === 'string') return mix;
+    return { body: { mix }, label: 'mix ' + mixLabel(mix, formatLambda) };
   }
   const lambda = Number(col.lambdaInput.value);
+  if (col.mode.value.startsWith('adapter:')) {
+    const adapter = col.mode.value.slice('adapter:'.length);
+    return { body: { adapter, lambda }, label: adapter + ' λ = ' + formatLambda(lambda) + ' (explicit)' };
+  }
   return { body: { lambda }, label: 'λ = ' + formatLambda(lambda) + ' (explicit)' };
 }
 
@@ -104,7 +140,7 @@ function setColumnState(col: Column, st: string, footer: string): void {
 interface StreamChunk {
   error?: { message?: string };
   choices?: { delta?: { content?: string }; text?: string; finish_reason?: string | null }[];
-  usage?: { completion_tokens: number } | null;
+  usage?: { completion_tokens: number; realign?: { mix?: Mix } } | null;
 }
 
 /** The header line of a column: the λ the edge used, where it came from, and whether it was clamped. */
@@ -127,10 +163,17 @@ function gotLabel(res: Response, got: string): string {
 export async function runColumn(col: Column, request: ApiRequest, signal: AbortSignal): Promise<void> {
   const choice = columnChoice(col);
   col.text.data = '';
+  col.el.dataset.lambdaGot = '';
+  col.el.dataset.mixGot = '';
+  if (typeof choice === 'string') {
+    col.asked.textContent = 'mix ' + col.mixInput.value;
+    col.got.textContent = '–';
+    setColumnState(col, 'error', choice);
+    return;
+  }
   col.asked.textContent = choice.label;
   col.got.textContent = '…';
   col.el.dataset.lambdaAsked = choice.body.lambda === undefined ? '' : String(choice.body.lambda);
-  col.el.dataset.lambdaGot = '';
   setColumnState(col, 'waiting', 'waiting for the first byte');
   const started = performance.now();
   try {
@@ -146,6 +189,7 @@ export async function runColumn(col: Column, request: ApiRequest, signal: AbortS
     setColumnState(col, 'streaming', 'streaming…');
     let tokens = 0;
     let finish: string | null = null;
+    let mix: Mix | undefined;
     const completed = await readSse(res, (data) => {
       const chunk = data as StreamChunk;
       if (chunk.error) throw new Error(chunk.error.message || 'the stream reported an error');
@@ -155,8 +199,16 @@ export async function runColumn(col: Column, request: ApiRequest, signal: AbortS
         if (piece) col.text.appendData(piece);
         if (c.finish_reason) finish = c.finish_reason;
       }
-      if (chunk.usage) tokens = chunk.usage.completion_tokens;
+      if (chunk.usage) {
+        tokens = chunk.usage.completion_tokens;
+        mix = chunk.usage.realign?.mix;
+      }
     });
+    if (mix) {
+      // the mix the backend ran (after the tenant's bounds), from the usage chunk
+      col.got.textContent = gotLabel(res, got) + ' · mix ' + mixLabel(mix, formatLambda);
+      col.el.dataset.mixGot = mixLabel(mix);
+    }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
     if (!completed) setColumnState(col, 'error', 'the stream ended without [DONE] after ' + seconds + ' s');
     else setColumnState(col, 'done', tokens + ' tokens · ' + seconds + ' s · finish: ' + (finish || '?'));

@@ -16,10 +16,19 @@ export interface ChartGrid {
   tops: TopToken[][];
 }
 
-/** A preset as GET /v1/presets lists it. */
+/** A preset as GET /v1/presets lists it (with its adapter or mix when it names one). */
 export interface PresetInfo {
   name: string;
   lambda: number;
+  adapter?: string;
+  mix?: Record<string, number>;
+}
+
+/** One named adapter of the model as GET /v1/presets lists it for the tenant. */
+export interface AdapterInfo {
+  name: string;
+  allowed: boolean;
+  lambda_range: { min: number; max: number };
 }
 
 /** GET /v1/presets: the tenant's λ range and presets for one model. */
@@ -29,6 +38,8 @@ export interface PresetsAnswer {
   allow_explicit_lambda: boolean;
   default_preset: string | null;
   default_lambda: number;
+  /** The model's named adapters (the first is its default), when its catalogue entry lists them. */
+  adapters?: AdapterInfo[];
 }
 
 /** One generation column. */
@@ -36,6 +47,8 @@ export interface Column {
   el: HTMLElement;
   mode: HTMLSelectElement;
   lambdaInput: HTMLInputElement;
+  /** `name=λ, …` of a mix column (shown in mode `mix` only). */
+  mixInput: HTMLInputElement;
   asked: HTMLElement;
   got: HTMLElement;
   output: HTMLElement;
