@@ -10,7 +10,8 @@ import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogitsResponse } from '../../shared/src/responses.ts';
 import { startSystem, type RunningSystem } from '../../scripts/lib/system.ts';
-import { tinyInra } from '../node/helpers/engine.ts';
+import { addAdapter } from '../../gpu-backend/src/make/adapters.ts';
+import { tinyInra, tinyModel } from '../node/helpers/engine.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../node/helpers/models.ts';
 
 const CHROMIUM = process.env.REALIGN_CHROMIUM ?? '/usr/bin/chromium';
@@ -68,12 +69,18 @@ beforeAll(async () => {
     device: 'cpu',
     threads: 1,
   };
+  // a model of two named adapters (issue 18): the page offers λ on one of them and mixes
+  const adapters = tempDir('realign-e2e-adapters-');
+  addAdapter(tinyModel(seed + 1), join(adapters, 'one'), 'concise');
+  addAdapter(join(adapters, 'one'), join(adapters, 'multi'), 'safe');
+  const multi = { ...entry, id: 'tiny-adapters', model: join(adapters, 'multi') };
   const system = startSystem({
     stateDir: join(tempDir('realign-e2e-'), 'state'),
-    backends: [{ models: [entry, toy] }],
+    backends: [{ models: [entry, toy, multi] }],
     models: [
       { id: 'tiny', defaultLambda: 0.5 },
       { id: 'toy', defaultLambda: 0.5 },
+      { id: 'tiny-adapters', defaultLambda: 0.5 },
     ],
   });
   // both settle before either is used, so a failed launch never leaves the system running unowned
@@ -291,5 +298,70 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     mkdirSync(resolve(NARROW_SCREENSHOT, '..'), { recursive: true });
     await page.screenshot({ path: NARROW_SCREENSHOT, fullPage: true });
     expect(pageProblems).toEqual([]);
+  });
+
+  it('on a model of several adapters, a column runs λ on one adapter and another a mix, each showing the mix it ran', async () => {
+    await page.setViewportSize({ width: 1280, height: 960 });
+    const put = await sys.admin('PUT', '/admin/models/tiny-adapters', { default_lambda: 0.5, adapters: ['concise', 'safe'] });
+    expect(put.status).toBe(200);
+    // the tenant may use both; safe's λ is bounded to [0, 0.6] (a mix's λ above it is rejected, as an explicit λ)
+    const policy = await sys.admin('PUT', '/admin/tenants/dev/policies/tiny-adapters', {
+      min_lambda: -1,
+      max_lambda: 2,
+      adapter_ranges: { safe: { min_lambda: 0, max_lambda: 0.6 } },
+    });
+    expect(policy.status).toBe(200);
+    await page.reload();
+    await page.waitForSelector('body[data-ready="true"]', { timeout: 20_000 });
+    await page.selectOption('#model', 'tiny-adapters');
+    const columns = page.locator('#columns .column');
+    await expect
+      .poll(
+        async () =>
+          columns
+            .nth(0)
+            .locator('.mode option')
+            .evaluateAll((os) => os.map((o) => o.getAttribute('value'))),
+        {
+          timeout: 20_000,
+        },
+      )
+      .toEqual(expect.arrayContaining(['lambda', 'adapter:concise', 'adapter:safe', 'mix']));
+    await page.selectOption('#column-count', '3');
+    await columns.nth(0).locator('.mode').selectOption('adapter:safe');
+    await columns.nth(0).locator('.lambda-input').fill('0.5');
+    await columns.nth(1).locator('.mode').selectOption('mix');
+    expect(await columns.nth(1).locator('.mix-input').isVisible()).toBe(true);
+    await columns.nth(1).locator('.mix-input').fill('concise=1.5, safe=0.25');
+    await columns.nth(2).locator('.mode').selectOption('mix');
+    await columns.nth(2).locator('.mix-input').fill('concise=0.5, safe=0.9');
+    await page.fill('#max-tokens', '8');
+    await page.click('#generate');
+    const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
+    await expect
+      .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 60_000, interval: 100 })
+      .toBe(true);
+    const seen = await columns.evaluateAll((els) =>
+      els.map((el) => ({
+        state: el.getAttribute('data-state'),
+        asked: el.querySelector('.asked')!.textContent,
+        gotText: el.querySelector('.got')!.textContent,
+        mixGot: el.getAttribute('data-mix-got'),
+        footer: el.querySelector('.footer')!.textContent,
+      })),
+    );
+    expect(
+      seen.map((s) => s.state),
+      JSON.stringify(seen),
+    ).toEqual(['done', 'done', 'error']);
+    expect(seen[0]).toMatchObject({ asked: 'safe λ = 0.5 (explicit)', mixGot: 'safe 0.5' });
+    expect(seen[1]).toMatchObject({ asked: 'mix concise 1.5 + safe 0.25', mixGot: 'concise 1.5 + safe 0.25' });
+    expect(seen[1]!.gotText).toContain('· mix concise 1.5 + safe 0.25');
+    // safe's own bound refuses 0.9, naming the field
+    expect(seen[2]!.footer).toContain('`mix.safe` must be in [0, 0.6]');
+    // the browser logs that refusal, and nothing else went wrong
+    expect(pageProblems).toEqual([
+      'console error: Failed to load resource: the server responded with a status of 400 (Bad Request)',
+    ]);
   });
 });

@@ -47,6 +47,8 @@ describe(`named adapters per request (seed ${seed})`, () => {
     const withUsage = await complete({ model: 'multi', mix: { concise: 0.7, style: -0.5 } });
     const usage = ((await withUsage.json()) as { usage: { completion_tokens: number; realign: Record<string, unknown> } }).usage;
     expect(Object.keys(usage.realign.adapters as object)).toEqual(['concise', 'style']);
+    // and the mix it ran (the edge keeps it in the usage row; the playground shows it)
+    expect(usage.realign.mix).toEqual({ concise: 0.7, style: -0.5 });
     expect((usage.realign.adapters as Record<string, { completion_tokens: number }>).style.completion_tokens).toBe(
       usage.completion_tokens,
     );

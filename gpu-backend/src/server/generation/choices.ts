@@ -130,7 +130,7 @@ export class ChoiceRun {
   /** Logs the finished request and returns its usage (the token metrics are counted by the ledger, for every ending). */
   record(finals: GenerateEvent[], texts: string[]): Usage {
     const promptsOnce = this.prep.prompts.reduce((s, p) => s + p.ids.length, 0);
-    const usage = usageOf(finals, promptsOnce, this.prep.lambda);
+    const usage = usageOf(finals, promptsOnce, this.prep.lambda, this.prep.jobs[0]?.mix);
     const { log, stream, prompt } = this.runLog;
     log.info(
       {

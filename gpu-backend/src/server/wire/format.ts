@@ -47,8 +47,11 @@ export function wireFinish(ev: GenerateEvent): FinishReason {
   return ev.finish === 'length' ? 'length' : 'stop';
 }
 
-/** Usage of a request from its choices' final events: prompts counted once per prompt, per branch as computed. */
-export function usageOf(finals: GenerateEvent[], promptsOnce: number, lambda: number): Usage {
+/**
+ * Usage of a request from its choices' final events: prompts counted once per prompt, per branch as computed; a
+ * request with a mix (several named adapters) also reports the mix it ran and each adapter's tokens.
+ */
+export function usageOf(finals: GenerateEvent[], promptsOnce: number, lambda: number, mix?: Record<string, number>): Usage {
   const sum = { prompt_tokens: promptsOnce, completion_tokens: 0 };
   const branches = { aligned: { prompt_tokens: 0, completion_tokens: 0 }, reference: { prompt_tokens: 0, completion_tokens: 0 } };
   const adapters: Record<string, { prompt_tokens: number; completion_tokens: number }> = {};
@@ -67,7 +70,12 @@ export function usageOf(finals: GenerateEvent[], promptsOnce: number, lambda: nu
       into.completion_tokens += t.completion_tokens;
     }
   }
-  const realign = Object.keys(adapters).length > 0 ? { lambda, branches, adapters } : { lambda, branches };
+  const realign = {
+    lambda,
+    branches,
+    ...(mix === undefined ? {} : { mix }),
+    ...(Object.keys(adapters).length > 0 ? { adapters } : {}),
+  };
   return { ...sum, total_tokens: sum.prompt_tokens + sum.completion_tokens, realign };
 }
 
