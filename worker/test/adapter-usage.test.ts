@@ -9,6 +9,8 @@ import { makeTenant } from './helpers/fixtures.ts';
 import { admin, callWith } from './helpers/http.ts';
 import { stubBackend, uniqueTag } from './helpers/stub.ts';
 import { usageRowOf } from './helpers/usage.ts';
+import { readConfig } from '../src/config.ts';
+import { reconcileInFlight } from '../src/usage/in-flight.ts';
 import { eventRow, writeUsageEvents, type UsageEvent } from '../src/usage/usage-queue.ts';
 
 const sender = (backends: { url: string; weight?: number }[]) => (key: string, body: Record<string, unknown>) =>
@@ -64,6 +66,34 @@ describe('usage per adapter', () => {
     // the failed backend read the prompt (5) and generated nothing; the answering one 5 + 3
     expect(JSON.parse(row.adapter_tokens!)).toEqual({ safe: tokens(10, 3) });
     expect(row).toMatchObject({ mix: 'safe=0.5', aligned_prompt_tokens: 10, aligned_completion_tokens: 3 });
+  });
+
+  it("a row an edge left in flight gets its adapters from the backend's ledger when reconciled", async () => {
+    const backend = stubBackend('ok', uniqueTag('adapter-reconcile'));
+    const t = await makeTenant();
+    const res = await sender([{ url: backend }])(t.key, {
+      model: t.model,
+      messages: [{ role: 'user', content: 'x' }],
+      mix: { concise: 0.5, safe: 1 },
+    });
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
+    const done = await usageRowOf(res.headers.get('x-request-id')!);
+    // the row's dispatch id: the id the backend's ledger keeps the request under (migration 0003)
+    const dispatchId = (done as typeof done & { dispatch_id: string }).dispatch_id;
+    // as if the edge had died after dispatching: the row in flight, without counts, from a while ago
+    await env.DB.prepare(
+      `UPDATE usage SET status = 0, mix = NULL, adapter_tokens = NULL, completion_tokens = 0, created_at = ? WHERE dispatch_id = ?`,
+    )
+      .bind(Date.now() - 60_000, dispatchId)
+      .run();
+    const config = { ...readConfig(env), backends: [{ url: backend, weight: 1 }] };
+    await reconcileInFlight(env.DB, config, Date.now(), true);
+    const row = await env.DB.prepare('SELECT status, usage_source, mix, adapter_tokens FROM usage WHERE dispatch_id = ?')
+      .bind(dispatchId)
+      .first<{ status: number; usage_source: string; mix: string; adapter_tokens: string }>();
+    expect(row).toMatchObject({ status: 200, usage_source: 'reconciled', mix: 'concise=0.5,safe=1' });
+    expect(JSON.parse(row!.adapter_tokens)).toEqual({ concise: tokens(5, 3), safe: tokens(5, 3) });
   });
 
   it('the batch statement writes the adapter columns once: in-flight then final, redelivered, or a later final', async () => {
