@@ -113,23 +113,26 @@ export function drawNucleusBounded(
 
 /**
  * Approximate bucket masses into `mass`, each bucket's tokens into its list (tokens of negligible weight in none), and
- * returns the approximate total. w̃ = table(k/1024)·(1 + r + r²/2), r = x + k/1024 ∈ (−1/1024, 0].
+ * returns the approximate total. w̃ = table(k/1024)·(1 + r + r²/2), r = x + k/1024 ∈ (−1/1024, 0], k = ⌊−1024x⌋.
  */
 function approximateMasses(z: Float32Array, vocab: number, max: number, invT: number): number {
   const next = nextBuf;
   const F = FINE_TABLE;
   mass.fill(0);
   head.fill(-1);
+  // y = −x exactly ((z − max)·(−invT) rounds as −((z − max)·invT)), so y < 60 ⟺ x > NEGLIGIBLE and y·BUCKET_SCALE is
+  // drawNucleus's −x·BUCKET_SCALE: the same buckets. Written with y, V8 runs this loop ~1.5× faster.
+  const negInvT = -invT;
   for (let i = 0; i < vocab; i++) {
-    const x = (z[i] - max) * invT;
-    if (x > NEGLIGIBLE) {
-      const k = (-x * FINE_STEPS) | 0;
-      const r = x + k * (1 / FINE_STEPS);
-      const b = (-x * BUCKET_SCALE) | 0; // as drawNucleus computes it
-      const bb = b < BUCKETS ? b : BUCKETS - 1;
-      next[i] = head[bb];
-      head[bb] = i;
-      mass[bb] += F[k] * (1 + r * (1 + 0.5 * r));
+    const y = (z[i] - max) * negInvT;
+    if (y < -NEGLIGIBLE) {
+      const k = (y * FINE_STEPS) | 0;
+      const r = k * (1 / FINE_STEPS) - y;
+      let b = (y * BUCKET_SCALE) | 0;
+      if (b > BUCKETS - 1) b = BUCKETS - 1;
+      next[i] = head[b];
+      head[b] = i;
+      mass[b] += F[k] * (1 + r * (1 + 0.5 * r));
     }
   }
   let total = 0;
@@ -198,15 +201,16 @@ export function drawFullBounded(z: Float32Array, vocab: number, max: number, inv
   const blocks = Math.ceil(vocab / BLOCK);
   if (blockMass.length < blocks) blockMass = new Float64Array(blocks);
   const F = FINE_TABLE;
+  const negInvT = -invT;
   let total = 0;
   for (let j = 0; j < blocks; j++) {
     const end = Math.min((j + 1) * BLOCK, vocab);
     let m = 0;
     for (let i = j * BLOCK; i < end; i++) {
-      const x = (z[i] - max) * invT;
-      if (x > NEGLIGIBLE) {
-        const k = (-x * FINE_STEPS) | 0;
-        const r = x + k * (1 / FINE_STEPS);
+      const y = (z[i] - max) * negInvT; // −x, as in approximateMasses
+      if (y < -NEGLIGIBLE) {
+        const k = (y * FINE_STEPS) | 0;
+        const r = k * (1 / FINE_STEPS) - y;
         m += F[k] * (1 + r * (1 + 0.5 * r));
       }
     }
