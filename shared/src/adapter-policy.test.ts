@@ -17,6 +17,7 @@ const policy: LambdaPolicy = {
     blend: { lambda: 1, sampling: {}, mix: { concise: 3, safe: 0.4 } },
     styled: { lambda: 1, sampling: {}, adapter: 'style' },
     plain: { lambda: 0.25, sampling: {} },
+    wide: { lambda: 5, sampling: {} },
   },
   defaultPreset: null,
   allowExplicit: true,
@@ -82,6 +83,10 @@ describe('adapter policy at the edge', () => {
     expect(careful.body).toMatchObject({ adapter: 'safe', lambda: 0.5, max_tokens: 7 });
     expect(careful.outcome).toMatchObject({ preset: 'careful', source: 'preset', clamped: true });
     expect(bodyOf(build({ preset: 'blend' }))).toMatchObject({ mix: { concise: 2, safe: 0.4 } });
+    // clamped reports the mix's values (concise 3 → 2), not the unused single λ
+    expect((build({ preset: 'blend' }) as BackendRequest).outcome.clamped).toBe(true);
+    const inRange = build({ mix: { concise: 0.5 } }, { ...policy, defaultPreset: 'wide' }) as BackendRequest;
+    expect(inRange.outcome.clamped).toBe(false);
     expect(bodyOf(build({ preset: 'blend' }))).not.toHaveProperty('lambda');
     expect(errorOf(build({ preset: 'styled' }))).toMatchObject({ code: 'adapter_not_allowed', param: 'adapter' });
     // explicit fields win: the request's adapter over the preset's, its λ over the preset's mix, its mix over all

@@ -151,10 +151,10 @@ function buildGeneration(
     return { body: { ...filled, ...named, lambda: r.lambda } as BackendBody<'chat'>, outcome };
   }
   // a mix gives each adapter its λ (adapter-mix.ts): the request's bounded like explicit λ values, a preset's
-  // clamped like a preset's λ; the resolved single λ does not travel beside it
+  // clamped like a preset's λ; the resolved single λ does not travel beside it (nor does its clamping count)
   const mix = choice.from === 'request' ? mixUnderPolicy(choice.mix, policy) : clampPresetMix(policy, choice.mix);
   if (mix instanceof Error) return mix;
-  return { body: { ...filled, mix: mix.mix } as BackendBody<'chat'>, outcome: { ...outcome, clamped: r.clamped || mix.clamped } };
+  return { body: { ...filled, mix: mix.mix } as BackendBody<'chat'>, outcome: { ...outcome, clamped: mix.clamped } };
 }
 
 /** The headers that travel with a backend request's body (beside the signature and the request ids). */
