@@ -1,4 +1,6 @@
+import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.ts';
 import { makeTenant } from './helpers/fixtures.ts';
 import { admin, call, postJson } from './helpers/http.ts';
 
@@ -76,6 +78,10 @@ describe('tenant isolation', () => {
     const body = chat(shared, { temperature: 0, lambda: 0.5 });
     const first = await postJson('/v1/chat/completions', b.key, body);
     expect(first.headers.get('x-realign-cache')).toBe('MISS');
+    // the entry is stored after the answer (waitUntil)
+    await eventually('the cache entry', async () =>
+      (await env.CACHE.list({ prefix: `resp:v2:${b.generation}:` })).keys.length > 0 ? true : null,
+    );
     const again = await postJson('/v1/chat/completions', b.key, body);
     expect(again.headers.get('x-realign-cache')).toBe('HIT');
     const other = await postJson('/v1/chat/completions', a.key, body);

@@ -1,3 +1,4 @@
+import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { makeTenant } from './helpers/fixtures.ts';
 import { eventually } from './helpers/eventually.ts';
@@ -13,6 +14,17 @@ function untilHit(send: () => Promise<Response>): Promise<Response> {
     if (res.headers.get('x-realign-cache') === 'HIT') return res;
     await res.body?.cancel();
     return null;
+  });
+}
+
+/**
+ * Waits until the tenant's cache holds an entry (a MISS stores its answer after the response, in waitUntil), without
+ * sending requests that would themselves miss and call the backend again.
+ */
+async function untilStored(generation: string): Promise<void> {
+  await eventually('a stored cache entry', async () => {
+    const { keys } = await env.CACHE.list({ prefix: `resp:v2:${generation}:` });
+    return keys.length > 0 ? true : null;
   });
 }
 
@@ -40,7 +52,9 @@ describe('response cache', () => {
     expect(first.headers.get('x-realign-cache')).toBe('MISS');
     const firstJson = (await first.json()) as Chat;
     // The entry is stored after the response (waitUntil).
-    const hit = await untilHit(() => send(t.key, body));
+    await untilStored(t.generation);
+    const hit = await send(t.key, body);
+    expect(hit.headers.get('x-realign-cache')).toBe('HIT');
     expect(hit.headers.get('x-realign-lambda')).toBe('1');
     expect(await hit.json()).toEqual(firstJson);
     const backendCalls = (await stubRequests(tag)).length;
@@ -154,7 +168,9 @@ describe('response cache', () => {
     const streamed = await send(t.key, { ...body, stream: true });
     expect(streamed.headers.get('x-realign-cache')).toBe('MISS');
     const text = streamedText(await readSse(streamed));
-    const res = await untilHit(() => send(t.key, body));
+    await untilStored(t.generation);
+    const res = await send(t.key, body);
+    expect(res.headers.get('x-realign-cache')).toBe('HIT');
     expect(((await res.json()) as { choices: { text: string }[] }).choices[0]!.text).toBe(text);
     expect((await stubRequests(tag)).length).toBe(1);
   });

@@ -1,9 +1,11 @@
 /**
  * The first half of a generation request, up to the point where it can be answered: validate the body with the
  * shared schema (and a logits answer's size), check the user and the model grant, resolve λ under the tenant's
- * policy, build the exact body the backend will get — and only then, with nothing left to refuse, admit it through
- * the rate limiter with the cost of that body. A request refused on the way is never charged. Sets the rate-limit
- * and λ headers on the way.
+ * policy, build the exact body the backend will get — and only then, with nothing left to refuse, ask the rate
+ * limiter to admit it with the cost of that body. A request refused on the way is never charged. The limiter's
+ * answer is not awaited here: respond.ts looks the answer up in the cache meanwhile and awaits it ({@link admitted})
+ * before answering anything, so a cache HIT costs the longer of the two, not their sum. Sets the λ headers here and
+ * the rate-limit headers in {@link admitted}.
  */
 import type { Context } from 'hono';
 import { invalidRequest, permissionDenied } from '../../../shared/src/errors.ts';
@@ -22,6 +24,7 @@ import { loadRequestContext, modelNotFound } from '../db/request-context.ts';
 import { readJson } from '../http/read-json.ts';
 import { buildPolicy, buildPreference } from '../policy/build-policy.ts';
 import { acquire, admissionError } from '../ratelimit/admit.ts';
+import type { AcquireResult } from '../ratelimit/limits.ts';
 import { estimateTokens, logitsShape } from '../ratelimit/estimate.ts';
 import { rateLimitHeaders } from '../ratelimit/rate-limit-headers.ts';
 import type { UsageContext } from '../usage/usage-recorder.ts';
@@ -40,6 +43,8 @@ export interface Prepared {
   /** Whether the client sent `max_tokens` itself (else it came from a preset, or is unset). */
   clientMaxTokens: boolean;
   usage: UsageContext;
+  /** The rate limiter's answer for this request (its one Durable Object call), started last; see {@link admitted}. */
+  admission: Promise<AcquireResult>;
 }
 
 const USER_ID = /^[\x21-\x7e]{1,256}$/;
@@ -109,9 +114,9 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
   // Admission last, with the cost of the body the backend will get (a preset's max_tokens included): nothing
   // refused above was charged. A cost larger than a whole bucket is refused, never banked as debt.
   const estimate = estimateTokens(kind, backend.body as RequestByKind[K], context);
-  const admission = await acquire(c.env, auth, estimate.total);
-  for (const [k, v] of Object.entries(rateLimitHeaders(admission))) c.header(k, v);
-  if (!admission.allowed) throw admissionError(admission, estimate.total, kind === 'logits' ? null : 'max_tokens');
+  const admission = acquire(c.env, auth, estimate.total);
+  // awaited by admitted(); this only keeps a refusal that settles before then from counting as unhandled
+  admission.catch(() => undefined);
 
   const gen = kind === 'logits' ? null : (backend.body as BackendBody<'chat' | 'completions'>);
   const stream = gen?.stream === true;
@@ -137,5 +142,17 @@ export async function prepare<K extends RequestKind>(c: Context<AppEnv>, kind: K
       promptEstimate: estimate.prompt,
       answerEntries: estimate.answerEntries,
     },
+    admission,
   };
+}
+
+/**
+ * Waits for the rate limiter's answer to a prepared request: sets the rate-limit headers, and throws the 429 (or the
+ * 400 of a cost above a whole bucket, or the 503 of an unreachable limiter that fails closed) of a refusal. Nothing
+ * may be answered or forwarded before it returns.
+ */
+export async function admitted(c: Context<AppEnv>, p: Prepared): Promise<void> {
+  const admission = await p.admission;
+  for (const [k, v] of Object.entries(rateLimitHeaders(admission))) c.header(k, v);
+  if (!admission.allowed) throw admissionError(admission, p.usage.estimatedTokens, p.kind === 'logits' ? null : 'max_tokens');
 }

@@ -26,7 +26,7 @@ import { readAllText } from '../stream/read-with-timeout.ts';
 import { relaySse } from '../stream/sse-relay.ts';
 import { DispatchUsage } from '../usage/dispatch-usage.ts';
 import { recordUsage } from '../usage/usage-recorder.ts';
-import type { Prepared } from './prepare.ts';
+import { admitted, type Prepared } from './prepare.ts';
 
 const SSE_HEADERS = { 'content-type': SSE_CONTENT_TYPE, 'cache-control': 'no-cache' };
 
@@ -239,14 +239,21 @@ async function answerJson(a: Answering, upstream: Response, backend: BackendConf
   return c.body(text, upstream.status as ContentfulStatusCode, { 'content-type': 'application/json' });
 }
 
-/** Answers a prepared request (cache, then backend). */
+/** The request's cache key and its stored answer (null when there is none). */
+async function lookUp(env: Env, p: Prepared): Promise<{ key: string; entry: CachedResponse | null }> {
+  const key = await cacheKey(p.usage.auth.tenantGeneration, p.kind, p.backend.body);
+  return { key, entry: await getCached(env.CACHE, key) };
+}
+
+/**
+ * Answers a prepared request (cache, then backend). The cache lookup runs while the rate limiter decides (the call
+ * prepare started): a HIT waits for the longer of the two, and nothing is answered before the admission.
+ */
 export async function respond(c: Context<AppEnv>, p: Prepared): Promise<Response> {
   const decision = decideCaching(p.kind, p, c.req.header('cache-control'), p.usage.auth.cacheTtlSeconds);
-  const key = decision.mode === 'lookup' ? await cacheKey(p.usage.auth.tenantGeneration, p.kind, p.backend.body) : null;
-  if (key !== null) {
-    const entry = await getCached(c.env.CACHE, key);
-    if (entry !== null) return cachedAnswer(c, p, entry);
-  }
+  const [found] = await Promise.all([decision.mode === 'lookup' ? lookUp(c.env, p) : null, admitted(c, p)]);
+  const key = found?.key ?? null;
+  if (found?.entry) return cachedAnswer(c, p, found.entry);
   c.header(HEADERS.cache, key === null ? 'BYPASS' : 'MISS');
   // the usage row exists from here on (in flight), and is completed with the backends' counts however this ends
   const dispatch = new DispatchUsage(c.env, p.usage, p.config);
