@@ -60,7 +60,8 @@
  *   host sampler's time for the same rows: on the CPU the host sampler stays the better choice. Profiled on the CPU EP
  *   (B = 8, V = 32000, one thread, ORT's profiler; 2026-12-02): 47 ms per run, of which the candidates' TopK(1024)
  *   12.4 ms (1.5 ms per row), the float64 Exp over [B, V] 5.1 ms, the top_p re-sort TopK 2.6 ms, the remaining ~230
- *   nodes the rest; the host sampler's top_p draw is ~0.7 ms of CPU per row at that size.
+ *   nodes the rest; the host sampler's top_p draw was ~0.7 ms of CPU per row at that size then, ~0.14 ms beyond
+ *   greedy since sampling/draw-bounded.ts (the same token per u, from exact weights of two buckets only).
  *
  *   Host ↔ device per step: in u, temperature, top_p, min_p (float64) and top_k (int64): 5·B·8 = 1,280 bytes (float64,
  *   not float32, because a float32 temperature or u is not the host's number); out token (int64) and logprob
