@@ -2,6 +2,9 @@
  * The page's state and its elements, shared by the playground's modules. `els` is filled once by `bindElements`
  * when the DOM is ready; every other module reads it after that.
  */
+import type { AdapterInfo, PresetInfo, PresetsResponse as PresetsAnswer } from '../../../../shared/src/presets-response.ts';
+
+export type { AdapterInfo, PresetInfo, PresetsAnswer };
 
 /** One blended top list per λ of the chart's grid. */
 export interface TopToken {
@@ -14,32 +17,6 @@ export interface TopToken {
 export interface ChartGrid {
   lambdas: number[];
   tops: TopToken[][];
-}
-
-/** A preset as GET /v1/presets lists it (with its adapter or mix when it names one). */
-export interface PresetInfo {
-  name: string;
-  lambda: number;
-  adapter?: string;
-  mix?: Record<string, number>;
-}
-
-/** One named adapter of the model as GET /v1/presets lists it for the tenant. */
-export interface AdapterInfo {
-  name: string;
-  allowed: boolean;
-  lambda_range: { min: number; max: number };
-}
-
-/** GET /v1/presets: the tenant's λ range and presets for one model. */
-export interface PresetsAnswer {
-  data: PresetInfo[];
-  lambda_range: { min: number; max: number };
-  allow_explicit_lambda: boolean;
-  default_preset: string | null;
-  default_lambda: number;
-  /** The model's named adapters (the first is its default), when its catalogue entry lists them. */
-  adapters?: AdapterInfo[];
 }
 
 /** One generation column. */
