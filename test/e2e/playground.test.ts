@@ -6,7 +6,7 @@
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Locator, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { LogitsResponse } from '../../shared/src/responses.ts';
 import { startSystem, type RunningSystem } from '../../scripts/lib/system.ts';
@@ -140,6 +140,40 @@ function expectSameTop(drawn: { id: number; prob: number }[], asked: { id: numbe
   drawn.forEach((b, i) => expect(Math.abs(b.prob - asked[i]!.prob), `token ${b.id}`).toBeLessThanOrEqual(PROB_TOLERANCE));
 }
 
+/** What a generation column shows once it has ended. */
+interface ColumnSeen {
+  state: string | null;
+  /** data-lambda-asked / data-lambda-got / data-mix-got */
+  askedLambda: string | null;
+  got: string | null;
+  mixGot: string | null;
+  asked: string | null;
+  gotText: string | null;
+  text: string;
+  footer: string;
+}
+
+/** Waits until every column has ended (done or error), then reads what each shows. */
+async function columnsWhenEnded(columns: Locator, timeout: number, interval: number): Promise<ColumnSeen[]> {
+  // polled from here: waitForFunction would evaluate a string in the page, which its CSP (rightly) refuses
+  const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
+  await expect
+    .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout, interval })
+    .toBe(true);
+  return columns.evaluateAll((els) =>
+    els.map((el) => ({
+      state: el.getAttribute('data-state'),
+      askedLambda: el.getAttribute('data-lambda-asked'),
+      got: el.getAttribute('data-lambda-got'),
+      mixGot: el.getAttribute('data-mix-got'),
+      asked: el.querySelector('.asked')!.textContent,
+      gotText: el.querySelector('.got')!.textContent,
+      text: el.querySelector('.output')!.textContent!,
+      footer: el.querySelector('.footer')!.textContent!,
+    })),
+  );
+}
+
 describe(`the playground in chromium (seed ${seed})`, () => {
   it('connects with a typed key and shows the seeded presets and the chart at the default λ', async () => {
     const res = await page.goto(`${sys.edgeUrl}/playground`);
@@ -166,22 +200,7 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     // to see that both streams were open at the same time
     await page.evaluate(RECORD_APPENDS);
     await page.click('#generate');
-    // polled from here: waitForFunction would evaluate a string in the page, which its CSP (rightly) refuses
-    const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
-    await expect
-      .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 60_000, interval: 100 })
-      .toBe(true);
-
-    const seen = await columns.evaluateAll((els) =>
-      els.map((el) => ({
-        state: el.getAttribute('data-state'),
-        got: el.getAttribute('data-lambda-got'),
-        asked: el.querySelector('.asked')!.textContent,
-        gotText: el.querySelector('.got')!.textContent,
-        text: el.querySelector('.output')!.textContent,
-        footer: el.querySelector('.footer')!.textContent,
-      })),
-    );
+    const seen = await columnsWhenEnded(columns, 60_000, 100);
     expect(
       seen.map((s) => s.state),
       JSON.stringify(seen),
@@ -255,18 +274,8 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     const columns = page.locator('#columns .column');
     expect(await columns.count()).toBe(3);
     await page.click('#generate');
-    const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
-    await expect
-      .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 90_000, interval: 200 })
-      .toBe(true);
-    const seen = await columns.evaluateAll((els) =>
-      els.map((el) => ({
-        asked: el.getAttribute('data-lambda-asked'),
-        text: el.querySelector('.output')!.textContent!,
-        footer: el.querySelector('.footer')!.textContent!,
-      })),
-    );
-    expect(seen.map((s) => s.asked)).toEqual(['0', '0.5', '1']);
+    const seen = await columnsWhenEnded(columns, 90_000, 200);
+    expect(seen.map((s) => s.askedLambda)).toEqual(['0', '0.5', '1']);
     const tokens = seen.map((s) => {
       const m = /^(\d+) tokens · [\d.]+ s · finish: (length|stop)$/.exec(s.footer);
       expect(m, s.footer).not.toBeNull();
@@ -302,8 +311,11 @@ describe(`the playground in chromium (seed ${seed})`, () => {
 
   it('on a model of several adapters, a column runs λ on one adapter and another a mix, each showing the mix it ran', async () => {
     await page.setViewportSize({ width: 1280, height: 960 });
-    const put = await sys.admin('PUT', '/admin/models/tiny-adapters', { default_lambda: 0.5, adapters: ['concise', 'safe'] });
-    expect(put.status).toBe(200);
+    // the start seeded the catalogue row from the backend's /v1/models: its adapters, the first the default
+    const rows = (await (await sys.admin('GET', '/admin/models')).json()) as {
+      data: { id: string; adapters: string[] | null }[];
+    };
+    expect(rows.data.find((m) => m.id === 'tiny-adapters')?.adapters).toEqual(['concise', 'safe']);
     // the tenant may use both; safe's λ is bounded to [0, 0.6] (a mix's λ above it is rejected, as an explicit λ)
     const policy = await sys.admin('PUT', '/admin/tenants/dev/policies/tiny-adapters', {
       min_lambda: -1,
@@ -337,19 +349,7 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     await columns.nth(2).locator('.mix-input').fill('concise=0.5, safe=0.9');
     await page.fill('#max-tokens', '8');
     await page.click('#generate');
-    const states = () => columns.evaluateAll((els) => els.map((el) => el.getAttribute('data-state')));
-    await expect
-      .poll(async () => (await states()).every((st) => st === 'done' || st === 'error'), { timeout: 60_000, interval: 100 })
-      .toBe(true);
-    const seen = await columns.evaluateAll((els) =>
-      els.map((el) => ({
-        state: el.getAttribute('data-state'),
-        asked: el.querySelector('.asked')!.textContent,
-        gotText: el.querySelector('.got')!.textContent,
-        mixGot: el.getAttribute('data-mix-got'),
-        footer: el.querySelector('.footer')!.textContent,
-      })),
-    );
+    const seen = await columnsWhenEnded(columns, 60_000, 100);
     expect(
       seen.map((s) => s.state),
       JSON.stringify(seen),
