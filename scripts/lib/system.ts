@@ -5,6 +5,7 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { catalogueRow, fetchServedModels } from './catalogue.ts';
 import { freePort, lastLines, run, start, waitReady, type Proc } from './procs.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -31,7 +32,10 @@ export interface SystemOptions {
   stateDir: string;
   backends: BackendSpec[];
   edgePort?: number;
-  /** model ids to register in the edge's catalogue for the dev tenant, with their default λ */
+  /**
+   * model ids to register in the edge's catalogue for the dev tenant, with their default λ (their context and
+   * adapters come from the backends' /v1/models)
+   */
   models: { id: string; defaultLambda: number }[];
   echo?: boolean;
   hmacSecret?: string;
@@ -249,9 +253,16 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
         headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
+    // each catalogue row repeats what the backends serve: the model's context and its named adapters
+    const served = (await Promise.all(backends.map((b) => fetchServedModels(b.url, hmacSecret)))).flat();
     for (const m of opts.models) {
+      const row = catalogueRow(
+        m.id,
+        m.defaultLambda,
+        served.filter((s) => s.id === m.id),
+      );
       for (const [path, body] of [
-        [`/admin/models/${encodeURIComponent(m.id)}`, { default_lambda: m.defaultLambda }],
+        [`/admin/models/${encodeURIComponent(m.id)}`, row],
         [`/admin/tenants/dev/models/${encodeURIComponent(m.id)}`, {}],
       ] as const) {
         const r = await admin('PUT', path, body);

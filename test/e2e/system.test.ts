@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startSystem, type RunningSystem } from '../../scripts/lib/system.ts';
+import { signRequest } from '../../shared/src/signing.ts';
 import { tinyInra } from '../node/helpers/engine.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../node/helpers/models.ts';
 
@@ -93,6 +94,44 @@ describe(`the whole system (seed ${seed})`, () => {
     expect(second.data.choices[0].message.content).toBe(first.data.choices[0].message.content);
     const sampled = await client.chat.completions.create({ ...body, temperature: 1 }).withResponse();
     expect(sampled.response.headers.get('x-realign-cache')).toBe('BYPASS');
+  });
+
+  it("the catalogue row is seeded from the backends' /v1/models: its context and its default adapter's λ bounds apply", async () => {
+    const path = '/v1/models/tiny';
+    const served = await fetch(`${sys.backendUrls[0]}${path}`, {
+      headers: await signRequest(sys.hmacSecret, { method: 'GET', path, body: '' }),
+    });
+    const { realign } = (await served.json()) as { realign: { max_context: number; adapters: string[] } };
+    const rows = (await (await sys.admin('GET', '/admin/models')).json()) as {
+      data: { id: string; context_length: number | null; adapters: string[] | null }[];
+    };
+    expect(rows.data.find((m) => m.id === 'tiny')).toMatchObject({
+      context_length: realign.max_context,
+      adapters: realign.adapters,
+    });
+    // a tenant whose policy bounds the default adapter's λ: a request without `adapter` runs on it, so it is bounded
+    const tenant = `bounded-${seed}`;
+    expect((await sys.admin('POST', '/admin/tenants', { id: tenant, name: 'bounded' })).status).toBeLessThan(300);
+    expect((await sys.admin('PUT', `/admin/tenants/${tenant}/models/tiny`, {})).status).toBeLessThan(300);
+    const policy = { adapter_ranges: { [realign.adapters[0]]: { min_lambda: 0, max_lambda: 0.6 } } };
+    expect((await sys.admin('PUT', `/admin/tenants/${tenant}/policies/tiny`, policy)).status).toBe(200);
+    const key = ((await (await sys.admin('POST', `/admin/tenants/${tenant}/keys`, { name: 'k' })).json()) as { key: string }).key;
+    const ask = (body: Record<string, unknown>) =>
+      fetch(`${sys.edgeUrl}/v1/completions`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: 'tiny', prompt: 'bounded', max_tokens: 2, ...body }),
+      });
+    expect((await ask({ lambda: 0.5 })).status).toBe(200);
+    const above = await ask({ lambda: 0.9 });
+    expect(above.status).toBe(400);
+    expect(((await above.json()) as { error: { code: string } }).error.code).toBe('lambda_out_of_range');
+    // a max_tokens that can never fit the context is refused by the edge itself (its message names the context)
+    const tooLong = await ask({ max_tokens: realign.max_context });
+    expect(tooLong.status).toBe(400);
+    const err = ((await tooLong.json()) as { error: { code: string; message: string } }).error;
+    expect(err).toMatchObject({ code: 'context_length_exceeded' });
+    expect(err.message).toContain(`has a context of ${realign.max_context} tokens`);
   });
 
   it('a tenant with a tight rate limit gets 429 with rate-limit headers', async () => {

@@ -7,7 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { addAdapter } from '../../../gpu-backend/src/make/adapters.ts';
 import { perturbCheckpoint } from '../../../gpu-backend/src/make/synthetic.ts';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
-import { startTestBackend } from '../helpers/backend.ts';
+import { catalogueRow, fetchServedModels } from '../../../scripts/lib/catalogue.ts';
+import { startTestBackend, TEST_SECRET } from '../helpers/backend.ts';
 import { tinyInra, tinyModel } from '../helpers/engine.ts';
 import { errorOf, send } from '../helpers/http.ts';
 import { cleanupTempDirs, tempDir, testSeed } from '../helpers/models.ts';
@@ -72,6 +73,25 @@ describe(`named adapters per request (seed ${seed})`, () => {
     const res = await send(backend.url, '/v1/models/multi');
     expect(res.status).toBe(200);
     expect(((await res.json()) as { realign: { adapters?: string[] } }).realign.adapters).toEqual(['concise', 'safe', 'style']);
+  });
+
+  it("the local system's catalogue rows repeat each model's adapters and context from the backend's /v1/models", async () => {
+    // what scripts/lib/system.ts PUTs to /admin/models/:id: read with the edge's signature, as it does
+    const served = await fetchServedModels(backend.url, TEST_SECRET);
+    const rowOf = (id: string) =>
+      catalogueRow(
+        id,
+        0.5,
+        served.filter((s) => s.id === id),
+      );
+    expect(rowOf('multi')).toEqual({ default_lambda: 0.5, context_length: 256, adapters: ['concise', 'safe', 'style'] });
+    expect(rowOf('one')).toEqual({ default_lambda: 0.5, context_length: 256, adapters: ['aligned'] });
+    // a model no backend serves keeps its default λ alone; of several backends, the smallest context counts
+    expect(rowOf('absent')).toEqual({ default_lambda: 0.5 });
+    const multi = served.find((s) => s.id === 'multi')!;
+    expect(catalogueRow('multi', 1, [multi, { ...multi, maxContext: 100 }]).context_length).toBe(100);
+    // backends naming different adapters for one model: the edge could not tell a request's default adapter
+    expect(() => catalogueRow('multi', 1, [multi, { ...multi, adapters: ['safe'] }])).toThrow(/different adapters/);
   });
 
   it('bad adapters and mixes are 400s in OpenAI format naming the param', async () => {
