@@ -21,8 +21,12 @@ export type BackendBody<K extends RequestKind> = K extends 'logits'
 
 /** What the λ policy decided for a request. */
 export interface PolicyOutcome {
-  /** The λ it runs with: one for a generation, one per requested value for logits. */
+  /**
+   * The λ it runs with: one for a generation (none when it runs on a mix), one per requested value for logits.
+   */
   lambdas: number[];
+  /** The mix it runs on (the body's `mix`: a generation's in place of λ, a logits request's after its λ values). */
+  mix?: AdapterMix;
   /** The preset applied (its sampling defaults filled unset fields), or null. */
   preset: string | null;
   source: LambdaSource;
@@ -86,7 +90,7 @@ function buildLogits(
   const mix = logits.mix === undefined ? null : mixUnderPolicy(logits.mix, policy);
   if (mix instanceof Error) return mix;
   const body: BackendBody<'logits'> = { ...withoutRoutingFields(logits), lambdas: r.lambdas, ...(mix ? { mix: mix.mix } : {}) };
-  return { body, outcome: { ...r, clamped: r.clamped || (mix?.clamped ?? false) } };
+  return { body, outcome: { ...r, clamped: r.clamped || (mix?.clamped ?? false), ...(mix ? { mix: mix.mix } : {}) } };
 }
 
 /** The preset whose λ a generation takes (an explicit λ takes only the named preset's defaults), or an error. */
@@ -154,7 +158,10 @@ function buildGeneration(
   // clamped like a preset's λ; the resolved single λ does not travel beside it (nor does its clamping count)
   const mix = choice.from === 'request' ? mixUnderPolicy(choice.mix, policy) : clampPresetMix(policy, choice.mix);
   if (mix instanceof Error) return mix;
-  return { body: { ...filled, mix: mix.mix } as BackendBody<'chat'>, outcome: { ...outcome, clamped: mix.clamped } };
+  return {
+    body: { ...filled, mix: mix.mix } as BackendBody<'chat'>,
+    outcome: { ...outcome, lambdas: [], mix: mix.mix, clamped: mix.clamped },
+  };
 }
 
 /** The headers that travel with a backend request's body (beside the signature and the request ids). */

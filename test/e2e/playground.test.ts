@@ -356,7 +356,10 @@ describe(`the playground in chromium (seed ${seed})`, () => {
     ).toEqual(['done', 'done', 'error']);
     expect(seen[0]).toMatchObject({ asked: 'safe λ = 0.5 (explicit)', mixGot: 'safe 0.5' });
     expect(seen[1]).toMatchObject({ asked: 'mix concise 1.5 + safe 0.25', mixGot: 'concise 1.5 + safe 0.25' });
-    expect(seen[1]!.gotText).toContain('· mix concise 1.5 + safe 0.25');
+    // a mix has no single λ: the column's header line shows the edge's x-realign-mix
+    expect(seen[1]!.gotText).toContain('mix concise 1.5 + safe 0.25 (x-realign-mix)');
+    expect(seen[1]!.gotText).not.toContain('x-realign-lambda');
+    expect(seen[0]!.gotText).toContain('λ = 0.5 (x-realign-lambda)');
     // safe's own bound refuses 0.9, naming the field
     expect(seen[2]!.footer).toContain('`mix.safe` must be in [0, 0.6]');
     // the browser logs that refusal, and nothing else went wrong

@@ -3,6 +3,7 @@
  * policy through the admin API and enforced before anything is charged or sent; presets naming an adapter or a mix.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from './helpers/eventually.ts';
 import { makeTenant, type TestTenant } from './helpers/fixtures.ts';
 import { admin, ADMIN_TOKEN, call, callWith } from './helpers/http.ts';
 import { stubBackend, stubRequests, uniqueTag } from './helpers/stub.ts';
@@ -152,6 +153,39 @@ describe('adapter policy through HTTP', () => {
     } finally {
       await admin('DELETE', `/tenants/${t.tenantId}/policies/${t.model}`);
     }
+  });
+
+  it('a request on a mix says its mix in x-realign-mix (no single x-realign-lambda), on a MISS and a HIT; logits say both', async () => {
+    const u = await makeTenant({ policy: { out_of_range: 'clamp', adapter_ranges: { safe: { max_lambda: 0.5 } } } });
+    await admin('PUT', `/models/${u.model}`, { default_lambda: 0.3, adapters: ADAPTERS });
+    await admin('PUT', `/tenants/${u.tenantId}/presets/blend`, { lambda: 0.9, mix: { concise: 0.7, safe: 0.8 } });
+    const ask = (body: Record<string, unknown>, path = '/v1/chat/completions') =>
+      callWith({ BACKENDS: JSON.stringify([{ url: stubBackend('ok', tag) }]) }, path, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${u.key}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ model: u.model, ...body }),
+      });
+    const heads = (res: Response) => [res.status, res.headers.get('x-realign-lambda'), res.headers.get('x-realign-mix')];
+    const chat = { messages: [{ role: 'user', content: uniqueTag('mixed') }], temperature: 0 };
+    // the request's mix, clamped under the policy (safe's bound), as the edge sends it; the same on the cached answer
+    const miss = await ask({ ...chat, mix: { safe: 0.9, concise: 0.25 } });
+    expect(heads(miss)).toEqual([200, null, 'safe=0.5,concise=0.25']);
+    expect(miss.headers.get('x-realign-lambda-clamped')).toBe('true');
+    // the MISS stores its answer after the response (waitUntil)
+    const hit = await eventually('a cache HIT', async () => {
+      const res = await ask({ ...chat, mix: { safe: 0.9, concise: 0.25 } });
+      if (res.headers.get('x-realign-cache') === 'HIT') return res;
+      await res.body?.cancel();
+      return null;
+    });
+    expect(heads(hit)).toEqual([200, null, 'safe=0.5,concise=0.25']);
+    // a preset's mix likewise; a λ on one adapter is a single λ
+    expect(heads(await ask({ ...chat, preset: 'blend' }))).toEqual([200, null, 'concise=0.7,safe=0.5']);
+    expect(heads(await ask({ ...chat, adapter: 'concise', lambda: 0.4 }))).toEqual([200, '0.4', null]);
+    expect(heads(await ask({ ...chat }))).toEqual([200, '0.3', null]);
+    // logits: the λ values' results, then the mix's
+    const logits = await ask({ prompt: 'x', lambdas: [0, 1], mix: { concise: 0.5, safe: 0.25 } }, '/v1/logits');
+    expect(heads(logits)).toEqual([200, '0,1', 'concise=0.5,safe=0.25']);
   });
 
   it('admin input: adapter names, bounds and preset mixes are validated', async () => {

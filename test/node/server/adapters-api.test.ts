@@ -69,6 +69,29 @@ describe(`named adapters per request (seed ${seed})`, () => {
     );
   });
 
+  it('a request on a mix says it in x-realign-mix instead of a single x-realign-lambda (streamed too); logits say both', async () => {
+    const heads = async (res: Response) => {
+      await res.body?.cancel();
+      return [res.status, res.headers.get('x-realign-lambda'), res.headers.get('x-realign-mix')];
+    };
+    expect(await heads(await complete({ model: 'multi', mix: { style: 2, concise: -0.5 } }))).toEqual([
+      200,
+      null,
+      'style=2,concise=-0.5',
+    ]);
+    expect(await heads(await complete({ model: 'multi', mix: { safe: 0.25 }, stream: true }))).toEqual([200, null, 'safe=0.25']);
+    expect(await heads(await complete({ model: 'multi', adapter: 'safe', lambda: 0.4 }))).toEqual([200, '0.4', null]);
+    // on a model of one adapter a mix is its λ, and still a mix it was asked for
+    expect(await heads(await complete({ model: 'one', mix: { aligned: 0.3 } }))).toEqual([200, null, 'aligned=0.3']);
+    const logits = await send(backend.url, '/v1/logits', {
+      model: 'multi',
+      input_ids: [4, 8, 15],
+      lambdas: [0, 0.5],
+      mix: { concise: 0.7, safe: 0.5 },
+    });
+    expect(await heads(logits)).toEqual([200, '0,0.5', 'concise=0.7,safe=0.5']);
+  });
+
   it("/v1/models lists each model's named adapters (the first is the default)", async () => {
     const res = await send(backend.url, '/v1/models/multi');
     expect(res.status).toBe(200);

@@ -17,6 +17,7 @@ export const CORS_EXPOSED_HEADERS = [
   HEADERS.requestId,
   HEADERS.clientRequestId,
   HEADERS.lambda,
+  HEADERS.mix,
   HEADERS.preset,
   HEADERS.lambdaSource,
   HEADERS.lambdaClamped,

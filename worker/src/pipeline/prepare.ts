@@ -15,7 +15,7 @@ import {
   type BackendRequest,
   type PolicyOutcome,
 } from '../../../shared/src/backend-request.ts';
-import { HEADERS } from '../../../shared/src/headers.ts';
+import { HEADERS, mixHeaderValue } from '../../../shared/src/headers.ts';
 import { checkLogitsAnswerSize } from '../../../shared/src/logits-bounds.ts';
 import { readRequest, type RequestByKind, type RequestKind } from '../../../shared/src/parse-request.ts';
 import type { AppEnv } from '../app-env.ts';
@@ -69,7 +69,9 @@ function userIdOf(c: Context<AppEnv>, fromBody: string | undefined): string | nu
 }
 
 function setLambdaHeaders(c: Context<AppEnv>, outcome: PolicyOutcome): void {
-  c.header(HEADERS.lambda, outcome.lambdas.join(','));
+  // a generation on a mix has no single λ: it says its mix instead (logits: its λ values and the mix after them)
+  if (outcome.lambdas.length > 0) c.header(HEADERS.lambda, outcome.lambdas.join(','));
+  if (outcome.mix) c.header(HEADERS.mix, mixHeaderValue(outcome.mix));
   c.header(HEADERS.preset, outcome.preset ?? 'none');
   c.header(HEADERS.lambdaSource, outcome.source);
   if (outcome.clamped) c.header(HEADERS.lambdaClamped, 'true');

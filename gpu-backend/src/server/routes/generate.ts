@@ -5,7 +5,8 @@
 import type { Context } from 'hono';
 import { lambdaFieldOf } from '../../../../shared/src/backend-request.ts';
 import { ApiError } from '../../../../shared/src/errors.ts';
-import { HEADERS } from '../../../../shared/src/headers.ts';
+import type { AdapterMix } from '../../../../shared/src/adapter-mix.ts';
+import { HEADERS, mixHeaderValue } from '../../../../shared/src/headers.ts';
 import { parseJsonText, readRequest } from '../../../../shared/src/parse-request.ts';
 import { SSE_CONTENT_TYPE } from '../../../../shared/src/sse.ts';
 import { ChoiceRun } from '../generation/choices.ts';
@@ -16,7 +17,13 @@ import type { RouteDeps } from '../route-deps.ts';
 import { DISPATCH_ID } from '../usage-ledger.ts';
 import { answerMeta, ChunkWriter, CompletionCollector } from '../wire/completion.ts';
 
+/** What a generation runs with, as headers: its mix (`name=λ,…`) when it sent one, else its λ (headers.ts). */
+function blendHeadersOf(mix: AdapterMix | undefined, lambda: number): Record<string, string> {
+  return mix === undefined ? { [HEADERS.lambda]: String(lambda) } : { [HEADERS.mix]: mixHeaderValue(mix) };
+}
+
 /** The route handler for `kind`. */
+
 export function generationRoute(kind: 'chat' | 'completions', deps: RouteDeps) {
   return async function generationHandler(c: Context<BackendEnv>): Promise<Response> {
     const parsed = readRequest(kind, parseJsonText(c.get('body')));
@@ -27,7 +34,8 @@ export function generationRoute(kind: 'chat' | 'completions', deps: RouteDeps) {
     // errors about λ name the field the client wrote it in (the edge says which, else the request itself)
     const lambdaField = lambdaFieldOf(c.req.header(HEADERS.lambdaField), parsed.lambdaField) ?? 'lambda';
     const prep = await prepareGeneration(model, req, kind, deps.config.limits, lambdaField);
-    c.header(HEADERS.lambda, String(prep.lambda));
+    const blendHeaders = blendHeadersOf(req.mix, prep.lambda);
+    for (const [k, v] of Object.entries(blendHeaders)) c.header(k, v);
     // the edge's id for this request, to ask for its usage if the answer never reaches it (direct callers get their own)
     const given = c.req.header(HEADERS.dispatchId);
     const dispatchId = given !== undefined && DISPATCH_ID.test(given) ? given : `direct-${crypto.randomUUID()}`;
@@ -54,7 +62,7 @@ export function generationRoute(kind: 'chat' | 'completions', deps: RouteDeps) {
       headers: {
         'content-type': SSE_CONTENT_TYPE,
         'cache-control': 'no-cache',
-        [HEADERS.lambda]: String(prep.lambda),
+        ...blendHeaders,
         [HEADERS.requestId]: c.get('requestId'),
       },
     });

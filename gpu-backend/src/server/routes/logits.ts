@@ -2,7 +2,7 @@
 import type { Context } from 'hono';
 import { lambdaFieldOf } from '../../../../shared/src/backend-request.ts';
 import { ApiError } from '../../../../shared/src/errors.ts';
-import { HEADERS } from '../../../../shared/src/headers.ts';
+import { HEADERS, mixHeaderValue } from '../../../../shared/src/headers.ts';
 import { parseJsonText, readRequest } from '../../../../shared/src/parse-request.ts';
 import { rejectionError } from '../engine-error.ts';
 import type { BackendEnv } from '../http-types.ts';
@@ -28,7 +28,12 @@ export function logitsRoute(deps: RouteDeps) {
     } catch (err) {
       throw rejectionError(err);
     }
-    const headers = { 'content-type': 'application/json', [HEADERS.lambda]: prep.lambdas.join(',') };
+    const headers = {
+      'content-type': 'application/json',
+      [HEADERS.lambda]: prep.lambdas.join(','),
+      // the mix's result comes after the λ values' (headers.ts)
+      ...(req.mix === undefined ? {} : { [HEADERS.mix]: mixHeaderValue(req.mix) }),
+    };
     return c.body(piecesStream(logitsPieces(model, prep, result)), 200, headers);
   };
 }

@@ -143,16 +143,18 @@ interface StreamChunk {
   usage?: { completion_tokens: number; realign?: { mix?: Mix } } | null;
 }
 
-/** The header line of a column: the λ the edge used, where it came from, and whether it was clamped. */
+/**
+ * The header line of a column: the λ the edge used (or the mix, x-realign-mix, of a generation on a mix), where it
+ * came from, and whether it was clamped.
+ */
 function gotLabel(res: Response, got: string): string {
   const preset = res.headers.get(HEADERS.preset);
   const source = res.headers.get(HEADERS.lambdaSource);
+  const mix = parseMixText(res.headers.get(HEADERS.mix) ?? '');
   return (
-    'λ = ' +
-    formatLambda(Number(got)) +
-    ' (' +
-    HEADERS.lambda +
-    ')' +
+    (typeof mix === 'string'
+      ? 'λ = ' + formatLambda(Number(got)) + ' (' + HEADERS.lambda + ')'
+      : 'mix ' + mixLabel(mix, formatLambda) + ' (' + HEADERS.mix + ')') +
     (source ? ' · ' + source : '') +
     (preset && preset !== 'none' ? ' · ' + preset : '') +
     (res.headers.get(HEADERS.lambdaClamped) ? ' · clamped' : '')
@@ -183,7 +185,8 @@ export async function runColumn(col: Column, request: ApiRequest, signal: AbortS
       setColumnState(col, 'error', await errorMessage(res));
       return;
     }
-    const got = res.headers.get(HEADERS.lambda) || '?';
+    // a generation on a mix has no single λ (x-realign-mix instead)
+    const got = res.headers.get(HEADERS.lambda) || (res.headers.has(HEADERS.mix) ? '' : '?');
     col.el.dataset.lambdaGot = got;
     col.got.textContent = gotLabel(res, got);
     setColumnState(col, 'streaming', 'streaming…');
@@ -205,8 +208,9 @@ export async function runColumn(col: Column, request: ApiRequest, signal: AbortS
       }
     });
     if (mix) {
-      // the mix the backend ran (after the tenant's bounds), from the usage chunk
-      col.got.textContent = gotLabel(res, got) + ' · mix ' + mixLabel(mix, formatLambda);
+      // the mix the backend ran (after the tenant's bounds), from the usage chunk; the header line shows it already
+      // when the column ran a mix, and shows which adapter a λ ran on otherwise
+      if (!res.headers.has(HEADERS.mix)) col.got.textContent = gotLabel(res, got) + ' · mix ' + mixLabel(mix, formatLambda);
       col.el.dataset.mixGot = mixLabel(mix);
     }
     const seconds = ((performance.now() - started) / 1000).toFixed(1);
