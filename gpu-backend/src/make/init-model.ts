@@ -4,7 +4,7 @@ import type { Architecture } from '../checkpoint/config.ts';
 import type { DType } from '../checkpoint/dtype.ts';
 import { CheckpointError } from '../checkpoint/errors.ts';
 import { PRESETS, type ModelPreset } from './presets.ts';
-import { hfConfig, writeRandomCheckpoint } from './synthetic.ts';
+import { hfConfig, writeRandomCheckpoint, type ScaledInit } from './synthetic.ts';
 import { writeFolderAtomically } from '../checkpoint/writer.ts';
 import { copyBundledTokenizer, writeTinyTokenizer } from './tiny-tokenizer.ts';
 import { TextTokenizer } from '../text/tokenizer.ts';
@@ -18,6 +18,8 @@ export interface InitModelOptions {
   /** overrides of the preset's shape */
   overrides?: Partial<ModelPreset>;
   onProgress?: (done: number, total: number) => void;
+  /** opt-in GPT-2-style weights (synthetic.ts ScaledInit); the default draws are unchanged without it */
+  init?: ScaledInit;
 }
 
 /** Writes a Hugging Face checkpoint (config, tokenizer, seeded random weights); returns its config.json contents. */
@@ -33,7 +35,7 @@ export function initModel(out: string, opts: InitModelOptions): Record<string, u
       join(dir, 'generation_config.json'),
       JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2),
     );
-    writeRandomCheckpoint(dir, config, opts.seed, opts.dtype, opts.onProgress);
+    writeRandomCheckpoint(dir, config, opts.seed, opts.dtype, opts.onProgress, opts.init);
     return config;
   });
 }

@@ -54,9 +54,31 @@ export function hfConfig(
 }
 
 /**
- * Writes config.json and seeded random weights into `dir` (no tokenizer files). Norm weights are 1 ± 0.1, other
- * weights and biases N(0, σ²) with σ = min(0.08, 1/√hidden), so that tiny models have lively distributions and
- * large ones do not overflow in float16.
+ * An opt-in initialisation of the GPT-2 / Megatron kind, closer to what trained models look like and keeping a deep
+ * residual stream stable: every weight matrix (embedding, lm_head, q/k/v, gate/up) N(0, std²), the projections that
+ * write into the residual stream (o_proj, down_proj) N(0, (std / √(2·residualLayers))²), biases 0, norm weights 1.
+ * `residualLayers` is a number of its own (not the checkpoint's layer count) so that checkpoints with fewer layers
+ * are exact prefixes of a deeper one.
+ */
+export interface ScaledInit {
+  std: number;
+  residualLayers: number;
+}
+
+/** The mean and std a random checkpoint's tensor is drawn with (writeRandomCheckpoint's rule). */
+export function randomInitStd(name: string, hiddenSize: number, init?: ScaledInit): { mean: number; std: number } {
+  const isNorm = name.endsWith('norm.weight');
+  if (!init) return isNorm ? { mean: 1, std: 0.1 } : { mean: 0, std: Math.min(0.08, 1 / Math.sqrt(hiddenSize)) };
+  if (isNorm) return { mean: 1, std: 0 };
+  if (name.endsWith('.bias')) return { mean: 0, std: 0 };
+  const residual = /\.(o_proj|down_proj)\.weight$/.test(name);
+  return { mean: 0, std: residual ? init.std / Math.sqrt(2 * init.residualLayers) : init.std };
+}
+
+/**
+ * Writes config.json and seeded random weights into `dir` (no tokenizer files). By default norm weights are 1 ± 0.1,
+ * other weights and biases N(0, σ²) with σ = min(0.08, 1/√hidden), so that tiny models have lively distributions
+ * and large ones do not overflow in float16; `init` selects the ScaledInit rule instead.
  */
 export function writeRandomCheckpoint(
   dir: string,
@@ -64,28 +86,35 @@ export function writeRandomCheckpoint(
   seed: number,
   dtype: DType,
   onProgress?: (done: number, total: number) => void,
+  init?: ScaledInit,
 ): void {
   writeFileSync(join(dir, 'config.json'), JSON.stringify(config, null, 2));
   const cfg = parseModelConfig(config, join(dir, 'config.json'));
-  const std = Math.min(0.08, 1 / Math.sqrt(cfg.hiddenSize));
   const tensors = expectedTensors(cfg).map((t) => ({
     name: t.name,
     dtype,
     shape: t.shape,
     bytes: () => {
       const count = t.shape.reduce((a, b) => a * b, 1);
-      const isNorm = t.name.endsWith('norm.weight');
-      return float32ToBytes(randomNormal(seed, t.name, count, isNorm ? 1 : 0, isNorm ? 0.1 : std), dtype);
+      const { mean, std } = randomInitStd(t.name, cfg.hiddenSize, init);
+      const values = std === 0 ? new Float32Array(count).fill(mean) : randomNormal(seed, t.name, count, mean, std);
+      return float32ToBytes(values, dtype);
     },
   }));
   writeWeights(dir, tensors, undefined, onProgress);
 }
 
 /**
- * Writes `out` = `src` with every tensor matching `select` perturbed by N(0, std²) (seeded): an expanded InRa
- * checkpoint whose adapter then changes the output, as a trained one would.
+ * Writes `out` = `src` with every tensor matching `select` perturbed by N(0, std²) (seeded; `std` may depend on the
+ * tensor's name): an expanded InRa checkpoint whose adapter then changes the output, as a trained one would.
  */
-export function perturbCheckpoint(src: string, out: string, select: (name: string) => boolean, seed: number, std = 0.05): void {
+export function perturbCheckpoint(
+  src: string,
+  out: string,
+  select: (name: string) => boolean,
+  seed: number,
+  std: number | ((name: string) => number) = 0.05,
+): void {
   writeFolderAtomically(out, (dir) => {
     for (const f of readdirSync(src))
       if (!f.endsWith('.safetensors') && !f.endsWith('.index.json')) copyFileSync(join(src, f), join(dir, f));
@@ -97,7 +126,7 @@ export function perturbCheckpoint(src: string, out: string, select: (name: strin
       bytes: () => {
         if (!select(e.name) || e.dtype === 'I64') return store.readBytes(e.name).bytes;
         const v = store.readFloat32(e.name);
-        const noise = randomNormal(seed, e.name, v.length, 0, std);
+        const noise = randomNormal(seed, e.name, v.length, 0, typeof std === 'number' ? std : std(e.name));
         for (let i = 0; i < v.length; i++) v[i] += noise[i];
         return float32ToBytes(v, e.dtype);
       },
