@@ -1,7 +1,11 @@
 /**
  * Issue 17's speed rows: float32 / int8 / int4 weights of one base model side by side (decode steps taken in turn,
  * medians), CPU, per batch size, with each row's ms/step against its floor — the weight bytes one decode step reads
- * divided by the memory read bandwidth measured in the same process (bandwidthProbe).
+ * divided by the memory read bandwidth measured in the same process, in turn with the steps. The floor's probe is
+ * lib/matmul-probe.ts 'chain' (62 dependent float32 MatMuls [1, 896] × [896, 4864] × [4864, 896] … over prepacked
+ * initializers, 1.08 GB: a decode step's own kernel, op sizes and access pattern); its 'single' probe (one
+ * [1, 4096] × [4096, 65536] MatMul) and the older ReduceSum probe (openBandwidthProbe) run beside it, and their GB/s
+ * are reported too.
  *
  * `npm run bench` runs this file as a child process with the allocator settings `realign` itself runs with
  * (bin/realign.js: glibc keeps freed memory instead of returning it) and the sessions get the server's options
@@ -24,6 +28,7 @@ import { Graph } from '../gpu-backend/src/graph/ir.ts';
 import { encodeOnnxModel } from '../gpu-backend/src/graph/onnx-writer.ts';
 import { graphWeights, type WeightFormat } from '../gpu-backend/src/graph/quantize.ts';
 import { ModelSession } from '../gpu-backend/src/ort/session.ts';
+import { openMatMulProbe } from './lib/matmul-probe.ts';
 import { BENCH_ROOT } from './lib/models.ts';
 import { interleaved, median, pairedRatio, summarize, type Timing } from './lib/stats.ts';
 
@@ -43,6 +48,8 @@ export interface Bandwidth {
   /** bytes read per run */
   bytes: number;
   runs: number;
+  /** what was read: the probe's description */
+  probe: string;
 }
 
 /**
@@ -83,16 +90,29 @@ export interface QuantSpeedRow {
   tokensPerSecond: number;
   /** bytesPerStep / the median bandwidth of the probe runs taken in turn with these steps */
   floorMs: number;
-  /** step ms ÷ that round's floor (bytesPerStep over the probe run of the same round), median over rounds */
+  /** step ms ÷ that round's floor (bytesPerStep over the MatMul probe run of the same round), median over rounds */
   overFloor: number;
+  /** the fastest step ÷ the floor from the fastest MatMul probe run (the least-contended samples of each) */
+  overFloorBest: number;
+  /** step ms ÷ the floor from the ReduceSum probe run of the same round, median over rounds (the older probe) */
+  overReduceSumFloor: number;
   /** process CPU time of the timed steps: system share of user + system */
   systemShare: number;
+  /**
+   * process CPU time (user + system) per weight byte of these steps ÷ that of the floor probe's runs, over the same
+   * rounds: how much more CPU work a step spends per byte than the pure weight stream, a ratio that time slicing by
+   * other processes on the cores does not move (it counts no time spent descheduled)
+   */
+  cpuOverFloor: number;
   /** minor page faults per timed step */
   minorFaultsPerStep: number;
 }
 
 export interface QuantSpeedResult {
+  /** the MatMul chain probe's bandwidth: the floors' */
   bandwidth: Bandwidth;
+  /** the single-MatMul and ReduceSum probes', measured in turn with the same steps */
+  otherBandwidths: Bandwidth[];
   threads: string;
   malloc: Record<string, string | null>;
   rows: QuantSpeedRow[];
@@ -126,11 +146,24 @@ export async function quantizedSpeed(
   rounds: number,
   log: (s: string) => void,
 ): Promise<QuantSpeedResult> {
-  const probe = openBandwidthProbe();
+  const probe = await openMatMulProbe('chain');
+  const singleProbe = await openMatMulProbe('single');
+  const sumProbe = { name: 'ReduceSum over a [256, 2^20] float32 input (1 GiB)', ...openBandwidthProbe() };
   const probeMs: number[] = [];
-  const bandwidth: Bandwidth = { GBps: NaN, bestGBps: NaN, bytes: probe.bytes, runs: 0 };
+  const singleMs: number[] = [];
+  const sumProbeMs: number[] = [];
+  const bw = (p: { bytes: number; name: string }): Bandwidth => ({
+    GBps: NaN,
+    bestGBps: NaN,
+    bytes: p.bytes,
+    runs: 0,
+    probe: p.name,
+  });
+  const bandwidth = bw(probe);
+  const otherBandwidths = [bw(singleProbe), bw(sumProbe)];
   const result: QuantSpeedResult = {
     bandwidth,
+    otherBandwidths,
     threads: "ONNX Runtime's default (as the server)",
     malloc: Object.fromEntries(Object.keys(SERVER_MALLOC_ENV).map((k) => [k, process.env[k] ?? null])),
     rows: [],
@@ -184,16 +217,29 @@ export async function quantizedSpeed(
         ]),
       );
       // the probe runs in turn with the steps, so that each round's floor is measured under that round's conditions
+      const probeUsage = { cpu: 0 };
       steps.probe = async () => {
+        const u0 = process.resourceUsage();
         await probe.run();
+        const u1 = process.resourceUsage();
+        probeUsage.cpu += u1.userCPUTime - u0.userCPUTime + u1.systemCPUTime - u0.systemCPUTime;
+      };
+      steps.singleProbe = async () => {
+        await singleProbe.run();
+      };
+      steps.sumProbe = async () => {
+        await sumProbe.run();
       };
       const samples = await interleaved(steps, rounds, 3);
       probeMs.push(...samples.probe);
+      singleMs.push(...samples.singleProbe);
+      sumProbeMs.push(...samples.sumProbe);
       const probeGBps = probe.bytes / (median(samples.probe) / 1000) / 1e9;
       for (const v of variants) {
         const timing = summarize(samples[v.weights]);
         const floorMs = (v.bytes / (probeGBps * 1e9)) * 1000;
         const roundFloors = samples.probe.map((ms) => (ms * v.bytes) / probe.bytes);
+        const sumFloors = samples.sumProbe.map((ms) => (ms * v.bytes) / sumProbe.bytes);
         const u = usage.get(v.weights)!;
         result.rows.push({
           preset,
@@ -204,7 +250,10 @@ export async function quantizedSpeed(
           tokensPerSecond: (B * 1000) / timing.medianMs,
           floorMs,
           overFloor: pairedRatio(samples[v.weights], roundFloors),
+          overFloorBest: Math.min(...samples[v.weights]) / Math.min(...roundFloors),
+          overReduceSumFloor: pairedRatio(samples[v.weights], sumFloors),
           systemShare: u.system / (u.user + u.system),
+          cpuOverFloor: (u.user + u.system) / v.bytes / (probeUsage.cpu / probe.bytes),
           // the warm-up rounds are counted in the usage too
           minorFaultsPerStep: u.faults / (rounds + 3),
         });
@@ -219,11 +268,18 @@ export async function quantizedSpeed(
     }
     for (const v of variants) await v.runner.release();
   }
-  await probe.release();
-  bandwidth.GBps = probe.bytes / (median(probeMs) / 1000) / 1e9;
-  bandwidth.bestGBps = probe.bytes / (Math.min(...probeMs) / 1000) / 1e9;
-  bandwidth.runs = probeMs.length;
-  log(`bandwidth ${bandwidth.GBps.toFixed(1)} GB/s (median of ${probeMs.length} runs)`);
+  for (const p of [probe, singleProbe, sumProbe]) await p.release();
+  for (const [b, ms] of [
+    [bandwidth, probeMs],
+    [otherBandwidths[0], singleMs],
+    [otherBandwidths[1], sumProbeMs],
+  ] as const) {
+    b.GBps = b.bytes / (median(ms) / 1000) / 1e9;
+    b.bestGBps = b.bytes / (Math.min(...ms) / 1000) / 1e9;
+    b.runs = ms.length;
+  }
+  for (const b of [bandwidth, ...otherBandwidths])
+    log(`bandwidth ${b.GBps.toFixed(1)} GB/s (best ${b.bestGBps.toFixed(1)}, median of ${b.runs} runs): ${b.probe}`);
   return result;
 }
 
@@ -251,16 +307,20 @@ export async function quantizedSpeedInChild(presets: string[], batches: number[]
 /** The rows as a markdown table. */
 export function speedTable(r: QuantSpeedResult): string {
   const lines = [
-    `Memory read bandwidth (ReduceSum over 1 GiB float32 with the sessions' threads, one run in every round of decode steps): median **${r.bandwidth.GBps.toFixed(1)} GB/s** over ${r.bandwidth.runs} runs (best ${r.bandwidth.bestGBps.toFixed(1)}). Floor = weight bytes per step ÷ the bandwidth of the probe runs taken in turn with that row's steps; × floor = the median over rounds of step time ÷ that round's floor.`,
+    `Memory read bandwidth, probes opened with the sessions' options and threads, each run once in every round of decode steps (so under that round's load): the floor's probe, ${r.bandwidth.probe} — a decode step's kernel, op sizes and access pattern, ${(r.bandwidth.bytes / 1e9).toFixed(2)} GB per run — median **${r.bandwidth.GBps.toFixed(1)} GB/s** over ${r.bandwidth.runs} runs (best ${r.bandwidth.bestGBps.toFixed(1)})` +
+      (r.otherBandwidths ?? [])
+        .map((b) => `; ${b.probe}: median ${b.GBps.toFixed(1)} GB/s (best ${b.bestGBps.toFixed(1)})`)
+        .join('') +
+      `. Floor = weight bytes per step ÷ the floor probe's bandwidth in the rounds of that row's steps; × floor = the median over rounds of step time ÷ that round's floor; × floor (best) = fastest step ÷ the floor from the fastest probe run; × ReduceSum floor = the median ratio against the older ReduceSum probe's run of each round; CPU time per byte ÷ probe = the steps' process CPU time per weight byte over the floor probe's (time spent descheduled is not CPU time, so other processes' load moves it little).`,
     '',
-    '| shape | batch | weights | GB read/step | ms/step (p10–p90) | floor ms | × floor | tokens/s | × float32 tokens/s | sys share | minor faults/step |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| shape | batch | weights | GB read/step | ms/step (p10–p90) | floor ms | × floor | × floor (best) | × ReduceSum floor | tokens/s | × float32 tokens/s | CPU time per byte ÷ probe | sys share | minor faults/step |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const row of r.rows) {
     const s = r.speedup.find((x) => x.preset === row.preset && x.batch === row.batch);
     const ratio = row.weights === 'float32' ? 1 : (s?.[row.weights as 'int8' | 'int4'] ?? NaN);
     lines.push(
-      `| ${row.preset} | ${row.batch} | ${row.weights} | ${(row.bytesPerStep / 1e9).toFixed(3)} | ${row.timing.medianMs.toFixed(1)} (${row.timing.p10Ms.toFixed(1)}–${row.timing.p90Ms.toFixed(1)}) | ${row.floorMs.toFixed(1)} | ${row.overFloor.toFixed(2)} | ${row.tokensPerSecond.toFixed(1)} | ${ratio.toFixed(2)} | ${(100 * row.systemShare).toFixed(0)}% | ${row.minorFaultsPerStep.toFixed(0)} |`,
+      `| ${row.preset} | ${row.batch} | ${row.weights} | ${(row.bytesPerStep / 1e9).toFixed(3)} | ${row.timing.medianMs.toFixed(1)} (${row.timing.p10Ms.toFixed(1)}–${row.timing.p90Ms.toFixed(1)}) | ${row.floorMs.toFixed(1)} | ${row.overFloor.toFixed(2)} | ${row.overFloorBest?.toFixed(2) ?? '–'} | ${row.overReduceSumFloor?.toFixed(2) ?? '–'} | ${row.tokensPerSecond.toFixed(1)} | ${ratio.toFixed(2)} | ${row.cpuOverFloor?.toFixed(2) ?? '–'} | ${(100 * row.systemShare).toFixed(0)}% | ${row.minorFaultsPerStep.toFixed(0)} |`,
     );
   }
   return lines.join('\n');
