@@ -6,7 +6,7 @@
  *
  *   node --import tsx bench/quantized-report.ts
  */
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { agreementTable, type AgreementResult } from './quantized-agreement.ts';
 import { speedTable, type QuantSpeedResult } from './quantized-speed.ts';
@@ -22,6 +22,11 @@ export const END = '<!-- quantized:end -->';
 export interface QuantizedAccuracy {
   toy?: QuantizedToyResult;
   agreement?: AgreementResult;
+  /**
+   * further agreement runs, bench/results/quantized-agreement-<name>.json (e.g. the GPT-2-style init's, the trained
+   * toy model's), each rendered after the main one
+   */
+  agreementMore?: AgreementResult[];
   /** bench/results/quantized-notes.md: what the recorded runs were measured under and what they showed (by hand) */
   notes?: string;
 }
@@ -32,6 +37,12 @@ export function readQuantizedAccuracy(dir: string): QuantizedAccuracy {
   return {
     toy: read('quantized-toy.json'),
     agreement: read('quantized-agreement.json'),
+    agreementMore: existsSync(dir)
+      ? readdirSync(dir)
+          .filter((f) => /^quantized-agreement-.+\.json$/.test(f))
+          .sort()
+          .map((f) => read(f) as AgreementResult)
+      : [],
     notes: existsSync(notes) ? readFileSync(notes, 'utf8').trim() : undefined,
   };
 }
@@ -92,6 +103,20 @@ export function quantizedSection(speed: QuantSpeedResult | undefined, acc: Quant
     if (int8)
       md.push(
         `int8 (the default) top-1 agreement ${(100 * int8.agreement).toFixed(1)}% against the target ≥ ${100 * QUANT_TARGETS.int8Agreement}%: ${met(int8.agreement >= QUANT_TARGETS.int8Agreement)}.`,
+        '',
+      );
+  }
+  for (const a of acc.agreementMore ?? []) {
+    const int8 = a.rows.find((r) => r.name === 'int8');
+    md.push(
+      `### Top-1 agreement with float32: ${a.model ? `trained toy model, λ ${a.lambda}` : `random model, ${a.init ?? 'default'} init, ${a.layers ?? 24} layers`} (measured ${a.date.slice(0, 16)}, bench/quantized-agreement.ts)`,
+      '',
+      agreementTable(a),
+      '',
+    );
+    if (int8)
+      md.push(
+        `int8 top-1 agreement ${(100 * int8.agreement).toFixed(1)}% (target ≥ ${100 * QUANT_TARGETS.int8Agreement}%: ${met(int8.agreement >= QUANT_TARGETS.int8Agreement)}).`,
         '',
       );
   }
