@@ -1,11 +1,13 @@
 /**
  * Issue 17's speed rows: float32 / int8 / int4 weights of one base model side by side (decode steps taken in turn,
  * medians), CPU, per batch size, with each row's ms/step against its floor — the weight bytes one decode step reads
- * divided by the memory read bandwidth measured in the same process, in turn with the steps. The floor's probe is
- * lib/matmul-probe.ts 'chain' (62 dependent float32 MatMuls [1, 896] × [896, 4864] × [4864, 896] … over prepacked
- * initializers, 1.08 GB: a decode step's own kernel, op sizes and access pattern); its 'single' probe (one
- * [1, 4096] × [4096, 65536] MatMul) and the older ReduceSum probe (openBandwidthProbe) run beside it, and their GB/s
- * are reported too.
+ * divided by the memory read bandwidth measured in the same process, in turn with the steps. Three read probes run in
+ * every round, with the sessions' options: lib/matmul-probe.ts 'chain' (62 dependent float32 MatMuls [1, 896] ×
+ * [896, 4864] × [4864, 896] … over prepacked initializers, 1.08 GB: a decode step's own kernel, op sizes and access
+ * pattern), its 'single' probe (one [1, 4096] × [4096, 65536] MatMul over a 1 GiB initializer) and the older
+ * ReduceSum over a 1 GiB input (openBandwidthProbe). A round's floor uses the fastest of the three in that round
+ * (none of them is a strict bound alone: on a quiet machine the single MatMul and ReduceSum read fastest, under load
+ * the chain did), and each probe's own GB/s is reported.
  *
  * `npm run bench` runs this file as a child process with the allocator settings `realign` itself runs with
  * (bin/realign.js: glibc keeps freed memory instead of returning it) and the sessions get the server's options
@@ -90,16 +92,18 @@ export interface QuantSpeedRow {
   tokensPerSecond: number;
   /** bytesPerStep / the median bandwidth of the probe runs taken in turn with these steps */
   floorMs: number;
-  /** step ms ÷ that round's floor (bytesPerStep over the MatMul probe run of the same round), median over rounds */
+  /** step ms ÷ that round's floor (bytesPerStep over the fastest probe run of the same round), median over rounds */
   overFloor: number;
-  /** the fastest step ÷ the floor from the fastest MatMul probe run (the least-contended samples of each) */
+  /** the fastest step ÷ the lowest round floor (the least-contended samples of each) */
   overFloorBest: number;
+  /** step ms ÷ the floor from the chain probe run of the same round alone, median over rounds */
+  overChainFloor: number;
   /** step ms ÷ the floor from the ReduceSum probe run of the same round, median over rounds (the older probe) */
   overReduceSumFloor: number;
   /** process CPU time of the timed steps: system share of user + system */
   systemShare: number;
   /**
-   * process CPU time (user + system) per weight byte of these steps ÷ that of the floor probe's runs, over the same
+   * process CPU time (user + system) per weight byte of these steps ÷ that of the chain probe's runs, over the same
    * rounds: how much more CPU work a step spends per byte than the pure weight stream, a ratio that time slicing by
    * other processes on the cores does not move (it counts no time spent descheduled)
    */
@@ -109,10 +113,10 @@ export interface QuantSpeedRow {
 }
 
 export interface QuantSpeedResult {
-  /** the MatMul chain probe's bandwidth: the floors' */
+  /** the floors' bandwidth: per round, the fastest of the probes */
   bandwidth: Bandwidth;
-  /** the single-MatMul and ReduceSum probes', measured in turn with the same steps */
-  otherBandwidths: Bandwidth[];
+  /** each probe's own (chain, single MatMul, ReduceSum), measured in turn with the same steps */
+  probes: Bandwidth[];
   threads: string;
   malloc: Record<string, string | null>;
   rows: QuantSpeedRow[];
@@ -159,11 +163,12 @@ export async function quantizedSpeed(
     runs: 0,
     probe: p.name,
   });
-  const bandwidth = bw(probe);
-  const otherBandwidths = [bw(singleProbe), bw(sumProbe)];
+  const probes = [bw(probe), bw(singleProbe), bw(sumProbe)];
+  const bandwidth = bw({ bytes: NaN, name: 'per round, the fastest of the three probes' });
+  const floorGBps: number[] = [];
   const result: QuantSpeedResult = {
     bandwidth,
-    otherBandwidths,
+    probes,
     threads: "ONNX Runtime's default (as the server)",
     malloc: Object.fromEntries(Object.keys(SERVER_MALLOC_ENV).map((k) => [k, process.env[k] ?? null])),
     rows: [],
@@ -234,11 +239,17 @@ export async function quantizedSpeed(
       probeMs.push(...samples.probe);
       singleMs.push(...samples.singleProbe);
       sumProbeMs.push(...samples.sumProbe);
-      const probeGBps = probe.bytes / (median(samples.probe) / 1000) / 1e9;
+      // GB/s of the fastest probe in each round
+      const roundGBps = samples.probe.map(
+        (ms, i) =>
+          Math.max(probe.bytes / ms, singleProbe.bytes / samples.singleProbe[i], sumProbe.bytes / samples.sumProbe[i]) / 1e6,
+      );
+      floorGBps.push(...roundGBps);
       for (const v of variants) {
         const timing = summarize(samples[v.weights]);
-        const floorMs = (v.bytes / (probeGBps * 1e9)) * 1000;
-        const roundFloors = samples.probe.map((ms) => (ms * v.bytes) / probe.bytes);
+        const roundFloors = roundGBps.map((gbps) => v.bytes / gbps / 1e6);
+        const floorMs = median(roundFloors);
+        const chainFloors = samples.probe.map((ms) => (ms * v.bytes) / probe.bytes);
         const sumFloors = samples.sumProbe.map((ms) => (ms * v.bytes) / sumProbe.bytes);
         const u = usage.get(v.weights)!;
         result.rows.push({
@@ -251,6 +262,7 @@ export async function quantizedSpeed(
           floorMs,
           overFloor: pairedRatio(samples[v.weights], roundFloors),
           overFloorBest: Math.min(...samples[v.weights]) / Math.min(...roundFloors),
+          overChainFloor: pairedRatio(samples[v.weights], chainFloors),
           overReduceSumFloor: pairedRatio(samples[v.weights], sumFloors),
           systemShare: u.system / (u.user + u.system),
           cpuOverFloor: (u.user + u.system) / v.bytes / (probeUsage.cpu / probe.bytes),
@@ -270,15 +282,18 @@ export async function quantizedSpeed(
   }
   for (const p of [probe, singleProbe, sumProbe]) await p.release();
   for (const [b, ms] of [
-    [bandwidth, probeMs],
-    [otherBandwidths[0], singleMs],
-    [otherBandwidths[1], sumProbeMs],
+    [probes[0], probeMs],
+    [probes[1], singleMs],
+    [probes[2], sumProbeMs],
   ] as const) {
     b.GBps = b.bytes / (median(ms) / 1000) / 1e9;
     b.bestGBps = b.bytes / (Math.min(...ms) / 1000) / 1e9;
     b.runs = ms.length;
   }
-  for (const b of [bandwidth, ...otherBandwidths])
+  bandwidth.GBps = median(floorGBps);
+  bandwidth.bestGBps = Math.max(...floorGBps);
+  bandwidth.runs = floorGBps.length;
+  for (const b of [...probes, bandwidth])
     log(`bandwidth ${b.GBps.toFixed(1)} GB/s (best ${b.bestGBps.toFixed(1)}, median of ${b.runs} runs): ${b.probe}`);
   return result;
 }
@@ -307,20 +322,18 @@ export async function quantizedSpeedInChild(presets: string[], batches: number[]
 /** The rows as a markdown table. */
 export function speedTable(r: QuantSpeedResult): string {
   const lines = [
-    `Memory read bandwidth, probes opened with the sessions' options and threads, each run once in every round of decode steps (so under that round's load): the floor's probe, ${r.bandwidth.probe} — a decode step's kernel, op sizes and access pattern, ${(r.bandwidth.bytes / 1e9).toFixed(2)} GB per run — median **${r.bandwidth.GBps.toFixed(1)} GB/s** over ${r.bandwidth.runs} runs (best ${r.bandwidth.bestGBps.toFixed(1)})` +
-      (r.otherBandwidths ?? [])
-        .map((b) => `; ${b.probe}: median ${b.GBps.toFixed(1)} GB/s (best ${b.bestGBps.toFixed(1)})`)
-        .join('') +
-      `. Floor = weight bytes per step ÷ the floor probe's bandwidth in the rounds of that row's steps; × floor = the median over rounds of step time ÷ that round's floor; × floor (best) = fastest step ÷ the floor from the fastest probe run; × ReduceSum floor = the median ratio against the older ReduceSum probe's run of each round; CPU time per byte ÷ probe = the steps' process CPU time per weight byte over the floor probe's (time spent descheduled is not CPU time, so other processes' load moves it little).`,
+    `Memory read bandwidth: three probes opened with the sessions' options and threads, each run once in every round of decode steps (so under that round's load)` +
+      (r.probes ?? []).map((b) => `; ${b.probe}: median ${b.GBps.toFixed(1)} GB/s (best ${b.bestGBps.toFixed(1)})`).join('') +
+      `. A round's floor = weight bytes per step ÷ the fastest probe of that round (median over rounds: **${r.bandwidth.GBps.toFixed(1)} GB/s**, best ${r.bandwidth.bestGBps.toFixed(1)}); floor ms = the median round floor; × floor = the median over rounds of step time ÷ that round's floor; × floor (best) = fastest step ÷ lowest round floor; × chain / × ReduceSum floor = the same median ratio against that one probe alone; CPU time per byte ÷ chain = the steps' process CPU time per weight byte over the chain probe's (time spent descheduled is not CPU time, so other processes' load moves it little).`,
     '',
-    '| shape | batch | weights | GB read/step | ms/step (p10–p90) | floor ms | × floor | × floor (best) | × ReduceSum floor | tokens/s | × float32 tokens/s | CPU time per byte ÷ probe | sys share | minor faults/step |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| shape | batch | weights | GB read/step | ms/step (p10–p90) | floor ms | × floor | × floor (best) | × chain floor | × ReduceSum floor | tokens/s | × float32 tokens/s | CPU time per byte ÷ chain | sys share | minor faults/step |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const row of r.rows) {
     const s = r.speedup.find((x) => x.preset === row.preset && x.batch === row.batch);
     const ratio = row.weights === 'float32' ? 1 : (s?.[row.weights as 'int8' | 'int4'] ?? NaN);
     lines.push(
-      `| ${row.preset} | ${row.batch} | ${row.weights} | ${(row.bytesPerStep / 1e9).toFixed(3)} | ${row.timing.medianMs.toFixed(1)} (${row.timing.p10Ms.toFixed(1)}–${row.timing.p90Ms.toFixed(1)}) | ${row.floorMs.toFixed(1)} | ${row.overFloor.toFixed(2)} | ${row.overFloorBest?.toFixed(2) ?? '–'} | ${row.overReduceSumFloor?.toFixed(2) ?? '–'} | ${row.tokensPerSecond.toFixed(1)} | ${ratio.toFixed(2)} | ${row.cpuOverFloor?.toFixed(2) ?? '–'} | ${(100 * row.systemShare).toFixed(0)}% | ${row.minorFaultsPerStep.toFixed(0)} |`,
+      `| ${row.preset} | ${row.batch} | ${row.weights} | ${(row.bytesPerStep / 1e9).toFixed(3)} | ${row.timing.medianMs.toFixed(1)} (${row.timing.p10Ms.toFixed(1)}–${row.timing.p90Ms.toFixed(1)}) | ${row.floorMs.toFixed(1)} | ${row.overFloor.toFixed(2)} | ${row.overFloorBest?.toFixed(2) ?? '–'} | ${row.overChainFloor?.toFixed(2) ?? '–'} | ${row.overReduceSumFloor?.toFixed(2) ?? '–'} | ${row.tokensPerSecond.toFixed(1)} | ${ratio.toFixed(2)} | ${row.cpuOverFloor?.toFixed(2) ?? '–'} | ${(100 * row.systemShare).toFixed(0)}% | ${row.minorFaultsPerStep.toFixed(0)} |`,
     );
   }
   return lines.join('\n');
