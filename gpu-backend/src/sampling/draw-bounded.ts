@@ -1,4 +1,5 @@
-import { expWeight } from './draw.ts';
+// the same buckets as drawNucleus's: a decided token is its token
+import { BUCKETS, BUCKET_SCALE, NEGLIGIBLE, expWeight } from './draw.ts';
 
 /**
  * Cheaper ways to the token `drawNucleus` and `drawFull` (draw.ts) return for the same row and u — the same token,
@@ -26,9 +27,6 @@ import { expWeight } from './draw.ts';
 /** The row's draw could come out differently in drawNucleus: run drawNucleus. */
 export const UNDECIDED = -1;
 
-const NEGLIGIBLE = -60;
-const BUCKETS = 2048;
-const BUCKET_SCALE = BUCKETS / -NEGLIGIBLE;
 const FINE_STEPS = 1024;
 const FINE_TABLE = Float64Array.from({ length: -NEGLIGIBLE * FINE_STEPS + 1 }, (_, k) => Math.exp(-k / FINE_STEPS));
 const EPS = 2e-10;

@@ -8,10 +8,10 @@ import { topKIndices } from './select.ts';
 
 /** Terms with exp(x) for x below this are < e^-60 ≈ 9e-27 of the largest (which is 1): even summed over a
  * billion tokens they stay below double precision's 2^-53, so skipping them changes no sum and no draw. */
-const NEGLIGIBLE = -60;
+export const NEGLIGIBLE = -60;
 /** Buckets of x = (z − max)·invT over (NEGLIGIBLE, 0] for the top_p search; bucket order is rank order. */
-const BUCKETS = 2048;
-const BUCKET_SCALE = BUCKETS / -NEGLIGIBLE;
+export const BUCKETS = 2048;
+export const BUCKET_SCALE = BUCKETS / -NEGLIGIBLE;
 
 /**
  * exp(x) for x in (NEGLIGIBLE, 0], the weights' range, without calling Math.exp (a C call in V8, ~20–50 ns, most of
