@@ -27,8 +27,8 @@
 import type { SamplingFeed } from './graph-runner.ts';
 import type { LoadedModel } from './model-loader.ts';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
-import { topLogprobs } from './logprobs.ts';
-import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult, TopEntry } from './protocol.ts';
+import { logitsNeeds, logitsReadout } from './logits-readout.ts';
+import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult } from './protocol.ts';
 import type { Blend } from './mix.ts';
 import { RowAllocator, branchRowCount, needsFor, type SequencePlan } from './rows.ts';
 import { Sequence } from './sequence.ts';
@@ -100,8 +100,7 @@ export class Scheduler {
   submitLogits(job: LogitsJob): void {
     let reserved: number;
     try {
-      reserved =
-        job.inputIds.length * branchRowCount(needsFor(this.model.runner.manifest, logitsBlends(job), job.includeBranches));
+      reserved = job.inputIds.length * branchRowCount(logitsNeeds(this.model.runner.manifest, job));
     } catch (err) {
       this.sink.rejected(job.id, {
         message: `the engine cannot run this request: ${(err as Error).message}`,
@@ -583,42 +582,14 @@ export class Scheduler {
 
   /** One forward pass for a logits job, read out for every λ (and each branch on its own when asked). */
   private async runLogits(job: LogitsJob, reserved: number, stepMs: number[]): Promise<void> {
-    const manifest = this.model.runner.manifest;
-    const needs = needsFor(manifest, logitsBlends(job), job.includeBranches);
-    const names = manifest.adapters?.map((a) => a.name) ?? [];
-    // branches read out after the blends: aligned (the first adapter) and reference, then each further adapter
-    const branchLambdas: Blend[] =
-      job.includeBranches && manifest.mode !== 'single' ? [1, 0, ...names.slice(1).map((n) => ({ [n]: 1 }))] : [];
-    const blends = logitsBlends(job);
-    const lambdas = [...blends, ...branchLambdas];
+    const readout = logitsReadout(this.model.runner.manifest, job);
     let handle: ReturnType<RowAllocator['add']> | null = null;
     try {
-      handle = this.rows.add(needs);
-      const plan = this.rows.prefillPlan([{ handle, tokens: job.inputIds, lambdas }], job.positions === 'all');
+      handle = this.rows.add(readout.needs);
+      const plan = this.rows.prefillPlan([{ handle, tokens: job.inputIds, lambdas: readout.lambdas }], job.positions === 'all');
       const logits = await this.timed(plan, stepMs);
       this.prefillSteps++;
-      const V = this.model.vocabSize;
-      const P = plan.positions[0].length;
-      const read = (k: number): TopEntry[][] =>
-        Array.from({ length: P }, (_, p) => topLogprobs(logits.subarray((k * P + p) * V, (k * P + p + 1) * V), job.topLogprobs));
-      const positions =
-        job.positions === 'all' ? Array.from({ length: job.inputIds.length }, (_, i) => i) : [job.inputIds.length - 1];
-      const result: LogitsResult = {
-        positions,
-        blends: blends.map((b, k) =>
-          typeof b === 'number' ? { lambda: b, top: read(k) } : { lambda: mixSum(b), mix: b, top: read(k) },
-        ),
-        forwardPasses: 1,
-      };
-      if (branchLambdas.length > 0) {
-        const at = blends.length;
-        result.branches = { aligned: read(at), reference: read(at + 1) };
-        if (names.length > 0)
-          result.branches.adapters = Object.fromEntries(
-            names.map((n, i) => [n, i === 0 ? result.branches!.aligned : read(at + 1 + i)]),
-          );
-      }
-      this.sink.logits(job.id, result);
+      this.sink.logits(job.id, readout.result(logits, plan.positions[0].length, this.model.vocabSize));
     } catch (err) {
       this.sink.rejected(job.id, {
         message: (err as Error).message,
@@ -629,14 +600,4 @@ export class Scheduler {
       this.reserved -= reserved;
     }
   }
-}
-
-/** The blends a logits job reads out: its λ values, then its mixes. */
-function logitsBlends(job: LogitsJob): Blend[] {
-  return [...job.lambdas, ...(job.mixes ?? [])];
-}
-
-/** Σ λ_i of a mix (what a logits blend of a mix reports as its λ: the weight off the reference). */
-function mixSum(mix: Readonly<Record<string, number>>): number {
-  return Object.values(mix).reduce((a, b) => a + b, 0);
 }
