@@ -75,16 +75,15 @@
 import { breakTies, idOrderDraw } from './device-draw.ts';
 import { applyPenalties, nextPenaltyState, type DevicePenaltyInputs } from './device-penalties.ts';
 import type { Graph } from './ir.ts';
+// the host sampler's buckets: the device block draws the token draw.ts draws
+import { BUCKETS, BUCKET_SCALE, NEGLIGIBLE } from '../sampling/draw.ts';
 
 /** Element type codes of the ONNX Cast op. */
 const FLOAT = 1;
 const INT64 = 7;
 const DOUBLE = 11;
 
-/** The host's constants (sampling/draw.ts and sampler.ts). */
-const NEGLIGIBLE = -60;
-const BUCKETS = 2048;
-const BUCKET_SCALE = BUCKETS / -NEGLIGIBLE;
+/** The host's constants (sampler.ts; the buckets are draw.ts's own, imported above). */
 const FLOAT32_MAX = 3.4028234663852886e38;
 
 /** Row status values of the token output. */
