@@ -11,7 +11,8 @@
  *                                                       └──────────────────────────────────┘
  */
 import type { KvNames } from './decoder.ts';
-import { addDeviceSampling, SAMPLING_IO } from './device-sampling.ts';
+import { addDeviceSampling } from './device-sampling.ts';
+import { SAMPLING_IO } from './device-sampling-io.ts';
 import { emitForward, type ForwardIo } from './forward.ts';
 import { Graph, type ElemType } from './ir.ts';
 import {

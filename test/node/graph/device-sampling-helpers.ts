@@ -2,12 +2,8 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { expect } from 'vitest';
 import { halfToFloat, float32ToHalfBits } from '../../../gpu-backend/src/checkpoint/dtype.ts';
-import {
-  HOST_DECIDES,
-  NO_FINITE_LOGIT,
-  addDeviceSampling,
-  type DeviceSamplingOptions,
-} from '../../../gpu-backend/src/graph/device-sampling.ts';
+import { addDeviceSampling } from '../../../gpu-backend/src/graph/device-sampling.ts';
+import { HOST_DECIDES, NO_FINITE_LOGIT, type DeviceSamplingOptions } from '../../../gpu-backend/src/graph/device-sampling-io.ts';
 import { Graph } from '../../../gpu-backend/src/graph/ir.ts';
 import { encodeOnnxModel } from '../../../gpu-backend/src/graph/onnx-writer.ts';
 import { ModelSession, type HostTensor } from '../../../gpu-backend/src/ort/session.ts';
