@@ -1,152 +1,16 @@
 /**
  * The request path at scale (issue 20): what one warm request costs in D1 queries, KV operations, Durable Object
- * calls and queue messages — counted by wrapping the bindings in counting proxies, not estimated — and the bounds
- * of the per-isolate read cache (revocation within READ_CACHE_TTL_MS) and of an unreachable rate limiter (the
- * tenant's fail mode). The counts printed here are the capacity note of worker/README.md.
+ * calls and queue messages — counted by wrapping the bindings in counting proxies (helpers/counted-env.ts), not
+ * estimated — and the bounds of the per-isolate read cache (revocation within READ_CACHE_TTL_MS). The counts printed
+ * here are the capacity note of worker/README.md. The rate limiter's side of the path: edge-rate-limiter.test.ts.
  */
-import { createExecutionContext, waitOnExecutionContext } from 'cloudflare:test';
 import { env } from 'cloudflare:workers';
 import { describe, expect, it } from 'vitest';
 import { forgetHotResponses } from '../src/cache/response-cache.ts';
 import { cachedRead, invalidateReadCache, MAX_ENTRIES, readCacheSize } from '../src/db/read-cache.ts';
-import worker from '../src/index.ts';
 import { makeTenant } from './helpers/fixtures.ts';
-import { ADMIN_TOKEN, ORIGIN } from './helpers/http.ts';
-
-interface Counts {
-  d1Reads: number;
-  d1Writes: number;
-  kvReads: number;
-  kvWrites: number;
-  doCalls: number;
-  queueMessages: number;
-}
-
-const zero = (): Counts => ({ d1Reads: 0, d1Writes: 0, kvReads: 0, kvWrites: 0, doCalls: 0, queueMessages: 0 });
-
-/** A D1 binding that counts every statement it runs: SELECTs as reads, anything else as writes. */
-function countingD1(db: D1Database, counts: Counts): D1Database {
-  const count = (sql: string) => {
-    if (/^\s*(SELECT|WITH)\b/i.test(sql)) counts.d1Reads++;
-    else counts.d1Writes++;
-  };
-  const sqlOf = new WeakMap<object, string>();
-  const wrapStatement = (stmt: D1PreparedStatement, sql: string): D1PreparedStatement => {
-    const proxy: D1PreparedStatement = new Proxy(stmt, {
-      get(target, prop) {
-        if (prop === 'bind') return (...args: unknown[]) => wrapStatement(target.bind(...args), sql);
-        if (prop === 'first' || prop === 'all' || prop === 'run' || prop === 'raw')
-          return (...args: unknown[]) => {
-            count(sql);
-            return (target[prop] as (...a: unknown[]) => unknown).apply(target, args);
-          };
-        const v = Reflect.get(target, prop) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    sqlOf.set(proxy, sql);
-    return proxy;
-  };
-  return new Proxy(db, {
-    get(target, prop) {
-      if (prop === 'prepare') return (sql: string) => wrapStatement(target.prepare(sql), sql);
-      if (prop === 'batch')
-        return (stmts: D1PreparedStatement[]) => {
-          for (const s of stmts) count(sqlOf.get(s) ?? 'WRITE');
-          // the real statements behind the proxies
-          return target.batch(stmts.map((s) => (s as unknown as { valueOf(): D1PreparedStatement }).valueOf()));
-        };
-      if (prop === 'exec')
-        return (sql: string) => {
-          count(sql);
-          return target.exec(sql);
-        };
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
-function countingKv(kv: KVNamespace, counts: Counts): KVNamespace {
-  return new Proxy(kv, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => {
-        if (prop === 'get' || prop === 'getWithMetadata' || prop === 'list') counts.kvReads++;
-        else if (prop === 'put' || prop === 'delete') counts.kvWrites++;
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
-
-function countingQueue(queue: Queue, counts: Counts): Queue {
-  return new Proxy(queue, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => {
-        if (prop === 'send') counts.queueMessages++;
-        if (prop === 'sendBatch') counts.queueMessages += (args[0] as unknown[]).length;
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
-  });
-}
-
-/** A Durable Object namespace whose stubs count every RPC call (`broken`: every call throws, as if unreachable). */
-function countingLimiter(ns: Env['RATE_LIMITER'], counts: Counts, broken = false): Env['RATE_LIMITER'] {
-  return new Proxy(ns, {
-    get(target, prop) {
-      if (prop === 'get')
-        return (id: DurableObjectId) => {
-          const stub = target.get(id);
-          return new Proxy(stub, {
-            get(s, method) {
-              const fn = Reflect.get(s, method) as unknown;
-              if (typeof fn !== 'function' || method === 'then') return fn;
-              return (...args: unknown[]) => {
-                counts.doCalls++;
-                if (broken) return Promise.reject(new Error('Durable Object unreachable (test)'));
-                // an RPC method is called as it is (its `apply` would be an RPC call of a method named "apply")
-                return (fn as (...a: unknown[]) => unknown)(...args);
-              };
-            },
-          });
-        };
-      const v = Reflect.get(target, prop) as unknown;
-      return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-    },
-  });
-}
-
-/** The test env with every storage binding counted (and `vars` replaced). */
-function countedEnv(counts: Counts, vars: Partial<Record<keyof Env, string>> = {}, brokenLimiter = false): Env {
-  return {
-    ...env,
-    ...vars,
-    DB: countingD1(env.DB, counts),
-    CACHE: countingKv(env.CACHE, counts),
-    USAGE_QUEUE: countingQueue(env.USAGE_QUEUE, counts),
-    RATE_LIMITER: countingLimiter(env.RATE_LIMITER, counts, brokenLimiter),
-  };
-}
-
-/** One request through the worker's fetch handler with `e`, its body read whole and its waitUntil work awaited. */
-async function direct(e: Env, path: string, init: RequestInit = {}): Promise<{ res: Response; text: string }> {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`${ORIGIN}${path}`, init), e, ctx);
-  const text = await res.text();
-  await waitOnExecutionContext(ctx);
-  return { res, text };
-}
-
-const post = (key: string, body: unknown) => ({
-  method: 'POST',
-  headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
-  body: JSON.stringify(body),
-});
+import { ADMIN_TOKEN } from './helpers/http.ts';
+import { countedEnv, direct, post, zero, type Counts } from './helpers/counted-env.ts';
 
 describe('the request path of a warm key', () => {
   it('makes no D1 read or write; KV reads, Durable Object calls and queue messages as counted per request kind', async () => {
@@ -248,46 +112,6 @@ describe('the request path of a warm key', () => {
   });
 });
 
-describe('an unreachable rate limiter', () => {
-  const chat = (model: string) => ({ model, messages: [{ role: 'user', content: 'hi' }], temperature: 1 });
-
-  it('fails closed by default: 503 rate_limiter_unavailable with Retry-After, nothing sent to a backend or queued', async () => {
-    const t = await makeTenant();
-    const counts = zero();
-    const { res, text } = await direct(countedEnv(counts, {}, true), '/v1/chat/completions', post(t.key, chat(t.model)));
-    expect(res.status, text).toBe(503);
-    expect(res.headers.get('retry-after')).toBe('1');
-    expect(JSON.parse(text)).toMatchObject({ error: { code: 'rate_limiter_unavailable', param: null } });
-    expect(counts).toMatchObject({ doCalls: 1, queueMessages: 0, d1Writes: 0 });
-  });
-
-  it('fails open for a tenant that says so: the request is answered, unmetered (no rate-limit headers)', async () => {
-    const t = await makeTenant();
-    const patched = await direct(env, `/admin/tenants/${t.tenantId}`, {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ rate_limit_fail_mode: 'open' }),
-    });
-    expect(JSON.parse(patched.text)).toMatchObject({ rate_limit_fail_mode: 'open' });
-    const counts = zero();
-    const { res, text } = await direct(countedEnv(counts, {}, true), '/v1/chat/completions', post(t.key, chat(t.model)));
-    expect(res.status, text).toBe(200);
-    expect(JSON.parse(text)).toMatchObject({ object: 'chat.completion' });
-    expect(res.headers.get('x-ratelimit-limit-requests')).toBeNull();
-    expect(counts.doCalls, 'the one failed acquire (the settlement is the consumer’s)').toBe(1);
-    expect(counts.queueMessages).toBe(2);
-
-    // a bad fail mode is a 400 naming the field
-    const bad = await direct(env, `/admin/tenants/${t.tenantId}`, {
-      method: 'PATCH',
-      headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ rate_limit_fail_mode: 'maybe' }),
-    });
-    expect(bad.res.status).toBe(400);
-    expect(JSON.parse(bad.text)).toMatchObject({ error: { param: 'rate_limit_fail_mode' } });
-  });
-});
-
 describe('the read cache', () => {
   const e = (ttl: string) => ({ ...env, READ_CACHE_TTL_MS: ttl }) as Env;
 
@@ -337,77 +161,5 @@ describe('the read cache', () => {
     expect(readCacheSize()).toBe(MAX_ENTRIES);
     invalidateReadCache();
     expect(readCacheSize()).toBe(0);
-  });
-});
-
-describe('a cache HIT and the rate limiter', () => {
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-  const body = (model: string) => ({ model, messages: [{ role: 'user', content: 'overlap' }], temperature: 0, seed: 7 });
-
-  /** The test env with a limiter whose answers arrive 30 ms late and a KV that logs its reads, in `log` order. */
-  function tracedEnv(log: string[]): Env {
-    const limiter = new Proxy(env.RATE_LIMITER, {
-      get(target, prop) {
-        if (prop === 'get')
-          return (id: DurableObjectId) =>
-            new Proxy(target.get(id), {
-              get(s, method) {
-                const fn = Reflect.get(s, method) as unknown;
-                if (method !== 'acquire' || typeof fn !== 'function') return fn;
-                return async (...args: unknown[]) => {
-                  log.push('acquire sent');
-                  const answer = await (fn as (...a: unknown[]) => Promise<unknown>)(...args);
-                  await sleep(30);
-                  log.push('admitted');
-                  return answer;
-                };
-              },
-            });
-        const v = Reflect.get(target, prop) as unknown;
-        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
-      },
-    });
-    const kv = new Proxy(env.CACHE, {
-      get(target, prop) {
-        const v = Reflect.get(target, prop) as unknown;
-        if (typeof v !== 'function') return v;
-        return (...args: unknown[]) => {
-          if (prop === 'get') log.push('cache read');
-          return (v as (...a: unknown[]) => unknown).apply(target, args);
-        };
-      },
-    });
-    return { ...env, RATE_LIMITER: limiter, CACHE: kv };
-  }
-
-  it('reads the cache while the limiter decides (a cold HIT waits for the longer of the two, not their sum)', async () => {
-    const t = await makeTenant();
-    const miss = await direct(env, '/v1/chat/completions', post(t.key, body(t.model)));
-    expect(miss.res.headers.get('x-realign-cache'), miss.text).toBe('MISS');
-    forgetHotResponses();
-    const log: string[] = [];
-    const hit = await direct(tracedEnv(log), '/v1/chat/completions', post(t.key, body(t.model)));
-    expect(hit.res.status, hit.text).toBe(200);
-    expect(hit.res.headers.get('x-realign-cache')).toBe('HIT');
-    expect(hit.res.headers.get('x-ratelimit-limit-requests')).toBe('1000');
-    expect(log, 'the KV read started before the admission came back').toEqual(['acquire sent', 'cache read', 'admitted']);
-  });
-
-  it('a refused request is refused even when its answer is cached (the HIT still counts against the limit)', async () => {
-    const t = await makeTenant({ requestsPerMinute: 2 });
-    const first = await direct(env, '/v1/chat/completions', post(t.key, body(t.model)));
-    expect(first.res.headers.get('x-realign-cache'), first.text).toBe('MISS');
-    const second = await direct(env, '/v1/chat/completions', post(t.key, body(t.model)));
-    expect(second.res.headers.get('x-realign-cache'), second.text).toBe('HIT');
-    expect(second.res.headers.get('x-ratelimit-remaining-requests')).toBe('0');
-    for (const cold of [false, true]) {
-      if (cold) forgetHotResponses();
-      const counts = zero();
-      const third = await direct(countedEnv(counts), '/v1/chat/completions', post(t.key, body(t.model)));
-      expect(third.res.status, third.text).toBe(429);
-      expect(third.res.headers.get('x-realign-cache')).toBeNull();
-      expect(JSON.parse(third.text)).toMatchObject({ error: { type: 'rate_limit_error' } });
-      expect(counts, 'one acquire, no usage for a refused request').toMatchObject({ doCalls: 1, queueMessages: 0 });
-    }
   });
 });
