@@ -76,23 +76,20 @@ async function backendTokens(): Promise<number> {
   return total;
 }
 
+/** Sequences running or waiting on the live backends. */
+async function backendsBusy(): Promise<number> {
+  let busy = 0;
+  for (const [i, url] of sys.backendUrls.entries()) {
+    if (sys.backends[i].child.exitCode !== null || sys.backends[i].child.signalCode !== null) continue;
+    const m = await scrapeMetrics(url, sys.hmacSecret);
+    busy += metric(m, 'realign_running_sequences', { model: 'bigram' }) + metric(m, 'realign_queue_depth', { model: 'bigram' });
+  }
+  return busy;
+}
+
 /** Waits until no sequence runs or waits on any live backend. */
 async function backendsIdle(): Promise<void> {
-  await expect
-    .poll(
-      async () => {
-        let busy = 0;
-        for (const [i, url] of sys.backendUrls.entries()) {
-          if (sys.backends[i].child.exitCode !== null || sys.backends[i].child.signalCode !== null) continue;
-          const m = await scrapeMetrics(url, sys.hmacSecret);
-          busy +=
-            metric(m, 'realign_running_sequences', { model: 'bigram' }) + metric(m, 'realign_queue_depth', { model: 'bigram' });
-        }
-        return busy;
-      },
-      { timeout: 20_000, interval: 100 },
-    )
-    .toBe(0);
+  await expect.poll(backendsBusy, { timeout: 20_000, interval: 100 }).toBe(0);
 }
 
 /** Reads a streamed answer until `n` events with text arrived; returns how many it read (the caller then hangs up). */
@@ -247,7 +244,8 @@ describe(`usage on every ending, through the edge (seed ${seed})`, () => {
     const before = await backendTokens();
     const ac = new AbortController();
     const sent = post(key, { prompt: 'not streamed', max_tokens: MAX_TOKENS }, ac.signal).catch((e: unknown) => e);
-    await new Promise((r) => setTimeout(r, 400));
+    // hang up once a backend runs it (a fixed 400 ms outlasted the whole 1,800-token generation on a quiet machine)
+    await expect.poll(backendsBusy, { timeout: 20_000, interval: 5 }).toBeGreaterThan(0);
     ac.abort();
     expect(await sent).toBeInstanceOf(Error);
     await backendsIdle();
