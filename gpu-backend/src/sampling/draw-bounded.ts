@@ -121,13 +121,17 @@ function approximateMasses(z: Float32Array, vocab: number, max: number, invT: nu
   // y = −x exactly ((z − max)·(−invT) rounds as −((z − max)·invT)), so y < 60 ⟺ x > NEGLIGIBLE and y·BUCKET_SCALE is
   // drawNucleus's −x·BUCKET_SCALE: the same buckets. Written with y, V8 runs this loop ~1.5× faster.
   const negInvT = -invT;
+  // imported bindings as locals: read through the module's binding in the loop they made it ~1.3× slower
+  const cut = -NEGLIGIBLE;
+  const scale = BUCKET_SCALE;
+  const last = BUCKETS - 1;
   for (let i = 0; i < vocab; i++) {
     const y = (z[i] - max) * negInvT;
-    if (y < -NEGLIGIBLE) {
+    if (y < cut) {
       const k = (y * FINE_STEPS) | 0;
       const r = k * (1 / FINE_STEPS) - y;
-      let b = (y * BUCKET_SCALE) | 0;
-      if (b > BUCKETS - 1) b = BUCKETS - 1;
+      let b = (y * scale) | 0;
+      if (b > last) b = last;
       next[i] = head[b];
       head[b] = i;
       mass[b] += F[k] * (1 + r * (1 + 0.5 * r));
@@ -203,13 +207,14 @@ export function drawFullBounded(z: Float32Array, vocab: number, max: number, inv
   if (blockMass.length < blocks) blockMass = new Float64Array(blocks);
   const F = FINE_TABLE;
   const negInvT = -invT;
+  const cut = -NEGLIGIBLE;
   let total = 0;
   for (let j = 0; j < blocks; j++) {
     const end = Math.min((j + 1) * BLOCK, vocab);
     let m = 0;
     for (let i = j * BLOCK; i < end; i++) {
       const y = (z[i] - max) * negInvT; // −x, as in approximateMasses
-      if (y < -NEGLIGIBLE) {
+      if (y < cut) {
         const k = (y * FINE_STEPS) | 0;
         const r = k * (1 / FINE_STEPS) - y;
         m += F[k] * (1 + r * (1 + 0.5 * r));
