@@ -1,4 +1,10 @@
-/** Engine refusals and failures → the HTTP error a client should see (both generation and logits routes). */
+/**
+ * Engine refusals and failures → the HTTP error a client should see (both generation and logits routes). The
+ * status says whose failure it is, and the edge routes by it (shared/src/failure-scope.ts): 500 `server_error` for
+ * this request alone on an engine that works (its run, its row, its logits, a job that cannot be built from it) —
+ * the backend stays in rotation and the request is not retried elsewhere; 503 `backend_error` for the engine's
+ * state (gone, shutting down) — the backend is avoided and the request tried on another.
+ */
 import { ApiError, invalidRequest, rateLimited, serverError, serviceUnavailable } from '../../../shared/src/errors.ts';
 import { EngineRejection } from '../engine/engine.ts';
 import type { GenerateEvent } from '../engine/protocol.ts';
@@ -10,6 +16,8 @@ export function rejectionError(err: unknown): ApiError {
     if (err.code === 'queue_full') return rateLimited(err.message, 1, 'queue_full');
     // broken weights (NaN/∞ logits) fail the same way on every retry: a server error, not "unavailable, retry"
     if (err.code === 'non_finite_logits') return serverError(err.message, err.code);
+    // a job the engine cannot build from this request (e.g. a seed it cannot use): this request's failure alone
+    if (err.code === 'invalid_job') return serverError(err.message, err.code);
     if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt')
       return invalidRequest(err.message, 'max_tokens', err.code);
     return serviceUnavailable(err.message, 1, err.code);

@@ -50,7 +50,14 @@ export class ChoiceRun {
     ledger: { ledger: UsageLedger; dispatchId: string },
     runLog: RunLog,
   ): Promise<ChoiceRun> {
-    const gens = prep.jobs.map((j) => model.engine.generate(j));
+    const gens: Generation[] = [];
+    try {
+      for (const j of prep.jobs) gens.push(model.engine.generate(j));
+    } catch (err) {
+      // an engine that failed refuses new work at once: its state, a 503 (not a 500 for this request)
+      gens.forEach((g) => g.cancel());
+      throw rejectionError(err);
+    }
     const its = gens.map((g) => g.events[Symbol.asyncIterator]());
     const cancelAll = () => gens.forEach((g) => g.cancel());
     signal.addEventListener('abort', cancelAll, { once: true });
@@ -103,7 +110,8 @@ export class ChoiceRun {
       wake = null;
       const x = queue.shift()!;
       if (x.end) open--;
-      else if (x.error) throw x.error;
+      // an engine that fails mid-generation (its worker died) is the engine's state: a 503, not a bare 500
+      else if (x.error) throw rejectionError(x.error);
       else yield { index: x.index, ev: x.ev! };
     }
   }
