@@ -54,7 +54,7 @@ describe('usage per adapter', () => {
   it("sums the adapters of every backend a request reached (a failed backend's ledger and the answer)", async () => {
     // two tags (the stub keeps one ledger per tag); the failing backend tried first (weighted order)
     const send = sender([
-      { url: stubBackend('fail500', uniqueTag('adapter-fail')), weight: 1e9 },
+      { url: stubBackend('fail503', uniqueTag('adapter-fail')), weight: 1e9 },
       { url: stubBackend('ok', uniqueTag('adapter-ok')), weight: 1 },
     ]);
     const t = await makeTenant();

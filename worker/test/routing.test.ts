@@ -55,18 +55,18 @@ describe('routing and failover', () => {
     expect(next.headers.get('x-realign-attempts'), 'the refusing backend is cooling down').toBe('1');
   });
 
-  it('fails over on a 5xx before the first byte', async () => {
+  it("fails over on a backend's 5xx before the first byte (a 503: it cannot take work now)", async () => {
     const t = await makeTenant();
-    const tag = uniqueTag('failover-500');
+    const tag = uniqueTag('failover-503');
     const send = sender(t, [
-      { url: stubBackend('fail500', tag), weight: FIRST },
+      { url: stubBackend('fail503', tag), weight: FIRST },
       { url: stubBackend('ok', tag), weight: 1 },
     ]);
     const res = await send({ stream: true });
     expect(res.status).toBe(200);
     expect(res.headers.get('x-realign-attempts')).toBe('2');
     expect((await readSse(res)).at(-1)).toBe('[DONE]');
-    expect((await stubRequests(tag)).map((r) => r.behaviour)).toEqual(['fail500', 'ok']);
+    expect((await stubRequests(tag)).map((r) => r.behaviour)).toEqual(['fail503', 'ok']);
   });
 
   it('answers 503 when no backend can be reached, and 502 when all fail', async () => {
@@ -78,8 +78,8 @@ describe('routing and failover', () => {
     expect(unreachable.status).toBe(503);
     expect(unreachable.headers.get('retry-after')).toBe('1');
     expect(await unreachable.json()).toMatchObject({ error: { type: 'backend_error', code: 'backend_unavailable' } });
-    const tag = uniqueTag('all-500');
-    const failing = await sender(t, [{ url: stubBackend('fail500', tag), weight: 1 }])({});
+    const tag = uniqueTag('all-502');
+    const failing = await sender(t, [{ url: stubBackend('fail502', tag), weight: 1 }])({});
     expect(failing.status).toBe(502);
     expect(await failing.json()).toMatchObject({ error: { type: 'backend_error', code: 'backend_error' } });
   });

@@ -138,7 +138,7 @@ describe('usage through the queue', () => {
         complete: 200,
         'complete-stream': 200,
         'hang-up': 499,
-        'backend-500': 502, // the edge answers a backend's 500 as a 502 (and records that)
+        'backend-500': 500, // a backend's 500 (this request failed there) is passed on as it came (and recorded)
         'backend-killed': 502,
       };
       const mismatches: string[] = [];

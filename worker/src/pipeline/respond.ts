@@ -6,6 +6,7 @@
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { ApiError, apiErrorFromResponse, badGateway, isErrorBody } from '../../../shared/src/errors.ts';
+import { streamErrorScope } from '../../../shared/src/failure-scope.ts';
 import { backendRequestHeaders, type BackendBody } from '../../../shared/src/backend-request.ts';
 import { HEADERS } from '../../../shared/src/headers.ts';
 import { ENDPOINTS, type RequestKind } from '../../../shared/src/parse-request.ts';
@@ -162,8 +163,12 @@ function relayStream(a: Answering, upstream: Response & { body: ReadableStream<U
       if (outcome.kind === 'broken') {
         status = 502;
         markDown(p, backend, `stream: ${outcome.reason}`);
-      } else if (outcome.kind === 'backend_error') status = 500;
-      else if (outcome.kind === 'cancelled') status = 499;
+      } else if (outcome.kind === 'backend_error') {
+        status = 500;
+        // an error event of the backend's own state (engine gone, shutting down) takes it out of rotation; one of
+        // this request's failure (its row, its logits) leaves it for everybody else
+        if (streamErrorScope(outcome.body) === 'backend') markDown(p, backend, `stream: ${outcome.body.error.code ?? 'error'}`);
+      } else if (outcome.kind === 'cancelled') status = 499;
       finish();
     },
   });

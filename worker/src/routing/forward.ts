@@ -1,7 +1,9 @@
 /**
  * Sends a resolved request to a backend: signed, with a deadline for the response headers, and retried on
- * another backend only while nothing has reached the client — on a refused connection or a 5xx. Once a backend
- * answered below 500, that answer is the one the client gets (a stream that breaks later is not retried).
+ * another backend only while nothing has reached the client — on a refused connection or a 5xx that says the
+ * backend cannot take work now (shared/src/failure-scope.ts). Once a backend answered below 500, that answer is the
+ * one the client gets (a stream that breaks later is not retried). A 500 that says this request failed on a healthy
+ * backend is the client's answer too: the backend stays in rotation and the request is not run again elsewhere.
  */
 import {
   ApiError,
@@ -11,6 +13,7 @@ import {
   isErrorBody,
   serviceUnavailable,
 } from '../../../shared/src/errors.ts';
+import { answerFailureScope } from '../../../shared/src/failure-scope.ts';
 import { signRequest } from '../../../shared/src/signing.ts';
 import type { BackendConfig, EdgeConfig } from '../config.ts';
 import { HEADERS } from '../../../shared/src/headers.ts';
@@ -53,6 +56,15 @@ async function readErrorBody(res: Response): Promise<unknown> {
   } catch {
     return text.slice(0, 200);
   }
+}
+
+/**
+ * The client's error for a request that failed on a healthy backend (its 500): the backend's own message and code
+ * (written for clients), with the status and type it sent.
+ */
+function requestFailed(status: number, body: unknown): ApiError {
+  const e = apiErrorFromResponse(status, body);
+  return new ApiError(e.status, e.message.slice(0, 500), { type: e.type, code: e.code ?? 'backend_error', param: e.param });
 }
 
 async function attempt(
@@ -112,7 +124,8 @@ function finalError(last: Failure | null, tried: number, timeoutMs: number): Api
 
 /**
  * Forwards `body` (JSON text) to `path` on the best backend, retrying before the first byte. `timeoutMs` bounds
- * the wait for the response headers. Throws an {@link ApiError} (502/503/504) when no backend produced an answer.
+ * the wait for the response headers. Throws an {@link ApiError}: the backend's 500 when the request failed there
+ * (not retried), else 502/503/504 when no backend produced an answer.
  */
 export async function forward(
   path: string,
@@ -135,7 +148,13 @@ export async function forward(
         book.markSuccess(backend.url);
         return { response: r, backend, attempts: tried };
       }
-      last = { kind: 'status', status: r.status, body: await readErrorBody(r) };
+      const body = await readErrorBody(r);
+      if (answerFailureScope(r.status, body) === 'request') {
+        // this request's failure, not the backend's: no cooldown for everyone, no second run of it elsewhere
+        book.markSuccess(backend.url);
+        throw requestFailed(r.status, body);
+      }
+      last = { kind: 'status', status: r.status, body };
       book.markFailure(backend.url, `status ${r.status}`, Date.now(), config.healthCooldownMs);
       continue;
     }

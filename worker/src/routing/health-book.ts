@@ -1,8 +1,8 @@
 /**
- * Passive health of the backends, per isolate: a backend that refused a connection, answered 5xx, stalled or broke
- * a stream is taken out of rotation for a cooldown; after the cooldown it is on probation and must pass a
- * `/readyz` probe before it gets traffic again. Each isolate learns on its own (no shared state to go stale or
- * to wait on); a wrong guess costs one retry.
+ * Passive health of the backends, per isolate: a backend that refused a connection, answered a 5xx of its own state
+ * (not one request's failure: shared/src/failure-scope.ts), stalled or broke a stream is taken out of rotation for a
+ * cooldown; after the cooldown it is on probation and must pass a `/readyz` probe before it gets traffic again. Each
+ * isolate learns on its own (no shared state to go stale or to wait on); a wrong guess costs one retry.
  */
 
 /** What is known about one backend. */

@@ -11,7 +11,7 @@ export function refusedBackendUrl(): string {
   return inject('stubBackend').refusedUrl;
 }
 
-/** A backend URL with a behaviour (ok, fail500, unavailable, gated, die, stall, garbage, slow) and a tag for counters. */
+/** A backend URL with a behaviour (ok, fail500, fail503, unavailable, gated, die, stall, garbage, slow, …: stub-server.ts) and a tag for counters. */
 export function stubBackend(behaviour: string, tag: string): string {
   return `${stubUrl()}/${behaviour}/${tag}`;
 }

@@ -26,9 +26,28 @@ import { SSE_DONE, sseEvent } from '../../../../shared/src/sse.ts';
  * work: `nomodel` (404 model_not_found listing other models it serves), `reject400` (400 context_length_exceeded
  * on the prompt, as after tokenizing), `ctx256` (a 256-token context: the prompt counts ⌈characters / 4⌉ tokens,
  * and a `max_tokens` that does not fit is refused with the real backend's message).
+ * The 5xx ones follow the real backend's rule of whose failure it is (shared/src/failure-scope.ts): `fail500` is
+ * a 500 server_error (this request failed, e.g. its row), `fail503` a 503 engine_unavailable after reading the
+ * prompt (the engine died under it), `unavailable` a 503 before any work (a model loading), `fail502` a 502 with an
+ * HTML body (a proxy in front of a dead backend); in a stream, `row-error` ends with a server_error event (this
+ * request's row failed) and `engine-gone` with a backend_error event (the engine died).
  */
 export type StubBehaviour =
-  'ok' | 'fail500' | 'unavailable' | 'gated' | 'die' | 'stall' | 'garbage' | 'slow' | 'nomodel' | 'reject400' | 'ctx256';
+  | 'ok'
+  | 'fail500'
+  | 'fail502'
+  | 'fail503'
+  | 'unavailable'
+  | 'gated'
+  | 'die'
+  | 'row-error'
+  | 'engine-gone'
+  | 'stall'
+  | 'garbage'
+  | 'slow'
+  | 'nomodel'
+  | 'reject400'
+  | 'ctx256';
 
 /** The context of the `ctx256` behaviour. */
 export const STUB_CONTEXT = 256;
@@ -276,6 +295,19 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
         error: { message: 'stub: internal failure', type: 'server_error', param: null, code: 'internal_error' },
       });
     }
+    if (behaviour === 'fail503') {
+      ledger('failed', 0);
+      return json(
+        res,
+        503,
+        { error: { message: 'stub: the engine is unavailable', type: 'backend_error', param: null, code: 'engine_unavailable' } },
+        { 'retry-after': '5' },
+      );
+    }
+    if (behaviour === 'fail502') {
+      res.writeHead(502, { 'content-type': 'text/html' });
+      return void res.end('<html><body>502 Bad Gateway</body></html>');
+    }
     if (behaviour === 'unavailable')
       return json(
         res,
@@ -340,6 +372,18 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
     });
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
     res.flushHeaders();
+    if (behaviour === 'row-error' || behaviour === 'engine-gone') {
+      // two words, then the backend's own error event (what gpu-backend/src/server/generation/stream.ts sends)
+      res.write(events[0]);
+      res.write(events[1]);
+      ledger('failed', 2);
+      const error =
+        behaviour === 'row-error'
+          ? { message: 'stub: this request failed inside the engine', type: 'server_error', param: null, code: 'sequence_failed' }
+          : { message: 'stub: the engine is unavailable', type: 'backend_error', param: null, code: 'engine_unavailable' };
+      res.write(sseEvent({ error }));
+      return void res.end();
+    }
     if (behaviour === 'die') {
       res.write(events[0]);
       res.write(events[1]);
