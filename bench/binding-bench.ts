@@ -9,6 +9,7 @@
  *
  *   node --import tsx bench/binding-bench.ts [--rounds N]      (also part of `npm run bench`)
  */
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { openCheckpoint } from '../gpu-backend/src/checkpoint/checkpoint.ts';
@@ -16,7 +17,10 @@ import { GraphRunner, type SamplingFeed } from '../gpu-backend/src/engine/graph-
 import { RowAllocator, branchesFor, type RowHandle } from '../gpu-backend/src/engine/rows.ts';
 import { ensureGraph } from '../gpu-backend/src/graph/build.ts';
 import type { GraphSpec } from '../gpu-backend/src/graph/model-graph.ts';
+import { hostSample, type HostRow } from '../gpu-backend/src/engine/host-sampling.ts';
 import { ModelSession } from '../gpu-backend/src/ort/session.ts';
+import type { DrawJob } from '../gpu-backend/src/sampling/draw-bounded.ts';
+import { DrawThread, type DrawRoundStats } from '../gpu-backend/src/sampling/draw-thread.ts';
 import { samplingParams, type SamplingParams } from '../gpu-backend/src/sampling/params.ts';
 import { SequenceSampler } from '../gpu-backend/src/sampling/sampler.ts';
 import { LegacyRunner } from './lib/legacy-runner.ts';
@@ -39,7 +43,9 @@ export interface BindingBenchResult {
    * token, all rows greedy against all rows sampled (T 0.8, top_p 0.9), paired; per batch of `batches` and at
    * `bytesBatch` (target ≤ 1.1×)
    */
-  hostSampling: { batch: number; greedy: Timing; sampled: Timing; ratio: number; cpuRatio?: number }[];
+  hostSampling: { batch: number; greedy: Timing; sampled: Timing; ratio: number; cpuRatio?: number; aloneRatio?: number }[];
+  /** the host path's draw thread (sampling/draw-thread.ts): rows it drew of all bounded rows; null: one core */
+  drawThread?: DrawRoundStats | null;
   /** at `bytesBatch` rows: the step graph with the sampling block */
   deviceSampling?: {
     bytesPerStep: { toDevice: number; fromDevice: number };
@@ -49,6 +55,20 @@ export interface BindingBenchResult {
     /** share of sampled rows the block left to the host (−2: a nucleus wider than its candidates, as random weights give) */
     hostRowShare: number;
   };
+}
+
+/** A bare sampler as the engine's host path sees a sequence (engine/host-sampling.ts HostRow). */
+class BenchRow implements HostRow<{ token: number }> {
+  constructor(readonly sampler: SequenceSampler) {}
+  step(logits: Float32Array) {
+    return { token: this.sampler.next(logits).token };
+  }
+  prepareDraw(logits: Float32Array, into: Float32Array) {
+    return this.sampler.prepareDraw(logits, into);
+  }
+  finishDraw(job: DrawJob, token: number) {
+    return { token: this.sampler.finishDraw(job, token).token };
+  }
 }
 
 /** Sampled rows of the comparison: temperature and nucleus, as a chat client sends them. */
@@ -131,22 +151,30 @@ export async function bindingBench(
     for (const h of p.handles) p.rows.remove(h);
     p.handles = [];
   };
+  // the engine's default (EngineLimits.drawThread 'auto'): a draw thread where there are two cores
+  const draws = availableParallelism() >= 2 ? new DrawThread() : null;
   const samplers = (params: SamplingParams, B: number) =>
     Array.from({ length: B }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
   /**
    * a decode step through the binding, then the host sampler on each row's logits; `cpu` collects the process' CPU
    * time of each call (ORT's threads and the sampler), a measure that the machine's other load does not inflate
    */
-  const hostStep = (s: SequenceSampler[], cpu?: number[]) => async () => {
-    const c0 = process.cpuUsage();
-    const p = paths.binding;
-    const next = new Map(p.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
-    const plan = p.rows.decodePlan(next);
-    const { logits } = await runner.step(plan);
-    p.rows.commit(plan);
-    s.forEach((x, i) => x.next(logits.subarray(i * vocab, (i + 1) * vocab)));
-    const c = process.cpuUsage(c0);
-    cpu?.push((c.user + c.system) / 1000);
+  const hostStep = (s: SequenceSampler[], cpu?: number[], alone = false) => {
+    const rows = s.map((x) => new BenchRow(x));
+    return async () => {
+      const c0 = process.cpuUsage();
+      const p = paths.binding;
+      const next = new Map(p.handles.map((h, i) => [h.id, { token: (i * 13 + h.length) % vocab, lambdas: [lambda] }]));
+      const plan = p.rows.decodePlan(next);
+      const { logits } = await runner.step(plan);
+      p.rows.commit(plan);
+      // the engine's host path (engine/host-sampling.ts), with its draw thread unless `alone`
+      hostSample(rows, logits, vocab, alone ? null : draws, (_, err) => {
+        throw err;
+      });
+      const c = process.cpuUsage(c0);
+      cpu?.push((c.user + c.system) / 1000);
+    };
   };
   // the KV caches grow by one token per timed step and path: keep the rounds inside the graph's context
   const sRounds = Math.min(rounds, Math.floor((1024 - promptTokens - 16) / 4) - 4);
@@ -176,12 +204,18 @@ export async function bindingBench(
     for (const p of Object.values(paths)) empty(p);
   }
   warmSampler(vocab);
-  for (const B of batches) {
+  // the host sampler alone in its own runs (one session, fixed order greedy → sampled → sampled alone), so no pair
+  // follows another session's step
+  for (const B of [...batches, bytesBatch]) {
     log(`host sampler, sampled / greedy: batch ${B}`);
     await fill(paths.binding, B);
     const cpu: number[][] = [[], []];
     const t = await interleaved(
-      { greedy: hostStep(samplers(GREEDY, B), cpu[0]), sampled: hostStep(samplers(SAMPLED, B), cpu[1]) },
+      {
+        greedy: hostStep(samplers(GREEDY, B), cpu[0]),
+        sampled: hostStep(samplers(SAMPLED, B), cpu[1]),
+        sampledAlone: hostStep(samplers(SAMPLED, B), undefined, true),
+      },
       sRounds,
       2,
     );
@@ -192,10 +226,11 @@ export async function bindingBench(
       sampled: summarize(t.sampled),
       ratio: pairedRatio(t.sampled, t.greedy),
       cpuRatio: pairedRatio(cpu[1].slice(skip), cpu[0].slice(skip)),
+      aloneRatio: pairedRatio(t.sampledAlone, t.greedy),
     };
     result.hostSampling.push(entry);
     log(
-      `  batch ${B}: greedy ${entry.greedy.medianMs.toFixed(2)} ms, sampled ${entry.sampled.medianMs.toFixed(2)} ms, ratio ${entry.ratio.toFixed(3)} (CPU time ${entry.cpuRatio.toFixed(3)})`,
+      `  batch ${B}: greedy ${entry.greedy.medianMs.toFixed(2)} ms, sampled ${entry.sampled.medianMs.toFixed(2)} ms, ratio ${entry.ratio.toFixed(3)} (CPU time ${entry.cpuRatio.toFixed(3)}; without the draw thread ${entry.aloneRatio.toFixed(3)})`,
     );
     empty(paths.binding);
   }
@@ -269,9 +304,8 @@ export async function bindingBench(
     hostRowShare: deferred.of > 0 ? deferred.rows / deferred.of : 0,
   };
   const d = result.deviceSampling;
-  result.hostSampling.push({ batch: bytesBatch, ...d.host });
   log(
-    `  host sampler: greedy ${d.host.greedy.medianMs.toFixed(2)} ms, sampled ${d.host.sampled.medianMs.toFixed(2)} ms, ratio ${d.host.ratio.toFixed(3)}`,
+    `  host sampler (beside the block's steps): greedy ${d.host.greedy.medianMs.toFixed(2)} ms, sampled ${d.host.sampled.medianMs.toFixed(2)} ms, ratio ${d.host.ratio.toFixed(3)}`,
   );
   log(
     `  device block: greedy ${d.device.greedy.medianMs.toFixed(2)} ms, sampled ${d.device.sampled.medianMs.toFixed(2)} ms, ratio ${d.device.ratio.toFixed(3)} (${(100 * d.hostRowShare).toFixed(0)}% of sampled rows left to the host)`,
@@ -280,6 +314,8 @@ export async function bindingBench(
   empty(paths.binding);
   await dsRunner.release();
   await runner.release();
+  result.drawThread = draws ? draws.stats : null;
+  draws?.close();
   return result;
 }
 

@@ -11,7 +11,7 @@ rm -rf .gpu/bundle .gpu/providers .gpu/parts
 mkdir -p .gpu/bundle/node_modules/onnxruntime-node/bin/napi-v6/linux .gpu/providers
 echo '*' > .gpu/.gitignore  # all of .gpu/ stays out of git
 npx esbuild bench/gpu/gpu-check.ts bench/gpu/gpu-bench.ts bench/gpu/engine-gpu.ts gpu-backend/src/cli/main.ts gpu-backend/src/engine/worker-main.ts \
-  gpu-backend/src/text/tokenizer-worker.ts --bundle --platform=node \
+  gpu-backend/src/text/tokenizer-worker.ts gpu-backend/src/sampling/draw-worker.ts --bundle --platform=node \
   --format=esm --target=node20 --outdir=.gpu/bundle --entry-names='[name]' --external:onnxruntime-node --external:koffi \
   --banner:js="import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);"
 # the CLI reads its version from the repository's package.json (../../../ of its source): point it at the bundle's own

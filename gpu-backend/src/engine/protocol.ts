@@ -148,6 +148,12 @@ export interface EngineLimits {
    * on for CUDA where the model allows it. Unset: REALIGN_CUDA_GRAPHS, else 'auto'.
    */
   cudaGraphs?: 'auto' | 'on' | 'off';
+  /**
+   * a second thread for the host sampler's sampled rows (sampling/draw-thread.ts), started at the first step with two
+   * such rows: 'auto' (unset) uses it where the machine has at least two cores (while the host samples, ONNX
+   * Runtime's threads are idle).
+   */
+  drawThread?: 'auto' | 'on' | 'off';
 }
 
 /** Engine start-up options (sent to the worker). */

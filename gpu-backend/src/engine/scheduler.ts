@@ -26,7 +26,10 @@
  */
 import type { SamplingFeed } from './graph-runner.ts';
 import type { LoadedModel } from './model-loader.ts';
+import { availableParallelism } from 'node:os';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
+import { DrawThread } from '../sampling/draw-thread.ts';
+import { hostSample, MIN_ROUND_ROWS } from './host-sampling.ts';
 import { logitsNeeds, logitsReadout } from './logits-readout.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult } from './protocol.ts';
 import type { Blend } from './mix.ts';
@@ -61,6 +64,8 @@ export class Scheduler {
   private lastBatch = 0;
   private readonly promptTokens = { aligned: 0, reference: 0 };
   private readonly completionTokens = { aligned: 0, reference: 0 };
+  /** the host sampler's second thread (undefined: not started yet; null: not used) */
+  private draws: DrawThread | null | undefined;
 
   constructor(
     private readonly model: LoadedModel,
@@ -179,6 +184,7 @@ export class Scheduler {
       // let cancel and submit messages in between steps
       await new Promise((r) => setImmediate(r));
     }
+    this.draws?.close();
     this.sink.events(
       [...this.running.values()].filter((s) => !s.finish).map((s) => s.end('cancelled')),
       [],
@@ -401,17 +407,8 @@ export class Scheduler {
     if (!runner.deviceSampling || !seqs.every((s) => !s || s.deviceSampleable(topCount))) {
       const logits = await this.timed(plan, stepMs);
       const V = this.model.vocabSize;
-      for (let i = 0; i < seqs.length; i++) {
-        const seq = seqs[i];
-        if (!seq) continue;
-        let ev: GenerateEvent;
-        try {
-          ev = seq.step(logits.subarray(i * V, (i + 1) * V));
-        } catch (err) {
-          ev = this.rowFailed(seq, err);
-        }
-        this.emit(seq, ev, events);
-      }
+      const out = hostSample(seqs, logits, V, this.drawThread(seqs, V), (seq, err) => this.rowFailed(seq, err));
+      out.forEach((ev, i) => ev && this.emit(seqs[i]!, ev, events));
       return;
     }
     const B = seqs.length;
@@ -454,6 +451,20 @@ export class Scheduler {
       }
       this.emit(seq, ev, events);
     }
+  }
+
+  /** The draw thread, started the first time a step has MIN_ROUND_ROWS rows it can draw (see EngineLimits.drawThread). */
+  private drawThread(seqs: readonly (Sequence | null)[], vocab: number): DrawThread | null {
+    if (this.draws !== undefined) return this.draws;
+    const mode = this.limits.drawThread ?? 'auto';
+    if (mode === 'off' || (mode === 'auto' && availableParallelism() < 2)) return (this.draws = null);
+    if (seqs.filter((s) => s?.sampler.boundedDraw(vocab)).length < MIN_ROUND_ROWS) return null;
+    try {
+      this.draws = new DrawThread();
+    } catch {
+      this.draws = null; // no entry file (an unusual build): the engine thread samples alone
+    }
+    return this.draws;
   }
 
   /** Ends the sequences of a model run that threw (the engine goes on with the others and with new work). */

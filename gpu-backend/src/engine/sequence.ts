@@ -2,6 +2,7 @@
  * One generating sequence inside the engine: its sampler, detokenizer and stop rules. The scheduler feeds it one
  * row of blended logits per step; it decides the token, the text that may be streamed, and whether it is done.
  */
+import type { DrawJob } from '../sampling/draw-bounded.ts';
 import { NonFiniteLogitsError, SamplingError, SequenceSampler } from '../sampling/sampler.ts';
 import { IncrementalDecoder } from '../text/incremental-decoder.ts';
 import { StopStringMatcher } from '../text/stop-strings.ts';
@@ -109,6 +110,33 @@ export class Sequence {
       return this.fail({ message: err.message, code: err.code });
     }
     return this.accept(token);
+  }
+
+  /**
+   * `step`'s first half for a row whose draw may run on another thread (SequenceSampler.boundedDraw): the processed
+   * logits into `into` and the draw's job, or the event that ends the sequence (no finite logit).
+   */
+  prepareDraw(logits: Float32Array, into: Float32Array): DrawJob | GenerateEvent {
+    try {
+      const u = this.pendingUniform;
+      this.pendingUniform = undefined;
+      return this.sampler.prepareDraw(logits, into, u);
+    } catch (err) {
+      if (!(err instanceof NonFiniteLogitsError)) throw err;
+      return this.fail({ message: err.message, code: err.code });
+    }
+  }
+
+  /** `step`'s second half: the token drawBounded gave for `job` (UNDECIDED: the exact draw is taken here). */
+  finishDraw(job: DrawJob, token: number): GenerateEvent {
+    let out: TokenOut;
+    try {
+      out = { id: this.sampler.finishDraw(job, token).token, logprob: undefined, top: undefined };
+    } catch (err) {
+      if (!(err instanceof NonFiniteLogitsError || err instanceof SamplingError)) throw err;
+      return this.fail({ message: err.message, code: err.code });
+    }
+    return this.accept(out);
   }
 
   /**

@@ -27,6 +27,51 @@ import { BUCKETS, BUCKET_SCALE, NEGLIGIBLE, expWeight } from './draw.ts';
 /** The row's draw could come out differently in drawNucleus: run drawNucleus. */
 export const UNDECIDED = -1;
 
+/** drawBounded's answer for a raw row none of whose logits is finite (the sampler's NonFiniteLogitsError). */
+export const NO_FINITE = -4;
+
+/**
+ * One sampled row's draw: its processed logits z (length V: finite values and −∞) and their maximum, or, with
+ * `max` NaN, the raw logits of a row without logit_bias and penalties (drawBounded masks NaN and ±∞ to −∞ in
+ * place and finds the maximum itself, so that this pass runs on the drawing thread too); 1 / temperature, top_p,
+ * min_p and the uniform number. top_p < 1: drawNucleus's token; top_p = 1 (then min_p is 0): drawFull's.
+ */
+export interface DrawJob {
+  readonly z: Float32Array;
+  readonly max: number;
+  readonly invT: number;
+  readonly topP: number;
+  readonly minP: number;
+  readonly u: number;
+  /** the row as the model gave it (engine thread only: for the error of a row with no finite logit) */
+  readonly source?: Float32Array;
+}
+
+/**
+ * The job's token as drawNucleus / drawFull would return it, UNDECIDED (then take that draw itself; a raw row
+ * is masked by then) or NO_FINITE.
+ */
+export function drawBounded(job: DrawJob): number {
+  const { z, invT, topP, minP, u } = job;
+  let max = job.max;
+  if (max !== max) {
+    max = maskRow(z);
+    if (max === -Infinity) return NO_FINITE;
+  }
+  return topP < 1 ? drawNucleusBounded(z, z.length, max, invT, topP, minP, u) : drawFullBounded(z, z.length, max, invT, u);
+}
+
+/** Masks NaN and ±∞ to −∞ in place (the sampler's processing of a row without logit_bias and penalties); the maximum. */
+export function maskRow(z: Float32Array): number {
+  let max = -Infinity;
+  for (let i = 0; i < z.length; i++) {
+    const v = z[i];
+    if (v - v !== 0) z[i] = -Infinity;
+    else if (v > max) max = v;
+  }
+  return max;
+}
+
 const FINE_STEPS = 1024;
 const FINE_TABLE = Float64Array.from({ length: -NEGLIGIBLE * FINE_STEPS + 1 }, (_, k) => Math.exp(-k / FINE_STEPS));
 const EPS = 2e-10;

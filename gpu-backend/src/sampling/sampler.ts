@@ -1,7 +1,7 @@
 import type { SamplingParams } from './params.ts';
 import { Rng, randomSeed } from './rng.ts';
 import { drawFull, drawMinP, drawNucleus, drawTopK, softmaxSum } from './draw.ts';
-import { drawFullBounded, drawNucleusBounded, UNDECIDED } from './draw-bounded.ts';
+import { drawBounded, maskRow, NO_FINITE, UNDECIDED, type DrawJob } from './draw-bounded.ts';
 import { topKIndices } from './select.ts';
 
 /** One token with its log-probability under the blended distribution after temperature. */
@@ -79,6 +79,35 @@ function saturate(x: number): number {
 // The processed row lives in scratch shared by all samplers of this thread (next() is synchronous).
 let zBuf = new Float32Array(0);
 
+function scratchRow(vocab: number): Float32Array {
+  if (zBuf.length < vocab) zBuf = new Float32Array(vocab);
+  return zBuf.subarray(0, vocab);
+}
+
+/** The best token of a processed row and its logit; NonFiniteLogitsError (counted on the raw `logits`) when none is finite. */
+function argmax(z: Float32Array, logits: Float32Array): [best: number, max: number] {
+  let best = -1;
+  let max = -Infinity;
+  for (let i = 0; i < z.length; i++) {
+    if (z[i] > max) {
+      max = z[i];
+      best = i;
+    }
+  }
+  if (best < 0) throw NonFiniteLogitsError.forRow(logits);
+  return [best, max];
+}
+
+/**
+ * Every draw keeps the best token (weight exp(0) = 1), so with a finite maximum it returns a finite-logit id; this
+ * check makes that a guarantee: a broken draw fails this row, it never hands the model an invalid id.
+ */
+function checkToken(token: number, z: Float32Array): void {
+  if (!Number.isInteger(token) || token < 0 || token >= z.length || !Number.isFinite(z[token])) {
+    throw new SamplingError(`the draw returned ${String(token)} for a vocabulary of ${z.length}`);
+  }
+}
+
 /**
  * Samples the tokens of one sequence from blended logits: logit_bias, then repetition / presence /
  * frequency penalties, then log-probabilities, then top_k → top_p → min_p truncation and a draw from the
@@ -139,16 +168,12 @@ export class SequenceSampler {
    */
   next(logits: Float32Array, uniform?: number | null): SampleResult {
     const vocab = logits.length;
-    const z = this.process(logits);
-    let best = -1;
-    let max = -Infinity;
-    for (let i = 0; i < vocab; i++) {
-      if (z[i] > max) {
-        max = z[i];
-        best = i;
-      }
+    if (this.boundedDraw(vocab)) {
+      const job = this.prepareDraw(logits, scratchRow(vocab), uniform);
+      return this.finishDraw(job, drawBounded(job));
     }
-    if (best < 0) throw NonFiniteLogitsError.forRow(logits);
+    const z = this.process(logits, scratchRow(vocab));
+    const [best, max] = argmax(z, logits);
 
     const p = this.params;
     // Logprobs describe softmax(z / T). Greedy (T = 0) has no finite temperature to divide by, so its
@@ -162,25 +187,13 @@ export class SequenceSampler {
     if (sampled) {
       const u = uniform ?? this.rng.nextFloat();
       const topK = p.top_k > 0 && p.top_k < vocab ? p.top_k : 0;
+      // (rows without logprobs took the bounded draws above; these need the normaliser drawNucleus/drawFull give)
       if (topK > 0) token = drawTopK(z, vocab, max, invT, topK, p.top_p, p.min_p, u);
-      else if (p.top_p < 1) {
-        // drawNucleus's token, from exact weights of only the buckets it looks into (draw-bounded.ts); the
-        // normaliser logprobs need, and the rare row whose draw the bound leaves open, take drawNucleus itself
-        const bounded = p.logprobs ? UNDECIDED : drawNucleusBounded(z, vocab, max, invT, p.top_p, p.min_p, u);
-        if (bounded !== UNDECIDED) token = bounded;
-        else [token, sum] = drawNucleus(z, vocab, max, invT, p.top_p, p.min_p, u);
-      } else if (p.min_p > 0) token = drawMinP(z, vocab, max, invT, p.min_p, u);
-      else {
-        const bounded = p.logprobs ? UNDECIDED : drawFullBounded(z, vocab, max, invT, u); // drawFull's token, as above
-        if (bounded !== UNDECIDED) token = bounded;
-        else [token, sum] = drawFull(z, vocab, max, invT, u);
-      }
+      else if (p.top_p < 1) [token, sum] = drawNucleus(z, vocab, max, invT, p.top_p, p.min_p, u);
+      else if (p.min_p > 0) token = drawMinP(z, vocab, max, invT, p.min_p, u);
+      else [token, sum] = drawFull(z, vocab, max, invT, u);
     }
-    // Every draw keeps the best token (weight exp(0) = 1), so with a finite maximum it returns a finite-logit id;
-    // this check makes that a guarantee: a broken draw fails this row, it never hands the model an invalid id.
-    if (!Number.isInteger(token) || token < 0 || token >= vocab || !Number.isFinite(z[token])) {
-      throw new SamplingError(`the draw returned ${String(token)} for a vocabulary of ${vocab}`);
-    }
+    checkToken(token, z);
 
     const result: SampleResult = { token };
     if (p.logprobs) {
@@ -197,15 +210,58 @@ export class SequenceSampler {
   }
 
   /**
+   * Whether `next` decides this sequence's tokens by a bounded draw (draw-bounded.ts): sampled, no top_k, no
+   * logprobs, and top_p < 1 or no min_p. Such a row's draw is a pure function of its processed logits and a few
+   * numbers ({@link DrawJob}), so it can run on another thread: `prepareDraw`, then `drawBounded` anywhere, then
+   * `finishDraw` give `next`'s token (the same for the same u) and leave the same state.
+   */
+  boundedDraw(vocab: number): boolean {
+    const p = this.params;
+    return this.sampled && !p.logprobs && !(p.top_k > 0 && p.top_k < vocab) && (p.top_p < 1 || p.min_p === 0);
+  }
+
+  /**
+   * The first half of `next` for a {@link boundedDraw} row: the processed logits into `into` (length V), the
+   * maximum, and the uniform number (`uniform`, else the next of the stream). Throws NonFiniteLogitsError as `next`.
+   */
+  prepareDraw(logits: Float32Array, into: Float32Array, uniform?: number | null): DrawJob {
+    const p = this.params;
+    const u = uniform ?? this.rng.nextFloat();
+    const job = { invT: 1 / p.temperature, topP: p.top_p, minP: p.min_p, u, source: logits };
+    if (this.biasIds.length === 0 && p.repetition_penalty === 1 && p.presence_penalty === 0 && p.frequency_penalty === 0) {
+      into.set(logits);
+      return { ...job, z: into, max: NaN }; // raw: drawBounded masks it and finds the maximum, on whichever thread
+    }
+    const z = this.process(logits, into);
+    return { ...job, z, max: argmax(z, logits)[1] };
+  }
+
+  /**
+   * The second half: `token` is drawBounded(job) (UNDECIDED: the draw is taken exactly here, from job.z; NO_FINITE:
+   * NonFiniteLogitsError); checks and records it. Throws SamplingError as `next`.
+   */
+  finishDraw(job: DrawJob, token: number): SampleResult {
+    let t = token;
+    if (t === NO_FINITE) throw NonFiniteLogitsError.forRow(job.source ?? job.z);
+    if (t === UNDECIDED) {
+      const { z, invT, topP, minP, u } = job;
+      const max = job.max === job.max ? job.max : maskRow(z); // masked already, unless the draw threw first
+      if (max === -Infinity) throw NonFiniteLogitsError.forRow(job.source ?? z);
+      t = topP < 1 ? drawNucleus(z, z.length, max, invT, topP, minP, u)[0] : drawFull(z, z.length, max, invT, u)[0];
+    }
+    checkToken(t, job.z);
+    this.record(t);
+    return { token: t };
+  }
+
+  /**
    * Copies the row into scratch with NaN and ±∞ masked to −∞, then applies logit_bias and penalties to the
    * finite entries, each result saturated to the float32 range (see `saturate`). So the processed row holds only
    * finite values and −∞, and its maximum is finite unless nothing is left (then NonFiniteLogitsError), which is
    * what the draws need: weights exp((z − max)/T) ∈ [0, 1], the best one exactly 1.
    */
-  private process(logits: Float32Array): Float32Array {
+  private process(logits: Float32Array, z: Float32Array): Float32Array {
     const vocab = logits.length;
-    if (zBuf.length < vocab) zBuf = new Float32Array(vocab);
-    const z = zBuf;
     z.set(logits);
     for (let i = 0; i < vocab; i++) if (z[i] - z[i] !== 0) z[i] = -Infinity;
     for (let j = 0; j < this.biasIds.length; j++) {

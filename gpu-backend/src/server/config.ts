@@ -48,6 +48,8 @@ const modelSchema = z
     device_sampling: z.enum(['auto', 'on', 'off']).default('auto'),
     /** decode steps replayed as CUDA graphs per batch bucket (engine/captured-steps.ts); auto: on for CUDA; unset: REALIGN_CUDA_GRAPHS, else auto */
     cuda_graphs: z.enum(['auto', 'on', 'off']).optional(),
+    /** a second thread for the host sampler's sampled rows (EngineLimits.drawThread); auto: where there are ≥ 2 cores */
+    draw_thread: z.enum(['auto', 'on', 'off']).default('auto'),
     /** weight format of the graphs (graph/quantize.ts); unset: float32 on CPU, float16 on CUDA */
     weights: z.enum(['float32', 'float16', 'int8', 'int4']).optional(),
     /** int8/int4: weights per quantization block (a power of two ≥ 16; default 32) */
@@ -201,5 +203,6 @@ export function engineLimits(m: ModelConfig): EngineLimits {
     prefillChunkTokens: m.prefill_chunk_tokens,
     deviceSampling: m.device_sampling,
     cudaGraphs: m.cuda_graphs,
+    drawThread: m.draw_thread,
   };
 }

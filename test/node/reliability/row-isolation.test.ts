@@ -143,6 +143,12 @@ describe(`a fault in one row ends that row alone (seed ${seed})`, () => {
         if (this.params.seed === 666 && poisonId > 0 && ++calls === 4) throw new TypeError('injected sampler fault');
         return next.call(this, logits);
       });
+      // a sampled row among others takes the split path (engine/host-sampling.ts): the fault goes there too
+      const finish = SequenceSampler.prototype.finishDraw;
+      vi.spyOn(SequenceSampler.prototype, 'finishDraw').mockImplementation(function (this: SequenceSampler, j, t) {
+        if (this.params.seed === 666 && poisonId > 0 && ++calls === 4) throw new TypeError('injected sampler fault');
+        return finish.call(this, j, t);
+      });
       const jobs = ordinary();
       const { alone, together, poisoned } = await aloneAndTogether(
         h,
@@ -206,6 +212,11 @@ describe(`a fault in one row ends that row alone (seed ${seed})`, () => {
       vi.spyOn(SequenceSampler.prototype, 'next').mockImplementation(function (this: SequenceSampler, logits: Float32Array) {
         const r = next.call(this, logits);
         return this.params.seed === 777 && poisonId > 0 ? { ...r, token: logits.length + 5 } : r;
+      });
+      const finish = SequenceSampler.prototype.finishDraw;
+      vi.spyOn(SequenceSampler.prototype, 'finishDraw').mockImplementation(function (this: SequenceSampler, j, t) {
+        const r = finish.call(this, j, t);
+        return this.params.seed === 777 && poisonId > 0 ? { ...r, token: j.z.length + 5 } : r;
       });
       const { alone, together, poisoned } = await aloneAndTogether(
         h,

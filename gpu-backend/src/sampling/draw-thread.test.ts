@@ -1,0 +1,111 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { drawBounded, UNDECIDED, type DrawJob } from './draw-bounded.ts';
+import { DrawThread } from './draw-thread.ts';
+import { samplingParams, type SamplingParams } from './params.ts';
+import { Rng } from './rng.ts';
+import { NonFiniteLogitsError, SequenceSampler } from './sampler.ts';
+
+const V = 4000;
+
+/** A row of logits like a random model's (Gaussian, scale `s`), a few −∞ and one NaN, from `rng`. */
+function row(rng: Rng, s: number): Float32Array {
+  const z = new Float32Array(V);
+  for (let i = 0; i < V; i++) z[i] = s * Math.sqrt(-2 * Math.log(1 - rng.nextFloat())) * Math.cos(2 * Math.PI * rng.nextFloat());
+  z[7] = -Infinity;
+  z[11] = NaN;
+  return z;
+}
+
+/** Busy-waits `ms`: a prepare slow enough that the draw thread claims published rows before the engine thread does. */
+function spin(ms: number): void {
+  const end = performance.now() + ms;
+  while (performance.now() < end);
+}
+
+const threads: DrawThread[] = [];
+afterAll(() => threads.forEach((t) => t.close()));
+
+describe('DrawThread', () => {
+  it('gives every row the token drawBounded gives on this thread, and the draw thread draws some of them', async () => {
+    const t = new DrawThread();
+    threads.push(t);
+    await new Promise((r) => setTimeout(r, 1500)); // the thread starts (tsx in a worker takes a moment)
+    const rng = new Rng(20261202, 0);
+    for (let round = 0; round < 12; round++) {
+      const n = 2 + (round % 5);
+      const jobs: DrawJob[] = [];
+      const got = t.round(n, V, (j, into) => {
+        into.set(row(rng, 0.5 + j));
+        let max = -Infinity;
+        for (let i = 0; i < V; i++) if (into[i] > max) max = into[i];
+        const job = { z: into, max, invT: 1 / (0.5 + 0.1 * j), topP: j % 3 === 2 ? 1 : 0.9, minP: 0, u: rng.nextFloat() };
+        jobs.push(job);
+        spin(3);
+        return job;
+      });
+      expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
+      for (const tok of got) expect(tok === UNDECIDED || (tok >= 0 && tok < V)).toBe(true);
+    }
+    expect(t.stats.broken).toBe(false);
+    expect(t.stats.helperRows).toBeGreaterThan(0);
+  });
+
+  it('runs its rounds alone once the thread is closed (nothing waits for it)', () => {
+    const t = new DrawThread();
+    t.close();
+    const rng = new Rng(7, 1);
+    const jobs: DrawJob[] = [];
+    const got = t.round(3, V, (j, into) => {
+      into.set(row(rng, 1));
+      const job = { z: into, max: into.reduce((a, b) => (b > a ? b : a), -Infinity), invT: 1.25, topP: 0.9, minP: 0, u: 0.3 * j };
+      jobs.push(job);
+      return job;
+    });
+    expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
+  });
+});
+
+describe('SequenceSampler.prepareDraw / finishDraw', () => {
+  const cases: [string, Partial<SamplingParams>][] = [
+    ['top_p', { temperature: 0.8, top_p: 0.9 }],
+    ['top_p with min_p', { temperature: 1.3, top_p: 0.95, min_p: 0.2 }],
+    ['full softmax', { temperature: 0.7 }],
+    [
+      'penalties and logit_bias',
+      { temperature: 0.9, top_p: 0.8, repetition_penalty: 1.3, frequency_penalty: 0.5, logit_bias: { 3: 5 } },
+    ],
+  ];
+  for (const [name, params] of cases) {
+    it(`${name}: the same stream of tokens as next()`, () => {
+      const p = { ...samplingParams(params), seed: 99 };
+      const a = new SequenceSampler(p, [1, 2, 3]);
+      const b = new SequenceSampler(p, [1, 2, 3]);
+      expect(a.boundedDraw(V)).toBe(true);
+      const rng = new Rng(5, 5);
+      const into = new Float32Array(V);
+      for (let step = 0; step < 40; step++) {
+        const logits = row(rng, 1 + (step % 4));
+        const job = a.prepareDraw(logits, into);
+        expect(a.finishDraw(job, drawBounded(job)).token).toBe(b.next(logits).token);
+      }
+    });
+  }
+
+  it('a row with no finite logit fails as in next(), on either path', () => {
+    const p = { ...samplingParams({ temperature: 0.8, top_p: 0.9 }), seed: 1 };
+    const bad = Float32Array.from({ length: V }, (_, i) => (i % 2 ? NaN : -Infinity));
+    const s = new SequenceSampler(p, []);
+    const job = s.prepareDraw(bad, new Float32Array(V));
+    const token = drawBounded(job);
+    expect(() => s.finishDraw(job, token)).toThrow(NonFiniteLogitsError);
+    expect(() => s.finishDraw(s.prepareDraw(bad, new Float32Array(V)), UNDECIDED)).toThrow(NonFiniteLogitsError);
+    expect(() => new SequenceSampler(p, []).next(bad)).toThrow(NonFiniteLogitsError);
+  });
+
+  it('rows with logprobs or top_k, and greedy rows, are not bounded draws', () => {
+    expect(new SequenceSampler(samplingParams({ temperature: 0.8, logprobs: true }), []).boundedDraw(V)).toBe(false);
+    expect(new SequenceSampler(samplingParams({ temperature: 0.8, top_k: 40 }), []).boundedDraw(V)).toBe(false);
+    expect(new SequenceSampler(samplingParams({ temperature: 0 }), []).boundedDraw(V)).toBe(false);
+    expect(new SequenceSampler(samplingParams({ temperature: 0.8, min_p: 0.1 }), []).boundedDraw(V)).toBe(false);
+  });
+});
