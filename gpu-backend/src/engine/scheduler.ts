@@ -184,7 +184,6 @@ export class Scheduler {
       // let cancel and submit messages in between steps
       await new Promise((r) => setImmediate(r));
     }
-    this.draws?.close();
     this.sink.events(
       [...this.running.values()].filter((s) => !s.finish).map((s) => s.end('cancelled')),
       [],
@@ -460,7 +459,7 @@ export class Scheduler {
     if (mode === 'off' || (mode === 'auto' && availableParallelism() < 2)) return (this.draws = null);
     if (seqs.filter((s) => s?.sampler.boundedDraw(vocab)).length < MIN_ROUND_ROWS) return null;
     try {
-      this.draws = new DrawThread();
+      this.draws = DrawThread.shared();
     } catch {
       this.draws = null; // no entry file (an unusual build): the engine thread samples alone
     }

@@ -46,7 +46,19 @@ export interface DrawRoundStats {
   broken: boolean;
 }
 
+let shared: DrawThread | null = null;
+
 export class DrawThread {
+  /**
+   * This thread's draw thread, started on first use and kept (unref'd) for the life of the thread: schedulers of one
+   * thread take turns (a round is synchronous), so they share it rather than each starting one. A given-up thread is
+   * replaced.
+   */
+  static shared(): DrawThread {
+    if (!shared?.usable) shared = new DrawThread();
+    return shared;
+  }
+
   private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
   private readonly port: MessagePort;
   private readonly worker: Worker;
