@@ -146,8 +146,25 @@ export class Engine {
     });
   }
 
-  /** Stops the worker: running sequences end as cancelled. */
+  /**
+   * Why this engine can take no more work — its worker reported a fatal error, raised one or exited — or null while
+   * it runs. Once set it stays set: a worker is never restarted.
+   */
+  get failure(): string | null {
+    return this.fatal?.message ?? null;
+  }
+
+  /**
+   * Stops the worker: running sequences end as cancelled. An engine that already failed has nothing left to stop
+   * (its worker cannot be messaged): resolves once the thread is surely gone.
+   */
   async shutdown(): Promise<void> {
+    if (this.fatal) {
+      // a worker that reported a fatal error may still be winding down; one that exited resolves at once
+      await this.worker.terminate();
+      await this.exited;
+      return;
+    }
     this.send({ type: 'shutdown' });
     const timeout = setTimeout(() => void this.worker.terminate(), 10_000);
     await this.exited;

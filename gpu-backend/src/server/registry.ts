@@ -1,6 +1,8 @@
 /**
  * The served models: one engine each, loaded in the background. Ready means every model has settled — loaded or
- * definitively failed (a load is not retried) — and at least one serves; a failed model answers 503 on its own.
+ * definitively failed (a load is not retried) — and at least one serves; a failed model answers 503 on its own. A
+ * loaded model whose engine later died (its worker thread failed or exited; it is not restarted) counts as failed
+ * from then on: in readiness, in `status()` (with the reason) and in `get()`.
  */
 import { notFound, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
 import { tokenizerFiles } from '../checkpoint/checkpoint.ts';
@@ -30,6 +32,12 @@ export interface RegistryLog {
 }
 
 type Slot = { state: 'loading' } | { state: 'ready'; model: ServedModel } | { state: 'failed'; error: string };
+
+function slotStatus(s: Slot): string {
+  if (s.state === 'failed') return `failed: ${s.error}`;
+  if (s.state === 'ready' && s.model.engine.failure !== null) return `failed: engine gone: ${s.model.engine.failure}`;
+  return s.state;
+}
 
 /** Loads every configured model and hands them out by id. */
 export class ModelRegistry {
@@ -69,15 +77,15 @@ export class ModelRegistry {
     ).then(() => undefined);
   }
 
-  /** Whether every model has loaded or failed, and at least one serves. */
+  /** Whether every model has loaded or failed, and at least one serves (loaded, and its engine alive). */
   get ready(): boolean {
     const slots = [...this.slots.values()];
-    return slots.every((s) => s.state !== 'loading') && slots.some((s) => s.state === 'ready');
+    return slots.every((s) => s.state !== 'loading') && slots.some((s) => s.state === 'ready' && s.model.engine.failure === null);
   }
 
-  /** Per model: loading, ready or failed (with the reason). */
+  /** Per model: loading, ready or failed (with the reason: its load's, or its engine's when that died after loading). */
   status(): Record<string, string> {
-    return Object.fromEntries([...this.slots].map(([id, s]) => [id, s.state === 'failed' ? `failed: ${s.error}` : s.state]));
+    return Object.fromEntries([...this.slots].map(([id, s]) => [id, slotStatus(s)]));
   }
 
   /** The ready models. */
@@ -93,6 +101,8 @@ export class ModelRegistry {
     if (slot.state === 'loading') return serviceUnavailable(`model "${id}" is still loading; retry shortly`, 5, 'model_loading');
     if (slot.state === 'failed')
       return serviceUnavailable(`model "${id}" failed to load: ${slot.error}`, undefined, 'model_unavailable');
+    const gone = slot.model.engine.failure;
+    if (gone !== null) return serviceUnavailable(`the engine of model "${id}" is gone: ${gone}`, 5, 'engine_unavailable');
     return slot.model;
   }
 

@@ -2,24 +2,40 @@
  * An engine whose worker died is the backend's state, not one request's failure: a generation that was running
  * and every new one get a 503 engine_unavailable (the edge then avoids the backend and tries another), never the
  * generic 500 the edge would read as "this request failed on a healthy backend" (shared/src/failure-scope.ts).
+ * Readiness says so too — the edge's probe after its cooldown must not put the backend back for a model that cannot
+ * serve — and stopping such a backend completes (its dead engine has nothing left to stop).
  */
 import type { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import { answerFailureScope } from '../../../shared/src/failure-scope.ts';
-import { startBigramBackend } from '../helpers/backend.ts';
+import { startBigramBackend, startTestBackend } from '../helpers/backend.ts';
+import { bigramModel } from '../helpers/bigram.ts';
 import { errorOf, eventually, send } from '../helpers/http.ts';
 import { cleanupTempDirs } from '../helpers/models.ts';
 
 afterAll(() => cleanupTempDirs());
 
+/** Ends the engine's worker thread as a crash would (the engine is not told first). */
+async function kill(engine: Engine): Promise<void> {
+  await (engine as unknown as { worker: Worker }).worker.terminate();
+}
+
+async function readiness(url: string): Promise<{ status: number; models: Record<string, string> }> {
+  const res = await send(url, '/readyz');
+  return { status: res.status, models: ((await res.json()) as { models: Record<string, string> }).models };
+}
+
 describe('a backend whose engine died', () => {
-  it('answers the running generation and new ones with 503 engine_unavailable', async () => {
+  it('answers the running generation and new ones with 503 engine_unavailable, is not ready, and stops', async () => {
     const { backend, engine } = await startBigramBackend('Dying!');
+    let stopped = false;
     try {
       // a non-streamed generation long enough to be running when the engine goes
       const running = send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2000, temperature: 0 });
       expect(await eventually(async () => (await engine.refreshStats()).running === 1, 5000)).toBe(true);
-      await (engine as unknown as { worker: Worker }).worker.terminate();
+      expect((await readiness(backend.url)).status).toBe(200);
+      await kill(engine);
 
       const during = await running;
       expect(during.status).toBe(503);
@@ -32,9 +48,36 @@ describe('a backend whose engine died', () => {
         expect(after.status, `stream: ${stream}`).toBe(503);
         expect(await errorOf(after)).toMatchObject({ type: 'backend_error', code: 'engine_unavailable' });
       }
+
+      // its only model cannot serve: not ready, and the body says why
+      const ready = await readiness(backend.url);
+      expect(ready.status).toBe(503);
+      expect(ready.models.bigram).toMatch(/^failed: engine gone: /);
+
+      // a dead engine has nothing to stop: stop() completes (it used to reject, skipping the connections' close)
+      await backend.stop();
+      stopped = true;
     } finally {
-      // stopping a backend whose engine is gone rejects (Engine.shutdown posts to the dead worker): not under test here
-      await backend.stop().catch(() => undefined);
+      if (!stopped) await backend.stop().catch(() => undefined);
+    }
+  });
+
+  it('with another model serving: that model stays ready and serves, the dead one is failed with its reason', async () => {
+    const backend = await startTestBackend([
+      { id: 'alive', mode: 'single', model: bigramModel('Alive!').dir },
+      { id: 'dead', mode: 'single', model: bigramModel('Dead!').dir },
+    ]);
+    try {
+      await kill(backend.registry.models().find((m) => m.config.id === 'dead')!.engine);
+      const ready = await readiness(backend.url);
+      expect(ready.status).toBe(200);
+      expect(ready.models).toMatchObject({ alive: 'ready', dead: expect.stringMatching(/^failed: engine gone: /) as string });
+      const refused = await send(backend.url, '/v1/completions', { model: 'dead', prompt: 'De', max_tokens: 2 });
+      expect(refused.status).toBe(503);
+      expect(await errorOf(refused)).toMatchObject({ type: 'backend_error', code: 'engine_unavailable' });
+      expect((await send(backend.url, '/v1/completions', { model: 'alive', prompt: 'Al', max_tokens: 2 })).status).toBe(200);
+    } finally {
+      await backend.stop();
     }
   });
 });
