@@ -32,9 +32,10 @@ export const NO_FINITE = -4;
 
 /**
  * One sampled row's draw: its processed logits z (length V: finite values and −∞) and their maximum, or, with
- * `max` NaN, the raw logits of a row without logit_bias and penalties (drawBounded masks NaN and ±∞ to −∞ in
- * place and finds the maximum itself, so that this pass runs on the drawing thread too); 1 / temperature, top_p,
- * min_p and the uniform number. top_p < 1: drawNucleus's token; top_p = 1 (then min_p is 0): drawFull's.
+ * `max` NaN, the raw logits of a row without logit_bias and penalties (drawBounded finds the largest finite logit
+ * itself, so that this pass runs on the drawing thread too, and treats NaN and ±∞ as the sampler's masking does, as
+ * −∞; it only reads z); 1 / temperature, top_p, min_p and the uniform number. top_p < 1: drawNucleus's token;
+ * top_p = 1 (then min_p is 0): drawFull's.
  */
 export interface DrawJob {
   readonly z: Float32Array;
@@ -48,14 +49,18 @@ export interface DrawJob {
 }
 
 /**
- * The job's token as drawNucleus / drawFull would return it, UNDECIDED (then take that draw itself; a raw row
- * is masked by then) or NO_FINITE.
+ * The job's token as drawNucleus / drawFull would return it, UNDECIDED (then take that draw itself, on a raw row
+ * after maskRow) or NO_FINITE. Reads z only: two threads may draw the same row.
  */
 export function drawBounded(job: DrawJob): number {
   const { z, invT, topP, minP, u } = job;
   let max = job.max;
   if (max !== max) {
-    max = maskRow(z);
+    max = -Infinity;
+    for (let i = 0; i < z.length; i++) {
+      const v = z[i];
+      if (v > max && v < Infinity) max = v; // NaN compares false
+    }
     if (max === -Infinity) return NO_FINITE;
   }
   return topP < 1 ? drawNucleusBounded(z, z.length, max, invT, topP, minP, u) : drawFullBounded(z, z.length, max, invT, u);
@@ -172,7 +177,8 @@ function approximateMasses(z: Float32Array, vocab: number, max: number, invT: nu
   const last = BUCKETS - 1;
   for (let i = 0; i < vocab; i++) {
     const y = (z[i] - max) * negInvT;
-    if (y < cut) {
+    // y ≥ 0 for every logit up to the maximum; NaN fails both tests and +∞ (a raw row's) gives −∞: both weigh nothing
+    if (y < cut && y >= 0) {
       const k = (y * FINE_STEPS) | 0;
       const r = k * (1 / FINE_STEPS) - y;
       let b = (y * scale) | 0;
@@ -258,8 +264,8 @@ export function drawFullBounded(z: Float32Array, vocab: number, max: number, inv
     const end = Math.min((j + 1) * BLOCK, vocab);
     let m = 0;
     for (let i = j * BLOCK; i < end; i++) {
-      const y = (z[i] - max) * negInvT; // −x, as in approximateMasses
-      if (y < cut) {
+      const y = (z[i] - max) * negInvT; // −x, as in approximateMasses (and its test for a raw row's NaN and +∞)
+      if (y < cut && y >= 0) {
         const k = (y * FINE_STEPS) | 0;
         const r = k * (1 / FINE_STEPS) - y;
         m += F[k] * (1 + r * (1 + 0.5 * r));
@@ -279,7 +285,7 @@ export function drawFullBounded(z: Float32Array, vocab: number, max: number, inv
   const end = Math.min((j + 1) * BLOCK, vocab);
   for (let i = j * BLOCK; i < end; i++) {
     const x = (z[i] - max) * invT;
-    if (!(x > NEGLIGIBLE)) continue;
+    if (!(x > NEGLIGIBLE) || x > 0) continue; // x > 0: a raw row's +∞
     acc += expWeight(x);
     if (acc > target) return acc - target <= margin ? UNDECIDED : i;
     if (target - acc <= margin) return UNDECIDED;

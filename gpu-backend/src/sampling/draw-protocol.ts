@@ -2,8 +2,9 @@
  * The shared-memory protocol between the engine thread and its draw thread (draw-thread.ts, draw-worker.ts). One
  * round draws n rows: the engine writes each row's processed logits into the slab and its numbers into `params`,
  * then publishes it (READY); both threads claim rows by compare-and-swap on CLAIM and write each token into
- * `results`, counting DONE. CLAIM carries the round's number in its upper bits, so a thread still holding the last
- * round's view cannot claim a row of the next one.
+ * `results` by compare-and-swap over the round's pending tag (the engine thread may draw a row the draw thread holds
+ * again; the first write stands), counting DONE. CLAIM carries the round's number in its upper bits, so a thread
+ * still holding the last round's view cannot claim a row of the next one.
  */
 
 /** Int32 slots of the control block. */
@@ -11,7 +12,7 @@ export const GEN = 0; // the round's number; the draw thread waits on it
 export const COUNT = 1; // rows in the round
 export const READY = 2; // rows published so far (their logits and numbers written)
 export const CLAIM = 3; // (round & ROUND_MASK) << ROUND_SHIFT | next unclaimed row
-export const DONE = 4; // rows whose token is in `results`
+export const DONE = 4; // rows the draw thread wrote (the engine thread waits on it)
 export const VOCAB = 5; // the row length V
 export const VERSION = 6; // the buffers' version: a new slab is sent on the port before a round that uses it
 export const STOP = 7; // 1: the draw thread exits
@@ -32,6 +33,14 @@ export interface DrawBuffers {
   params: SharedArrayBuffer;
   /** rows int32 tokens (UNDECIDED: take the exact draw) */
   results: SharedArrayBuffer;
+}
+
+/**
+ * A result slot's value while round `gen`'s row is not drawn yet: negative, below every answer drawBounded gives,
+ * and different from the last 16,383 rounds' (a token is written only over its own round's tag).
+ */
+export function pendingTag(gen: number): number {
+  return -(16 + (gen & 0x3fff));
 }
 
 /** CLAIM's value at the start of round `gen`. */

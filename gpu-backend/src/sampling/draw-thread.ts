@@ -6,9 +6,10 @@
  * publishes it; this thread and the engine thread both claim published rows and draw them with the same pure
  * function, so a row's token is the same whichever thread draws it (and the same as `SequenceSampler.next`).
  *
- * Nothing waits on the draw thread unless it holds a row: when it is busy elsewhere or not started yet, the engine
- * thread claims every row itself. A draw thread that stops answering (no progress for STALL_MS) is given up: the
- * engine thread draws the rows it held and runs alone from then on.
+ * Nothing waits long on the draw thread: when it is busy elsewhere or not started yet, the engine thread claims every
+ * row itself, and a row the draw thread holds but has not finished within about one row's time (say it was
+ * descheduled on a loaded machine) is drawn again by the engine thread; whichever finishes first writes the token
+ * (compare-and-swap on a slot tagged with the round, so a late write cannot land in another round).
  */
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,7 @@ import { drawBounded, UNDECIDED, type DrawJob } from './draw-bounded.ts';
 import {
   claimBase,
   claimRow,
+  pendingTag,
   CLAIM,
   CONTROL_SLOTS,
   COUNT,
@@ -31,18 +33,15 @@ import {
   type DrawBuffers,
 } from './draw-protocol.ts';
 
-/** A row's result slot before a thread has drawn it. */
-const PENDING = -3;
-/** Without progress for this long while the draw thread holds a row, the engine thread stops waiting for it. */
-const STALL_MS = 5000;
-
 /** What a round did, for the engine's statistics and tests. */
 export interface DrawRoundStats {
   rounds: number;
   rows: number;
   /** rows the draw thread drew */
   helperRows: number;
-  /** the thread was given up (errored, exited or stalled) */
+  /** rows the draw thread had claimed but not finished in time, drawn again on the calling thread */
+  stolenRows: number;
+  /** the thread failed or exited */
   broken: boolean;
 }
 
@@ -69,23 +68,27 @@ export class DrawThread {
   private params: Float64Array = new Float64Array(0);
   private results: Int32Array = new Int32Array(0);
   private broken = false;
-  private readonly counts = { rounds: 0, rows: 0, helperRows: 0 };
+  private readonly counts = { rounds: 0, rows: 0, helperRows: 0, stolenRows: 0 };
 
   /** Starts the thread; rounds can run at once (the thread joins them once it is up). */
-  constructor() {
+  /** `slowRowMs` (tests only): the draw thread sleeps this long before each row it draws, as a descheduled one would. */
+  constructor({ slowRowMs = 0 }: { slowRowMs?: number } = {}) {
     const ts = fileURLToPath(import.meta.url).endsWith('.ts');
     const entry = new URL(ts ? './draw-worker-bootstrap.mjs' : './draw-worker.js', import.meta.url);
     if (!existsSync(entry)) throw new Error(`draw worker entry not found at ${fileURLToPath(entry)}`);
     const { port1, port2 } = new MessageChannel();
     this.port = port1;
-    this.worker = new Worker(entry, { workerData: { control: this.control.buffer, port: port2 }, transferList: [port2] });
+    this.worker = new Worker(entry, {
+      workerData: { control: this.control.buffer, port: port2, slowRowMs },
+      transferList: [port2],
+    });
     this.worker.unref();
     this.port.unref();
     this.worker.on('error', () => (this.broken = true));
     this.worker.once('exit', () => (this.broken = true));
   }
 
-  /** False once the thread was given up: then `round` still works, on the calling thread alone. */
+  /** False once the thread failed or exited: then `round` still works, on the calling thread alone. */
   get usable(): boolean {
     return !this.broken;
   }
@@ -109,7 +112,8 @@ export class DrawThread {
     this.ensure(n, vocab);
     const c = this.control;
     const gen = ++this.gen;
-    this.results.fill(PENDING, 0, n);
+    const pending = pendingTag(gen);
+    this.results.fill(pending, 0, n);
     Atomics.store(c, COUNT, n);
     Atomics.store(c, VOCAB, vocab);
     Atomics.store(c, READY, 0);
@@ -132,17 +136,42 @@ export class DrawThread {
     }
     meanwhile?.();
     let mine = 0;
+    const t0 = performance.now();
     for (let row = claimRow(c, gen, n); row >= 0; row = claimRow(c, gen, n)) {
-      const job = jobs[row];
-      this.results[row] = job ? drawBounded(job) : UNDECIDED;
-      mine++;
-      Atomics.add(c, DONE, 1);
+      if (this.settle(row, pending, jobs[row])) mine++;
     }
-    this.waitDone(n, jobs);
+    const rowMs = mine > 0 ? (performance.now() - t0) / mine : 0.2;
+    mine += this.finishHeld(n, pending, jobs, rowMs);
     this.counts.rounds++;
     this.counts.rows += n;
     this.counts.helperRows += n - mine;
     return this.results.slice(0, n);
+  }
+
+  /** Draws `row` here and writes its token unless the draw thread wrote it first; whether this thread's stood. */
+  private settle(row: number, pending: number, job: DrawJob | null): boolean {
+    const token = job ? drawBounded(job) : UNDECIDED;
+    return Atomics.compareExchange(this.results, row, pending, token) === pending;
+  }
+
+  /**
+   * The rows the draw thread claimed: waits for them about one row's time (`rowMs`, as this thread took) at a time,
+   * and draws the oldest unfinished one here when it has not come; returns how many this thread wrote.
+   */
+  private finishHeld(n: number, pending: number, jobs: (DrawJob | null)[], rowMs: number): number {
+    const c = this.control;
+    let mine = 0;
+    for (let row = 0; row < n; row++) {
+      if (Atomics.load(this.results, row) !== pending) continue;
+      const done = Atomics.load(c, DONE);
+      if (!this.broken) Atomics.wait(c, DONE, done, Math.max(0.05, rowMs));
+      if (Atomics.load(this.results, row) !== pending) continue;
+      if (this.settle(row, pending, jobs[row])) {
+        mine++;
+        this.counts.stolenRows++;
+      }
+    }
+    return mine;
   }
 
   /** Asks the thread to exit (it is unref'd: it never holds the process open). */
@@ -151,36 +180,6 @@ export class DrawThread {
     Atomics.add(this.control, GEN, 1);
     Atomics.notify(this.control, GEN);
     this.port.close();
-  }
-
-  /** Waits for the rows the draw thread holds; draws them here if it stalls (and gives the thread up). */
-  private waitDone(n: number, jobs: (DrawJob | null)[]): void {
-    const c = this.control;
-    let last = Atomics.load(c, DONE);
-    let since = performance.now();
-    while (last < n) {
-      Atomics.wait(c, DONE, last, 100);
-      const now = Atomics.load(c, DONE);
-      if (now !== last) {
-        last = now;
-        since = performance.now();
-      } else if (performance.now() - since > STALL_MS) {
-        this.giveUp();
-        for (let j = 0; j < n; j++) {
-          const job = jobs[j];
-          if (this.results[j] === PENDING) this.results[j] = job ? drawBounded(job) : UNDECIDED;
-        }
-        return;
-      }
-    }
-  }
-
-  private giveUp(): void {
-    this.broken = true;
-    this.close();
-    void this.worker.terminate();
-    // its late writes must not land in buffers a later round uses
-    this.capacityRows = 0;
   }
 
   /** Buffers for n rows of `vocab` (replaced, and sent to the thread, when they are too small or V changes). */

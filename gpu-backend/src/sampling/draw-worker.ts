@@ -5,9 +5,26 @@
  */
 import { receiveMessageOnPort, workerData, type MessagePort } from 'node:worker_threads';
 import { drawBounded, UNDECIDED } from './draw-bounded.ts';
-import { claimRow, COUNT, DONE, GEN, PARAMS, READY, STOP, VERSION, VOCAB, type DrawBuffers } from './draw-protocol.ts';
+import {
+  claimRow,
+  COUNT,
+  DONE,
+  GEN,
+  PARAMS,
+  pendingTag,
+  READY,
+  STOP,
+  VERSION,
+  VOCAB,
+  type DrawBuffers,
+} from './draw-protocol.ts';
 
-const { control: controlBuffer, port } = workerData as { control: SharedArrayBuffer; port: MessagePort };
+const {
+  control: controlBuffer,
+  port,
+  slowRowMs,
+} = workerData as { control: SharedArrayBuffer; port: MessagePort; slowRowMs: number };
+const nap = new Int32Array(new SharedArrayBuffer(4));
 const control = new Int32Array(controlBuffer);
 let version = -1;
 let slab: Float32Array = new Float32Array(0);
@@ -30,6 +47,7 @@ function update(): void {
 
 function drawRow(row: number, vocab: number): number {
   const p = row * PARAMS;
+  if (slowRowMs > 0) Atomics.wait(nap, 0, 0, slowRowMs); // tests: a draw thread that is descheduled mid-round
   if (!(params[p + 1] > 0)) return UNDECIDED; // a row the engine thread ended while preparing it: nothing to draw
   try {
     return drawBounded({
@@ -58,9 +76,11 @@ for (;;) {
     for (let ready = Atomics.load(control, READY); ready <= row; ready = Atomics.load(control, READY)) {
       Atomics.wait(control, READY, ready);
     }
-    results[row] = drawRow(row, vocab);
-    Atomics.add(control, DONE, 1);
-    Atomics.notify(control, DONE);
+    const token = drawRow(row, vocab);
+    if (Atomics.compareExchange(results, row, pendingTag(gen), token) === pendingTag(gen)) {
+      Atomics.add(control, DONE, 1);
+      Atomics.notify(control, DONE);
+    }
   }
 }
 port.close();
