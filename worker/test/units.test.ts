@@ -52,6 +52,25 @@ describe('worker building blocks', () => {
     expect(book.state('u', 1250)).toBe('up');
   });
 
+  it("HealthBook keeps a model's failure on a backend apart from the backend and from its other models", () => {
+    const book = new HealthBook();
+    book.markFailure('u', 'status 503 model_unavailable', 1000, 100, 'a');
+    expect(book.state('u', 1050, 'a')).toBe('down');
+    expect(book.state('u', 1050, 'b')).toBe('up');
+    expect(book.state('u', 1050)).toBe('up');
+    expect(book.state('u', 1100, 'a')).toBe('probation');
+    // the backend's own failure covers each of its models
+    book.markFailure('u', 'refused', 1100, 100);
+    expect(book.state('u', 1150, 'b')).toBe('down');
+    expect(book.state('u', 1150, 'a')).toBe('down');
+    // a success for b: the backend is up again; a's own record stays
+    book.markSuccess('u', 'b');
+    expect(book.state('u', 1150, 'b')).toBe('up');
+    expect(book.state('u', 1150, 'a')).toBe('probation');
+    book.markSuccess('u', 'a');
+    expect(book.state('u', 1150, 'a')).toBe('up');
+  });
+
   it('token buckets refill linearly to capacity and tell how long to wait', () => {
     const s = refill({ level: 0, updatedAt: 0 }, 60, 30_000);
     expect(s.level).toBe(30);

@@ -1,7 +1,8 @@
 /**
- * An engine whose worker died is the backend's state, not one request's failure: a generation that was running
- * and every new one get a 503 engine_unavailable (the edge then avoids the backend and tries another), never the
- * generic 500 the edge would read as "this request failed on a healthy backend" (shared/src/failure-scope.ts).
+ * An engine whose worker died is its model's state on the backend, not one request's failure: a generation that was
+ * running and every new one get a 503 engine_unavailable (the edge then avoids the backend for that model and tries
+ * another), never the generic 500 the edge would read as "this request failed on a healthy backend"
+ * (shared/src/failure-scope.ts).
  * Readiness says so too — the edge's probe after its cooldown must not put the backend back for a model that cannot
  * serve — and stopping such a backend completes (its dead engine has nothing left to stop).
  */
@@ -41,7 +42,7 @@ describe('a backend whose engine died', () => {
       expect(during.status).toBe(503);
       const e1 = await errorOf(during);
       expect(e1).toMatchObject({ type: 'backend_error', code: 'engine_unavailable' });
-      expect(answerFailureScope(during.status, { error: e1 })).toBe('backend');
+      expect(answerFailureScope(during.status, { error: e1 })).toBe('model');
 
       for (const stream of [false, true]) {
         const after = await send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 4, stream });

@@ -1,7 +1,8 @@
 /**
  * The contract between the halves on whose failure a 5xx is (shared/src/failure-scope.ts): every error the backend
  * turns an engine failure into (server/engine-error.ts) reads, at the edge, as this request's failure exactly when
- * it is one — answered as JSON or sent as a stream's error event.
+ * it is one, and as one model's (its load, its engine: server/registry.ts) exactly when only that model is
+ * affected — answered as JSON or sent as a stream's error event.
  */
 import { describe, expect, it } from 'vitest';
 import { serverError, serviceUnavailable, type ApiError } from '../../../shared/src/errors.ts';
@@ -27,12 +28,15 @@ const CASES: [string, ApiError, FailureScope][] = [
   ['NaN/∞ logits mid-generation', failureOf(failed('non_finite_logits')), 'request'],
   ['a generation failure without a code', failureOf(failed()), 'request'],
   ['a bug the request hit (the app’s generic 500)', serverError(), 'request'],
-  ['the engine worker gone', rejectionError(new Error('the engine worker exited')), 'backend'],
+  // each model has its own engine thread: its death is that model's, not the backend's other models'
+  ['the engine worker gone', rejectionError(new Error('the engine worker exited')), 'model'],
   ['cancelled by a shutdown', failureOf({ id: 1, text: '', tokens: [], finish: 'cancelled' }), 'backend'],
   ['refused while it stops', rejectionError(new EngineRejection('cancelled before it ran', 'cancelled')), 'backend'],
   ['an engine refusal of its own state', rejectionError(new EngineRejection('stopping', 'engine_stopping')), 'backend'],
   ['shutting down', serviceUnavailable('the server is shutting down', 1, 'shutting_down'), 'backend'],
-  ['a model still loading', serviceUnavailable('still loading', 5, 'model_loading'), 'backend'],
+  ['a model still loading', serviceUnavailable('still loading', 5, 'model_loading'), 'model'],
+  ['a model that failed to load', serviceUnavailable('failed to load', undefined, 'model_unavailable'), 'model'],
+  ['a model whose engine died', serviceUnavailable('its engine is gone', 5, 'engine_unavailable'), 'model'],
 ];
 
 describe('whose failure a backend 5xx is', () => {
@@ -51,5 +55,11 @@ describe('whose failure a backend 5xx is', () => {
     expect(answerFailureScope(502, request)).toBe('backend');
     expect(answerFailureScope(504, request)).toBe('backend');
     expect(answerFailureScope(500, serviceUnavailable('down').toBody())).toBe('backend');
+    // a model's code is the model's only in the backend's own 503 backend_error
+    const gone = serviceUnavailable('its engine is gone', 5, 'engine_unavailable').toBody();
+    expect(answerFailureScope(503, gone)).toBe('model');
+    expect(answerFailureScope(502, gone)).toBe('backend');
+    expect(answerFailureScope(500, gone)).toBe('backend');
+    expect(answerFailureScope(503, { error: { ...gone.error, type: 'server_error' } })).toBe('backend');
   });
 });

@@ -103,6 +103,7 @@ async function forwardCapped(a: Answering): Promise<Forwarded> {
     signal: c.req.raw.signal,
     tried: dispatch.tried,
     headers: backendRequestHeaders(p.backend),
+    model: p.backend.body.model,
   };
   const timeoutMs = p.stream ? p.config.backendTimeoutMs : p.config.backendResponseTimeoutMs;
   // The backend always reports usage on streams; the relay drops that chunk if the client did not ask for it.
@@ -130,8 +131,9 @@ async function forwardCapped(a: Answering): Promise<Forwarded> {
   }
 }
 
-function markDown(p: Prepared, backend: BackendConfig, reason: string): void {
-  healthBook.markFailure(backend.url, reason, Date.now(), p.config.healthCooldownMs);
+/** Takes the backend out of rotation, or with `model` only that model there. */
+function markDown(p: Prepared, backend: BackendConfig, reason: string, model?: string): void {
+  healthBook.markFailure(backend.url, reason, Date.now(), p.config.healthCooldownMs, model);
 }
 
 /** Relays the backend's event stream to the client; usage and the cache entry are written once it ends. */
@@ -165,9 +167,12 @@ function relayStream(a: Answering, upstream: Response & { body: ReadableStream<U
         markDown(p, backend, `stream: ${outcome.reason}`);
       } else if (outcome.kind === 'backend_error') {
         status = 500;
-        // an error event of the backend's own state (engine gone, shutting down) takes it out of rotation; one of
-        // this request's failure (its row, its logits) leaves it for everybody else
-        if (streamErrorScope(outcome.body) === 'backend') markDown(p, backend, `stream: ${outcome.body.error.code ?? 'error'}`);
+        // an error event of the backend's own state (shutting down) takes it out of rotation, one of the model's
+        // (its engine gone) takes that model there out; one of this request's failure (its row, its logits) leaves
+        // it for everybody else
+        const scope = streamErrorScope(outcome.body);
+        const reason = `stream: ${outcome.body.error.code ?? 'error'}`;
+        if (scope !== 'request') markDown(p, backend, reason, scope === 'model' ? p.backend.body.model : undefined);
       } else if (outcome.kind === 'cancelled') status = 499;
       finish();
     },

@@ -1,9 +1,11 @@
 /**
  * Sends a resolved request to a backend: signed, with a deadline for the response headers, and retried on
  * another backend only while nothing has reached the client — on a refused connection or a 5xx that says the
- * backend cannot take work now (shared/src/failure-scope.ts). Once a backend answered below 500, that answer is the
- * one the client gets (a stream that breaks later is not retried). A 500 that says this request failed on a healthy
- * backend is the client's answer too: the backend stays in rotation and the request is not run again elsewhere.
+ * backend (or the requested model there) cannot take work now (shared/src/failure-scope.ts). Once a backend answered
+ * below 500, that answer is the one the client gets (a stream that breaks later is not retried). A 500 that says
+ * this request failed on a healthy backend is the client's answer too: the backend stays in rotation and the request
+ * is not run again elsewhere. A 503 that says only the requested model cannot serve there (loading, failed to load,
+ * its engine gone) takes that model there out of rotation, not the backend: its other models' requests still go.
  */
 import {
   ApiError,
@@ -44,6 +46,8 @@ export interface ForwardOptions {
   tried?: BackendConfig[];
   /** More headers of the request (the contract's, shared/src/backend-request.ts). */
   headers?: Record<string, string>;
+  /** The model the body asks for (its `model`): a model's failure on a backend is recorded for it only. */
+  model?: string;
 }
 
 /** The status of a request whose client went away before its answer (nginx's "client closed request"). */
@@ -136,7 +140,8 @@ export async function forward(
   timeoutMs: number,
   opts: ForwardOptions = {},
 ): Promise<Forwarded> {
-  const order = await planAttempts(config, book);
+  const model = opts.model;
+  const order = await planAttempts(config, book, model);
   let last: Failure | null = null;
   let tried = 0;
   for (const backend of order.slice(0, config.maxAttempts)) {
@@ -145,17 +150,26 @@ export async function forward(
     const r = await attempt(backend, path, body, requestId, config, timeoutMs, opts);
     if (r instanceof Response) {
       if (r.status < 500) {
-        book.markSuccess(backend.url);
+        book.markSuccess(backend.url, model);
         return { response: r, backend, attempts: tried };
       }
       const body = await readErrorBody(r);
-      if (answerFailureScope(r.status, body) === 'request') {
+      const scope = answerFailureScope(r.status, body);
+      if (scope === 'request') {
         // this request's failure, not the backend's: no cooldown for everyone, no second run of it elsewhere
-        book.markSuccess(backend.url);
+        book.markSuccess(backend.url, model);
         throw requestFailed(r.status, body);
       }
       last = { kind: 'status', status: r.status, body };
-      book.markFailure(backend.url, `status ${r.status}`, Date.now(), config.healthCooldownMs);
+      // the model's failure there cools down that model there only: the backend's other models keep it
+      const code = isErrorBody(body) && body.error.code ? ` ${body.error.code.slice(0, 64)}` : '';
+      book.markFailure(
+        backend.url,
+        `status ${r.status}${code}`,
+        Date.now(),
+        config.healthCooldownMs,
+        scope === 'model' ? model : undefined,
+      );
       continue;
     }
     if (r.kind === 'aborted')

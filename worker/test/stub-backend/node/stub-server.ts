@@ -30,7 +30,11 @@ import { SSE_DONE, sseEvent } from '../../../../shared/src/sse.ts';
  * a 500 server_error (this request failed, e.g. its row), `fail503` a 503 engine_unavailable after reading the
  * prompt (the engine died under it), `unavailable` a 503 before any work (a model loading), `fail502` a 502 with an
  * HTML body (a proxy in front of a dead backend); in a stream, `row-error` ends with a server_error event (this
- * request's row failed) and `engine-gone` with a backend_error event (the engine died).
+ * request's row failed) and `engine-gone` with a backend_error event (the engine died). `models` is one backend
+ * serving several models, some of which cannot serve: a model whose id starts with `down-` failed to load (503
+ * model_unavailable), one starting with `loading-` is still loading (503 model_loading), any other serves; its
+ * `/readyz` names the state of each model it was asked for, as the real backend's does (200 once none is loading
+ * and one serves).
  */
 export type StubBehaviour =
   | 'ok'
@@ -42,6 +46,7 @@ export type StubBehaviour =
   | 'die'
   | 'row-error'
   | 'engine-gone'
+  | 'models'
   | 'stall'
   | 'garbage'
   | 'slow'
@@ -79,6 +84,8 @@ interface TagState {
   release: Promise<void>;
   releaseNow: () => void;
   serial: number;
+  /** The models requests asked this backend for (the `models` behaviour's `/readyz` names their states). */
+  models: Set<string>;
 }
 
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -86,7 +93,7 @@ const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 function newTag(): TagState {
   let releaseNow!: () => void;
   const release = new Promise<void>((r) => (releaseNow = r));
-  return { requests: [], ledger: {}, aborted: 0, release, releaseNow, serial: 0 };
+  return { requests: [], ledger: {}, aborted: 0, release, releaseNow, serial: 0, models: new Set() };
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
@@ -315,6 +322,41 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
         { error: { message: 'stub: model still loading', type: 'backend_error', param: null, code: 'loading' } },
         { 'retry-after': '7' },
       );
+    if (behaviour === 'models') {
+      const stateOf = (m: string) =>
+        m.startsWith('down-') ? 'failed: stub: no weights' : m.startsWith('loading-') ? 'loading' : 'ready';
+      if (path === '/readyz') {
+        const models = Object.fromEntries([...state.models].map((m) => [m, stateOf(m)]));
+        const states = Object.values(models);
+        const ready = !states.includes('loading') && states.includes('ready');
+        return json(res, ready ? 200 : 503, { ready, accepting: true, models });
+      }
+      const model = String(body.model);
+      state.models.add(model);
+      if (stateOf(model) === 'loading')
+        return json(
+          res,
+          503,
+          {
+            error: {
+              message: `stub: model "${model}" is still loading`,
+              type: 'backend_error',
+              param: null,
+              code: 'model_loading',
+            },
+          },
+          { 'retry-after': '5' },
+        );
+      if (stateOf(model) !== 'ready')
+        return json(res, 503, {
+          error: {
+            message: `stub: model "${model}" failed to load`,
+            type: 'backend_error',
+            param: null,
+            code: 'model_unavailable',
+          },
+        });
+    }
     if (path === '/readyz') return json(res, 200, { ready: true });
     if (behaviour === 'stall') return; // never answers; closed when the server closes
     if (behaviour === 'nomodel') {
