@@ -5,7 +5,9 @@
  * settings; and the host↔device bytes one decode step moves at batch 32, as the binding counts them. Beside it, at
  * batch 32: the step graph with the sampling block (GraphSpec.deviceSampling), its bytes per decode step when no row
  * asks for logprobs, and the cost of sampled decoding against greedy, step + sampling, on the host sampler and on the
- * device block (target ≤ 1.1×).
+ * device block (target ≤ 1.1×). The host sampler runs as the engine runs it (engine/host-sampling.ts: sampled rows
+ * drawn on the engine thread and its draw thread), each batch's greedy / sampled / sampled-without-the-draw-thread
+ * steps in turn in their own run.
  *
  *   node --import tsx bench/binding-bench.ts [--rounds N]      (also part of `npm run bench`)
  */
