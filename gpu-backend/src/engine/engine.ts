@@ -41,7 +41,7 @@ export class Engine {
   private nextId = 1;
   private readonly generations = new Map<number, Pending>();
   private readonly logitsJobs = new Map<number, { resolve(r: LogitsResult): void; reject(e: Error): void }>();
-  private readonly statsWaiters = new Map<number, (s: EngineStats) => void>();
+  private readonly statsWaiters = new Map<number, { resolve(s: EngineStats): void; reject(e: Error): void }>();
   private latest: EngineStats | null = null;
   private exited: Promise<void>;
   private fatal: Error | null = null;
@@ -81,6 +81,8 @@ export class Engine {
 
   /** Submits a generation (ids assigned here). */
   generate(job: Omit<GenerateJob, 'id'>): Generation {
+    // a failed engine refuses at once, before anything is registered that no message would ever settle
+    if (this.fatal) throw this.fatal;
     const id = this.nextId++;
     const queue: GenerateEvent[] = [];
     let wake: (() => void) | null = null;
@@ -125,6 +127,7 @@ export class Engine {
 
   /** Runs a logits job. */
   logits(job: Omit<LogitsJob, 'id'>): Promise<LogitsResult> {
+    if (this.fatal) return Promise.reject(this.fatal);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.logitsJobs.set(id, { resolve, reject });
@@ -137,11 +140,12 @@ export class Engine {
     return this.latest;
   }
 
-  /** Asks the worker for fresh stats. */
+  /** Asks the worker for fresh stats; rejects with the engine's failure once its worker can no longer answer. */
   refreshStats(): Promise<EngineStats> {
+    if (this.fatal) return Promise.reject(this.fatal);
     const id = this.nextId++;
-    return new Promise((resolve) => {
-      this.statsWaiters.set(id, resolve);
+    return new Promise((resolve, reject) => {
+      this.statsWaiters.set(id, { resolve, reject });
       this.send({ type: 'stats', id });
     });
   }
@@ -201,7 +205,7 @@ export class Engine {
       }
       case 'stats':
         this.latest = m.stats;
-        this.statsWaiters.get(m.id)?.(m.stats);
+        this.statsWaiters.get(m.id)?.resolve(m.stats);
         this.statsWaiters.delete(m.id);
         return;
       case 'fatal':
@@ -213,10 +217,16 @@ export class Engine {
     }
   }
 
+  /**
+   * Settles everything still waiting on the worker — generations, logits jobs, stats requests — with the engine's
+   * failure: no answer can come once the worker failed or exited, and a waiter left out would hang its request.
+   */
   private failAll(err: Error): void {
     this.fatal ??= err;
     for (const g of this.generations.values()) g.fail(err);
     for (const j of this.logitsJobs.values()) j.reject(err);
     this.logitsJobs.clear();
+    for (const w of this.statsWaiters.values()) w.reject(err);
+    this.statsWaiters.clear();
   }
 }

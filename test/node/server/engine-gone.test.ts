@@ -63,6 +63,29 @@ describe('a backend whose engine died', () => {
     }
   });
 
+  it('settles a stats request that was waiting on the worker when it died, and refuses later ones at once', async () => {
+    const { backend, engine } = await startBigramBackend('Stats!');
+    try {
+      const hang = (ms: number) => new Promise<string>((r) => setTimeout(() => r('hang'), ms));
+      // the worker is stopped before it can read the request: no answer will ever come (the old code waited forever)
+      const dying = (engine as unknown as { worker: Worker }).worker.terminate();
+      const pending = engine.refreshStats().then(
+        () => 'resolved',
+        (e: Error) => `rejected: ${e.message}`,
+      );
+      await dying;
+      expect(await Promise.race([pending, hang(3000)])).toBe('rejected: the engine worker exited');
+      // once the engine failed, a new stats request is refused at once too
+      const later = engine.refreshStats().then(
+        () => 'resolved',
+        (e: Error) => `rejected: ${e.message}`,
+      );
+      expect(await Promise.race([later, hang(1000)])).toBe('rejected: the engine worker exited');
+    } finally {
+      await backend.stop();
+    }
+  });
+
   it('with another model serving: that model stays ready and serves, the dead one is failed with its reason', async () => {
     const backend = await startTestBackend([
       { id: 'alive', mode: 'single', model: bigramModel('Alive!').dir },
