@@ -45,6 +45,11 @@ export class Engine {
   private latest: EngineStats | null = null;
   private exited: Promise<void>;
   private fatal: Error | null = null;
+  /**
+   * Set once {@link shutdown} begins: the backend is stopping. Work refused or cut because of it is the backend's
+   * state (503 shutting_down, shared/src/failure-scope.ts), not this model's engine failing.
+   */
+  private stopping: EngineRejection | null = null;
   /** called with the step durations (ms) the worker reports, for metrics */
   onSteps: ((ms: number[], stats: EngineStats) => void) | null = null;
 
@@ -55,7 +60,8 @@ export class Engine {
     this.exited = new Promise((resolve) => worker.once('exit', () => resolve()));
     worker.on('message', (m: FromWorker) => this.onMessage(m));
     worker.on('error', (err) => this.failAll(err));
-    worker.once('exit', () => this.failAll(this.fatal ?? new Error('the engine worker exited')));
+    // a worker that exits because it was told to stop leaves its queued work refused as shutting down
+    worker.once('exit', () => this.failAll(this.fatal ?? this.stopping ?? new Error('the engine worker exited')));
   }
 
   /** Starts a worker and waits until its model is loaded. */
@@ -83,6 +89,7 @@ export class Engine {
   generate(job: Omit<GenerateJob, 'id'>): Generation {
     // a failed engine refuses at once, before anything is registered that no message would ever settle
     if (this.fatal) throw this.fatal;
+    if (this.stopping) throw this.stopping;
     const id = this.nextId++;
     const queue: GenerateEvent[] = [];
     let wake: (() => void) | null = null;
@@ -128,6 +135,7 @@ export class Engine {
   /** Runs a logits job. */
   logits(job: Omit<LogitsJob, 'id'>): Promise<LogitsResult> {
     if (this.fatal) return Promise.reject(this.fatal);
+    if (this.stopping) return Promise.reject(this.stopping);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.logitsJobs.set(id, { resolve, reject });
@@ -159,10 +167,12 @@ export class Engine {
   }
 
   /**
-   * Stops the worker: running sequences end as cancelled. An engine that already failed has nothing left to stop
-   * (its worker cannot be messaged): resolves once the thread is surely gone.
+   * Stops the worker: running sequences end as cancelled (their final events carry the `shutting_down` error), work
+   * still queued and new work are refused with an {@link EngineRejection} `shutting_down`. An engine that already
+   * failed has nothing left to stop (its worker cannot be messaged): resolves once the thread is surely gone.
    */
   async shutdown(): Promise<void> {
+    this.stopping ??= new EngineRejection('the server is shutting down; retry on another backend', 'shutting_down');
     if (this.fatal) {
       // a worker that reported a fatal error may still be winding down; one that exited resolves at once
       await this.worker.terminate();
@@ -184,7 +194,12 @@ export class Engine {
     switch (m.type) {
       case 'events':
         this.latest = m.stats;
-        for (const ev of m.events) this.generations.get(ev.id)?.push(ev);
+        for (const ev of m.events) {
+          // the scheduler ends its running sequences as cancelled when it stops: say that it was the shutdown
+          if (ev.finish === 'cancelled' && this.stopping && !ev.error)
+            ev.error = { message: this.stopping.message, code: this.stopping.code };
+          this.generations.get(ev.id)?.push(ev);
+        }
         // an observer that throws (metrics) must not keep a step's events from their requests
         try {
           this.onSteps?.(m.stepMs, m.stats);

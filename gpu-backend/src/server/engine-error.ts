@@ -3,7 +3,8 @@
  * status says whose failure it is, and the edge routes by it (shared/src/failure-scope.ts): 500 `server_error` for
  * this request alone on an engine that works (its run, its row, its logits, a job that cannot be built from it) —
  * the backend stays in rotation and the request is not retried elsewhere; 503 `backend_error` for the engine's
- * state (gone, shutting down) — the backend is avoided and the request tried on another.
+ * state — its model's engine gone (`engine_unavailable`: that model is avoided on this backend) or the backend
+ * stopping (`shutting_down`: the backend is avoided) — and the request tried on another.
  */
 import { ApiError, invalidRequest, rateLimited, serverError, serviceUnavailable } from '../../../shared/src/errors.ts';
 import { EngineRejection } from '../engine/engine.ts';
@@ -25,8 +26,13 @@ export function rejectionError(err: unknown): ApiError {
   return serviceUnavailable(`the engine is unavailable: ${(err as Error).message}`, 5, 'engine_unavailable');
 }
 
-/** The error a failed choice gives the whole request. */
+/**
+ * The error a failed choice gives the whole request: its row's error (500), or, for a choice the engine cut, the
+ * backend's state (503): `shutting_down` when the backend is stopping (the engine marks those endings), else
+ * `cancelled`.
+ */
 export function failureOf(ev: GenerateEvent): ApiError {
   if (ev.finish === 'error') return serverError(ev.error?.message ?? 'generation failed', ev.error?.code ?? 'generation_failed');
-  return serviceUnavailable('the engine stopped this request (the server is shutting down); retry', 1, 'cancelled');
+  if (ev.error?.code === 'shutting_down') return serviceUnavailable(ev.error.message, 1, 'shutting_down');
+  return serviceUnavailable('the engine cancelled this request; retry', 1, 'cancelled');
 }

@@ -30,7 +30,13 @@ const CASES: [string, ApiError, FailureScope][] = [
   ['a bug the request hit (the app’s generic 500)', serverError(), 'request'],
   // each model has its own engine thread: its death is that model's, not the backend's other models'
   ['the engine worker gone', rejectionError(new Error('the engine worker exited')), 'model'],
-  ['cancelled by a shutdown', failureOf({ id: 1, text: '', tokens: [], finish: 'cancelled' }), 'backend'],
+  ['cancelled by the engine', failureOf({ id: 1, text: '', tokens: [], finish: 'cancelled' }), 'backend'],
+  [
+    'cut by a shutdown (the engine marks it)',
+    failureOf({ id: 1, text: '', tokens: [], finish: 'cancelled', error: { message: 'stopping', code: 'shutting_down' } }),
+    'backend',
+  ],
+  ['queued work refused by a shutdown', rejectionError(new EngineRejection('stopping', 'shutting_down')), 'backend'],
   ['refused while it stops', rejectionError(new EngineRejection('cancelled before it ran', 'cancelled')), 'backend'],
   ['an engine refusal of its own state', rejectionError(new EngineRejection('stopping', 'engine_stopping')), 'backend'],
   ['shutting down', serviceUnavailable('the server is shutting down', 1, 'shutting_down'), 'backend'],

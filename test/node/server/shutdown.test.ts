@@ -2,12 +2,16 @@
  * Graceful shutdown: once stop() begins, new requests are turned away (the listener closes, so a fresh connection
  * is refused; a request that still reaches the app gets 503 shutting_down), in-flight streams finish within the
  * grace period, and what outlives a short grace period is cut: an error event for a stream, a 503 for a request
- * still queued, never a hang (every wait here is bounded).
+ * still queued, never a hang (every wait here is bounded). Work refused or cut because the backend stops is the
+ * backend's state, 503 `shutting_down` (scope 'backend', shared/src/failure-scope.ts) — not `engine_unavailable`,
+ * which the edge reads as one model's engine gone — and the usage the backend counts for it is what its engine
+ * generated.
  */
 import { afterAll, describe, expect, it } from 'vitest';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
 import { bigramModel } from '../helpers/bigram.ts';
 import { startTestBackend } from '../helpers/backend.ts';
+import { answerFailureScope, streamErrorScope } from '../../../shared/src/failure-scope.ts';
 import { eventually, send, sseData } from '../helpers/http.ts';
 import { cleanupTempDirs } from '../helpers/models.ts';
 
@@ -104,7 +108,7 @@ describe('graceful shutdown', () => {
     expect(await stopped).toBeGreaterThanOrEqual(streamEnded - 50); // stop() waited for it
   });
 
-  it('with a tiny grace period: the running stream ends with an error event, the queued request gets 503, nothing hangs', async () => {
+  it('with a tiny grace period: the running stream ends with a shutting_down error event, the queued request gets 503 shutting_down, nothing hangs, usage is exact', async () => {
     const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, max_batch: 1 }], {
       shutdown_grace_ms: 50,
     });
@@ -130,7 +134,10 @@ describe('graceful shutdown', () => {
     expect(stream.timedOut).toBe(false);
     expect(stream.last).not.toBe('[DONE]');
     // cut with an error event that says why (the stop flushes it before closing the sockets)
-    expect(stream).toMatchObject({ broken: false, error: { type: 'backend_error', code: 'cancelled' } });
+    expect(stream).toMatchObject({ broken: false, error: { type: 'backend_error', code: 'shutting_down' } });
+    expect(streamErrorScope({ error: { message: '', type: 'backend_error', param: null, code: 'shutting_down' } })).toBe(
+      'backend',
+    );
     expect(stream.text.length).toBeLessThan(TEXT.length * (2000 / bigram.cycle.length));
 
     const q = await Promise.race([queued, new Promise((r) => setTimeout(() => r('hang'), 10_000))]);
@@ -138,9 +145,23 @@ describe('graceful shutdown', () => {
     const { status, body } = q as { status: number; body: unknown };
     expect({ status, body }).toMatchObject({
       status: 503,
-      body: { error: { type: 'backend_error', code: 'engine_unavailable' } },
+      body: { error: { type: 'backend_error', code: 'shutting_down' } },
     });
+    expect(answerFailureScope(status, body)).toBe('backend');
     await stopped;
     expect(Date.now() - t0).toBeLessThan(10_000);
+
+    // the usage counted for every request (the ledger's totals) is what the engine generated: the cut stream's
+    // tokens to the last one, nothing for the request that never ran
+    const counted = async (c: typeof backend.metrics.completionTokens) =>
+      (await c.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const engineStats = engine.stats!;
+    expect(engineStats.completionTokens.aligned).toBeGreaterThan(0);
+    expect(await counted(backend.metrics.completionTokens)).toBe(
+      engineStats.completionTokens.aligned + engineStats.completionTokens.reference,
+    );
+    expect(await counted(backend.metrics.promptTokens)).toBe(
+      engineStats.promptTokens.aligned + engineStats.promptTokens.reference,
+    );
   });
 });
