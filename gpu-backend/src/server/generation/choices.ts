@@ -2,6 +2,17 @@
  * The one place that owns a generation's choices: starting one engine generation per choice (the status is known
  * only once every choice was admitted, so a full queue is a 429 and never a broken stream), merging their events
  * in arrival order with the usage ledger seeing each one, and cancelling them all when the client goes away.
+ *
+ * One failed choice fails the whole request (an OpenAI answer has no per-choice error), so the others — the n
+ * choices of its prompt and those of its other prompts — are of no use any more: they are cancelled at once
+ * ({@link ChoiceRun.stop}) instead of generating on to their max_tokens in the shared batch, and the error answer
+ * waits until the engine has ended each of them (one step; bounded by {@link SETTLE_MS}). The tokens they generated
+ * meanwhile were generated, and the ledger counts them; waiting makes its record final (state `failed`, the usage of
+ * everything generated) before the error leaves — the error body carries no usage, and the edge reads a failed
+ * request's usage from the ledger (worker/src/usage/backend-ledger.ts), which it would otherwise find still
+ * `running`, or still growing after it gave up waiting. Non-streamed: the answer is the error (500 for a row's own
+ * failure, 503 for a shutdown). Streamed: the status went out; no sibling's tokens are relayed after the failure,
+ * and the error event follows once the siblings ended (server/generation/stream.ts).
  */
 import type { Logger } from 'pino';
 import type { Usage } from '../../../../shared/src/responses.ts';
@@ -21,6 +32,12 @@ interface Started {
   gen: Generation;
 }
 
+/**
+ * How long a failed request waits for its other choices to end after cancelling them: a cancellation takes the
+ * engine one step; past this (a step that never ends) the error answer goes out anyway, never a hang.
+ */
+export const SETTLE_MS = 5000;
+
 /** What a finished request is logged with. */
 export interface RunLog {
   log: Logger;
@@ -38,6 +55,9 @@ export class ChoiceRun {
     private readonly ticket: LedgerTicket,
     private readonly runLog: RunLog,
   ) {}
+
+  /** Resolves once every choice's pump has ended (its final event, or its engine's failure); set by {@link events}. */
+  private settled: Promise<unknown> = Promise.resolve();
 
   /**
    * Starts every job and waits for each one's first event; on any refusal cancels the rest and throws the HTTP
@@ -95,6 +115,18 @@ export class ChoiceRun {
     this.started.forEach((s) => s.gen.cancel());
   }
 
+  /**
+   * Cancels every choice still running and waits (up to {@link SETTLE_MS}) until each has ended, so that the ledger
+   * holds the request's final usage: for a request that will answer with an error.
+   */
+  async stop(): Promise<void> {
+    this.cancel();
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((r) => (timer = setTimeout(r, SETTLE_MS)));
+    await Promise.race([this.settled, bound]);
+    clearTimeout(timer);
+  }
+
   /** Every event of every choice, in arrival order; the ledger sees each one even after the consumer stopped reading. */
   async *events(): AsyncGenerator<{ index: number; ev: GenerateEvent }> {
     const queue: { index: number; ev?: GenerateEvent; error?: unknown; end?: boolean }[] = [];
@@ -103,7 +135,7 @@ export class ChoiceRun {
       queue.push(x);
       wake?.();
     };
-    for (const s of this.started) void this.pump(s, push);
+    this.settled = Promise.all(this.started.map((s) => this.pump(s, push)));
     let open = this.started.length;
     while (open > 0) {
       while (queue.length === 0) await new Promise<void>((r) => (wake = r));
@@ -155,16 +187,29 @@ export class ChoiceRun {
     return usage;
   }
 
-  /** Reads every choice to its end and returns the final events; a failed choice fails the whole request. */
+  /**
+   * Reads every choice to its end and returns the final events; a failed choice fails the whole request: the others
+   * are stopped (see the top of this file) before the error is thrown.
+   */
   async collect(onEvent: (index: number, ev: GenerateEvent) => void): Promise<GenerateEvent[]> {
     const finals: GenerateEvent[] = [];
-    for await (const { index, ev } of this.events()) {
-      onEvent(index, ev);
-      if (ev.finish) {
-        if (ev.finish === 'error' || ev.finish === 'cancelled') throw failureOf(ev);
-        finals[index] = ev;
+    let failure: unknown = null;
+    try {
+      for await (const { index, ev } of this.events()) {
+        onEvent(index, ev);
+        if (ev.finish) {
+          if (ev.finish === 'error' || ev.finish === 'cancelled') {
+            failure = failureOf(ev);
+            break;
+          }
+          finals[index] = ev;
+        }
       }
+    } catch (err) {
+      failure = err; // the engine failed under the request (events() made it a 503), or a bug (the app's 500)
     }
-    return finals;
+    if (failure === null) return finals;
+    await this.stop();
+    throw failure;
   }
 }

@@ -1,6 +1,8 @@
 /**
  * A streamed answer: the choices' events as server-sent events, in arrival order. A failed choice ends the stream
- * with an error event and cancels the others; a reader that goes away cancels every choice.
+ * with an error event: from the failure on no other choice's tokens are relayed, the others are cancelled, and the
+ * error event goes out once the engine ended them (so the ledger is final when the reader sees the error; see
+ * server/generation/choices.ts). A reader that goes away cancels every choice.
  */
 import type { Logger } from 'pino';
 import { errorBody } from '../../../../shared/src/errors.ts';
@@ -25,6 +27,39 @@ function errorEvent(err: unknown): string {
   return sseErrorEvent(errorBody(e.message, e.type, null, e.code));
 }
 
+/**
+ * Relays the choices' events until every choice ended, the reader went away (`stopped`) or one choice failed:
+ * the final events, and the failure (null when none) — a failed choice's error, or the engine's failing under the
+ * request. Nothing is relayed after a failure.
+ */
+async function relayEvents(
+  run: ChoiceRun,
+  opts: StreamOptions,
+  texts: string[],
+  send: (s: string) => void,
+  stopped: () => boolean,
+): Promise<{ finals: GenerateEvent[]; failure: unknown }> {
+  const finals: GenerateEvent[] = [];
+  try {
+    for await (const { index, ev } of run.events()) {
+      if (stopped()) break;
+      if (ev.finish === 'error' || ev.finish === 'cancelled') return { finals, failure: failureOf(ev) };
+      const chunk = opts.writer.tokens(index, ev);
+      if (chunk !== null) {
+        send(chunk);
+        if (opts.keepTexts) texts[index] += ev.text;
+      }
+      if (ev.finish) {
+        finals[index] = ev;
+        send(opts.writer.finish(index, ev));
+      }
+    }
+  } catch (err) {
+    return { finals, failure: err }; // the engine failed under the request
+  }
+  return { finals, failure: null };
+}
+
 /** The response body of a streamed answer; `signal` (the client's request) cancels it. */
 export function streamAnswer(run: ChoiceRun, signal: AbortSignal, opts: StreamOptions): ReadableStream<Uint8Array> {
   const encoder = new TextEncoder();
@@ -36,24 +71,13 @@ export function streamAnswer(run: ChoiceRun, signal: AbortSignal, opts: StreamOp
   };
   signal.addEventListener('abort', cancel, { once: true });
   async function relay(send: (s: string) => void): Promise<void> {
-    const finals: GenerateEvent[] = [];
     for (const s of opts.writer.opening(run.choices)) send(s);
-    for await (const { index, ev } of run.events()) {
-      if (cancelled) break;
-      if (ev.finish === 'error' || ev.finish === 'cancelled') {
-        send(errorEvent(failureOf(ev)));
-        cancel();
-        break;
-      }
-      const chunk = opts.writer.tokens(index, ev);
-      if (chunk !== null) {
-        send(chunk);
-        if (opts.keepTexts) texts[index] += ev.text;
-      }
-      if (ev.finish) {
-        finals[index] = ev;
-        send(opts.writer.finish(index, ev));
-      }
+    const { finals, failure } = await relayEvents(run, opts, texts, send, () => cancelled);
+    if (failure !== null) {
+      // the other choices are stopped and have ended before the error event goes out (see the top of this file)
+      await run.stop();
+      send(errorEvent(failure));
+      return;
     }
     if (cancelled) return;
     const usage = run.record(finals, texts);
@@ -68,7 +92,7 @@ export function streamAnswer(run: ChoiceRun, signal: AbortSignal, opts: StreamOp
       try {
         await relay(send);
       } catch (err) {
-        send(errorEvent(err));
+        send(errorEvent(err)); // a bug in relaying (the writer): the reader still learns the stream failed
       } finally {
         if (cancelled) opts.log.info({ model: opts.model }, 'client went away; generation cancelled');
         try {
