@@ -20,18 +20,19 @@ export interface HostRow<E extends object> {
 export const MIN_ROUND_ROWS = 2;
 
 /**
- * Each row's event (null where `seqs[i]` is null). `failed` turns an unexpected error of one row's sampling into
+ * Each row's event (null where `seqs[i]` is null), from `logits` [rows, V] or a function giving row i's logits (read
+ * once per row, e.g. copied from the device for the rows a sampling graph left to the host). `failed` turns an unexpected error of one row's sampling into
  * that row's event, so one row's failure never ends the others.
  */
 export function hostSample<E extends object, S extends HostRow<E>>(
   seqs: readonly (S | null)[],
-  logits: Float32Array,
+  logits: Float32Array | ((row: number) => Float32Array),
   vocab: number,
   draws: DrawThread | null,
   failed: (seq: S, err: unknown) => E,
 ): (E | null)[] {
   const out: (E | null)[] = new Array<E | null>(seqs.length).fill(null);
-  const rowOf = (i: number) => logits.subarray(i * vocab, (i + 1) * vocab);
+  const rowOf = typeof logits === 'function' ? logits : (i: number) => logits.subarray(i * vocab, (i + 1) * vocab);
   const stepRow = (i: number) => {
     const seq = seqs[i]!;
     try {

@@ -435,6 +435,19 @@ export class Scheduler {
     this.rows.commit(plan);
     stepMs.push(performance.now() - t0);
     const K = res.topCount;
+    // rows the graph left to the host (−2, a nucleus wider than its candidates; −1, no finite logit: the host's error)
+    // are sampled as a host step's rows are, sampled ones shared with the draw thread
+    const V = this.model.vocabSize;
+    const host = seqs.map((seq, i) => (seq && res.token[i] < 0n ? seq : null));
+    const hostEvents = host.some((s) => s)
+      ? hostSample(
+          host,
+          (i) => res.logitsRow(i),
+          V,
+          this.drawThread(host, V),
+          (seq, err) => this.rowFailed(seq, err),
+        )
+      : [];
     for (let i = 0; i < seqs.length; i++) {
       const seq = seqs[i];
       if (!seq) continue;
@@ -442,11 +455,13 @@ export class Scheduler {
         res.topIds && res.topLogprobs
           ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) }
           : null;
-      let ev: GenerateEvent;
-      try {
-        ev = seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i));
-      } catch (err) {
-        ev = this.rowFailed(seq, err);
+      let ev = hostEvents[i] ?? null;
+      if (!ev) {
+        try {
+          ev = seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i));
+        } catch (err) {
+          ev = this.rowFailed(seq, err);
+        }
       }
       this.emit(seq, ev, events);
     }

@@ -68,6 +68,8 @@ const mixed: { lambda: number; params: Partial<SamplingParams> }[] = [
   { lambda: 0.75, params: { temperature: 2, top_p: 0.05, seed: 16 } }, // a narrow nucleus: on the device
   { lambda: 1, params: { temperature: 1, top_k: 1500, seed: 17 } }, // top_k past the candidates, no top_p: the device
   { lambda: 0.5, params: { temperature: 0.9, top_k: 1500, top_p: 0.99, seed: 18 } }, // past the candidates with top_p: host
+  // a second wide nucleus: the host rows of a step are drawn in one round with the draw thread (engine/host-sampling.ts)
+  { lambda: 1.25, params: { temperature: 1.1, top_p: 0.95, seed: 19 } },
 ];
 
 describe(`device sampling through the engine (CPU, seed ${seed})`, () => {
