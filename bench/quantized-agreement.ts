@@ -16,14 +16,22 @@
  * down_proj 0.02/√(2·24), biases 0, norms 1; the default synthetic weights are untouched) instead of the default
  * (every weight N(0, 1/hidden), norms 1 ± 0.1). `--layers N` keeps only the first N decoder layers (the same tensors:
  * the seeds are per tensor name, and ScaledInit's residual scale stays that of 24 layers), for error growth with
- * depth. `--variants` picks rows (int8, int8-float-ends, int8-al0, int4, int4-float-ends, int4-al0, noise).
+ * depth. `--variants` picks rows (int8, int8-float-ends, int8-al0, int8-b16-al0 (block 16, the smallest MatMulNBits
+ * takes), int4, int4-float-ends, int4-al0, noise).
+ *
+ * `--noise-scales 1,0.5,0.25` adds one noise row per scale s: the float32 graph with N(0, (s · int8 RMS error · σ_w)²)
+ * on the same weights (the same seed, so each row's noise is s times one fixed draw): the weight error at which the
+ * random model's top-1 agreement reaches a given level. The result also gives the RMS error of symmetric
+ * round-to-nearest at block 32 for 8–14 bits (simulated in float64 on layer 0's q_proj, no graph), to read a noise
+ * scale as a number of bits.
  *
  * `--toy` measures the trained toy model instead (models/toy-inra, InRa graph at `--lambda`, default 1): its prompts
  * are `npm run toy`'s held-out problems as the chat prompt followed by the task's full answer text (the kind of
  * sequence it was trained on), one prefill each, until `--positions` positions are covered.
  *
  *   node --import tsx bench/quantized-agreement.ts [--positions 512] [--init default|scaled] [--layers 24]
- *     [--variants int8,noise] [--toy [--lambda 1]] [--out bench/results/quantized-agreement.json]
+ *     [--variants int8,noise] [--noise-scales 1,0.5] [--toy [--lambda 1]]
+ *     [--out bench/results/quantized-agreement.json]
  */
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -58,6 +66,8 @@ export interface AgreementRow {
   agreementAboveBound: number;
   positionsAboveBound: number;
   maxAbsErrP50: number;
+  /** RMS of the weight error / RMS of the weights: the format's measured rounding error (layer 0 q_proj) or the noise's */
+  weightRelRms?: number;
 }
 
 export interface AgreementResult {
@@ -77,6 +87,8 @@ export interface AgreementResult {
   /** measured RMS of int8 rounding error / RMS of the weights (layer 0 q_proj), the noise variant's size */
   int8ErrorRms: number;
   int4ErrorRms: number;
+  /** symmetric round-to-nearest at block 32, RMS error / RMS of the weights by bits (float64 simulation, layer 0 q_proj) */
+  rtnErrorRmsByBits?: { bits: number; relRms: number }[];
   rows: AgreementRow[];
 }
 
@@ -152,15 +164,39 @@ function rms(a: ArrayLike<number>): number {
   return Math.sqrt(s / a.length);
 }
 
-/** RMS of (ŵ − w) / RMS of w for one matrix. */
-function roundingError(ckpt: Checkpoint, bits: 4 | 8): number {
-  const name = 'model.layers.0.self_attn.q_proj.weight';
-  const [N, K] = ckpt.store.entry(name).shape;
-  const w = ckpt.store.readFloat32(name);
-  const q = roundTrip(w, N, K, bits, 32);
+const PROBE = 'model.layers.0.self_attn.q_proj.weight';
+
+/** RMS of (ŵ − w) / RMS of w for one matrix, through the graphs' quantizer. */
+function roundingError(ckpt: Checkpoint, bits: 4 | 8, blockSize = 32): number {
+  const [N, K] = ckpt.store.entry(PROBE).shape;
+  const w = ckpt.store.readFloat32(PROBE);
+  const q = roundTrip(w, N, K, bits, blockSize);
   const d = new Float32Array(w.length);
   for (let i = 0; i < w.length; i++) d[i] = q[i] - w[i];
   return rms(d) / rms(w);
+}
+
+/**
+ * The same for a symmetric round-to-nearest format of any width (scale = max |w| over the block / (2^(bits−1) − 1)),
+ * computed in float64 without packing: what a wider format than the graphs support would round the matrix to.
+ */
+export function rtnErrorRms(w: ArrayLike<number>, K: number, bits: number, blockSize: number): number {
+  const qmax = 2 ** (bits - 1) - 1;
+  let e2 = 0;
+  let w2 = 0;
+  for (let k0 = 0; k0 < w.length; k0 += K)
+    for (let b = k0; b < k0 + K; b += blockSize) {
+      const end = Math.min(k0 + K, b + blockSize);
+      let amax = 0;
+      for (let i = b; i < end; i++) amax = Math.max(amax, Math.abs(w[i]));
+      const scale = amax / qmax;
+      for (let i = b; i < end; i++) {
+        const d = scale > 0 ? Math.round(w[i] / scale) * scale - w[i] : w[i];
+        e2 += d * d;
+        w2 += w[i] * w[i];
+      }
+    }
+  return Math.sqrt(e2 / w2);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
@@ -170,6 +206,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       init: { type: 'string', default: 'default' },
       layers: { type: 'string', default: String(PRESETS[PRESET].numLayers) },
       variants: { type: 'string', default: 'int8,int8-float-ends,int8-al0,int4,int4-float-ends,int4-al0,noise' },
+      'noise-scales': { type: 'string' },
       toy: { type: 'boolean', default: false },
       lambda: { type: 'string', default: '1' },
       out: { type: 'string', default: resolve(import.meta.dirname, 'results/quantized-agreement.json') },
@@ -227,8 +264,15 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     int4ErrorRms: roundingError(ckpt, 4),
     rows: [],
   };
+  const noiseScales = values['noise-scales'] ? values['noise-scales'].split(',').map(Number) : wanted.has('noise') ? [1] : [];
+  if (noiseScales.some((x) => !(x > 0))) throw new Error(`--noise-scales ${values['noise-scales']}: expected positive numbers`);
+  if (values['noise-scales']) {
+    const w = ckpt.store.readFloat32(PROBE);
+    const K = ckpt.store.entry(PROBE).shape[1];
+    result.rtnErrorRmsByBits = [8, 9, 10, 11, 12, 13, 14].map((bits) => ({ bits, relRms: rtnErrorRms(w, K, bits, 32) }));
+  }
 
-  const compare = (name: string, z: Float32Array) => {
+  const compare = (name: string, z: Float32Array, weightRelRms?: number) => {
     let agree = 0;
     const rel: number[] = [];
     const l2: number[] = [];
@@ -271,9 +315,11 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       agreementAboveBound: above.length > 0 ? above.filter((p) => same[p]).length / above.length : NaN,
       positionsAboveBound: above.length,
       maxAbsErrP50: percentile(maxAbs, 50),
+      weightRelRms,
     };
     result.rows.push(row);
     log(`${name}: ${JSON.stringify(row)}`);
+    writeFileSync(values.out!, JSON.stringify(result, null, 2) + '\n'); // each row as it comes: a long sweep stopped early keeps its rows
   };
 
   const variants: { key: string; name: string; quant: QuantSpec }[] = [];
@@ -290,44 +336,60 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       quant: { bits, blockSize: 32, accuracyLevel: 0 },
     });
   }
+  variants.push({
+    key: 'int8-b16-al0',
+    name: 'int8, block 16, accuracy_level 0',
+    quant: { bits: 8, blockSize: 16, accuracyLevel: 0 },
+  });
   for (const v of variants.filter((x) => wanted.has(x.key))) {
     log(v.name);
-    compare(v.name, await allLogits(ckpt, prompts, graphs, v.quant, lambda));
+    const z = await allLogits(ckpt, prompts, graphs, v.quant, lambda);
+    compare(v.name, z, roundingError(ckpt, v.quant.bits, v.quant.blockSize));
   }
 
-  // the model's own sensitivity: float32 with N(0, (int8 RMS error · σ_w)²) on every weight matrix int8 would round
-  // (σ_w: that tensor's own RMS; norms and biases are not quantized and get none)
-  const tmp = wanted.has('noise') ? mkdtempSync(join(tmpdir(), 'realign-qagree-')) : '';
-  if (tmp)
+  // the model's own sensitivity: float32 with N(0, (s · int8 RMS error · σ_w)²) on every weight matrix int8 would round
+  // (σ_w: that tensor's own RMS; norms and biases are not quantized and get none); seed 3 for every s
+  const sigma = new Map<string, number>();
+  const sigmaOf = (n: string) => sigma.get(n) ?? sigma.set(n, rms(ckpt.store.readFloat32(n))).get(n)!;
+  for (const s of noiseScales) {
+    const tmp = mkdtempSync(join(tmpdir(), 'realign-qagree-'));
     try {
       const quantized = (n: string) => n.endsWith('.weight') && !n.includes('norm');
-      log('float32 + int8-sized weight noise: writing the perturbed checkpoint');
-      perturbCheckpoint(dir, join(tmp, 'noisy'), quantized, 3, (n) => result.int8ErrorRms * rms(ckpt.store.readFloat32(n)));
+      log(`float32 + ${s} × int8-sized weight noise: writing the perturbed checkpoint`);
+      perturbCheckpoint(dir, join(tmp, 'noisy'), quantized, 3, (n) => s * result.int8ErrorRms * sigmaOf(n));
       compare(
-        'float32 + int8-sized Gaussian weight noise',
+        s === 1 ? 'float32 + int8-sized Gaussian weight noise' : `float32 + ${s} × int8-sized Gaussian weight noise`,
         await allLogits(openCheckpoint(join(tmp, 'noisy')), prompts, join(tmp, 'g'), undefined, lambda),
+        s * result.int8ErrorRms,
       );
     } finally {
       rmSync(tmp, { recursive: true, force: true });
     }
+  }
   writeFileSync(values.out!, JSON.stringify(result, null, 2) + '\n');
   process.stdout.write(agreementTable(result) + '\n');
 }
 
 /** The result as markdown. */
 export function agreementTable(r: AgreementResult): string {
+  const w = r.rows.some((x) => x.weightRelRms !== undefined);
   const lines = [
     (r.model
       ? `Trained toy model ${r.model} (InRa graph at λ ${r.lambda}), ${r.positions} positions of npm run toy's held-out problems (prompt + full answer text).`
       : `Random ${r.preset}-shape model (seed 1, ${r.init === 'scaled' ? `GPT-2-style init: std ${SCALED_INIT.std}, o_proj/down_proj ${SCALED_INIT.std}/√(2·${SCALED_INIT.residualLayers}), biases 0, norms 1` : 'default synthetic init: every weight N(0, 1/hidden), norms 1 ± 0.1'}, ${r.layers ?? 24} layers), ${r.positions} positions of one random prompt.`) +
       ` float32's top-1 margin (top-1 − top-2 logit): p10 ${r.margin.p10.toFixed(3)}, median ${r.margin.p50.toFixed(3)}, p90 ${r.margin.p90.toFixed(3)}, against a per-position logit std of ${r.logitStdMean.toFixed(2)}. Measured rounding error RMS / weight RMS: int8 ${r.int8ErrorRms.toExponential(2)}, int4 ${r.int4ErrorRms.toExponential(2)} (block 32).`,
     '',
-    '| variant | top-1 = float32 | rel. logit error max abs Δz / max abs z (mean / p90) | ‖Δz‖/‖z‖ (mean) | median max abs Δz | positions that could flip (margin < 2·max abs Δz) | top-1 = float32 where margin > 2·p90(max abs Δz) (subset, labelled) |',
-    '|---|---|---|---|---|---|---|',
+    `| variant |${w ? ' weight error RMS / weight RMS |' : ''} top-1 = float32 | rel. logit error max abs Δz / max abs z (mean / p90) | ‖Δz‖/‖z‖ (mean) | median max abs Δz | positions that could flip (margin < 2·max abs Δz) | top-1 = float32 where margin > 2·p90(max abs Δz) (subset, labelled) |`,
+    `|---|---|---|---|---|---|---|${w ? '---|' : ''}`,
   ];
   for (const x of r.rows)
     lines.push(
-      `| ${x.name} | ${(100 * x.agreement).toFixed(1)}% | ${x.relErrMean.toExponential(2)} / ${x.relErrP90.toExponential(2)} | ${x.relL2ErrMean?.toExponential(2) ?? '–'} | ${x.maxAbsErrP50.toFixed(3)} | ${(100 * x.flippable).toFixed(1)}% | ${(100 * x.agreementAboveBound).toFixed(1)}% of ${x.positionsAboveBound} |`,
+      `| ${x.name} |${w ? ` ${x.weightRelRms?.toExponential(2) ?? '–'} |` : ''} ${(100 * x.agreement).toFixed(1)}% | ${x.relErrMean.toExponential(2)} / ${x.relErrP90.toExponential(2)} | ${x.relL2ErrMean?.toExponential(2) ?? '–'} | ${x.maxAbsErrP50.toFixed(3)} | ${(100 * x.flippable).toFixed(1)}% | ${(100 * x.agreementAboveBound).toFixed(1)}% of ${x.positionsAboveBound} |`,
+    );
+  if (r.rtnErrorRmsByBits)
+    lines.push(
+      '',
+      `Symmetric round-to-nearest at block 32, RMS error / weight RMS on layer 0's q_proj (float64, no graph): ${r.rtnErrorRmsByBits.map((x) => `${x.bits} bits ${x.relRms.toExponential(2)}`).join(', ')}.`,
     );
   return lines.join('\n');
 }

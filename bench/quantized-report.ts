@@ -109,7 +109,7 @@ export function quantizedSection(speed: QuantSpeedResult | undefined, acc: Quant
   for (const a of acc.agreementMore ?? []) {
     const int8 = a.rows.find((r) => r.name === 'int8');
     md.push(
-      `### Top-1 agreement with float32: ${a.model ? `trained toy model, λ ${a.lambda}` : `random model, ${a.init ?? 'default'} init, ${a.layers ?? 24} layers`} (measured ${a.date.slice(0, 16)}, bench/quantized-agreement.ts)`,
+      `### Top-1 agreement with float32: ${a.model ? `trained toy model, λ ${a.lambda}` : `random model, ${a.init ?? 'default'} init, ${a.layers ?? 24} layers, ${a.positions} positions${a.rtnErrorRmsByBits ? ', noise-scale sweep' : ''}`} (measured ${a.date.slice(0, 16)}, bench/quantized-agreement.ts)`,
       '',
       agreementTable(a),
       '',
