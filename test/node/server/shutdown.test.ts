@@ -164,4 +164,35 @@ describe('graceful shutdown', () => {
       engineStats.promptTokens.aligned + engineStats.promptTokens.reference,
     );
   });
+
+  it('n = 2 with one choice running and its sibling queued behind it: 503 shutting_down, and the running choice is counted', async () => {
+    const backend = await startTestBackend([{ id: 'bigram', mode: 'single', model: bigram.dir, max_batch: 1 }], {
+      shutdown_grace_ms: 50,
+    });
+    // the request waits for both choices' first events; choice 1 waits in the queue until choice 0 ends
+    const answer = send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2000, n: 2 }).then(
+      async (r) => ({ status: r.status, body: (await r.json()) as unknown }),
+      (e: Error) => ({ status: 0, body: e.message }),
+    );
+    const engine = backend.registry.models()[0].engine;
+    const underWay = async () => {
+      const s = await engine.refreshStats();
+      return s.queued === 1 && s.completionTokens.aligned > 0;
+    };
+    expect(await eventually(underWay, 5000)).toBe(true);
+    await backend.stop();
+    const a = await Promise.race([answer, new Promise((r) => setTimeout(() => r('hang'), 5000))]);
+    expect(a).toMatchObject({ status: 503, body: { error: { type: 'backend_error', code: 'shutting_down' } } });
+    // the tokens choice 0 generated before the shutdown cut it are the request's usage (the old code counted none)
+    const counted = async (c: typeof backend.metrics.completionTokens) =>
+      (await c.get()).values.reduce((sum, v) => sum + v.value, 0);
+    const engineStats = engine.stats!;
+    expect(engineStats.completionTokens.aligned).toBeGreaterThan(0);
+    expect(await counted(backend.metrics.completionTokens)).toBe(
+      engineStats.completionTokens.aligned + engineStats.completionTokens.reference,
+    );
+    expect(await counted(backend.metrics.promptTokens)).toBe(
+      engineStats.promptTokens.aligned + engineStats.promptTokens.reference,
+    );
+  });
 });

@@ -46,6 +46,63 @@ export interface RunLog {
   prompt: unknown;
 }
 
+/**
+ * The ledger entry of a request whose choices `ran` (true: it got its first event): a choice that never ran
+ * processed no prompt, and a prompt none of whose choices ran is not counted.
+ */
+function openTicket(
+  model: ServedModel,
+  prep: PreparedGeneration,
+  ledger: { ledger: UsageLedger; dispatchId: string },
+  ran: boolean[],
+): LedgerTicket {
+  // the jobs are the n choices of each prompt in turn (prepare/generation.ts)
+  const promptsOnce = prep.prompts.reduce(
+    (s, p, i) => s + (ran.slice(i * prep.n, (i + 1) * prep.n).some(Boolean) ? p.ids.length : 0),
+    0,
+  );
+  return ledger.ledger.open(
+    ledger.dispatchId,
+    { id: model.config.id, mode: model.config.mode },
+    prep.lambda,
+    prep.jobs.map((j, i) => (ran[i] ? j.promptIds.length : 0)),
+    promptsOnce,
+    prep.jobs[0]?.mix,
+  );
+}
+
+/**
+ * A request refused after some of its choices ran (all of them cancelled by now): feeds the ledger every event of
+ * those choices until each ended — up to {@link SETTLE_MS}, after which the rest are still counted as they come —
+ * and ends the refused ones with nothing generated.
+ */
+async function settleRefused(
+  ticket: LedgerTicket,
+  its: AsyncIterator<GenerateEvent>[],
+  firstOf: (i: number) => GenerateEvent | null,
+): Promise<void> {
+  const drain = async (it: AsyncIterator<GenerateEvent>, i: number) => {
+    const first = firstOf(i);
+    if (first === null) return ticket.broken(i);
+    ticket.event(i, first);
+    try {
+      for (let ev = first; !ev.finish;) {
+        const r = await it.next();
+        if (r.done) break;
+        ev = r.value;
+        ticket.event(i, ev);
+      }
+    } catch {
+      // its engine failed: what it generated so far is counted
+    }
+    ticket.broken(i); // (no-op when its final event came)
+  };
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((r) => (timer = setTimeout(r, SETTLE_MS)));
+  await Promise.race([Promise.all(its.map(drain)), bound]);
+  clearTimeout(timer);
+}
+
 /** The running choices of one request. */
 export class ChoiceRun {
   private constructor(
@@ -61,7 +118,10 @@ export class ChoiceRun {
 
   /**
    * Starts every job and waits for each one's first event; on any refusal cancels the rest and throws the HTTP
-   * error. `signal` (the client's) cancels every choice; the ledger counts them under `dispatchId`.
+   * error. `signal` (the client's) cancels every choice; the ledger counts them under `dispatchId`. A request none
+   * of whose choices ran is not in the ledger (it generated nothing); one refused after some of its choices ran —
+   * a choice queued behind its sibling refused at a shutdown, or failed with its engine, while the sibling had
+   * generated — is, with what those choices generated until their cancellation landed ({@link settleRefused}).
    */
   static async start(
     model: ServedModel,
@@ -83,25 +143,23 @@ export class ChoiceRun {
     signal.addEventListener('abort', cancelAll, { once: true });
     const firsts = await Promise.allSettled(its.map((it) => it.next()));
     const failed = firsts.find((f) => f.status === 'rejected');
+    const firstOf = (i: number): GenerateEvent | null => {
+      const f = firsts[i];
+      return f.status === 'fulfilled' && !f.value.done ? f.value.value : null;
+    };
     if (failed) {
       cancelAll();
-      await Promise.allSettled(its.map((it) => it.return?.()));
+      const ran = firsts.map((_, i) => firstOf(i) !== null);
+      if (ran.some(Boolean)) await settleRefused(openTicket(model, prep, ledger, ran), its, firstOf);
+      else await Promise.allSettled(its.map((it) => it.return?.()));
       throw rejectionError((failed as PromiseRejectedResult).reason);
     }
-    const started = its.map((it, index) => ({
-      index,
-      it,
-      gen: gens[index],
-      first: (firsts[index] as PromiseFulfilledResult<IteratorResult<GenerateEvent>>).value.value as GenerateEvent,
-    }));
-    const promptsOnce = prep.prompts.reduce((s, p) => s + p.ids.length, 0);
-    const ticket = ledger.ledger.open(
-      ledger.dispatchId,
-      { id: model.config.id, mode: model.config.mode },
-      prep.lambda,
-      prep.jobs.map((j) => j.promptIds.length),
-      promptsOnce,
-      prep.jobs[0]?.mix,
+    const started = its.map((it, index) => ({ index, it, gen: gens[index], first: firstOf(index)! }));
+    const ticket = openTicket(
+      model,
+      prep,
+      ledger,
+      its.map(() => true),
     );
     return new ChoiceRun(model, prep, started, ticket, runLog);
   }
