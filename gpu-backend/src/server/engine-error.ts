@@ -10,8 +10,21 @@ import { ApiError, invalidRequest, rateLimited, serverError, serviceUnavailable 
 import { EngineRejection } from '../engine/engine.ts';
 import type { GenerateEvent } from '../engine/protocol.ts';
 
-/** Maps an engine refusal to the HTTP error a client should see. */
-export function rejectionError(err: unknown): ApiError {
+/**
+ * The request fields an engine refusal names as OpenAI's `param`: the prompt's field (`messages`, `prompt`,
+ * `input_ids`), and the one that sets how much of the KV budget the request reserves (a generation's `max_tokens`;
+ * a logits job's input itself).
+ */
+export interface RejectionFields {
+  prompt: string;
+  budget: string;
+}
+
+/**
+ * Maps an engine refusal to the HTTP error a client should see; a refusal of the request's own size (its prompt
+ * empty or too long, its KV need over the budget) is a 400 naming the field of `fields` to blame (null without them).
+ */
+export function rejectionError(err: unknown, fields?: RejectionFields): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof EngineRejection) {
     if (err.code === 'queue_full') return rateLimited(err.message, 1, 'queue_full');
@@ -19,8 +32,9 @@ export function rejectionError(err: unknown): ApiError {
     if (err.code === 'non_finite_logits') return serverError(err.message, err.code);
     // a job the engine cannot build from this request (e.g. a seed it cannot use): this request's failure alone
     if (err.code === 'invalid_job') return serverError(err.message, err.code);
-    if (err.code === 'request_too_large' || err.code === 'context_length_exceeded' || err.code === 'empty_prompt')
-      return invalidRequest(err.message, 'max_tokens', err.code);
+    if (err.code === 'context_length_exceeded' || err.code === 'empty_prompt')
+      return invalidRequest(err.message, fields?.prompt ?? null, err.code);
+    if (err.code === 'request_too_large') return invalidRequest(err.message, fields?.budget ?? null, err.code);
     return serviceUnavailable(err.message, 1, err.code);
   }
   return serviceUnavailable(`the engine is unavailable: ${(err as Error).message}`, 5, 'engine_unavailable');

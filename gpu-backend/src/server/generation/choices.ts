@@ -18,7 +18,7 @@ import type { Logger } from 'pino';
 import type { Usage } from '../../../../shared/src/responses.ts';
 import type { Generation } from '../../engine/engine.ts';
 import type { GenerateEvent } from '../../engine/protocol.ts';
-import { failureOf, rejectionError } from '../engine-error.ts';
+import { failureOf, rejectionError, type RejectionFields } from '../engine-error.ts';
 import type { PreparedGeneration } from '../prepare/generation.ts';
 import type { ServedModel } from '../registry.ts';
 import type { LedgerTicket, UsageLedger } from '../usage-ledger.ts';
@@ -44,6 +44,11 @@ export interface RunLog {
   stream: boolean;
   /** the prompt and completion texts reach the log only when the operator asked (log_prompts): the prompt, else undefined */
   prompt: unknown;
+}
+
+/** The fields an engine refusal of this request names (engine-error.ts). */
+function fieldsOf(prep: PreparedGeneration): RejectionFields {
+  return { prompt: prep.promptParam, budget: 'max_tokens' };
 }
 
 /**
@@ -136,7 +141,7 @@ export class ChoiceRun {
     } catch (err) {
       // an engine that failed refuses new work at once: its state, a 503 (not a 500 for this request)
       gens.forEach((g) => g.cancel());
-      throw rejectionError(err);
+      throw rejectionError(err, fieldsOf(prep));
     }
     const its = gens.map((g) => g.events[Symbol.asyncIterator]());
     const cancelAll = () => gens.forEach((g) => g.cancel());
@@ -152,7 +157,7 @@ export class ChoiceRun {
       const ran = firsts.map((_, i) => firstOf(i) !== null);
       if (ran.some(Boolean)) await settleRefused(openTicket(model, prep, ledger, ran), its, firstOf);
       else await Promise.allSettled(its.map((it) => it.return?.()));
-      throw rejectionError((failed as PromiseRejectedResult).reason);
+      throw rejectionError((failed as PromiseRejectedResult).reason, fieldsOf(prep));
     }
     const started = its.map((it, index) => ({ index, it, gen: gens[index], first: firstOf(index)! }));
     const ticket = openTicket(

@@ -33,6 +33,8 @@ export interface PreparedGeneration {
   jobs: Omit<GenerateJob, 'id'>[];
   topLogprobs: number;
   logprobs: boolean;
+  /** the field the prompt came in, for errors about it (`messages` or `prompt`) */
+  promptParam: 'messages' | 'prompt';
 }
 
 function checkTokenIds(ids: number[], param: string, vocab: number): PreparedPrompt {
@@ -188,5 +190,5 @@ export async function prepareGeneration(
       });
     }
   }
-  return { lambda, prompts, n, jobs, topLogprobs, logprobs };
+  return { lambda, prompts, n, jobs, topLogprobs, logprobs, promptParam: kind === 'chat' ? 'messages' : 'prompt' };
 }

@@ -21,6 +21,8 @@ export interface PreparedLogits {
   lambdas: number[];
   /** The input's token ids. */
   ids: number[];
+  /** the field the input came in, for errors about it */
+  inputParam: 'input_ids' | 'messages' | 'prompt';
 }
 
 async function inputIds(model: ServedModel, req: LogitsRequest, limits: ServerConfig['limits']): Promise<number[]> {
@@ -60,7 +62,8 @@ export async function prepareLogits(
   // named adapters: λ values on `adapter`, and `mix`, as the engine's mixes (checked before any tokenization)
   const named = logitsMixes(model, req, lambdas);
   const ids = await inputIds(model, req, limits);
-  checkPrompt(model, ids, req.input_ids ? 'input_ids' : req.messages ? 'messages' : 'prompt', limits);
+  const inputParam = req.input_ids ? 'input_ids' : req.messages ? 'messages' : 'prompt';
+  checkPrompt(model, ids, inputParam, limits);
   const includeBranches = req.include_branches && model.config.mode !== 'single';
   // the answer's size is known before the forward pass: refuse what would exceed the bound
   const shape = {
@@ -79,5 +82,5 @@ export async function prepareLogits(
     topLogprobs: req.top_logprobs,
     includeBranches,
   };
-  return { job, lambdas, ids };
+  return { job, lambdas, ids, inputParam };
 }

@@ -26,7 +26,8 @@ export function logitsRoute(deps: RouteDeps) {
     try {
       result = await model.engine.logits(prep.job);
     } catch (err) {
-      throw rejectionError(err);
+      // a logits job reserves KV for its input alone: the input is the field to blame for either size refusal
+      throw rejectionError(err, { prompt: prep.inputParam, budget: prep.inputParam });
     }
     const headers = {
       'content-type': 'application/json',
