@@ -22,7 +22,7 @@ import type { GraphSpec } from '../gpu-backend/src/graph/model-graph.ts';
 import { hostSample, type HostRow } from '../gpu-backend/src/engine/host-sampling.ts';
 import { ModelSession } from '../gpu-backend/src/ort/session.ts';
 import type { DrawJob } from '../gpu-backend/src/sampling/draw-bounded.ts';
-import { DrawThread, type DrawRoundStats } from '../gpu-backend/src/sampling/draw-thread.ts';
+import { DrawPool, type DrawRoundStats } from '../gpu-backend/src/sampling/draw-pool.ts';
 import { samplingParams, type SamplingParams } from '../gpu-backend/src/sampling/params.ts';
 import { SequenceSampler } from '../gpu-backend/src/sampling/sampler.ts';
 import { LegacyRunner } from './lib/legacy-runner.ts';
@@ -46,7 +46,7 @@ export interface BindingBenchResult {
    * `bytesBatch` (target ≤ 1.1×)
    */
   hostSampling: { batch: number; greedy: Timing; sampled: Timing; ratio: number; cpuRatio?: number; aloneRatio?: number }[];
-  /** the host path's draw thread (sampling/draw-thread.ts): rows it drew of all bounded rows; null: one core */
+  /** the host path's draw thread (sampling/draw-pool.ts): rows it drew of all bounded rows; null: one core */
   drawThread?: DrawRoundStats | null;
   /** at `bytesBatch` rows: the step graph with the sampling block */
   deviceSampling?: {
@@ -154,7 +154,7 @@ export async function bindingBench(
     p.handles = [];
   };
   // the engine's default (EngineLimits.drawThread 'auto'): a draw thread where there are two cores
-  const draws = availableParallelism() >= 2 ? new DrawThread() : null;
+  const draws = availableParallelism() >= 2 ? new DrawPool() : null;
   const samplers = (params: SamplingParams, B: number) =>
     Array.from({ length: B }, (_, i) => new SequenceSampler({ ...params, seed: 1000 + i }, []));
   /**

@@ -1,11 +1,11 @@
 /**
  * The host sampler over one step's logits [rows, V]: each running row's event, in row order. Rows whose draw is a
  * pure function of their processed logits (SequenceSampler.boundedDraw: sampled top_p or full-softmax rows without
- * logprobs) are drawn in one round shared with the draw thread (sampling/draw-thread.ts) when there are at least
+ * logprobs) are drawn in one round shared with the draw thread (sampling/draw-pool.ts) when there are at least
  * two of them; every other row is sampled on this thread while the draw thread works. The tokens are those of
  * `Sequence.step` row by row: the same draw functions with the same numbers.
  */
-import type { DrawThread } from '../sampling/draw-thread.ts';
+import type { DrawPool } from '../sampling/draw-pool.ts';
 import type { DrawJob } from '../sampling/draw-bounded.ts';
 
 /** What hostSample needs of a row's sequence (engine/sequence.ts; the benchmark wraps bare samplers in it). */
@@ -28,7 +28,7 @@ export function hostSample<E extends object, S extends HostRow<E>>(
   seqs: readonly (S | null)[],
   logits: Float32Array | ((row: number) => Float32Array),
   vocab: number,
-  draws: DrawThread | null,
+  draws: DrawPool | null,
   failed: (seq: S, err: unknown) => E,
 ): (E | null)[] {
   const out: (E | null)[] = new Array<E | null>(seqs.length).fill(null);

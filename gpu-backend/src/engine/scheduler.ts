@@ -28,7 +28,7 @@ import type { SamplingFeed } from './graph-runner.ts';
 import type { LoadedModel } from './model-loader.ts';
 import { availableParallelism } from 'node:os';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
-import { DrawThread } from '../sampling/draw-thread.ts';
+import { DrawPool } from '../sampling/draw-pool.ts';
 import { hostSample, MIN_ROUND_ROWS } from './host-sampling.ts';
 import { logitsNeeds, logitsReadout } from './logits-readout.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult } from './protocol.ts';
@@ -65,7 +65,7 @@ export class Scheduler {
   private readonly promptTokens = { aligned: 0, reference: 0 };
   private readonly completionTokens = { aligned: 0, reference: 0 };
   /** the host sampler's second thread (undefined: not started yet; null: not used) */
-  private draws: DrawThread | null | undefined;
+  private draws: DrawPool | null | undefined;
 
   constructor(
     private readonly model: LoadedModel,
@@ -468,13 +468,13 @@ export class Scheduler {
   }
 
   /** The draw thread, started the first time a step has MIN_ROUND_ROWS rows it can draw (see EngineLimits.drawThread). */
-  private drawThread(seqs: readonly (Sequence | null)[], vocab: number): DrawThread | null {
+  private drawThread(seqs: readonly (Sequence | null)[], vocab: number): DrawPool | null {
     if (this.draws !== undefined) return this.draws;
     const mode = this.limits.drawThread ?? 'auto';
     if (mode === 'off' || (mode === 'auto' && availableParallelism() < 2)) return (this.draws = null);
     if (seqs.filter((s) => s?.sampler.boundedDraw(vocab)).length < MIN_ROUND_ROWS) return null;
     try {
-      this.draws = DrawThread.shared();
+      this.draws = DrawPool.shared();
     } catch {
       this.draws = null; // no entry file (an unusual build): the engine thread samples alone
     }

@@ -1,5 +1,5 @@
 /**
- * The shared-memory protocol between the engine thread and its draw thread (draw-thread.ts, draw-worker.ts). One
+ * The shared-memory protocol between the engine thread and its draw thread (draw-pool.ts, draw-worker.ts). One
  * round draws n rows: the engine writes each row's processed logits into the slab and its numbers into `params`,
  * then publishes it (READY); both threads claim rows by compare-and-swap on CLAIM and write each token into
  * `results` by compare-and-swap over the round's pending tag (the engine thread may draw a row the draw thread holds
@@ -16,7 +16,8 @@ export const DONE = 4; // rows the draw thread wrote (the engine thread waits on
 export const VOCAB = 5; // the row length V
 export const VERSION = 6; // the buffers' version: a new slab is sent on the port before a round that uses it
 export const STOP = 7; // 1: the draw thread exits
-export const CONTROL_SLOTS = 8;
+export const ONLINE = 8; // draw threads waiting for rounds
+export const CONTROL_SLOTS = 9;
 
 export const ROUND_SHIFT = 16;
 export const ROUND_MASK = 0x7fff;

@@ -1,5 +1,5 @@
 /**
- * The draw thread (draw-thread.ts): waits for a round, claims rows as the engine thread publishes them and draws
+ * The draw thread (draw-pool.ts): waits for a round, claims rows as the engine thread publishes them and draws
  * each with drawBounded, the same function the engine thread runs, so a row's token does not depend on which thread
  * drew it. It allocates nothing per round and blocks (Atomics.wait) between rounds.
  */
@@ -10,6 +10,7 @@ import {
   COUNT,
   DONE,
   GEN,
+  ONLINE,
   PARAMS,
   pendingTag,
   READY,
@@ -64,6 +65,7 @@ function drawRow(row: number, vocab: number): number {
 }
 
 let gen = Atomics.load(control, GEN);
+Atomics.add(control, ONLINE, 1);
 for (;;) {
   Atomics.wait(control, GEN, gen);
   if (Atomics.load(control, STOP) === 1) break;

@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { drawBounded, UNDECIDED, type DrawJob } from './draw-bounded.ts';
-import { DrawThread } from './draw-thread.ts';
+import { DrawPool } from './draw-pool.ts';
 import { samplingParams, type SamplingParams } from './params.ts';
 import { Rng } from './rng.ts';
 import { NonFiniteLogitsError, SequenceSampler } from './sampler.ts';
@@ -23,14 +23,19 @@ function spin(ms: number): void {
   while (performance.now() < end);
 }
 
-const threads: DrawThread[] = [];
+const threads: DrawPool[] = [];
+
+/** Until the pool's draw threads are up (tsx in a worker takes a moment). */
+async function online(t: DrawPool, n: number): Promise<void> {
+  while (t.online < n) await new Promise((r) => setTimeout(r, 20));
+}
 afterAll(() => threads.forEach((t) => t.close()));
 
-describe('DrawThread', () => {
+describe('DrawPool', () => {
   it('gives every row the token drawBounded gives on this thread, and the draw thread draws some of them', async () => {
-    const t = new DrawThread();
+    const t = new DrawPool({ threads: 1 });
     threads.push(t);
-    await new Promise((r) => setTimeout(r, 1500)); // the thread starts (tsx in a worker takes a moment)
+    await online(t, 1);
     const rng = new Rng(20261202, 0);
     for (let round = 0; round < 12; round++) {
       const n = 2 + (round % 5);
@@ -52,9 +57,9 @@ describe('DrawThread', () => {
   });
 
   it('does not wait for a stalled draw thread: the rows it holds are drawn again here, and its late tokens land nowhere', async () => {
-    const t = new DrawThread({ slowRowMs: 300 });
+    const t = new DrawPool({ threads: 1, slowRowMs: 300 });
     threads.push(t);
-    await new Promise((r) => setTimeout(r, 1500));
+    await online(t, 1);
     const rng = new Rng(11, 3);
     for (let round = 0; round < 3; round++) {
       const jobs: DrawJob[] = [];
@@ -74,8 +79,32 @@ describe('DrawThread', () => {
     expect(t.stats.broken).toBe(false);
   });
 
+  it('with three draw threads: the same tokens, drawn by several threads at once', async () => {
+    const t = new DrawPool({ threads: 3 });
+    threads.push(t);
+    await online(t, 3);
+    const rng = new Rng(31, 4);
+    for (let round = 0; round < 6; round++) {
+      const jobs: DrawJob[] = [];
+      const got = t.round(
+        9,
+        V,
+        (j, into) => {
+          into.set(row(rng, 1 + (j % 3)));
+          const job = { z: into, max: NaN, invT: 1.2, topP: j % 2 ? 1 : 0.92, minP: 0, u: rng.nextFloat() };
+          jobs.push(job);
+          return job;
+        },
+        () => spin(10),
+      ); // the engine thread is busy elsewhere: the draw threads take the rows
+      expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
+    }
+    expect(t.stats.threads).toBe(3);
+    expect(t.stats.helperRows).toBeGreaterThan(0);
+  });
+
   it('runs its rounds alone once the thread is closed (nothing waits for it)', () => {
-    const t = new DrawThread();
+    const t = new DrawPool();
     t.close();
     const rng = new Rng(7, 1);
     const jobs: DrawJob[] = [];

@@ -1,17 +1,18 @@
 /**
- * A second thread for the host sampler's costly part. A decode step's sampled rows (top_p, or the full softmax)
- * each need one pass over the vocabulary with a weight per token (draw-bounded.ts: ~5 ns per token, 0.17 ms per
- * row at V = 32000), while ONNX Runtime's threads wait for the next run: on two cores one of them is idle. Here the
- * engine thread prepares each row (penalties, logit_bias, maximum: state of the sequence) into shared memory and
- * publishes it; this thread and the engine thread both claim published rows and draw them with the same pure
- * function, so a row's token is the same whichever thread draws it (and the same as `SequenceSampler.next`).
+ * Draw threads for the host sampler's costly part. A decode step's sampled rows (top_p, or the full softmax) each
+ * need one pass over the vocabulary with a weight per token (draw-bounded.ts: ~5 ns per token, 0.17 ms per row at
+ * V = 32000), while ONNX Runtime's threads wait for the next run: on two cores one of them is idle. Here the engine
+ * thread prepares each row (penalties, logit_bias: state of the sequence) into shared memory and publishes it; the
+ * draw threads and the engine thread all claim published rows and draw them with the same pure function, so a row's
+ * token is the same whichever thread draws it (and the same as `SequenceSampler.next`).
  *
- * Nothing waits long on the draw thread: when it is busy elsewhere or not started yet, the engine thread claims every
- * row itself, and a row the draw thread holds but has not finished within about one row's time (say it was
- * descheduled on a loaded machine) is drawn again by the engine thread; whichever finishes first writes the token
- * (compare-and-swap on a slot tagged with the round, so a late write cannot land in another round).
+ * Nothing waits long on a draw thread: when they are busy elsewhere or not started yet, the engine thread claims every
+ * row itself, and a row a draw thread holds but has not finished within about one row's time (say it was descheduled
+ * on a loaded machine) is drawn again by the engine thread; whichever finishes first writes the token (compare-and-
+ * swap on a slot tagged with the round, so a late write cannot land in another round).
  */
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { drawBounded, UNDECIDED, type DrawJob } from './draw-bounded.ts';
@@ -24,6 +25,7 @@ import {
   COUNT,
   DONE,
   GEN,
+  ONLINE,
   PARAMS,
   READY,
   ROW_MASK,
@@ -37,30 +39,38 @@ import {
 export interface DrawRoundStats {
   rounds: number;
   rows: number;
-  /** rows the draw thread drew */
+  /** draw threads (besides the calling one) */
+  threads: number;
+  /** rows the draw threads drew */
   helperRows: number;
-  /** rows the draw thread had claimed but not finished in time, drawn again on the calling thread */
+  /** rows a draw thread had claimed but not finished in time, drawn again on the calling thread */
   stolenRows: number;
-  /** the thread failed or exited */
+  /** a draw thread failed or exited (the others, and the calling thread, go on) */
   broken: boolean;
 }
 
-let shared: DrawThread | null = null;
+let shared: DrawPool | null = null;
 
-export class DrawThread {
+/** Draw threads by default: one per core beside the calling thread, at most 7 (the rows of a step are few). */
+export function defaultDrawThreads(): number {
+  return Math.max(1, Math.min(availableParallelism() - 1, 7));
+}
+
+export class DrawPool {
   /**
-   * This thread's draw thread, started on first use and kept (unref'd) for the life of the thread: schedulers of one
-   * thread take turns (a round is synchronous), so they share it rather than each starting one. A given-up thread is
-   * replaced.
+   * This thread's pool, started on first use and kept (unref'd) for the life of the thread: schedulers of one
+   * thread take turns (a round is synchronous), so they share it rather than each starting one. A pool whose
+   * threads all failed is replaced.
    */
-  static shared(): DrawThread {
-    if (!shared?.usable) shared = new DrawThread();
+  static shared(): DrawPool {
+    if (!shared?.usable) shared = new DrawPool();
     return shared;
   }
 
   private readonly control = new Int32Array(new SharedArrayBuffer(CONTROL_SLOTS * 4));
-  private readonly port: MessagePort;
-  private readonly worker: Worker;
+  private readonly ports: MessagePort[] = [];
+  private readonly workers: Worker[] = [];
+  private alive = 0;
   private gen = 0;
   private capacityRows = 0;
   private vocab = 0;
@@ -70,31 +80,49 @@ export class DrawThread {
   private broken = false;
   private readonly counts = { rounds: 0, rows: 0, helperRows: 0, stolenRows: 0 };
 
-  /** Starts the thread; rounds can run at once (the thread joins them once it is up). */
-  /** `slowRowMs` (tests only): the draw thread sleeps this long before each row it draws, as a descheduled one would. */
-  constructor({ slowRowMs = 0 }: { slowRowMs?: number } = {}) {
+  /**
+   * Starts `threads` draw threads; rounds can run at once (a thread joins them once it is up). `slowRowMs` (tests
+   * only): each draw thread sleeps this long before each row it draws, as a descheduled one would.
+   */
+  constructor({ threads = defaultDrawThreads(), slowRowMs = 0 }: { threads?: number; slowRowMs?: number } = {}) {
     const ts = fileURLToPath(import.meta.url).endsWith('.ts');
     const entry = new URL(ts ? './draw-worker-bootstrap.mjs' : './draw-worker.js', import.meta.url);
     if (!existsSync(entry)) throw new Error(`draw worker entry not found at ${fileURLToPath(entry)}`);
-    const { port1, port2 } = new MessageChannel();
-    this.port = port1;
-    this.worker = new Worker(entry, {
-      workerData: { control: this.control.buffer, port: port2, slowRowMs },
-      transferList: [port2],
-    });
-    this.worker.unref();
-    this.port.unref();
-    this.worker.on('error', () => (this.broken = true));
-    this.worker.once('exit', () => (this.broken = true));
+    for (let k = 0; k < threads; k++) {
+      const { port1, port2 } = new MessageChannel();
+      const worker = new Worker(entry, {
+        workerData: { control: this.control.buffer, port: port2, slowRowMs },
+        transferList: [port2],
+      });
+      worker.unref();
+      port1.unref();
+      let gone = false;
+      const lost = () => {
+        if (gone) return;
+        gone = true;
+        this.broken = true;
+        this.alive--;
+      };
+      worker.on('error', lost);
+      worker.once('exit', lost);
+      this.ports.push(port1);
+      this.workers.push(worker);
+      this.alive++;
+    }
   }
 
-  /** False once the thread failed or exited: then `round` still works, on the calling thread alone. */
+  /** False once every draw thread failed or exited: then `round` still works, on the calling thread alone. */
   get usable(): boolean {
-    return !this.broken;
+    return this.alive > 0;
+  }
+
+  /** Draw threads started and waiting for rounds (they join rounds from then on). */
+  get online(): number {
+    return Atomics.load(this.control, ONLINE);
   }
 
   get stats(): DrawRoundStats {
-    return { ...this.counts, broken: this.broken };
+    return { ...this.counts, threads: this.workers.length, broken: this.broken };
   }
 
   /**
@@ -120,7 +148,7 @@ export class DrawThread {
     Atomics.store(c, DONE, 0);
     Atomics.store(c, CLAIM, claimBase(gen));
     Atomics.store(c, GEN, gen);
-    if (!this.broken) Atomics.notify(c, GEN);
+    if (this.alive > 0) Atomics.notify(c, GEN);
     const jobs: (DrawJob | null)[] = [];
     for (let j = 0; j < n; j++) {
       const job = prepare(j, this.slab.subarray(j * vocab, (j + 1) * vocab));
@@ -164,7 +192,7 @@ export class DrawThread {
     for (let row = 0; row < n; row++) {
       if (Atomics.load(this.results, row) !== pending) continue;
       const done = Atomics.load(c, DONE);
-      if (!this.broken) Atomics.wait(c, DONE, done, Math.max(0.05, rowMs));
+      if (this.alive > 0) Atomics.wait(c, DONE, done, Math.max(0.05, rowMs));
       if (Atomics.load(this.results, row) !== pending) continue;
       if (this.settle(row, pending, jobs[row])) {
         mine++;
@@ -174,12 +202,13 @@ export class DrawThread {
     return mine;
   }
 
-  /** Asks the thread to exit (it is unref'd: it never holds the process open). */
+  /** Asks the draw threads to exit (they are unref'd: they never hold the process open). */
   close(): void {
     Atomics.store(this.control, STOP, 1);
     Atomics.add(this.control, GEN, 1);
     Atomics.notify(this.control, GEN);
-    this.port.close();
+    for (const port of this.ports) port.close();
+    this.alive = 0;
   }
 
   /** Buffers for n rows of `vocab` (replaced, and sent to the thread, when they are too small or V changes). */
@@ -198,7 +227,7 @@ export class DrawThread {
     this.results = new Int32Array(b.results);
     this.capacityRows = rows;
     this.vocab = vocab;
-    if (!this.broken) this.port.postMessage(b);
+    if (this.alive > 0) for (const port of this.ports) port.postMessage(b);
     Atomics.store(this.control, VERSION, version);
   }
 }
