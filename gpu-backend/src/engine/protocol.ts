@@ -149,9 +149,9 @@ export interface EngineLimits {
    */
   cudaGraphs?: 'auto' | 'on' | 'off';
   /**
-   * a second thread for the host sampler's sampled rows (sampling/draw-thread.ts), started at the first step with two
-   * such rows: 'auto' (unset) uses it where the machine has at least two cores (while the host samples, ONNX
-   * Runtime's threads are idle).
+   * draw threads for the host sampler's sampled rows (sampling/draw-pool.ts: one per core beside the engine thread,
+   * at most 7), started at the first step with two such rows: 'auto' (unset) uses them where the machine has at least
+   * two cores (while the host samples, ONNX Runtime's threads are idle).
    */
   drawThread?: 'auto' | 'on' | 'off';
 }
