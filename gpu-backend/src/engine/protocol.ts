@@ -178,7 +178,13 @@ export type ToWorker =
   | { type: 'logits'; job: LogitsJob }
   | { type: 'cancel'; id: number }
   | { type: 'stats'; id: number }
-  | { type: 'shutdown' };
+  | { type: 'shutdown' }
+  /**
+   * tests: the engine thread exits with `code` at the start of its next turn, without a word to the main thread, as a
+   * crash would — but between runs (terminating the thread while an ONNX Runtime call is in flight can abort the
+   * whole process: koffi's async completion into a terminated thread)
+   */
+  | { type: 'crash'; code: number };
 
 /** What the worker says once its model is loaded. */
 export interface EngineInfo {

@@ -66,6 +66,7 @@ export class Scheduler {
   private readonly completionTokens = { aligned: 0, reference: 0 };
   /** the host sampler's second thread (undefined: not started yet; null: not used) */
   private draws: DrawPool | null | undefined;
+  private crashCode: number | null = null;
 
   constructor(
     private readonly model: LoadedModel,
@@ -162,9 +163,16 @@ export class Scheduler {
     };
   }
 
+  /** Tests (ToWorker 'crash'): ends the thread with `code` at the start of the next turn, when no run is in flight. */
+  crashAtNextTurn(code: number): void {
+    this.crashCode = code;
+    this.nudge();
+  }
+
   /** Runs until stop(). */
   async loop(): Promise<void> {
     while (!this.stopping) {
+      if (this.crashCode !== null) process.exit(this.crashCode);
       const events: GenerateEvent[] = [];
       const stepMs: number[] = [];
       this.sweep(events);

@@ -53,6 +53,8 @@ async function start(init: EngineInit): Promise<void> {
         return post({ type: 'stats', id: m.id, stats: scheduler.stats() });
       case 'shutdown':
         return scheduler.stop();
+      case 'crash':
+        return scheduler.crashAtNextTurn(m.code);
     }
   });
   post({

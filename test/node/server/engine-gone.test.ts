@@ -9,6 +9,7 @@
 import type { Worker } from 'node:worker_threads';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
+import type { ToWorker } from '../../../gpu-backend/src/engine/protocol.ts';
 import { answerFailureScope } from '../../../shared/src/failure-scope.ts';
 import { startBigramBackend, startTestBackend } from '../helpers/backend.ts';
 import { bigramModel } from '../helpers/bigram.ts';
@@ -17,9 +18,17 @@ import { cleanupTempDirs } from '../helpers/models.ts';
 
 afterAll(() => cleanupTempDirs());
 
-/** Ends the engine's worker thread as a crash would (the engine is not told first). */
-async function kill(engine: Engine): Promise<void> {
-  await (engine as unknown as { worker: Worker }).worker.terminate();
+/**
+ * Ends the engine's worker thread as a crash would (the main side is not told first). An idle engine is terminated;
+ * a busy one is asked to exit at its next turn, between runs ('crash'): terminating a thread while an ONNX Runtime
+ * call is in flight can abort the whole test process (koffi's async completion into a terminated thread).
+ */
+async function kill(engine: Engine, busy = false): Promise<void> {
+  const worker = (engine as unknown as { worker: Worker }).worker;
+  if (!busy) return void (await worker.terminate());
+  const exited = new Promise<void>((resolve) => worker.once('exit', () => resolve()));
+  worker.postMessage({ type: 'crash', code: 1 } satisfies ToWorker);
+  await exited;
 }
 
 async function readiness(url: string): Promise<{ status: number; models: Record<string, string> }> {
@@ -36,7 +45,7 @@ describe('a backend whose engine died', () => {
       const running = send(backend.url, '/v1/completions', { model: 'bigram', prompt: 'go', max_tokens: 2000, temperature: 0 });
       expect(await eventually(async () => (await engine.refreshStats()).running === 1, 5000)).toBe(true);
       expect((await readiness(backend.url)).status).toBe(200);
-      await kill(engine);
+      await kill(engine, true);
 
       const during = await running;
       expect(during.status).toBe(503);
