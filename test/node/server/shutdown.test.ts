@@ -8,6 +8,7 @@
  * generated.
  */
 import { afterAll, describe, expect, it } from 'vitest';
+import type { Engine } from '../../../gpu-backend/src/engine/engine.ts';
 import type { RunningBackend } from '../../../gpu-backend/src/server/serve.ts';
 import { bigramModel } from '../helpers/bigram.ts';
 import { startTestBackend } from '../helpers/backend.ts';
@@ -77,6 +78,19 @@ async function drain(
   await Promise.race([read, timeout]);
   clearTimeout(timer);
   return out;
+}
+
+/**
+ * The usage the backend counted for all requests (its ledger's token metrics) equals what the engine generated and
+ * read, and the engine did generate something.
+ */
+async function expectUsageIsEngines(backend: RunningBackend, engine: Engine): Promise<void> {
+  const counted = async (c: typeof backend.metrics.completionTokens) =>
+    (await c.get()).values.reduce((sum, v) => sum + v.value, 0);
+  const stats = engine.stats!;
+  expect(stats.completionTokens.aligned).toBeGreaterThan(0);
+  expect(await counted(backend.metrics.completionTokens)).toBe(stats.completionTokens.aligned + stats.completionTokens.reference);
+  expect(await counted(backend.metrics.promptTokens)).toBe(stats.promptTokens.aligned + stats.promptTokens.reference);
 }
 
 describe('graceful shutdown', () => {
@@ -153,16 +167,7 @@ describe('graceful shutdown', () => {
 
     // the usage counted for every request (the ledger's totals) is what the engine generated: the cut stream's
     // tokens to the last one, nothing for the request that never ran
-    const counted = async (c: typeof backend.metrics.completionTokens) =>
-      (await c.get()).values.reduce((sum, v) => sum + v.value, 0);
-    const engineStats = engine.stats!;
-    expect(engineStats.completionTokens.aligned).toBeGreaterThan(0);
-    expect(await counted(backend.metrics.completionTokens)).toBe(
-      engineStats.completionTokens.aligned + engineStats.completionTokens.reference,
-    );
-    expect(await counted(backend.metrics.promptTokens)).toBe(
-      engineStats.promptTokens.aligned + engineStats.promptTokens.reference,
-    );
+    await expectUsageIsEngines(backend, engine);
   });
 
   it('n = 2 with one choice running and its sibling queued behind it: 503 shutting_down, and the running choice is counted', async () => {
@@ -184,15 +189,6 @@ describe('graceful shutdown', () => {
     const a = await Promise.race([answer, new Promise((r) => setTimeout(() => r('hang'), 5000))]);
     expect(a).toMatchObject({ status: 503, body: { error: { type: 'backend_error', code: 'shutting_down' } } });
     // the tokens choice 0 generated before the shutdown cut it are the request's usage (the old code counted none)
-    const counted = async (c: typeof backend.metrics.completionTokens) =>
-      (await c.get()).values.reduce((sum, v) => sum + v.value, 0);
-    const engineStats = engine.stats!;
-    expect(engineStats.completionTokens.aligned).toBeGreaterThan(0);
-    expect(await counted(backend.metrics.completionTokens)).toBe(
-      engineStats.completionTokens.aligned + engineStats.completionTokens.reference,
-    );
-    expect(await counted(backend.metrics.promptTokens)).toBe(
-      engineStats.promptTokens.aligned + engineStats.promptTokens.reference,
-    );
+    await expectUsageIsEngines(backend, engine);
   });
 });
