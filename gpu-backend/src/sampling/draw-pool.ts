@@ -128,7 +128,7 @@ export class DrawPool {
   /**
    * Draws `n` rows of length `vocab`: `prepare(j, into)` writes row j's processed logits into `into` and returns its
    * job (null: a row that ended while being prepared, nothing to draw); `meanwhile` runs after every row is
-   * published, while the draw thread works. Returns each row's drawBounded token (UNDECIDED: take the exact draw).
+   * published, while the draw threads work. Returns each row's drawBounded token (UNDECIDED: take the exact draw).
    */
   round(
     n: number,
@@ -176,14 +176,14 @@ export class DrawPool {
     return this.results.slice(0, n);
   }
 
-  /** Draws `row` here and writes its token unless the draw thread wrote it first; whether this thread's stood. */
+  /** Draws `row` here and writes its token unless a draw thread wrote it first; whether this thread's stood. */
   private settle(row: number, pending: number, job: DrawJob | null): boolean {
     const token = job ? drawBounded(job) : UNDECIDED;
     return Atomics.compareExchange(this.results, row, pending, token) === pending;
   }
 
   /**
-   * The rows the draw thread claimed: waits for them about one row's time (`rowMs`, as this thread took) at a time,
+   * The rows draw threads claimed: waits for them about one row's time (`rowMs`, as this thread took) at a time,
    * and draws the oldest unfinished one here when it has not come; returns how many this thread wrote.
    */
   private finishHeld(n: number, pending: number, jobs: (DrawJob | null)[], rowMs: number): number {
@@ -211,7 +211,7 @@ export class DrawPool {
     this.alive = 0;
   }
 
-  /** Buffers for n rows of `vocab` (replaced, and sent to the thread, when they are too small or V changes). */
+  /** Buffers for n rows of `vocab` (replaced, and sent to the threads, when they are too small or V changes). */
   private ensure(n: number, vocab: number): void {
     if (n <= this.capacityRows && vocab === this.vocab) return;
     const rows = Math.max(n, this.capacityRows, 8);
