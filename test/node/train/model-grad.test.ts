@@ -11,9 +11,12 @@ import { initialParams, type TrainableSpec } from '../../../gpu-backend/src/trai
 import { cleanupTempDirs, tempDir, testSeed, tinyCheckpoint } from '../helpers/models.ts';
 import { join } from 'node:path';
 
-// Tolerance: float64 graphs, central differences with ε = 1e-6, error = max |analytic − numeric| / max |numeric| per
-// tensor over the checked elements. The whole network (RMSNorm, rotary, causal GQA attention, SiLU MLP, log-softmax,
-// cross-entropy or KL) stays smooth at this scale, so the two agree to ~1e-9.
+// Tolerance: float64 graphs, central differences with ε = 1e-6. Per tensor over the checked elements,
+// max |analytic − numeric| ≤ TOL · max |numeric| + noise, where noise is the central differences' own rounding floor
+// (gradCheck: 16 · 2^-52 · |L| / ε, ~1e-8 here). The whole network (RMSNorm, rotary, causal GQA attention, SiLU MLP,
+// log-softmax, cross-entropy or KL) stays smooth at this scale: the absolute errors are ~1e-9, that floor, so a tensor
+// whose checked gradients are all ~1e-3 shows a relative error of ~1e-6 (seed 1613438788, layer 1 q_proj lora_A:
+// 1.6e-9 over a largest gradient of 1.06e-3) without anything being wrong; the relative bound alone failed there.
 const TOL = 1e-6;
 /** elements checked per input (gradCheck's maxElements) */
 const CHECKED = 6;
@@ -126,7 +129,11 @@ describe('whole training graph against central finite differences (float64)', ()
         r.analytic.some((x) => x !== 0),
         `${r.name}: all checked gradients are zero`,
       ).toBe(true);
-      expect(r.relErr, r.name).toBeLessThan(TOL);
+      const largest = r.numeric.reduce((m, x) => Math.max(m, Math.abs(x)), 0);
+      expect(
+        r.absErr,
+        `${r.name}: relative error ${r.relErr.toExponential(2)}, noise floor ${r.noise.toExponential(2)}`,
+      ).toBeLessThan(TOL * largest + r.noise);
     }
   });
 });

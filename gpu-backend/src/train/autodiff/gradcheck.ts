@@ -18,6 +18,15 @@ export interface GradCheckResult {
   numeric: Float64Array;
   /** max |analytic − numeric| / max |numeric| (max |numeric| floored at 1e-12) over the checked elements */
   relErr: number;
+  /** max |analytic − numeric| over the checked elements */
+  absErr: number;
+  /**
+   * the rounding floor of the central differences themselves: each loss is computed to within a few ulp of |L|, so
+   * (up − down) / 2ε carries an error of about ulp·|L| / ε whatever the gradient's size. Taken as
+   * 16 · 2^-52 · max(|L|, 1) / ε. A tensor whose checked gradients are small (|g| ~ 1e-3) can show a relErr of
+   * 1e-6 from this floor alone.
+   */
+  noise: number;
 }
 
 /** Options of `gradCheck`. */
@@ -55,6 +64,7 @@ export async function gradCheck(
       );
       const lossAt = async (f: Record<string, HostTensor>) =>
         ((await session.run(f, ['/check/loss']))['/check/loss'].data as Float64Array)[0];
+      const noise = (16 * 2 ** -52 * Math.max(Math.abs(await lossAt(feeds)), 1)) / eps;
       const results: GradCheckResult[] = [];
       for (const w of wrt) {
         const base = feeds[w].data as Float64Array;
@@ -78,7 +88,7 @@ export async function gradCheck(
           num = Math.max(num, Math.abs(analytic[k] - numeric[k]));
           den = Math.max(den, Math.abs(numeric[k]));
         }
-        results.push({ name: w, analytic, numeric, relErr: num / den });
+        results.push({ name: w, analytic, numeric, relErr: num / den, absErr: num, noise });
       }
       return results;
     } finally {
