@@ -21,8 +21,8 @@ export const MIN_ROUND_ROWS = 2;
 
 /**
  * Each row's event (null where `seqs[i]` is null), from `logits` [rows, V] or a function giving row i's logits (read
- * once per row, e.g. copied from the device for the rows a sampling graph left to the host). `failed` turns an unexpected error of one row's sampling into
- * that row's event, so one row's failure never ends the others.
+ * once per row, e.g. copied from the device for the rows a sampling graph left to the host). `failed` turns an
+ * unexpected error of one row's sampling into that row's event, so one row's failure never ends the others.
  */
 export function hostSample<E extends object, S extends HostRow<E>>(
   seqs: readonly (S | null)[],
@@ -47,7 +47,7 @@ export function hostSample<E extends object, S extends HostRow<E>>(
     if (seq) (draws?.usable && seq.sampler.boundedDraw(vocab) ? bounded : others).push(i);
   });
   if (!draws || bounded.length < MIN_ROUND_ROWS) {
-    for (const i of [...bounded, ...others].sort((a, b) => a - b)) stepRow(i);
+    seqs.forEach((seq, i) => seq && stepRow(i));
     return out;
   }
   const jobs: (DrawJob | null)[] = [];

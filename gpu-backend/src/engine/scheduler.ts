@@ -24,12 +24,9 @@
  * time (so a request whose prompt breaks the run fails alone), a failed later chunk ends its own sequence, a failed
  * decode step ends the sequences it advanced. The engine itself keeps serving.
  */
-import type { SamplingFeed } from './graph-runner.ts';
 import type { LoadedModel } from './model-loader.ts';
-import { availableParallelism } from 'node:os';
 import { NonFiniteLogitsError } from '../sampling/sampler.ts';
-import { DrawPool } from '../sampling/draw-pool.ts';
-import { hostSample, MIN_ROUND_ROWS } from './host-sampling.ts';
+import { RunSampling, rowFailed, timedStep } from './run-sampling.ts';
 import { logitsNeeds, logitsReadout } from './logits-readout.ts';
 import type { EngineLimits, EngineStats, GenerateEvent, GenerateJob, LogitsJob, LogitsResult } from './protocol.ts';
 import type { Blend } from './mix.ts';
@@ -64,8 +61,7 @@ export class Scheduler {
   private lastBatch = 0;
   private readonly promptTokens = { aligned: 0, reference: 0 };
   private readonly completionTokens = { aligned: 0, reference: 0 };
-  /** the host sampler's second thread (undefined: not started yet; null: not used) */
-  private draws: DrawPool | null | undefined;
+  private readonly sampling: RunSampling;
   private crashCode: number | null = null;
 
   constructor(
@@ -74,6 +70,7 @@ export class Scheduler {
     private readonly sink: SchedulerSink,
   ) {
     this.rows = new RowAllocator(model.runner);
+    this.sampling = new RunSampling(model, this.rows, limits);
     const chunk = limits.prefillChunkTokens ?? 0;
     this.chunkTokens = chunk > 0 ? chunk : Infinity;
   }
@@ -398,111 +395,21 @@ export class Scheduler {
     }
   }
 
-  /**
-   * Runs a step whose output row i is `seqs[i]`'s next token and decides the tokens: inside the graph when it has
-   * the sampling block and every row can be decided there (only the tokens and logprobs come back), else on the
-   * host from the logits. Both give the same tokens for the same seeds (the same uniform number per draw).
-   */
+  /** Runs a step whose output row i is `seqs[i]`'s next token (run-sampling.ts) and emits each row's event. */
   private async sampleRun(
     plan: SequencePlan,
     seqs: (Sequence | null)[],
     events: GenerateEvent[],
     stepMs: number[],
   ): Promise<void> {
-    const runner = this.model.runner;
-    const topCount = runner.manifest.deviceSampling?.topLogprobs ?? 0;
-    if (!runner.deviceSampling || !seqs.every((s) => !s || s.deviceSampleable(topCount))) {
-      const logits = await this.timed(plan, stepMs);
-      const V = this.model.vocabSize;
-      const out = hostSample(seqs, logits, V, this.drawThread(seqs, V), (seq, err) => this.rowFailed(seq, err));
-      out.forEach((ev, i) => ev && this.emit(seqs[i]!, ev, events));
-      return;
-    }
-    const B = seqs.length;
-    const feed: SamplingFeed = {
-      uniform: new Float64Array(B),
-      temperature: new Float64Array(B),
-      topP: new Float64Array(B).fill(1),
-      minP: new Float64Array(B),
-      topK: new BigInt64Array(B),
-      top: false,
-    };
-    // a row nobody reads (a first chunk) stays greedy and draws nothing from a sequence's stream
-    seqs.forEach((seq, i) => {
-      if (!seq) return;
-      const p = seq.job.params;
-      feed.uniform[i] = seq.uniform() ?? 0;
-      feed.temperature[i] = p.temperature;
-      feed.topP[i] = p.top_p;
-      feed.minP[i] = p.min_p;
-      feed.topK[i] = BigInt(p.top_k);
-      if (p.logprobs && p.top_logprobs > 0) feed.top = true;
-    });
-    const t0 = performance.now();
-    const res = await runner.stepSampled(plan, feed);
-    this.rows.commit(plan);
-    stepMs.push(performance.now() - t0);
-    const K = res.topCount;
-    // rows the graph left to the host (−2, a nucleus wider than its candidates; −1, no finite logit: the host's error)
-    // are sampled as a host step's rows are, sampled ones shared with the draw thread
-    const V = this.model.vocabSize;
-    const host = seqs.map((seq, i) => (seq && res.token[i] < 0n ? seq : null));
-    const hostEvents = host.some((s) => s)
-      ? hostSample(
-          host,
-          (i) => res.logitsRow(i),
-          V,
-          this.drawThread(host, V),
-          (seq, err) => this.rowFailed(seq, err),
-        )
-      : [];
-    for (let i = 0; i < seqs.length; i++) {
-      const seq = seqs[i];
-      if (!seq) continue;
-      const top =
-        res.topIds && res.topLogprobs
-          ? { ids: res.topIds.subarray(i * K, (i + 1) * K), logprobs: res.topLogprobs.subarray(i * K, (i + 1) * K) }
-          : null;
-      let ev = hostEvents[i] ?? null;
-      if (!ev) {
-        try {
-          ev = seq.fromDevice(Number(res.token[i]), res.logprob[i], top, () => res.logitsRow(i));
-        } catch (err) {
-          ev = this.rowFailed(seq, err);
-        }
-      }
-      this.emit(seq, ev, events);
-    }
-  }
-
-  /** The draw thread, started the first time a step has MIN_ROUND_ROWS rows it can draw (see EngineLimits.drawThread). */
-  private drawThread(seqs: readonly (Sequence | null)[], vocab: number): DrawPool | null {
-    if (this.draws !== undefined) return this.draws;
-    const mode = this.limits.drawThread ?? 'auto';
-    if (mode === 'off' || (mode === 'auto' && availableParallelism() < 2)) return (this.draws = null);
-    if (seqs.filter((s) => s?.sampler.boundedDraw(vocab)).length < MIN_ROUND_ROWS) return null;
-    try {
-      this.draws = DrawPool.shared();
-    } catch {
-      this.draws = null; // no entry file (an unusual build): the engine thread samples alone
-    }
-    return this.draws;
+    const out = await this.sampling.run(plan, seqs, stepMs);
+    out.forEach((ev, i) => ev && this.emit(seqs[i]!, ev, events));
   }
 
   /** Ends the sequences of a model run that threw (the engine goes on with the others and with new work). */
   private failRun(seqs: Sequence[], err: unknown, events: GenerateEvent[]): void {
     const error = { message: `engine step failed: ${err instanceof Error ? err.message : String(err)}`, code: 'engine_error' };
     for (const seq of seqs) if (!seq.finish) this.emit(seq, seq.end('error', error), events);
-  }
-
-  /**
-   * The event for a sequence whose own work for a step (sampling, stop rules, detokenizing) threw: it ends this
-   * sequence alone with an error, the rest of the batch is not affected. Callers wrap each row's work in a plain
-   * try/catch (no closure per row per step) and emit what comes back.
-   */
-  private rowFailed(seq: Sequence, err: unknown): GenerateEvent {
-    const message = `this request failed inside the engine and was ended; other requests were not affected: ${err instanceof Error ? err.message : String(err)}`;
-    return seq.end('error', { message, code: 'sequence_failed' });
   }
 
   private async decode(events: GenerateEvent[], stepMs: number[]): Promise<void> {
@@ -564,7 +471,7 @@ export class Scheduler {
             // −1: the graph found no finite logit in this row (see finiteArgMax in graph/model-graph.ts)
             ev = row[i] < 0 ? seq.noFiniteLogit(V) : seq.accept({ id: row[i] });
           } catch (err) {
-            ev = this.rowFailed(seq, err);
+            ev = rowFailed(seq, err);
           }
           this.emit(seq, ev, events);
         }
@@ -605,14 +512,6 @@ export class Scheduler {
     if (seq.needs.reference) into.reference += n;
   }
 
-  private async timed(plan: SequencePlan, stepMs: number[]): Promise<Float32Array> {
-    const t0 = performance.now();
-    const res = await this.model.runner.step(plan);
-    this.rows.commit(plan);
-    stepMs.push(performance.now() - t0);
-    return res.logits;
-  }
-
   /** One forward pass for a logits job, read out for every λ (and each branch on its own when asked). */
   private async runLogits(job: LogitsJob, reserved: number, stepMs: number[]): Promise<void> {
     const readout = logitsReadout(this.model.runner.manifest, job);
@@ -620,7 +519,7 @@ export class Scheduler {
     try {
       handle = this.rows.add(readout.needs);
       const plan = this.rows.prefillPlan([{ handle, tokens: job.inputIds, lambdas: readout.lambdas }], job.positions === 'all');
-      const logits = await this.timed(plan, stepMs);
+      const logits = await timedStep(this.model.runner, this.rows, plan, stepMs);
       this.prefillSteps++;
       this.sink.logits(job.id, readout.result(logits, plan.positions[0].length, this.model.vocabSize));
     } catch (err) {

@@ -245,7 +245,7 @@ export class SequenceSampler {
     if (t === NO_FINITE) throw NonFiniteLogitsError.forRow(job.source ?? job.z);
     if (t === UNDECIDED) {
       const { z, invT, topP, minP, u } = job;
-      const max = job.max === job.max ? job.max : maskRow(z); // masked already, unless the draw threw first
+      const max = job.max === job.max ? job.max : maskRow(z); // a raw row: drawBounded only read it
       if (max === -Infinity) throw NonFiniteLogitsError.forRow(job.source ?? z);
       t = topP < 1 ? drawNucleus(z, z.length, max, invT, topP, minP, u)[0] : drawFull(z, z.length, max, invT, u)[0];
     }
