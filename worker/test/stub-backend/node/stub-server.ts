@@ -19,7 +19,16 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { verifySignature } from '../../../../shared/src/signing.ts';
-import { SSE_DONE, sseEvent } from '../../../../shared/src/sse.ts';
+import { sseEvent } from '../../../../shared/src/sse.ts';
+import {
+  blendOf,
+  chunkEvents,
+  completionObject,
+  logitsObject,
+  STUB_CONTEXT,
+  stubPromptTokens,
+  usageFor,
+} from './stub-answers.ts';
 
 /**
  * Behaviours a stub backend URL can select. Three answer like the real backend's validation does after its
@@ -54,15 +63,6 @@ export type StubBehaviour =
   | 'reject400'
   | 'ctx256';
 
-/** The context of the `ctx256` behaviour. */
-export const STUB_CONTEXT = 256;
-
-function stubPromptTokens(body: Record<string, unknown>): number {
-  const messages = body.messages as { content?: unknown }[] | undefined;
-  const text = messages ? messages.map((m) => String(m.content ?? '')).join(' ') : String(body.prompt ?? '');
-  return Math.max(1, Math.ceil(text.length / 4));
-}
-
 interface Recorded {
   behaviour: string;
   method: string;
@@ -88,6 +88,28 @@ interface TagState {
   models: Set<string>;
 }
 
+/**
+ * The behaviours that answer with one OpenAI-format error: status, [type, code, message], headers, and whether the
+ * request got as far as the ledger (it read the prompt, then failed) or was refused before any work.
+ */
+const CANNED_ERRORS: Partial<
+  Record<StubBehaviour, { status: number; error: [string, string, string]; headers?: Record<string, string>; ledger: boolean }>
+> = {
+  fail500: { status: 500, error: ['server_error', 'internal_error', 'stub: internal failure'], ledger: true },
+  fail503: {
+    status: 503,
+    error: ['backend_error', 'engine_unavailable', 'stub: the engine is unavailable'],
+    headers: { 'retry-after': '5' },
+    ledger: true,
+  },
+  unavailable: {
+    status: 503,
+    error: ['backend_error', 'loading', 'stub: model still loading'],
+    headers: { 'retry-after': '7' },
+    ledger: false,
+  },
+};
+
 const wait = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 function newTag(): TagState {
@@ -108,120 +130,6 @@ function readBody(req: IncomingMessage): Promise<string> {
 function json(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
   res.writeHead(status, { 'content-type': 'application/json', ...headers });
   res.end(JSON.stringify(body));
-}
-
-function usageFor(lambda: number, prompt = 5, completion = 3, mix?: Record<string, number>) {
-  const tokens = { prompt_tokens: prompt, completion_tokens: completion };
-  const none = { prompt_tokens: 0, completion_tokens: 0 };
-  const base = { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
-  if (mix === undefined)
-    return {
-      ...base,
-      realign: { lambda, branches: { aligned: lambda === 0 ? none : tokens, reference: lambda === 1 ? none : tokens } },
-    };
-  // like the backend's usage ledger: each adapter with λ ≠ 0 runs a branch; the reference runs unless one adapter at 1
-  const used = Object.entries(mix).filter(([, l]) => l !== 0);
-  const reference = used.length === 1 && used[0]![1] === 1 ? none : tokens;
-  const adapters = Object.fromEntries(used.map(([name]) => [name, { ...tokens }]));
-  return { ...base, realign: { lambda, branches: { aligned: used.length ? tokens : none, reference }, mix, adapters } };
-}
-
-/**
- * The blend a request asks for, as a backend serving a model of several adapters reads it: `mix`, or `adapter`
- * with `lambda` (a mix of one); λ is the mix's sum. Without either, `lambda` (default 1) and no mix.
- */
-function blendOf(body: Record<string, unknown>): { lambda: number; mix?: Record<string, number> } {
-  const lambda = typeof body.lambda === 'number' ? body.lambda : 1;
-  const mix =
-    typeof body.mix === 'object' && body.mix !== null
-      ? (body.mix as Record<string, number>)
-      : typeof body.adapter === 'string'
-        ? { [body.adapter]: lambda }
-        : undefined;
-  return mix === undefined ? { lambda } : { lambda: Object.values(mix).reduce((a, b) => a + b, 0), mix };
-}
-
-/** The words a stub completion consists of; the serial makes two uncached answers differ. */
-function words(body: Record<string, unknown>, serial: number): string[] {
-  return [
-    'answer',
-    ` #${serial}`,
-    ` λ=${String(body.lambda)}`,
-    ` temp=${String(body.temperature ?? 'unset')}`,
-    ` max=${String(body.max_tokens ?? 'unset')}`,
-  ];
-}
-
-function completionObject(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number) {
-  const { lambda, mix } = blendOf(body);
-  const text = words(body, serial).join('');
-  const usage = usageFor(lambda, 5, 3, mix);
-  const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, usage };
-  return kind === 'chat'
-    ? {
-        ...base,
-        object: 'chat.completion',
-        choices: [{ index: 0, message: { role: 'assistant', content: text }, logprobs: null, finish_reason: 'stop' }],
-      }
-    : { ...base, object: 'text_completion', choices: [{ index: 0, text, logprobs: null, finish_reason: 'stop' }] };
-}
-
-function chunkEvents(kind: 'chat' | 'completions', body: Record<string, unknown>, serial: number): string[] {
-  const { lambda, mix } = blendOf(body);
-  const includeUsage = (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
-  const extra = includeUsage ? { usage: null } : {};
-  const base = { id: `cmpl-stub-${serial}`, created: 1_800_000_000, model: String(body.model), lambda, ...extra };
-  const object = kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-  const piece = (text: string, first: boolean) =>
-    kind === 'chat'
-      ? {
-          ...base,
-          object,
-          choices: [
-            {
-              index: 0,
-              delta: first ? { role: 'assistant', content: text } : { content: text },
-              logprobs: null,
-              finish_reason: null,
-            },
-          ],
-        }
-      : { ...base, object, choices: [{ index: 0, text, logprobs: null, finish_reason: null }] };
-  const events = words(body, serial).map((w, i) => sseEvent(piece(w, i === 0)));
-  const last =
-    kind === 'chat'
-      ? { index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }
-      : { index: 0, text: '', logprobs: null, finish_reason: 'stop' };
-  events.push(sseEvent({ ...base, object, choices: [last] }));
-  if (includeUsage) events.push(sseEvent({ ...base, object, choices: [], usage: usageFor(lambda, 5, 3, mix) }));
-  events.push(SSE_DONE);
-  return events;
-}
-
-function logitsObject(body: Record<string, unknown>, serial: number) {
-  const lambdas = body.lambdas as number[];
-  return {
-    id: `logits-stub-${serial}`,
-    object: 'logits',
-    created: 1_800_000_000,
-    model: String(body.model),
-    lambdas,
-    input_ids: [1, 2, 3],
-    positions: 'last',
-    results: lambdas.map((lambda) => ({
-      lambda,
-      positions: [{ position: 2, top_logprobs: [{ token_id: 7, token: 'x', logprob: -0.1 * (1 + lambda) }] }],
-    })),
-    usage: {
-      prompt_tokens: 3,
-      completion_tokens: 0,
-      total_tokens: 3,
-      realign: {
-        lambda: lambdas,
-        branches: { aligned: { prompt_tokens: 3, completion_tokens: 0 }, reference: { prompt_tokens: 3, completion_tokens: 0 } },
-      },
-    },
-  };
 }
 
 /** A running stub backend. */
@@ -296,32 +204,16 @@ export async function startStubBackend(hmacSecret: string): Promise<StubBackend>
         state.ledger[dispatchId] = { state: state_, usage: usageFor(lambda, 5, completion, mix) };
     };
 
-    if (behaviour === 'fail500') {
-      ledger('failed', 0);
-      return json(res, 500, {
-        error: { message: 'stub: internal failure', type: 'server_error', param: null, code: 'internal_error' },
-      });
-    }
-    if (behaviour === 'fail503') {
-      ledger('failed', 0);
-      return json(
-        res,
-        503,
-        { error: { message: 'stub: the engine is unavailable', type: 'backend_error', param: null, code: 'engine_unavailable' } },
-        { 'retry-after': '5' },
-      );
+    const canned = CANNED_ERRORS[behaviour];
+    if (canned) {
+      if (canned.ledger) ledger('failed', 0);
+      const [type, code, message] = canned.error;
+      return json(res, canned.status, { error: { message, type, param: null, code } }, canned.headers);
     }
     if (behaviour === 'fail502') {
       res.writeHead(502, { 'content-type': 'text/html' });
       return void res.end('<html><body>502 Bad Gateway</body></html>');
     }
-    if (behaviour === 'unavailable')
-      return json(
-        res,
-        503,
-        { error: { message: 'stub: model still loading', type: 'backend_error', param: null, code: 'loading' } },
-        { 'retry-after': '7' },
-      );
     if (behaviour === 'models') {
       const stateOf = (m: string) =>
         m.startsWith('down-') ? 'failed: stub: no weights' : m.startsWith('loading-') ? 'loading' : 'ready';
