@@ -31,25 +31,50 @@ async function online(t: DrawPool, n: number): Promise<void> {
 }
 afterAll(() => threads.forEach((t) => t.close()));
 
+/** A pool of `threads` draw threads, once they are up (closed after the file). */
+async function pool(threads_: number, slowRowMs = 0): Promise<DrawPool> {
+  const t = new DrawPool({ threads: threads_, slowRowMs });
+  threads.push(t);
+  await online(t, threads_);
+  return t;
+}
+
+/**
+ * One round of `n` rows whose jobs `job(j, into)` makes (after writing row j into `into`); expects each row's token to
+ * be drawBounded's on this thread and returns the tokens.
+ */
+function checkedRound(
+  t: DrawPool,
+  n: number,
+  job: (j: number, into: Float32Array) => DrawJob,
+  meanwhile?: () => void,
+): Int32Array {
+  const jobs: DrawJob[] = [];
+  const got = t.round(
+    n,
+    V,
+    (j, into) => {
+      jobs.push(job(j, into));
+      return jobs[j];
+    },
+    meanwhile,
+  );
+  expect(Array.from(got)).toEqual(jobs.map((x) => drawBounded(x)));
+  return got;
+}
+
 describe('DrawPool', () => {
   it('gives every row the token drawBounded gives on this thread, and the draw thread draws some of them', async () => {
-    const t = new DrawPool({ threads: 1 });
-    threads.push(t);
-    await online(t, 1);
+    const t = await pool(1);
     const rng = new Rng(20261202, 0);
     for (let round = 0; round < 12; round++) {
-      const n = 2 + (round % 5);
-      const jobs: DrawJob[] = [];
-      const got = t.round(n, V, (j, into) => {
+      const got = checkedRound(t, 2 + (round % 5), (j, into) => {
         into.set(row(rng, 0.5 + j));
         let max = -Infinity;
         for (let i = 0; i < V; i++) if (into[i] > max) max = into[i];
-        const job = { z: into, max, invT: 1 / (0.5 + 0.1 * j), topP: j % 3 === 2 ? 1 : 0.9, minP: 0, u: rng.nextFloat() };
-        jobs.push(job);
         spin(3);
-        return job;
+        return { z: into, max, invT: 1 / (0.5 + 0.1 * j), topP: j % 3 === 2 ? 1 : 0.9, minP: 0, u: rng.nextFloat() };
       });
-      expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
       for (const tok of got) expect(tok === UNDECIDED || (tok >= 0 && tok < V)).toBe(true);
     }
     expect(t.stats.broken).toBe(false);
@@ -57,20 +82,14 @@ describe('DrawPool', () => {
   });
 
   it('does not wait for a stalled draw thread: the rows it holds are drawn again here, and its late tokens land nowhere', async () => {
-    const t = new DrawPool({ threads: 1, slowRowMs: 300 });
-    threads.push(t);
-    await online(t, 1);
+    const t = await pool(1, 300);
     const rng = new Rng(11, 3);
     for (let round = 0; round < 3; round++) {
-      const jobs: DrawJob[] = [];
-      const got = t.round(6, V, (j, into) => {
+      checkedRound(t, 6, (j, into) => {
         into.set(row(rng, 1 + j));
-        const job = { z: into, max: NaN, invT: 1.1, topP: 0.9, minP: 0, u: rng.nextFloat() };
-        jobs.push(job);
         spin(2); // the draw thread claims a row while this one prepares the next
-        return job;
+        return { z: into, max: NaN, invT: 1.1, topP: 0.9, minP: 0, u: rng.nextFloat() };
       });
-      expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
     }
     // it held rows (300 ms each) and none of its tokens stood: each was drawn here first, and its late write to the
     // slot (tagged with a finished round) was refused
@@ -80,24 +99,14 @@ describe('DrawPool', () => {
   });
 
   it('with three draw threads: the same tokens, drawn by several threads at once', async () => {
-    const t = new DrawPool({ threads: 3 });
-    threads.push(t);
-    await online(t, 3);
+    const t = await pool(3);
     const rng = new Rng(31, 4);
     for (let round = 0; round < 6; round++) {
-      const jobs: DrawJob[] = [];
-      const got = t.round(
-        9,
-        V,
-        (j, into) => {
-          into.set(row(rng, 1 + (j % 3)));
-          const job = { z: into, max: NaN, invT: 1.2, topP: j % 2 ? 1 : 0.92, minP: 0, u: rng.nextFloat() };
-          jobs.push(job);
-          return job;
-        },
-        () => spin(10),
-      ); // the engine thread is busy elsewhere: the draw threads take the rows
-      expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
+      const job = (j: number, into: Float32Array) => {
+        into.set(row(rng, 1 + (j % 3)));
+        return { z: into, max: NaN, invT: 1.2, topP: j % 2 ? 1 : 0.92, minP: 0, u: rng.nextFloat() };
+      };
+      checkedRound(t, 9, job, () => spin(10)); // the engine thread is busy elsewhere: the draw threads take the rows
     }
     expect(t.stats.threads).toBe(3);
     expect(t.stats.helperRows).toBeGreaterThan(0);
@@ -107,14 +116,10 @@ describe('DrawPool', () => {
     const t = new DrawPool();
     t.close();
     const rng = new Rng(7, 1);
-    const jobs: DrawJob[] = [];
-    const got = t.round(3, V, (j, into) => {
+    checkedRound(t, 3, (j, into) => {
       into.set(row(rng, 1));
-      const job = { z: into, max: into.reduce((a, b) => (b > a ? b : a), -Infinity), invT: 1.25, topP: 0.9, minP: 0, u: 0.3 * j };
-      jobs.push(job);
-      return job;
+      return { z: into, max: into.reduce((a, b) => (b > a ? b : a), -Infinity), invT: 1.25, topP: 0.9, minP: 0, u: 0.3 * j };
     });
-    expect(Array.from(got)).toEqual(jobs.map((job) => drawBounded(job)));
   });
 });
 
