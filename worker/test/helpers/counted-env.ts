@@ -62,31 +62,31 @@ export function countingD1(db: D1Database, counts: Counts): D1Database {
   });
 }
 
-export function countingKv(kv: KVNamespace, counts: Counts): KVNamespace {
-  return new Proxy(kv, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop) as unknown;
+/** `target` whose method calls first go through `onCall(method, args)`; everything else as it is. */
+function countingProxy<T extends object>(target: T, onCall: (method: string | symbol, args: unknown[]) => void): T {
+  return new Proxy(target, {
+    get(t, prop) {
+      const v = Reflect.get(t, prop) as unknown;
       if (typeof v !== 'function') return v;
       return (...args: unknown[]) => {
-        if (prop === 'get' || prop === 'getWithMetadata' || prop === 'list') counts.kvReads++;
-        else if (prop === 'put' || prop === 'delete') counts.kvWrites++;
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
+        onCall(prop, args);
+        return (v as (...a: unknown[]) => unknown).apply(t, args);
       };
     },
   });
 }
 
+export function countingKv(kv: KVNamespace, counts: Counts): KVNamespace {
+  return countingProxy(kv, (prop) => {
+    if (prop === 'get' || prop === 'getWithMetadata' || prop === 'list') counts.kvReads++;
+    else if (prop === 'put' || prop === 'delete') counts.kvWrites++;
+  });
+}
+
 export function countingQueue(queue: Queue, counts: Counts): Queue {
-  return new Proxy(queue, {
-    get(target, prop) {
-      const v = Reflect.get(target, prop) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) => {
-        if (prop === 'send') counts.queueMessages++;
-        if (prop === 'sendBatch') counts.queueMessages += (args[0] as unknown[]).length;
-        return (v as (...a: unknown[]) => unknown).apply(target, args);
-      };
-    },
+  return countingProxy(queue, (prop, args) => {
+    if (prop === 'send') counts.queueMessages++;
+    if (prop === 'sendBatch') counts.queueMessages += (args[0] as unknown[]).length;
   });
 }
 
