@@ -171,9 +171,15 @@ export async function bindingBench(
       const { logits } = await runner.step(plan);
       p.rows.commit(plan);
       // the engine's host path (engine/host-sampling.ts), with its draw thread unless `alone`
-      hostSample(rows, logits, vocab, alone ? null : draws, (_, err) => {
-        throw err;
-      });
+      hostSample(
+        rows,
+        logits,
+        vocab,
+        () => (alone ? null : draws),
+        (_, err) => {
+          throw err;
+        },
+      );
       const c = process.cpuUsage(c0);
       cpu?.push((c.user + c.system) / 1000);
     };

@@ -21,14 +21,14 @@ export const MIN_ROUND_ROWS = 2;
 
 /**
  * Each row's event (null where `seqs[i]` is null), from `logits` [rows, V] or a function giving row i's logits (read
- * once per row, e.g. copied from the device for the rows a sampling graph left to the host). `failed` turns an
- * unexpected error of one row's sampling into that row's event, so one row's failure never ends the others.
+ * once per row, e.g. copied from the device for the rows a sampling graph left to the host). `pool` gives the draw
+ * pool (asked only when a round would run; null: none). `failed` turns an unexpected error of one row's sampling into that row's event, so one row's failure never ends the others.
  */
 export function hostSample<E extends object, S extends HostRow<E>>(
   seqs: readonly (S | null)[],
   logits: Float32Array | ((row: number) => Float32Array),
   vocab: number,
-  draws: DrawPool | null,
+  pool: () => DrawPool | null,
   failed: (seq: S, err: unknown) => E,
 ): (E | null)[] {
   const out: (E | null)[] = new Array<E | null>(seqs.length).fill(null);
@@ -44,9 +44,10 @@ export function hostSample<E extends object, S extends HostRow<E>>(
   const bounded: number[] = [];
   const others: number[] = [];
   seqs.forEach((seq, i) => {
-    if (seq) (draws?.usable && seq.sampler.boundedDraw(vocab) ? bounded : others).push(i);
+    if (seq) (seq.sampler.boundedDraw(vocab) ? bounded : others).push(i);
   });
-  if (!draws || bounded.length < MIN_ROUND_ROWS) {
+  const draws = bounded.length >= MIN_ROUND_ROWS ? pool() : null;
+  if (!draws?.usable) {
     seqs.forEach((seq, i) => seq && stepRow(i));
     return out;
   }

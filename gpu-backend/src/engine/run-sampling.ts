@@ -8,7 +8,7 @@
 import { availableParallelism } from 'node:os';
 import { DrawPool } from '../sampling/draw-pool.ts';
 import type { GraphRunner, SamplingFeed } from './graph-runner.ts';
-import { hostSample, MIN_ROUND_ROWS } from './host-sampling.ts';
+import { hostSample } from './host-sampling.ts';
 import type { LoadedModel } from './model-loader.ts';
 import type { EngineLimits, GenerateEvent } from './protocol.ts';
 import type { RowAllocator, SequencePlan } from './rows.ts';
@@ -79,7 +79,7 @@ export class RunSampling {
     const topCount = runner.manifest.deviceSampling?.topLogprobs ?? 0;
     if (!runner.deviceSampling || !seqs.every((s) => !s || s.deviceSampleable(topCount))) {
       const logits = await timedStep(runner, this.rows, plan, stepMs);
-      return hostSample(seqs, logits, V, this.drawPool(seqs, V), rowFailed);
+      return hostSample(seqs, logits, V, this.drawPool, rowFailed);
     }
     const t0 = performance.now();
     const res = await runner.stepSampled(plan, samplingFeed(seqs));
@@ -88,7 +88,7 @@ export class RunSampling {
     // rows the graph left to the host (−2, a nucleus wider than its candidates; −1, no finite logit: the host's error)
     // are sampled as a host step's rows are, sampled ones shared with the draw pool
     const host = seqs.map((seq, i) => (seq && res.token[i] < 0n ? seq : null));
-    const out = host.some((s) => s) ? hostSample(host, (i) => res.logitsRow(i), V, this.drawPool(host, V), rowFailed) : [];
+    const out = host.some((s) => s) ? hostSample(host, (i) => res.logitsRow(i), V, this.drawPool, rowFailed) : [];
     const K = res.topCount;
     return seqs.map((seq, i) => {
       if (!seq) return null;
@@ -106,16 +106,15 @@ export class RunSampling {
   }
 
   /** The draw pool, started the first time a run has MIN_ROUND_ROWS rows it can draw (see EngineLimits.drawThread). */
-  private drawPool(seqs: readonly (Sequence | null)[], vocab: number): DrawPool | null {
+  private readonly drawPool = (): DrawPool | null => {
     if (this.pool !== undefined) return this.pool;
     const mode = this.limits.drawThread ?? 'auto';
     if (mode === 'off' || (mode === 'auto' && availableParallelism() < 2)) return (this.pool = null);
-    if (seqs.filter((s) => s?.sampler.boundedDraw(vocab)).length < MIN_ROUND_ROWS) return null;
     try {
       this.pool = DrawPool.shared();
     } catch {
       this.pool = null; // no entry file (an unusual build): the engine thread samples alone
     }
     return this.pool;
-  }
+  };
 }
