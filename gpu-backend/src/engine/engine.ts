@@ -87,9 +87,9 @@ export class Engine {
 
   /** Submits a generation (ids assigned here). */
   generate(job: Omit<GenerateJob, 'id'>): Generation {
-    // a failed engine refuses at once, before anything is registered that no message would ever settle
-    if (this.fatal) throw this.fatal;
-    if (this.stopping) throw this.stopping;
+    // a failed or stopping engine refuses at once, before anything is registered that no message would settle
+    const refused = this.fatal ?? this.stopping;
+    if (refused) throw refused;
     const id = this.nextId++;
     const queue: GenerateEvent[] = [];
     let wake: (() => void) | null = null;
@@ -134,8 +134,8 @@ export class Engine {
 
   /** Runs a logits job. */
   logits(job: Omit<LogitsJob, 'id'>): Promise<LogitsResult> {
-    if (this.fatal) return Promise.reject(this.fatal);
-    if (this.stopping) return Promise.reject(this.stopping);
+    const refused = this.fatal ?? this.stopping;
+    if (refused) return Promise.reject(refused);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.logitsJobs.set(id, { resolve, reject });
