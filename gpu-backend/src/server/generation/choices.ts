@@ -46,6 +46,14 @@ export interface RunLog {
   prompt: unknown;
 }
 
+/** Waits for `p` to settle, at most {@link SETTLE_MS}. */
+async function settledWithin(p: Promise<unknown>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((r) => (timer = setTimeout(r, SETTLE_MS)));
+  await Promise.race([p, bound]);
+  clearTimeout(timer);
+}
+
 /** The fields an engine refusal of this request names (engine-error.ts). */
 function fieldsOf(prep: PreparedGeneration): RejectionFields {
   return { prompt: prep.promptParam, budget: 'max_tokens' };
@@ -102,10 +110,7 @@ async function settleRefused(
     }
     ticket.broken(i); // (no-op when its final event came)
   };
-  let timer: NodeJS.Timeout | undefined;
-  const bound = new Promise<void>((r) => (timer = setTimeout(r, SETTLE_MS)));
-  await Promise.race([Promise.all(its.map(drain)), bound]);
-  clearTimeout(timer);
+  await settledWithin(Promise.all(its.map(drain)));
 }
 
 /** The running choices of one request. */
@@ -184,10 +189,7 @@ export class ChoiceRun {
    */
   async stop(): Promise<void> {
     this.cancel();
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((r) => (timer = setTimeout(r, SETTLE_MS)));
-    await Promise.race([this.settled, bound]);
-    clearTimeout(timer);
+    await settledWithin(this.settled);
   }
 
   /** Every event of every choice, in arrival order; the ledger sees each one even after the consumer stopped reading. */
