@@ -224,28 +224,42 @@ export async function startSystem(opts: SystemOptions): Promise<RunningSystem> {
     ]);
     const envFile = join(opts.stateDir, 'worker.env');
     writeFileSync(envFile, `BACKEND_HMAC_SECRET=${hmacSecret}\nADMIN_TOKEN=${adminToken}\n`, { mode: 0o600 });
-    const edgePort = await freePort(opts.edgePort ?? 0);
     const vars = {
       BACKENDS: JSON.stringify(backends.map((b, i) => ({ url: b.url, weight: opts.backends[i].weight ?? 1 }))),
       // the local system always seeds the dev tenant; its key is public, so the playground may offer it
       PLAYGROUND_DEV_KEY: DEMO_KEY,
       ...opts.workerVars,
     };
-    const worker = start(
-      'wrangler dev',
-      process.execPath,
-      wranglerDevArgs({ port: edgePort, inspectorPort: await freePort(), persist, envFile, vars }),
-      {
-        cwd: ROOT,
-        env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
-        echo: opts.echo,
-        logFile: opts.logDir ? join(opts.logDir, 'wrangler.log') : undefined,
-      },
-    );
-    started.push(worker);
+    // freePort's ports are free when chosen, not when wrangler dev binds them: another process (a workerd of a
+    // parallel test, say) can take one in between. wrangler dev then exits with "Address already in use" before it
+    // is ready; start it again on fresh ports (a port the caller asked for is kept)
+    let edgePort = 0;
+    let worker: Proc;
+    for (let attempt = 1; ; attempt++) {
+      edgePort = await freePort(opts.edgePort ?? 0);
+      worker = start(
+        'wrangler dev',
+        process.execPath,
+        wranglerDevArgs({ port: edgePort, inspectorPort: await freePort(), persist, envFile, vars }),
+        {
+          cwd: ROOT,
+          env: { ...process.env, WRANGLER_SEND_METRICS: 'false' },
+          echo: opts.echo,
+          logFile: opts.logDir ? join(opts.logDir, 'wrangler.log') : undefined,
+        },
+      );
+      started.push(worker);
+      opts.log?.('edge: starting wrangler dev');
+      try {
+        await waitReady(`http://127.0.0.1:${edgePort}/healthz`, 120_000, worker);
+        break;
+      } catch (err) {
+        const taken = worker.child.exitCode !== null && /Address already in use/.test((err as Error).message);
+        if (!taken || attempt >= 3) throw err;
+        opts.log?.(`edge: a port was taken before wrangler dev bound it; starting it again (attempt ${attempt + 1})`);
+      }
+    }
     const edgeUrl = `http://127.0.0.1:${edgePort}`;
-    opts.log?.('edge: starting wrangler dev');
-    await waitReady(`${edgeUrl}/healthz`, 120_000, worker);
     opts.log?.(`edge: ready on ${edgeUrl}`);
     const admin = (method: string, path: string, body?: unknown) =>
       fetch(`${edgeUrl}${path}`, {
