@@ -105,6 +105,7 @@ export async function startBackendProc(
   spec: BackendSpec,
   hmacSecret: string,
   opts: BackendProcOptions = {},
+  attempt = 1,
 ): Promise<{ url: string; proc: Proc }> {
   const port = await freePort(spec.port ?? 0);
   const config = join(stateDir, `models-${port}.json`);
@@ -142,6 +143,12 @@ export async function startBackendProc(
     });
   } catch (err) {
     await proc.stop();
+    // the port was free when chosen, not when the backend bound it (see startSystem's wrangler dev): again, on another
+    if (attempt < 3 && /EADDRINUSE/.test(lastLines(proc, 40))) {
+      clearInterval(heartbeat);
+      opts.log?.(`backend: port ${port} was taken before it bound it; starting it again`);
+      return startBackendProc(stateDir, spec, hmacSecret, opts, attempt + 1);
+    }
     throw err;
   } finally {
     clearInterval(heartbeat);
